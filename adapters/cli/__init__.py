@@ -1,0 +1,35 @@
+"""The ``ewallet-fsm`` command. It lives beside the adapters because it may import both packages."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from adapters.cli import _demo, _flows, _records
+from fsm.errors import FsmError
+
+_COMMANDS = (_flows, _records, _demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="ewallet-fsm",
+        description="E-wallet payment lifecycles as explicit, persisted state machines.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the process exit code (2 for a refused request)."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except FsmError as exc:
+        sys.stderr.write(f"ewallet-fsm: error: {exc}\n")
+        return 2
+    return code

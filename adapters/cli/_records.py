@@ -1,0 +1,184 @@
+"""``ewallet-fsm history``, ``replay`` and ``list``: what happened to stored instances."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import datetime
+from typing import Any
+
+from adapters.cli._output import default_db, iso, table, write, write_json
+from fsm.errors import InvalidInstanceData
+from fsm.flows import get_flow
+from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.persistence import SqlStore
+from fsm.replay import replay_instance
+
+
+def register(subparsers: Any) -> None:
+    """Add the record commands."""
+    history = subparsers.add_parser("history", help="show an instance's transitions and refusals")
+    _common(history)
+    history.set_defaults(handler=_history)
+
+    replay = subparsers.add_parser(
+        "replay", help="rebuild an instance's state from its log and verify every step"
+    )
+    _common(replay)
+    cut = replay.add_mutually_exclusive_group()
+    cut.add_argument("--until", type=int, metavar="N", help="state as of step N")
+    cut.add_argument("--at", metavar="TIME", help="state as of an ISO 8601 time with a zone")
+    replay.set_defaults(handler=_replay)
+
+    listing = subparsers.add_parser("list", help="list stored instances")
+    listing.add_argument("--db", default=default_db(), help="database URL")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_list)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", help="instance id")
+    parser.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _store(url: str) -> SqlStore:
+    store = SqlStore(url)
+    store.create_schema()
+    return store
+
+
+def _history(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    instance = store.get(args.id)
+    records, refused = store.history(args.id), store.rejections(args.id)
+    if args.json:
+        write_json(
+            {
+                "instance": instance_json(instance),
+                "transitions": [record_json(r) for r in records],
+                "rejected": [rejected_json(r) for r in refused],
+            }
+        )
+        return 0
+    write(f"{instance.id}  flow={instance.flow}  wallet={instance.wallet}  state={instance.state}")
+    write(f"referenceNo={instance.reference_no}  tXid={instance.tx_id}  amount={instance.amount}")
+    write()
+    rows = [
+        (r.seq, iso(r.occurred_at), r.event, r.source, r.dest, r.actor, r.idempotency_key)
+        for r in records
+    ]
+    write(table(("seq", "time (UTC)", "event", "from", "to", "actor", "key"), rows))
+    if refused:
+        write()
+        write("refused events:")
+        refusals = [
+            (iso(r.occurred_at), r.event, r.state, r.actor, r.reason, r.detail) for r in refused
+        ]
+        write(table(("time (UTC)", "event", "in state", "actor", "reason", "detail"), refusals))
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    instance = store.get(args.id)
+    result = replay_instance(
+        get_flow(instance.flow),
+        instance,
+        store.history(args.id),
+        until_seq=args.until,
+        until_time=_parse_time(args.at),
+    )
+    divergence = None
+    if result.divergence is not None:
+        divergence = {
+            "index": result.divergence.index,
+            "seq": result.divergence.seq,
+            "reason": result.divergence.reason,
+        }
+    if args.json:
+        write_json(
+            {
+                "instance": instance.id,
+                "flow": result.flow,
+                "verdict": str(result.verdict),
+                "state": result.state,
+                "applied": result.applied,
+                "divergence": divergence,
+            }
+        )
+    else:
+        write(f"{instance.id}: {result.verdict}; state {result.state} after {result.applied} steps")
+        if divergence:
+            write(f"first divergence at step {divergence['seq']}: {divergence['reason']}")
+    return 0 if result.divergence is None else 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = _store(args.db)
+    instances = store.list_instances()
+    if args.json:
+        write_json({"instances": [instance_json(i) for i in instances]})
+    else:
+        rows = [(i.id, i.flow, i.wallet, i.state, i.version, i.reference_no) for i in instances]
+        write(table(("id", "flow", "wallet", "state", "version", "referenceNo"), rows))
+    return 0
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInstanceData(f"--at {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InvalidInstanceData(f"--at {text!r} has no timezone (add Z or +07:00)")
+    return moment
+
+
+def instance_json(instance: Instance) -> dict[str, Any]:
+    """An instance as JSON data."""
+    return {
+        "id": instance.id,
+        "flow": instance.flow,
+        "state": instance.state,
+        "version": instance.version,
+        "wallet": instance.wallet,
+        "amount": instance.amount,
+        "currency": instance.currency,
+        "reference_no": instance.reference_no,
+        "tx_id": instance.tx_id,
+        "deadline_at": iso(instance.deadline_at),
+        "created_at": iso(instance.created_at),
+        "updated_at": iso(instance.updated_at),
+    }
+
+
+def record_json(record: TransitionRecord) -> dict[str, Any]:
+    """A log record as JSON data."""
+    return {
+        "seq": record.seq,
+        "occurred_at": iso(record.occurred_at),
+        "event": record.event,
+        "from": record.source,
+        "to": record.dest,
+        "actor": str(record.actor),
+        "idempotency_key": record.idempotency_key,
+        "payload": dict(record.payload),
+        "fingerprint": record.fingerprint,
+    }
+
+
+def rejected_json(rejected: RejectedEvent) -> dict[str, Any]:
+    """A refused event as JSON data."""
+    return {
+        "occurred_at": iso(rejected.occurred_at),
+        "event": rejected.event,
+        "state": rejected.state,
+        "version": rejected.version,
+        "actor": str(rejected.actor),
+        "idempotency_key": rejected.idempotency_key,
+        "reason": str(rejected.reason),
+        "detail": rejected.detail,
+        "payload": dict(rejected.payload),
+    }

@@ -1,0 +1,86 @@
+"""Explicit, persisted finite-state machines for payment lifecycles.
+
+Flows are validated data (:mod:`fsm.flows`), :class:`Engine` is the only way to move an instance,
+every step is stored with its actor and idempotency key, and :func:`replay` rebuilds and verifies
+an instance's state from its log. This package does no network I/O and never imports adapters.
+"""
+
+import logging
+
+from fsm.clock import Clock, ManualClock, SystemClock
+from fsm.definition import (
+    Actor,
+    Deadline,
+    FlowDefinition,
+    Guard,
+    GuardContext,
+    StateKind,
+    StateSpec,
+    TransitionSpec,
+)
+from fsm.engine import Engine
+from fsm.errors import (
+    ActorNotAllowed,
+    ConcurrentTransition,
+    FlowDefinitionError,
+    FsmError,
+    GuardRefused,
+    IdempotencyKeyReused,
+    InstanceExists,
+    InstanceNotFound,
+    InvalidInstanceData,
+    RejectReason,
+    StaleEvent,
+    TransitionError,
+    TransitionNotAllowed,
+    UnknownFlow,
+)
+from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.persistence import DEFAULT_DB_URL, SqlStore
+from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance
+from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "DEFAULT_DB_URL",
+    "DEFAULT_RETRY",
+    "Actor",
+    "ActorNotAllowed",
+    "Clock",
+    "ConcurrentTransition",
+    "Deadline",
+    "Divergence",
+    "Engine",
+    "FlowDefinition",
+    "FlowDefinitionError",
+    "FsmError",
+    "Guard",
+    "GuardContext",
+    "GuardRefused",
+    "IdempotencyKeyReused",
+    "Instance",
+    "InstanceExists",
+    "InstanceNotFound",
+    "InvalidInstanceData",
+    "ManualClock",
+    "RejectReason",
+    "RejectedEvent",
+    "ReplayResult",
+    "RetryPolicy",
+    "SqlStore",
+    "StaleEvent",
+    "StateKind",
+    "StateSpec",
+    "SystemClock",
+    "TransitionError",
+    "TransitionNotAllowed",
+    "TransitionRecord",
+    "TransitionResult",
+    "TransitionSpec",
+    "UnknownFlow",
+    "Verdict",
+    "replay",
+    "replay_instance",
+    "retry_concurrent",
+]

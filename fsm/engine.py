@@ -1,0 +1,483 @@
+"""The engine: the one way to start a flow instance and to move it.
+
+``Engine.fire`` loads the instance, decides with the flow's compiled machine, and writes the
+outcome in one database transaction: the applied transition (compare-and-set plus log row), or the
+refused event with its reason. A refused event raises a :class:`~fsm.errors.TransitionNotAllowed`
+after it has been recorded; a repeated idempotency key returns the first outcome unchanged.
+Nothing here does network I/O: adapters do that and report what they learn as events.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fsm._machine import CompiledFlow
+from fsm._payload import clean_payload
+from fsm.clock import Clock, SystemClock
+from fsm.definition import Actor, FlowDefinition, GuardContext, TransitionSpec
+from fsm.errors import (
+    ActorNotAllowed,
+    ConcurrentTransition,
+    GuardRefused,
+    IdempotencyKeyReused,
+    InvalidInstanceData,
+    RejectReason,
+    StaleEvent,
+    TransitionError,
+    TransitionNotAllowed,
+    UnknownFlow,
+)
+from fsm.flows import FLOWS
+from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.persistence import Contention, SqlStore, Unit
+from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
+
+logger = logging.getLogger(__name__)
+
+_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_AMOUNT = re.compile(r"[0-9]{1,18}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+MAX_KEY_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Applied:
+    spec: TransitionSpec
+    dest: str
+
+
+class Engine:
+    """Starts and moves flow instances stored in a :class:`~fsm.persistence.SqlStore`."""
+
+    def __init__(
+        self,
+        store: SqlStore,
+        *,
+        flows: Mapping[str, FlowDefinition] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """Bind the engine to ``store``; ``flows`` defaults to every built-in flow."""
+        self.store = store
+        self.flows: Mapping[str, FlowDefinition] = dict(FLOWS if flows is None else flows)
+        self.clock: Clock = clock or SystemClock()
+        self._compiled = {name: CompiledFlow(flow) for name, flow in self.flows.items()}
+
+    def flow(self, name: str) -> FlowDefinition:
+        """The flow called ``name``.
+
+        Raises:
+            UnknownFlow: the engine has no such flow.
+        """
+        try:
+            return self.flows[name]
+        except KeyError:
+            raise UnknownFlow(name, sorted(self.flows)) from None
+
+    def start(
+        self,
+        flow: str,
+        *,
+        instance_id: str | None = None,
+        wallet: str | None = None,
+        amount: str | int | None = None,
+        currency: str = "IDR",
+        reference_no: str | None = None,
+        tx_id: str | None = None,
+        mandate: str | None = None,
+    ) -> Instance:
+        """Store a new instance of ``flow`` in its initial state (version 0).
+
+        Args:
+            flow: name of the flow.
+            instance_id: the id to use; a random one when omitted.
+            wallet: the wallet; required when the flow names its wallets.
+            amount: exact amount in minor units, as an ``int`` or a digit string.
+            currency: ISO 4217 code.
+            reference_no: the merchant's order reference.
+            tx_id: the provider's transaction id, when already known.
+            mandate: a stored payment mandate (AstraPay).
+
+        Raises:
+            UnknownFlow: no such flow.
+            InvalidInstanceData: a field is malformed; nothing was stored.
+            InstanceExists: ``instance_id`` is taken.
+        """
+        definition = self.flow(flow)
+        now = self.clock.now()
+        instance = Instance(
+            id=_checked_id(instance_id or uuid.uuid4().hex),
+            flow=definition.name,
+            state=definition.initial,
+            version=0,
+            wallet=_checked_wallet(definition, wallet),
+            amount=_checked_amount(amount),
+            currency=_checked_currency(currency),
+            reference_no=_checked_text("reference_no", reference_no),
+            tx_id=_checked_text("tx_id", tx_id),
+            mandate=_checked_text("mandate", mandate),
+            deadline_at=_deadline_at(definition, definition.initial, wallet, now),
+            created_at=now,
+            updated_at=now,
+        )
+        self.store.insert_instance(instance)
+        logger.info(
+            "instance started",
+            extra={"flow": flow, "instance": instance.id, "to": instance.state},
+        )
+        return instance
+
+    def fire(
+        self,
+        instance_id: str,
+        event: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str,
+        payload: Mapping[str, Any] | None = None,
+    ) -> TransitionResult:
+        """Apply ``event`` to the instance, exactly once per ``idempotency_key``.
+
+        Args:
+            instance_id: the instance to move.
+            event: the event's name.
+            actor: who fires it; must be one of the transition's allowed actors.
+            idempotency_key: repeats of this key return the first outcome and apply nothing.
+            payload: JSON-ready data recorded with the step; secret-looking fields are redacted.
+
+        Returns:
+            The applied transition, or for a repeated key the first one with ``duplicate=True``.
+
+        Raises:
+            InstanceNotFound: no such instance.
+            InvalidInstanceData: the actor, key or payload is malformed; nothing was recorded.
+            TransitionNotAllowed: refused (the subclass says why); recorded, nothing applied.
+            IdempotencyKeyReused: the key was used for another event; recorded, nothing applied.
+            ConcurrentTransition: another writer won the race; retry (see ``fire_with_retry``).
+        """
+        checked_actor = _checked_actor(actor)
+        key = _checked_key(idempotency_key)
+        clean = clean_payload(payload)
+        now = self.clock.now()
+        try:
+            with self.store.unit() as unit:
+                flow, outcome = self._write(
+                    unit, instance_id, str(event), checked_actor, key, clean, now
+                )
+        except Contention:
+            raise ConcurrentTransition(instance_id, "?", str(event), -1) from None
+        if isinstance(outcome, TransitionError):
+            _log_refusal(flow, outcome, checked_actor)
+            raise outcome
+        _log_outcome(flow, outcome)
+        return outcome
+
+    def allowed_events(self, instance_id: str, actor: Actor | str | None = None) -> tuple[str, ...]:
+        """Events that would be applied now (by ``actor``, when given), guards included."""
+        instance = self.store.get(instance_id)
+        flow = self.flow(instance.flow)
+        wanted = None if actor is None else _checked_actor(actor)
+        allowed = []
+        for event in flow.events_from(instance.state):
+            for spec in flow.candidates(instance.state, event):
+                actors = spec.actors if wanted is None else spec.actors & {wanted}
+                if any(_guard_passes(spec, instance, who) for who in sorted(actors)):
+                    allowed.append(event)
+                    break
+        return tuple(allowed)
+
+    def get(self, instance_id: str) -> Instance:
+        """The stored instance (``InstanceNotFound`` when there is none)."""
+        return self.store.get(instance_id)
+
+    def history(self, instance_id: str) -> list[TransitionRecord]:
+        """The instance's applied transitions, in order."""
+        return self.store.history(instance_id)
+
+    def rejections(self, instance_id: str) -> list[RejectedEvent]:
+        """The instance's refused events, in arrival order."""
+        return self.store.rejections(instance_id)
+
+    def _write(
+        self,
+        unit: Unit,
+        instance_id: str,
+        event: str,
+        actor: Actor,
+        key: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> tuple[str, TransitionResult | TransitionError]:
+        instance = unit.load(instance_id)
+        flow = self.flow(instance.flow)
+        prior = unit.find_key(instance_id, key)
+        if prior is not None:
+            return flow.name, self._repeat(unit, instance, prior, event, actor, key, payload, now)
+        decision = self._decide(flow, instance, event, actor, payload)
+        if isinstance(decision, TransitionNotAllowed):
+            unit.reject(_rejected(instance, event, actor, key, payload, now, decision))
+            return flow.name, decision
+        record = TransitionRecord(
+            instance_id=instance.id,
+            seq=instance.version + 1,
+            event=event,
+            source=instance.state,
+            dest=decision.dest,
+            actor=actor,
+            idempotency_key=key,
+            payload=payload,
+            occurred_at=now,
+            fingerprint=flow.fingerprint,
+        )
+        applied = unit.apply(
+            record,
+            expected_version=instance.version,
+            deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
+            bound={name: str(payload[name]) for name in decision.spec.binds},
+        )
+        if not applied:  # raising rolls the whole unit back
+            raise ConcurrentTransition(instance.id, instance.state, event, instance.version)
+        return flow.name, TransitionResult(record)
+
+    def _repeat(
+        self,
+        unit: Unit,
+        instance: Instance,
+        prior: TransitionRecord,
+        event: str,
+        actor: Actor,
+        key: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> TransitionResult | TransitionError:
+        outcome: TransitionResult | TransitionError
+        if prior.event != event:
+            outcome = IdempotencyKeyReused(instance.id, instance.state, event, key, prior.event)
+            reason, detail = RejectReason.KEY_REUSED, f"key used for {prior.event!r}"
+        else:
+            outcome = TransitionResult(prior, duplicate=True)
+            reason, detail = RejectReason.DUPLICATE, f"already applied as step {prior.seq}"
+        unit.reject(
+            RejectedEvent(
+                instance_id=instance.id,
+                event=event,
+                state=instance.state,
+                version=instance.version,
+                actor=actor,
+                idempotency_key=key,
+                reason=reason,
+                detail=detail,
+                payload=payload,
+                occurred_at=now,
+            )
+        )
+        return outcome
+
+    def _decide(
+        self,
+        flow: FlowDefinition,
+        instance: Instance,
+        event: str,
+        actor: Actor,
+        payload: Mapping[str, Any],
+    ) -> _Applied | TransitionNotAllowed:
+        refusal = _precheck(flow, instance, event, actor)
+        if refusal is not None:
+            return refusal
+        ctx = GuardContext(instance=instance, actor=actor, payload=payload)
+        dest = self._compiled[flow.name].step(instance.state, event, ctx)
+        if dest is None:
+            guards = sorted(
+                spec.guard.name
+                for spec in flow.candidates(instance.state, event)
+                if spec.guard and actor in spec.actors
+            )
+            return GuardRefused(instance.id, instance.state, event, detail=f"guard {guards}")
+        spec = next(
+            spec
+            for spec in flow.candidates(instance.state, event)
+            if spec.dest == dest and actor in spec.actors
+        )
+        missing = [name for name in spec.binds if not _is_text(payload.get(name))]
+        if missing:
+            return TransitionNotAllowed(
+                instance.id,
+                instance.state,
+                event,
+                reason=RejectReason.INVALID_PAYLOAD,
+                detail=f"payload lacks {missing}",
+            )
+        return _Applied(spec, dest)
+
+    def fire_with_retry(
+        self,
+        instance_id: str,
+        event: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str,
+        payload: Mapping[str, Any] | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> TransitionResult:
+        """:meth:`fire`, retried on :class:`ConcurrentTransition` under ``policy``."""
+        return retry_concurrent(
+            lambda: self.fire(
+                instance_id, event, actor=actor, idempotency_key=idempotency_key, payload=payload
+            ),
+            policy or DEFAULT_RETRY,
+        )
+
+
+def _precheck(
+    flow: FlowDefinition, instance: Instance, event: str, actor: Actor
+) -> TransitionNotAllowed | None:
+    candidates = flow.candidates(instance.state, event)
+    if not candidates:
+        if event not in flow.events:
+            return TransitionNotAllowed(
+                instance.id, instance.state, event, reason=RejectReason.UNKNOWN_EVENT
+            )
+        if flow.state(instance.state).kind.settled:
+            return StaleEvent(instance.id, instance.state, event, detail="instance is settled")
+        return TransitionNotAllowed(instance.id, instance.state, event)
+    allowed = set().union(*(spec.actors for spec in candidates))
+    if actor not in allowed:
+        return ActorNotAllowed(
+            instance.id,
+            instance.state,
+            event,
+            detail=f"{actor} may not; allowed: {sorted(allowed)}",
+        )
+    return None
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64
+
+
+def _guard_passes(spec: TransitionSpec, instance: Instance, actor: Actor) -> bool:
+    return spec.guard is None or spec.guard.check(GuardContext(instance, actor, {}))
+
+
+def _rejected(
+    instance: Instance,
+    event: str,
+    actor: Actor,
+    key: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    error: TransitionNotAllowed,
+) -> RejectedEvent:
+    return RejectedEvent(
+        instance_id=instance.id,
+        event=event,
+        state=instance.state,
+        version=instance.version,
+        actor=actor,
+        idempotency_key=key,
+        reason=error.reason,
+        detail=error.detail,
+        payload=payload,
+        occurred_at=now,
+    )
+
+
+def _deadline_at(
+    flow: FlowDefinition, state: str, wallet: str | None, now: datetime
+) -> datetime | None:
+    deadline = flow.state(state).deadline
+    return None if deadline is None else now + deadline.for_wallet(wallet)
+
+
+def _log_outcome(flow: str, result: TransitionResult) -> None:
+    record = result.record
+    message = "duplicate event absorbed" if result.duplicate else "transition applied"
+    logger.info(
+        message,
+        extra={
+            "flow": flow,
+            "instance": record.instance_id,
+            "event": record.event,
+            "from": record.source,
+            "to": record.dest,
+            "actor": str(record.actor),
+            "reason": "duplicate" if result.duplicate else None,
+        },
+    )
+
+
+def _log_refusal(flow: str, error: TransitionError, actor: Actor) -> None:
+    reason = getattr(error, "reason", RejectReason.KEY_REUSED)
+    logger.warning(
+        "event refused",
+        extra={
+            "flow": flow,
+            "instance": error.instance_id,
+            "event": error.event,
+            "from": error.state,
+            "to": None,
+            "actor": str(actor),
+            "reason": str(reason),
+        },
+    )
+
+
+def _checked_actor(actor: Actor | str) -> Actor:
+    try:
+        return Actor(actor)
+    except ValueError:
+        raise InvalidInstanceData(
+            f"unknown actor {actor!r}; actors: {', '.join(a.value for a in Actor)}"
+        ) from None
+
+
+def _checked_key(key: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise InvalidInstanceData(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
+    return key
+
+
+def _checked_id(instance_id: str) -> str:
+    if not isinstance(instance_id, str) or not _ID.fullmatch(instance_id):
+        raise InvalidInstanceData(
+            f"instance id {instance_id!r} must be 1-64 letters, digits or ._:-"
+        )
+    return instance_id
+
+
+def _checked_amount(amount: str | int | None) -> str | None:
+    if amount is None:
+        return None
+    if isinstance(amount, bool) or not isinstance(amount, str | int):
+        raise InvalidInstanceData(
+            f"amount must be an int or a digit string, not {type(amount).__name__}"
+        )
+    text = str(amount)
+    if not _AMOUNT.fullmatch(text):
+        raise InvalidInstanceData(f"amount {text!r} is not a whole number of minor units")
+    return text
+
+
+def _checked_currency(currency: str) -> str:
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        raise InvalidInstanceData(f"currency {currency!r} is not an ISO 4217 code")
+    return currency
+
+
+def _checked_wallet(flow: FlowDefinition, wallet: str | None) -> str | None:
+    if flow.wallets and wallet not in flow.wallets:
+        raise InvalidInstanceData(
+            f"flow {flow.name!r} needs a wallet among {list(flow.wallets)}, got {wallet!r}"
+        )
+    return None if wallet is None else str(wallet)
+
+
+def _checked_text(name: str, value: str | None) -> str | None:
+    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 64):
+        raise InvalidInstanceData(f"{name} must be 1 to 64 characters")
+    return value

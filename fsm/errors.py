@@ -1,0 +1,252 @@
+"""Every error the library raises, for the engine and the adapters alike.
+
+The adapters' provider errors live here too, in generic form, so that ``fsm`` never has to import
+``adapters`` to name them. Context lives in attributes, not only in the message, and ``retryable``
+says whether trying the same call again can help.
+
+::
+
+    FsmError                            root; .retryable (default False)
+    ├── FlowDefinitionError             a flow failed validation; .flow, .problems
+    ├── UnknownFlow                     no flow registered under that name; .name
+    ├── InstanceNotFound                no stored instance with that id; .instance_id
+    ├── InstanceExists                  an instance with that id is already stored
+    ├── InvalidInstanceData             bad amount, naive time, missing bound field, ...
+    ├── TransitionError                 .instance_id, .state, .event
+    │   ├── TransitionNotAllowed        refused; .reason says why
+    │   │   ├── ActorNotAllowed         the event exists here, but not for this actor
+    │   │   ├── StaleEvent              arrived after the instance settled
+    │   │   └── GuardRefused            the transition's guard said no
+    │   ├── ConcurrentTransition        version moved since load; retryable
+    │   └── IdempotencyKeyReused        same key, different event
+    ├── ProviderError                   .provider, .http_status, .provider_code, .provider_message
+    │   ├── ProviderUnavailable         transport failure or 5xx; retryable
+    │   │   └── ProviderTimeout         also a TimeoutError; retryable
+    │   ├── ProviderRejected            business refusal (resultCd != "0000")
+    │   └── UnknownProviderStatus       a status code that no table maps
+    ├── NotificationError               an inbound notification or callback was refused
+    │   ├── NotificationSignatureError  token missing or wrong
+    │   └── NotificationPayloadError    unparseable, incomplete, or not matching the payment
+    └── ConfigurationError              missing or wrong settings
+        ├── UnknownAdapter              no adapter registered under that name
+        └── DiagramBackendUnavailable   the Graphviz binary or package is missing
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+
+
+class FsmError(Exception):
+    """Root of every error raised by ``fsm`` and ``adapters``."""
+
+    retryable: bool = False
+
+
+class FlowDefinitionError(FsmError, ValueError):
+    """A flow definition failed validation; ``problems`` lists every problem found."""
+
+    def __init__(self, flow: str, problems: Sequence[str]) -> None:
+        self.flow = flow
+        self.problems = tuple(problems)
+        listing = "\n".join(f"  - {problem}" for problem in self.problems)
+        super().__init__(f"flow {flow!r} is invalid:\n{listing}")
+
+
+class UnknownFlow(FsmError, KeyError):
+    """No flow is registered under the requested name."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(f"unknown flow {name!r}; known flows: {', '.join(self.known)}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InstanceNotFound(FsmError, LookupError):
+    """No instance is stored under the requested id."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"no flow instance {instance_id!r}")
+
+
+class InstanceExists(FsmError):
+    """An instance with the requested id is already stored."""
+
+    def __init__(self, instance_id: str) -> None:
+        self.instance_id = instance_id
+        super().__init__(f"flow instance {instance_id!r} already exists")
+
+
+class InvalidInstanceData(FsmError, ValueError):
+    """Data given to the engine is malformed: an inexact amount, a naive time, a missing field."""
+
+
+class RejectReason(StrEnum):
+    """Why an event was recorded without being applied."""
+
+    UNKNOWN_EVENT = "unknown_event"
+    NOT_ALLOWED = "not_allowed"
+    WRONG_ACTOR = "wrong_actor"
+    GUARD_REFUSED = "guard_refused"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+    KEY_REUSED = "key_reused"
+    INVALID_PAYLOAD = "invalid_payload"
+
+
+class TransitionError(FsmError):
+    """An event could not be applied to an instance."""
+
+    def __init__(self, instance_id: str, state: str, event: str, message: str) -> None:
+        self.instance_id = instance_id
+        self.state = state
+        self.event = event
+        super().__init__(message)
+
+
+class TransitionNotAllowed(TransitionError):
+    """The event is not allowed now; it was recorded as rejected and changed nothing."""
+
+    reason: RejectReason = RejectReason.NOT_ALLOWED
+
+    def __init__(
+        self,
+        instance_id: str,
+        state: str,
+        event: str,
+        *,
+        reason: RejectReason | None = None,
+        detail: str = "",
+    ) -> None:
+        if reason is not None:
+            self.reason = reason
+        self.detail = detail
+        message = f"event {event!r} refused in state {state!r} of {instance_id!r}: {self.reason}"
+        super().__init__(instance_id, state, event, f"{message} ({detail})" if detail else message)
+
+
+class ActorNotAllowed(TransitionNotAllowed):
+    """The event exists in this state, but the actor may not fire it."""
+
+    reason = RejectReason.WRONG_ACTOR
+
+
+class StaleEvent(TransitionNotAllowed):
+    """The event arrived after the instance settled and would move it backwards."""
+
+    reason = RejectReason.STALE
+
+
+class GuardRefused(TransitionNotAllowed):
+    """The transition exists for this actor, but its guard refused it."""
+
+    reason = RejectReason.GUARD_REFUSED
+
+
+class ConcurrentTransition(TransitionError):
+    """Another writer moved the instance since it was loaded; reload and fire again."""
+
+    retryable = True
+
+    def __init__(self, instance_id: str, state: str, event: str, expected_version: int) -> None:
+        self.expected_version = expected_version
+        super().__init__(
+            instance_id,
+            state,
+            event,
+            f"{instance_id!r} moved past version {expected_version} while {event!r} was applied",
+        )
+
+
+class IdempotencyKeyReused(TransitionError):
+    """The idempotency key was already used on this instance for a different event."""
+
+    def __init__(
+        self, instance_id: str, state: str, event: str, key: str, original_event: str
+    ) -> None:
+        self.key = key
+        self.original_event = original_event
+        super().__init__(
+            instance_id,
+            state,
+            event,
+            f"idempotency key {key!r} of {instance_id!r} was used for {original_event!r}, "
+            f"not {event!r}",
+        )
+
+
+class ProviderError(FsmError):
+    """A payment provider call failed; carries what the provider said, never credentials."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        http_status: int | None = None,
+        provider_code: str | None = None,
+        provider_message: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.provider = provider
+        self.http_status = http_status
+        self.provider_code = provider_code
+        self.provider_message = provider_message
+        if retryable is not None:
+            self.retryable = retryable
+        super().__init__(message)
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or answered with a server error."""
+
+    retryable = True
+
+
+class ProviderTimeout(ProviderUnavailable, TimeoutError):
+    """The provider did not answer in time."""
+
+
+class ProviderRejected(ProviderError):
+    """The provider answered, and refused the request."""
+
+
+class UnknownProviderStatus(ProviderError):
+    """The provider reported a status code that no mapping table knows."""
+
+
+class NotificationError(FsmError):
+    """An inbound notification or callback was refused; nothing was changed."""
+
+
+class NotificationSignatureError(NotificationError):
+    """The notification's token is missing or does not verify."""
+
+
+class NotificationPayloadError(NotificationError, ValueError):
+    """The notification cannot be parsed or does not match the stored payment."""
+
+
+class ConfigurationError(FsmError):
+    """Settings are missing or wrong."""
+
+
+class UnknownAdapter(ConfigurationError, KeyError):
+    """No adapter is registered under the requested name."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(f"unknown adapter {name!r}; registered: {', '.join(self.known)}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DiagramBackendUnavailable(ConfigurationError):
+    """Graphviz (the Python package or the ``dot`` binary) is not installed."""

@@ -1,0 +1,64 @@
+"""The built-in flows, each validated when this package is imported."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from fsm.definition import FlowDefinition
+from fsm.errors import UnknownFlow
+from fsm.flows._common import GUARDS, Wallet
+from fsm.flows.astrapay_link import ASTRAPAY_LINK, LinkEvent, LinkState
+from fsm.flows.astrapay_payment import (
+    ASTRAPAY_PAYMENT,
+    AstrapayPaymentEvent,
+    AstrapayPaymentState,
+)
+from fsm.flows.ewallet_payment import EWALLET_PAYMENT, PaymentEvent, PaymentState
+from fsm.flows.nicepay_transaction import (
+    NICEPAY_TRANSACTION,
+    STATUS_CODE,
+    NicepayEvent,
+    NicepayState,
+)
+
+FLOWS: Mapping[str, FlowDefinition] = MappingProxyType(
+    {
+        flow.name: flow
+        for flow in (EWALLET_PAYMENT, ASTRAPAY_LINK, ASTRAPAY_PAYMENT, NICEPAY_TRANSACTION)
+    }
+)
+"""Every built-in flow by name."""
+
+
+def get_flow(name: str) -> FlowDefinition:
+    """The built-in flow called ``name``.
+
+    Raises:
+        UnknownFlow: no built-in flow has that name; the error lists the known ones.
+    """
+    try:
+        return FLOWS[name]
+    except KeyError:
+        raise UnknownFlow(name, sorted(FLOWS)) from None
+
+
+__all__ = [
+    "ASTRAPAY_LINK",
+    "ASTRAPAY_PAYMENT",
+    "EWALLET_PAYMENT",
+    "FLOWS",
+    "GUARDS",
+    "NICEPAY_TRANSACTION",
+    "STATUS_CODE",
+    "AstrapayPaymentEvent",
+    "AstrapayPaymentState",
+    "LinkEvent",
+    "LinkState",
+    "NicepayEvent",
+    "NicepayState",
+    "PaymentEvent",
+    "PaymentState",
+    "Wallet",
+    "get_flow",
+]

@@ -1,0 +1,91 @@
+"""The engine's values: a stored instance, one log record, one refused event, a fire's result.
+
+All are frozen: the database holds the truth, and these are snapshots of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fsm.definition import Actor
+from fsm.errors import RejectReason
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One flow instance (a payment, an account link) as stored."""
+
+    id: str
+    flow: str
+    state: str
+    version: int
+    """How many transitions have been applied; the compare-and-set token."""
+    wallet: str | None
+    amount: str | None
+    """Exact amount in minor units as a digit string (IDR has none: whole rupiah)."""
+    currency: str
+    reference_no: str | None
+    tx_id: str | None
+    mandate: str | None
+    deadline_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    """One applied transition, as appended to the log."""
+
+    instance_id: str
+    seq: int
+    """The instance's version after this step: 1, 2, 3, ..."""
+    event: str
+    source: str
+    dest: str
+    actor: Actor
+    idempotency_key: str
+    payload: Mapping[str, Any]
+    occurred_at: datetime
+    fingerprint: str
+    """Fingerprint of the flow definition that applied the step."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An event that was recorded and not applied, with the reason."""
+
+    instance_id: str
+    event: str
+    state: str
+    version: int
+    actor: Actor
+    idempotency_key: str
+    reason: RejectReason
+    detail: str
+    payload: Mapping[str, Any]
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionResult:
+    """What :meth:`fsm.Engine.fire` did.
+
+    ``duplicate`` is true when the idempotency key had already been applied: ``record`` is then
+    the first outcome and nothing new was applied.
+    """
+
+    record: TransitionRecord
+    duplicate: bool = False
+
+    @property
+    def state(self) -> str:
+        """The instance's state after the transition."""
+        return self.record.dest
+
+    @property
+    def applied(self) -> bool:
+        """Whether this call applied a new transition."""
+        return not self.duplicate

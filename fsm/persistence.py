@@ -1,0 +1,400 @@
+"""Storage: sqlmodel tables and :class:`SqlStore`, one code path for SQLite and PostgreSQL.
+
+An applied transition is one database transaction: a compare-and-set ``UPDATE`` of the instance
+on its ``version`` and the ``INSERT`` of its log row. On PostgreSQL the instance row is also
+locked (``SELECT ... FOR UPDATE``) before the decision, so contending writers queue instead of
+retrying. On SQLite the file runs in WAL mode; the driver begins the write transaction at the
+first ``UPDATE``, so a writer that lost the race finds the version moved and raises
+:class:`~fsm.errors.ConcurrentTransition`. The log is append-only, and ``(instance_id,
+idempotency_key)`` is unique there, so no race can apply one key twice.
+
+The hot path runs prepared SQLAlchemy Core statements on the sqlmodel tables; the ORM is left
+for convenience reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    bindparam,
+    create_engine,
+    event,
+    exc,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlmodel import Field, SQLModel
+
+from fsm.clock import require_aware
+from fsm.definition import Actor
+from fsm.errors import InstanceExists, InstanceNotFound, RejectReason
+from fsm.model import Instance, RejectedEvent, TransitionRecord
+
+DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
+"""The embedded default: a SQLite file in the working directory."""
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that refuses naive datetimes and always reads back as aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment = require_aware(value)
+        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class FlowInstanceRow(SQLModel, table=True):
+    """One flow instance: a payment or an account link."""
+
+    __tablename__ = "flow_instance"
+
+    id: str = Field(primary_key=True, max_length=64)
+    flow: str = Field(max_length=64, index=True)
+    state: str = Field(max_length=64)
+    version: int = 0
+    wallet: str | None = Field(default=None, max_length=32)
+    amount: str | None = Field(default=None, max_length=24)
+    currency: str = Field(default="IDR", max_length=3)
+    reference_no: str | None = Field(default=None, max_length=64, index=True)
+    tx_id: str | None = Field(default=None, max_length=64, index=True)
+    mandate: str | None = Field(default=None, max_length=64)
+    deadline_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class TransitionLogRow(SQLModel, table=True):
+    """One applied transition. Rows are only ever inserted."""
+
+    __tablename__ = "transition_log"
+    __table_args__ = (UniqueConstraint("instance_id", "idempotency_key"),)
+
+    instance_id: str = Field(primary_key=True, foreign_key="flow_instance.id", max_length=64)
+    seq: int = Field(primary_key=True)
+    event: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    dest: str = Field(max_length=64)
+    actor: str = Field(max_length=32)
+    idempotency_key: str = Field(max_length=200)
+    payload: str = Field(sa_type=Text)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+    fingerprint: str = Field(max_length=32)
+
+
+class RejectedEventRow(SQLModel, table=True):
+    """One event that was recorded and not applied."""
+
+    __tablename__ = "rejected_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str = Field(max_length=64, index=True)
+    event: str = Field(max_length=64)
+    state: str = Field(max_length=64)
+    version: int
+    actor: str = Field(max_length=32)
+    idempotency_key: str = Field(max_length=200)
+    reason: str = Field(max_length=32)
+    detail: str = Field(sa_type=Text)
+    payload: str = Field(sa_type=Text)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+
+
+TABLES = (
+    FlowInstanceRow.__table__,  # type: ignore[attr-defined]
+    TransitionLogRow.__table__,  # type: ignore[attr-defined]
+    RejectedEventRow.__table__,  # type: ignore[attr-defined]
+)
+_INSTANCE, _LOG, _REJECTED = TABLES
+
+_SELECT_INSTANCE = select(_INSTANCE).where(_INSTANCE.c.id == bindparam("instance_id"))
+_SELECT_INSTANCE_LOCKED = _SELECT_INSTANCE.with_for_update()
+_SELECT_KEY = select(_LOG).where(
+    _LOG.c.instance_id == bindparam("instance_id"),
+    _LOG.c.idempotency_key == bindparam("key"),
+)
+_CAS_UPDATE = (
+    update(_INSTANCE)
+    .where(_INSTANCE.c.id == bindparam("instance_id"), _INSTANCE.c.version == bindparam("expected"))
+    .values(
+        state=bindparam("dest"),
+        version=bindparam("seq"),
+        deadline_at=bindparam("deadline_at"),
+        updated_at=bindparam("occurred_at"),
+    )
+)
+_INSERT_LOG = insert(_LOG)
+_INSERT_REJECTED = insert(_REJECTED)
+_SELECT_HISTORY = (
+    select(_LOG).where(_LOG.c.instance_id == bindparam("instance_id")).order_by(_LOG.c.seq)
+)
+_SELECT_REJECTED = (
+    select(_REJECTED)
+    .where(_REJECTED.c.instance_id == bindparam("instance_id"))
+    .order_by(_REJECTED.c.id)
+)
+
+
+def normalise_url(url: str) -> str:
+    """Point bare PostgreSQL URLs at psycopg 3, the driver this project installs."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class SqlStore:
+    """Flow instances and their logs in one SQL database (SQLite file or PostgreSQL)."""
+
+    def __init__(self, url: str = DEFAULT_DB_URL, *, sqlite_synchronous: str = "FULL") -> None:
+        """Open the database at ``url``; call :meth:`create_schema` once before first use.
+
+        Args:
+            url: SQLAlchemy URL; ``sqlite:///path`` or ``postgresql://user@host/db``.
+            sqlite_synchronous: SQLite's ``synchronous`` pragma (FULL survives power loss,
+                NORMAL only process crashes); ignored on PostgreSQL.
+        """
+        self.url = normalise_url(url)
+        self.engine: Engine = create_engine(self.url, **_engine_options(self.url))
+        self.dialect = self.engine.dialect.name
+        if self.dialect == "sqlite":
+            _configure_sqlite(self.engine, sqlite_synchronous)
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet."""
+        SQLModel.metadata.create_all(self.engine, tables=list(TABLES))
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def insert_instance(self, instance: Instance) -> None:
+        """Store a new instance.
+
+        Raises:
+            InstanceExists: an instance with that id is already stored.
+        """
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(_INSTANCE), asdict(instance))
+        except exc.IntegrityError:
+            raise InstanceExists(instance.id) from None
+
+    def get(self, instance_id: str) -> Instance:
+        """The stored instance.
+
+        Raises:
+            InstanceNotFound: nothing is stored under ``instance_id``.
+        """
+        with self.engine.connect() as conn:
+            return _load(conn, instance_id, locked=False)
+
+    def history(self, instance_id: str) -> list[TransitionRecord]:
+        """The instance's applied transitions in order (empty for an unknown id)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_SELECT_HISTORY, {"instance_id": instance_id})
+            return [_record(row._asdict()) for row in rows]
+
+    def rejections(self, instance_id: str) -> list[RejectedEvent]:
+        """The instance's refused events in the order they arrived."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(_SELECT_REJECTED, {"instance_id": instance_id})
+            return [_rejected(row._asdict()) for row in rows]
+
+    def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
+        """Instances with the given NICEPAY ``tXid`` and/or ``referenceNo``."""
+        query = select(_INSTANCE)
+        if tx_id is not None:
+            query = query.where(_INSTANCE.c.tx_id == tx_id)
+        if reference_no is not None:
+            query = query.where(_INSTANCE.c.reference_no == reference_no)
+        with self.engine.connect() as conn:
+            return [
+                _instance(row._asdict()) for row in conn.execute(query.order_by(_INSTANCE.c.id))
+            ]
+
+    def due(self, now: datetime, *, limit: int = 100) -> list[Instance]:
+        """Instances whose deadline has passed at ``now``, earliest first."""
+        query = (
+            select(_INSTANCE)
+            .where(_INSTANCE.c.deadline_at <= now)
+            .order_by(_INSTANCE.c.deadline_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [_instance(row._asdict()) for row in conn.execute(query)]
+
+    def list_instances(self, *, limit: int = 1000) -> list[Instance]:
+        """Stored instances, oldest first."""
+        query = select(_INSTANCE).order_by(_INSTANCE.c.created_at, _INSTANCE.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            return [_instance(row._asdict()) for row in conn.execute(query)]
+
+    @contextmanager
+    def unit(self) -> Iterator[Unit]:
+        """One database transaction for one event: commits on success, rolls back on error."""
+        try:
+            with self.engine.begin() as conn:
+                yield Unit(conn, lock_rows=self.dialect != "sqlite")
+        except exc.OperationalError as error:
+            if _is_contention(error):
+                raise Contention() from error
+            raise
+
+
+class Contention(Exception):
+    """Lock contention the database gave up on; the engine turns it into ConcurrentTransition."""
+
+
+class Unit:
+    """The statements of one event's transaction."""
+
+    def __init__(self, conn: Connection, *, lock_rows: bool) -> None:
+        self._conn = conn
+        self._select = _SELECT_INSTANCE_LOCKED if lock_rows else _SELECT_INSTANCE
+
+    def load(self, instance_id: str) -> Instance:
+        """The instance, locked for this transaction where the database supports it."""
+        return _load(self._conn, instance_id, locked=self._select is _SELECT_INSTANCE_LOCKED)
+
+    def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
+        """The transition already applied under ``key``, if any."""
+        row = self._conn.execute(_SELECT_KEY, {"instance_id": instance_id, "key": key}).first()
+        return None if row is None else _record(row._asdict())
+
+    def apply(
+        self,
+        record: TransitionRecord,
+        *,
+        expected_version: int,
+        deadline_at: datetime | None,
+        bound: Mapping[str, str],
+    ) -> bool:
+        """Compare-and-set the instance and append ``record``; ``False`` if the version moved."""
+        values = {
+            "instance_id": record.instance_id,
+            "expected": expected_version,
+            "dest": record.dest,
+            "seq": record.seq,
+            "deadline_at": deadline_at,
+            "occurred_at": record.occurred_at,
+        }
+        statement = _CAS_UPDATE
+        if bound:  # bind names may not equal column names, hence the prefix
+            statement = statement.values(**{name: bindparam(f"bound_{name}") for name in bound})
+            values.update({f"bound_{name}": value for name, value in bound.items()})
+        if self._conn.execute(statement, values).rowcount != 1:
+            return False
+        try:
+            self._conn.execute(_INSERT_LOG, _log_values(record))
+        except exc.IntegrityError:  # a racing writer applied the same key first
+            return False
+        return True
+
+    def reject(self, rejected: RejectedEvent) -> None:
+        """Record an event that was not applied."""
+        values = asdict(rejected)
+        values["payload"] = dump_payload(rejected.payload)
+        self._conn.execute(_INSERT_REJECTED, values)
+
+
+def dump_payload(payload: Mapping[str, Any]) -> str:
+    """The payload as compact, key-sorted JSON text."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _log_values(record: TransitionRecord) -> dict[str, Any]:
+    values = asdict(record)
+    values["payload"] = dump_payload(record.payload)
+    return values
+
+
+def _load(conn: Connection, instance_id: str, *, locked: bool) -> Instance:
+    statement = _SELECT_INSTANCE_LOCKED if locked else _SELECT_INSTANCE
+    row = conn.execute(statement, {"instance_id": instance_id}).first()
+    if row is None:
+        raise InstanceNotFound(instance_id)
+    return _instance(row._asdict())
+
+
+def _instance(row: Mapping[str, Any]) -> Instance:
+    return Instance(**row)
+
+
+def _record(row: Mapping[str, Any]) -> TransitionRecord:
+    values = dict(row)
+    values["actor"] = Actor(values["actor"])
+    values["payload"] = json.loads(values["payload"])
+    return TransitionRecord(**values)
+
+
+def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
+    values = dict(row)
+    del values["id"]
+    values["actor"] = Actor(values["actor"])
+    values["reason"] = RejectReason(values["reason"])
+    values["payload"] = json.loads(values["payload"])
+    return RejectedEvent(**values)
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        # The driver's own busy wait; writers queue for up to 30 s before "database is locked".
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    level = synchronous.upper()
+    if level not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={level}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _is_contention(error: exc.OperationalError) -> bool:
+    text = str(error.orig).lower()
+    return (
+        "database is locked" in text or "deadlock detected" in text or "could not serialize" in text
+    )
+
+
+__all__ = [
+    "DEFAULT_DB_URL",
+    "FlowInstanceRow",
+    "RejectedEventRow",
+    "SqlStore",
+    "TransitionLogRow",
+    "Unit",
+    "UtcDateTime",
+]
