@@ -19,7 +19,7 @@ from typing import Any
 
 from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
-from fsm.clock import Clock, SystemClock
+from fsm.clock import Clock, SystemClock, require_aware
 from fsm.definition import Actor, FlowDefinition, GuardContext, TransitionSpec
 from fsm.errors import (
     ActorNotAllowed,
@@ -109,7 +109,7 @@ class Engine:
             InstanceExists: ``instance_id`` is taken.
         """
         definition = self.flow(flow)
-        now = self.clock.now()
+        now = require_aware(self.clock.now())  # a naive clock is refused before any write
         instance = Instance(
             id=_checked_id(instance_id or uuid.uuid4().hex),
             flow=definition.name,
@@ -163,7 +163,7 @@ class Engine:
         checked_actor = _checked_actor(actor)
         key = _checked_key(idempotency_key)
         clean = clean_payload(payload)
-        now = self.clock.now()
+        now = require_aware(self.clock.now())
         try:
             with self.store.unit() as unit:
                 flow, outcome = self._write(
@@ -190,6 +190,39 @@ class Engine:
                     allowed.append(event)
                     break
         return tuple(allowed)
+
+    def record_refused(
+        self,
+        instance_id: str,
+        event: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str,
+        reason: RejectReason,
+        detail: str,
+        payload: Mapping[str, Any] | None = None,
+    ) -> RejectedEvent:
+        """Record an event that was refused before reaching the flow, e.g. a forged notification.
+
+        Nothing is applied; the refusal appears in :meth:`rejections` beside the engine's own.
+
+        Raises:
+            InstanceNotFound: no such instance.
+            InvalidInstanceData: the actor, key or payload is malformed.
+        """
+        checked_actor = _checked_actor(actor)
+        key = _checked_key(idempotency_key)
+        clean = clean_payload(payload)
+        now = require_aware(self.clock.now())
+        with self.store.unit() as unit:
+            instance = unit.load(instance_id)
+            error = TransitionNotAllowed(
+                instance.id, instance.state, str(event), reason=reason, detail=detail
+            )
+            rejected = _rejected(instance, str(event), checked_actor, key, clean, now, error)
+            unit.reject(rejected)
+        _log_refusal(instance.flow, error, checked_actor)
+        return rejected
 
     def get(self, instance_id: str) -> Instance:
         """The stored instance (``InstanceNotFound`` when there is none)."""
@@ -351,7 +384,7 @@ def _precheck(
             instance.id,
             instance.state,
             event,
-            detail=f"{actor} may not; allowed: {sorted(allowed)}",
+            detail=f"{actor} may not; allowed: {sorted(map(str, allowed))}",
         )
     return None
 

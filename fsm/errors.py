@@ -9,6 +9,7 @@ says whether trying the same call again can help.
     FsmError                            root; .retryable (default False)
     ├── FlowDefinitionError             a flow failed validation; .flow, .problems
     ├── UnknownFlow                     no flow registered under that name; .name
+    ├── UnknownDiagramFormat            a diagram path whose suffix is not .dot, .svg or .png
     ├── InstanceNotFound                no stored instance with that id; .instance_id
     ├── InstanceExists                  an instance with that id is already stored
     ├── InvalidInstanceData             bad amount, naive time, missing bound field, ...
@@ -66,6 +67,16 @@ class UnknownFlow(FsmError, KeyError):
         return str(self.args[0])
 
 
+class UnknownDiagramFormat(FsmError, ValueError):
+    """A diagram was asked for in a format (file suffix) that no renderer writes."""
+
+    def __init__(self, suffix: str, known: Sequence[str]) -> None:
+        self.suffix = suffix
+        self.known = tuple(known)
+        shown = repr(suffix) if suffix else "no suffix"
+        super().__init__(f"unknown diagram format {shown}; use one of: {', '.join(self.known)}")
+
+
 class InstanceNotFound(FsmError, LookupError):
     """No instance is stored under the requested id."""
 
@@ -97,6 +108,12 @@ class RejectReason(StrEnum):
     DUPLICATE = "duplicate"
     KEY_REUSED = "key_reused"
     INVALID_PAYLOAD = "invalid_payload"
+    UNVERIFIED = "unverified"
+    """Refused before the engine: a signature or a reference did not verify."""
+    HINT = "hint"
+    """An unauthenticated hint (a browser return) recorded without effect."""
+    UNKNOWN_STATUS = "unknown_status"
+    """A provider status that no table maps; nothing changes and the state's deadline re-checks."""
 
 
 class TransitionError(FsmError):

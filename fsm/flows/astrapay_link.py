@@ -66,7 +66,7 @@ ASTRAPAY_LINK = FlowDefinition(
     wallets=(Wallet.ASTRAPAY,),
     initial=S.LINK_REQUESTED,
     states=(
-        _pending(S.LINK_REQUESTED, StateKind.START, 5, "linkEnable form handed to the browser"),
+        _pending(S.LINK_REQUESTED, StateKind.START, 20, "linkEnable form handed to the browser"),
         _pending(
             S.PARTNER_REDIRECT_RECEIVED, StateKind.IN_PROGRESS, 5, "NICEPAY sent AstraPay's page"
         ),
@@ -106,7 +106,7 @@ ASTRAPAY_LINK = FlowDefinition(
         ),
         transition(
             E.CONFIRM_LINK,
-            PENDING[1:],
+            PENDING,
             S.LINKED,
             A.NICEPAY_NOTIFICATION,
             A.OPERATOR,
@@ -114,7 +114,7 @@ ASTRAPAY_LINK = FlowDefinition(
         ),
         transition(
             E.CONFIRM_LINK_WITHOUT_MANDATE,
-            PENDING[1:],
+            PENDING,
             S.MANDATE_MISSING,
             A.NICEPAY_NOTIFICATION,
             A.OPERATOR,

@@ -55,6 +55,9 @@ class AstrapayPaymentEvent(StrEnum):
 
 S, E, A = AstrapayPaymentState, AstrapayPaymentEvent, Actor
 WAITING = (S.CUSTOMER_REDIRECTED, S.CUSTOMER_PAYING)
+# The browser submits linkInitiate, so the server may hear nothing until the callback or the
+# notification: both are accepted from the submission on.
+BROWSER_STEPS = (S.LINK_INITIATE_SUBMITTED, S.PAYMENT_PAGE_RECEIVED, *WAITING)
 
 
 def _state(
@@ -82,10 +85,10 @@ ASTRAPAY_PAYMENT = FlowDefinition(
         ),
         _state(
             S.LINK_INITIATE_SUBMITTED,
-            StateKind.WAITING_PROVIDER,
-            timedelta(minutes=1),
+            StateKind.WAITING_CUSTOMER,
+            timedelta(minutes=20),
             E.FAIL_INITIATE,
-            "linkInitiate form with the mandate submitted",
+            "linkInitiate form with the mandate handed to the browser",
         ),
         _state(
             S.PAYMENT_PAGE_RECEIVED,
@@ -164,7 +167,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             S.LINK_INITIATE_SUBMITTED,
             S.PAYMENT_PAGE_RECEIVED,
             A.NICEPAY_RESPONSE,
-            binds=("tx_id",),
+            A.MERCHANT,
         ),
         transition(
             E.FAIL_INITIATE,
@@ -175,12 +178,13 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             A.OPERATOR,
         ),
         transition(E.REDIRECT_CUSTOMER, S.PAYMENT_PAGE_RECEIVED, S.CUSTOMER_REDIRECTED, A.MERCHANT),
-        transition(E.RECEIVE_CALLBACK, WAITING, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
+        transition(E.RECEIVE_CALLBACK, BROWSER_STEPS, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
         transition(
             E.RECEIVE_NOTIFICATION,
-            (*WAITING, S.CALLBACK_RECEIVED),
+            (*BROWSER_STEPS, S.CALLBACK_RECEIVED),
             S.NOTIFICATION_RECEIVED,
             A.NICEPAY_NOTIFICATION,
+            binds=("tx_id",),
         ),
         transition(
             E.CHECK_STATUS,

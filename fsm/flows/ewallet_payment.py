@@ -177,7 +177,7 @@ EWALLET_PAYMENT = FlowDefinition(
             S.REGISTERED,
             A.NICEPAY_RESPONSE,
             A.OPERATOR,
-            binds=("tx_id",),
+            binds=("tx_id", "reference_no"),
         ),
         transition(
             E.FAIL_REGISTRATION,

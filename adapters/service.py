@@ -1,0 +1,165 @@
+"""The payment service: one object a backend holds to start, follow and settle e-wallet payments.
+
+It joins the engine (state, log, idempotency) with the NICEPAY client (I/O) and the wallet
+adapters (what each wallet does). Every observation becomes a flow event fired with the actor that
+observed it; nothing here writes a state directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from adapters.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
+from adapters.base import CustomerStep
+from adapters.client import NicepayClient
+from adapters.messages import Billing, CartItem
+from adapters.registry import adapter_for
+from adapters.status import check_status
+from fsm.definition import Actor
+from fsm.engine import Engine
+from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
+from fsm.flows import Wallet
+from fsm.model import Instance, TransitionResult
+
+logger = logging.getLogger(__name__)
+
+
+class PaymentOrder(BaseModel):
+    """What the merchant knows about one checkout."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    wallet: Wallet
+    reference_no: str
+    amount: str
+    goods_name: str
+    billing: Billing
+    cart: tuple[CartItem, ...]
+    user_ip: str
+    description: str = ""
+    link_id: str | None = None
+    """AstraPay: the id of the customer's linked account (an ``astrapay_link`` instance)."""
+
+
+class LinkOrder(BaseModel):
+    """What the merchant knows when a customer links an AstraPay account."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reference_no: str
+    billing_name: str
+    billing_phone: str
+    billing_email: str
+    user_ip: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """A started payment or link, and where its customer goes next."""
+
+    instance: Instance
+    step: CustomerStep
+
+
+def _timestamp_suffix() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+class PaymentService:
+    """Starts payments and links, checks their status, and fires every event they produce."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        client: NicepayClient,
+        *,
+        notification_url: str,
+        callback_url: str,
+        mandate_fields: tuple[str, ...] = MANDATE_FIELDS,
+        reference_suffix: Callable[[], str] = _timestamp_suffix,
+    ) -> None:
+        """Bind the engine and client; the URLs are where NICEPAY and the browser reach us."""
+        self.engine = engine
+        self.client = client
+        self.notification_url = notification_url
+        self.callback_url = callback_url
+        self.mandate_fields = mandate_fields
+        self.reference_suffix = reference_suffix
+
+    def start_payment(self, order: PaymentOrder, *, payment_id: str | None = None) -> Started:
+        """Create the payment and send it to NICEPAY; returns where the customer goes.
+
+        Raises:
+            InvalidInstanceData: the order is malformed, or AstraPay has no linked account.
+            ProviderError: NICEPAY refused or could not be reached; the refusal is recorded.
+            TransitionNotAllowed: the flow refused a step (e.g. no mandate); recorded.
+        """
+        adapter = adapter_for(order.wallet)
+        payment = self.engine.start(
+            adapter.flow,
+            instance_id=payment_id,
+            wallet=order.wallet,
+            amount=order.amount,
+            reference_no=order.reference_no,
+            mandate=self._mandate(order),
+        )
+        step = adapter.begin(self, payment, order)
+        return Started(self.engine.get(payment.id), step)
+
+    def start_link(self, order: LinkOrder, *, link_id: str | None = None) -> Started:
+        """Create an AstraPay account link; returns the form the customer's browser submits."""
+        link = self.engine.start(
+            AstrapayLinkAdapter.flow,
+            instance_id=link_id,
+            wallet=Wallet.ASTRAPAY,
+            reference_no=order.reference_no,
+        )
+        step = AstrapayLinkAdapter().begin(self, link, order)
+        return Started(link, step)
+
+    def check_status(self, payment_id: str, *, actor: Actor = Actor.MERCHANT) -> Instance:
+        """Ask NICEPAY for the payment's status and apply the answer (see adapters.status)."""
+        return check_status(self.engine, self.client, payment_id, actor=actor)
+
+    def fire(
+        self,
+        instance_id: str,
+        event: str,
+        actor: Actor,
+        key: str,
+        payload: Mapping[str, Any] | None = None,
+    ) -> TransitionResult | None:
+        """Fire ``event``; a refusal is recorded by the engine and returns ``None``."""
+        try:
+            return self.engine.fire_with_retry(
+                instance_id, event, actor=actor, idempotency_key=key, payload=payload
+            )
+        except TransitionNotAllowed:
+            return None
+
+    def record_hint(
+        self, instance: Instance, event: str, key: str, params: Mapping[str, Any]
+    ) -> None:
+        """Record an unauthenticated browser return that moves nothing."""
+        self.engine.record_refused(
+            instance.id,
+            event,
+            actor=Actor.BROWSER_CALLBACK,
+            idempotency_key=key,
+            reason=RejectReason.HINT,
+            detail="unauthenticated browser return: recorded, no effect",
+            payload=params,
+        )
+
+    def _mandate(self, order: PaymentOrder) -> str | None:
+        if order.wallet != Wallet.ASTRAPAY:
+            return None
+        if order.link_id is None:
+            raise InvalidInstanceData("an AstraPay payment needs the customer's link_id")
+        return self.engine.get(order.link_id).mandate

@@ -1,0 +1,122 @@
+"""Status checks: ask NICEPAY, then fire the one event its answer maps to.
+
+This is the only automatic path to a settlement. A payment not yet settled first moves to its
+status-check state (so the log shows who asked and why), then the inquiry's ``status`` becomes the
+event through the wallet's table. Repeated answers are absorbed by idempotency keys built from
+``(tXid, event)``, as the reference recommends; an answer that would move a settled payment
+backwards is refused by the flow and recorded as stale; an unknown code is recorded and changes
+nothing, and the state's deadline schedules the next check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Protocol
+
+from adapters.mapping import PENDING_EVENTS, event_for_status
+from fsm.definition import Actor
+from fsm.engine import Engine
+from fsm.errors import RejectReason, TransitionNotAllowed
+from fsm.model import Instance
+
+logger = logging.getLogger(__name__)
+
+CHECK_STATUS = "check_status"
+REPORT_STATUS = "report_status"
+"""The name unknown inquiry codes are recorded under; no flow declares it, so it never applies."""
+
+
+class InquiryAnswer(Protocol):
+    """The parts of an inquiry response a status check reads."""
+
+    @property
+    def status(self) -> str | None:
+        """The inquiry ``status`` code."""
+        ...
+
+    @property
+    def cancel_amount(self) -> str | None:
+        """``cancelAmt``: cancelled or refunded so far."""
+        ...
+
+    @property
+    def result_msg(self) -> str | None:
+        """``resultMsg``: the status as text; shown, never branched on."""
+        ...
+
+
+class Inquirer(Protocol):
+    """Anything that can ask NICEPAY for a transaction's status."""
+
+    def inquiry(self, tx_id: str, reference_no: str, amount: str) -> InquiryAnswer:
+        """One status inquiry."""
+        ...
+
+
+def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
+    """Move an unsettled payment to its status-check state, if the flow allows it from here."""
+    flow = engine.flow(payment.flow)
+    checks = flow.candidates(payment.state, CHECK_STATUS)
+    if flow.state(payment.state).kind.settled or not checks or checks[0].dest == payment.state:
+        return payment  # settled, or already waiting for exactly this answer
+    key = f"check:{payment.version}"  # one check per version: a retry of the same check is absorbed
+    with contextlib.suppress(TransitionNotAllowed):  # recorded; the state moved on meanwhile
+        engine.fire_with_retry(payment.id, CHECK_STATUS, actor=actor, idempotency_key=key)
+    return engine.get(payment.id)
+
+
+def apply_answer(engine: Engine, payment: Instance, answer: InquiryAnswer) -> Instance:
+    """Fire the event ``answer`` maps to for ``payment``'s wallet (or record why not)."""
+    tx_id, status = payment.tx_id or "", answer.status or ""
+    payload = {
+        "tXid": tx_id,
+        "status": status,
+        "cancelAmt": answer.cancel_amount,
+        "resultMsg": answer.result_msg,
+    }
+    event = event_for_status(payment.wallet or "", status, current_state=payment.state)
+    if event is None:
+        engine.record_refused(
+            payment.id,
+            REPORT_STATUS,
+            actor=Actor.STATUS_INQUIRY,
+            idempotency_key=f"inquiry:{tx_id}:{status}:v{payment.version}",
+            reason=RejectReason.UNKNOWN_STATUS,
+            detail=f"inquiry status {status!r} is not in the {payment.wallet} table",
+            payload=payload,
+        )
+        return payment
+    if event in PENDING_EVENTS:
+        key = f"inquiry:{tx_id}:{event}:v{payment.version}"
+    else:
+        key = f"inquiry:{tx_id}:{event}:{answer.cancel_amount or ''}"
+    try:
+        engine.fire_with_retry(
+            payment.id, event, actor=Actor.STATUS_INQUIRY, idempotency_key=key, payload=payload
+        )
+    except TransitionNotAllowed as refused:
+        logger.info(
+            "inquiry answer not applied",
+            extra={"instance": payment.id, "event": event, "reason": str(refused.reason)},
+        )
+    return engine.get(payment.id)
+
+
+def check_status(
+    engine: Engine, inquirer: Inquirer, payment_id: str, *, actor: Actor = Actor.MERCHANT
+) -> Instance:
+    """Run one status check for the payment and apply its answer.
+
+    A payment without a ``tXid`` cannot be asked about and is returned unchanged.
+
+    Raises:
+        ProviderError: the inquiry failed; the payment stays in its status-check state, whose
+            deadline schedules the next attempt.
+    """
+    payment = engine.get(payment_id)
+    if not payment.tx_id or not payment.reference_no or not payment.amount:
+        return payment
+    payment = request_check(engine, payment, actor)
+    answer = inquirer.inquiry(payment.tx_id or "", payment.reference_no or "", payment.amount or "")
+    return apply_answer(engine, engine.get(payment_id), answer)

@@ -1,0 +1,151 @@
+"""The registration-based wallets: OVO's push, and the partner pages of DANA, LinkAja, ShopeePay.
+
+All four register first (``/direct/v2/registration``), then hand the customer's browser NICEPAY's
+payment step. OVO pushes to the app of ``billingPhone`` and has no partner page; the others
+redirect; ShopeePay asks for ``returnJsonFormat=1`` and gets its app and web links as JSON.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from adapters.base import CustomerStep
+from adapters.messages import RegistrationRequest
+from adapters.registration import register_with_recovery
+from fsm.definition import Actor
+from fsm.errors import InvalidInstanceData, ProviderError
+from fsm.flows import PaymentEvent, Wallet
+
+if TYPE_CHECKING:
+    from adapters.service import PaymentOrder, PaymentService
+    from fsm.model import Instance
+
+
+class _RegisteredWallet:
+    """Registration and the payment step, shared by every non-AstraPay wallet."""
+
+    wallet: ClassVar[Wallet]
+    mitra_cd: ClassVar[str]
+    flow: ClassVar[str] = "ewallet_payment"
+    customer_event: ClassVar[PaymentEvent]
+    note: ClassVar[str]
+
+    def begin(
+        self, service: PaymentService, payment: Instance, order: PaymentOrder
+    ) -> CustomerStep:
+        """Register the payment at NICEPAY and send the customer on.
+
+        Raises:
+            ProviderError: registration failed; the payment is in ``registration_failed``.
+        """
+        tx_id, reference_no = self._register(service, payment, order)
+        service.fire(payment.id, PaymentEvent.REQUEST_PAYMENT, Actor.MERCHANT, "request-payment")
+        step = self.customer_step(service, tx_id, reference_no, payment.amount or "")
+        service.fire(payment.id, self.customer_event, Actor.MERCHANT, "send-customer")
+        return step
+
+    def customer_step(
+        self, service: PaymentService, tx_id: str, reference_no: str, amount: str
+    ) -> CustomerStep:
+        """Where the customer's browser goes: NICEPAY's payment step as a GET URL."""
+        step = service.client.payment_step(tx_id, reference_no, amount, service.callback_url)
+        return CustomerStep(kind="redirect", url=step.get_url, note=self.note)
+
+    def _register(
+        self, service: PaymentService, payment: Instance, order: PaymentOrder
+    ) -> tuple[str, str]:
+        sent = service.engine.fire_with_retry(
+            payment.id,
+            PaymentEvent.SEND_REGISTRATION,
+            actor=Actor.MERCHANT,
+            idempotency_key="register",
+        )
+        if sent.duplicate:  # registration is never sent twice under one referenceNo
+            raise InvalidInstanceData(f"payment {payment.id!r} was already sent to NICEPAY")
+        request = RegistrationRequest.model_validate(
+            {
+                "amt": payment.amount,
+                "referenceNo": payment.reference_no,
+                "goodsNm": order.goods_name,
+                "mitraCd": self.mitra_cd,
+                "billing": order.billing,
+                "cart": order.cart,
+                "userIP": order.user_ip,
+                "dbProcessUrl": service.notification_url,
+                "description": order.description,
+            }
+        )
+        try:
+            response, reference_no = register_with_recovery(
+                service.client, request, suffix=service.reference_suffix
+            )
+        except ProviderError as error:
+            payload = {"resultCd": error.provider_code, "resultMsg": error.provider_message}
+            service.fire(
+                payment.id,
+                PaymentEvent.FAIL_REGISTRATION,
+                Actor.NICEPAY_RESPONSE,
+                "registration-failed",
+                payload,
+            )
+            raise
+        service.fire(
+            payment.id,
+            PaymentEvent.ACCEPT_REGISTRATION,
+            Actor.NICEPAY_RESPONSE,
+            f"registered:{response.tx_id}",
+            {"tx_id": response.tx_id, "reference_no": reference_no, "resultCd": response.result_cd},
+        )
+        return response.tx_id, reference_no
+
+
+class OvoAdapter(_RegisteredWallet):
+    """OVO: the payment step pushes to the OVO app of ``billingPhone``; 55 s to approve."""
+
+    wallet = Wallet.OVO
+    mitra_cd = "OVOE"
+    customer_event = PaymentEvent.PUSH_TO_APP
+    note = "approve the payment in the OVO app within 55 seconds"
+
+
+class DanaAdapter(_RegisteredWallet):
+    """DANA: redirect or jump to DANA's page; login and OTP; 24 h to pay."""
+
+    wallet = Wallet.DANA
+    mitra_cd = "DANA"
+    customer_event = PaymentEvent.REDIRECT_CUSTOMER
+    note = "pay on DANA's page"
+
+
+class LinkAjaAdapter(_RegisteredWallet):
+    """LinkAja: redirect to LinkAja's page; login and OTP; 5 min to pay."""
+
+    wallet = Wallet.LINKAJA
+    mitra_cd = "LINK"
+    customer_event = PaymentEvent.REDIRECT_CUSTOMER
+    note = "pay on LinkAja's page within 5 minutes"
+
+
+class ShopeePayAdapter(_RegisteredWallet):
+    """ShopeePay: jump to the app; the payment step answers JSON with app and web links."""
+
+    wallet = Wallet.SHOPEEPAY
+    mitra_cd = "ESHP"
+    customer_event = PaymentEvent.REDIRECT_CUSTOMER
+    note = "open the ShopeePay app (meant for mobile devices) within 5 minutes"
+
+    def customer_step(
+        self, service: PaymentService, tx_id: str, reference_no: str, amount: str
+    ) -> CustomerStep:
+        """The app and web links NICEPAY answers for ``returnJsonFormat=1``."""
+        step = service.client.payment_step(
+            tx_id, reference_no, amount, service.callback_url, return_json=True
+        )
+        links = service.client.payment_links(step)
+        return CustomerStep(
+            kind="app_link",
+            url=links.app_url or links.web_url or step.get_url,
+            app_url=links.app_url,
+            web_url=links.web_url,
+            note=self.note,
+        )
