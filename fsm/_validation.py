@@ -145,7 +145,7 @@ def _settlements(flow: FlowDefinition) -> Iterator[str]:
     for spec in flow.transitions:
         dest = flow.state(spec.dest)
         if dest.settlement and not spec.actors <= flow.settled_by:
-            extra = sorted(spec.actors - flow.settled_by)
+            extra = sorted(str(actor) for actor in spec.actors - flow.settled_by)
             yield f"event {spec.event!r} settles into {dest.name!r} but may be fired by {extra}"
         for source in sorted(spec.sources):
             if flow.state(source).kind.settled and not dest.kind.settled:

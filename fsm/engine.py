@@ -267,14 +267,12 @@ class Engine:
             occurred_at=now,
             fingerprint=flow.fingerprint,
         )
-        applied = unit.apply(
+        unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
             record,
             expected_version=instance.version,
             deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
             bound={name: str(payload[name]) for name in decision.spec.binds},
         )
-        if not applied:  # raising rolls the whole unit back
-            raise ConcurrentTransition(instance.id, instance.state, event, instance.version)
         return flow.name, TransitionResult(record)
 
     def _repeat(

@@ -43,7 +43,13 @@ from sqlmodel import Field, SQLModel
 
 from fsm.clock import require_aware
 from fsm.definition import Actor
-from fsm.errors import InstanceExists, InstanceNotFound, RejectReason
+from fsm.errors import (
+    ConcurrentTransition,
+    InstanceExists,
+    InstanceNotFound,
+    InvalidInstanceData,
+    RejectReason,
+)
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 
 DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
@@ -197,12 +203,17 @@ class SqlStore:
 
         Raises:
             InstanceExists: an instance with that id is already stored.
+            InvalidInstanceData: one of its times is naive; nothing was stored.
         """
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(_INSTANCE), asdict(instance))
         except exc.IntegrityError:
             raise InstanceExists(instance.id) from None
+        except exc.StatementError as error:  # SQLAlchemy wraps UtcDateTime's refusal
+            if isinstance(error.orig, InvalidInstanceData):
+                raise error.orig from None
+            raise
 
     def get(self, instance_id: str) -> Instance:
         """The stored instance.
@@ -238,10 +249,10 @@ class SqlStore:
             ]
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Instance]:
-        """Instances whose deadline has passed at ``now``, earliest first."""
+        """Instances whose deadline has passed at ``now`` (aware), earliest first."""
         query = (
             select(_INSTANCE)
-            .where(_INSTANCE.c.deadline_at <= now)
+            .where(_INSTANCE.c.deadline_at <= require_aware(now))
             .order_by(_INSTANCE.c.deadline_at)
             .limit(limit)
         )
@@ -293,8 +304,13 @@ class Unit:
         expected_version: int,
         deadline_at: datetime | None,
         bound: Mapping[str, str],
-    ) -> bool:
-        """Compare-and-set the instance and append ``record``; ``False`` if the version moved."""
+    ) -> None:
+        """Compare-and-set the instance and append ``record``.
+
+        Raises:
+            ConcurrentTransition: the version moved, or a racing writer logged the same key. The
+                exception leaves the unit's ``with`` block, so the transaction rolls back whole.
+        """
         values = {
             "instance_id": record.instance_id,
             "expected": expected_version,
@@ -308,18 +324,21 @@ class Unit:
             statement = statement.values(**{name: bindparam(f"bound_{name}") for name in bound})
             values.update({f"bound_{name}": value for name, value in bound.items()})
         if self._conn.execute(statement, values).rowcount != 1:
-            return False
+            raise _lost_race(record, expected_version)
         try:
             self._conn.execute(_INSERT_LOG, _log_values(record))
         except exc.IntegrityError:  # a racing writer applied the same key first
-            return False
-        return True
+            raise _lost_race(record, expected_version) from None
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied."""
         values = asdict(rejected)
         values["payload"] = dump_payload(rejected.payload)
         self._conn.execute(_INSERT_REJECTED, values)
+
+
+def _lost_race(record: TransitionRecord, expected_version: int) -> ConcurrentTransition:
+    return ConcurrentTransition(record.instance_id, record.source, record.event, expected_version)
 
 
 def dump_payload(payload: Mapping[str, Any]) -> str:

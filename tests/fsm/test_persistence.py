@@ -1,0 +1,456 @@
+"""Storage on SQLite and PostgreSQL: times, the append-only log, lookups, CAS and row locks."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, exc, insert, text
+
+from fsm import (
+    Actor,
+    ConcurrentTransition,
+    Deadline,
+    Engine,
+    FlowDefinition,
+    Guard,
+    GuardContext,
+    Instance,
+    InstanceExists,
+    InvalidInstanceData,
+    ManualClock,
+    RejectedEvent,
+    RejectReason,
+    SqlStore,
+    StateKind,
+    StateSpec,
+    TransitionNotAllowed,
+    TransitionRecord,
+    TransitionResult,
+)
+from fsm.definition import transition
+from fsm.flows import FLOWS
+from fsm.persistence import TransitionLogRow
+
+T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+WIB = timezone(timedelta(hours=7), "WIB")
+MINUTE = timedelta(minutes=1)
+FLOW = FLOWS["ewallet_payment"]
+REGISTRATION_REPLY = {"tx_id": "TXOVO0001", "reference_no": "ORD-1"}
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def engine(store: SqlStore, clock: ManualClock) -> Engine:
+    return Engine(store, clock=clock)
+
+
+@pytest.fixture
+def other_store(store: SqlStore) -> Iterator[SqlStore]:
+    """A second pool on the same database, as a second process would have."""
+    other = SqlStore(store.url)
+    yield other
+    other.dispose()
+
+
+def make_instance(
+    instance_id: str = "pay-1",
+    *,
+    created_at: datetime = T0,
+    deadline_at: datetime | None = None,
+    tx_id: str | None = None,
+    reference_no: str | None = None,
+) -> Instance:
+    return Instance(
+        id=instance_id,
+        flow="ewallet_payment",
+        state="checkout_requested",
+        version=0,
+        wallet="ovo",
+        amount="1000",
+        currency="IDR",
+        reference_no=reference_no,
+        tx_id=tx_id,
+        mandate=None,
+        deadline_at=deadline_at,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+
+
+def record_for(
+    instance: Instance, event_name: str, dest: str, actor: Actor, key: str, at: datetime
+) -> TransitionRecord:
+    return TransitionRecord(
+        instance_id=instance.id,
+        seq=instance.version + 1,
+        event=event_name,
+        source=instance.state,
+        dest=dest,
+        actor=actor,
+        idempotency_key=key,
+        payload={},
+        occurred_at=at,
+        fingerprint=FLOW.fingerprint,
+    )
+
+
+# --- times -----------------------------------------------------------------------------------
+
+
+def test_naive_datetime_is_refused_on_insert(store: SqlStore) -> None:
+    with pytest.raises(InvalidInstanceData, match="naive"):
+        store.insert_instance(make_instance(created_at=datetime(2026, 11, 23, 10, 0)))
+    assert store.list_instances() == []
+
+
+def test_naive_deadline_is_refused_on_insert(store: SqlStore) -> None:
+    with pytest.raises(InvalidInstanceData, match="naive"):
+        store.insert_instance(make_instance(deadline_at=datetime(2026, 11, 23, 10, 0)))
+    assert store.list_instances() == []
+
+
+def test_due_refuses_naive_now(store: SqlStore) -> None:
+    store.insert_instance(make_instance(deadline_at=T0))
+    with pytest.raises(InvalidInstanceData, match="naive"):
+        store.due(datetime(2026, 11, 23, 10, 0))
+
+
+def test_aware_times_read_back_as_the_same_instant_in_utc(store: SqlStore) -> None:
+    created = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=WIB)  # 03:00:00.123456 UTC
+    store.insert_instance(make_instance(created_at=created, deadline_at=created + MINUTE))
+    stored = store.get("pay-1")
+    assert stored.created_at == created
+    assert stored.deadline_at == created + MINUTE
+    for moment in (stored.created_at, stored.updated_at, stored.deadline_at):
+        assert moment is not None
+        assert moment.utcoffset() == timedelta(0)
+    assert (stored.created_at.hour, stored.created_at.microsecond) == (3, 123456)
+
+
+def test_sqlite_file_holds_utc_wall_time(tmp_path: Path) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'times.sqlite3'}")
+    store.create_schema()
+    store.insert_instance(make_instance(created_at=datetime(2026, 11, 23, 10, 0, tzinfo=WIB)))
+    with store.engine.connect() as conn:
+        raw = conn.execute(text("select created_at from flow_instance")).scalar_one()
+    store.dispose()
+    assert str(raw).startswith("2026-11-23 03:00:00")  # converted, not the WIB wall time
+
+
+def test_duplicate_instance_id_is_refused(store: SqlStore) -> None:
+    store.insert_instance(make_instance())
+    with pytest.raises(InstanceExists):
+        store.insert_instance(replace(make_instance(), amount="999"))
+    assert store.get("pay-1").amount == "1000"
+
+
+# --- the log ---------------------------------------------------------------------------------
+
+PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
+    ("send_registration", Actor.MERCHANT, None),
+    ("accept_registration", Actor.NICEPAY_RESPONSE, REGISTRATION_REPLY),
+    ("request_payment", Actor.MERCHANT, None),
+    ("push_to_app", Actor.NICEPAY_RESPONSE, None),
+    ("check_status", Actor.TIMER, None),
+]
+
+
+def test_log_is_append_only_and_ordered(engine: Engine, clock: ManualClock) -> None:
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    snapshots = []
+    for index, (event_name, actor, payload) in enumerate(PATH):
+        clock.advance(MINUTE)
+        engine.fire(pid, event_name, actor=actor, idempotency_key=f"k{index}", payload=payload)
+        with pytest.raises(TransitionNotAllowed):  # a refusal never touches the log
+            engine.fire(pid, "confirm_order", actor="merchant", idempotency_key=f"no{index}")
+        history = engine.history(pid)
+        assert engine.get(pid).version == len(history) == index + 1
+        snapshots.append(history)
+
+    final = snapshots[-1]
+    for earlier in snapshots:
+        assert final[: len(earlier)] == earlier  # nothing rewritten, only appended
+    assert [record.seq for record in final] == list(range(1, len(PATH) + 1))
+    assert [record.event for record in final] == [step[0] for step in PATH]
+    for previous, record in pairwise(final):
+        assert record.source == previous.dest
+        assert record.occurred_at > previous.occurred_at
+    assert len(engine.rejections(pid)) == len(PATH)
+
+
+def test_log_key_is_unique_per_instance(engine: Engine, store: SqlStore) -> None:
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    first = engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg").record
+    copy = replace(first, seq=2, event="fail_registration", dest="registration_failed")
+    values = {**vars_of(copy), "actor": str(copy.actor), "payload": "{}"}
+    with pytest.raises(exc.IntegrityError), store.engine.begin() as conn:
+        conn.execute(insert(TransitionLogRow.__table__), values)  # type: ignore[attr-defined]
+    assert store.history(pid) == [first]
+
+
+def vars_of(record: TransitionRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in record.__slots__}
+
+
+def test_unit_commits_all_or_nothing(store: SqlStore) -> None:
+    store.insert_instance(make_instance())
+    loaded = store.get("pay-1")
+    rejected = RejectedEvent(
+        instance_id="pay-1",
+        event="confirm_payment",
+        state=loaded.state,
+        version=0,
+        actor=Actor.STATUS_INQUIRY,
+        idempotency_key="x",
+        reason=RejectReason.NOT_ALLOWED,
+        detail="",
+        payload={},
+        occurred_at=T0,
+    )
+    record = record_for(loaded, "send_registration", "registration_sent", Actor.MERCHANT, "r", T0)
+
+    def write_then_fail() -> None:
+        with store.unit() as unit:
+            unit.reject(rejected)
+            unit.apply(record, expected_version=0, deadline_at=None, bound={})
+            raise RuntimeError("the caller failed after writing")
+
+    with pytest.raises(RuntimeError, match="after writing"):
+        write_then_fail()
+    assert store.get("pay-1") == loaded
+    assert store.history("pay-1") == []
+    assert store.rejections("pay-1") == []
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+def test_find_by_tx_id_and_reference_no(store: SqlStore) -> None:
+    store.insert_instance(make_instance("pay-b", tx_id="TX-B", reference_no="ORD-1"))
+    store.insert_instance(make_instance("pay-a", tx_id="TX-A", reference_no="ORD-1"))
+    store.insert_instance(make_instance("pay-c", tx_id="TX-C", reference_no="ORD-2"))
+
+    def ids(found: list[Instance]) -> list[str]:
+        return [instance.id for instance in found]
+
+    assert ids(store.find(tx_id="TX-A")) == ["pay-a"]
+    assert ids(store.find(reference_no="ORD-1")) == ["pay-a", "pay-b"]  # ordered by id
+    assert ids(store.find(tx_id="TX-C", reference_no="ORD-2")) == ["pay-c"]
+    assert ids(store.find(tx_id="TX-A", reference_no="ORD-2")) == []  # both must match
+    assert ids(store.find(tx_id="TX-Z")) == []
+
+
+def test_due_lists_passed_deadlines_earliest_first(store: SqlStore) -> None:
+    deadlines = {"late": T0 + 10 * MINUTE, "soon": T0 + MINUTE, "mid": T0 + 5 * MINUTE}
+    for name, deadline in deadlines.items():
+        store.insert_instance(make_instance(name, deadline_at=deadline))
+    store.insert_instance(make_instance("final", deadline_at=None))
+
+    def ids(now: datetime, **kwargs: Any) -> list[str]:
+        return [instance.id for instance in store.due(now, **kwargs)]
+
+    assert ids(T0) == []
+    assert ids(T0 + 5 * MINUTE) == ["soon", "mid"]  # a deadline equal to now is due
+    assert ids((T0 + 5 * MINUTE).astimezone(WIB)) == ["soon", "mid"]  # same instant
+    assert ids(T0 + 5 * MINUTE - timedelta(microseconds=1)) == ["soon"]
+    assert ids(T0 + timedelta(days=1)) == ["soon", "mid", "late"]
+    assert ids(T0 + timedelta(days=1), limit=2) == ["soon", "mid"]
+
+
+def test_engine_deadline_becomes_due_on_time(engine: Engine, store: SqlStore) -> None:
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    for index, (event_name, actor, payload) in enumerate(PATH[:4]):
+        engine.fire(pid, event_name, actor=actor, idempotency_key=f"k{index}", payload=payload)
+    assert engine.get(pid).state == "awaiting_approval"  # OVO: 55 s to approve
+    assert pid not in [i.id for i in store.due(T0 + timedelta(seconds=54))]
+    assert pid in [i.id for i in store.due(T0 + timedelta(seconds=55))]
+
+
+# --- compare-and-set and row locks -----------------------------------------------------------
+
+
+def test_stale_compare_and_set_writes_nothing(
+    store: SqlStore, other_store: SqlStore, clock: ManualClock
+) -> None:
+    Engine(store, clock=clock).start("ewallet_payment", instance_id="pay-1", wallet="ovo")
+    loaded = store.get("pay-1")  # version 0
+    rival = Engine(other_store, clock=clock)
+    rival.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
+    moved = store.get("pay-1")
+
+    stale = record_for(loaded, "abandon_checkout", "checkout_abandoned", Actor.TIMER, "ab", T0)
+    with pytest.raises(ConcurrentTransition), store.unit() as unit:
+        unit.apply(stale, expected_version=loaded.version, deadline_at=None, bound={})
+    assert store.get("pay-1") == moved
+    assert [record.event for record in store.history("pay-1")] == ["send_registration"]
+
+    # the version was the only obstacle: the same write against the current version applies
+    fresh = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "ab", T0)
+    with store.unit() as unit:
+        unit.apply(fresh, expected_version=moved.version, deadline_at=None, bound={})
+    assert store.get("pay-1").state == "registration_failed"
+
+
+def interleaving_flow(meanwhile: Callable[[], None]) -> FlowDefinition:
+    """A flow whose 'take' guard lets another writer move the instance between read and write."""
+
+    def check(_ctx: GuardContext) -> bool:
+        meanwhile()
+        return True
+
+    minute = Deadline(MINUTE, "close")
+    return FlowDefinition(
+        name="handoff",
+        states=(
+            StateSpec("open", StateKind.START, deadline=minute),
+            StateSpec("taken", StateKind.IN_PROGRESS, deadline=minute),
+            StateSpec("closed", StateKind.FAILED, final=True),
+        ),
+        initial="open",
+        transitions=(
+            transition("take", "open", "taken", Actor.MERCHANT, guard=Guard("race", check)),
+            transition("grab", "open", "taken", Actor.OPERATOR),
+            transition("close", ("open", "taken"), "closed", Actor.TIMER),
+        ),
+    )
+
+
+def test_engine_write_after_a_rival_step_raises_concurrent_transition(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # SQLite takes no lock on read, so a rival can commit between our load and our write
+    url = f"sqlite:///{tmp_path / 'race.sqlite3'}"
+    store, rival_store = SqlStore(url), SqlStore(url)
+    store.create_schema()
+    rivals: list[TransitionResult] = []
+
+    def rival_grabs() -> None:
+        if not rivals:
+            rival = Engine(rival_store, flows={"handoff": flow}, clock=clock)
+            rivals.append(rival.fire("h-1", "grab", actor="operator", idempotency_key="grab"))
+
+    flow = interleaving_flow(rival_grabs)
+    engine = Engine(store, flows={"handoff": flow}, clock=clock)
+    engine.start("handoff", instance_id="h-1")
+    try:
+        with pytest.raises(ConcurrentTransition) as info:
+            engine.fire("h-1", "take", actor="merchant", idempotency_key="take")
+        assert (info.value.state, info.value.event, info.value.expected_version) == (
+            "open",
+            "take",
+            0,
+        )
+        assert info.value.retryable
+        assert engine.history("h-1") == [rivals[0].record]  # only the rival's step
+        assert engine.rejections("h-1") == []
+        assert (engine.get("h-1").state, engine.get("h-1").version) == ("taken", 1)
+    finally:
+        store.dispose()
+        rival_store.dispose()
+
+
+def test_fire_selects_for_update_only_on_postgres(store: SqlStore, engine: Engine) -> None:
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    statements: list[str] = []
+
+    def capture(*args: Any) -> None:
+        statements.append(args[2])  # (conn, cursor, statement, parameters, context, many)
+
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    loads = [s for s in statements if "FROM flow_instance" in s]
+    assert loads
+    locked = [s for s in loads if "FOR UPDATE" in s.upper()]
+    assert bool(locked) == (store.dialect == "postgresql")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.postgres
+def test_postgres_fire_waits_for_the_row_lock(postgres_schema_url: str) -> None:
+    holder, waiter = SqlStore(postgres_schema_url), SqlStore(postgres_schema_url)
+    holder.create_schema()
+    clock = ManualClock(T0)
+    pid = Engine(holder, clock=clock).start("ewallet_payment", wallet="ovo", amount=1000).id
+    outcome: list[object] = []
+
+    def accept() -> None:
+        try:
+            outcome.append(
+                Engine(waiter, clock=clock).fire(
+                    pid,
+                    "accept_registration",
+                    actor="nicepay_response",
+                    idempotency_key="accept",
+                    payload=REGISTRATION_REPLY,
+                )
+            )
+        except Exception as error:  # checked below
+            outcome.append(error)
+
+    def blocked_by(backend: int) -> bool:
+        query = text("select count(*) from pg_stat_activity where :b = any(pg_blocking_pids(pid))")
+        with holder.engine.connect() as conn:
+            return bool(conn.execute(query, {"b": backend}).scalar_one())
+
+    thread = threading.Thread(target=accept)
+    try:
+        with holder.unit() as unit:
+            loaded = unit.load(pid)  # takes the row lock until the unit commits
+            backend = unit._conn.execute(text("select pg_backend_pid()")).scalar_one()
+            thread.start()
+            assert wait_until(lambda: blocked_by(backend)), "the second fire did not wait"
+            assert outcome == []
+            step = record_for(
+                loaded, "send_registration", "registration_sent", Actor.MERCHANT, "reg", T0
+            )
+            unit.apply(step, expected_version=0, deadline_at=None, bound={})
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        # it ran after the commit, so it saw registration_sent and could accept
+        (result,) = outcome
+        assert isinstance(result, TransitionResult), result
+        assert (result.record.seq, result.record.source) == (2, "registration_sent")
+        assert holder.get(pid).tx_id == REGISTRATION_REPLY["tx_id"]
+    finally:
+        thread.join(timeout=10)
+        holder.dispose()
+        waiter.dispose()
+
+
+def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
+    store: SqlStore, clock: ManualClock
+) -> None:
+    """The log insert failing on the unique key must not leave the state update behind."""
+    engine = Engine(store, clock=clock)
+    engine.start("ewallet_payment", instance_id="pay-1", wallet="ovo")
+    engine.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
+    moved = store.get("pay-1")
+    # same key as step 1, written as if by a writer that did not see it: the CAS passes
+    clash = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
+    with pytest.raises(ConcurrentTransition), store.unit() as unit:
+        unit.apply(clash, expected_version=moved.version, deadline_at=None, bound={})
+    assert store.get("pay-1") == moved
+    assert [record.seq for record in store.history("pay-1")] == [1]
