@@ -1,0 +1,382 @@
+"""NicepayClient on MockTransport fakes: exact request bodies, every failure class, retries."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from adapters.client import InquiryRetry, NicepayClient
+from adapters.config import Environment, NicepayCredentials
+from adapters.errors import (
+    CancelRefused,
+    InvalidToken,
+    MalformedResponse,
+)
+from adapters.messages import LinkEnableRequest, LinkInitiateRequest
+from fsm.clock import ManualClock
+from fsm.errors import (
+    ConfigurationError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from tests.adapters.nicepay_fake import (
+    BASE,
+    CREDENTIALS,
+    IMID,
+    KEY_TEXT,
+    START,
+    START_TS,
+    TXID,
+    billing,
+    harness,
+    ok,
+    refused,
+    registered,
+    registration,
+    sha,
+    timeout,
+)
+
+# --- construction -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "timeout_setting",
+    [None, httpx.Timeout(5.0, pool=None), httpx.Timeout(None, connect=3.0)],
+)
+def test_a_client_without_every_timeout_is_refused(timeout_setting: httpx.Timeout | None) -> None:
+    http = httpx.Client(timeout=timeout_setting)
+    with pytest.raises(ConfigurationError, match="timeout"):
+        NicepayClient(http, CREDENTIALS, clock=ManualClock(START))
+
+
+def test_inquiry_retry_policy_is_validated() -> None:
+    with pytest.raises(ConfigurationError):
+        InquiryRetry(attempts=0)
+    with pytest.raises(ConfigurationError):
+        InquiryRetry(base_delay=5.0, max_delay=1.0)
+
+
+# --- registration -----------------------------------------------------------------------------
+
+
+def test_register_sends_every_field_as_a_string_with_t1() -> None:
+    h = harness(registered())
+    response = h.client.register(registration())
+
+    assert response.tx_id == TXID
+    (request,) = h.fake.requests
+    assert request.method == "POST"
+    assert str(request.url) == f"{BASE}/direct/v2/registration"
+    assert request.headers["content-type"] == "application/json"
+    body = h.fake.bodies()[0]
+    assert all(isinstance(value, str) for value in body.values())
+    assert body["merchantToken"] == sha(START_TS, IMID, "ORD-1", "12000", KEY_TEXT)
+    assert {k: body[k] for k in ("timeStamp", "iMid", "payMethod", "currency", "amt")} == {
+        "timeStamp": START_TS,
+        "iMid": IMID,
+        "payMethod": "05",
+        "currency": "IDR",
+        "amt": "12000",
+    }
+    assert body["referenceNo"] == "ORD-1"
+    assert body["mitraCd"] == "DANA"
+    assert body["billingNm"] == "Budi Santoso"
+    assert body["billingPostCd"] == "10220"
+    assert body["userIP"] == "127.0.0.1"
+    assert body["dbProcessUrl"] == "https://merchant.example/nicepay/notify"
+    assert body["payValidDt"] == body["payValidTm"] == ""
+
+
+def test_register_sends_cart_data_as_one_compact_string_that_adds_up() -> None:
+    h = harness(registered())
+    h.client.register(registration())
+    cart_text = h.fake.bodies()[0]["cartData"]
+
+    assert isinstance(cart_text, str)
+    assert " " not in cart_text.replace("Budi Santoso", "")
+    cart = json.loads(cart_text)
+    assert cart["count"] == "2"
+    assert all(isinstance(v, str) for item in cart["item"] for v in item.values())
+    total = sum(int(i["goods_amt"]) * int(i["goods_quantity"]) for i in cart["item"])
+    assert str(total) == "12000"
+
+
+def test_register_is_sent_once_even_after_a_timeout() -> None:
+    h = harness(timeout(), registered())
+    with pytest.raises(ProviderTimeout) as caught:
+        h.client.register(registration())
+    assert caught.value.retryable
+    assert isinstance(caught.value, TimeoutError)
+    assert len(h.fake.requests) == 1
+
+
+def test_register_is_not_retried_after_a_server_error() -> None:
+    h = harness(httpx.Response(503, text="busy"), registered())
+    with pytest.raises(ProviderUnavailable):
+        h.client.register(registration())
+    assert len(h.fake.requests) == 1
+
+
+def test_a_cart_that_does_not_add_up_is_refused_before_any_request() -> None:
+    h = harness(registered())
+    with pytest.raises(ValidationError, match="cartData adds up to 12000"):
+        h.client.register(registration(amount="13000"))
+    assert h.fake.requests == []
+
+
+def test_the_configured_base_url_is_used() -> None:
+    cloud = NicepayCredentials(
+        imid=IMID, merchant_key=KEY_TEXT, base_url=Environment.CLOUD_PRODUCTION
+    )
+    h = harness(registered(), credentials=cloud)
+    h.client.register(registration())
+    assert str(h.fake.requests[0].url) == (
+        "https://services.nicepay.co.id/nicepay/direct/v2/registration"
+    )
+
+
+# --- payment step -----------------------------------------------------------------------------
+
+
+def test_payment_step_is_built_not_sent_with_a_fresh_t1() -> None:
+    h = harness()
+    h.clock.advance(timedelta(minutes=2))
+    callback = "https://merchant.example/return?order=ORD-1&x=a b"
+    step = h.client.payment_step(TXID, "ORD-1", "12000", callback)
+
+    assert h.fake.requests == []
+    fresh = "20250201003200"
+    assert step.fields == {
+        "timeStamp": fresh,
+        "tXid": TXID,
+        "merchantToken": sha(fresh, IMID, "ORD-1", "12000", KEY_TEXT),
+        "callBackUrl": callback,
+    }
+    assert step.url == f"{BASE}/direct/v2/payment"
+    assert not step.returns_json
+    parts = urlsplit(step.get_url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == step.url
+    assert dict(parse_qsl(parts.query)) == step.fields
+    assert "callBackUrl=https%3A%2F%2Fmerchant.example%2Freturn%3Forder%3DORD-1%26x%3Da" in (
+        step.get_url
+    )
+
+
+def test_payment_step_for_shopeepay_asks_for_json() -> None:
+    h = harness()
+    step = h.client.payment_step(TXID, "ORD-1", 12000, "https://m.example/cb", return_json=True)
+    assert step.returns_json
+    assert step.fields["returnJsonFormat"] == "1"
+    assert "returnJsonFormat=1" in step.get_url
+
+
+def test_payment_links_fetches_the_shopeepay_json_once() -> None:
+    links = {"redirectUrlApp": "shopeeid://pay?x=1", "redirectUrlHttp": "https://shopee.test/p"}
+    h = harness(ok(tXid=TXID, **links))
+    step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb", return_json=True)
+    answer = h.client.payment_links(step)
+
+    assert (answer.app_url, answer.web_url) == (links["redirectUrlApp"], links["redirectUrlHttp"])
+    (request,) = h.fake.requests
+    assert request.method == "POST"  # a form keeps the token out of logged URLs
+    assert str(request.url) == step.url
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert dict(parse_qsl(request.content.decode())) == step.fields
+
+
+def test_payment_links_accepts_json_without_a_result_code() -> None:
+    h = harness(httpx.Response(200, json={"redirectUrlHttp": "https://shopee.test/p"}))
+    step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb", return_json=True)
+    assert h.client.payment_links(step).redirect_url == "https://shopee.test/p"
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (refused("9010", "bad token"), InvalidToken),
+        (ok(tXid=TXID), MalformedResponse),
+        (httpx.Response(200, text="<html>redirecting</html>"), MalformedResponse),
+        (timeout(), ProviderTimeout),
+    ],
+)
+def test_payment_links_failures_are_typed_and_not_retried(
+    reply: httpx.Response | Exception, error: type[ProviderError]
+) -> None:
+    h = harness(reply, ok(redirectUrlHttp="https://shopee.test/p"))
+    step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb", return_json=True)
+    with pytest.raises(error):
+        h.client.payment_links(step)
+    assert len(h.fake.requests) == 1
+
+
+def test_payment_links_needs_a_json_step() -> None:
+    h = harness()
+    step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb")
+    with pytest.raises(ValueError, match="return_json"):
+        h.client.payment_links(step)
+    assert h.fake.requests == []
+
+
+@pytest.mark.parametrize("amount", ["12000.00", "12,000", "-1", "", "1234567890123"])
+def test_payment_step_refuses_inexact_amounts(amount: str) -> None:
+    with pytest.raises(ValueError, match="digits"):
+        harness().client.payment_step(TXID, "ORD-1", amount, "https://m.example/cb")
+
+
+# --- inquiry ----------------------------------------------------------------------------------
+
+
+def test_inquiry_sends_t1_and_parses_the_status() -> None:
+    h = harness(ok(tXid=TXID, status="2", amt="12000", cancelAmt=2000, cardNo=None, x="y"))
+    response = h.client.inquiry(TXID, "ORD-1", "12000")
+
+    assert response.status == "2"
+    assert response.cancel_amount == "2000"
+    (body,) = h.fake.bodies()
+    assert body == {
+        "timeStamp": START_TS,
+        "tXid": TXID,
+        "iMid": IMID,
+        "referenceNo": "ORD-1",
+        "amt": "12000",
+        "merchantToken": sha(START_TS, IMID, "ORD-1", "12000", KEY_TEXT),
+    }
+    assert str(h.fake.requests[0].url) == f"{BASE}/direct/v2/inquiry"
+
+
+def test_inquiry_retries_with_backoff_and_a_fresh_token_per_try() -> None:
+    h = harness(timeout(), httpx.Response(502), ok(tXid=TXID, status="0"))
+    assert h.client.inquiry(TXID, "ORD-1", "12000").status == "0"
+
+    assert h.sleeps == [1.0, 2.0]
+    stamps = [body["timeStamp"] for body in h.fake.bodies()]
+    assert stamps == ["20250201003000", "20250201003001", "20250201003003"]
+    for body in h.fake.bodies():
+        assert body["merchantToken"] == sha(body["timeStamp"], IMID, "ORD-1", "12000", KEY_TEXT)
+
+
+def test_inquiry_retries_are_bounded() -> None:
+    retry = InquiryRetry(attempts=5, base_delay=1.0, max_delay=3.0)
+    h = harness(*[httpx.Response(503)] * 5, retry=retry)
+    with pytest.raises(ProviderUnavailable) as caught:
+        h.client.inquiry(TXID, "ORD-1", "12000")
+    assert caught.value.http_status == 503
+    assert len(h.fake.requests) == 5
+    assert h.sleeps == [1.0, 2.0, 3.0, 3.0]
+
+
+@pytest.mark.parametrize("code", ["1001", "1002", "1003", "1004", "9002"])
+def test_inquiry_retries_transport_result_codes(code: str) -> None:
+    h = harness(refused(code, "busy"), ok(tXid=TXID, status="3"))
+    assert h.client.inquiry(TXID, "ORD-1", "12000").status == "3"
+    assert len(h.fake.requests) == 2
+
+
+def test_inquiry_does_not_retry_a_business_refusal() -> None:
+    h = harness(refused("9010", "Invalid merchantToken"), ok(tXid=TXID, status="0"))
+    with pytest.raises(InvalidToken):
+        h.client.inquiry(TXID, "ORD-1", "12000")
+    assert len(h.fake.requests) == 1
+    assert h.sleeps == []
+
+
+def test_inquiry_without_status_is_parsed_with_status_none() -> None:
+    h = harness(ok(tXid=TXID))
+    assert h.client.inquiry(TXID, "ORD-1", 12000).status is None
+
+
+# --- cancel -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("partial", "cancel_type"), [(False, "1"), (True, "2")])
+def test_cancel_sends_t2_over_the_cancelled_amount(partial: bool, cancel_type: str) -> None:
+    h = harness(ok(tXid=TXID, canceltXid="CANCEL-1", amt="2000"))
+    response = h.client.cancel(TXID, "ORD-1", "2000", partial=partial, reason="out of stock")
+
+    assert response.cancel_tx_id == "CANCEL-1"
+    (body,) = h.fake.bodies()
+    assert body == {
+        "timeStamp": START_TS,
+        "tXid": TXID,
+        "iMid": IMID,
+        "payMethod": "05",
+        "cancelType": cancel_type,
+        "amt": "2000",
+        "referenceNo": "ORD-1",
+        "cancelMsg": "out of stock",
+        "merchantToken": sha(START_TS, IMID, TXID, "2000", KEY_TEXT),
+    }
+    assert str(h.fake.requests[0].url) == f"{BASE}/direct/v2/cancel"
+
+
+def test_cancel_is_never_retried() -> None:
+    h = harness(timeout(), ok(tXid=TXID))
+    with pytest.raises(ProviderTimeout):
+        h.client.cancel(TXID, "ORD-1", "12000", partial=False)
+    assert len(h.fake.requests) == 1
+
+
+def test_cancel_refusal_is_typed() -> None:
+    h = harness(refused("9334", "cancel period exceeded"))
+    with pytest.raises(CancelRefused) as caught:
+        h.client.cancel(TXID, "ORD-1", "12000", partial=False)
+    assert caught.value.provider_code == "9334"
+    assert not caught.value.retryable
+
+
+# --- AstraPay forms ---------------------------------------------------------------------------
+
+
+def test_link_enable_builds_a_t4_form_with_extra_fields() -> None:
+    h = harness()
+    request = LinkEnableRequest(
+        reference_no="LINK-1",
+        billing_name="Budi",
+        billing_phone="08123456789",
+        billing_email="budi@example.id",
+        db_process_url="https://m.example/notify",
+        user_ip="127.0.0.1",
+        callback_url="https://m.example/linked",
+        extra_fields={"futureField": "x"},
+    )
+    form = h.client.link_enable(request)
+
+    assert h.fake.requests == []
+    assert form.method == "POST"
+    assert form.url == f"{BASE}/api/linkEnable.do"
+    assert form.fields["merchantToken"] == sha(IMID, "LINK-1", "08123456789", KEY_TEXT)
+    assert form.fields["timeStamp"] == START_TS
+    assert form.fields["iMid"] == IMID
+    assert form.fields["mitraCd"] == "ASTR"
+    assert form.fields["payMethod"] == "05"
+    assert form.fields["callBackUrl"] == "https://m.example/linked"
+    assert form.fields["futureField"] == "x"
+    assert all(isinstance(value, str) for value in form.fields.values())
+
+
+def test_link_initiate_builds_a_t5_form_with_the_mandate() -> None:
+    h = harness()
+    request = LinkInitiateRequest(
+        mandate_id="1234567890",
+        amount="25000",
+        reference_no="ORD-9",
+        goods_name="Tea",
+        billing=billing(),
+        db_process_url="https://m.example/notify",
+    )
+    form = h.client.link_initiate(request)
+
+    assert h.fake.requests == []
+    assert form.url == f"{BASE}/api/linkInitiate.do"
+    assert form.fields["merchantToken"] == sha(IMID, "ORD-9", "25000", KEY_TEXT)
+    assert form.fields["mandateID"] == "1234567890"
+    assert form.fields["amt"] == "25000"
+    assert form.fields["currency"] == "IDR"
+    assert form.fields["billingPhone"] == "08123456789"
