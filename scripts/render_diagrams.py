@@ -1,0 +1,47 @@
+"""Regenerate diagrams/: the DOT and SVG of every built-in flow, drawn from its definition.
+
+Run after changing a flow:      .venv/bin/python scripts/render_diagrams.py
+Check the committed files only: .venv/bin/python scripts/render_diagrams.py --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from fsm.diagram import flow_to_dot, render
+from fsm.flows import FLOWS
+
+DIAGRAMS = Path(__file__).resolve().parent.parent / "diagrams"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write (or with ``--check`` verify) ``<flow>.dot`` and ``<flow>.svg`` for every flow."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report stale or missing files")
+    parser.add_argument("--out", type=Path, default=DIAGRAMS, help="directory (default: diagrams/)")
+    args = parser.parse_args(argv)
+    stale = []
+    for name in sorted(FLOWS):
+        dot = flow_to_dot(FLOWS[name])
+        dot_path, svg_path = args.out / f"{name}.dot", args.out / f"{name}.svg"
+        if args.check:
+            current = dot_path.is_file() and dot_path.read_text(encoding="utf-8") == dot
+            stale += [] if current and svg_path.is_file() else [name]
+            continue
+        args.out.mkdir(parents=True, exist_ok=True)
+        dot_path.write_text(dot, encoding="utf-8")
+        svg_path.write_bytes(render(dot, "svg"))
+        print(f"wrote {dot_path} and {svg_path.name}")
+    if stale:
+        print(
+            f"stale diagrams: {', '.join(stale)}; run scripts/render_diagrams.py", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
