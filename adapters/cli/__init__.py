@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
-from adapters.cli import _demo, _flows, _records
+from adapters.cli import _demo, _diagrams, _flows, _records, _serve, _simulator
 from fsm.errors import FsmError
 
-_COMMANDS = (_flows, _records, _demo)
+_COMMANDS = (_flows, _records, _demo, _diagrams, _serve, _simulator)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ewallet-fsm",
         description="E-wallet payment lifecycles as explicit, persisted state machines.",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log every event and call to stderr"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _COMMANDS:
@@ -27,6 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the process exit code (2 for a refused request)."""
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         code: int = args.handler(args)
     except FsmError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -41,14 +43,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _store(url: str) -> SqlStore:
-    store = SqlStore(url)
-    store.create_schema()
-    return store
+def _opened(
+    handler: Callable[[argparse.Namespace, SqlStore], int],
+) -> Callable[[argparse.Namespace], int]:
+    """``handler`` run on the store at ``--db``, whose connections are closed afterwards."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        store = SqlStore(args.db)
+        try:
+            store.create_schema()
+            return handler(args, store)
+        finally:
+            store.dispose()
+
+    return run
 
 
-def _history(args: argparse.Namespace) -> int:
-    store = _store(args.db)
+@_opened
+def _history(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     records, refused = store.history(args.id), store.rejections(args.id)
     if args.json:
@@ -78,8 +91,8 @@ def _history(args: argparse.Namespace) -> int:
     return 0
 
 
-def _replay(args: argparse.Namespace) -> int:
-    store = _store(args.db)
+@_opened
+def _replay(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     result = replay_instance(
         get_flow(instance.flow),
@@ -113,8 +126,8 @@ def _replay(args: argparse.Namespace) -> int:
     return 0 if result.divergence is None else 1
 
 
-def _list(args: argparse.Namespace) -> int:
-    store = _store(args.db)
+@_opened
+def _list(args: argparse.Namespace, store: SqlStore) -> int:
     instances = store.list_instances()
     if args.json:
         write_json({"instances": [instance_json(i) for i in instances]})

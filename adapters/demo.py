@@ -1,0 +1,258 @@
+"""The main job: every wallet end to end against the loopback simulator, over real HTTP.
+
+The simulator plays NICEPAY and the wallets, a scripted browser plays the customer, and the
+merchant side is this library: the service registers and redirects, the ASGI app receives
+notifications and browser returns, and every status is settled by an inquiry. One payment also
+meets duplicate, reordered and forged notifications and still ends correctly.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+from pydantic import SecretStr
+
+from adapters._tokens import notification_token
+from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.client import InquiryRetry, NicepayClient
+from adapters.config import NicepayCredentials
+from adapters.messages import Billing, CartItem
+from adapters.notifications import NotificationHandler
+from adapters.service import LinkOrder, PaymentOrder, PaymentService
+from adapters.simulator import (
+    CustomerAction,
+    NicepaySimulator,
+    ScriptedBrowser,
+    SimulatorConfig,
+    serve_app,
+)
+from fsm.definition import Actor
+from fsm.engine import Engine
+from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
+from fsm.model import Instance
+from fsm.persistence import SqlStore
+
+IMID = "IONPAYTEST"
+SETTLE_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One payment of the demo and the state it must end in."""
+
+    name: str
+    wallet: Wallet
+    action: CustomerAction
+    expected: str
+    hostile: bool = False
+
+
+SCENARIOS = (
+    Scenario("ovo-paid", Wallet.OVO, CustomerAction.PAY, "order_confirmed"),
+    Scenario("ovo-expired", Wallet.OVO, CustomerAction.ABANDON, "expired"),
+    Scenario("dana-paid", Wallet.DANA, CustomerAction.PAY, "order_confirmed"),
+    Scenario("linkaja-failed", Wallet.LINKAJA, CustomerAction.DECLINE, "failed"),
+    Scenario("shopeepay-app-paid", Wallet.SHOPEEPAY, CustomerAction.PAY, "order_confirmed"),
+    Scenario("dana-hostile", Wallet.DANA, CustomerAction.PAY, "order_confirmed", hostile=True),
+)
+ASTRAPAY_EXPECTED = ("linked", "customer_updated")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One row of the demo's table."""
+
+    id: str
+    scenario: str
+    flow: str
+    wallet: str
+    state: str
+    expected: str
+    transitions: int
+    rejected: int
+
+    @property
+    def as_expected(self) -> bool:
+        """Whether the payment ended where its scenario says it must."""
+        return self.state == self.expected
+
+
+@dataclass(frozen=True)
+class _Rig:
+    service: PaymentService
+    sim: NicepaySimulator
+    http: httpx.Client
+    run: str
+
+
+def run_demo(db_url: str) -> list[Outcome]:
+    """Run every scenario against a fresh simulator; payments go to ``db_url``."""
+    store = SqlStore(db_url)
+    store.create_schema()
+    with _rig(Engine(store)) as rig:
+        played = [_play(rig, scenario) for scenario in SCENARIOS]
+        played += _play_astrapay(rig)
+        _drain(rig.sim)
+        outcomes = [
+            _outcome(rig, rig.service.engine.get(o.id), o.scenario, o.expected) for o in played
+        ]
+    store.dispose()
+    return outcomes
+
+
+def _drain(sim: NicepaySimulator, quiet: float = 0.5) -> None:
+    """Let late, duplicated and delayed notifications arrive before the table is taken."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    seen, since = len(sim.deliveries), time.monotonic()
+    while time.monotonic() - since < quiet and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if len(sim.deliveries) != seen:
+            seen, since = len(sim.deliveries), time.monotonic()
+
+
+@contextmanager
+def _rig(engine: Engine) -> Iterator[_Rig]:
+    key = SecretStr(secrets.token_hex(16))
+    config = SimulatorConfig(imid=IMID, merchant_key=key, expiry={Wallet.OVO: timedelta(seconds=2)})
+    app = NotificationApp()
+    timeout = httpx.Timeout(10.0)
+    with (
+        NicepaySimulator(config).serve() as sim,
+        serve_app(app) as merchant_url,
+        httpx.Client(timeout=timeout) as api_http,
+        httpx.Client(timeout=timeout) as browser_http,
+    ):
+        credentials = NicepayCredentials(imid=IMID, merchant_key=key, base_url=sim.nicepay_url)
+        client = NicepayClient(
+            api_http,
+            credentials,
+            clock=engine.clock,
+            inquiry_retry=InquiryRetry(attempts=3, base_delay=0.05, max_delay=0.2),
+        )
+        service = PaymentService(
+            engine,
+            client,
+            notification_url=merchant_url + NOTIFICATION_PATH,
+            callback_url=merchant_url + CALLBACK_PATH,
+        )
+        app.handler = NotificationHandler(service)
+        yield _Rig(service, sim, browser_http, secrets.token_hex(3))
+
+
+def _order(rig: _Rig, scenario: str, wallet: Wallet, link_id: str | None = None) -> PaymentOrder:
+    return PaymentOrder(
+        wallet=wallet,
+        reference_no=f"ORD-{rig.run}-{scenario}",
+        amount="150000",
+        goods_name="Batik shirt",
+        billing=Billing(
+            name="Siti Rahayu",
+            phone="081234567890",
+            email="siti@example.co.id",
+            address="Jl. Merdeka 1",
+            city="Jakarta",
+            state="DKI Jakarta",
+            post_code="10110",
+            country="Indonesia",
+        ),
+        cart=(
+            CartItem(goods_name="Batik shirt", goods_amt="140000", goods_quantity="1"),
+            CartItem(goods_name="Shipping", goods_amt="10000", goods_quantity="1"),
+        ),
+        user_ip="127.0.0.1",
+        link_id=link_id,
+    )
+
+
+def _play(rig: _Rig, scenario: Scenario) -> Outcome:
+    order = _order(rig, scenario.name, scenario.wallet)
+    rig.sim.script_customer(reference_no=order.reference_no, action=scenario.action)
+    if scenario.hostile:
+        rig.sim.faults.notification(order.reference_no, duplicate=2, reorder=True)
+    started = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-{scenario.name}")
+    payment = started.instance
+    if scenario.hostile:
+        _forge(rig, payment)
+    browser = ScriptedBrowser(rig.http, prefer="app")
+    step = started.step
+    browser.open(step.app_url or step.url)
+    final = _settle(rig, payment.id, PaymentEvent.CONFIRM_ORDER)
+    return _outcome(rig, final, scenario.name, scenario.expected)
+
+
+def _forge(rig: _Rig, payment: Instance) -> None:
+    """An attacker's notification and browser return, before the customer has paid."""
+    tx_id = payment.tx_id or ""
+    fake = {
+        "tXid": tx_id,
+        "referenceNo": payment.reference_no or "",
+        "amt": payment.amount or "",
+        "iMid": IMID,
+        "status": "0",
+        "merchantToken": notification_token(IMID, tx_id, payment.amount or "", SecretStr("guess")),
+    }
+    rig.http.post(rig.service.notification_url, data=fake)
+    rig.http.get(rig.service.callback_url, params={**fake, "resultCd": "0000"})
+
+
+def _settle(rig: _Rig, payment_id: str, confirm_event: str) -> Instance:
+    """Wait for the notification's inquiry to settle the payment; then tell the customer."""
+    engine = rig.service.engine
+    payment = _wait(engine, payment_id, lambda p: engine.flow(p.flow).state(p.state).kind.settled)
+    if not engine.flow(payment.flow).state(payment.state).kind.settled:
+        # Nothing arrived in time: the deadline's status check, run now.
+        payment = rig.service.check_status(payment_id, actor=Actor.TIMER)
+    if payment.state == "paid":
+        rig.service.fire(payment_id, confirm_event, Actor.MERCHANT, "confirm-to-customer")
+    return engine.get(payment_id)
+
+
+def _wait(engine: Engine, instance_id: str, done: Callable[[Instance], bool]) -> Instance:
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    instance = engine.get(instance_id)
+    while not done(instance) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        instance = engine.get(instance_id)
+    return instance
+
+
+def _play_astrapay(rig: _Rig) -> list[Outcome]:
+    link_order = LinkOrder(
+        reference_no=f"LNK-{rig.run}",
+        billing_name="Siti Rahayu",
+        billing_phone="081234567891",
+        billing_email="siti@example.co.id",
+        user_ip="127.0.0.1",
+    )
+    rig.sim.script_customer(reference_no=link_order.reference_no, action=CustomerAction.PAY)
+    started = rig.service.start_link(link_order, link_id=f"demo-{rig.run}-astrapay-link")
+    ScriptedBrowser(rig.http).submit(started.step.url, started.step.fields)
+    engine = rig.service.engine
+    link = _wait(engine, started.instance.id, lambda i: i.state in {"linked", "mandate_missing"})
+    outcomes = [_outcome(rig, link, "astrapay-link", ASTRAPAY_EXPECTED[0])]
+    order = _order(rig, "astrapay-pay", Wallet.ASTRAPAY, link_id=link.id)
+    rig.sim.script_customer(reference_no=order.reference_no, action=CustomerAction.PAY)
+    paying = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-astrapay-pay")
+    ScriptedBrowser(rig.http).submit(paying.step.url, paying.step.fields)
+    final = _settle(rig, paying.instance.id, AstrapayPaymentEvent.UPDATE_CUSTOMER)
+    outcomes.append(_outcome(rig, final, "astrapay-pay", ASTRAPAY_EXPECTED[1]))
+    return outcomes
+
+
+def _outcome(rig: _Rig, instance: Instance, scenario: str, expected: str) -> Outcome:
+    return Outcome(
+        id=instance.id,
+        scenario=scenario,
+        flow=instance.flow,
+        wallet=instance.wallet or "",
+        state=instance.state,
+        expected=expected,
+        transitions=instance.version,
+        rejected=len(rig.service.engine.rejections(instance.id)),
+    )
