@@ -8,12 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.cli._output import default_db, write
+from adapters.cli._output import default_db, open_store, write
 from fsm.audit import audit_report
 from fsm.diagram import compare_to_dot, flow_to_dot, format_for, path_to_dot, write_diagram
 from fsm.flows import FLOWS, get_flow
 from fsm.loading import load_flow_file
-from fsm.persistence import SqlStore
 from fsm.replay import replay_instance
 
 
@@ -74,26 +73,20 @@ def _flow_dot(args: argparse.Namespace) -> str:
 
 
 def _payment_dot(instance_id: str, url: str) -> str:
-    store = _store(url)
-    instance = store.get(instance_id)
-    flow = get_flow(instance.flow)
-    return path_to_dot(flow, instance, store.history(instance_id), store.rejections(instance_id))
+    with open_store(url) as store:
+        instance = store.get(instance_id)
+        history, refused = store.history(instance_id), store.rejections(instance_id)
+    return path_to_dot(get_flow(instance.flow), instance, history, refused)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    store = _store(args.db)
-    instance = store.get(args.id)
+    with open_store(args.db) as store:
+        instance = store.get(args.id)
+        history, refused = store.history(args.id), store.rejections(args.id)
     flow = get_flow(instance.flow)
-    history, refused = store.history(args.id), store.rejections(args.id)
     result = replay_instance(flow, instance, history)
     html = audit_report(flow, instance, history, refused, result, generated_at=datetime.now(UTC))
     target = Path(args.output)
     target.write_text(html, encoding="utf-8")
     write(f"wrote {target}: replay {result.verdict}, {len(history)} steps, {len(refused)} refused")
     return 0 if result.divergence is None else 1
-
-
-def _store(url: str) -> SqlStore:
-    store = SqlStore(url)
-    store.create_schema()
-    return store

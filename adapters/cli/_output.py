@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from fsm.persistence import DEFAULT_DB_URL
+from fsm.persistence import DEFAULT_DB_URL, SqlStore
 
 DB_ENV = "EWALLET_FSM_DB"
+
+
+@contextmanager
+def open_store(url: str) -> Iterator[SqlStore]:
+    """The store at ``url`` with its schema in place; its connections close when the block ends."""
+    store = SqlStore(url)
+    try:
+        store.create_schema()
+        yield store
+    finally:
+        store.dispose()
 
 
 def default_db() -> str:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from adapters.cli._output import default_db, iso, table, write, write_json
+from adapters.cli._output import default_db, iso, open_store, table, write, write_json
 from fsm.errors import InvalidInstanceData
 from fsm.flows import get_flow
 from fsm.model import Instance, RejectedEvent, TransitionRecord
@@ -50,12 +50,8 @@ def _opened(
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        store = SqlStore(args.db)
-        try:
-            store.create_schema()
+        with open_store(args.db) as store:
             return handler(args, store)
-        finally:
-            store.dispose()
 
     return run
 
