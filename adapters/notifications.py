@@ -22,10 +22,12 @@ from adapters.inbound import (
     BodyTooLarge,
     InboundRequest,
     parse_params,
+    require,
     verify_link_token,
     verify_notification_token,
 )
 from adapters.service import PaymentService
+from fsm import REDACTED
 from fsm.definition import Actor
 from fsm.errors import (
     NotificationError,
@@ -84,11 +86,13 @@ class NotificationHandler:
         try:
             self._check_source(request)
             params = parse_params(request)
+            require(params, "referenceNo")
             instance = self._find(params)
+            _check_reference(instance, params)
             self._verify(instance, params)
         except NotificationError as error:
             return self._refuse(error, instance, request, "receive_notification")
-        self._accept_notification(instance, params)
+        self._accept_notification(instance, params, request)
         return OK
 
     def handle_callback(self, request: InboundRequest) -> Reply:
@@ -97,9 +101,13 @@ class NotificationHandler:
         try:
             params = parse_params(request)
             instance = self._find(params)
+            _check_reference(instance, params)
         except NotificationError as error:
             return self._refuse(error, instance, request, "browser_return")
-        key = f"callback:{_digest(params)}"
+        # Keyed on what the return claims, not on every parameter: junk parameters added to a
+        # forged return must not buy another write or another inquiry.
+        claim = f"{params.get('tXid') or params.get('referenceNo')}:{params.get('resultCd', '')}"
+        key = f"callback:{claim}"
         service = self._service
         if instance.flow == AstrapayLinkAdapter.flow:
             AstrapayLinkAdapter.returned(service, instance, params, key)
@@ -109,19 +117,25 @@ class NotificationHandler:
                 if instance.flow == "astrapay_payment"
                 else PaymentEvent.RETURN_FROM_PARTNER
             )
-            service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, params)
-            self._confirm(instance.id)
+            result = service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, params)
+            if result is not None and not result.duplicate:
+                self._confirm(instance.id)
         current = service.engine.get(instance.id)
         return Reply(200, {"id": current.id, "state": current.state})
 
-    def _accept_notification(self, instance: Instance, params: Mapping[str, str]) -> None:
+    def _accept_notification(
+        self, instance: Instance, params: Mapping[str, str], request: InboundRequest
+    ) -> None:
         key = f"notification:{_digest(params)}"
         if instance.flow == AstrapayLinkAdapter.flow:
             AstrapayLinkAdapter.notified(self._service, instance, params, key)
             return
-        payload = {**params, "tx_id": params["tXid"]}
+        payload = {**params, "tx_id": params["tXid"], "raw": raw_record(request, params)}
         event = PaymentEvent.RECEIVE_NOTIFICATION  # same name in both payment flows
-        self._service.fire(instance.id, event, Actor.NICEPAY_NOTIFICATION, key, payload)
+        result = self._service.fire(instance.id, event, Actor.NICEPAY_NOTIFICATION, key, payload)
+        if result is not None and result.duplicate:
+            return  # a redelivery: its inquiry already ran
+        # Also when refused (e.g. settled): the inquiry may reveal a void or a refund.
         self._confirm(instance.id)
 
     def _confirm(self, instance_id: str) -> None:
@@ -155,10 +169,7 @@ class NotificationHandler:
             raise UnknownTransaction(
                 f"no single payment for tXid {tx_id!r} / referenceNo {reference_no!r}"
             )
-        instance = found[0]
-        if reference_no and instance.reference_no != reference_no:
-            raise NotificationPayloadError("referenceNo does not match the payment's")
-        return instance
+        return found[0]
 
     def _verify(self, instance: Instance, params: Mapping[str, str]) -> None:
         credentials = self._service.client.credentials
@@ -203,6 +214,25 @@ class NotificationHandler:
                 payload=_safe_params(request),
             )
         return Reply(status, {"error": type(error).__name__, "message": str(error)})
+
+
+def _check_reference(instance: Instance, params: Mapping[str, str]) -> None:
+    reference_no = params.get("referenceNo")
+    if reference_no and instance.reference_no != reference_no:
+        raise NotificationPayloadError("referenceNo does not match the payment's")
+
+
+def raw_record(request: InboundRequest, params: Mapping[str, str]) -> dict[str, str]:
+    """The notification as it arrived, for the log: body and headers, the token blanked out."""
+    body, query = request.body.decode("utf-8", errors="replace"), request.query
+    token = params.get("merchantToken")
+    if token:  # the token may come in the body or in the query string
+        body, query = body.replace(token, REDACTED), query.replace(token, REDACTED)
+    headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
+    return {"body": body, "query": query, **headers, "client_ip": request.client_ip or ""}
+
+
+_KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for")
 
 
 def _digest(params: Mapping[str, str]) -> str:

@@ -13,38 +13,50 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from adapters.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
 from adapters.base import CustomerStep
 from adapters.client import NicepayClient
-from adapters.messages import Billing, CartItem
+from adapters.messages import Billing, CartItem, amount_string
 from adapters.registry import adapter_for
 from adapters.status import check_status
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
-from fsm.flows import Wallet
+from fsm.flows import LinkState, Wallet
 from fsm.model import Instance, TransitionResult
 
 logger = logging.getLogger(__name__)
 
 
 class PaymentOrder(BaseModel):
-    """What the merchant knows about one checkout."""
+    """What the merchant knows about one checkout, checked before anything is stored or sent."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     wallet: Wallet
-    reference_no: str
+    reference_no: str = Field(min_length=1, max_length=40)
     amount: str
-    goods_name: str
+    goods_name: str = Field(min_length=1, max_length=100)
     billing: Billing
-    cart: tuple[CartItem, ...]
-    user_ip: str
-    description: str = ""
+    cart: tuple[CartItem, ...] = Field(min_length=1)
+    user_ip: str = Field(min_length=1, max_length=15)
+    description: str = Field("", max_length=100)
     link_id: str | None = None
     """AstraPay: the id of the customer's linked account (an ``astrapay_link`` instance)."""
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _exact_amount(cls, value: object) -> str:
+        return amount_string(value)  # type: ignore[arg-type]  # refuses what is not digits
+
+    @model_validator(mode="after")
+    def _cart_adds_up(self) -> PaymentOrder:
+        total = sum(item.line_total for item in self.cart)
+        if total != int(self.amount):
+            raise ValueError(f"cart items add up to {total}, not the amount {self.amount}")
+        return self
 
 
 class LinkOrder(BaseModel):
@@ -123,6 +135,31 @@ class PaymentService:
         step = AstrapayLinkAdapter().begin(self, link, order)
         return Started(link, step)
 
+    def cancel(
+        self, payment_id: str, *, amount: str | None = None, reason: str = ""
+    ) -> Instance:
+        """Ask NICEPAY to void or refund a payment, then let an inquiry say what it became.
+
+        Args:
+            payment_id: the payment.
+            amount: the amount to cancel; the whole amount (a full cancel) when omitted.
+            reason: ``cancelMsg``, shown at NICEPAY.
+
+        Raises:
+            InvalidInstanceData: the payment has no tXid yet, or ``amount`` is malformed.
+            ProviderError: NICEPAY refused the cancel (e.g. a wallet's cancel window, 9314);
+                nothing changed.
+        """
+        payment = self.engine.get(payment_id)
+        if not payment.tx_id or not payment.amount:
+            raise InvalidInstanceData(f"payment {payment_id!r} was never registered at NICEPAY")
+        cancelled = payment.amount if amount is None else amount_string(amount)
+        partial = int(cancelled) < int(payment.amount)
+        self.client.cancel(
+            payment.tx_id, payment.reference_no or "", cancelled, partial=partial, reason=reason
+        )
+        return self.check_status(payment_id)  # the inquiry's void or refund moves the payment
+
     def check_status(self, payment_id: str, *, actor: Actor = Actor.MERCHANT) -> Instance:
         """Ask NICEPAY for the payment's status and apply the answer (see adapters.status)."""
         return check_status(self.engine, self.client, payment_id, actor=actor)
@@ -162,4 +199,8 @@ class PaymentService:
             return None
         if order.link_id is None:
             raise InvalidInstanceData("an AstraPay payment needs the customer's link_id")
-        return self.engine.get(order.link_id).mandate
+        link = self.engine.get(order.link_id)
+        if link.flow != AstrapayLinkAdapter.flow:
+            raise InvalidInstanceData(f"{order.link_id!r} is not an AstraPay account link")
+        # Only a linked account's mandate is usable: after an unlink it stays stored, revoked.
+        return link.mandate if link.state == LinkState.LINKED else None

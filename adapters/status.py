@@ -58,8 +58,10 @@ def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
     """Move an unsettled payment to its status-check state, if the flow allows it from here."""
     flow = engine.flow(payment.flow)
     checks = flow.candidates(payment.state, CHECK_STATUS)
-    if flow.state(payment.state).kind.settled or not checks or checks[0].dest == payment.state:
-        return payment  # settled, or already waiting for exactly this answer
+    if flow.state(payment.state).kind.settled or not checks:
+        return payment
+    if checks[0].dest == payment.state and actor is not Actor.TIMER:
+        return payment  # already waiting for this answer; only the timer records a retry
     key = f"check:{payment.version}"  # one check per version: a retry of the same check is absorbed
     with contextlib.suppress(TransitionNotAllowed):  # recorded; the state moved on meanwhile
         engine.fire_with_retry(payment.id, CHECK_STATUS, actor=actor, idempotency_key=key)

@@ -7,6 +7,7 @@ an instance's state from its log. This package does no network I/O and never imp
 
 import logging
 
+from fsm._payload import REDACTED
 from fsm.clock import Clock, ManualClock, SystemClock
 from fsm.definition import (
     Actor,
@@ -45,6 +46,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 __all__ = [
     "DEFAULT_DB_URL",
     "DEFAULT_RETRY",
+    "REDACTED",
     "Actor",
     "ActorNotAllowed",
     "Clock",

@@ -7,10 +7,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from adapters.cli import _demo, _diagrams, _flows, _records, _serve, _simulator
+from adapters.cli import _demo, _diagrams, _flows, _reconcile, _records, _serve, _simulator
 from fsm.errors import FsmError
 
-_COMMANDS = (_flows, _records, _demo, _diagrams, _serve, _simulator)
+_COMMANDS = (_flows, _records, _demo, _diagrams, _serve, _reconcile, _simulator)
 
 
 def build_parser() -> argparse.ArgumentParser:
