@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 from adapters.base import CustomerStep
 from adapters.messages import LinkEnableRequest, LinkInitiateRequest
 from fsm.definition import Actor
+from fsm.errors import InvalidInstanceData, RejectReason
 from fsm.flows import AstrapayPaymentEvent, LinkEvent, Wallet
 
 if TYPE_CHECKING:
@@ -41,12 +42,14 @@ class AstrapayAdapter:
     ) -> CustomerStep:
         """Submit ``linkInitiate`` with the mandate: the flow's guard refuses without one."""
         # Raises GuardRefused (recorded) when the account is not linked.
-        service.engine.fire_with_retry(
+        submitted = service.engine.fire_with_retry(
             payment.id,
             AstrapayPaymentEvent.SUBMIT_LINK_INITIATE,
             actor=Actor.MERCHANT,
             idempotency_key="link-initiate",
         )
+        if submitted.duplicate:  # a second form would let the browser pay twice
+            raise InvalidInstanceData(f"payment {payment.id!r} was already sent to NICEPAY")
         request = LinkInitiateRequest.model_validate(
             {
                 "mandateID": payment.mandate,
@@ -111,6 +114,33 @@ class AstrapayLinkAdapter:
                 key,
                 params,
             )
+            AstrapayLinkAdapter._attach_earlier_mandate(service, link.id)
+
+    @staticmethod
+    def _attach_earlier_mandate(service: PaymentService, link_id: str) -> None:
+        """Attach a mandate from a browser return that came before the notification.
+
+        The browser usually returns before NICEPAY's notification arrives; its parameters were
+        recorded as a hint then, since nothing confirmed the link yet. Now that it is confirmed
+        without a mandate, the latest such return that carried one supplies it.
+        """
+        if service.engine.get(link_id).state != "mandate_missing":
+            return
+        for hint in reversed(service.engine.rejections(link_id)):
+            if hint.event != "browser_return" or hint.reason is not RejectReason.HINT:
+                continue
+            params = {k: str(v) for k, v in hint.payload.items()}
+            mandate = find_mandate(params, service.mandate_fields)
+            if mandate:
+                payload = {**params, "mandate": mandate}
+                service.fire(
+                    link_id,
+                    LinkEvent.ATTACH_MANDATE,
+                    Actor.BROWSER_CALLBACK,
+                    hint.idempotency_key,
+                    payload,
+                )
+                return
 
     @staticmethod
     def returned(
@@ -118,8 +148,12 @@ class AstrapayLinkAdapter:
     ) -> None:
         """The browser came back: it may carry the mandate a notification lacked."""
         mandate = find_mandate(params, service.mandate_fields)
+        if mandate and link.state != "mandate_missing":
+            service.record_hint(link, "browser_return", key, params)
+            # The notification may have confirmed the link meanwhile, after looking for hints.
+            link = service.engine.get(link.id)
         if mandate and link.state == "mandate_missing":
             payload = {**params, "mandate": mandate}
             service.fire(link.id, LinkEvent.ATTACH_MANDATE, Actor.BROWSER_CALLBACK, key, payload)
-        else:
+        elif not mandate:
             service.record_hint(link, "browser_return", key, params)

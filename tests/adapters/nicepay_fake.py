@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 
 import httpx
 
-from adapters.client import InquiryRetry, NicepayClient
+from adapters.client import (
+    INQUIRY_PATH,
+    PAYMENT_PATH,
+    REGISTRATION_PATH,
+    InquiryRetry,
+    NicepayClient,
+)
 from adapters.config import NicepayCredentials
 from adapters.messages import Billing, CartItem, RegistrationRequest
+from adapters.service import LinkOrder, PaymentOrder, PaymentService
 from fsm.clock import ManualClock
+from fsm.engine import Engine
+from fsm.flows import Wallet
+from fsm.persistence import SqlStore
 
 IMID = "IONPAYTEST"
 KEY_TEXT = "sEcReT-merchant-KEY-0123456789"
@@ -127,3 +139,185 @@ def registration(reference_no: str = "ORD-1", **overrides: Any) -> RegistrationR
         "db_process_url": "https://merchant.example/nicepay/notify",
     }
     return RegistrationRequest(**{**fields, **overrides})
+
+
+# --- a fake NICEPAY that keeps its transactions, for the service, the adapters and the handler ---
+
+NOTIFY_URL = "https://merchant.example/nicepay/notification"
+CALLBACK_URL = "https://merchant.example/nicepay/callback"
+AMOUNT = "12000"
+_SERIAL = itertools.count(1)
+
+
+def new_tx_id(stamp: str = START_TS) -> str:
+    """A tXid in NICEPAY's inferred layout, unique within this test run."""
+    return f"{IMID}05{stamp}{next(_SERIAL) % 10000:04d}"
+
+
+@dataclass
+class NicepayLedger:
+    """A fake NICEPAY that remembers transactions: registration, inquiry, ShopeePay's links.
+
+    Every T1 is checked (a wrong one, or an inquiry for another referenceNo or amount, answers
+    ``9010``), and a repeated ``referenceNo`` answers ``9009``. ``status`` holds each tXid's
+    inquiry status (``None`` answers a JSON ``null``). A reply queued in ``script[path]`` is used
+    first, once: a refusal, a timeout, a garbled body.
+    """
+
+    status: dict[str, str | None] = field(default_factory=dict)
+    transactions: dict[str, dict[str, str]] = field(default_factory=dict)
+    script: dict[str, list[Reply]] = field(default_factory=dict)
+    requests: list[httpx.Request] = field(default_factory=list)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path.removeprefix("/nicepay")
+        queued = self.script.get(path)
+        if queued:
+            reply = queued.pop(0)
+            if isinstance(reply, Exception):
+                raise reply
+            return reply if isinstance(reply, httpx.Response) else reply(request)
+        routes = {
+            REGISTRATION_PATH: self.registration,
+            INQUIRY_PATH: self.inquiry,
+            PAYMENT_PATH: self.payment_links,
+        }
+        if path not in routes:
+            raise AssertionError(f"unexpected request to {request.url}")
+        return routes[path](request)
+
+    def sent(self, path: str) -> list[httpx.Request]:
+        """The requests made to ``path`` (e.g. ``/direct/v2/inquiry``), in order."""
+        return [r for r in self.requests if r.url.path.removeprefix("/nicepay") == path]
+
+    def add(
+        self, tx_id: str, reference_no: str, amount: str, *, status: str = "9", mitra_cd: str = ""
+    ) -> None:
+        """A transaction NICEPAY knows, e.g. from a linkInitiate the customer's browser sent."""
+        self.transactions[tx_id] = {"referenceNo": reference_no, "amt": amount, "mitraCd": mitra_cd}
+        self.status[tx_id] = status
+
+    def registration(self, request: httpx.Request) -> httpx.Response:
+        """Register a transaction (status 9) under a new tXid."""
+        body = json.loads(request.content)
+        stamp, reference_no, amount = body["timeStamp"], body["referenceNo"], body["amt"]
+        if body.get("merchantToken") != sha(stamp, IMID, reference_no, amount, KEY_TEXT):
+            return refused("9010", "Invalid merchantToken")
+        if any(t["referenceNo"] == reference_no for t in self.transactions.values()):
+            return refused("9009", "Duplicate referenceNo")
+        tx_id = new_tx_id(stamp)
+        self.add(tx_id, reference_no, amount, mitra_cd=body["mitraCd"])
+        return ok(
+            tXid=tx_id,
+            referenceNo=reference_no,
+            payMethod="05",
+            amt=amount,
+            transDt=stamp[:8],
+            transTm=stamp[8:],
+        )
+
+    def inquiry(self, request: httpx.Request) -> httpx.Response:
+        """Answer the transaction's ``status``."""
+        body = json.loads(request.content)
+        tx_id = body.get("tXid", "")
+        known = self.transactions.get(tx_id)
+        if known is None:
+            return refused("9010", "transaction not found")
+        token = sha(body["timeStamp"], IMID, known["referenceNo"], known["amt"], KEY_TEXT)
+        signed = (body.get("merchantToken"), body.get("referenceNo"), body.get("amt"))
+        if signed != (token, known["referenceNo"], known["amt"]):
+            return refused("9010", "Invalid merchantToken")
+        return ok(
+            tXid=tx_id,
+            iMid=IMID,
+            referenceNo=known["referenceNo"],
+            amt=known["amt"],
+            payMethod="05",
+            mitraCd=known["mitraCd"],
+            currency="IDR",
+            cancelAmt="0",
+            status=self.status[tx_id],
+        )
+
+    def payment_links(self, request: httpx.Request) -> httpx.Response:
+        """Answer a ``returnJsonFormat=1`` payment step with ShopeePay's app and web links."""
+        form = dict(parse_qsl(request.content.decode(), strict_parsing=True))
+        tx_id = form["tXid"]
+        known = self.transactions[tx_id]
+        token = sha(form["timeStamp"], IMID, known["referenceNo"], known["amt"], KEY_TEXT)
+        if form.get("merchantToken") != token or form.get("returnJsonFormat") != "1":
+            return refused("9010", "Invalid merchantToken")
+        if self.status[tx_id] == "9":
+            self.status[tx_id] = "3"  # the customer reached the payment step
+        return httpx.Response(
+            200,
+            json={
+                "redirectUrlApp": f"shopeeid://main/pay?tXid={tx_id}",
+                "redirectUrlHttp": f"https://pay.shopee.test/checkout/{tx_id}",
+            },
+        )
+
+
+@dataclass
+class ServiceRig:
+    """A PaymentService over a real engine and store, its client on a :class:`NicepayLedger`."""
+
+    ledger: NicepayLedger
+    clock: ManualClock
+    engine: Engine
+    client: NicepayClient
+    service: PaymentService
+
+
+def service_rig(store: SqlStore) -> ServiceRig:
+    """A service on ``store`` whose clock starts at :data:`START`; inquiries try twice, no wait."""
+    ledger = NicepayLedger()
+    clock = ManualClock(START)
+    http = httpx.Client(transport=httpx.MockTransport(ledger), timeout=httpx.Timeout(5.0))
+    client = NicepayClient(
+        http,
+        CREDENTIALS,
+        clock=clock,
+        inquiry_retry=InquiryRetry(attempts=2, base_delay=0.0, max_delay=0.0),
+        sleep=lambda _seconds: None,
+    )
+    engine = Engine(store, clock=clock)
+    service = PaymentService(
+        engine,
+        client,
+        notification_url=NOTIFY_URL,
+        callback_url=CALLBACK_URL,
+        reference_suffix=lambda: "R1",
+    )
+    return ServiceRig(ledger, clock, engine, client, service)
+
+
+def payment_order(
+    wallet: str, reference_no: str = "ORD-1", *, link_id: str | None = None
+) -> PaymentOrder:
+    """An order of 12000: two teas at 5000 and 2000 shipping."""
+    return PaymentOrder(
+        wallet=Wallet(wallet),
+        reference_no=reference_no,
+        amount=AMOUNT,
+        goods_name="Tea",
+        billing=billing(),
+        cart=(
+            CartItem(goods_name="Tea", goods_amt="5000", goods_quantity="2"),
+            CartItem(goods_name="Shipping", goods_amt="2000"),
+        ),
+        user_ip="127.0.0.1",
+        link_id=link_id,
+    )
+
+
+def link_order(reference_no: str = "LNK-1") -> LinkOrder:
+    """An AstraPay account link for the billing() customer."""
+    return LinkOrder(
+        reference_no=reference_no,
+        billing_name="Budi Santoso",
+        billing_phone="08123456789",
+        billing_email="budi@example.id",
+        user_ip="127.0.0.1",
+    )
