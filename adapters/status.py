@@ -41,6 +41,21 @@ class InquiryAnswer(Protocol):
         ...
 
     @property
+    def tx_id(self) -> str:
+        """The ``tXid`` the answer is about."""
+        ...
+
+    @property
+    def reference_no(self) -> str | None:
+        """The ``referenceNo`` the answer is about."""
+        ...
+
+    @property
+    def amount(self) -> str | None:
+        """The ``amt`` the answer is about."""
+        ...
+
+    @property
     def result_msg(self) -> str | None:
         """``resultMsg``: the status as text; shown, never branched on."""
         ...
@@ -77,6 +92,18 @@ def apply_answer(engine: Engine, payment: Instance, answer: InquiryAnswer) -> In
         "cancelAmt": answer.cancel_amount,
         "resultMsg": answer.result_msg,
     }
+    mismatch = _mismatch(payment, answer)
+    if mismatch:
+        engine.record_refused(
+            payment.id,
+            REPORT_STATUS,
+            actor=Actor.STATUS_INQUIRY,
+            idempotency_key=f"inquiry:{answer.tx_id}:mismatch:v{payment.version}",
+            reason=RejectReason.UNVERIFIED,
+            detail=mismatch,
+            payload=payload,
+        )
+        return payment
     event = event_for_status(payment.wallet or "", status, current_state=payment.state)
     if event is None:
         engine.record_refused(
@@ -103,6 +130,19 @@ def apply_answer(engine: Engine, payment: Instance, answer: InquiryAnswer) -> In
             extra={"instance": payment.id, "event": event, "reason": str(refused.reason)},
         )
     return engine.get(payment.id)
+
+
+def _mismatch(payment: Instance, answer: InquiryAnswer) -> str | None:
+    """Why the answer is not about this payment, if it is not."""
+    pairs = (
+        ("tXid", answer.tx_id, payment.tx_id),
+        ("referenceNo", answer.reference_no, payment.reference_no),
+        ("amt", answer.amount, payment.amount),
+    )
+    for name, said, stored in pairs:
+        if said is not None and said != stored:  # absent echoes are tolerated (§9 lists them)
+            return f"inquiry answer has {name} {said!r}, the payment {stored!r}"
+    return None
 
 
 def check_status(

@@ -80,7 +80,12 @@ class _RegisteredWallet:
                 service.client, request, suffix=service.reference_suffix
             )
         except ProviderError as error:
-            payload = {"resultCd": error.provider_code, "resultMsg": error.provider_message}
+            payload = {
+                "resultCd": error.provider_code,
+                "resultMsg": error.provider_message,
+                "error": type(error).__name__,
+                "retryable": error.retryable,
+            }
             service.fire(
                 payment.id,
                 PaymentEvent.FAIL_REGISTRATION,

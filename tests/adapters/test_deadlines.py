@@ -14,6 +14,7 @@ from adapters.messages import CartItem
 from adapters.service import PaymentOrder, PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
+from fsm.errors import ProviderUnavailable
 from fsm.persistence import SqlStore
 from tests.adapters.nicepay_fake import (
     TXID,
@@ -170,3 +171,33 @@ def test_a_refused_cancel_changes_nothing(store: SqlStore) -> None:
         service.cancel(payment.id, amount="5000")
     assert service.engine.get(payment.id) == before
     assert fake.bodies()[2]["cancelType"] == "2"  # partial: less than the amount
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ok(tXid="IONPAYTEST05202502010030009999", referenceNo="ORD-1", amt="12000", status="0"),
+        ok(tXid=TXID, referenceNo="ORD-2", amt="12000", status="0"),
+        ok(tXid=TXID, referenceNo="ORD-1", amt="99000", status="0"),
+    ],
+)
+def test_an_answer_about_another_transaction_moves_nothing(
+    store: SqlStore, answer: httpx.Response
+) -> None:
+    service, _fake = _service(store, registered(), answer)
+    payment = service.start_payment(_order()).instance
+    checked = service.check_status(payment.id)
+    assert checked.state == "status_check_requested"
+    (refusal,) = service.engine.rejections(payment.id)
+    assert (refusal.reason.value, refusal.event) == ("unverified", "report_status")
+    assert "inquiry answer has" in refusal.detail
+
+
+def test_a_registration_timeout_records_what_failed(store: SqlStore) -> None:
+    service, _fake = _service(store, httpx.Response(503), httpx.Response(503))
+    with pytest.raises(ProviderUnavailable):
+        service.start_payment(_order())
+    (payment,) = store.list_instances()
+    assert payment.state == "registration_failed"
+    payload = service.engine.history(payment.id)[-1].payload
+    assert (payload["error"], payload["retryable"]) == ("ProviderUnavailable", True)
