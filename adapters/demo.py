@@ -84,18 +84,22 @@ class Outcome:
 
 
 @dataclass(frozen=True)
-class _Rig:
+class MerchantRig:
+    """The merchant side wired to a served simulator, as the demo (and end-to-end tests) use it."""
+
     service: PaymentService
     sim: NicepaySimulator
     http: httpx.Client
+    """The customer's browser (a client of its own, apart from the merchant's API client)."""
     run: str
+    """A short random token, for unique references and payment ids."""
 
 
 def run_demo(db_url: str) -> list[Outcome]:
     """Run every scenario against a fresh simulator; payments go to ``db_url``."""
     store = SqlStore(db_url)
     store.create_schema()
-    with _rig(Engine(store)) as rig:
+    with merchant_rig(Engine(store)) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]
         played += _play_astrapay(rig)
         _drain(rig.sim)
@@ -116,24 +120,47 @@ def _drain(sim: NicepaySimulator, quiet: float = 0.5) -> None:
             seen, since = len(sim.deliveries), time.monotonic()
 
 
-@contextmanager
-def _rig(engine: Engine) -> Iterator[_Rig]:
+def demo_config() -> SimulatorConfig:
+    """The demo's simulator: a fresh random merchant key, and OVO's push window cut to 2 s."""
     key = SecretStr(secrets.token_hex(16))
-    config = SimulatorConfig(imid=IMID, merchant_key=key, expiry={Wallet.OVO: timedelta(seconds=2)})
+    return SimulatorConfig(imid=IMID, merchant_key=key, expiry={Wallet.OVO: timedelta(seconds=2)})
+
+
+@contextmanager
+def merchant_rig(
+    engine: Engine,
+    config: SimulatorConfig | None = None,
+    *,
+    api_timeout: httpx.Timeout | None = None,
+    inquiry_retry: InquiryRetry | None = None,
+) -> Iterator[MerchantRig]:
+    """Serve a simulator and the merchant's notification app on loopback, wired to ``engine``.
+
+    Args:
+        engine: the merchant's engine; payments and links are stored through it.
+        config: the simulator's settings (default :func:`demo_config`); the merchant signs
+            with its ``imid`` and ``merchant_key``.
+        api_timeout: the merchant's NICEPAY client timeout (default 10 s).
+        inquiry_retry: how the client retries inquiries (default 3 tries, 50-200 ms apart).
+    """
+    if config is None:
+        config = demo_config()
     app = NotificationApp()
     timeout = httpx.Timeout(10.0)
     with (
         NicepaySimulator(config).serve() as sim,
         serve_app(app) as merchant_url,
-        httpx.Client(timeout=timeout) as api_http,
+        httpx.Client(timeout=api_timeout or timeout) as api_http,
         httpx.Client(timeout=timeout) as browser_http,
     ):
-        credentials = NicepayCredentials(imid=IMID, merchant_key=key, base_url=sim.nicepay_url)
+        credentials = NicepayCredentials(
+            imid=config.imid, merchant_key=config.merchant_key, base_url=sim.nicepay_url
+        )
         client = NicepayClient(
             api_http,
             credentials,
             clock=engine.clock,
-            inquiry_retry=InquiryRetry(attempts=3, base_delay=0.05, max_delay=0.2),
+            inquiry_retry=inquiry_retry or InquiryRetry(attempts=3, base_delay=0.05, max_delay=0.2),
         )
         service = PaymentService(
             engine,
@@ -142,10 +169,12 @@ def _rig(engine: Engine) -> Iterator[_Rig]:
             callback_url=merchant_url + CALLBACK_PATH,
         )
         app.handler = NotificationHandler(service)
-        yield _Rig(service, sim, browser_http, secrets.token_hex(3))
+        yield MerchantRig(service, sim, browser_http, secrets.token_hex(3))
 
 
-def _order(rig: _Rig, scenario: str, wallet: Wallet, link_id: str | None = None) -> PaymentOrder:
+def _order(
+    rig: MerchantRig, scenario: str, wallet: Wallet, link_id: str | None = None
+) -> PaymentOrder:
     return PaymentOrder(
         wallet=wallet,
         reference_no=f"ORD-{rig.run}-{scenario}",
@@ -170,7 +199,7 @@ def _order(rig: _Rig, scenario: str, wallet: Wallet, link_id: str | None = None)
     )
 
 
-def _play(rig: _Rig, scenario: Scenario) -> Outcome:
+def _play(rig: MerchantRig, scenario: Scenario) -> Outcome:
     order = _order(rig, scenario.name, scenario.wallet)
     rig.sim.script_customer(reference_no=order.reference_no, action=scenario.action)
     if scenario.hostile:
@@ -186,7 +215,7 @@ def _play(rig: _Rig, scenario: Scenario) -> Outcome:
     return _outcome(rig, final, scenario.name, scenario.expected)
 
 
-def _forge(rig: _Rig, payment: Instance) -> None:
+def _forge(rig: MerchantRig, payment: Instance) -> None:
     """An attacker's notification and browser return, before the customer has paid."""
     tx_id = payment.tx_id or ""
     fake = {
@@ -201,7 +230,7 @@ def _forge(rig: _Rig, payment: Instance) -> None:
     rig.http.get(rig.service.callback_url, params={**fake, "resultCd": "0000"})
 
 
-def _settle(rig: _Rig, payment_id: str, confirm_event: str) -> Instance:
+def _settle(rig: MerchantRig, payment_id: str, confirm_event: str) -> Instance:
     """Wait for the notification's inquiry to settle the payment; then tell the customer."""
     engine = rig.service.engine
     payment = _wait(engine, payment_id, lambda p: engine.flow(p.flow).state(p.state).kind.settled)
@@ -222,7 +251,7 @@ def _wait(engine: Engine, instance_id: str, done: Callable[[Instance], bool]) ->
     return instance
 
 
-def _play_astrapay(rig: _Rig) -> list[Outcome]:
+def _play_astrapay(rig: MerchantRig) -> list[Outcome]:
     link_order = LinkOrder(
         reference_no=f"LNK-{rig.run}",
         billing_name="Siti Rahayu",
@@ -245,7 +274,7 @@ def _play_astrapay(rig: _Rig) -> list[Outcome]:
     return outcomes
 
 
-def _outcome(rig: _Rig, instance: Instance, scenario: str, expected: str) -> Outcome:
+def _outcome(rig: MerchantRig, instance: Instance, scenario: str, expected: str) -> Outcome:
     return Outcome(
         id=instance.id,
         scenario=scenario,
