@@ -212,6 +212,8 @@ def _play(rig: MerchantRig, scenario: Scenario) -> Outcome:
     step = started.step
     browser.open(step.app_url or step.url)
     final = _settle(rig, payment.id, PaymentEvent.CONFIRM_ORDER)
+    if scenario.hostile and final.tx_id:
+        rig.sim.send_notification(final.tx_id)  # a late redelivery, after the order is confirmed
     return _outcome(rig, final, scenario.name, scenario.expected)
 
 

@@ -135,9 +135,7 @@ class PaymentService:
         step = AstrapayLinkAdapter().begin(self, link, order)
         return Started(link, step)
 
-    def cancel(
-        self, payment_id: str, *, amount: str | None = None, reason: str = ""
-    ) -> Instance:
+    def cancel(self, payment_id: str, *, amount: str | None = None, reason: str = "") -> Instance:
         """Ask NICEPAY to void or refund a payment, then let an inquiry say what it became.
 
         Args:
@@ -160,9 +158,13 @@ class PaymentService:
         )
         return self.check_status(payment_id)  # the inquiry's void or refund moves the payment
 
-    def check_status(self, payment_id: str, *, actor: Actor = Actor.MERCHANT) -> Instance:
+    def check_status(
+        self, payment_id: str, *, actor: Actor = Actor.MERCHANT, tx_id_hint: str | None = None
+    ) -> Instance:
         """Ask NICEPAY for the payment's status and apply the answer (see adapters.status)."""
-        return check_status(self.engine, self.client, payment_id, actor=actor)
+        return check_status(
+            self.engine, self.client, payment_id, actor=actor, tx_id_hint=tx_id_hint
+        )
 
     def fire(
         self,

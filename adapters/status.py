@@ -83,16 +83,24 @@ def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
     return engine.get(payment.id)
 
 
-def apply_answer(engine: Engine, payment: Instance, answer: InquiryAnswer) -> Instance:
-    """Fire the event ``answer`` maps to for ``payment``'s wallet (or record why not)."""
-    tx_id, status = payment.tx_id or "", answer.status or ""
+def apply_answer(
+    engine: Engine, payment: Instance, answer: InquiryAnswer, *, asked_tx_id: str | None = None
+) -> Instance:
+    """Fire the event ``answer`` maps to for ``payment``'s wallet (or record why not).
+
+    ``asked_tx_id`` is the tXid the inquiry was made with, when the payment has none stored yet
+    (an AstraPay payment whose notification is missing); an answer that agrees with the stored
+    referenceNo and amount then binds it.
+    """
+    tx_id, status = payment.tx_id or asked_tx_id or "", answer.status or ""
     payload = {
         "tXid": tx_id,
+        "tx_id": tx_id,
         "status": status,
         "cancelAmt": answer.cancel_amount,
         "resultMsg": answer.result_msg,
     }
-    mismatch = _mismatch(payment, answer)
+    mismatch = _mismatch(payment, answer, tx_id)
     if mismatch:
         engine.record_refused(
             payment.id,
@@ -132,10 +140,10 @@ def apply_answer(engine: Engine, payment: Instance, answer: InquiryAnswer) -> In
     return engine.get(payment.id)
 
 
-def _mismatch(payment: Instance, answer: InquiryAnswer) -> str | None:
+def _mismatch(payment: Instance, answer: InquiryAnswer, tx_id: str) -> str | None:
     """Why the answer is not about this payment, if it is not."""
     pairs = (
-        ("tXid", answer.tx_id, payment.tx_id),
+        ("tXid", answer.tx_id, tx_id),
         ("referenceNo", answer.reference_no, payment.reference_no),
         ("amt", answer.amount, payment.amount),
     )
@@ -146,19 +154,27 @@ def _mismatch(payment: Instance, answer: InquiryAnswer) -> str | None:
 
 
 def check_status(
-    engine: Engine, inquirer: Inquirer, payment_id: str, *, actor: Actor = Actor.MERCHANT
+    engine: Engine,
+    inquirer: Inquirer,
+    payment_id: str,
+    *,
+    actor: Actor = Actor.MERCHANT,
+    tx_id_hint: str | None = None,
 ) -> Instance:
     """Run one status check for the payment and apply its answer.
 
-    A payment without a ``tXid`` cannot be asked about and is returned unchanged.
+    A payment without a ``tXid`` is asked about with ``tx_id_hint`` (the tXid an unauthenticated
+    browser return named); NICEPAY's answer is applied, and the tXid bound, only when it agrees
+    with the stored referenceNo and amount. With neither, the payment is returned unchanged.
 
     Raises:
         ProviderError: the inquiry failed; the payment stays in its status-check state, whose
             deadline schedules the next attempt.
     """
     payment = engine.get(payment_id)
-    if not payment.tx_id or not payment.reference_no or not payment.amount:
+    tx_id = payment.tx_id or tx_id_hint
+    if not tx_id or not payment.reference_no or not payment.amount:
         return payment
     payment = request_check(engine, payment, actor)
-    answer = inquirer.inquiry(payment.tx_id or "", payment.reference_no or "", payment.amount or "")
-    return apply_answer(engine, engine.get(payment_id), answer)
+    answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
+    return apply_answer(engine, engine.get(payment_id), answer, asked_tx_id=tx_id)

@@ -139,7 +139,11 @@ class TransitionSpec:
     reversal: bool = False
     """A declared reversal (void, refund, unlink): the only way out of a final state."""
     binds: tuple[str, ...] = ()
-    """Instance fields (``tx_id``, ``mandate``, ``reference_no``) set from the payload."""
+    """Instance fields (``tx_id``, ``mandate``, ``reference_no``) set from the payload.
+
+    After the transition each is known: the payload must carry it unless the instance already has
+    it, and a value carried is stored.
+    """
     description: str = ""
 
     def __post_init__(self) -> None:

@@ -271,7 +271,7 @@ class Engine:
             record,
             expected_version=instance.version,
             deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
-            bound={name: str(payload[name]) for name in decision.spec.binds},
+            bound={n: str(payload[n]) for n in decision.spec.binds if _is_text(payload.get(n))},
         )
         return flow.name, TransitionResult(record)
 
@@ -334,7 +334,11 @@ class Engine:
             for spec in flow.candidates(instance.state, event)
             if spec.dest == dest and actor in spec.actors
         )
-        missing = [name for name in spec.binds if not _is_text(payload.get(name))]
+        missing = [
+            name
+            for name in spec.binds
+            if not _is_text(payload.get(name)) and not getattr(instance, name)
+        ]
         if missing:
             return TransitionNotAllowed(
                 instance.id,

@@ -80,8 +80,8 @@ def test_payment_path_shows_the_duplicate_and_the_refused_notification(
     dot = target.read_text(encoding="utf-8")
     labels = re.findall(r'"(?::refused:\d+)" \[label="([^"]*)"', dot)
     reasons = {label.split("\\n")[2].split(":")[0] for label in labels}
-    assert {"duplicate", "stale"} <= reasons
-    assert reasons - {"duplicate", "stale"}  # the forgery, refused for what it is
+    # the duplicate deliveries, and the forged notification refused for what it is
+    assert {"duplicate", "unverified"} <= reasons
     attached = re.findall(r'"(?::refused:\d+)" -> "([^"]+)"', dot)
     assert len(attached) == len(labels)
     assert "[current state]" in dot
@@ -211,8 +211,8 @@ def assert_report_shows_the_hostile_payment(page: Page, html: str) -> None:
     assert transitions[0][1].endswith("Z")
     assert transitions[0][2].endswith("+07:00")  # Asia/Jakarta
     reasons = {row[6] for row in page.tables["refused"] if row}
-    assert {"duplicate", "stale"} <= reasons
-    assert reasons - {"duplicate", "stale"}  # the forgery, refused for what it is
+    # the duplicate deliveries, and the forged notification refused for what it is
+    assert {"duplicate", "unverified"} <= reasons
     assert page.verdict == "consistent"
     assert page.svg_nodes >= len(EWALLET_PAYMENT.states)
     assert "[current state]" in page.svg_texts

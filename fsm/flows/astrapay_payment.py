@@ -200,18 +200,46 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             A.TIMER,
             A.OPERATOR,
         ),
-        transition(E.REPORT_PENDING, S.STATUS_CHECK_REQUESTED, S.CUSTOMER_PAYING, A.STATUS_INQUIRY),
+        # An inquiry answer binds the tXid it confirmed: without a notification, the payment
+        # knows it only from the browser's unauthenticated return until NICEPAY agrees.
         transition(
-            E.CONFIRM_PAYMENT, S.STATUS_CHECK_REQUESTED, S.PAID, A.STATUS_INQUIRY, A.OPERATOR
+            E.REPORT_PENDING,
+            S.STATUS_CHECK_REQUESTED,
+            S.CUSTOMER_PAYING,
+            A.STATUS_INQUIRY,
+            binds=("tx_id",),
         ),
         transition(
-            E.FAIL_PAYMENT, S.STATUS_CHECK_REQUESTED, S.FAILED, A.STATUS_INQUIRY, A.OPERATOR
+            E.CONFIRM_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.PAID,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=("tx_id",),
         ),
         transition(
-            E.EXPIRE_PAYMENT, S.STATUS_CHECK_REQUESTED, S.EXPIRED, A.STATUS_INQUIRY, A.OPERATOR
+            E.FAIL_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.FAILED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=("tx_id",),
         ),
         transition(
-            E.REFUND_PAYMENT, S.STATUS_CHECK_REQUESTED, S.REFUNDED, A.STATUS_INQUIRY, A.OPERATOR
+            E.EXPIRE_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.EXPIRED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=("tx_id",),
+        ),
+        transition(
+            E.REFUND_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.REFUNDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=("tx_id",),
         ),
         transition(
             E.REFUND_PAYMENT,

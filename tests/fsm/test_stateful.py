@@ -219,7 +219,7 @@ def predict(
     if not passing:
         return Outcome("refused", RejectReason.GUARD_REFUSED)
     spec = passing[0]
-    if not all(_bindable(payload.get(name)) for name in spec.binds):
+    if not all(_bindable(payload.get(n)) or getattr(instance, n) for n in spec.binds):
         return Outcome("refused", RejectReason.INVALID_PAYLOAD)
     return Outcome("applied", spec=spec)
 
@@ -439,7 +439,8 @@ class EngineMachine(RuleBasedStateMachine):
         assert stored.payload == _stored_payload(payload)
         after = self.store.get(tracked.id)
         for name in spec.binds:
-            assert getattr(after, name) == payload[name], f"{name} was not bound"
+            expected = payload[name] if _bindable(payload.get(name)) else getattr(before, name)
+            assert getattr(after, name) == expected, f"{name} was not bound"
         deadline = tracked.flow.state(spec.dest).deadline
         expected_deadline = (
             None if deadline is None else stored.occurred_at + deadline.for_wallet(after.wallet)
