@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from fsm.flows import AstrapayPaymentEvent, PaymentEvent, PaymentState, Wallet
+from fsm.flows import AstrapayPaymentEvent, AstrapayPaymentState, PaymentEvent, Wallet
 
 _E = PaymentEvent
 _GENERAL: Final = {
@@ -50,7 +50,13 @@ INQUIRY_STATUS: Final[Mapping[Wallet, Mapping[str, str]]] = MappingProxyType(
 """Every wallet's inquiry codes and the event each one fires."""
 
 PENDING_EVENTS = frozenset({_E.REPORT_PENDING, AstrapayPaymentEvent.REPORT_PENDING})
-_WAS_PAID = frozenset({PaymentState.PAID, PaymentState.ORDER_CONFIRMED, "customer_updated"})
+_PAID_BEFORE = frozenset(
+    {
+        AstrapayPaymentState.PAID,
+        AstrapayPaymentState.CUSTOMER_UPDATED,
+        AstrapayPaymentState.REFUNDED,
+    }
+)
 
 
 def event_for_status(wallet: Wallet | str, status: str, *, current_state: str) -> str | None:
@@ -61,6 +67,6 @@ def event_for_status(wallet: Wallet | str, status: str, *, current_state: str) -
     """
     table = INQUIRY_STATUS.get(Wallet(wallet), {})
     event = table.get(status)
-    if wallet == Wallet.ASTRAPAY and status == "8" and current_state in _WAS_PAID | {"refunded"}:
+    if wallet == Wallet.ASTRAPAY and status == "8" and current_state in _PAID_BEFORE:
         return AstrapayPaymentEvent.REFUND_PAYMENT
     return event
