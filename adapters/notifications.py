@@ -185,9 +185,10 @@ class NotificationHandler:
             return self._refuse(error, instance, request, params, CALLBACK)
         # Keyed on what the return claims, not on every parameter: junk parameters added to a
         # forged return must not buy another write or another inquiry.
-        claimed = params.get("tXid") or params.get("referenceNo") or ""
-        key = f"callback:{_key_part(claimed)}:{_key_part(params.get('resultCd', ''))}"
-        service, stored = self._service, self._fit(self._scrub(params))
+        service, scrubbed = self._service, self._scrub(params)
+        claimed = scrubbed.get("tXid") or scrubbed.get("referenceNo") or ""
+        key = f"callback:{_key_part(claimed)}:{_key_part(scrubbed.get('resultCd', ''))}"
+        stored = self._fit(scrubbed)
         outcome = Outcome.ACCEPTED
         if instance.flow == AstrapayLinkAdapter.flow:
             AstrapayLinkAdapter.returned(service, instance, stored, key)
@@ -204,7 +205,7 @@ class NotificationHandler:
                 outcome = Outcome.DUPLICATE
             else:
                 # The tXid it names is only a hint: the inquiry's answer must confirm it.
-                self._confirm(instance.id, tx_id_hint=params.get("tXid"))
+                self._confirm(instance.id, tx_id_hint=scrubbed.get("tXid"))
         current = service.engine.get(instance.id)
         self._record(CALLBACK, request, 200, outcome, instance, stored)
         return Reply(200, {"id": current.id, "state": current.state})
@@ -214,7 +215,8 @@ class NotificationHandler:
     ) -> Outcome:
         key = f"notification:{_digest(params)}"
         if instance.flow == AstrapayLinkAdapter.flow:
-            AstrapayLinkAdapter.notified(self._service, instance, self._fit(params), key)
+            stored = self._fit(self._scrub(params))
+            AstrapayLinkAdapter.notified(self._service, instance, stored, key)
             return Outcome.ACCEPTED
         payload = {**params, "tx_id": params["tXid"], "raw": raw_record(request, params)}
         event = PaymentEvent.RECEIVE_NOTIFICATION  # same name in both payment flows

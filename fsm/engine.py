@@ -3,7 +3,8 @@
 ``Engine.fire`` loads the instance, decides with the flow's compiled machine, and writes the
 outcome in one database transaction: the applied transition (compare-and-set plus log row), or the
 refused event with its reason. A refused event raises a :class:`~fsm.errors.TransitionNotAllowed`
-after it has been recorded; a repeated idempotency key returns the first outcome unchanged.
+after it has been recorded; a repeated idempotency key returns the first outcome unchanged. The
+key of a step the flow allows is checked by the log's unique key rather than looked up first.
 Nothing here does network I/O: adapters do that and report what they learn as events.
 """
 
@@ -35,7 +36,7 @@ from fsm.errors import (
 )
 from fsm.flows import FLOWS
 from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
-from fsm.persistence import Contention, SqlStore, Unit
+from fsm.persistence import Contention, KeyTaken, SqlStore, Unit
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 
 logger = logging.getLogger(__name__)
@@ -165,10 +166,7 @@ class Engine:
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
         try:
-            with self.store.unit() as unit:
-                flow, outcome = self._write(
-                    unit, instance_id, str(event), checked_actor, key, clean, now
-                )
+            flow, outcome = self._transact(instance_id, str(event), checked_actor, key, clean, now)
         except Contention:
             raise ConcurrentTransition(instance_id, "?", str(event), -1) from None
         if isinstance(outcome, TransitionError):
@@ -236,6 +234,28 @@ class Engine:
         """The instance's refused events, in arrival order."""
         return self.store.rejections(instance_id)
 
+    def _transact(
+        self,
+        instance_id: str,
+        event: str,
+        actor: Actor,
+        key: str,
+        payload: Mapping[str, Any],
+        now: datetime,
+    ) -> tuple[str, TransitionResult | TransitionError]:
+        """One unit for the event, and a second one when the log already holds its key.
+
+        A step the flow allows is applied without looking its key up first: the log's unique
+        ``(instance_id, idempotency_key)`` refuses a repeat, the unit rolls back whole, and the
+        second unit answers from the logged record (a duplicate, or a reused key).
+        """
+        try:
+            with self.store.unit() as unit:
+                return self._write(unit, instance_id, event, actor, key, payload, now, False)
+        except KeyTaken:
+            with self.store.unit() as unit:
+                return self._write(unit, instance_id, event, actor, key, payload, now, True)
+
     def _write(
         self,
         unit: Unit,
@@ -245,13 +265,20 @@ class Engine:
         key: str,
         payload: Mapping[str, Any],
         now: datetime,
+        key_first: bool,
     ) -> tuple[str, TransitionResult | TransitionError]:
         instance = unit.load(instance_id)
         flow = self.flow(instance.flow)
-        prior = unit.find_key(instance_id, key)
-        if prior is not None:
-            return flow.name, self._repeat(unit, instance, prior, event, actor, key, payload, now)
-        decision = self._decide(flow, instance, event, actor, payload)
+        decision = None if key_first else self._decide(flow, instance, event, actor, payload)
+        if decision is None or isinstance(decision, TransitionNotAllowed):
+            # a repeated key gets its first outcome, whatever the flow would say now
+            prior = unit.find_key(instance_id, key)
+            if prior is not None:
+                return flow.name, self._repeat(
+                    unit, instance, prior, event, actor, key, payload, now
+                )
+        if decision is None:
+            decision = self._decide(flow, instance, event, actor, payload)
         if isinstance(decision, TransitionNotAllowed):
             unit.reject(_rejected(instance, event, actor, key, payload, now, decision))
             return flow.name, decision
@@ -430,6 +457,8 @@ def _deadline_at(
 
 
 def _log_outcome(flow: str, result: TransitionResult) -> None:
+    if not logger.isEnabledFor(logging.INFO):  # spare building the fields on the hot path
+        return
     record = result.record
     message = "duplicate event absorbed" if result.duplicate else "transition applied"
     logger.info(

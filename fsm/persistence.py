@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,6 +41,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import Field, SQLModel
 
+from fsm._payload import clean_payload
 from fsm.clock import require_aware
 from fsm.definition import Actor
 from fsm.errors import (
@@ -130,12 +131,52 @@ class RejectedEventRow(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class InboundAttemptRow(SQLModel, table=True):
+    """One request to an inbound endpoint (a notification, a callback), refused or accepted.
+
+    Rows are only ever inserted. Unlike ``rejected_event`` it needs no matching instance, so
+    requests for unknown transactions and unparseable or oversized bodies are kept too.
+    """
+
+    __tablename__ = "inbound_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    endpoint: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    status_code: int
+    error: str | None = Field(default=None, max_length=64)
+    reason: str = Field(sa_type=Text)
+    instance_id: str | None = Field(default=None, max_length=64, index=True)
+    parameters: str = Field(sa_type=Text)
+    body_bytes: int
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+@dataclass(frozen=True)
+class InboundAttempt:
+    """A stored inbound request: what arrived, what it was answered, and why."""
+
+    id: int
+    received_at: datetime
+    endpoint: str
+    outcome: str
+    status_code: int
+    error: str | None
+    reason: str
+    instance_id: str | None
+    parameters: dict[str, Any]
+    body_bytes: int
+    client_ip: str | None
+
+
 TABLES = (
     FlowInstanceRow.__table__,  # type: ignore[attr-defined]
     TransitionLogRow.__table__,  # type: ignore[attr-defined]
     RejectedEventRow.__table__,  # type: ignore[attr-defined]
+    InboundAttemptRow.__table__,  # type: ignore[attr-defined]
 )
-_INSTANCE, _LOG, _REJECTED = TABLES
+_INSTANCE, _LOG, _REJECTED, _INBOUND = TABLES
 
 _SELECT_INSTANCE = select(_INSTANCE).where(_INSTANCE.c.id == bindparam("instance_id"))
 _SELECT_INSTANCE_LOCKED = _SELECT_INSTANCE.with_for_update()
@@ -265,6 +306,56 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [_instance(row._asdict()) for row in conn.execute(query)]
 
+    def record_inbound(
+        self,
+        *,
+        received_at: datetime,
+        endpoint: str,
+        outcome: str,
+        status_code: int,
+        error: str | None = None,
+        reason: str = "",
+        instance_id: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        body_bytes: int = 0,
+        client_ip: str | None = None,
+    ) -> None:
+        """Append one inbound request to ``inbound_attempt``; whatever it held, it is stored.
+
+        Secret-looking parameters (``merchantToken``, ...) are stored as ``[redacted]``; the
+        caller leaves out what it must not keep (an oversized body: its size only). Text is
+        stored as PostgreSQL can hold it (no NUL characters) and cut to its column's size, and
+        parameters too large for a payload are replaced by a note of their size.
+
+        Raises:
+            InvalidInstanceData: ``received_at`` is naive; nothing was stored.
+        """
+        values = {
+            "received_at": require_aware(received_at),
+            "endpoint": _storable(endpoint, 32) or "",
+            "outcome": _storable(outcome, 16) or "",
+            "status_code": int(status_code),
+            "error": _storable(error, 64),
+            "reason": _storable(reason, 2000) or "",
+            "instance_id": _storable(instance_id, 64),
+            "parameters": _inbound_parameters(parameters),
+            "body_bytes": int(body_bytes),
+            "client_ip": _storable(client_ip, 64),
+        }
+        with self.engine.begin() as conn:
+            conn.execute(insert(_INBOUND), values)
+
+    def inbound_attempts(
+        self, *, limit: int = 100, instance_id: str | None = None
+    ) -> list[InboundAttempt]:
+        """The latest stored inbound requests, newest first (only ``instance_id``'s, if given)."""
+        query = select(_INBOUND)
+        if instance_id is not None:
+            query = query.where(_INBOUND.c.instance_id == instance_id)
+        query = query.order_by(_INBOUND.c.id.desc()).limit(limit)
+        with self.engine.connect() as conn:
+            return [_inbound(row._asdict()) for row in conn.execute(query)]
+
     @contextmanager
     def unit(self) -> Iterator[Unit]:
         """One database transaction for one event: commits on success, rolls back on error."""
@@ -279,6 +370,14 @@ class SqlStore:
 
 class Contention(Exception):
     """Lock contention the database gave up on; the engine turns it into ConcurrentTransition."""
+
+
+class KeyTaken(ConcurrentTransition):
+    """The log already holds this idempotency key for the instance (the unique key refused it).
+
+    Either an earlier event used the key, or a racing writer logged it first. The unit rolls
+    back whole; the engine then answers from the logged record, as a duplicate or a reused key.
+    """
 
 
 class Unit:
@@ -308,8 +407,9 @@ class Unit:
         """Compare-and-set the instance and append ``record``.
 
         Raises:
-            ConcurrentTransition: the version moved, or a racing writer logged the same key. The
-                exception leaves the unit's ``with`` block, so the transaction rolls back whole.
+            ConcurrentTransition: the version moved; :class:`KeyTaken` (a subclass) when the key
+                is already logged. The exception leaves the unit's ``with`` block, so the
+                transaction rolls back whole.
         """
         values = {
             "instance_id": record.instance_id,
@@ -327,12 +427,14 @@ class Unit:
             raise _lost_race(record, expected_version)
         try:
             self._conn.execute(_INSERT_LOG, _log_values(record))
-        except exc.IntegrityError:  # a racing writer applied the same key first
-            raise _lost_race(record, expected_version) from None
+        except exc.IntegrityError:  # the unique (instance_id, idempotency_key) refused it
+            raise KeyTaken(
+                record.instance_id, record.source, record.event, expected_version
+            ) from None
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied."""
-        values = asdict(rejected)
+        values = _fields_of(rejected)
         values["payload"] = dump_payload(rejected.payload)
         self._conn.execute(_INSERT_REJECTED, values)
 
@@ -347,9 +449,14 @@ def dump_payload(payload: Mapping[str, Any]) -> str:
 
 
 def _log_values(record: TransitionRecord) -> dict[str, Any]:
-    values = asdict(record)
+    values = _fields_of(record)
     values["payload"] = dump_payload(record.payload)
     return values
+
+
+def _fields_of(value: TransitionRecord | RejectedEvent) -> dict[str, Any]:
+    """The fields as a shallow dict (``asdict`` would deep-copy the payload it then dumps)."""
+    return {name: getattr(value, name) for name in value.__dataclass_fields__}
 
 
 def _load(conn: Connection, instance_id: str, *, locked: bool) -> Instance:
@@ -380,6 +487,30 @@ def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
     return RejectedEvent(**values)
 
 
+def _inbound(row: Mapping[str, Any]) -> InboundAttempt:
+    values = dict(row)
+    values["parameters"] = json.loads(values["parameters"])
+    return InboundAttempt(**values)
+
+
+def _storable(text: str | None, limit: int) -> str | None:
+    """``text`` as any database stores it: no NUL, no lone surrogate, at most ``limit`` long."""
+    if text is None:
+        return None
+    safe = str(text).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return safe[:limit]
+
+
+def _inbound_parameters(parameters: Mapping[str, Any] | None) -> str:
+    """The parameters as JSON text, secrets redacted; only their size when they are too large."""
+    try:
+        cleaned = clean_payload(parameters)
+    except (InvalidInstanceData, UnicodeError):
+        text = json.dumps(dict(parameters or {}), default=str)
+        cleaned = {"unstored_parameters": f"{len(text)} characters"}
+    return json.dumps(cleaned, sort_keys=True, separators=(",", ":"))  # ASCII: \u escapes
+
+
 def _engine_options(url: str) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # The driver's own busy wait; writers queue for up to 30 s before "database is locked".
@@ -403,14 +534,15 @@ def _configure_sqlite(engine: Engine, synchronous: str) -> None:
 
 def _is_contention(error: exc.OperationalError) -> bool:
     text = str(error.orig).lower()
-    return (
-        "database is locked" in text or "deadlock detected" in text or "could not serialize" in text
-    )
+    markers = ("database is locked", "deadlock detected", "could not serialize", "lock timeout")
+    return any(marker in text for marker in markers)
 
 
 __all__ = [
     "DEFAULT_DB_URL",
     "FlowInstanceRow",
+    "InboundAttempt",
+    "InboundAttemptRow",
     "RejectedEventRow",
     "SqlStore",
     "TransitionLogRow",

@@ -51,6 +51,12 @@ class RetryPolicy:
     base_delay: float = 0.002
     max_delay: float = 0.2
 
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"a retry policy needs at least one attempt, not {self.attempts}")
+        if self.base_delay < 0 or self.max_delay < self.base_delay:
+            raise ValueError("delays must satisfy 0 <= base_delay <= max_delay")
+
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (0-based), with full jitter."""
         ceiling = min(self.max_delay, self.base_delay * 2**attempt)

@@ -827,3 +827,13 @@ def test_retry_with_single_attempt_never_sleeps() -> None:
     with pytest.raises(ConcurrentTransition):
         retry_concurrent(always_loses, RetryPolicy(attempts=1), sleep=sleeps.append)
     assert (len(calls), sleeps) == (1, [])
+
+
+@pytest.mark.parametrize(
+    ("attempts", "base", "ceiling"), [(0, 0.002, 0.2), (3, -0.1, 0.2), (3, 0.5, 0.1)]
+)
+def test_a_retry_policy_refuses_values_that_make_no_sense(
+    attempts: int, base: float, ceiling: float
+) -> None:
+    with pytest.raises(ValueError, match=r"attempt|delays"):
+        RetryPolicy(attempts=attempts, base_delay=base, max_delay=ceiling)
