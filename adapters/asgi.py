@@ -47,6 +47,10 @@ class InboundHandler(Protocol):
         """Answer the customer's browser returning from payment."""
         ...
 
+    def handle_oversized(self, endpoint: str, request: InboundRequest, limit: int) -> Reply:
+        """Answer (413) and record a request whose body exceeded ``limit`` and was not read."""
+        ...
+
 
 class NotificationApp:
     """ASGI application: ``POST`` notifications, ``GET``/``POST`` callbacks, a health check."""
@@ -88,9 +92,11 @@ class NotificationApp:
         if method not in methods:
             return Reply(405, {"error": "method_not_allowed", "message": f"{method} {path}"})
         body = await _read_body(receive, self._max_body)
-        if body is None:
-            return Reply(
-                413, {"error": "body_too_large", "message": f"over {self._max_body} bytes"}
+        if body is None:  # refused unread, but still recorded by the handler
+            oversized = _request(scope, b"")
+            endpoint = "notification" if path == NOTIFICATION_PATH else "callback"
+            return await asyncio.to_thread(
+                self.handler.handle_oversized, endpoint, oversized, self._max_body
             )
         request = _request(scope, body)
         return await asyncio.to_thread(handle, request)

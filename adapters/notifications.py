@@ -173,6 +173,13 @@ class NotificationHandler:
         self._record(NOTIFICATION, request, OK.status, outcome, instance, self._scrub(params))
         return OK
 
+    def handle_oversized(self, endpoint: str, request: InboundRequest, limit: int) -> Reply:
+        """Record and refuse (413) a body the ASGI app would not read past ``limit`` bytes."""
+        error = BodyTooLarge(f"body exceeds {limit} bytes")
+        return self._refuse(
+            error, None, request, {}, CALLBACK if endpoint == CALLBACK else NOTIFICATION
+        )
+
     def handle_callback(self, request: InboundRequest) -> Reply:
         """Record the browser's return and run a status check; never raises for what it is sent."""
         instance: Instance | None = None

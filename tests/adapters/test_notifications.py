@@ -618,8 +618,10 @@ def test_over_http_refusals_keep_their_status(rig: ServiceRig, served: Served) -
     too_large = served.http.post(
         NOTIFICATION_PATH, content=oversized, headers={"content-type": FORM}
     )
-    assert (too_large.status_code, too_large.json()["error"]) == (413, "body_too_large")
+    assert (too_large.status_code, too_large.json()["error"]) == (413, "BodyTooLarge")
     assert_unchanged(rig, payment)
+    newest = rig.service.engine.store.inbound_attempts(limit=1)[0]
+    assert (newest.status_code, newest.error, newest.outcome) == (413, "BodyTooLarge", "refused")
 
 
 def test_over_http_the_allowlist_refuses_loopback(rig: ServiceRig, served: Served) -> None:
