@@ -1,0 +1,190 @@
+"""Decide: what ``Engine.fire`` does in memory, against a dict-table FSM doing the same lookup.
+
+The engine runs its real ``fire`` on a store kept in memory: the input checks, the payload's
+clean copy, the actor check, the guard (``redirect_customer`` from ``payment_requested`` is
+guarded by the wallet), the idempotency lookup (a dict here) and the record built with its
+deadline. The raw durable floor (dict FSM plus ``sqlite3`` commit at NORMAL) runs in the same
+rounds, for the issue's target that deciding stays under a quarter of one commit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from fsm._machine import CompiledFlow
+from fsm.definition import Actor, GuardContext
+from fsm.engine import Engine
+from fsm.flows import PaymentEvent, PaymentState
+from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.persistence import SqlStore
+from perf.durable import RawSqlite, Workload, timed
+from perf.fixtures import FLOW, WALLET, DictFlow, dict_flow, seeded_sqlite
+from perf.harness import Comparison, Target, Variant
+from perf.settings import Settings
+
+EVENT = str(PaymentEvent.REDIRECT_CUSTOMER)
+ACTOR = Actor.MERCHANT
+REDIRECT_WALLETS = frozenset({"dana", "linkaja", "shopeepay"})
+
+
+class MemoryUnit:
+    """``fsm.persistence.Unit``'s methods over one instance held in memory."""
+
+    def __init__(self, instance: Instance) -> None:
+        """Serve ``instance`` to every load."""
+        self.instance = instance
+        self.keys: dict[str, TransitionRecord] = {}
+        self.applied = 0
+
+    def load(self, instance_id: str) -> Instance:
+        """The one instance."""
+        return self.instance
+
+    def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
+        """The record applied under ``key`` (none: every key is fresh)."""
+        return self.keys.get(key)
+
+    def apply(
+        self,
+        record: TransitionRecord,
+        *,
+        expected_version: int,
+        deadline_at: datetime | None,
+        bound: Mapping[str, str],
+    ) -> None:
+        """Count the record; the instance stays where it is, so the next event decides alike."""
+        self.applied += 1
+
+    def reject(self, rejected: RejectedEvent) -> None:
+        """No event of this benchmark is refused."""
+        raise AssertionError(rejected)
+
+
+class MemoryStore:
+    """Just enough of ``SqlStore`` for ``Engine.fire``: a unit that never touches a database."""
+
+    def __init__(self, instance: Instance) -> None:
+        """Hold ``instance``."""
+        self.memory = MemoryUnit(instance)
+
+    @contextmanager
+    def unit(self) -> Iterator[MemoryUnit]:
+        """The in-memory unit."""
+        yield self.memory
+
+
+def _instance() -> Instance:
+    now = datetime.now(UTC)
+    return Instance(
+        id="pay-decide",
+        flow=FLOW.name,
+        state=str(PaymentState.PAYMENT_REQUESTED),  # as loaded: text, not the enum
+        version=3,
+        wallet=WALLET,
+        amount="150000",
+        currency="IDR",
+        reference_no="ORD-decide",
+        tx_id="TX-decide",
+        mandate=None,
+        deadline_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def engine_batch(keys: list[str]) -> Callable[[int], float]:
+    """``Engine.fire`` on the in-memory store."""
+    instance = _instance()
+    engine = Engine(cast(SqlStore, MemoryStore(instance)))
+
+    def run(size: int) -> float:
+        fire = engine.fire
+        start = time.perf_counter()
+        for key in keys[:size]:
+            fire(instance.id, EVENT, actor=ACTOR, idempotency_key=key)
+        return time.perf_counter() - start
+
+    return run
+
+
+def dict_decide(
+    flow: DictFlow, instance: Instance, event: str, actor: str, key: str, seen: dict[str, Any]
+) -> tuple[Any, ...]:
+    """The hand-written decision: table lookup, actor, guard, idempotency, record."""
+    dest, actors = flow.moves[instance.state, event]
+    if actor not in actors:
+        raise PermissionError(actor)
+    if instance.wallet not in REDIRECT_WALLETS:
+        raise PermissionError("guard")
+    prior = seen.get(key)
+    if prior is not None:
+        return cast(tuple[Any, ...], prior)
+    now = datetime.now(UTC)
+    deadline = flow.deadlines.get(dest)
+    due = None if deadline is None else now + deadline
+    return (instance.id, instance.version + 1, event, instance.state, dest, actor, key, now, due)
+
+
+def dict_batch(keys: list[str]) -> Callable[[int], float]:
+    """The dict FSM deciding the same event."""
+    instance, flow, seen = _instance(), dict_flow(), dict[str, Any]()
+
+    def run(size: int) -> float:
+        start = time.perf_counter()
+        for key in keys[:size]:
+            dict_decide(flow, instance, EVENT, "merchant", key, seen)
+        return time.perf_counter() - start
+
+    return run
+
+
+def machine_batch() -> Callable[[int], float]:
+    """The compiled ``transitions`` machine alone, stepping the same event (for reference)."""
+    compiled, instance = CompiledFlow(FLOW), _instance()
+    ctx = GuardContext(instance=instance, actor=ACTOR, payload={})
+
+    def run(size: int) -> float:
+        start = time.perf_counter()
+        for _ in range(size):
+            compiled.step(instance.state, EVENT, ctx)
+        return time.perf_counter() - start
+
+    return run
+
+
+def comparison(config: Settings, stack: ExitStack) -> Comparison:
+    """Decide, with the raw durable floor at NORMAL in the same rounds."""
+    keys = [f"decide:{number}" for number in range(config.decide_ops)]
+    path = str(config.workdir / "decide-raw-normal.sqlite3")
+    seeded_sqlite(path, config.payments, state=PaymentState.PAYMENT_PENDING)
+    raw = RawSqlite(path, "NORMAL")
+    stack.callback(raw.close)
+    return Comparison(
+        name="decide",
+        title="decide in memory (per event)",
+        floor="dict FSM",
+        variants=(
+            Variant("dict FSM", dict_batch(keys), "table lookup, actor, guard, key, record"),
+            Variant("Engine.fire, store in memory", engine_batch(keys), "everything but SQL"),
+            Variant("transitions Machine.step only", machine_batch(), "for reference"),
+            Variant(
+                "raw durable fire, NORMAL",
+                timed(Workload(config.payments), raw),
+                "dict FSM + sqlite3 commit",
+            ),
+        ),
+        ops=config.decide_ops,
+        rounds=config.rounds,
+        targets=(
+            Target(
+                "Engine.fire, store in memory",
+                "raw durable fire, NORMAL",
+                0.25,
+                "deciding costs at most a quarter of the raw durable floor",
+            ),
+        ),
+    )

@@ -1,0 +1,267 @@
+"""Durable fire: ``Engine.fire`` against raw ``sqlite3`` and raw psycopg doing the same work.
+
+Every variant owns a database of its own, seeded alike, and fires the same sequence: payments in
+``payment_pending`` polled round-robin (``check_status`` then ``report_pending``, which carries a
+small payload), each event applied for real. The floor reads the row, decides with a dict,
+compare-and-sets the row, inserts the log row and commits: the same statements the engine sends,
+less its idempotency lookup (the floor leans on the log's unique key). Like SQLAlchemy's pysqlite
+default, raw ``sqlite3`` opens the write transaction at the ``UPDATE``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import psycopg
+
+from fsm.engine import Engine
+from fsm.flows import PaymentState
+from fsm.persistence import SqlStore
+from perf.fixtures import (
+    CYCLE,
+    FLOW,
+    PENDING_PAYLOAD,
+    DictFlow,
+    dict_flow,
+    drop_postgres_schema,
+    payment_id,
+    plain_pg_url,
+    seeded_postgres,
+    seeded_sqlite,
+    sqlite_time,
+)
+from perf.harness import Comparison, Target, Variant
+from perf.settings import Settings
+
+Op = tuple[str, str, str, str, Mapping[str, Any]]
+"""One event to fire: payment id, event, actor, idempotency key, payload."""
+
+SELECT_ROW = (
+    "SELECT id, flow, state, version, wallet, amount, currency, reference_no, tx_id, mandate, "
+    "deadline_at, created_at, updated_at FROM flow_instance WHERE id = {p}"
+)
+CAS_UPDATE = (
+    "UPDATE flow_instance SET state = {p}, version = {p}, deadline_at = {p}, updated_at = {p} "
+    "WHERE id = {p} AND version = {p}"
+)
+INSERT_LOG = (
+    "INSERT INTO transition_log (instance_id, seq, event, source, dest, actor, "
+    "idempotency_key, payload, occurred_at, fingerprint) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+)
+
+
+class Workload:
+    """The round-robin poll over ``payments`` seeded payments, as precomputed batches."""
+
+    def __init__(self, payments: int) -> None:
+        """Fire at payments ``0 .. payments-1``, all seeded in ``payment_pending``."""
+        self._payments = payments
+        self._next = 0
+
+    def batch(self, size: int) -> list[Op]:
+        """The next ``size`` events (built before the clock starts)."""
+        ops: list[Op] = []
+        for number in range(self._next, self._next + size):
+            lap, index = divmod(number, self._payments)
+            event, actor = CYCLE[lap % 2]
+            payload = PENDING_PAYLOAD if lap % 2 else {}
+            ops.append((payment_id(index), str(event), str(actor), f"poll:{lap}", payload))
+        self._next += size
+        return ops
+
+
+class Fire(Protocol):
+    """Something that applies one event durably."""
+
+    def __call__(
+        self, instance_id: str, event: str, actor: str, key: str, payload: Mapping[str, Any]
+    ) -> object: ...
+
+
+def timed(workload: Workload, fire: Fire) -> Callable[[int], float]:
+    """A harness batch: ``size`` events of ``workload`` through ``fire``."""
+
+    def run(size: int) -> float:
+        ops = workload.batch(size)
+        start = time.perf_counter()
+        for instance_id, event, actor, key, payload in ops:
+            fire(instance_id, event, actor, key, payload)
+        return time.perf_counter() - start
+
+    return run
+
+
+def engine_fire(store: SqlStore) -> Fire:
+    """``Engine.fire`` on ``store``."""
+    engine = Engine(store)
+
+    def fire(
+        instance_id: str, event: str, actor: str, key: str, payload: Mapping[str, Any]
+    ) -> object:
+        return engine.fire(instance_id, event, actor=actor, idempotency_key=key, payload=payload)
+
+    return fire
+
+
+class RawSqlite:
+    """The hand-written floor on ``sqlite3``: a dict FSM and three statements in a transaction."""
+
+    def __init__(self, path: str, synchronous: str) -> None:
+        """Open ``path`` with the store's pragmas (WAL, ``synchronous``, foreign keys)."""
+        self.conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA synchronous={synchronous}")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.flow: DictFlow = dict_flow()
+        self._select = SELECT_ROW.format(p="?")
+        self._update = CAS_UPDATE.format(p="?")
+        self._insert = INSERT_LOG.format(p="?")
+
+    def __call__(
+        self, instance_id: str, event: str, actor: str, key: str, payload: Mapping[str, Any]
+    ) -> tuple[str, int]:
+        """Apply one event; raises ``LookupError``/``PermissionError``/``RuntimeError``."""
+        conn = self.conn
+        row = conn.execute(self._select, (instance_id,)).fetchone()
+        if row is None:
+            raise LookupError(instance_id)
+        state, version = row[2], row[3]
+        dest, actors = self.flow.moves[state, event]
+        if actor not in actors:
+            raise PermissionError(actor)
+        now = datetime.now(UTC)
+        stamp = sqlite_time(now)
+        deadline = self.flow.deadlines.get(dest)
+        due = None if deadline is None else sqlite_time(now + deadline)
+        seq = version + 1
+        if conn.execute(self._update, (dest, seq, due, stamp, instance_id, version)).rowcount != 1:
+            conn.rollback()
+            raise RuntimeError("lost the race")
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        values = (instance_id, seq, event, state, dest, actor, key, body, stamp, FLOW.fingerprint)
+        conn.execute(self._insert, values)
+        conn.commit()
+        return dest, seq
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+class RawPsycopg:
+    """The same floor on psycopg 3, with the row locked as the engine locks it."""
+
+    def __init__(self, url: str) -> None:
+        """Connect to ``url`` (a SQLAlchemy or libpq URL)."""
+        self.conn = psycopg.connect(plain_pg_url(url))
+        self.flow: DictFlow = dict_flow()
+        self._select = SELECT_ROW.format(p="%s") + " FOR UPDATE"
+        self._update = CAS_UPDATE.format(p="%s")
+        self._insert = INSERT_LOG.format(p="%s")
+
+    def __call__(
+        self, instance_id: str, event: str, actor: str, key: str, payload: Mapping[str, Any]
+    ) -> tuple[str, int]:
+        """Apply one event in one transaction."""
+        conn = self.conn
+        with conn.cursor() as cursor:
+            row = cursor.execute(self._select, (instance_id,)).fetchone()
+            if row is None:
+                conn.rollback()
+                raise LookupError(instance_id)
+            state, version = row[2], row[3]
+            dest, actors = self.flow.moves[state, event]
+            if actor not in actors:
+                conn.rollback()
+                raise PermissionError(actor)
+            now = datetime.now(UTC)
+            deadline = self.flow.deadlines.get(dest)
+            due = None if deadline is None else now + deadline
+            seq = version + 1
+            cursor.execute(self._update, (dest, seq, due, now, instance_id, version))
+            if cursor.rowcount != 1:
+                conn.rollback()
+                raise RuntimeError("lost the race")
+            body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+            values = (instance_id, seq, event, state, dest, actor, key, body, now, FLOW.fingerprint)
+            cursor.execute(self._insert, values)
+        conn.commit()
+        return dest, seq
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.conn.close()
+
+
+def sqlite_comparison(config: Settings, stack: ExitStack, synchronous: str) -> Comparison:
+    """``Engine.fire`` against raw ``sqlite3`` at one ``synchronous`` level."""
+    engine_path = str(config.workdir / f"fire-engine-{synchronous.lower()}.sqlite3")
+    raw_path = str(config.workdir / f"fire-raw-{synchronous.lower()}.sqlite3")
+    url = seeded_sqlite(engine_path, config.payments, state=PaymentState.PAYMENT_PENDING)
+    seeded_sqlite(raw_path, config.payments, state=PaymentState.PAYMENT_PENDING)
+    store = SqlStore(url, sqlite_synchronous=synchronous)
+    stack.callback(store.dispose)
+    raw = RawSqlite(raw_path, synchronous)
+    stack.callback(raw.close)
+    full = synchronous == "FULL"
+    return Comparison(
+        name=f"fire-sqlite-{synchronous.lower()}",
+        title=f"durable fire, SQLite synchronous={synchronous} (per event)",
+        floor="raw sqlite3",
+        variants=(
+            Variant("raw sqlite3", timed(Workload(config.payments), raw), "3 statements + commit"),
+            Variant("Engine.fire", timed(Workload(config.payments), engine_fire(store))),
+        ),
+        ops=config.fire_full_ops if full else config.fire_ops,
+        rounds=config.rounds,
+        targets=(
+            Target(
+                "Engine.fire",
+                "raw sqlite3",
+                1.15 if full else 1.5,
+                f"at most {'1.15' if full else '1.5'} times raw sqlite3",
+            ),
+        ),
+    )
+
+
+def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
+    """``Engine.fire`` against raw psycopg, each in a fresh schema of the test database."""
+    schemas = []
+    urls = []
+    for who in ("engine", "raw"):
+        schema = f"bench_{who}_{secrets.token_hex(4)}"
+        urls.append(
+            seeded_postgres(config.pg_url, schema, config.payments, state="payment_pending")
+        )
+        schemas.append(schema)
+        stack.callback(drop_postgres_schema, config.pg_url, schema)
+    store = SqlStore(urls[0])
+    stack.callback(store.dispose)
+    raw = RawPsycopg(urls[1])
+    stack.callback(raw.close)
+    return Comparison(
+        name="fire-postgres",
+        title="durable fire, PostgreSQL (per event)",
+        floor="raw psycopg",
+        variants=(
+            Variant(
+                "raw psycopg",
+                timed(Workload(config.payments), raw),
+                "SELECT FOR UPDATE, UPDATE, INSERT, COMMIT",
+            ),
+            Variant("Engine.fire", timed(Workload(config.payments), engine_fire(store))),
+        ),
+        ops=config.fire_ops,
+        rounds=config.rounds,
+        targets=(Target("Engine.fire", "raw psycopg", 1.3, "at most 1.3 times raw psycopg"),),
+        extra={"schemas": schemas},
+    )
