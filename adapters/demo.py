@@ -172,13 +172,16 @@ def merchant_rig(
         yield MerchantRig(service, sim, browser_http, secrets.token_hex(3))
 
 
-def _order(
-    rig: MerchantRig, scenario: str, wallet: Wallet, link_id: str | None = None
-) -> PaymentOrder:
+DEMO_AMOUNT = "150000"
+"""Every demo payment: a shirt at 140000 and shipping at 10000 (whole rupiah)."""
+
+
+def demo_order(reference_no: str, wallet: Wallet, *, link_id: str | None = None) -> PaymentOrder:
+    """The demo's sample order for ``wallet`` (also used by the test rig and the benchmark)."""
     return PaymentOrder(
         wallet=wallet,
-        reference_no=f"ORD-{rig.run}-{scenario}",
-        amount="150000",
+        reference_no=reference_no,
+        amount=DEMO_AMOUNT,
         goods_name="Batik shirt",
         billing=Billing(
             name="Siti Rahayu",
@@ -200,7 +203,7 @@ def _order(
 
 
 def _play(rig: MerchantRig, scenario: Scenario) -> Outcome:
-    order = _order(rig, scenario.name, scenario.wallet)
+    order = demo_order(f"ORD-{rig.run}-{scenario.name}", scenario.wallet)
     rig.sim.script_customer(reference_no=order.reference_no, action=scenario.action)
     if scenario.hostile:
         rig.sim.faults.notification(order.reference_no, duplicate=2, reorder=True)
@@ -267,7 +270,7 @@ def _play_astrapay(rig: MerchantRig) -> list[Outcome]:
     engine = rig.service.engine
     link = _wait(engine, started.instance.id, lambda i: i.state in {"linked", "mandate_missing"})
     outcomes = [_outcome(rig, link, "astrapay-link", ASTRAPAY_EXPECTED[0])]
-    order = _order(rig, "astrapay-pay", Wallet.ASTRAPAY, link_id=link.id)
+    order = demo_order(f"ORD-{rig.run}-astrapay-pay", Wallet.ASTRAPAY, link_id=link.id)
     rig.sim.script_customer(reference_no=order.reference_no, action=CustomerAction.PAY)
     paying = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-astrapay-pay")
     ScriptedBrowser(rig.http).submit(paying.step.url, paying.step.fields)

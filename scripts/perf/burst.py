@@ -27,10 +27,10 @@ from adapters._tokens import notification_token
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp, Reply
 from adapters.client import InquiryRetry, NicepayClient
 from adapters.config import NicepayCredentials
+from adapters.demo import demo_order
 from adapters.inbound import InboundRequest
-from adapters.messages import Billing, CartItem
 from adapters.notifications import OK, NotificationHandler
-from adapters.service import PaymentOrder, PaymentService
+from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
 from fsm.engine import Engine
 from fsm.flows import Wallet
@@ -40,16 +40,6 @@ from perf.harness import Comparison, Variant
 from perf.settings import Settings
 
 IMID = "IONPAYTEST"
-BILLING = Billing(
-    name="Siti Rahayu",
-    phone="081234567890",
-    email="siti@example.co.id",
-    address="Jl. Merdeka 1",
-    city="Jakarta",
-    state="DKI Jakarta",
-    post_code="10110",
-    country="Indonesia",
-)
 
 
 class _Nothing:
@@ -115,15 +105,7 @@ def rig(config: Settings) -> Iterator[Rig]:
 
 
 def _register(service: PaymentService, number: int) -> Instance:
-    order = PaymentOrder(
-        wallet=Wallet.DANA,
-        reference_no=f"BURST-{number:05d}",
-        amount="150000",
-        goods_name="Batik shirt",
-        billing=BILLING,
-        cart=(CartItem(goods_name="Batik shirt", goods_amt="150000", goods_quantity="1"),),
-        user_ip="127.0.0.1",
-    )
+    order = demo_order(f"BURST-{number:05d}", Wallet.DANA)
     return service.start_payment(order, payment_id=f"burst-{number:05d}").instance
 
 

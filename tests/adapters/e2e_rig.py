@@ -19,9 +19,8 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.client import InquiryRetry
-from adapters.demo import IMID, MerchantRig, merchant_rig
+from adapters.demo import DEMO_AMOUNT, IMID, MerchantRig, demo_order, merchant_rig
 from adapters.mapping import event_for_status
-from adapters.messages import Billing, CartItem
 from adapters.service import LinkOrder, PaymentOrder, PaymentService, Started
 from adapters.simulator import (
     BrowserResult,
@@ -33,6 +32,7 @@ from adapters.simulator import (
 )
 from fsm.definition import Actor
 from fsm.engine import Engine
+from fsm.flows import Wallet
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.persistence import SqlStore
 from fsm.replay import Verdict, replay_instance
@@ -45,7 +45,7 @@ SETTLEMENTS = frozenset({"paid", "failed", "expired", "voided", "refunded"})
 CHECK_STATE = "status_check_requested"
 CHECK_EVENTS = frozenset({"check_status", "return_from_partner"})
 """The events that enter ``status_check_requested``: a check, or a browser return."""
-AMOUNT = "150000"
+AMOUNT = DEMO_AMOUNT
 
 
 def sim_config(**overrides: Any) -> SimulatorConfig:
@@ -89,28 +89,7 @@ class Rig:
 
     def order(self, name: str, wallet: str, *, link_id: str | None = None) -> PaymentOrder:
         """A 150000 IDR order (a shirt and shipping) under :meth:`ref`."""
-        return PaymentOrder(
-            wallet=wallet,
-            reference_no=self.ref(name),
-            amount=AMOUNT,
-            goods_name="Batik shirt",
-            billing=Billing(
-                name="Siti Rahayu",
-                phone="081234567890",
-                email="siti@example.co.id",
-                address="Jl. Merdeka 1",
-                city="Jakarta",
-                state="DKI Jakarta",
-                post_code="10110",
-                country="Indonesia",
-            ),
-            cart=(
-                CartItem(goods_name="Batik shirt", goods_amt="140000", goods_quantity="1"),
-                CartItem(goods_name="Shipping", goods_amt="10000", goods_quantity="1"),
-            ),
-            user_ip="127.0.0.1",
-            link_id=link_id,
-        )
+        return demo_order(self.ref(name), Wallet(wallet), link_id=link_id)
 
     def start(
         self,
