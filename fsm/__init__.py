@@ -38,7 +38,7 @@ from fsm.errors import (
 )
 from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.persistence import DEFAULT_DB_URL, SqlStore
-from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance
+from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -85,4 +85,5 @@ __all__ = [
     "replay",
     "replay_instance",
     "retry_concurrent",
+    "verify_stored",
 ]

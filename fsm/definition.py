@@ -193,6 +193,16 @@ class FlowDefinition:
         return MappingProxyType(table)
 
     @cached_property
+    def step_actors(self) -> Mapping[tuple[str, str, str], frozenset[Actor]]:
+        """The actors who may take ``event`` from ``source`` to ``dest``, by that triple."""
+        table: dict[tuple[str, str, str], frozenset[Actor]] = {}
+        for (source, event), specs in self.index.items():
+            for spec in specs:
+                key = (source, event, spec.dest)
+                table[key] = table.get(key, frozenset()) | spec.actors
+        return MappingProxyType(table)
+
+    @cached_property
     def events(self) -> tuple[str, ...]:
         """Every event name, in order of first declaration."""
         return tuple(dict.fromkeys(spec.event for spec in self.transitions))

@@ -15,7 +15,7 @@ for convenience reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from sqlalchemy import (
     event,
     exc,
     insert,
+    null,
     select,
     update,
 )
@@ -52,9 +53,14 @@ from fsm.errors import (
     RejectReason,
 )
 from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.replay import StoredStep
+from fsm.schema import HEAD_REVISION, current_revision, upgrade_to_head
 
 DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 """The embedded default: a SQLite file in the working directory."""
+
+_SCHEMA_LOCK_SQL = "SELECT pg_advisory_xact_lock(28560232962352500)"
+"""Serialises schema migrations on PostgreSQL (the key spells ``ewallet`` in ASCII)."""
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -199,6 +205,33 @@ _INSERT_REJECTED = insert(_REJECTED)
 _SELECT_HISTORY = (
     select(_LOG).where(_LOG.c.instance_id == bindparam("instance_id")).order_by(_LOG.c.seq)
 )
+_REPLAY_COLUMNS = (
+    _LOG.c.instance_id,
+    _LOG.c.seq,
+    _LOG.c.event,
+    _LOG.c.source,
+    _LOG.c.dest,
+    _LOG.c.actor,
+    _LOG.c.fingerprint,
+)
+_SELECT_REPLAY = (
+    select(*_REPLAY_COLUMNS, null())
+    .where(_LOG.c.instance_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_LOG.c.instance_id, _LOG.c.seq)
+)
+_SELECT_REPLAY_TIMED = (
+    select(*_REPLAY_COLUMNS, _LOG.c.occurred_at)
+    .where(_LOG.c.instance_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_LOG.c.instance_id, _LOG.c.seq)
+)
+_REPLAY_SQL = (
+    f"SELECT {', '.join(column.name for column in _REPLAY_COLUMNS)}, NULL FROM {_LOG.name} "  # noqa: S608 (constant names; the ids are bound)
+    "WHERE instance_id IN ({}) ORDER BY instance_id, seq"
+)
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+"""The driver's positional marker by DB-API paramstyle (others read through SQLAlchemy)."""
+_REPLAY_CHUNK = 1000
+"""Instance ids per bulk replay query, well under SQLite's limit on bound parameters."""
 _SELECT_REJECTED = (
     select(_REJECTED)
     .where(_REJECTED.c.instance_id == bindparam("instance_id"))
@@ -217,23 +250,54 @@ def normalise_url(url: str) -> str:
 class SqlStore:
     """Flow instances and their logs in one SQL database (SQLite file or PostgreSQL)."""
 
-    def __init__(self, url: str = DEFAULT_DB_URL, *, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        url: str = DEFAULT_DB_URL,
+        *,
+        sqlite_synchronous: str = "FULL",
+        pre_ping: bool = True,
+    ) -> None:
         """Open the database at ``url``; call :meth:`create_schema` once before first use.
 
         Args:
             url: SQLAlchemy URL; ``sqlite:///path`` or ``postgresql://user@host/db``.
             sqlite_synchronous: SQLite's ``synchronous`` pragma (FULL survives power loss,
                 NORMAL only process crashes); ignored on PostgreSQL.
+            pre_ping: on a server database, test each pooled connection with a round trip when
+                it is checked out, so a restarted server costs only a reconnect; off saves that
+                round trip per unit, and a dropped connection then fails one unit. Ignored on
+                SQLite.
         """
         self.url = normalise_url(url)
-        self.engine: Engine = create_engine(self.url, **_engine_options(self.url))
+        self.pre_ping = pre_ping
+        self.engine: Engine = create_engine(self.url, **_engine_options(self.url, pre_ping))
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, sqlite_synchronous)
 
     def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
-        SQLModel.metadata.create_all(self.engine, tables=list(TABLES))
+        """Create the schema, or migrate it to the latest revision; safe to call at any time.
+
+        Runs the package's Alembic migrations to ``head`` in one transaction. A database
+        created before migrations existed is recognised by its tables and stamped first.
+        Concurrent callers queue: on PostgreSQL behind an advisory lock, on SQLite behind the
+        file's write lock (``BEGIN IMMEDIATE``); whoever comes second finds nothing to do.
+        """
+        with self.engine.connect() as conn:
+            if current_revision(conn) == HEAD_REVISION:
+                return
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            elif self.dialect == "postgresql":
+                conn.exec_driver_sql(_SCHEMA_LOCK_SQL)
+            upgrade_to_head(conn)
+            conn.commit()
+
+    def schema_version(self) -> str | None:
+        """The schema's Alembic revision (``None`` before :meth:`create_schema` has run)."""
+        with self.engine.connect() as conn:
+            return current_revision(conn)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -270,6 +334,34 @@ class SqlStore:
         with self.engine.connect() as conn:
             rows = conn.execute(_SELECT_HISTORY, {"instance_id": instance_id})
             return [_record(row._asdict()) for row in rows]
+
+    def replay_rows(
+        self, instance_ids: Iterable[str], *, with_time: bool = False
+    ) -> dict[str, list[StoredStep]]:
+        """The logged steps of many instances, in log order, without payloads.
+
+        One connection and one query per thousand ids; only the columns a replay checks are
+        read (``occurred_at`` too when ``with_time``). Every id given is a key of the result,
+        in the order given; an id with no log maps to an empty list.
+        """
+        ids = list(dict.fromkeys(instance_ids))
+        steps: dict[str, list[StoredStep]] = {instance_id: [] for instance_id in ids}
+        marker = _PLACEHOLDERS.get(self.engine.dialect.paramstyle)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), _REPLAY_CHUNK):
+                chunk = ids[start : start + _REPLAY_CHUNK]
+                if with_time or marker is None:  # the time needs UtcDateTime's processing
+                    statement = _SELECT_REPLAY_TIMED if with_time else _SELECT_REPLAY
+                    rows: Iterable[Sequence[Any]] = conn.execute(statement, {"ids": chunk})
+                else:  # plain text columns: the driver's tuples, without a Row each
+                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                    cursor.execute(_REPLAY_SQL.format(", ".join([marker] * len(chunk))), chunk)
+                    rows = cursor.fetchall()
+                    cursor.close()
+                make = StoredStep._make
+                for row in rows:
+                    steps[row[0]].append(make(row))
+        return steps
 
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events in the order they arrived."""
@@ -511,11 +603,11 @@ def _inbound_parameters(parameters: Mapping[str, Any] | None) -> str:
     return json.dumps(cleaned, sort_keys=True, separators=(",", ":"))  # ASCII: \u escapes
 
 
-def _engine_options(url: str) -> dict[str, Any]:
+def _engine_options(url: str, pre_ping: bool) -> dict[str, Any]:
     if url.startswith("sqlite"):
         # The driver's own busy wait; writers queue for up to 30 s before "database is locked".
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": pre_ping}
 
 
 def _configure_sqlite(engine: Engine, synchronous: str) -> None:

@@ -12,10 +12,47 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from fsm.clock import require_aware
 from fsm.definition import FlowDefinition
 from fsm.model import Instance, TransitionRecord
+
+if TYPE_CHECKING:
+    from fsm.persistence import SqlStore
+
+
+class Step(Protocol):
+    """What a replay reads of a step: a :class:`TransitionRecord` or a :class:`StoredStep`."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def dest(self) -> str: ...
+    @property
+    def actor(self) -> str: ...
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def occurred_at(self) -> datetime | None: ...
+
+
+class StoredStep(NamedTuple):
+    """The columns of a log row that verification needs, read without the payload."""
+
+    instance_id: str
+    seq: int
+    event: str
+    source: str
+    dest: str
+    actor: str
+    fingerprint: str
+    occurred_at: datetime | None = None
+    """Read only when a time cut-off asks for it."""
 
 
 class Verdict(StrEnum):
@@ -67,17 +104,31 @@ def replay(
         until_time: stop before the first step that occurred after this aware time.
     """
     cutoff = None if until_time is None else require_aware(until_time)
-    state, applied = flow.initial, 0
-    for index, record in enumerate(history):
-        if until_seq is not None and record.seq > until_seq:
-            break
-        if cutoff is not None and record.occurred_at > cutoff:
-            break
-        reason = _step_problem(flow, state, applied, record)
-        if reason is not None:
-            return ReplayResult(flow.name, state, applied, Divergence(index, record.seq, reason))
-        state, applied = record.dest, applied + 1
-    return ReplayResult(flow.name, state, applied, None)
+    return _fold(flow, history, until_seq, cutoff)
+
+
+def verify_stored(
+    store: SqlStore,
+    flow: FlowDefinition,
+    instance_ids: Iterable[str],
+    *,
+    until_seq: int | None = None,
+    until_time: datetime | None = None,
+) -> dict[str, ReplayResult]:
+    """:func:`replay` of many stored instances at once, reading only the columns it checks.
+
+    The same checks as :func:`replay`, on :meth:`SqlStore.replay_rows` (a bulk read without
+    payloads) instead of one :meth:`SqlStore.history` per instance. An id with no log replays
+    to the flow's initial state, as :func:`replay` of an empty history does.
+
+    Returns:
+        The result for every id, in the order given.
+    """
+    cutoff = None if until_time is None else require_aware(until_time)
+    rows = store.replay_rows(instance_ids, with_time=cutoff is not None)
+    return {
+        instance_id: _fold(flow, steps, until_seq, cutoff) for instance_id, steps in rows.items()
+    }
 
 
 def replay_instance(
@@ -101,23 +152,52 @@ def replay_instance(
     return result
 
 
+def _fold(
+    flow: FlowDefinition,
+    history: Iterable[Step],
+    until_seq: int | None,
+    cutoff: datetime | None,
+) -> ReplayResult:
+    state, applied = flow.initial, 0
+    for index, step in enumerate(history):
+        if until_seq is not None and step.seq > until_seq:
+            break
+        if cutoff is not None and step.occurred_at is not None and step.occurred_at > cutoff:
+            break
+        reason = _step_problem(
+            flow, state, applied, step.seq, step.event, step.source, step.dest, step.actor,
+            step.fingerprint,
+        )  # fmt: skip
+        if reason is not None:
+            return ReplayResult(flow.name, state, applied, Divergence(index, step.seq, reason))
+        state, applied = step.dest, applied + 1
+    return ReplayResult(flow.name, state, applied, None)
+
+
 def _step_problem(
-    flow: FlowDefinition, state: str, applied: int, record: TransitionRecord
+    flow: FlowDefinition,
+    state: str,
+    applied: int,
+    seq: int,
+    event: str,
+    source: str,
+    dest: str,
+    actor: str,
+    fingerprint: str,
 ) -> str | None:
-    if record.seq != applied + 1:
-        return f"step {record.seq} follows step {applied}: the log has a gap or a repeat"
-    if record.fingerprint != flow.fingerprint:
+    """Why a step does not follow ``state`` after ``applied`` steps (``None``: it does)."""
+    if seq != applied + 1:
+        return f"step {seq} follows step {applied}: the log has a gap or a repeat"
+    if fingerprint != flow.fingerprint:
         return (
-            f"step {record.seq} was applied under definition {record.fingerprint}, "
+            f"step {seq} was applied under definition {fingerprint}, "
             f"not the current {flow.fingerprint}"
         )
-    if record.source != state:
-        return f"step {record.seq} leaves {record.source!r}, but the log had reached {state!r}"
-    specs = [spec for spec in flow.candidates(state, record.event) if spec.dest == record.dest]
-    if not specs:
-        return (
-            f"step {record.seq}: the flow has no {record.event!r} from {state!r} to {record.dest!r}"
-        )
-    if not any(record.actor in spec.actors for spec in specs):
-        return f"step {record.seq}: actor {record.actor} may not fire {record.event!r}"
+    if source != state:
+        return f"step {seq} leaves {source!r}, but the log had reached {state!r}"
+    actors = flow.step_actors.get((state, event, dest))
+    if actors is None:
+        return f"step {seq}: the flow has no {event!r} from {state!r} to {dest!r}"
+    if actor not in actors:
+        return f"step {seq}: actor {actor} may not fire {event!r}"
     return None

@@ -237,7 +237,7 @@ def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
     """``Engine.fire`` against raw psycopg, each in a fresh schema of the test database."""
     schemas = []
     urls = []
-    for who in ("engine", "raw"):
+    for who in ("engine", "noping", "raw"):
         schema = f"bench_{who}_{secrets.token_hex(4)}"
         urls.append(
             seeded_postgres(config.pg_url, schema, config.payments, state="payment_pending")
@@ -246,7 +246,9 @@ def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
         stack.callback(drop_postgres_schema, config.pg_url, schema)
     store = SqlStore(urls[0])
     stack.callback(store.dispose)
-    raw = RawPsycopg(urls[1])
+    unpinged = SqlStore(urls[1], pre_ping=False)
+    stack.callback(unpinged.dispose)
+    raw = RawPsycopg(urls[2])
     stack.callback(raw.close)
     return Comparison(
         name="fire-postgres",
@@ -258,10 +260,22 @@ def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
                 timed(Workload(config.payments), raw),
                 "SELECT FOR UPDATE, UPDATE, INSERT, COMMIT",
             ),
-            Variant("Engine.fire", timed(Workload(config.payments), engine_fire(store))),
+            Variant(
+                "Engine.fire",
+                timed(Workload(config.payments), engine_fire(store)),
+                "SqlStore default: pool_pre_ping on",
+            ),
+            Variant(
+                "Engine.fire, no pre-ping",
+                timed(Workload(config.payments), engine_fire(unpinged)),
+                "SqlStore(url, pre_ping=False)",
+            ),
         ),
         ops=config.fire_ops,
         rounds=config.rounds,
         targets=(Target("Engine.fire", "raw psycopg", 1.3, "at most 1.3 times raw psycopg"),),
-        extra={"schemas": schemas},
+        extra={
+            "schemas": schemas,
+            "pre_ping": {"Engine.fire": True, "Engine.fire, no pre-ping": False},
+        },
     )

@@ -458,12 +458,14 @@ def test_reordered_notification_arrives_after_the_callback(rig: Rig) -> None:
     [delivery] = rig.deliveries(ref, 1)
     payment = rig.engine.get(started.instance.id)
     assert payment.state == "paid"
-    assert rig.events(payment.id)[4:] == [*BY_CALLBACK, *PAID]
-    [stale] = [r for r in rig.rejections(payment.id) if r.event == "receive_notification"]
-    # Stale once settled; refused as not allowed had it overtaken the callback's inquiry.
-    assert stale.reason in (RejectReason.STALE, RejectReason.NOT_ALLOWED)
     assert delivery.sent_at is not None
-    assert stale.occurred_at > rig.history(payment.id)[-1].occurred_at
+    # Held back, the notification meets the callback's check in some state or other (how far
+    # that check got is timing); whichever, the one delivery is applied or refused, never lost,
+    # and it never settles a second time.
+    applied = [r for r in rig.history(payment.id) if r.event == "receive_notification"]
+    refusals = [r for r in rig.rejections(payment.id) if r.event == "receive_notification"]
+    assert len(applied) + len(refusals) == 1
+    assert all(r.reason in (RejectReason.STALE, RejectReason.NOT_ALLOWED) for r in refusals)
     settled_once(rig, payment, "paid", "0")
 
 

@@ -19,6 +19,7 @@ from fsm import (
     Verdict,
     replay,
     replay_instance,
+    verify_stored,
 )
 from fsm.definition import flow_to_dict
 from fsm.flows import FLOWS
@@ -240,3 +241,43 @@ def test_naive_until_time_is_refused(paid: tuple[Instance, list[TransitionRecord
     _, history = paid
     with pytest.raises(InvalidInstanceData, match="naive"):
         replay(FLOW, history, until_time=datetime(2026, 11, 23, 10, 0))
+
+
+def test_verify_stored_agrees_with_replay_of_each_history(
+    store: SqlStore, paid: tuple[Instance, list[TransitionRecord]]
+) -> None:
+    instance, history = paid
+    results = verify_stored(store, FLOW, [instance.id, "no-such-payment", instance.id])
+    assert list(results) == [instance.id, "no-such-payment"]
+    assert results[instance.id] == replay(FLOW, history)
+    assert results["no-such-payment"] == replay(FLOW, [])
+    steps = store.replay_rows([instance.id])[instance.id]
+    assert [step.seq for step in steps] == [record.seq for record in history]
+    assert all(step.occurred_at is None for step in steps)
+
+
+def test_verify_stored_cuts_by_seq_and_by_time_like_replay(
+    store: SqlStore, paid: tuple[Instance, list[TransitionRecord]]
+) -> None:
+    instance, history = paid
+    for until_seq in range(len(history) + 1):
+        got = verify_stored(store, FLOW, [instance.id], until_seq=until_seq)[instance.id]
+        assert got == replay(FLOW, history, until_seq=until_seq)
+    for moment in (T0, T0 + STEP * 2.5, T0 + STEP * 3, T0 + STEP * 99):
+        got = verify_stored(store, FLOW, [instance.id], until_time=moment)[instance.id]
+        assert got == replay(FLOW, history, until_time=moment)
+    timed = store.replay_rows([instance.id], with_time=True)[instance.id]
+    assert [step.occurred_at for step in timed] == [record.occurred_at for record in history]
+
+
+def test_verify_stored_reports_the_first_divergence_like_replay(
+    store: SqlStore, paid: tuple[Instance, list[TransitionRecord]]
+) -> None:
+    instance, history = paid
+    data = flow_to_dict(FLOW)
+    request = next(t for t in data["transitions"] if t["event"] == "request_payment")
+    request["actors"].append("operator")
+    changed = flow_from_dict(data)
+    got = verify_stored(store, changed, [instance.id])[instance.id]
+    assert got == replay(changed, history)
+    assert got.verdict is Verdict.DIVERGED

@@ -1,0 +1,232 @@
+"""Schema evolution on SQLite and PostgreSQL: the Alembic migrations and create_schema."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, func, inspect, select, text
+from sqlmodel import SQLModel
+
+from fsm import Actor, Engine, ManualClock, SqlStore, TransitionNotAllowed, TransitionRecord
+from fsm.errors import ConfigurationError
+from fsm.flows import FLOWS
+from fsm.persistence import TABLES
+from fsm.replay import Verdict, replay_instance
+from fsm.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
+
+T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
+STEP = timedelta(minutes=1)
+FLOW = FLOWS["ewallet_payment"]
+FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
+ALL_TABLES = FIRST_TABLES | {"inbound_attempt"}
+BEFORE: list[tuple[str, Actor, dict[str, Any] | None]] = [
+    ("send_registration", Actor.MERCHANT, None),
+    ("accept_registration", Actor.NICEPAY_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
+    ("request_payment", Actor.MERCHANT, None),
+]
+AFTER: list[tuple[str, Actor, dict[str, Any] | None]] = [
+    ("push_to_app", Actor.NICEPAY_RESPONSE, None),
+    ("check_status", Actor.TIMER, None),
+    ("confirm_payment", Actor.STATUS_INQUIRY, None),
+]
+
+
+@pytest.fixture
+def bare(db_url: str) -> Iterator[SqlStore]:
+    """A store on an empty database whose schema the test builds itself."""
+    sql_store = SqlStore(db_url)
+    yield sql_store
+    sql_store.dispose()
+
+
+def model_metadata() -> MetaData:
+    metadata = MetaData()
+    for table in TABLES:
+        table.to_metadata(metadata)
+    return metadata
+
+
+def schema_differences(store: SqlStore) -> list[Any]:
+    with store.engine.connect() as conn:
+        return list(
+            compare_metadata(
+                MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}),
+                model_metadata(),
+            )
+        )
+
+
+def table_names(store: SqlStore) -> set[str]:
+    return set(inspect(store.engine).get_table_names())
+
+
+def migrate(store: SqlStore, action: str, revision: str) -> None:
+    """Run ``alembic upgrade|downgrade|stamp revision`` on the store's database."""
+    with store.engine.begin() as conn:
+        getattr(command, action)(alembic_config(conn), revision)
+
+
+def drive(store: SqlStore, clock: ManualClock, pid: str, steps: list[Any]) -> Engine:
+    engine = Engine(store, clock=clock)
+    for event, actor, payload in steps:
+        clock.advance(STEP)
+        engine.fire(pid, event, actor=actor, idempotency_key=event, payload=payload)
+    return engine
+
+
+def started(store: SqlStore) -> tuple[Engine, str, list[TransitionRecord]]:
+    """An OVO payment part-way to paid, and its history, written to the store."""
+    clock = ManualClock(T0)
+    pid = Engine(store, clock=clock).start("ewallet_payment", wallet="ovo", amount=25000).id
+    engine = drive(store, clock, pid, BEFORE)
+    with pytest.raises(TransitionNotAllowed):  # recorded in rejected_event
+        engine.fire(pid, "confirm_order", actor="merchant", idempotency_key="early")
+    return engine, pid, engine.history(pid)
+
+
+def assert_works_at_head(store: SqlStore, pid: str, before: list[TransitionRecord]) -> None:
+    """The rows written before the upgrade are intact and the engine carries on from them."""
+    assert store.schema_version() == HEAD_REVISION
+    assert table_names(store) >= ALL_TABLES
+    assert schema_differences(store) == []
+    assert store.history(pid) == before
+    assert len(store.rejections(pid)) == 1
+    engine = drive(store, ManualClock(T0 + 10 * STEP), pid, AFTER)
+    instance = engine.get(pid)
+    assert instance.state == "paid"
+    result = replay_instance(FLOW, instance, engine.history(pid))
+    assert (result.verdict, result.applied) == (Verdict.CONSISTENT, len(BEFORE) + len(AFTER))
+    store.record_inbound(
+        received_at=T0, endpoint="notification", outcome="accepted", status_code=200
+    )
+    assert [attempt.endpoint for attempt in store.inbound_attempts()] == ["notification"]
+
+
+def test_the_head_revision_is_the_last_script() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_current_head() == HEAD_REVISION
+    assert [rev.revision for rev in script.walk_revisions()] == [HEAD_REVISION, FIRST_REVISION]
+
+
+def test_upgrading_an_empty_database_builds_the_model_schema(bare: SqlStore) -> None:
+    assert bare.schema_version() is None
+    bare.create_schema()
+    assert bare.schema_version() == HEAD_REVISION
+    assert table_names(bare) == ALL_TABLES | {"ewallet_fsm_version"}
+    assert schema_differences(bare) == []
+
+
+def test_the_migrations_run_from_a_url_without_an_ini_file(bare: SqlStore, db_url: str) -> None:
+    command.upgrade(alembic_config(url=db_url), "head")
+    assert bare.schema_version() == HEAD_REVISION
+    assert schema_differences(bare) == []
+
+
+def test_the_first_revision_is_the_first_schema(bare: SqlStore) -> None:
+    migrate(bare, "upgrade", FIRST_REVISION)
+    assert bare.schema_version() == FIRST_REVISION
+    assert table_names(bare) == FIRST_TABLES | {"ewallet_fsm_version"}
+    first = MetaData()
+    for table in TABLES[:3]:
+        table.to_metadata(first)
+    with bare.engine.connect() as conn:
+        assert (
+            compare_metadata(
+                MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), first
+            )
+            == []
+        )
+
+
+def test_a_database_at_the_previous_revision_upgrades_keeping_its_rows(bare: SqlStore) -> None:
+    migrate(bare, "upgrade", FIRST_REVISION)
+    _, pid, before = started(bare)
+    bare.create_schema()
+    assert_works_at_head(bare, pid, before)
+
+
+def test_a_database_created_before_migrations_is_stamped_and_upgraded(bare: SqlStore) -> None:
+    SQLModel.metadata.create_all(bare.engine, tables=list(TABLES[:3]))
+    _, pid, before = started(bare)
+    assert bare.schema_version() is None
+    bare.create_schema()
+    assert_works_at_head(bare, pid, before)
+
+
+def test_a_complete_unversioned_database_is_stamped_at_the_head(bare: SqlStore) -> None:
+    SQLModel.metadata.create_all(bare.engine, tables=list(TABLES))
+    _, pid, before = started(bare)
+    bare.create_schema()
+    assert_works_at_head(bare, pid, before)
+
+
+def test_a_partial_unversioned_schema_is_refused(bare: SqlStore) -> None:
+    SQLModel.metadata.create_all(bare.engine, tables=list(TABLES[:1]))
+    with pytest.raises(ConfigurationError, match="only some of the ewallet-fsm tables"):
+        bare.create_schema()
+    assert bare.schema_version() is None
+    assert table_names(bare) == {"flow_instance"}
+
+
+def test_create_schema_twice_changes_nothing(store: SqlStore) -> None:
+    _, pid, before = started(store)
+    store.create_schema()
+    store.create_schema()
+    with store.engine.connect() as conn:
+        versions = conn.execute(text("select version_num from ewallet_fsm_version")).scalars().all()
+    assert versions == [HEAD_REVISION]
+    assert store.history(pid) == before
+    assert schema_differences(store) == []
+
+
+def test_downgrade_to_the_first_revision_and_back(store: SqlStore) -> None:
+    _, pid, before = started(store)
+    migrate(store, "downgrade", FIRST_REVISION)
+    assert store.schema_version() == FIRST_REVISION
+    assert table_names(store) == FIRST_TABLES | {"ewallet_fsm_version"}
+    assert store.history(pid) == before
+    store.create_schema()
+    assert_works_at_head(store, pid, before)
+
+
+def test_downgrade_to_base_drops_every_table(store: SqlStore) -> None:
+    migrate(store, "downgrade", "base")
+    assert store.schema_version() is None
+    assert table_names(store) <= {"ewallet_fsm_version"}
+
+
+def test_concurrent_create_schema_calls_all_succeed(db_url: str) -> None:
+    stores = [SqlStore(db_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    errors: list[BaseException] = []
+
+    def create(sql_store: SqlStore) -> None:
+        try:
+            barrier.wait(timeout=10)
+            sql_store.create_schema()
+        except BaseException as error:  # checked below
+            errors.append(error)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        assert all(s.schema_version() == HEAD_REVISION for s in stores)
+        with stores[0].engine.connect() as conn:
+            rows = conn.execute(select(func.count()).select_from(text("ewallet_fsm_version")))
+            assert rows.scalar_one() == 1
+        assert schema_differences(stores[0]) == []
+    finally:
+        for sql_store in stores:
+            sql_store.dispose()
