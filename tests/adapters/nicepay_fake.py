@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -21,11 +21,14 @@ from adapters.client import (
     NicepayClient,
 )
 from adapters.config import NicepayCredentials
+from adapters.inbound import InboundRequest
 from adapters.messages import Billing, CartItem, RegistrationRequest
 from adapters.service import LinkOrder, PaymentOrder, PaymentService
 from fsm.clock import ManualClock
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.flows import Wallet
+from fsm.model import Instance
 from fsm.persistence import SqlStore
 
 IMID = "IONPAYTEST"
@@ -321,3 +324,47 @@ def link_order(reference_no: str = "LNK-1") -> LinkOrder:
         billing_email="budi@example.id",
         user_ip="127.0.0.1",
     )
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def signed_notification(payment: Instance, **changes: str | None) -> dict[str, str]:
+    """What NICEPAY posts to dbProcessUrl for ``payment``, with a valid T3 for the stored amount.
+
+    A change to ``None`` removes that field.
+    """
+    tx_id = payment.tx_id or ""
+    params: dict[str, str | None] = {
+        "tXid": tx_id,
+        "referenceNo": payment.reference_no or "",
+        "payMethod": "05",
+        "amt": AMOUNT,
+        "iMid": IMID,
+        "currency": "IDR",
+        "goodsNm": "Tea",
+        "billingNm": "Budi Santoso",
+        "transDt": "20250201",
+        "transTm": "003512",
+        "matchCl": "1",
+        "status": "0",
+        "mitraCd": "DANA",
+        "merchantToken": sha(IMID, tx_id, AMOUNT, KEY_TEXT),
+        **changes,
+    }
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def form_request(params: Mapping[str, str], **extra: Any) -> InboundRequest:
+    """``params`` as a form-encoded request body."""
+    return InboundRequest(body=urlencode(params).encode(), content_type=FORM, **extra)
+
+
+def logged_events(rig: ServiceRig, instance_id: str) -> list[tuple[str, Actor]]:
+    """The applied steps of an instance as (event, actor)."""
+    return [(record.event, record.actor) for record in rig.engine.history(instance_id)]
+
+
+def inquiries_sent(rig: ServiceRig) -> int:
+    """How many inquiries reached the fake NICEPAY."""
+    return len(rig.ledger.sent(INQUIRY_PATH))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import select
 
 from adapters.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.client import INQUIRY_PATH
 from adapters.inbound import MAX_BODY_BYTES, InboundRequest
 from adapters.notifications import NotificationHandler
 from adapters.simulator import serve_app
@@ -32,31 +31,32 @@ from fsm.model import Instance
 from fsm.persistence import TABLES, InboundAttempt, SqlStore
 from tests.adapters.nicepay_fake import (
     AMOUNT,
+    FORM,
     IMID,
     KEY_TEXT,
     ServiceRig,
     link_order,
     new_tx_id,
     payment_order,
-    service_rig,
     sha,
 )
+from tests.adapters.nicepay_fake import (
+    form_request as form,
+)
+from tests.adapters.nicepay_fake import (
+    inquiries_sent as inquiries,
+)
+from tests.adapters.nicepay_fake import (
+    logged_events as events,
+)
+from tests.adapters.nicepay_fake import (
+    signed_notification as notification,
+)
 
-FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 OK = {"resultCd": "0000", "resultMsg": "SUCCESS"}
 PHONE = "08123456789"
 NN, BC, SI = Actor.NICEPAY_NOTIFICATION, Actor.BROWSER_CALLBACK, Actor.STATUS_INQUIRY
-
-
-@pytest.fixture
-def rig(store: SqlStore) -> ServiceRig:
-    return service_rig(store)
-
-
-@pytest.fixture
-def handler(rig: ServiceRig) -> NotificationHandler:
-    return NotificationHandler(rig.service)
 
 
 def registered(rig: ServiceRig, tag: str = "1") -> Instance:
@@ -69,42 +69,9 @@ def token_for(tx_id: str, amount: str = AMOUNT) -> str:
     return sha(IMID, tx_id, amount, KEY_TEXT)
 
 
-def notification(payment: Instance, **changes: str | None) -> dict[str, str]:
-    """A signed notification for ``payment``; a change to ``None`` removes that field."""
-    tx_id = payment.tx_id or ""
-    params: dict[str, str | None] = {
-        "tXid": tx_id,
-        "referenceNo": payment.reference_no or "",
-        "payMethod": "05",
-        "amt": AMOUNT,
-        "iMid": IMID,
-        "currency": "IDR",
-        "transDt": "20250201",
-        "transTm": "003512",
-        "matchCl": "1",
-        "status": "0",
-        "mitraCd": "DANA",
-        "merchantToken": token_for(tx_id),
-        **changes,
-    }
-    return {name: value for name, value in params.items() if value is not None}
-
-
-def form(params: Mapping[str, str], **extra: Any) -> InboundRequest:
-    return InboundRequest(body=urlencode(params).encode(), content_type=FORM, **extra)
-
-
 def raw(body: bytes | str, content_type: str = FORM, **extra: Any) -> InboundRequest:
     data = body.encode() if isinstance(body, str) else body
     return InboundRequest(body=data, content_type=content_type, **extra)
-
-
-def events(rig: ServiceRig, instance_id: str) -> list[tuple[str, Actor]]:
-    return [(record.event, record.actor) for record in rig.engine.history(instance_id)]
-
-
-def inquiries(rig: ServiceRig) -> int:
-    return len(rig.ledger.sent(INQUIRY_PATH))
 
 
 def snapshot(rig: ServiceRig, instance: Instance) -> tuple[str, int, int]:

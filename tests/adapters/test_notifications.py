@@ -22,7 +22,6 @@ from pydantic import SecretStr, ValidationError
 
 from adapters._tokens import link_enable_token
 from adapters.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.client import INQUIRY_PATH
 from adapters.config import NicepayCredentials
 from adapters.inbound import MAX_BODY_BYTES, InboundRequest, verify_notification_token
 from adapters.notifications import NotificationHandler
@@ -30,21 +29,31 @@ from adapters.simulator import serve_app
 from fsm.definition import Actor
 from fsm.errors import NotificationSignatureError, RejectReason
 from fsm.model import Instance
-from fsm.persistence import SqlStore
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     BASE,
+    FORM,
     IMID,
     KEY_TEXT,
     ServiceRig,
     link_order,
     new_tx_id,
     payment_order,
-    service_rig,
     sha,
 )
+from tests.adapters.nicepay_fake import (
+    form_request as form,
+)
+from tests.adapters.nicepay_fake import (
+    inquiries_sent as inquiries,
+)
+from tests.adapters.nicepay_fake import (
+    logged_events as events,
+)
+from tests.adapters.nicepay_fake import (
+    signed_notification as notification,
+)
 
-FORM = "application/x-www-form-urlencoded"
 NN, BC, SI, M = (
     Actor.NICEPAY_NOTIFICATION,
     Actor.BROWSER_CALLBACK,
@@ -56,46 +65,10 @@ PHONE = "08123456789"
 MANDATE = "7700123456789"
 
 
-@pytest.fixture
-def rig(store: SqlStore) -> ServiceRig:
-    return service_rig(store)
-
-
-@pytest.fixture
-def handler(rig: ServiceRig) -> NotificationHandler:
-    return NotificationHandler(rig.service)
-
-
 def registered(rig: ServiceRig, wallet: str = "dana", tag: str = "1") -> Instance:
     """A payment registered at the fake NICEPAY, its customer sent on (inquiry status 9)."""
     order = payment_order(wallet, f"ORD-{tag}")
     return rig.service.start_payment(order, payment_id=f"pay-{tag}").instance
-
-
-def notification(payment: Instance, **changes: str) -> dict[str, str]:
-    """The parameters NICEPAY posts to dbProcessUrl, with a valid T3 for the stored amount."""
-    tx_id = payment.tx_id or ""
-    params = {
-        "tXid": tx_id,
-        "referenceNo": payment.reference_no or "",
-        "payMethod": "05",
-        "amt": AMOUNT,
-        "iMid": IMID,
-        "currency": "IDR",
-        "goodsNm": "Tea",
-        "billingNm": "Budi Santoso",
-        "transDt": "20250201",
-        "transTm": "003512",
-        "matchCl": "1",
-        "status": "0",
-        "mitraCd": "DANA",
-        "merchantToken": sha(IMID, tx_id, AMOUNT, KEY_TEXT),
-    }
-    return {**params, **changes}
-
-
-def form(params: Mapping[str, str]) -> InboundRequest:
-    return InboundRequest(body=urlencode(params).encode(), content_type=FORM)
 
 
 def as_json(params: Mapping[str, str]) -> InboundRequest:
@@ -112,14 +85,6 @@ def unlabelled(params: Mapping[str, str]) -> InboundRequest:
 
 def query(params: Mapping[str, str]) -> InboundRequest:
     return InboundRequest(query=urlencode(params))
-
-
-def events(rig: ServiceRig, instance_id: str) -> list[tuple[str, Actor]]:
-    return [(record.event, record.actor) for record in rig.engine.history(instance_id)]
-
-
-def inquiries(rig: ServiceRig) -> int:
-    return len(rig.ledger.sent(INQUIRY_PATH))
 
 
 def stored_text(rig: ServiceRig, instance_id: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -34,8 +34,8 @@ from fsm import (
     retry_concurrent,
 )
 from fsm.flows import FLOWS
+from tests.fsm.conftest import T0
 
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 FLOW = FLOWS["ewallet_payment"]
 
 Step = tuple[str, Actor, dict[str, Any] | None]
@@ -55,24 +55,6 @@ TO_STATUS_CHECK: list[Step] = [
 ]
 TO_PAID: list[Step] = [*TO_STATUS_CHECK, ("confirm_payment", Actor.STATUS_INQUIRY, None)]
 TO_FAILED: list[Step] = [*TO_STATUS_CHECK, ("fail_payment", Actor.STATUS_INQUIRY, None)]
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def engine(store: SqlStore, clock: ManualClock) -> Engine:
-    return Engine(store, clock=clock)
-
-
-@pytest.fixture
-def other_store(store: SqlStore) -> Iterator[SqlStore]:
-    """A second pool on the same database, as a second process would have."""
-    other = SqlStore(store.url)
-    yield other
-    other.dispose()
 
 
 def key_for(index: int, event: str) -> str:

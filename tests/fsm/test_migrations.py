@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,8 +21,8 @@ from fsm.flows import FLOWS
 from fsm.persistence import TABLES
 from fsm.replay import Verdict, replay_instance
 from fsm.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
+from tests.fsm.conftest import T0
 
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -38,30 +38,12 @@ from fsm import (
 from fsm.definition import transition
 from fsm.flows import FLOWS
 from fsm.persistence import TransitionLogRow
+from tests.fsm.conftest import T0
 
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 WIB = timezone(timedelta(hours=7), "WIB")
 MINUTE = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 REGISTRATION_REPLY = {"tx_id": "TXOVO0001", "reference_no": "ORD-1"}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(T0)
-
-
-@pytest.fixture
-def engine(store: SqlStore, clock: ManualClock) -> Engine:
-    return Engine(store, clock=clock)
-
-
-@pytest.fixture
-def other_store(store: SqlStore) -> Iterator[SqlStore]:
-    """A second pool on the same database, as a second process would have."""
-    other = SqlStore(store.url)
-    yield other
-    other.dispose()
 
 
 def make_instance(

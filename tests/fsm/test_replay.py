@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -24,8 +24,8 @@ from fsm import (
 from fsm.definition import flow_to_dict
 from fsm.flows import FLOWS
 from fsm.loading import flow_from_dict
+from tests.fsm.conftest import T0
 
-T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [

@@ -1,0 +1,19 @@
+"""Fixtures the notification tests share: a service on a fake NICEPAY, and its handler."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.notifications import NotificationHandler
+from fsm.persistence import SqlStore
+from tests.adapters.nicepay_fake import ServiceRig, service_rig
+
+
+@pytest.fixture
+def rig(store: SqlStore) -> ServiceRig:
+    return service_rig(store)
+
+
+@pytest.fixture
+def handler(rig: ServiceRig) -> NotificationHandler:
+    return NotificationHandler(rig.service)
