@@ -20,17 +20,12 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    DateTime,
-    Dialect,
     Engine,
-    Text,
-    TypeDecorator,
-    UniqueConstraint,
     bindparam,
     create_engine,
     event,
@@ -42,8 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel import Field, SQLModel
 
+from fsm import claims, intents
 from fsm._payload import clean_payload
 from fsm.clock import require_aware
 from fsm.definition import Actor
@@ -54,111 +49,26 @@ from fsm.errors import (
     InvalidInstanceData,
     RejectReason,
 )
+from fsm.intents import CallIntent
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.replay import StoredStep
 from fsm.schema import HEAD_REVISION, current_revision, upgrade_to_head
+from fsm.tables import (
+    INSTANCE_COLUMNS,
+    TABLES,
+    CallIntentRow,
+    FlowInstanceRow,
+    InboundAttemptRow,
+    RejectedEventRow,
+    TransitionLogRow,
+    UtcDateTime,
+)
 
 DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 """The embedded default: a SQLite file in the working directory."""
 
 _SCHEMA_LOCK_SQL = "SELECT pg_advisory_xact_lock(28560232962352500)"
 """Serialises schema migrations on PostgreSQL (the key spells ``ewallet`` in ASCII)."""
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timestamp that refuses naive datetimes and always reads back as aware UTC."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        moment = require_aware(value)
-        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-class FlowInstanceRow(SQLModel, table=True):
-    """One flow instance: a payment or an account link."""
-
-    __tablename__ = "flow_instance"
-
-    id: str = Field(primary_key=True, max_length=64)
-    flow: str = Field(max_length=64, index=True)
-    state: str = Field(max_length=64)
-    version: int = 0
-    wallet: str | None = Field(default=None, max_length=32)
-    amount: str | None = Field(default=None, max_length=24)
-    currency: str = Field(default="IDR", max_length=3)
-    reference_no: str | None = Field(default=None, max_length=64, index=True)
-    tx_id: str | None = Field(default=None, max_length=64, index=True)
-    mandate: str | None = Field(default=None, max_length=64)
-    deadline_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
-    created_at: datetime = Field(sa_type=UtcDateTime)
-    updated_at: datetime = Field(sa_type=UtcDateTime)
-
-
-class TransitionLogRow(SQLModel, table=True):
-    """One applied transition. Rows are only ever inserted."""
-
-    __tablename__ = "transition_log"
-    __table_args__ = (UniqueConstraint("instance_id", "idempotency_key"),)
-
-    instance_id: str = Field(primary_key=True, foreign_key="flow_instance.id", max_length=64)
-    seq: int = Field(primary_key=True)
-    event: str = Field(max_length=64)
-    source: str = Field(max_length=64)
-    dest: str = Field(max_length=64)
-    actor: str = Field(max_length=32)
-    idempotency_key: str = Field(max_length=200)
-    payload: str = Field(sa_type=Text)
-    occurred_at: datetime = Field(sa_type=UtcDateTime)
-    fingerprint: str = Field(max_length=32)
-
-
-class RejectedEventRow(SQLModel, table=True):
-    """One event that was recorded and not applied."""
-
-    __tablename__ = "rejected_event"
-
-    id: int | None = Field(default=None, primary_key=True)
-    instance_id: str = Field(max_length=64, index=True)
-    event: str = Field(max_length=64)
-    state: str = Field(max_length=64)
-    version: int
-    actor: str = Field(max_length=32)
-    idempotency_key: str = Field(max_length=200)
-    reason: str = Field(max_length=32)
-    detail: str = Field(sa_type=Text)
-    payload: str = Field(sa_type=Text)
-    occurred_at: datetime = Field(sa_type=UtcDateTime)
-
-
-class InboundAttemptRow(SQLModel, table=True):
-    """One request to an inbound endpoint (a notification, a callback), refused or accepted.
-
-    Rows are only ever inserted. Unlike ``rejected_event`` it needs no matching instance, so
-    requests for unknown transactions and unparseable or oversized bodies are kept too.
-    """
-
-    __tablename__ = "inbound_attempt"
-
-    id: int | None = Field(default=None, primary_key=True)
-    received_at: datetime = Field(sa_type=UtcDateTime, index=True)
-    endpoint: str = Field(max_length=32)
-    outcome: str = Field(max_length=16)
-    status_code: int
-    error: str | None = Field(default=None, max_length=64)
-    reason: str = Field(sa_type=Text)
-    instance_id: str | None = Field(default=None, max_length=64, index=True)
-    parameters: str = Field(sa_type=Text)
-    body_bytes: int
-    client_ip: str | None = Field(default=None, max_length=64)
 
 
 @dataclass(frozen=True)
@@ -178,15 +88,9 @@ class InboundAttempt:
     client_ip: str | None
 
 
-TABLES = (
-    FlowInstanceRow.__table__,  # type: ignore[attr-defined]
-    TransitionLogRow.__table__,  # type: ignore[attr-defined]
-    RejectedEventRow.__table__,  # type: ignore[attr-defined]
-    InboundAttemptRow.__table__,  # type: ignore[attr-defined]
-)
-_INSTANCE, _LOG, _REJECTED, _INBOUND = TABLES
+_INSTANCE, _LOG, _REJECTED, _INBOUND, _INTENT = TABLES
 
-_SELECT_INSTANCE = select(_INSTANCE).where(_INSTANCE.c.id == bindparam("instance_id"))
+_SELECT_INSTANCE = select(*INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("instance_id"))
 _SELECT_INSTANCE_LOCKED = _SELECT_INSTANCE.with_for_update()
 _SELECT_KEY = select(_LOG).where(
     _LOG.c.instance_id == bindparam("instance_id"),
@@ -373,7 +277,7 @@ class SqlStore:
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
         """Instances with the given NICEPAY ``tXid`` and/or ``referenceNo``."""
-        query = select(_INSTANCE)
+        query = select(*INSTANCE_COLUMNS)
         if tx_id is not None:
             query = query.where(_INSTANCE.c.tx_id == tx_id)
         if reference_no is not None:
@@ -386,7 +290,7 @@ class SqlStore:
     def due(self, now: datetime, *, limit: int = 100) -> list[Instance]:
         """Instances whose deadline has passed at ``now`` (aware), earliest first."""
         query = (
-            select(_INSTANCE)
+            select(*INSTANCE_COLUMNS)
             .where(_INSTANCE.c.deadline_at <= require_aware(now))
             .order_by(_INSTANCE.c.deadline_at)
             .limit(limit)
@@ -394,9 +298,91 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [_instance(row._asdict()) for row in conn.execute(query)]
 
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int = 100
+    ) -> list[Instance]:
+        """Claim up to ``limit`` due instances no other reconciler holds, earliest deadline first.
+
+        Each stays claimed by ``owner`` until :meth:`release` or until ``lease`` has passed
+        (see :mod:`fsm.claims`).
+
+        Raises:
+            InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
+        """
+        until = claims.lease_end(now, lease)
+        with self._writing() as conn:
+            return claims.claim_due(
+                conn,
+                skip_locked=self.dialect == "postgresql",
+                owner=owner,
+                now=now,
+                until=until,
+                limit=limit,
+            )
+
+    def claim(self, instance_id: str, *, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Claim one instance for ``owner``; false when another reconciler's claim holds it."""
+        until = claims.lease_end(now, lease)
+        with self._writing() as conn:
+            return claims.claim_one(conn, instance_id, owner=owner, now=now, until=until)
+
+    def release(self, instance_ids: Sequence[str], *, owner: str) -> None:
+        """Give back ``owner``'s claims on ``instance_ids``."""
+        with self._writing() as conn:
+            claims.release(conn, instance_ids, owner=owner)
+
+    def record_intent(
+        self,
+        instance_id: str,
+        call: str,
+        *,
+        at: datetime,
+        reference_no: str | None = None,
+        amount: str | None = None,
+        tx_id: str | None = None,
+        request: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Commit an open intent for a provider call about to be sent; returns its id.
+
+        Raises:
+            InvalidInstanceData: ``at`` is naive or ``request`` is not JSON data.
+            InstanceNotFound: no instance ``instance_id`` is stored.
+        """
+        try:
+            with self._writing() as conn:
+                return intents.record(
+                    conn,
+                    instance_id=instance_id,
+                    call=call,
+                    reference_no=reference_no,
+                    amount=amount,
+                    tx_id=tx_id,
+                    request=request or {},
+                    at=at,
+                )
+        except exc.IntegrityError:  # the foreign key: no such instance
+            raise InstanceNotFound(instance_id) from None
+
+    def finish_intent(self, intent_id: int, *, outcome: str, at: datetime) -> bool:
+        """Close an intent once its answer is stored; false when it was closed already."""
+        with self._writing() as conn:
+            return intents.finish(conn, intent_id, outcome=outcome, at=at)
+
+    def open_intents(self, *, recorded_before: datetime, limit: int = 100) -> list[CallIntent]:
+        """Intents recorded at or before ``recorded_before`` and never finished, oldest first."""
+        with self.engine.connect() as conn:
+            return intents.still_open(conn, before=recorded_before, limit=limit)
+
+    def intents(self, instance_id: str) -> list[CallIntent]:
+        """Every provider call recorded for the instance, in order."""
+        with self.engine.connect() as conn:
+            return intents.of_instance(conn, instance_id)
+
     def list_instances(self, *, limit: int = 1000) -> list[Instance]:
         """Stored instances, oldest first."""
-        query = select(_INSTANCE).order_by(_INSTANCE.c.created_at, _INSTANCE.c.id).limit(limit)
+        query = (
+            select(*INSTANCE_COLUMNS).order_by(_INSTANCE.c.created_at, _INSTANCE.c.id).limit(limit)
+        )
         with self.engine.connect() as conn:
             return [_instance(row._asdict()) for row in conn.execute(query)]
 
@@ -449,6 +435,17 @@ class SqlStore:
         query = query.order_by(_INBOUND.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
             return [_inbound(row._asdict()) for row in conn.execute(query)]
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A short write transaction; lock contention surfaces as :class:`Contention`."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except exc.OperationalError as error:
+            if _is_contention(error):
+                raise Contention() from error
+            raise
 
     @contextmanager
     def unit(self) -> Iterator[Unit]:
@@ -656,6 +653,8 @@ def _is_contention(error: exc.OperationalError) -> bool:
 
 __all__ = [
     "DEFAULT_DB_URL",
+    "TABLES",
+    "CallIntentRow",
     "FlowInstanceRow",
     "InboundAttempt",
     "InboundAttemptRow",

@@ -23,10 +23,13 @@ from fsm.replay import Verdict, replay_instance
 from fsm.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
 from tests.fsm.conftest import T0
 
+PREVIOUS_REVISION = "0002"
+REVISIONS = [HEAD_REVISION, PREVIOUS_REVISION, FIRST_REVISION]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
-ALL_TABLES = FIRST_TABLES | {"inbound_attempt"}
+PREVIOUS_TABLES = FIRST_TABLES | {"inbound_attempt"}
+ALL_TABLES = PREVIOUS_TABLES | {"call_intent"}
 BEFORE: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, None),
     ("accept_registration", Actor.NICEPAY_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
@@ -113,7 +116,7 @@ def assert_works_at_head(store: SqlStore, pid: str, before: list[TransitionRecor
 def test_the_head_revision_is_the_last_script() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_current_head() == HEAD_REVISION
-    assert [rev.revision for rev in script.walk_revisions()] == [HEAD_REVISION, FIRST_REVISION]
+    assert [rev.revision for rev in script.walk_revisions()] == REVISIONS
 
 
 def test_upgrading_an_empty_database_builds_the_model_schema(bare: SqlStore) -> None:
@@ -138,23 +141,33 @@ def test_the_first_revision_is_the_first_schema(bare: SqlStore) -> None:
     for table in TABLES[:3]:
         table.to_metadata(first)
     with bare.engine.connect() as conn:
-        assert (
-            compare_metadata(
-                MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), first
-            )
-            == []
+        differences = compare_metadata(
+            MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}), first
         )
+    # Only the columns revision 0003 adds to the first tables are missing.
+    assert {(kind, table, column.name) for kind, _, table, column in differences} == {
+        ("add_column", "flow_instance", "claimed_by"),
+        ("add_column", "flow_instance", "claimed_until"),
+    }
 
 
-def test_a_database_at_the_previous_revision_upgrades_keeping_its_rows(bare: SqlStore) -> None:
-    migrate(bare, "upgrade", FIRST_REVISION)
+@pytest.mark.parametrize("revision", REVISIONS[1:])
+def test_a_database_at_an_earlier_revision_upgrades_keeping_its_rows(
+    bare: SqlStore, revision: str
+) -> None:
+    migrate(bare, "upgrade", revision)
     _, pid, before = started(bare)
     bare.create_schema()
     assert_works_at_head(bare, pid, before)
 
 
-def test_a_database_created_before_migrations_is_stamped_and_upgraded(bare: SqlStore) -> None:
-    SQLModel.metadata.create_all(bare.engine, tables=list(TABLES[:3]))
+@pytest.mark.parametrize("revision", REVISIONS[1:])
+def test_a_database_created_before_migrations_is_stamped_and_upgraded(
+    bare: SqlStore, revision: str
+) -> None:
+    migrate(bare, "upgrade", revision)  # those releases made the same tables without a version
+    with bare.engine.begin() as conn:
+        conn.execute(text(f"DROP TABLE {VERSION_TABLE}"))
     _, pid, before = started(bare)
     assert bare.schema_version() is None
     bare.create_schema()
