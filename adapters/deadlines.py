@@ -3,15 +3,19 @@
 Every non-final state declares a deadline and the event the timer fires then; the deadline is
 stored, indexed, on the instance row, so one query finds everything due and nothing is kept in
 memory. A due status check asks NICEPAY (the inquiry's answer is the event); any other deadline
-event is fired as the timer. Keys are per version, so two runners that meet on one instance
-apply its deadline once.
+event is fired as the timer. Each due instance is claimed first (:mod:`fsm.claims`), so
+reconcilers on several replicas never work on one instance at the same time, and keys are per
+version, so even a runner whose claim lapsed mid-way applies a deadline once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from adapters.service import PaymentService
 from adapters.status import CHECK_STATUS
@@ -20,6 +24,14 @@ from fsm.errors import ProviderError, TransitionNotAllowed
 from fsm.model import Instance
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_LEASE = timedelta(minutes=2)
+"""How long a claim holds: longer than any one instance's work (an inquiry with its retries)."""
+
+
+def reconciler_id() -> str:
+    """A name for this reconciler that no other process shares: host, pid and a random part."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -34,17 +46,30 @@ class DeadlineRun:
 
 
 def run_due(
-    service: PaymentService, *, now: datetime | None = None, limit: int = 100
+    service: PaymentService,
+    *,
+    now: datetime | None = None,
+    limit: int = 100,
+    owner: str | None = None,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> list[DeadlineRun]:
     """Act on every instance whose deadline has passed at ``now`` (earliest first).
 
-    A failed inquiry is reported in the run's ``error`` and leaves the instance in its status-check
-    state with a fresh deadline, so the next run tries again.
+    Only instances no other reconciler has claimed are taken; each is claimed for ``owner``
+    (a fresh :func:`reconciler_id` when omitted) and released once acted on. A failed inquiry is
+    reported in the run's ``error`` and leaves the instance in its status-check state with a
+    fresh deadline, so the next run tries again.
     """
+    store = service.engine.store
     moment = now or service.engine.clock.now()
-    return [
-        _expire(service, instance) for instance in service.engine.store.due(moment, limit=limit)
-    ]
+    owner = owner or reconciler_id()
+    runs = []
+    for instance in store.claim_due(moment, owner=owner, lease=lease, limit=limit):
+        try:
+            runs.append(_expire(service, instance))
+        finally:
+            store.release([instance.id], owner=owner)
+    return runs
 
 
 def _expire(service: PaymentService, instance: Instance) -> DeadlineRun:

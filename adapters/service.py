@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from adapters.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
 from adapters.base import CustomerStep
 from adapters.client import NicepayClient
+from adapters.intents import Call, recorded_call, refuse_if_in_doubt
 from adapters.messages import Billing, CartItem, amount_string
 from adapters.registry import adapter_for
 from adapters.status import check_status
@@ -145,18 +146,25 @@ class PaymentService:
 
         Raises:
             InvalidInstanceData: the payment has no tXid yet, or ``amount`` is malformed.
+            CallInDoubt: an earlier cancel's answer was lost and no inquiry has settled it yet;
+                nothing was sent.
             ProviderError: NICEPAY refused the cancel (e.g. a wallet's cancel window, 9314);
-                nothing changed.
+                nothing changed. A lost answer leaves the cancel in doubt until an inquiry.
         """
         payment = self.engine.get(payment_id)
         if not payment.tx_id or not payment.amount:
             raise InvalidInstanceData(f"payment {payment_id!r} was never registered at NICEPAY")
         cancelled = payment.amount if amount is None else amount_string(amount)
         partial = int(cancelled) < int(payment.amount)
-        self.client.cancel(
-            payment.tx_id, payment.reference_no or "", cancelled, partial=partial, reason=reason
-        )
-        return self.check_status(payment_id)  # the inquiry's void or refund moves the payment
+        refuse_if_in_doubt(self.engine, payment_id, Call.CANCEL)
+        asked = {"tXid": payment.tx_id, "amt": cancelled, "cancelType": "2" if partial else "1"}
+        with recorded_call(self.engine, payment, Call.CANCEL, request=asked, amount=cancelled):
+            self.client.cancel(
+                payment.tx_id, payment.reference_no or "", cancelled, partial=partial, reason=reason
+            )
+            # Only the inquiry's void or refund moves the payment, so the cancel stays in doubt
+            # until that is stored.
+            return self.check_status(payment_id)
 
     def check_status(
         self, payment_id: str, *, actor: Actor = Actor.MERCHANT, tx_id_hint: str | None = None

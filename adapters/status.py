@@ -14,6 +14,7 @@ import contextlib
 import logging
 from typing import Protocol
 
+from adapters.intents import Call, recorded_call
 from adapters.mapping import PENDING_EVENTS, event_for_status
 from fsm.definition import Actor
 from fsm.engine import Engine
@@ -176,5 +177,7 @@ def check_status(
     if not tx_id or not payment.reference_no or not payment.amount:
         return payment
     payment = request_check(engine, payment, actor)
-    answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
-    return apply_answer(engine, engine.get(payment_id), answer, asked_tx_id=tx_id)
+    asked = {"tXid": tx_id, "referenceNo": payment.reference_no, "amt": payment.amount}
+    with recorded_call(engine, payment, Call.INQUIRY, request=asked, tx_id=tx_id):
+        answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
+        return apply_answer(engine, engine.get(payment_id), answer, asked_tx_id=tx_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from adapters.base import CustomerStep
+from adapters.intents import Call, recorded_call
 from adapters.messages import RegistrationRequest
 from adapters.registration import register_with_recovery
 from fsm.definition import Actor
@@ -40,15 +41,18 @@ class _RegisteredWallet:
         """
         tx_id, reference_no = self._register(service, payment, order)
         service.fire(payment.id, PaymentEvent.REQUEST_PAYMENT, Actor.MERCHANT, "request-payment")
-        step = self.customer_step(service, tx_id, reference_no, payment.amount or "")
+        registered = service.engine.get(payment.id)
+        step = self.customer_step(service, registered, tx_id, reference_no)
         service.fire(payment.id, self.customer_event, Actor.MERCHANT, "send-customer")
         return step
 
     def customer_step(
-        self, service: PaymentService, tx_id: str, reference_no: str, amount: str
+        self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
     ) -> CustomerStep:
         """Where the customer's browser goes: NICEPAY's payment step as a GET URL."""
-        step = service.client.payment_step(tx_id, reference_no, amount, service.callback_url)
+        step = service.client.payment_step(
+            tx_id, reference_no, payment.amount or "", service.callback_url
+        )
         return CustomerStep(kind="redirect", url=step.get_url, note=self.note)
 
     def _register(
@@ -75,32 +79,42 @@ class _RegisteredWallet:
                 "description": order.description,
             }
         )
-        try:
-            response, reference_no = register_with_recovery(
-                service.client, request, suffix=service.reference_suffix
-            )
-        except ProviderError as error:
-            payload = {
-                "resultCd": error.provider_code,
-                "resultMsg": error.provider_message,
-                "error": type(error).__name__,
-                "retryable": error.retryable,
-            }
+        sent_fields = {
+            "referenceNo": request.reference_no,
+            "amt": request.amount,
+            "mitraCd": self.mitra_cd,
+        }
+        with recorded_call(service.engine, payment, Call.REGISTRATION, request=sent_fields):
+            try:
+                response, reference_no = register_with_recovery(
+                    service.client, request, suffix=service.reference_suffix
+                )
+            except ProviderError as error:
+                payload = {
+                    "resultCd": error.provider_code,
+                    "resultMsg": error.provider_message,
+                    "error": type(error).__name__,
+                    "retryable": error.retryable,
+                }
+                service.fire(
+                    payment.id,
+                    PaymentEvent.FAIL_REGISTRATION,
+                    Actor.NICEPAY_RESPONSE,
+                    "registration-failed",
+                    payload,
+                )
+                raise
             service.fire(
                 payment.id,
-                PaymentEvent.FAIL_REGISTRATION,
+                PaymentEvent.ACCEPT_REGISTRATION,
                 Actor.NICEPAY_RESPONSE,
-                "registration-failed",
-                payload,
+                f"registered:{response.tx_id}",
+                {
+                    "tx_id": response.tx_id,
+                    "reference_no": reference_no,
+                    "resultCd": response.result_cd,
+                },
             )
-            raise
-        service.fire(
-            payment.id,
-            PaymentEvent.ACCEPT_REGISTRATION,
-            Actor.NICEPAY_RESPONSE,
-            f"registered:{response.tx_id}",
-            {"tx_id": response.tx_id, "reference_no": reference_no, "resultCd": response.result_cd},
-        )
         return response.tx_id, reference_no
 
 
@@ -140,13 +154,15 @@ class ShopeePayAdapter(_RegisteredWallet):
     note = "open the ShopeePay app (meant for mobile devices) within 5 minutes"
 
     def customer_step(
-        self, service: PaymentService, tx_id: str, reference_no: str, amount: str
+        self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
     ) -> CustomerStep:
         """The app and web links NICEPAY answers for ``returnJsonFormat=1``."""
         step = service.client.payment_step(
-            tx_id, reference_no, amount, service.callback_url, return_json=True
+            tx_id, reference_no, payment.amount or "", service.callback_url, return_json=True
         )
-        links = service.client.payment_links(step)
+        asked = {"tXid": tx_id, "referenceNo": reference_no, "amt": payment.amount}
+        with recorded_call(service.engine, payment, Call.PAYMENT_LINKS, request=asked, tx_id=tx_id):
+            links = service.client.payment_links(step)
         return CustomerStep(
             kind="app_link",
             url=links.app_url or links.web_url or step.get_url,

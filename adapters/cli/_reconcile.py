@@ -1,10 +1,15 @@
-"""``ewallet-fsm reconcile``: act on every passed deadline, once or in a loop."""
+"""``ewallet-fsm reconcile``: repair abandoned calls and act on passed deadlines, once or looping.
+
+Any number of replicas may run it against one database: each pass claims the instances it works
+on, so no two reconcilers ever ask NICEPAY about one payment at the same time.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +19,8 @@ from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.client import NicepayClient
 from adapters.config import Environment
-from adapters.deadlines import DeadlineRun, run_due
+from adapters.deadlines import DEFAULT_LEASE
+from adapters.recovery import INTENT_GRACE, ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from fsm.engine import Engine
 
@@ -23,8 +29,8 @@ def register(subparsers: Any) -> None:
     """Add the reconcile command."""
     reconcile = subparsers.add_parser(
         "reconcile",
-        help=f"fire passed deadlines, asking NICEPAY where a status check is due "
-        f"(${IMID_ENV}, ${KEY_ENV})",
+        help=f"repair calls a stopped process left unanswered and fire passed deadlines, asking "
+        f"NICEPAY where a status check is due (${IMID_ENV}, ${KEY_ENV})",
     )
     reconcile.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     mode = reconcile.add_mutually_exclusive_group()
@@ -32,6 +38,18 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--loop", action="store_true", help="keep going until interrupted")
     reconcile.add_argument("--interval", type=float, default=5.0, help="seconds between passes")
     reconcile.add_argument("--limit", type=int, default=100, help="instances per pass")
+    reconcile.add_argument(
+        "--grace",
+        type=float,
+        default=INTENT_GRACE.total_seconds(),
+        help="seconds after which an unanswered call counts as abandoned (default: %(default)s)",
+    )
+    reconcile.add_argument(
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE.total_seconds(),
+        help="seconds a claim outlives a reconciler that stopped (default: %(default)s)",
+    )
     reconcile.add_argument(
         "--nicepay-url",
         default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
@@ -53,17 +71,29 @@ def _reconcile(args: argparse.Namespace) -> int:
             notification_url=NOTIFICATION_PATH,  # not used: reconciling registers nothing
             callback_url=CALLBACK_PATH,
         )
+        reconciler = Reconciler(
+            service,
+            grace=timedelta(seconds=args.grace),
+            lease=timedelta(seconds=args.lease),
+            limit=args.limit,
+        )
         while True:
-            runs = run_due(service, limit=args.limit)
-            _report(runs)
+            done = reconciler.run_once()
+            _report(done)
             if not args.loop:
-                return 1 if any(run.error for run in runs) else 0
+                return 1 if done.failed else 0
             time.sleep(args.interval)
 
 
-def _report(runs: list[DeadlineRun]) -> None:
-    if not runs:
+def _report(done: ReconcilePass) -> None:
+    if done.repairs:
+        rows = [
+            (r.instance_id, r.call, r.before, r.after, r.error or r.outcome) for r in done.repairs
+        ]
+        write(table(("instance", "abandoned call", "was", "now", "outcome"), rows))
+    if not done.deadlines:
         write("nothing due")
         return
+    runs = done.deadlines
     rows = [(r.instance_id, r.event, r.before, r.after, r.error or "") for r in runs]
     write(table(("instance", "deadline event", "was", "now", "error"), rows))

@@ -32,6 +32,7 @@ from adapters.inbound import MAX_BODY_BYTES, InboundRequest
 from adapters.notifications import NotificationHandler
 from fsm.model import Instance
 from fsm.persistence import TABLES, SqlStore
+from fsm.tables import INBOUND_TABLE
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     IMID,
@@ -82,7 +83,7 @@ FIELDS = (
     "mandateID",
     "resultCd",
 )
-_INBOUND = TABLES[-1]
+_INBOUND = INBOUND_TABLE
 
 
 @dataclass

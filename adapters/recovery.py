@@ -1,0 +1,168 @@
+"""Repair what a stopped process left between a NICEPAY call and the commit of its answer.
+
+Every call is recorded as an intent before it is sent (:mod:`adapters.intents`). An intent
+still open after :data:`INTENT_GRACE` belongs to a process that stopped (or an answer that was
+lost), and its payment is repaired from NICEPAY's own account, never by sending a money-moving
+call again:
+
+- A payment that knows its tXid is asked about with an inquiry, and the answer applied as any
+  status check's is: a registration whose answer was stored, a lost payment-links answer, an
+  inquiry cut short, or a cancel whose void or refund was never stored all end in the state
+  NICEPAY reports.
+- A registration whose answer was lost has no tXid to ask about, and without one NICEPAY's
+  transaction can never be paid: nobody was ever shown its payment step. The payment is failed
+  (``fail_registration``) with the reason stored, instead of registering again for a customer
+  who is gone; the intent keeps the ``referenceNo`` that may stand registered and unpaid there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from adapters.deadlines import DEFAULT_LEASE, DeadlineRun, reconciler_id, run_due
+from adapters.intents import Call
+from adapters.service import PaymentService
+from fsm.definition import Actor
+from fsm.errors import ConfigurationError, ProviderError, TransitionNotAllowed
+from fsm.flows import PaymentEvent, PaymentState
+from fsm.intents import CallIntent
+
+logger = logging.getLogger(__name__)
+
+INTENT_GRACE = timedelta(minutes=2)
+"""How old an open intent must be before it counts as abandoned: longer than a call with its
+retries and the commit after it take (15 s timeouts, three registration sends)."""
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What one abandoned call's payment became."""
+
+    instance_id: str
+    call: str
+    before: str
+    after: str
+    outcome: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReconcilePass:
+    """One reconciler pass: the repaired calls, then the passed deadlines acted on."""
+
+    repairs: list[Repair]
+    deadlines: list[DeadlineRun]
+
+    @property
+    def failed(self) -> bool:
+        """Whether any repair or deadline action ended in an error."""
+        return any(r.error for r in self.repairs) or any(r.error for r in self.deadlines)
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """One reconciler: its name for claims, and how long it waits and holds.
+
+    Any number may run against one database (one per replica): they claim what they work on.
+    """
+
+    service: PaymentService
+    owner: str = field(default_factory=reconciler_id)
+    grace: timedelta = INTENT_GRACE
+    """How old an open intent must be to count as abandoned."""
+    lease: timedelta = DEFAULT_LEASE
+    limit: int = 100
+    """Intents, and due instances, per pass."""
+
+    def __post_init__(self) -> None:
+        # A grace of zero would "repair" calls other processes are still waiting on.
+        if self.grace <= timedelta(0) or self.lease <= timedelta(0) or self.limit < 1:
+            raise ConfigurationError(
+                f"a reconciler needs a positive grace, lease and limit, not {self.grace}, "
+                f"{self.lease} and {self.limit}"
+            )
+
+    def run_once(self, now: datetime | None = None) -> ReconcilePass:
+        """Repair abandoned calls, then act on passed deadlines.
+
+        Repairs go first: a paid payment whose cancel is in doubt must learn of its void or
+        refund before its order-confirmation timer can fire.
+        """
+        moment = now or self.service.engine.clock.now()
+        repairs = self.repair_open_intents(moment)
+        deadlines = run_due(
+            self.service, now=moment, limit=self.limit, owner=self.owner, lease=self.lease
+        )
+        return ReconcilePass(repairs, deadlines)
+
+    def repair_open_intents(self, now: datetime | None = None) -> list[Repair]:
+        """Repair the payment of every intent open for longer than ``grace``, oldest first.
+
+        Each payment is claimed while it is repaired; one another reconciler holds is left for
+        a later pass. A repair whose inquiry fails keeps its intent open and reports the error.
+        """
+        store = self.service.engine.store
+        moment = now or self.service.engine.clock.now()
+        repairs = []
+        for intent in store.open_intents(recorded_before=moment - self.grace, limit=self.limit):
+            if not store.claim(intent.instance_id, owner=self.owner, now=moment, lease=self.lease):
+                continue
+            try:
+                repairs.append(_repair(self.service, intent))
+            finally:
+                store.release([intent.instance_id], owner=self.owner)
+        return repairs
+
+
+def _repair(service: PaymentService, intent: CallIntent) -> Repair:
+    engine = service.engine
+    before = engine.get(intent.instance_id)
+    try:
+        if intent.call == Call.REGISTRATION and not before.tx_id:
+            outcome = _fail_lost_registration(service, intent, before.state)
+        elif before.tx_id or intent.tx_id:
+            service.check_status(before.id, actor=Actor.TIMER, tx_id_hint=intent.tx_id)
+            outcome = "inquired"
+        else:
+            outcome = "nothing to ask: no tXid"
+    except ProviderError as error:
+        logger.warning(
+            "repair inquiry failed; the intent stays open",
+            extra={"instance": before.id, "call": intent.call, "error": type(error).__name__},
+        )
+        after = engine.get(before.id).state
+        return Repair(before.id, intent.call, before.state, after, "open", f"{error}")
+    after = engine.get(before.id).state
+    engine.store.finish_intent(intent.id, outcome=f"repaired:{after}"[:32], at=engine.clock.now())
+    logger.info(
+        "abandoned call repaired",
+        extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
+    )
+    return Repair(before.id, intent.call, before.state, after, outcome)
+
+
+def _fail_lost_registration(service: PaymentService, intent: CallIntent, state: str) -> str:
+    if state != PaymentState.REGISTRATION_SENT:
+        return f"registration already ended in {state}"
+    payload = {
+        "error": "AnswerLost",
+        "referenceNo": intent.reference_no,
+        "detail": "the registration's answer was lost with the process that sent it; without "
+        "its tXid the transaction can never be paid, so it is abandoned",
+    }
+    try:
+        service.engine.fire_with_retry(
+            intent.instance_id,
+            PaymentEvent.FAIL_REGISTRATION,
+            actor=Actor.TIMER,
+            idempotency_key=f"intent:{intent.id}",
+            payload=payload,
+        )
+    except TransitionNotAllowed:  # recorded by the engine; the payment moved on meanwhile
+        return "registration moved on"
+    return "registration answer lost: failed"
+
+
+__all__ = ["INTENT_GRACE", "ReconcilePass", "Reconciler", "Repair"]
