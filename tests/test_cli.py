@@ -367,6 +367,13 @@ def test_history_and_replay_agree_with_the_demo(
         assert steps[-1]["to"] == payment["state"]
         assert all(step["fingerprint"] == flow.fingerprint for step in steps)
         assert len(data["rejected"]) == payment["rejected"]
+        calls = data["calls"]
+        # A link is a form the browser submits: the server itself calls NICEPAY for payments only.
+        assert bool(calls) == (payment["flow"] != "astrapay_link"), scenario
+        assert all(call["finished_at"] and call["outcome"] for call in calls), scenario
+        if payment["flow"] == "ewallet_payment":
+            assert calls[0]["call"] == "registration", scenario
+            assert calls[0]["amount"] == data["instance"]["amount"], scenario
 
         replay = cli("replay", payment["id"], "--db", demo_url, "--json")
         assert replay.code == 0, scenario
@@ -468,6 +475,13 @@ def test_human_readable_history_and_replay(
     refusals_header = out[out.index("refused events:") + 1]
     for column in ("time (UTC)", "event", "in state", "actor", "reason", "detail"):
         assert column in refusals_header
+    calls_title = next(line for line in out if line.startswith("NICEPAY calls"))
+    header, _rule, *rows = out[out.index(calls_title) + 1 :]
+    assert header.split() == ["time", "(UTC)", "call", "referenceNo", "amount", "outcome"]
+    made = [row.split()[1] for row in rows if row.strip()]
+    assert made[0] == "registration"
+    assert "inquiry" in made
+    assert not any(row.split()[-1] == "OPEN" for row in rows if row.strip())
 
     replay = cli("replay", hostile, "--db", demo_url)
     assert replay.code == 0

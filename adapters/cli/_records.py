@@ -11,6 +11,7 @@ from typing import Any
 from adapters.cli._output import default_db, iso, open_store, table, write, write_json
 from fsm.errors import InvalidInstanceData
 from fsm.flows import get_flow
+from fsm.intents import CallIntent
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.persistence import SqlStore
 from fsm.replay import replay_instance
@@ -60,12 +61,14 @@ def _opened(
 def _history(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     records, refused = store.history(args.id), store.rejections(args.id)
+    calls = store.intents(args.id)
     if args.json:
         write_json(
             {
                 "instance": instance_json(instance),
                 "transitions": [record_json(r) for r in records],
                 "rejected": [rejected_json(r) for r in refused],
+                "calls": [intent_json(c) for c in calls],
             }
         )
         return 0
@@ -84,6 +87,14 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
             (iso(r.occurred_at), r.event, r.state, r.actor, r.reason, r.detail) for r in refused
         ]
         write(table(("time (UTC)", "event", "in state", "actor", "reason", "detail"), refusals))
+    if calls:
+        write()
+        write("NICEPAY calls (an open one was cut off; reconcile repairs it):")
+        made = [
+            (iso(c.recorded_at), c.call, c.reference_no, c.amount, c.outcome or "OPEN")
+            for c in calls
+        ]
+        write(table(("time (UTC)", "call", "referenceNo", "amount", "outcome"), made))
     return 0
 
 
@@ -190,4 +201,18 @@ def rejected_json(rejected: RejectedEvent) -> dict[str, Any]:
         "reason": str(rejected.reason),
         "detail": rejected.detail,
         "payload": dict(rejected.payload),
+    }
+
+
+def intent_json(intent: CallIntent) -> dict[str, Any]:
+    """A recorded NICEPAY call as JSON data."""
+    return {
+        "call": intent.call,
+        "reference_no": intent.reference_no,
+        "amount": intent.amount,
+        "tx_id": intent.tx_id,
+        "request": dict(intent.request),
+        "recorded_at": iso(intent.recorded_at),
+        "finished_at": iso(intent.finished_at),
+        "outcome": intent.outcome,
     }
