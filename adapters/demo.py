@@ -3,11 +3,13 @@
 The simulator plays NICEPAY and the wallets, a scripted browser plays the customer, and the
 merchant side is this library: the service registers and redirects, the ASGI app receives
 notifications and browser returns, and every status is settled by an inquiry. One payment also
-meets duplicate, reordered and forged notifications and still ends correctly.
+meets duplicate, reordered and forged notifications and still ends correctly, and one cancel
+loses its answer and is settled by the reconciler.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -22,8 +24,10 @@ from adapters._tokens import notification_token
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.client import InquiryRetry, NicepayClient
 from adapters.config import NicepayCredentials
+from adapters.intents import CallInDoubt
 from adapters.messages import Billing, CartItem
 from adapters.notifications import NotificationHandler
+from adapters.recovery import Reconciler
 from adapters.service import LinkOrder, PaymentOrder, PaymentService
 from adapters.simulator import (
     CustomerAction,
@@ -34,6 +38,7 @@ from adapters.simulator import (
 )
 from fsm.definition import Actor
 from fsm.engine import Engine
+from fsm.errors import ProviderError
 from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
 from fsm.persistence import SqlStore
@@ -102,6 +107,7 @@ def run_demo(db_url: str) -> list[Outcome]:
     with merchant_rig(Engine(store)) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]
         played += _play_astrapay(rig)
+        played.append(_play_lost_cancel(rig))
         _drain(rig.sim)
         outcomes = [
             _outcome(rig, rig.service.engine.get(o.id), o.scenario, o.expected) for o in played
@@ -277,6 +283,30 @@ def _play_astrapay(rig: MerchantRig) -> list[Outcome]:
     final = _settle(rig, paying.instance.id, AstrapayPaymentEvent.UPDATE_CUSTOMER)
     outcomes.append(_outcome(rig, final, "astrapay-pay", ASTRAPAY_EXPECTED[1]))
     return outcomes
+
+
+def _play_lost_cancel(rig: MerchantRig) -> Outcome:
+    """A paid order is cancelled, and NICEPAY's answer is lost; the payment still ends voided.
+
+    NICEPAY carries the cancel out and then answers 503, as a dropped connection would. The
+    cancel stays in doubt, so a second one is refused and nothing is refunded twice. The void
+    arrives by NICEPAY's notification and its inquiry; the reconciler's pass after the grace
+    period asks once more and closes the cancel's intent.
+    """
+    name = "ovo-cancel-answer-lost"
+    order = demo_order(f"ORD-{rig.run}-{name}", Wallet.OVO)
+    rig.sim.script_customer(reference_no=order.reference_no, action=CustomerAction.PAY)
+    started = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-{name}")
+    ScriptedBrowser(rig.http).open(started.step.url)
+    paid = _settle(rig, started.instance.id, PaymentEvent.CONFIRM_ORDER)
+    rig.sim.faults.response("/direct/v2/cancel", status=503, process=True)
+    with contextlib.suppress(ProviderError):
+        rig.service.cancel(paid.id, reason="customer changed their mind")
+    with contextlib.suppress(CallInDoubt):
+        rig.service.cancel(paid.id, reason="the customer asks again")
+    reconciler = Reconciler(rig.service)
+    reconciler.run_once(now=rig.service.engine.clock.now() + reconciler.grace)
+    return _outcome(rig, rig.service.engine.get(paid.id), name, "voided")
 
 
 def _outcome(rig: MerchantRig, instance: Instance, scenario: str, expected: str) -> Outcome:

@@ -33,6 +33,7 @@ FINAL_STATES = {
     "dana-hostile": "order_confirmed",
     "astrapay-link": "linked",
     "astrapay-pay": "customer_updated",
+    "ovo-cancel-answer-lost": "voided",
 }
 """The state each demo scenario (named in its payment ids) must end in."""
 HOSTILE = "dana-hostile"
