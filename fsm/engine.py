@@ -20,6 +20,7 @@ from typing import Any
 
 from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
+from fsm._unit import Contention, KeyTaken, Unit
 from fsm.clock import Clock, SystemClock, require_aware
 from fsm.definition import Actor, FlowDefinition, GuardContext, TransitionSpec
 from fsm.errors import (
@@ -36,7 +37,7 @@ from fsm.errors import (
 )
 from fsm.flows import FLOWS
 from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
-from fsm.persistence import Contention, KeyTaken, SqlStore, Unit
+from fsm.persistence import SqlStore
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 
 logger = logging.getLogger(__name__)
@@ -344,23 +345,22 @@ class Engine:
         actor: Actor,
         payload: Mapping[str, Any],
     ) -> _Applied | TransitionNotAllowed:
-        refusal = _precheck(flow, instance, event, actor)
-        if refusal is not None:
-            return refusal
-        ctx = GuardContext(instance=instance, actor=actor, payload=payload)
-        dest = self._compiled[flow.name].step(instance.state, event, ctx)
-        if dest is None:
-            guards = sorted(
-                spec.guard.name
-                for spec in flow.candidates(instance.state, event)
-                if spec.guard and actor in spec.actors
+        moves = self._compiled[flow.name].moves.get((instance.state, event))
+        if moves is None:
+            return _no_transition(flow, instance, event)
+        if actor not in moves.actors:
+            return ActorNotAllowed(
+                instance.id,
+                instance.state,
+                event,
+                detail=f"{actor} may not; allowed: {sorted(map(str, moves.actors))}",
             )
+        spec = moves.first_passing(instance, actor, payload)
+        if spec is None:
+            guards = sorted(s.guard.name for s in moves.specs if s.guard and actor in s.actors)
             return GuardRefused(instance.id, instance.state, event, detail=f"guard {guards}")
-        spec = next(
-            spec
-            for spec in flow.candidates(instance.state, event)
-            if spec.dest == dest and actor in spec.actors
-        )
+        if not spec.binds:
+            return _Applied(spec, spec.dest)
         missing = [
             name
             for name in spec.binds
@@ -374,7 +374,7 @@ class Engine:
                 reason=RejectReason.INVALID_PAYLOAD,
                 detail=f"payload lacks {missing}",
             )
-        return _Applied(spec, dest)
+        return _Applied(spec, spec.dest)
 
     def fire_with_retry(
         self,
@@ -395,27 +395,15 @@ class Engine:
         )
 
 
-def _precheck(
-    flow: FlowDefinition, instance: Instance, event: str, actor: Actor
-) -> TransitionNotAllowed | None:
-    candidates = flow.candidates(instance.state, event)
-    if not candidates:
-        if event not in flow.events:
-            return TransitionNotAllowed(
-                instance.id, instance.state, event, reason=RejectReason.UNKNOWN_EVENT
-            )
-        if flow.state(instance.state).kind.settled:
-            return StaleEvent(instance.id, instance.state, event, detail="instance is settled")
-        return TransitionNotAllowed(instance.id, instance.state, event)
-    allowed = set().union(*(spec.actors for spec in candidates))
-    if actor not in allowed:
-        return ActorNotAllowed(
-            instance.id,
-            instance.state,
-            event,
-            detail=f"{actor} may not; allowed: {sorted(map(str, allowed))}",
+def _no_transition(flow: FlowDefinition, instance: Instance, event: str) -> TransitionNotAllowed:
+    """Why the flow has no transition for ``event`` from where the instance is."""
+    if event not in flow.events:
+        return TransitionNotAllowed(
+            instance.id, instance.state, event, reason=RejectReason.UNKNOWN_EVENT
         )
-    return None
+    if flow.state(instance.state).kind.settled:
+        return StaleEvent(instance.id, instance.state, event, detail="instance is settled")
+    return TransitionNotAllowed(instance.id, instance.state, event)
 
 
 def _is_text(value: Any) -> bool:
@@ -491,13 +479,17 @@ def _log_refusal(flow: str, error: TransitionError, actor: Actor) -> None:
     )
 
 
+_ACTORS: dict[str, Actor] = {actor.value: actor for actor in Actor}
+"""Actors by value: a dict lookup spares ``Actor(...)``'s enum machinery on every event."""
+
+
 def _checked_actor(actor: Actor | str) -> Actor:
-    try:
-        return Actor(actor)
-    except ValueError:
+    checked = _ACTORS.get(actor) if isinstance(actor, str) else None
+    if checked is None:
         raise InvalidInstanceData(
             f"unknown actor {actor!r}; actors: {', '.join(a.value for a in Actor)}"
-        ) from None
+        )
+    return checked
 
 
 def _checked_key(key: str) -> str:

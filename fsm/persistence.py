@@ -8,13 +8,15 @@ first ``UPDATE``, so a writer that lost the race finds the version moved and rai
 :class:`~fsm.errors.ConcurrentTransition`. The log is append-only, and ``(instance_id,
 idempotency_key)`` is unique there, so no race can apply one key twice.
 
-The hot path runs prepared SQLAlchemy Core statements on the sqlmodel tables; the ORM is left
-for convenience reads.
+The hot path (:meth:`SqlStore.unit`, history and replay reads) runs SQLAlchemy Core statements
+on the sqlmodel tables, compiled once per dialect, on the driver's own cursor (see
+:mod:`fsm._unit`); the other reads and writes go through SQLAlchemy.
 """
 
 from __future__ import annotations
 
 import json
+import select as io_select
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -31,19 +33,17 @@ from sqlalchemy import (
     event,
     exc,
     insert,
-    null,
     select,
-    update,
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 
 from fsm import claims, intents
 from fsm._payload import clean_payload
+from fsm._unit import Contention, KeyTaken, Unit, UnitSql
 from fsm.clock import require_aware
 from fsm.definition import Actor
 from fsm.errors import (
-    ConcurrentTransition,
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
@@ -91,53 +91,6 @@ class InboundAttempt:
 _INSTANCE, _LOG, _REJECTED, _INBOUND, _INTENT = TABLES
 
 _SELECT_INSTANCE = select(*INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("instance_id"))
-_SELECT_INSTANCE_LOCKED = _SELECT_INSTANCE.with_for_update()
-_SELECT_KEY = select(_LOG).where(
-    _LOG.c.instance_id == bindparam("instance_id"),
-    _LOG.c.idempotency_key == bindparam("key"),
-)
-_CAS_UPDATE = (
-    update(_INSTANCE)
-    .where(_INSTANCE.c.id == bindparam("instance_id"), _INSTANCE.c.version == bindparam("expected"))
-    .values(
-        state=bindparam("dest"),
-        version=bindparam("seq"),
-        deadline_at=bindparam("deadline_at"),
-        updated_at=bindparam("occurred_at"),
-    )
-)
-_INSERT_LOG = insert(_LOG)
-_INSERT_REJECTED = insert(_REJECTED)
-_SELECT_HISTORY = (
-    select(_LOG).where(_LOG.c.instance_id == bindparam("instance_id")).order_by(_LOG.c.seq)
-)
-_REPLAY_COLUMNS = (
-    _LOG.c.instance_id,
-    _LOG.c.seq,
-    _LOG.c.event,
-    _LOG.c.source,
-    _LOG.c.dest,
-    _LOG.c.actor,
-    _LOG.c.fingerprint,
-)
-_SELECT_REPLAY = (
-    select(*_REPLAY_COLUMNS, null())
-    .where(_LOG.c.instance_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_LOG.c.instance_id, _LOG.c.seq)
-)
-_SELECT_REPLAY_TIMED = (
-    select(*_REPLAY_COLUMNS, _LOG.c.occurred_at)
-    .where(_LOG.c.instance_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_LOG.c.instance_id, _LOG.c.seq)
-)
-_REPLAY_SQL = (
-    f"SELECT {', '.join(column.name for column in _REPLAY_COLUMNS)}, NULL FROM {_LOG.name} "  # noqa: S608 (constant names; the ids are bound)
-    "WHERE instance_id IN ({}) ORDER BY instance_id, seq"
-)
-_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-"""The driver's positional marker by DB-API paramstyle (others read through SQLAlchemy)."""
-_REPLAY_CHUNK = 1000
-"""Instance ids per bulk replay query, well under SQLite's limit on bound parameters."""
 _SELECT_REJECTED = (
     select(_REJECTED)
     .where(_REJECTED.c.instance_id == bindparam("instance_id"))
@@ -180,6 +133,9 @@ class SqlStore:
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, sqlite_synchronous)
+        elif not pre_ping:
+            _refuse_hung_up_connections(self.engine)
+        self._sql = UnitSql(self.engine.dialect)
 
     def create_schema(self) -> None:
         """Create the schema, or migrate it to the latest revision; safe to call at any time.
@@ -233,13 +189,12 @@ class SqlStore:
             InstanceNotFound: nothing is stored under ``instance_id``.
         """
         with self.engine.connect() as conn:
-            return _load(conn, instance_id, locked=False)
+            return _load(conn, instance_id)
 
     def history(self, instance_id: str) -> list[TransitionRecord]:
         """The instance's applied transitions in order (empty for an unknown id)."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(_SELECT_HISTORY, {"instance_id": instance_id})
-            return [_record(row._asdict()) for row in rows]
+        with self.unit() as unit:
+            return unit.history(instance_id)
 
     def replay_rows(
         self, instance_ids: Iterable[str], *, with_time: bool = False
@@ -252,22 +207,21 @@ class SqlStore:
         """
         ids = list(dict.fromkeys(instance_ids))
         steps: dict[str, list[StoredStep]] = {instance_id: [] for instance_id in ids}
-        marker = _PLACEHOLDERS.get(self.engine.dialect.paramstyle)
-        with self.engine.connect() as conn:
-            for start in range(0, len(ids), _REPLAY_CHUNK):
-                chunk = ids[start : start + _REPLAY_CHUNK]
-                if with_time or marker is None:  # the time needs UtcDateTime's processing
-                    statement = _SELECT_REPLAY_TIMED if with_time else _SELECT_REPLAY
-                    rows: Iterable[Sequence[Any]] = conn.execute(statement, {"ids": chunk})
-                else:  # plain text columns: the driver's tuples, without a Row each
-                    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-                    cursor.execute(_REPLAY_SQL.format(", ".join([marker] * len(chunk))), chunk)
-                    rows = cursor.fetchall()
-                    cursor.close()
-                make = StoredStep._make
-                for row in rows:
-                    steps[row[0]].append(make(row))
+        make = StoredStep._make
+        for row in self.stored_steps(ids, with_time=with_time):
+            steps[row[0]].append(make(row))
         return steps
+
+    def stored_steps(
+        self, instance_ids: Sequence[str], *, with_time: bool = False
+    ) -> Iterator[Any]:
+        """The rows behind :meth:`replay_rows` as plain tuples in :class:`StoredStep` order.
+
+        Ordered by instance, then sequence; ``occurred_at`` is ``None`` unless ``with_time``.
+        One query per 512 ids on SQLite, one in all on PostgreSQL.
+        """
+        with self.unit() as unit:
+            yield from unit.replay_rows(instance_ids, with_time=with_time)
 
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events in the order they arrived."""
@@ -447,112 +401,17 @@ class SqlStore:
                 raise Contention() from error
             raise
 
-    @contextmanager
-    def unit(self) -> Iterator[Unit]:
-        """One database transaction for one event: commits on success, rolls back on error."""
-        try:
-            with self.engine.begin() as conn:
-                yield Unit(conn, lock_rows=self.dialect != "sqlite")
-        except exc.OperationalError as error:
-            if _is_contention(error):
-                raise Contention() from error
-            raise
+    def unit(self) -> Unit:
+        """One database transaction on a pooled connection's own cursor.
 
-
-class Contention(Exception):
-    """Lock contention the database gave up on; the engine turns it into ConcurrentTransition."""
-
-
-class KeyTaken(ConcurrentTransition):
-    """The log already holds this idempotency key for the instance (the unique key refused it).
-
-    Either an earlier event used the key, or a racing writer logged it first. The unit rolls
-    back whole; the engine then answers from the logged record, as a duplicate or a reused key.
-    """
-
-
-class Unit:
-    """The statements of one event's transaction."""
-
-    def __init__(self, conn: Connection, *, lock_rows: bool) -> None:
-        self._conn = conn
-        self._select = _SELECT_INSTANCE_LOCKED if lock_rows else _SELECT_INSTANCE
-
-    def load(self, instance_id: str) -> Instance:
-        """The instance, locked for this transaction where the database supports it."""
-        return _load(self._conn, instance_id, locked=self._select is _SELECT_INSTANCE_LOCKED)
-
-    def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
-        """The transition already applied under ``key``, if any."""
-        row = self._conn.execute(_SELECT_KEY, {"instance_id": instance_id, "key": key}).first()
-        return None if row is None else _record(row._asdict())
-
-    def apply(
-        self,
-        record: TransitionRecord,
-        *,
-        expected_version: int,
-        deadline_at: datetime | None,
-        bound: Mapping[str, str],
-    ) -> None:
-        """Compare-and-set the instance and append ``record``.
-
-        Raises:
-            ConcurrentTransition: the version moved; :class:`KeyTaken` (a subclass) when the key
-                is already logged. The exception leaves the unit's ``with`` block, so the
-                transaction rolls back whole.
+        ``with store.unit() as unit:`` commits when the block ends and rolls back whole when it
+        raises; lock contention the database gave up on surfaces as :class:`Contention`.
         """
-        values = {
-            "instance_id": record.instance_id,
-            "expected": expected_version,
-            "dest": record.dest,
-            "seq": record.seq,
-            "deadline_at": deadline_at,
-            "occurred_at": record.occurred_at,
-        }
-        statement = _CAS_UPDATE
-        if bound:  # bind names may not equal column names, hence the prefix
-            statement = statement.values(**{name: bindparam(f"bound_{name}") for name in bound})
-            values.update({f"bound_{name}": value for name, value in bound.items()})
-        if self._conn.execute(statement, values).rowcount != 1:
-            raise _lost_race(record, expected_version)
-        try:
-            self._conn.execute(_INSERT_LOG, _log_values(record))
-        except exc.IntegrityError:  # the unique (instance_id, idempotency_key) refused it
-            raise KeyTaken(
-                record.instance_id, record.source, record.event, expected_version
-            ) from None
-
-    def reject(self, rejected: RejectedEvent) -> None:
-        """Record an event that was not applied."""
-        values = _fields_of(rejected)
-        values["payload"] = dump_payload(rejected.payload)
-        self._conn.execute(_INSERT_REJECTED, values)
+        return Unit(self.engine, self._sql)
 
 
-def _lost_race(record: TransitionRecord, expected_version: int) -> ConcurrentTransition:
-    return ConcurrentTransition(record.instance_id, record.source, record.event, expected_version)
-
-
-def dump_payload(payload: Mapping[str, Any]) -> str:
-    """The payload as compact, key-sorted JSON text."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _log_values(record: TransitionRecord) -> dict[str, Any]:
-    values = _fields_of(record)
-    values["payload"] = dump_payload(record.payload)
-    return values
-
-
-def _fields_of(value: TransitionRecord | RejectedEvent) -> dict[str, Any]:
-    """The fields as a shallow dict (``asdict`` would deep-copy the payload it then dumps)."""
-    return {name: getattr(value, name) for name in value.__dataclass_fields__}
-
-
-def _load(conn: Connection, instance_id: str, *, locked: bool) -> Instance:
-    statement = _SELECT_INSTANCE_LOCKED if locked else _SELECT_INSTANCE
-    row = conn.execute(statement, {"instance_id": instance_id}).first()
+def _load(conn: Connection, instance_id: str) -> Instance:
+    row = conn.execute(_SELECT_INSTANCE, {"instance_id": instance_id}).first()
     if row is None:
         raise InstanceNotFound(instance_id)
     return _instance(row._asdict())
@@ -560,13 +419,6 @@ def _load(conn: Connection, instance_id: str, *, locked: bool) -> Instance:
 
 def _instance(row: Mapping[str, Any]) -> Instance:
     return Instance(**row)
-
-
-def _record(row: Mapping[str, Any]) -> TransitionRecord:
-    values = dict(row)
-    values["actor"] = Actor(values["actor"])
-    values["payload"] = json.loads(values["payload"])
-    return TransitionRecord(**values)
 
 
 def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
@@ -600,6 +452,34 @@ def _inbound_parameters(parameters: Mapping[str, Any] | None) -> str:
         text = json.dumps(dict(parameters or {}), default=str)
         cleaned = {"unstored_parameters": f"{len(text)} characters"}
     return json.dumps(cleaned, sort_keys=True, separators=(",", ":"))  # ASCII: \u escapes
+
+
+def _refuse_hung_up_connections(engine: Engine) -> None:
+    """Replace a pooled connection the server has closed when it is checked out.
+
+    A server that restarts, or ends a session, says so on the socket before closing it; a poll of
+    the idle connection's socket sees that at no round trip's cost, where ``pool_pre_ping`` sends
+    a ``SELECT 1`` on every checkout. A connection that died without a word fails its first
+    statement instead, and a unit then reconnects once (see :class:`fsm._unit.Unit`).
+    """
+
+    @event.listens_for(engine, "checkout")
+    def _check(
+        dbapi_connection: DBAPIConnection,
+        _record: ConnectionPoolEntry,
+        _proxy: PoolProxiedConnection,
+    ) -> None:
+        if _server_hung_up(dbapi_connection):
+            raise exc.DisconnectionError("the server closed the connection")
+
+
+def _server_hung_up(connection: Any) -> bool:
+    """Whether an idle connection's socket is readable: the server closed it, or said why."""
+    if getattr(connection, "closed", False):
+        return True
+    poller = io_select.poll()
+    poller.register(connection.fileno(), io_select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _engine_options(url: str, pre_ping: bool) -> dict[str, Any]:
@@ -655,9 +535,11 @@ __all__ = [
     "DEFAULT_DB_URL",
     "TABLES",
     "CallIntentRow",
+    "Contention",
     "FlowInstanceRow",
     "InboundAttempt",
     "InboundAttemptRow",
+    "KeyTaken",
     "RejectedEventRow",
     "SqlStore",
     "TransitionLogRow",

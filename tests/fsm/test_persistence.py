@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, exc, insert, text
+from sqlalchemy import exc, insert, text
 
 from fsm import (
     Actor,
@@ -343,22 +343,25 @@ def test_engine_write_after_a_rival_step_raises_concurrent_transition(
         rival_store.dispose()
 
 
-def test_fire_selects_for_update_only_on_postgres(store: SqlStore, engine: Engine) -> None:
+def test_a_loaded_row_is_held_until_the_unit_ends_only_on_postgres(
+    store: SqlStore, other_store: SqlStore, engine: Engine, clock: ManualClock
+) -> None:
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
-    statements: list[str] = []
-
-    def capture(*args: Any) -> None:
-        statements.append(args[2])  # (conn, cursor, statement, parameters, context, many)
-
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    loads = [s for s in statements if "FROM flow_instance" in s]
-    assert loads
-    locked = [s for s in loads if "FOR UPDATE" in s.upper()]
-    assert bool(locked) == (store.dialect == "postgresql")
+    with store.unit() as unit:
+        unit.load(pid)
+        if store.dialect == "postgresql":  # SELECT ... FOR UPDATE: the row is ours until commit
+            with (
+                pytest.raises(exc.OperationalError, match="lock"),
+                other_store.engine.begin() as conn,
+            ):
+                conn.execute(
+                    text("select id from flow_instance where id = :id for update nowait"),
+                    {"id": pid},
+                )
+        else:  # SQLite locks nothing on read: a rival may move the row meanwhile
+            rival = Engine(other_store, clock=clock)
+            rival.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
+    assert other_store.get(pid).version == (0 if store.dialect == "postgresql" else 1)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -401,7 +404,7 @@ def test_postgres_fire_waits_for_the_row_lock(postgres_schema_url: str) -> None:
     try:
         with holder.unit() as unit:
             loaded = unit.load(pid)  # takes the row lock until the unit commits
-            backend = unit._conn.execute(text("select pg_backend_pid()")).scalar_one()
+            backend = unit._cursor.execute("select pg_backend_pid()").fetchone()[0]
             thread.start()
             assert wait_until(lambda: blocked_by(backend)), "the second fire did not wait"
             assert outcome == []

@@ -1,0 +1,491 @@
+"""One event's transaction on the driver's own cursor, with SQL compiled once per dialect.
+
+SQLAlchemy compiles each Core statement on the sqlmodel tables once, when the store is built, to
+the driver's SQL text and the order of its positional parameters. A unit checks a connection out
+of the store's pool and runs that text on the driver's cursor: per statement this skips
+SQLAlchemy's execution context, parameter processing and result set-up (30-50 µs of Python
+each), which was most of a durable fire's cost.
+
+Everything the Core path guaranteed is enforced here the same way:
+
+- the compare-and-set ``UPDATE`` on ``version`` must change exactly one row, else
+  :class:`~fsm.errors.ConcurrentTransition`;
+- the log's unique ``(instance_id, idempotency_key)`` refusing a row raises :class:`KeyTaken`;
+- lock contention the database gave up on (SQLite's "database is locked", PostgreSQL's lock
+  timeout, deadlock or serialisation failure) raises :class:`Contention`;
+- on PostgreSQL the instance is read ``FOR UPDATE``;
+- the unit commits whole or rolls back whole;
+- a naive time is refused (:class:`~fsm.errors.InvalidInstanceData`) before anything is stored;
+  times are stored as SQLAlchemy stores them (UTC text ``YYYY-MM-DD HH:MM:SS.ffffff`` on SQLite,
+  ``timestamptz`` on PostgreSQL), so the ORM and Core reads elsewhere keep working, and read
+  back as aware UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from itertools import combinations
+from operator import itemgetter
+from types import TracebackType
+from typing import Any, NamedTuple, cast
+
+from sqlalchemy import Dialect, Engine, String, any_, bindparam, insert, null, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+
+from fsm.clock import require_aware
+from fsm.definition import BINDABLE_FIELDS, Actor
+from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
+from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE
+
+
+class Contention(Exception):
+    """Lock contention the database gave up on; the engine turns it into ConcurrentTransition."""
+
+
+class KeyTaken(ConcurrentTransition):
+    """The log already holds this idempotency key for the instance (the unique key refused it).
+
+    Either an earlier event used the key, or a racing writer logged it first. The unit rolls
+    back whole; the engine then answers from the logged record, as a duplicate or a reused key.
+    """
+
+
+_LOG_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
+_REJECTED_FIELDS = tuple(RejectedEvent.__dataclass_fields__)
+_REPLAY_FIELDS = ("instance_id", "seq", "event", "source", "dest", "actor", "fingerprint")
+_CAS_FIELDS = ("dest", "seq", "deadline_at", "occurred_at", "instance_id", "expected")
+"""The compare-and-set's parameters in the order a unit passes them; bound columns follow."""
+_BOUND_SETS = tuple(
+    names
+    for size in range(len(BINDABLE_FIELDS) + 1)
+    for names in combinations(sorted(BINDABLE_FIELDS), size)
+)
+REPLAY_CHUNK = 512
+"""Instance ids per bulk replay query on SQLite, well under its limit on bound parameters."""
+_CONTENTION_MARKERS = (
+    "database is locked",
+    "deadlock detected",
+    "could not serialize",
+    "lock timeout",
+)
+_CONTENTION_STATES = frozenset({"40001", "40P01", "55P03"})
+"""PostgreSQL's serialisation failure, deadlock and lock-not-available SQLSTATEs."""
+
+_LOAD = select(*INSTANCE_COLUMNS).where(INSTANCE_TABLE.c.id == bindparam("instance_id"))
+_FIND_KEY = select(*(LOG_TABLE.c[name] for name in _LOG_FIELDS)).where(
+    LOG_TABLE.c.instance_id == bindparam("instance_id"),
+    LOG_TABLE.c.idempotency_key == bindparam("idempotency_key"),
+)
+_HISTORY = (
+    select(*(LOG_TABLE.c[name] for name in _LOG_FIELDS))
+    .where(LOG_TABLE.c.instance_id == bindparam("instance_id"))
+    .order_by(LOG_TABLE.c.seq)
+)
+_INSERT_LOG = insert(LOG_TABLE).values({name: bindparam(name) for name in _LOG_FIELDS})
+_INSERT_REJECTED = insert(REJECTED_TABLE).values(
+    {name: bindparam(name) for name in _REJECTED_FIELDS}
+)
+_LOCK_ALL = (
+    select(INSTANCE_TABLE.c.id)
+    .where(INSTANCE_TABLE.c.id == any_(bindparam("ids", type_=ARRAY(String))))
+    .order_by(INSTANCE_TABLE.c.id)
+)
+
+
+def _cas(bound: tuple[str, ...]) -> ClauseElement:
+    """The compare-and-set, also setting ``bound`` columns (bind names may not be column names)."""
+    table = INSTANCE_TABLE
+    return (
+        update(table)
+        .where(table.c.id == bindparam("instance_id"), table.c.version == bindparam("expected"))
+        .values(
+            state=bindparam("dest"),
+            version=bindparam("seq"),
+            deadline_at=bindparam("deadline_at"),
+            updated_at=bindparam("occurred_at"),
+            **{name: bindparam(f"bound_{name}") for name in bound},
+        )
+    )
+
+
+def _replay(ids: Any, *, with_time: bool) -> ClauseElement:
+    columns = [LOG_TABLE.c[name] for name in _REPLAY_FIELDS]
+    time = LOG_TABLE.c.occurred_at if with_time else null()
+    return select(*columns, time).where(ids).order_by(LOG_TABLE.c.instance_id, LOG_TABLE.c.seq)
+
+
+class Compiled(NamedTuple):
+    """A statement as the driver takes it: SQL text, and how to order a unit's arguments."""
+
+    sql: str
+    arrange: Callable[[Sequence[Any]], Sequence[Any]] | None
+    """Picks the arguments into the statement's order; ``None`` when they already are."""
+
+
+def compile_positional(
+    statement: ClauseElement, dialect: Dialect, names: Sequence[str]
+) -> Compiled:
+    """``statement`` compiled for ``dialect``, taking its parameters as ``names`` are ordered."""
+    compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+    wanted = tuple(compiled.positiontup or ())
+    if sorted(wanted) != sorted(names):
+        raise ValueError(f"statement binds {wanted}, not {tuple(names)}")
+    if wanted == tuple(names):
+        return Compiled(compiled.string, None)
+    return Compiled(compiled.string, itemgetter(*(names.index(name) for name in wanted)))
+
+
+def positional_dialect(dialect: Dialect) -> Dialect:
+    """``dialect``, or a copy speaking the driver's positional ``%s`` paramstyle."""
+    if dialect.positional:
+        return dialect
+    return cast(Dialect, cast(Any, type(dialect))(paramstyle="format"))
+
+
+class UnitSql:
+    """A unit's statements compiled for one dialect, and what its driver's errors mean."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        """Compile every statement once (the compare-and-set for each set of bound columns)."""
+        positional = positional_dialect(dialect)
+        self.dialect = dialect
+        self.sqlite = dialect.name == "sqlite"
+        load = _LOAD if self.sqlite else _LOAD.with_for_update()
+        self.load = compile_positional(load, positional, ("instance_id",)).sql
+        self.find_key = compile_positional(
+            _FIND_KEY, positional, ("instance_id", "idempotency_key")
+        ).sql
+        self.history = compile_positional(_HISTORY, positional, ("instance_id",)).sql
+        self.insert_log = compile_positional(_INSERT_LOG, positional, _LOG_FIELDS).sql
+        self.insert_rejected = compile_positional(
+            _INSERT_REJECTED, positional, _REJECTED_FIELDS
+        ).sql
+        self.cas = {
+            bound: compile_positional(
+                _cas(bound), positional, _CAS_FIELDS + tuple(f"bound_{n}" for n in bound)
+            )
+            for bound in _BOUND_SETS
+        }
+        self.lock_all = (
+            "BEGIN IMMEDIATE"
+            if self.sqlite
+            else compile_positional(_LOCK_ALL.with_for_update(), positional, ("ids",)).sql
+        )
+        self._positional = positional
+        self._replay: dict[tuple[int, bool], str] = {}
+        dbapi = cast(Any, dialect).dbapi
+        self.driver_error: type[Exception] = dbapi.Error
+        self.integrity_error: type[Exception] = dbapi.IntegrityError
+        self.write_time: Callable[[datetime], Any] = _sqlite_text if self.sqlite else _aware
+        self.read_time: Callable[[Any], Any] = _from_sqlite_text if self.sqlite else _utc
+
+    def replay(self, count: int, *, with_time: bool) -> str:
+        """The bulk replay read for ``count`` ids (SQLite) or for any number (PostgreSQL)."""
+        key = (count if self.sqlite else 0, with_time)
+        sql = self._replay.get(key)
+        if sql is None:
+            if self.sqlite:  # one statement per size bucket; callers pad with repeated ids
+                names = tuple(f"id_{n}" for n in range(count))
+                ids = LOG_TABLE.c.instance_id.in_([bindparam(name) for name in names])
+            else:
+                names = ("ids",)
+                ids = LOG_TABLE.c.instance_id == any_(bindparam("ids", type_=ARRAY(String)))
+            statement = _replay(ids, with_time=with_time)
+            sql = compile_positional(statement, self._positional, names).sql
+            self._replay[key] = sql
+        return sql
+
+    def is_contention(self, error: BaseException) -> bool:
+        """Whether the driver gave up waiting for a lock (a retry may succeed)."""
+        if not isinstance(error, self.driver_error):
+            return False
+        if getattr(error, "sqlstate", None) in _CONTENTION_STATES:
+            return True
+        text = str(error).lower()
+        return any(marker in text for marker in _CONTENTION_MARKERS)
+
+    def is_disconnect(self, error: BaseException, connection: Any, cursor: Any) -> bool:
+        """Whether ``error`` means the connection is gone (SQLAlchemy's test for the dialect)."""
+        return isinstance(error, self.driver_error) and self.dialect.is_disconnect(
+            cast(Any, error), connection, cursor
+        )
+
+    def instance(self, row: Sequence[Any]) -> Instance:
+        """An instance from a row of :data:`~fsm.tables.INSTANCE_COLUMNS` (three times last)."""
+        read = self.read_time
+        return Instance(*row[:10], *[read(value) for value in row[10:]])
+
+    def record(self, row: Sequence[Any]) -> TransitionRecord:
+        """A log record from a row of its columns in field order."""
+        instance_id, seq, event, source, dest, actor, key, payload, occurred_at, fingerprint = row
+        return TransitionRecord(
+            instance_id,
+            seq,
+            event,
+            source,
+            dest,
+            Actor(actor),
+            key,
+            json.loads(payload),
+            self.read_time(occurred_at),
+            fingerprint,
+        )
+
+
+class Unit:
+    """One database transaction: ``with store.unit() as unit:`` commits on success, else rolls back.
+
+    A pooled connection is checked out on entry and returned on exit. When the first statement
+    finds the connection gone (a restarted server), the unit reconnects once and runs it again:
+    nothing was sent on the dead connection, so nothing can be lost or applied twice.
+    """
+
+    __slots__ = ("_connection", "_cursor", "_engine", "_fairy", "_fresh", "_sql")
+
+    def __init__(self, engine: Engine, sql: UnitSql) -> None:
+        """Prepare a unit on ``engine``'s pool; the connection is taken on entry."""
+        self._engine = engine
+        self._sql = sql
+        self._fresh = True
+
+    def __enter__(self) -> Unit:
+        """Check a connection out of the pool."""
+        self._checkout()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        """Commit, or roll back when the block raised; lock contention becomes Contention."""
+        failure = error
+        try:
+            if error is None:
+                self._connection.commit()
+            else:
+                self._rollback()
+        except self._sql.driver_error as commit_error:  # the commit failed: nothing is stored
+            self._rollback()
+            failure = commit_error
+            raise self._translated(commit_error) from commit_error
+        finally:
+            self._release(failure)
+        if error is not None and self._sql.is_contention(error):
+            raise Contention() from error
+
+    def load(self, instance_id: str) -> Instance:
+        """The instance, locked until the unit ends where the database supports it.
+
+        Raises:
+            InstanceNotFound: nothing is stored under ``instance_id``.
+        """
+        rows = self._execute(self._sql.load, (instance_id,)).fetchall()
+        if not rows:
+            raise InstanceNotFound(instance_id)
+        return self._sql.instance(rows[0])
+
+    def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
+        """The transition already applied under ``key``, if any."""
+        rows = self._execute(self._sql.find_key, (instance_id, key)).fetchall()
+        return self._sql.record(rows[0]) if rows else None
+
+    def apply(
+        self,
+        record: TransitionRecord,
+        *,
+        expected_version: int,
+        deadline_at: datetime | None,
+        bound: Mapping[str, str],
+    ) -> None:
+        """Compare-and-set the instance and append ``record``.
+
+        Raises:
+            ConcurrentTransition: the version moved; :class:`KeyTaken` (a subclass) when the key
+                is already logged. The exception leaves the unit's ``with`` block, so the
+                transaction rolls back whole.
+            InvalidInstanceData: a time is naive, or ``bound`` names a column no transition
+                may set; nothing was stored.
+        """
+        sql = self._sql
+        names = tuple(sorted(bound))
+        cas = sql.cas.get(names)
+        if cas is None:
+            raise InvalidInstanceData(f"only {sorted(BINDABLE_FIELDS)} may be bound, not {names}")
+        stamp = sql.write_time(record.occurred_at)
+        due = None if deadline_at is None else sql.write_time(deadline_at)
+        args: tuple[Any, ...] = (
+            record.dest,
+            record.seq,
+            due,
+            stamp,
+            record.instance_id,
+            expected_version,
+        )
+        if names:
+            args += tuple(bound[name] for name in names)
+        if self._execute(cas.sql, args if cas.arrange is None else cas.arrange(args)).rowcount != 1:
+            raise ConcurrentTransition(
+                record.instance_id, record.source, record.event, expected_version
+            )
+        try:
+            self._execute(sql.insert_log, _log_args(record, stamp))
+        except sql.integrity_error:  # the unique (instance_id, idempotency_key) refused it
+            raise KeyTaken(
+                record.instance_id, record.source, record.event, expected_version
+            ) from None
+
+    def reject(self, rejected: RejectedEvent) -> None:
+        """Record an event that was not applied.
+
+        Raises:
+            InvalidInstanceData: its time is naive; nothing was stored.
+        """
+        stamp = self._sql.write_time(rejected.occurred_at)
+        self._execute(self._sql.insert_rejected, _rejected_args(rejected, stamp))
+
+    def lock_all(self, instance_ids: Iterable[str]) -> None:
+        """Hold every given instance until the unit ends, before anything else is read.
+
+        SQLite takes the database's write lock (``BEGIN IMMEDIATE``), so no other writer can move
+        an instance between this unit's reads and writes. PostgreSQL locks the rows in id order,
+        so two units locking overlapping sets queue instead of deadlocking.
+        """
+        if self._sql.sqlite:
+            self._execute(self._sql.lock_all, ())
+        else:
+            self._execute(self._sql.lock_all, (sorted(set(instance_ids)),)).fetchall()
+
+    def history(self, instance_id: str) -> list[TransitionRecord]:
+        """The instance's applied transitions in order."""
+        make = self._sql.record
+        return [make(row) for row in self._execute(self._sql.history, (instance_id,)).fetchall()]
+
+    def replay_rows(self, instance_ids: Sequence[str], *, with_time: bool) -> Iterator[Any]:
+        """Log rows of the ids, ``(instance_id, seq, event, source, dest, actor, fingerprint,
+        occurred_at)``, ordered by instance and sequence; ``occurred_at`` only ``with_time``."""
+        sql = self._sql
+        if not sql.sqlite:  # one array parameter takes any number of ids
+            if instance_ids:
+                cursor = self._execute(sql.replay(0, with_time=with_time), (list(instance_ids),))
+                yield from self._times(cursor.fetchall(), with_time)
+            return
+        for start in range(0, len(instance_ids), REPLAY_CHUNK):
+            chunk = list(instance_ids[start : start + REPLAY_CHUNK])
+            size = 1 << (len(chunk) - 1).bit_length()  # a few statement sizes, padded by repeats
+            chunk.extend(chunk[-1:] * (size - len(chunk)))
+            rows = self._execute(sql.replay(size, with_time=with_time), chunk).fetchall()
+            yield from self._times(rows, with_time)
+
+    def _times(self, rows: list[Any], with_time: bool) -> Iterable[Any]:
+        if not with_time:
+            return rows
+        read = self._sql.read_time
+        return ((*row[:7], read(row[7])) for row in rows)
+
+    def _execute(self, sql: str, args: Sequence[Any]) -> Any:
+        try:
+            self._cursor.execute(sql, args)
+        except self._sql.driver_error as error:
+            if not (self._fresh and self._sql.is_disconnect(error, self._connection, self._cursor)):
+                raise
+            self._reconnect(error)
+            self._cursor.execute(sql, args)
+        self._fresh = False
+        return self._cursor
+
+    def _checkout(self) -> None:
+        self._fairy = self._engine.raw_connection()
+        self._connection: Any = cast(Any, self._fairy.driver_connection)
+        self._cursor: Any = self._connection.cursor()
+
+    def _reconnect(self, error: BaseException) -> None:
+        self._invalidate(error)
+        self._release(None)
+        self._checkout()
+
+    def _rollback(self) -> None:
+        try:
+            self._connection.rollback()
+        except self._sql.driver_error as error:  # gone: the server dropped the transaction
+            self._invalidate(error)
+
+    def _invalidate(self, error: BaseException) -> None:
+        """Keep a dead connection out of the pool (once: SQLAlchemy warns about a second time)."""
+        if self._fairy.is_valid:
+            self._fairy.invalidate(error)
+
+    def _release(self, error: BaseException | None) -> None:
+        if error is not None and self._sql.is_disconnect(error, self._connection, self._cursor):
+            self._invalidate(error)
+        self._cursor.close()
+        self._fairy.close()
+
+    def _translated(self, error: Exception) -> Exception:
+        return Contention() if self._sql.is_contention(error) else error
+
+
+def dump_payload(payload: Mapping[str, Any]) -> str:
+    """The payload as compact, key-sorted JSON text."""
+    return _PAYLOAD_ENCODER.encode(payload)
+
+
+_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _log_args(record: TransitionRecord, stamp: Any) -> tuple[Any, ...]:
+    return (
+        record.instance_id,
+        record.seq,
+        record.event,
+        record.source,
+        record.dest,
+        record.actor,
+        record.idempotency_key,
+        dump_payload(record.payload),
+        stamp,
+        record.fingerprint,
+    )
+
+
+def _rejected_args(rejected: RejectedEvent, stamp: Any) -> tuple[Any, ...]:
+    return (
+        rejected.instance_id,
+        rejected.event,
+        rejected.state,
+        rejected.version,
+        rejected.actor,
+        rejected.idempotency_key,
+        rejected.reason,
+        rejected.detail,
+        dump_payload(rejected.payload),
+        stamp,
+    )
+
+
+def _sqlite_text(moment: datetime) -> str:
+    """A time as SQLAlchemy writes it to SQLite: UTC wall time with microseconds."""
+    return require_aware(moment).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _from_sqlite_text(value: str | None) -> datetime | None:
+    return None if value is None else _utc(datetime.fromisoformat(value))
+
+
+def _aware(moment: datetime) -> datetime:
+    return require_aware(moment)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+__all__ = ["Contention", "KeyTaken", "Unit", "UnitSql", "dump_payload"]
