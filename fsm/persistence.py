@@ -114,18 +114,22 @@ class SqlStore:
         url: str = DEFAULT_DB_URL,
         *,
         sqlite_synchronous: str = "FULL",
-        pre_ping: bool = True,
+        pre_ping: bool = False,
     ) -> None:
         """Open the database at ``url``; call :meth:`create_schema` once before first use.
+
+        On a server database a restarted server costs only a reconnect either way: by default
+        a pooled connection is replaced when its socket shows, at checkout, that the server
+        closed it (no round trip), and a unit whose first statement finds its connection gone
+        reconnects and runs it again.
 
         Args:
             url: SQLAlchemy URL; ``sqlite:///path`` or ``postgresql://user@host/db``.
             sqlite_synchronous: SQLite's ``synchronous`` pragma (FULL survives power loss,
                 NORMAL only process crashes); ignored on PostgreSQL.
-            pre_ping: on a server database, test each pooled connection with a round trip when
-                it is checked out, so a restarted server costs only a reconnect; off saves that
-                round trip per unit, and a dropped connection then fails one unit. Ignored on
-                SQLite.
+            pre_ping: test each pooled connection with a ``SELECT 1`` round trip at checkout
+                instead (SQLAlchemy's ``pool_pre_ping``), which also catches a connection that
+                died without a word before a read outside a unit uses it. Ignored on SQLite.
         """
         self.url = normalise_url(url)
         self.pre_ping = pre_ping

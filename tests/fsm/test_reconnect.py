@@ -1,0 +1,112 @@
+"""A PostgreSQL session the server ends costs only a reconnect, without a ping per checkout.
+
+Each test gives its store's connections an ``application_name`` of their own, so the server can
+end exactly those sessions (as a restart ends them all) while other test runs share the server.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from sqlalchemy import create_engine, text
+
+from fsm import Engine, ManualClock, SqlStore
+from tests.conftest import postgres_url_or_skip
+from tests.fsm.conftest import T0
+
+pytestmark = pytest.mark.postgres
+
+
+class Sessions:
+    """The server-side sessions of one store, found by their application name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._admin = create_engine(postgres_url_or_skip())
+
+    def count(self) -> int:
+        query = text("select count(*) from pg_stat_activity where application_name = :name")
+        with self._admin.connect() as conn:
+            return int(conn.execute(query, {"name": self.name}).scalar_one())
+
+    def end_all(self) -> None:
+        """End the store's sessions, as a server restart would, and wait until they are gone."""
+        query = text(
+            "select pg_terminate_backend(pid) from pg_stat_activity where application_name = :name"
+        )
+        with self._admin.connect() as conn:
+            ended = conn.execute(query, {"name": self.name}).all()
+        assert ended, "the store had no session to end"
+        deadline = time.monotonic() + 10
+        while self.count() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert self.count() == 0
+
+    def close(self) -> None:
+        self._admin.dispose()
+
+
+@pytest.fixture(params=[False, True], ids=["socket-check", "pre-ping"])
+def named_store(request: pytest.FixtureRequest, postgres_schema_url: str) -> Iterator[SqlStore]:
+    """A store on a fresh schema whose sessions carry a name of their own."""
+    name = f"ewallet-fsm-test-{uuid.uuid4().hex[:12]}"
+    store = SqlStore(f"{postgres_schema_url}&application_name={name}", pre_ping=request.param)
+    store.create_schema()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def sessions(named_store: SqlStore) -> Iterator[Sessions]:
+    watched = Sessions(named_store.engine.url.query["application_name"])  # type: ignore[arg-type]
+    yield watched
+    watched.close()
+
+
+def test_units_and_reads_reconnect_after_the_server_ended_the_session(
+    named_store: SqlStore, sessions: Sessions
+) -> None:
+    engine = Engine(named_store, clock=ManualClock(T0))
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    sessions.end_all()
+
+    result = engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
+
+    assert result.record.seq == 1
+    sessions.end_all()
+    assert named_store.get(pid).state == "registration_sent"  # a read through SQLAlchemy
+    sessions.end_all()
+    assert [record.event for record in named_store.history(pid)] == ["send_registration"]
+
+
+def test_a_unit_whose_connection_died_before_its_first_statement_reconnects(
+    named_store: SqlStore, sessions: Sessions
+) -> None:
+    engine = Engine(named_store, clock=ManualClock(T0))
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    with named_store.unit() as unit:
+        sessions.end_all()  # after the checkout's check: only the first statement can tell
+        assert unit.load(pid).version == 0
+    assert sessions.count() == 1
+
+
+def test_a_connection_lost_after_a_write_fails_the_unit_and_stores_nothing(
+    named_store: SqlStore, sessions: Sessions
+) -> None:
+    engine = Engine(named_store, clock=ManualClock(T0))
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+
+    def lose_the_session_midway() -> None:
+        with named_store.unit() as unit:
+            unit.load(pid)  # the unit's transaction has begun on the server
+            sessions.end_all()  # running it again elsewhere could apply something twice
+            unit.load(pid)
+
+    with pytest.raises(psycopg.OperationalError):
+        lose_the_session_midway()
+    assert named_store.get(pid).version == 0
+    assert engine.fire(pid, "send_registration", actor="merchant", idempotency_key="r").applied
