@@ -7,6 +7,8 @@ redirect; ShopeePay asks for ``returnJsonFormat=1`` and gets its app and web lin
 
 from __future__ import annotations
 
+import contextlib
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, ClassVar
 
 from adapters.base import CustomerStep
@@ -30,6 +32,8 @@ class _RegisteredWallet:
     flow: ClassVar[str] = "ewallet_payment"
     customer_event: ClassVar[PaymentEvent]
     note: ClassVar[str]
+    step_call: ClassVar[Call | None] = None
+    """The NICEPAY call the payment step makes on the server, if any (recorded as an intent)."""
 
     def begin(
         self, service: PaymentService, payment: Instance, order: PaymentOrder
@@ -42,9 +46,19 @@ class _RegisteredWallet:
         tx_id, reference_no = self._register(service, payment, order)
         service.fire(payment.id, PaymentEvent.REQUEST_PAYMENT, Actor.MERCHANT, "request-payment")
         registered = service.engine.get(payment.id)
-        step = self.customer_step(service, registered, tx_id, reference_no)
-        service.fire(payment.id, self.customer_event, Actor.MERCHANT, "send-customer")
+        with self._step_call(service, registered, tx_id, reference_no):
+            step = self.customer_step(service, registered, tx_id, reference_no)
+            service.fire(payment.id, self.customer_event, Actor.MERCHANT, "send-customer")
         return step
+
+    def _step_call(
+        self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
+    ) -> AbstractContextManager[object]:
+        """The intent of the payment step's NICEPAY call, for a wallet whose step makes one."""
+        if self.step_call is None:
+            return contextlib.nullcontext()
+        asked = {"tXid": tx_id, "referenceNo": reference_no, "amt": payment.amount}
+        return recorded_call(service.engine, payment, self.step_call, request=asked, tx_id=tx_id)
 
     def customer_step(
         self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
@@ -152,6 +166,7 @@ class ShopeePayAdapter(_RegisteredWallet):
     mitra_cd = "ESHP"
     customer_event = PaymentEvent.REDIRECT_CUSTOMER
     note = "open the ShopeePay app (meant for mobile devices) within 5 minutes"
+    step_call = Call.PAYMENT_LINKS
 
     def customer_step(
         self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
@@ -160,9 +175,7 @@ class ShopeePayAdapter(_RegisteredWallet):
         step = service.client.payment_step(
             tx_id, reference_no, payment.amount or "", service.callback_url, return_json=True
         )
-        asked = {"tXid": tx_id, "referenceNo": reference_no, "amt": payment.amount}
-        with recorded_call(service.engine, payment, Call.PAYMENT_LINKS, request=asked, tx_id=tx_id):
-            links = service.client.payment_links(step)
+        links = service.client.payment_links(step)
         return CustomerStep(
             kind="app_link",
             url=links.app_url or links.web_url or step.get_url,

@@ -58,9 +58,7 @@ from tests.adapters.e2e_rig import assert_replays, assert_settled_by_inquiry, si
 S, E = PaymentState, PaymentEvent
 POINTS = tuple(KillPoint)
 RECONCILE_AFTER = INTENT_GRACE + timedelta(minutes=1)
-"""How much later the reconciler runs: past the grace of every intent the crashes left open,
-and past ``payment_requested``'s two-minute deadline, the only net under a crash that comes after
-the payment-links intent was finished."""
+"""How much later the reconciler runs: past the grace of every intent the crashes left open."""
 MAX_PASSES = 3
 RUNNER_LIMIT = len(POINTS) * CHILD_LIMIT + 15.0
 """Seconds the dying processes may take in all before the test gives up on them."""
@@ -364,11 +362,10 @@ def assert_repaired(rig: CrashRig, crash: Crash, ends_in: str, left_open: set[in
 
 
 def assert_crash_left_call_open(crash: Crash, left_open: list[CallIntent]) -> None:
-    """The dead process left its call's intent open, except where it died after finishing it
-    (ShopeePay's links are finished before the redirect's transition is applied)."""
+    """The dead process left its call's intent open: at every point, the intent is finished
+    only after the answer's transition is committed."""
     calls = {intent.call for intent in left_open if intent.instance_id == crash.payment_id}
-    finished_first = crash.call is Call.PAYMENT_LINKS and crash.point is KillPoint.ANSWER_APPLIED
-    assert (crash.call in calls) is not finished_first, (crash, calls)
+    assert crash.call in calls, (crash, calls)
 
 
 def assert_second_cancel_refused(rig: CrashRig, crash: Crash) -> None:
