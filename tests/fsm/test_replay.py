@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from fsm import (
     Actor,
@@ -281,3 +282,32 @@ def test_verify_stored_reports_the_first_divergence_like_replay(
     got = verify_stored(store, changed, [instance.id])[instance.id]
     assert got == replay(changed, history)
     assert got.verdict is Verdict.DIVERGED
+
+
+def test_verify_stored_folds_many_instances_in_one_pass_like_replay(
+    store: SqlStore, engine: Engine
+) -> None:
+    """Instances of every length, one tampered, among ids with no log, across query chunks."""
+    real = []
+    for steps in (0, 1, 3, 6, 2, 6):
+        pid = engine.start("ewallet_payment", wallet="ovo", amount=25000).id
+        for index, (event, actor, payload) in enumerate(PATH[:steps]):
+            engine.fire(pid, event, actor=actor, idempotency_key=f"k{index}", payload=payload)
+        real.append(pid)
+    with store.engine.begin() as conn:  # a step by an actor the flow does not allow
+        conn.execute(
+            text(
+                "update transition_log set actor = 'customer' where instance_id = :id and seq = 2"
+            ),
+            {"id": real[2]},
+        )
+    ids = [f"no-log-{number}" for number in range(600)]
+    for position, pid in zip((0, 1, 300, 511, 512, 599), real, strict=True):
+        ids.insert(position, pid)
+
+    for cut in ({}, {"until_seq": 2}, {"until_time": T0 + STEP}, {"until_time": T0 - STEP}):
+        results = verify_stored(store, FLOW, ids, **cut)
+        assert list(results) == ids
+        expected = {pid: replay(FLOW, store.history(pid), **cut) for pid in ids}
+        assert results == expected
+    assert verify_stored(store, FLOW, ids)[real[2]].verdict is Verdict.DIVERGED
