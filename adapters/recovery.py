@@ -28,6 +28,7 @@ from fsm.definition import Actor
 from fsm.errors import ConfigurationError, ProviderError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.intents import CallIntent
+from fsm.persistence import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,8 @@ class Reconciler:
         """Repair the payment of every intent open for longer than ``grace``, oldest first.
 
         Each payment is claimed while it is repaired; one another reconciler holds is left for
-        a later pass. A repair whose inquiry fails keeps its intent open and reports the error.
+        a later pass, and an intent another one closed since this pass listed it is skipped. A
+        repair whose inquiry fails keeps its intent open and reports the error.
         """
         store = self.service.engine.store
         moment = now or self.service.engine.clock.now()
@@ -110,10 +112,17 @@ class Reconciler:
             if not store.claim(intent.instance_id, owner=self.owner, now=moment, lease=self.lease):
                 continue
             try:
-                repairs.append(_repair(self.service, intent))
+                if _still_open(store, intent):  # another replica may have repaired it meanwhile
+                    repairs.append(_repair(self.service, intent))
             finally:
                 store.release([intent.instance_id], owner=self.owner)
         return repairs
+
+
+def _still_open(store: SqlStore, intent: CallIntent) -> bool:
+    return any(
+        i.id == intent.id and i.finished_at is None for i in store.intents(intent.instance_id)
+    )
 
 
 def _repair(service: PaymentService, intent: CallIntent) -> Repair:
