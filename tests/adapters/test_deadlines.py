@@ -7,6 +7,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from adapters.deadlines import run_due
 from adapters.errors import CancelRefused
@@ -16,6 +17,7 @@ from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.errors import ProviderUnavailable
 from fsm.persistence import SqlStore
+from fsm.tables import INSTANCE_TABLE
 from tests.adapters.nicepay_fake import (
     TXID,
     FakeNicepay,
@@ -201,3 +203,33 @@ def test_a_registration_timeout_records_what_failed(store: SqlStore) -> None:
     assert payment.state == "registration_failed"
     payload = service.engine.history(payment.id)[-1].payload
     assert (payload["error"], payload["retryable"]) == ("ProviderUnavailable", True)
+
+
+def _claimed_by(store: SqlStore, payment_id: str) -> str | None:
+    query = select(INSTANCE_TABLE.c.claimed_by).where(INSTANCE_TABLE.c.id == payment_id)
+    with store.engine.connect() as conn:
+        owner: str | None = conn.execute(query).scalar_one()
+    return owner
+
+
+def test_a_payment_another_reconciler_holds_waits_for_its_lease(store: SqlStore) -> None:
+    service, fake = _service(store, registered(), _inquiry("0"))
+    payment = service.start_payment(_order()).instance
+    _advance(service, 56)
+    lease = timedelta(minutes=1)
+    assert store.claim(payment.id, owner="other", now=service.engine.clock.now(), lease=lease)
+    assert run_due(service, owner="mine") == []
+    assert len(fake.requests) == 1  # no inquiry while the other holds it
+    _advance(service, lease.total_seconds() + 1)  # the other stopped: its claim lapses
+    (run,) = run_due(service, owner="mine")
+    assert run.after == "paid"
+    assert _claimed_by(store, payment.id) is None
+
+
+def test_a_failed_deadline_action_still_gives_its_claim_back(store: SqlStore) -> None:
+    service, _fake = _service(store, registered(), *[httpx.Response(503)] * 3)
+    payment = service.start_payment(_order()).instance
+    _advance(service, 56)
+    (run,) = run_due(service, owner="mine")
+    assert run.error is not None
+    assert _claimed_by(store, payment.id) is None

@@ -1,0 +1,358 @@
+"""Call intents and their repair: every NICEPAY call is written down first, and the reconciler
+repairs what a stopped process (or a lost answer) left open, on SQLite and PostgreSQL.
+
+NICEPAY is the fake ledger of ``nicepay_fake`` (it remembers transactions and their status, and
+serves a scripted reply first). A process that stops in the middle of a call is played by its
+transport raising :class:`ProcessStopped`: the request is recorded as sent, and nothing after it
+runs, exactly what a killed process leaves in the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from adapters.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
+from adapters.errors import CancelRefused
+from adapters.intents import Call, CallInDoubt
+from adapters.recovery import INTENT_GRACE, Reconciler
+from fsm.definition import Actor
+from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout
+from fsm.intents import CallIntent
+from fsm.model import Instance
+from fsm.persistence import SqlStore
+from fsm.tables import INSTANCE_TABLE
+from tests.adapters.nicepay_fake import (
+    AMOUNT,
+    ServiceRig,
+    inquiries_sent,
+    new_tx_id,
+    ok,
+    payment_order,
+    refused,
+    timeout,
+)
+
+PAST_GRACE = INTENT_GRACE + timedelta(seconds=1)
+OWNER = "reconciler-under-test"
+
+
+class ProcessStopped(Exception):
+    """The merchant's process stopped while this call was on the way."""
+
+
+def reconciler(rig: ServiceRig) -> Reconciler:
+    return Reconciler(rig.service, owner=OWNER)
+
+
+def intents(rig: ServiceRig, payment_id: str) -> list[tuple[str, str | None]]:
+    """The payment's calls as ``(call, outcome)``; ``None`` while a call is open."""
+    return [(i.call, i.outcome) for i in rig.engine.store.intents(payment_id)]
+
+
+def open_intent(rig: ServiceRig, payment_id: str) -> CallIntent:
+    (only,) = [i for i in rig.engine.store.intents(payment_id) if i.finished_at is None]
+    return only
+
+
+def stop_during(rig: ServiceRig, path: str) -> None:
+    """The next call to ``path`` reaches NICEPAY, and its process stops before the answer."""
+    rig.ledger.script[path] = [ProcessStopped()]
+
+
+def claimed_by(store: SqlStore, payment_id: str) -> str | None:
+    query = select(INSTANCE_TABLE.c.claimed_by).where(INSTANCE_TABLE.c.id == payment_id)
+    with store.engine.connect() as conn:
+        owner: str | None = conn.execute(query).scalar_one()
+    return owner
+
+
+def redirected(rig: ServiceRig, wallet: str = "dana", payment_id: str = "pay-1") -> Instance:
+    """A payment whose customer is on the wallet's page."""
+    return rig.service.start_payment(payment_order(wallet), payment_id=payment_id).instance
+
+
+def paid(rig: ServiceRig, wallet: str = "linkaja") -> Instance:
+    payment = redirected(rig, wallet)
+    rig.ledger.status[payment.tx_id or ""] = "0"
+    assert rig.service.check_status(payment.id).state == "paid"
+    return rig.engine.get(payment.id)
+
+
+def cut_short_inquiry(rig: ServiceRig) -> Instance:
+    """A payment whose process stopped while its inquiry was on the way; NICEPAY says paid."""
+    payment = redirected(rig)
+    stop_during(rig, INQUIRY_PATH)
+    with pytest.raises(ProcessStopped):
+        rig.service.check_status(payment.id)
+    rig.ledger.status[payment.tx_id or ""] = "0"
+    return rig.engine.get(payment.id)
+
+
+def cancel_in_doubt(rig: ServiceRig, payment: Instance) -> None:
+    """The cancel reaches NICEPAY and its answer is lost in transport."""
+    rig.ledger.script[CANCEL_PATH] = [timeout()]
+    with pytest.raises(ProviderTimeout):
+        rig.service.cancel(payment.id)
+    assert open_intent(rig, payment.id).call == Call.CANCEL
+
+
+def cancelled(tx_id: str) -> httpx.Response:
+    return ok(tXid=tx_id, referenceNo="ORD-1", amt=AMOUNT, canceltXid=new_tx_id())
+
+
+# --- every call is recorded, and closed by its answer ------------------------------------------
+
+
+def test_every_answered_call_leaves_a_finished_intent(rig: ServiceRig) -> None:
+    payment = redirected(rig, "shopeepay")
+    tx_id = payment.tx_id or ""
+    rig.ledger.status[tx_id] = "0"
+    rig.service.check_status(payment.id)
+    rig.ledger.script[CANCEL_PATH] = [cancelled(tx_id)]
+    rig.ledger.status[tx_id] = "1"  # what NICEPAY reports once the cancel voided it
+    assert rig.service.cancel(payment.id).state == "voided"
+    # the cancel stays open until the inquiry that follows it has stored the void
+    assert intents(rig, payment.id) == [
+        (Call.REGISTRATION, "answered"),
+        (Call.PAYMENT_LINKS, "answered"),
+        (Call.INQUIRY, "answered"),
+        (Call.CANCEL, "answered"),
+        (Call.INQUIRY, "answered"),
+    ]
+    recorded = rig.engine.store.intents(payment.id)
+    assert all(i.finished_at is not None and i.tx_id == tx_id for i in recorded[1:])
+    assert recorded[0].request == {"referenceNo": "ORD-1", "amt": AMOUNT, "mitraCd": "ESHP"}
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "code", "wallet"),
+    [
+        (Call.REGISTRATION, REGISTRATION_PATH, "9752", "dana"),
+        (Call.PAYMENT_LINKS, PAYMENT_PATH, "9010", "shopeepay"),
+    ],
+)
+def test_a_refusal_while_starting_closes_the_intent_with_its_code(
+    rig: ServiceRig, call: Call, path: str, code: str, wallet: str
+) -> None:
+    rig.ledger.script[path] = [refused(code)]
+    with pytest.raises(ProviderError):
+        redirected(rig, wallet)
+    assert intents(rig, "pay-1")[-1] == (call, f"refused:{code}")
+    assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "code"),
+    [(Call.INQUIRY, INQUIRY_PATH, "9010"), (Call.CANCEL, CANCEL_PATH, "9314")],
+)
+def test_a_refusal_after_payment_closes_the_intent_with_its_code(
+    rig: ServiceRig, call: Call, path: str, code: str
+) -> None:
+    payment = paid(rig)
+    asks: dict[Call, Callable[[str], Instance]] = {
+        Call.INQUIRY: rig.service.check_status,
+        Call.CANCEL: rig.service.cancel,
+    }
+    rig.ledger.script[path] = [refused(code)]
+    with pytest.raises(ProviderError):
+        asks[call](payment.id)
+    assert intents(rig, payment.id)[-1] == (call, f"refused:{code}")
+    assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
+
+
+def test_a_lost_answer_closes_the_intent_except_a_cancels(rig: ServiceRig) -> None:
+    payment = paid(rig)
+    rig.ledger.script[INQUIRY_PATH] = [timeout(), timeout()]  # both of the client's tries
+    with pytest.raises(ProviderTimeout):
+        rig.service.check_status(payment.id)
+    assert intents(rig, payment.id)[-1] == (Call.INQUIRY, "failed:ProviderTimeout")
+    cancel_in_doubt(rig, payment)
+    assert intents(rig, payment.id)[-1] == (Call.CANCEL, None)
+
+
+# --- the reconciler's repairs ------------------------------------------------------------------
+
+
+def test_a_registration_lost_without_its_txid_is_failed_and_never_sent_again(
+    rig: ServiceRig,
+) -> None:
+    stop_during(rig, REGISTRATION_PATH)
+    with pytest.raises(ProcessStopped):
+        redirected(rig)
+    assert rig.engine.get("pay-1").state == "registration_sent"
+    sent = len(rig.ledger.requests)
+    rig.clock.advance(PAST_GRACE)  # the registration's own deadline (1 minute) has passed too
+    done = reconciler(rig).run_once()
+    ((repair,), deadlines) = (done.repairs, done.deadlines)
+    assert (repair.call, repair.before, repair.after, repair.error) == (
+        Call.REGISTRATION,
+        "registration_sent",
+        "registration_failed",
+        None,
+    )
+    assert deadlines == []  # repaired first: the timer had nothing left to fail
+    failure = rig.engine.history("pay-1")[-1]
+    assert (failure.event, failure.actor) == ("fail_registration", Actor.TIMER)
+    assert (failure.payload["error"], failure.payload["referenceNo"]) == ("AnswerLost", "ORD-1")
+    assert "lost" in failure.payload["detail"]
+    assert len(rig.ledger.requests) == sent  # nothing asked or registered again
+    assert intents(rig, "pay-1") == [(Call.REGISTRATION, "repaired:registration_failed")]
+
+
+def test_a_registration_whose_txid_was_stored_is_repaired_by_an_inquiry(rig: ServiceRig) -> None:
+    # What a process leaves that stopped after storing NICEPAY's answer, before closing its call.
+    engine, store = rig.engine, rig.engine.store
+    payment = engine.start("ewallet_payment", instance_id="pay-1", wallet="dana", amount=AMOUNT)
+    engine.fire(payment.id, "send_registration", actor=Actor.MERCHANT, idempotency_key="register")
+    store.record_intent(payment.id, Call.REGISTRATION, at=rig.clock.now(), reference_no="ORD-1")
+    tx_id = new_tx_id()
+    rig.ledger.add(tx_id, "ORD-1", AMOUNT, status="0")
+    engine.fire(
+        payment.id,
+        "accept_registration",
+        actor=Actor.NICEPAY_RESPONSE,
+        idempotency_key=f"registered:{tx_id}",
+        payload={"tx_id": tx_id, "reference_no": "ORD-1"},
+    )
+    rig.clock.advance(PAST_GRACE)
+    (repair,) = reconciler(rig).repair_open_intents()
+    assert (repair.before, repair.after, repair.outcome) == ("registered", "paid", "inquired")
+    assert inquiries_sent(rig) == 1
+    assert intents(rig, payment.id) == [
+        (Call.REGISTRATION, "repaired:paid"),
+        (Call.INQUIRY, "answered"),
+    ]
+
+
+def test_an_inquiry_cut_short_is_asked_again_and_applied(rig: ServiceRig) -> None:
+    payment = cut_short_inquiry(rig)
+    assert payment.state == "status_check_requested"
+    rig.clock.advance(PAST_GRACE)
+    (repair,) = reconciler(rig).repair_open_intents()
+    assert (repair.call, repair.before, repair.after) == (
+        Call.INQUIRY,
+        "status_check_requested",
+        "paid",
+    )
+    assert rig.engine.history(payment.id)[-1].actor is Actor.STATUS_INQUIRY
+    assert intents(rig, payment.id)[-2:] == [
+        (Call.INQUIRY, "repaired:paid"),
+        (Call.INQUIRY, "answered"),
+    ]
+
+
+def test_payment_links_cut_short_are_repaired_by_an_inquiry(rig: ServiceRig) -> None:
+    stop_during(rig, PAYMENT_PATH)
+    with pytest.raises(ProcessStopped):
+        redirected(rig, "shopeepay")
+    assert open_intent(rig, "pay-1").call == Call.PAYMENT_LINKS
+    rig.clock.advance(PAST_GRACE)
+    (repair,) = reconciler(rig).repair_open_intents()
+    # NICEPAY still has it initiated: the payment waits, polled from now on by its deadline
+    assert (repair.before, repair.after) == ("payment_requested", "payment_pending")
+    assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
+
+
+@pytest.mark.parametrize(("status", "reversed_to"), [("1", "voided"), ("2", "refunded")])
+def test_a_cancel_in_doubt_blocks_another_until_an_inquiry_settles_it(
+    rig: ServiceRig, status: str, reversed_to: str
+) -> None:
+    payment = paid(rig)
+    cancel_in_doubt(rig, payment)
+    rig.ledger.status[payment.tx_id or ""] = status  # it reached NICEPAY; only the answer was lost
+    sent = len(rig.ledger.requests)
+    with pytest.raises(CallInDoubt) as doubt:
+        rig.service.cancel(payment.id)
+    assert (doubt.value.instance_id, doubt.value.call) == (payment.id, Call.CANCEL)
+    assert len(rig.ledger.requests) == sent  # the second cancel was never sent
+
+    rig.clock.advance(INTENT_GRACE - timedelta(seconds=1))
+    assert reconciler(rig).repair_open_intents() == []  # perhaps its process still waits
+    assert len(rig.ledger.requests) == sent
+    rig.clock.advance(timedelta(seconds=2))
+    (repair,) = reconciler(rig).repair_open_intents()
+    assert (repair.call, repair.before, repair.after) == (Call.CANCEL, "paid", reversed_to)
+    assert intents(rig, payment.id)[-2:] == [
+        (Call.CANCEL, f"repaired:{reversed_to}"),
+        (Call.INQUIRY, "answered"),
+    ]
+    rig.ledger.script[CANCEL_PATH] = [refused("9314", "already cancelled")]
+    with pytest.raises(CancelRefused):  # sent again, and answered by NICEPAY's own rules
+        rig.service.cancel(payment.id)
+
+
+def test_a_cancel_that_never_reached_nicepay_leaves_the_payment_paid(rig: ServiceRig) -> None:
+    payment = paid(rig)
+    cancel_in_doubt(rig, payment)
+    rig.clock.advance(PAST_GRACE)
+    (repair,) = reconciler(rig).repair_open_intents()
+    assert (repair.before, repair.after, repair.error) == ("paid", "paid", None)
+    tx_id = payment.tx_id or ""
+    rig.ledger.script[CANCEL_PATH] = [cancelled(tx_id)]
+    rig.ledger.status[tx_id] = "1"
+    assert rig.service.cancel(payment.id).state == "voided"  # no longer in doubt: sent
+
+
+def test_repairs_come_before_deadlines_in_one_pass(rig: ServiceRig) -> None:
+    payment = paid(rig)
+    cancel_in_doubt(rig, payment)
+    rig.ledger.status[payment.tx_id or ""] = "1"
+    rig.clock.advance(timedelta(minutes=11))  # paid's 10 minutes: confirm the order
+    done = reconciler(rig).run_once()
+    assert [(r.call, r.after) for r in done.repairs] == [(Call.CANCEL, "voided")]
+    assert done.deadlines == []  # voided is final: no order was confirmed
+    assert "confirm_order" not in [r.event for r in rig.engine.history(payment.id)]
+
+
+def test_a_payment_another_reconciler_holds_is_left_to_it(rig: ServiceRig) -> None:
+    payment = cut_short_inquiry(rig)
+    rig.clock.advance(PAST_GRACE)
+    store = rig.engine.store
+    lease = timedelta(minutes=1)
+    assert store.claim(payment.id, owner="other-replica", now=rig.clock.now(), lease=lease)
+    asked = inquiries_sent(rig)  # the one cut short
+    assert reconciler(rig).repair_open_intents() == []
+    assert inquiries_sent(rig) == asked
+    assert claimed_by(store, payment.id) == "other-replica"
+    rig.clock.advance(lease + timedelta(seconds=1))  # the other replica stopped: its lease lapses
+    (repair,) = reconciler(rig).repair_open_intents()
+    assert repair.after == "paid"
+    assert claimed_by(store, payment.id) is None
+
+
+def test_a_repair_whose_inquiry_fails_keeps_the_intent_open(rig: ServiceRig) -> None:
+    payment = cut_short_inquiry(rig)
+    stuck = open_intent(rig, payment.id)
+    rig.ledger.script[INQUIRY_PATH] = [httpx.Response(503), httpx.Response(503)]
+    rig.clock.advance(PAST_GRACE)
+    done = reconciler(rig).run_once()
+    (repair,) = done.repairs
+    assert (repair.outcome, repair.after) == ("open", "status_check_requested")
+    assert repair.error
+    assert done.failed
+    assert open_intent(rig, payment.id) == stuck
+    assert claimed_by(rig.engine.store, payment.id) is None  # released for the next pass
+    rig.clock.advance(timedelta(minutes=2))
+    (retried,) = reconciler(rig).run_once().repairs
+    assert (retried.after, retried.error) == ("paid", None)
+
+
+@pytest.mark.parametrize(
+    ("grace", "lease", "limit"),
+    [
+        (timedelta(0), INTENT_GRACE, 1),
+        (timedelta(seconds=-1), INTENT_GRACE, 1),
+        (INTENT_GRACE, timedelta(0), 1),
+        (INTENT_GRACE, INTENT_GRACE, 0),
+    ],
+)
+def test_a_reconciler_needs_a_positive_grace_lease_and_limit(
+    rig: ServiceRig, grace: timedelta, lease: timedelta, limit: int
+) -> None:
+    with pytest.raises(ConfigurationError):
+        Reconciler(rig.service, grace=grace, lease=lease, limit=limit)
