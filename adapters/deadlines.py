@@ -56,7 +56,8 @@ def run_due(
     """Act on every instance whose deadline has passed at ``now`` (earliest first).
 
     Only instances no other reconciler has claimed are taken; each is claimed for ``owner``
-    (a fresh :func:`reconciler_id` when omitted) and released once acted on. A failed inquiry is
+    (a fresh :func:`reconciler_id` when omitted) and released once acted on. An instance with a
+    NICEPAY call still unanswered is left to that call, or to its repair. A failed inquiry is
     reported in the run's ``error`` and leaves the instance in its status-check state with a
     fresh deadline, so the next run tries again.
     """
@@ -66,10 +67,21 @@ def run_due(
     runs = []
     for instance in store.claim_due(moment, owner=owner, lease=lease, limit=limit):
         try:
-            runs.append(_expire(service, instance))
+            if not _call_open(service, instance.id):
+                runs.append(_expire(service, instance))
         finally:
             store.release([instance.id], owner=owner)
     return runs
+
+
+def _call_open(service: PaymentService, instance_id: str) -> bool:
+    """Whether a NICEPAY call for the instance has no stored answer yet.
+
+    Its answer, or the reconciler's repair once the call is past its grace, decides what the
+    instance becomes; a timer firing first would guess (fail a registration that went through,
+    confirm an order whose cancel is under way).
+    """
+    return any(intent.finished_at is None for intent in service.engine.store.intents(instance_id))
 
 
 def _expire(service: PaymentService, instance: Instance) -> DeadlineRun:

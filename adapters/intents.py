@@ -29,12 +29,13 @@ class Call(StrEnum):
 
 class CallInDoubt(FsmError):
     """An earlier call of this kind for the payment has no stored answer; sending it again could
-    move money twice. ``check_status`` or ``ewallet-fsm reconcile`` resolves it first."""
+    move money twice. The reconciler settles it by an inquiry once the grace period has passed:
+    until then the first call may still be under way at NICEPAY."""
 
     def __init__(self, instance_id: str, call: Call) -> None:
         super().__init__(
-            f"the last {call} for {instance_id!r} has no stored answer; check its status "
-            "(or run reconcile) before sending another"
+            f"the last {call} for {instance_id!r} has no stored answer; `ewallet-fsm "
+            "reconcile` settles it by an inquiry once the grace period has passed"
         )
         self.instance_id = instance_id
         self.call = call

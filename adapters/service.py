@@ -146,8 +146,9 @@ class PaymentService:
 
         Raises:
             InvalidInstanceData: the payment has no tXid yet, or ``amount`` is malformed.
-            CallInDoubt: an earlier cancel's answer was lost and no inquiry has settled it yet;
-                nothing was sent.
+            CallInDoubt: an earlier cancel's answer was lost and the reconciler has not yet
+                settled it by an inquiry (it does once the grace period has passed); nothing
+                was sent.
             ProviderError: NICEPAY refused the cancel (e.g. a wallet's cancel window, 9314);
                 nothing changed. A lost answer leaves the cancel in doubt until an inquiry.
         """

@@ -204,6 +204,21 @@ def test_a_registration_lost_without_its_txid_is_failed_and_never_sent_again(
     assert intents(rig, "pay-1") == [(Call.REGISTRATION, "repaired:registration_failed")]
 
 
+def test_a_deadline_waits_while_its_payments_call_is_unanswered(rig: ServiceRig) -> None:
+    stop_during(rig, REGISTRATION_PATH)
+    with pytest.raises(ProcessStopped):
+        redirected(rig)
+    rig.clock.advance(timedelta(seconds=90))  # registration_sent's minute has passed, not grace
+    early = reconciler(rig).run_once()
+    assert (early.repairs, early.deadlines) == ([], [])
+    assert rig.engine.get("pay-1").state == "registration_sent"
+    assert claimed_by(rig.engine.store, "pay-1") is None
+    rig.clock.advance(INTENT_GRACE)
+    (repair,) = reconciler(rig).run_once().repairs
+    assert repair.after == "registration_failed"
+    assert rig.engine.history("pay-1")[-1].payload["error"] == "AnswerLost"
+
+
 def test_a_registration_whose_txid_was_stored_is_repaired_by_an_inquiry(rig: ServiceRig) -> None:
     # What a process leaves that stopped after storing NICEPAY's answer, before closing its call.
     engine, store = rig.engine, rig.engine.store
