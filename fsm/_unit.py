@@ -31,11 +31,12 @@ from operator import itemgetter
 from types import TracebackType
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Dialect, Engine, String, any_, bindparam, insert, null, select, update
+from sqlalchemy import Dialect, String, any_, bindparam, insert, null, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from fsm._connections import ConnectionSource
 from fsm.clock import require_aware
 from fsm.definition import BINDABLE_FIELDS, Actor
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
@@ -240,21 +241,23 @@ class UnitSql:
 class Unit:
     """One database transaction: ``with store.unit() as unit:`` commits on success, else rolls back.
 
-    A pooled connection is checked out on entry and returned on exit. When the first statement
-    finds the connection gone (a restarted server), the unit reconnects once and runs it again:
-    nothing was sent on the dead connection, so nothing can be lost or applied twice.
+    A driver connection is taken from ``connections`` on entry and given back on exit. When the
+    first statement finds the connection gone (a restarted server, an ended session), the unit
+    reconnects once and runs it again: nothing was sent on the dead connection, so nothing can be
+    lost or applied twice.
     """
 
-    __slots__ = ("_connection", "_cursor", "_engine", "_fairy", "_fresh", "_sql")
+    __slots__ = ("_broken", "_connection", "_connections", "_cursor", "_fresh", "_sql", "_token")
 
-    def __init__(self, engine: Engine, sql: UnitSql) -> None:
-        """Prepare a unit on ``engine``'s pool; the connection is taken on entry."""
-        self._engine = engine
+    def __init__(self, connections: ConnectionSource, sql: UnitSql) -> None:
+        """Prepare a unit; the connection is taken on entry."""
+        self._connections = connections
         self._sql = sql
         self._fresh = True
+        self._broken = False
 
     def __enter__(self) -> Unit:
-        """Check a connection out of the pool."""
+        """Take a connection."""
         self._checkout()
         return self
 
@@ -401,31 +404,26 @@ class Unit:
         return self._cursor
 
     def _checkout(self) -> None:
-        self._fairy = self._engine.raw_connection()
-        self._connection: Any = cast(Any, self._fairy.driver_connection)
+        self._connection, self._token = self._connections.take()
         self._cursor: Any = self._connection.cursor()
 
     def _reconnect(self, error: BaseException) -> None:
-        self._invalidate(error)
+        self._broken = True
         self._release(None)
+        self._broken = False
         self._checkout()
 
     def _rollback(self) -> None:
         try:
             self._connection.rollback()
-        except self._sql.driver_error as error:  # gone: the server dropped the transaction
-            self._invalidate(error)
-
-    def _invalidate(self, error: BaseException) -> None:
-        """Keep a dead connection out of the pool (once: SQLAlchemy warns about a second time)."""
-        if self._fairy.is_valid:
-            self._fairy.invalidate(error)
+        except self._sql.driver_error:  # gone: the server dropped the transaction with it
+            self._broken = True
 
     def _release(self, error: BaseException | None) -> None:
         if error is not None and self._sql.is_disconnect(error, self._connection, self._cursor):
-            self._invalidate(error)
+            self._broken = True
         self._cursor.close()
-        self._fairy.close()
+        self._connections.give_back(self._connection, self._token, broken=self._broken)
 
     def _translated(self, error: Exception) -> Exception:
         return Contention() if self._sql.is_contention(error) else error

@@ -36,9 +36,10 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from fsm import claims, intents
+from fsm._connections import ConnectionSource, KeptConnections, PooledConnections
 from fsm._payload import clean_payload
 from fsm._unit import Contention, KeyTaken, Unit, UnitSql
 from fsm.clock import require_aware
@@ -140,6 +141,7 @@ class SqlStore:
         elif not pre_ping:
             _refuse_hung_up_connections(self.engine)
         self._sql = UnitSql(self.engine.dialect)
+        self._connections = self._connection_source()
 
     def create_schema(self) -> None:
         """Create the schema, or migrate it to the latest revision; safe to call at any time.
@@ -166,7 +168,8 @@ class SqlStore:
             return current_revision(conn)
 
     def dispose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection, and those kept for units."""
+        self._connections.close()
         self.engine.dispose()
 
     def insert_instance(self, instance: Instance) -> None:
@@ -411,7 +414,14 @@ class SqlStore:
         ``with store.unit() as unit:`` commits when the block ends and rolls back whole when it
         raises; lock contention the database gave up on surfaces as :class:`Contention`.
         """
-        return Unit(self.engine, self._sql)
+        return Unit(self._connections, self._sql)
+
+    def _connection_source(self) -> ConnectionSource:
+        """Units keep a few connections of their own, unless each use must be pinged first."""
+        if self.pre_ping and self.dialect != "sqlite":
+            return PooledConnections(self.engine)
+        keep = self.engine.pool.size() if isinstance(self.engine.pool, QueuePool) else 1
+        return KeptConnections(self.engine, keep=keep, driver_error=self._sql.driver_error)
 
 
 def _load(conn: Connection, instance_id: str) -> Instance:

@@ -33,6 +33,13 @@ class Sessions:
         with self._admin.connect() as conn:
             return int(conn.execute(query, {"name": self.name}).scalar_one())
 
+    def wait_for(self, count: int) -> bool:
+        """Whether the store's sessions fall to ``count`` within ten seconds."""
+        deadline = time.monotonic() + 10
+        while self.count() != count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.count() == count
+
     def end_all(self) -> None:
         """End the store's sessions, as a server restart would, and wait until they are gone."""
         query = text(
@@ -41,10 +48,7 @@ class Sessions:
         with self._admin.connect() as conn:
             ended = conn.execute(query, {"name": self.name}).all()
         assert ended, "the store had no session to end"
-        deadline = time.monotonic() + 10
-        while self.count() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.count() == 0
+        assert self.wait_for(0)
 
     def close(self) -> None:
         self._admin.dispose()
@@ -110,3 +114,18 @@ def test_a_connection_lost_after_a_write_fails_the_unit_and_stores_nothing(
         lose_the_session_midway()
     assert named_store.get(pid).version == 0
     assert engine.fire(pid, "send_registration", actor="merchant", idempotency_key="r").applied
+
+
+def test_units_keep_one_session_between_them_and_dispose_ends_it(
+    named_store: SqlStore, sessions: Sessions
+) -> None:
+    engine = Engine(named_store, clock=ManualClock(T0))
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
+    for _ in range(10):
+        assert len(named_store.history(pid)) == 1  # a unit each
+    assert sessions.count() <= 2  # the pool's, for the start, and the one the units share
+
+    named_store.dispose()
+
+    assert sessions.wait_for(0)
