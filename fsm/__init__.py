@@ -36,7 +36,7 @@ from fsm.errors import (
     TransitionNotAllowed,
     UnknownFlow,
 )
-from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.persistence import DEFAULT_DB_URL, SqlStore
 from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
@@ -54,6 +54,7 @@ __all__ = [
     "Deadline",
     "Divergence",
     "Engine",
+    "FireRequest",
     "FlowDefinition",
     "FlowDefinitionError",
     "FsmError",

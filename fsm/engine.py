@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
@@ -26,8 +26,10 @@ from fsm.definition import Actor, FlowDefinition, GuardContext, TransitionSpec
 from fsm.errors import (
     ActorNotAllowed,
     ConcurrentTransition,
+    FsmError,
     GuardRefused,
     IdempotencyKeyReused,
+    InstanceNotFound,
     InvalidInstanceData,
     RejectReason,
     StaleEvent,
@@ -36,7 +38,7 @@ from fsm.errors import (
     UnknownFlow,
 )
 from fsm.flows import FLOWS
-from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.persistence import SqlStore
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 
@@ -170,11 +172,50 @@ class Engine:
             flow, outcome = self._transact(instance_id, str(event), checked_actor, key, clean, now)
         except Contention:
             raise ConcurrentTransition(instance_id, "?", str(event), -1) from None
+        _log(flow, outcome, checked_actor)
         if isinstance(outcome, TransitionError):
-            _log_refusal(flow, outcome, checked_actor)
             raise outcome
-        _log_outcome(flow, outcome)
         return outcome
+
+    def fire_many(self, requests: Sequence[FireRequest]) -> list[TransitionResult | FsmError]:
+        """Apply a batch of events, for different payments or the same one, in one transaction.
+
+        Each event gets the outcome :meth:`fire` would give it, in the order given: the applied
+        transition (or the first one, for a repeated key), or the error :meth:`fire` would raise
+        (a refusal, a reused key, ``InstanceNotFound``, ``InvalidInstanceData`` for bad input).
+        Refusals are recorded like applied steps and roll nothing back: the batch commits whole.
+        Its instances are locked before anything is read (SQLite: the write lock, ``BEGIN
+        IMMEDIATE``; PostgreSQL: their rows, in id order), so no other writer moves them and each
+        key is looked up before it is logged; events run in order, each seeing the ones before.
+
+        Raises:
+            ConcurrentTransition: the locks could not be had in time, or a writer that takes
+                none got in; the whole batch was rolled back and may be sent again.
+        """
+        now = require_aware(self.clock.now())
+        checked = [_checked_request(request) for request in requests]
+        valid = [event for event in checked if isinstance(event, _Checked)]
+        written = iter(self._write_batch(valid, now) if valid else ())
+        return [next(written) if isinstance(event, _Checked) else event for event in checked]
+
+    def _write_batch(
+        self, events: list[_Checked], now: datetime
+    ) -> list[TransitionResult | FsmError]:
+        written: list[tuple[str, TransitionResult | FsmError]] = []
+        try:
+            with self.store.unit() as unit:
+                unit.lock_all(event.instance_id for event in events)
+                for event in events:
+                    try:
+                        written.append(self._write(unit, *event, now, True))
+                    except InstanceNotFound as missing:
+                        written.append(("?", missing))
+        except Contention:
+            first = events[0]
+            raise ConcurrentTransition(first.instance_id, "?", first.event, -1) from None
+        for (flow, outcome), event in zip(written, events, strict=True):  # once committed
+            _log(flow, outcome, event.actor)
+        return [outcome for _, outcome in written]
 
     def allowed_events(self, instance_id: str, actor: Actor | str | None = None) -> tuple[str, ...]:
         """Events that would be applied now (by ``actor``, when given), guards included."""
@@ -442,6 +483,36 @@ def _deadline_at(
 ) -> datetime | None:
     deadline = flow.state(state).deadline
     return None if deadline is None else now + deadline.for_wallet(wallet)
+
+
+class _Checked(NamedTuple):
+    """A :class:`FireRequest` whose actor, key and payload passed the input checks."""
+
+    instance_id: str
+    event: str
+    actor: Actor
+    key: str
+    payload: dict[str, Any]
+
+
+def _checked_request(request: FireRequest) -> _Checked | InvalidInstanceData:
+    try:
+        return _Checked(
+            request.instance_id,
+            str(request.event),
+            _checked_actor(request.actor),
+            _checked_key(request.idempotency_key),
+            clean_payload(request.payload),
+        )
+    except InvalidInstanceData as error:
+        return error
+
+
+def _log(flow: str, outcome: TransitionResult | FsmError, actor: Actor) -> None:
+    if isinstance(outcome, TransitionResult):
+        _log_outcome(flow, outcome)
+    elif isinstance(outcome, TransitionError):
+        _log_refusal(flow, outcome, actor)
 
 
 def _log_outcome(flow: str, result: TransitionResult) -> None:

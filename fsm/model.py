@@ -89,3 +89,14 @@ class TransitionResult:
     def applied(self) -> bool:
         """Whether this call applied a new transition."""
         return not self.duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class FireRequest:
+    """One event for :meth:`fsm.Engine.fire_many`: what :meth:`fsm.Engine.fire` takes."""
+
+    instance_id: str
+    event: str
+    actor: Actor | str
+    idempotency_key: str
+    payload: Mapping[str, Any] | None = None

@@ -5,7 +5,8 @@ Every variant owns a database of its own, seeded alike, and fires the same seque
 small payload), each event applied for real. The floor reads the row, decides with a dict,
 compare-and-sets the row, inserts the log row and commits: the same statements the engine sends,
 less its idempotency lookup (the floor leans on the log's unique key). Like SQLAlchemy's pysqlite
-default, raw ``sqlite3`` opens the write transaction at the ``UPDATE``.
+default, raw ``sqlite3`` opens the write transaction at the ``UPDATE``. ``Engine.fire_many`` runs
+beside them on the same workload, fifty events per transaction, for the throughput a batch gains.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import psycopg
 
 from fsm.engine import Engine
 from fsm.flows import PaymentState
+from fsm.model import FireRequest, TransitionResult
 from fsm.persistence import SqlStore
 from perf.fixtures import (
     CYCLE,
@@ -109,6 +111,31 @@ def engine_fire(store: SqlStore) -> Fire:
         return engine.fire(instance_id, event, actor=actor, idempotency_key=key, payload=payload)
 
     return fire
+
+
+BATCH = 50
+"""Events per ``fire_many`` transaction."""
+
+
+def engine_fire_many(workload: Workload, store: SqlStore) -> Callable[[int], float]:
+    """A harness batch through ``Engine.fire_many``, ``BATCH`` events per transaction."""
+    engine = Engine(store)
+
+    def run(size: int) -> float:
+        requests = [FireRequest(*op) for op in workload.batch(size)]
+        start = time.perf_counter()
+        for first in range(0, size, BATCH):
+            outcomes = engine.fire_many(requests[first : first + BATCH])
+            if not all(isinstance(outcome, TransitionResult) for outcome in outcomes):
+                raise AssertionError(outcomes)
+        return time.perf_counter() - start
+
+    return run
+
+
+def throughput_extra(single: str, batched: str) -> dict[str, Any]:
+    """Asks the report for the events per second of ``batched`` against ``single``."""
+    return {"throughput": {"single": single, "batched": batched, "events_per_batch": BATCH}}
 
 
 class RawSqlite:
@@ -212,6 +239,11 @@ def sqlite_comparison(config: Settings, stack: ExitStack, synchronous: str) -> C
     raw = RawSqlite(raw_path, synchronous)
     stack.callback(raw.close)
     full = synchronous == "FULL"
+    batch_path = str(config.workdir / f"fire-batch-{synchronous.lower()}.sqlite3")
+    batch_url = seeded_sqlite(batch_path, config.payments, state=PaymentState.PAYMENT_PENDING)
+    batch_store = SqlStore(batch_url, sqlite_synchronous=synchronous)
+    stack.callback(batch_store.dispose)
+    many = f"Engine.fire_many, {BATCH} per batch"
     return Comparison(
         name=f"fire-sqlite-{synchronous.lower()}",
         title=f"durable fire, SQLite synchronous={synchronous} (per event)",
@@ -219,6 +251,7 @@ def sqlite_comparison(config: Settings, stack: ExitStack, synchronous: str) -> C
         variants=(
             Variant("raw sqlite3", timed(Workload(config.payments), raw), "3 statements + commit"),
             Variant("Engine.fire", timed(Workload(config.payments), engine_fire(store))),
+            Variant(many, engine_fire_many(Workload(config.payments), batch_store), "one commit"),
         ),
         ops=config.fire_full_ops if full else config.fire_ops,
         rounds=config.rounds,
@@ -230,6 +263,7 @@ def sqlite_comparison(config: Settings, stack: ExitStack, synchronous: str) -> C
                 f"at most {'1.15' if full else '1.5'} times raw sqlite3",
             ),
         ),
+        extra=throughput_extra("Engine.fire", many),
     )
 
 
@@ -237,7 +271,7 @@ def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
     """``Engine.fire`` against raw psycopg, each in a fresh schema of the test database."""
     schemas = []
     urls = []
-    for who in ("engine", "noping", "raw"):
+    for who in ("engine", "ping", "raw", "batch"):
         schema = f"bench_{who}_{secrets.token_hex(4)}"
         urls.append(
             seeded_postgres(config.pg_url, schema, config.payments, state="payment_pending")
@@ -246,10 +280,13 @@ def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
         stack.callback(drop_postgres_schema, config.pg_url, schema)
     store = SqlStore(urls[0])
     stack.callback(store.dispose)
-    unpinged = SqlStore(urls[1], pre_ping=False)
-    stack.callback(unpinged.dispose)
+    pinged = SqlStore(urls[1], pre_ping=True)
+    stack.callback(pinged.dispose)
     raw = RawPsycopg(urls[2])
     stack.callback(raw.close)
+    batch_store = SqlStore(urls[3])
+    stack.callback(batch_store.dispose)
+    many = f"Engine.fire_many, {BATCH} per batch"
     return Comparison(
         name="fire-postgres",
         title="durable fire, PostgreSQL (per event)",
@@ -263,19 +300,21 @@ def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
             Variant(
                 "Engine.fire",
                 timed(Workload(config.payments), engine_fire(store)),
-                "SqlStore default: pool_pre_ping on",
+                "SqlStore default: socket check at checkout",
             ),
             Variant(
-                "Engine.fire, no pre-ping",
-                timed(Workload(config.payments), engine_fire(unpinged)),
-                "SqlStore(url, pre_ping=False)",
+                "Engine.fire, pre-ping",
+                timed(Workload(config.payments), engine_fire(pinged)),
+                "SqlStore(url, pre_ping=True): SELECT 1 per checkout",
             ),
+            Variant(many, engine_fire_many(Workload(config.payments), batch_store), "one commit"),
         ),
         ops=config.fire_ops,
         rounds=config.rounds,
         targets=(Target("Engine.fire", "raw psycopg", 1.3, "at most 1.3 times raw psycopg"),),
         extra={
             "schemas": schemas,
-            "pre_ping": {"Engine.fire": True, "Engine.fire, no pre-ping": False},
+            "pre_ping": {"Engine.fire": False, "Engine.fire, pre-ping": True},
+            **throughput_extra("Engine.fire", many),
         },
     )

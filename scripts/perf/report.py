@@ -60,12 +60,34 @@ def _extras(result: Result) -> list[str]:
         )
         scans = extra.get("full_scans") or ["none"]
         lines.append(f"  full-table scans among the lookups: {', '.join(scans)}")
+    if "throughput" in extra:
+        lines.append("  " + _throughput_line(result))
     if "transitions_per_burst" in extra:
         per = [count / result.comparison.ops for count in extra["transitions_per_burst"]]
         lines.append(
             f"  durable transitions per notification: {', '.join(f'{p:.1f}' for p in per)}"
         )
     return lines
+
+
+def throughput(result: Result) -> dict[str, Any]:
+    """Events per second of a single-event variant and of a batched one, and the gain."""
+    pair = result.comparison.extra["throughput"]
+    single, batched = pair["single"], pair["batched"]
+    return {
+        **pair,
+        "single_per_s": round(1 / result.median(single)),
+        "batched_per_s": round(1 / result.median(batched)),
+        "gain": round(result.ratio(single, batched), 2),
+    }
+
+
+def _throughput_line(result: Result) -> str:
+    rates = throughput(result)
+    return (
+        f"throughput: {rates['single']} {rates['single_per_s']:,}/s, {rates['batched']} "
+        f"{rates['batched_per_s']:,}/s: x{rates['gain']:.2f}"
+    )
 
 
 def document(
@@ -79,7 +101,7 @@ def document(
             "sqlite": sqlite3.sqlite_version,
             "machine": platform.machine(),
         },
-        "comparisons": [result.to_json() for result in results],
+        "comparisons": [_with_throughput(result) for result in results],
         "targets": [
             {"comparison": result.comparison.name, **verdict}
             for result in results
@@ -87,6 +109,13 @@ def document(
         ],
         "skipped": skipped,
     }
+
+
+def _with_throughput(result: Result) -> dict[str, Any]:
+    data = result.to_json()
+    if "throughput" in result.comparison.extra:
+        data["throughput"] = throughput(result)
+    return data
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
