@@ -15,19 +15,19 @@ from __future__ import annotations
 import os
 import weakref
 from contextlib import suppress
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Engine
 
 
 class ConnectionSource(Protocol):
-    """Hands a unit a driver connection and takes it back."""
+    """Hands a unit a driver connection with a cursor on it, and takes them back."""
 
-    def take(self) -> tuple[Any, Any]:
-        """A driver connection with no transaction open, and a token for :meth:`give_back`."""
+    def take(self) -> tuple[Any, Any, Any]:
+        """A connection with no transaction open, its cursor, and a token for :meth:`give_back`."""
         ...
 
-    def give_back(self, connection: Any, token: Any, *, broken: bool) -> None:
+    def give_back(self, connection: Any, cursor: Any, token: Any, *, broken: bool) -> None:
         """Return a connection whose transaction has ended (``broken``: it is unusable)."""
         ...
 
@@ -47,26 +47,30 @@ class KeptConnections:
         self._engine = engine
         self._keep = keep
         self._error = driver_error
-        self._idle: list[Any] = []
+        self._idle: list[tuple[Any, Any]] = []
+        """Connections with their cursor: a unit reads every result to its end, so the cursor
+        holds nothing between units."""
         self._generation = 0
         self._pid = os.getpid()
         self._finalizer = weakref.finalize(self, _close_all, self._idle, driver_error)
 
-    def take(self) -> tuple[Any, Any]:
+    def take(self) -> tuple[Any, Any, Any]:
         """An idle connection (the latest returned), or a new one; the token is its generation."""
         if os.getpid() != self._pid:  # a forked child must not talk on its parent's sockets
             self._forget_inherited()
         try:
-            return self._idle.pop(), self._generation
+            connection, cursor = self._idle.pop()
         except IndexError:
-            return self._open(), self._generation
+            connection = self._open()
+            cursor = connection.cursor()
+        return connection, cursor, self._generation
 
-    def give_back(self, connection: Any, token: Any, *, broken: bool) -> None:
+    def give_back(self, connection: Any, cursor: Any, token: Any, *, broken: bool) -> None:
         """Keep ``connection`` idle, or close it when broken, surplus or from before a close."""
         if broken or token != self._generation or len(self._idle) >= self._keep:
             _close_quietly(connection, self._error)
         else:
-            self._idle.append(connection)
+            self._idle.append((connection, cursor))
 
     def close(self) -> None:
         """Close the idle connections; those in use are closed as they come back."""
@@ -92,13 +96,15 @@ class PooledConnections:
         """Check out of ``engine``'s pool, whichever pool it holds at the time."""
         self._engine = engine
 
-    def take(self) -> tuple[Any, Any]:
+    def take(self) -> tuple[Any, Any, Any]:
         """The checked-out connection's driver connection; the token is the checkout."""
         fairy = self._engine.raw_connection()
-        return fairy.driver_connection, fairy
+        connection = fairy.driver_connection
+        return connection, cast(Any, connection).cursor(), fairy
 
-    def give_back(self, connection: Any, token: Any, *, broken: bool) -> None:
+    def give_back(self, connection: Any, cursor: Any, token: Any, *, broken: bool) -> None:
         """Check the connection back in; a broken one is invalidated instead of pooled."""
+        cursor.close()
         if broken and token.is_valid:
             token.invalidate()
         token.close()
@@ -107,9 +113,9 @@ class PooledConnections:
         """Nothing is kept here: the engine's pool is disposed with the engine."""
 
 
-def _close_all(connections: list[Any], driver_error: type[Exception]) -> None:
+def _close_all(connections: list[tuple[Any, Any]], driver_error: type[Exception]) -> None:
     while connections:
-        _close_quietly(connections.pop(), driver_error)
+        _close_quietly(connections.pop()[0], driver_error)
 
 
 def _close_quietly(connection: Any, driver_error: type[Exception]) -> None:

@@ -37,6 +37,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from fsm._connections import ConnectionSource
+from fsm._payload import json_encoder
 from fsm.clock import require_aware
 from fsm.definition import BINDABLE_FIELDS, Actor
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
@@ -317,7 +318,7 @@ class Unit:
                 may set; nothing was stored.
         """
         sql = self._sql
-        names = tuple(sorted(bound))
+        names = tuple(sorted(bound)) if bound else ()
         cas = sql.cas.get(names)
         if cas is None:
             raise InvalidInstanceData(f"only {sorted(BINDABLE_FIELDS)} may be bound, not {names}")
@@ -404,8 +405,7 @@ class Unit:
         return self._cursor
 
     def _checkout(self) -> None:
-        self._connection, self._token = self._connections.take()
-        self._cursor: Any = self._connection.cursor()
+        self._connection, self._cursor, self._token = self._connections.take()
 
     def _reconnect(self, error: BaseException) -> None:
         self._broken = True
@@ -422,8 +422,9 @@ class Unit:
     def _release(self, error: BaseException | None) -> None:
         if error is not None and self._sql.is_disconnect(error, self._connection, self._cursor):
             self._broken = True
-        self._cursor.close()
-        self._connections.give_back(self._connection, self._token, broken=self._broken)
+        self._connections.give_back(
+            self._connection, self._cursor, self._token, broken=self._broken
+        )
 
     def _translated(self, error: Exception) -> Exception:
         return Contention() if self._sql.is_contention(error) else error
@@ -431,10 +432,10 @@ class Unit:
 
 def dump_payload(payload: Mapping[str, Any]) -> str:
     """The payload as compact, key-sorted JSON text."""
-    return _PAYLOAD_ENCODER.encode(payload)
+    return _dump_sorted(payload) if payload else "{}"
 
 
-_PAYLOAD_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_dump_sorted = json_encoder(sort_keys=True, separators=(",", ":"), allow_nan=True)
 
 
 def _log_args(record: TransitionRecord, stamp: Any) -> tuple[Any, ...]:
@@ -469,11 +470,17 @@ def _rejected_args(rejected: RejectedEvent, stamp: Any) -> tuple[Any, ...]:
 
 def _sqlite_text(moment: datetime) -> str:
     """A time as SQLAlchemy writes it to SQLite: UTC wall time with microseconds."""
-    return require_aware(moment).replace(tzinfo=None).isoformat(" ", "microseconds")
+    text = require_aware(moment).isoformat(" ", "microseconds")
+    return text[:-6]  # without "+00:00": SQLite holds UTC wall time
 
 
 def _from_sqlite_text(value: str | None) -> datetime | None:
-    return None if value is None else _utc(datetime.fromisoformat(value))
+    if value is None:
+        return None
+    try:  # parsing the offset in is several times cheaper than replace(tzinfo=...) after
+        return datetime.fromisoformat(value + "+00:00")
+    except ValueError:  # not written by SQLAlchemy: it carries its own offset
+        return _utc(datetime.fromisoformat(value))
 
 
 def _aware(moment: datetime) -> datetime:

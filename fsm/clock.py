@@ -42,6 +42,8 @@ class ManualClock:
 
 def require_aware(moment: datetime) -> datetime:
     """``moment`` in UTC; a naive datetime is refused because its zone is a guess."""
+    if moment.tzinfo is UTC:  # already what is asked: spare a conversion on the hot path
+        return moment
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInstanceData(f"naive datetime {moment.isoformat()} has no timezone")
     return moment.astimezone(UTC)

@@ -14,8 +14,8 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from fsm._machine import CompiledFlow
@@ -48,12 +48,6 @@ _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _AMOUNT = re.compile(r"[0-9]{1,18}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_KEY_LENGTH = 200
-
-
-@dataclass(frozen=True, slots=True)
-class _Applied:
-    spec: TransitionSpec
-    dest: str
 
 
 class Engine:
@@ -340,7 +334,7 @@ class Engine:
             record,
             expected_version=instance.version,
             deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
-            bound={n: str(payload[n]) for n in decision.spec.binds if _is_text(payload.get(n))},
+            bound=_bound(decision, payload) if decision.binds else _NOTHING_BOUND,
         )
         return flow.name, TransitionResult(record)
 
@@ -385,7 +379,7 @@ class Engine:
         event: str,
         actor: Actor,
         payload: Mapping[str, Any],
-    ) -> _Applied | TransitionNotAllowed:
+    ) -> TransitionSpec | TransitionNotAllowed:
         moves = self._compiled[flow.name].moves.get((instance.state, event))
         if moves is None:
             return _no_transition(flow, instance, event)
@@ -401,7 +395,7 @@ class Engine:
             guards = sorted(s.guard.name for s in moves.specs if s.guard and actor in s.actors)
             return GuardRefused(instance.id, instance.state, event, detail=f"guard {guards}")
         if not spec.binds:
-            return _Applied(spec, spec.dest)
+            return spec
         missing = [
             name
             for name in spec.binds
@@ -415,7 +409,7 @@ class Engine:
                 reason=RejectReason.INVALID_PAYLOAD,
                 detail=f"payload lacks {missing}",
             )
-        return _Applied(spec, spec.dest)
+        return spec
 
     def fire_with_retry(
         self,
@@ -445,6 +439,14 @@ def _no_transition(flow: FlowDefinition, instance: Instance, event: str) -> Tran
     if flow.state(instance.state).kind.settled:
         return StaleEvent(instance.id, instance.state, event, detail="instance is settled")
     return TransitionNotAllowed(instance.id, instance.state, event)
+
+
+_NOTHING_BOUND: Mapping[str, str] = MappingProxyType({})
+
+
+def _bound(spec: TransitionSpec, payload: Mapping[str, Any]) -> dict[str, str]:
+    """The columns ``spec`` sets from the payload, where the payload carries them."""
+    return {name: str(payload[name]) for name in spec.binds if _is_text(payload.get(name))}
 
 
 def _is_text(value: Any) -> bool:

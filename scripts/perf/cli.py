@@ -26,12 +26,19 @@ BUILDERS: dict[str, Builder] = {
     "decide": decide.comparison,
     "fire-sqlite-normal": lambda config, stack: durable.sqlite_comparison(config, stack, "NORMAL"),
     "fire-sqlite-full": lambda config, stack: durable.sqlite_comparison(config, stack, "FULL"),
+    "fire-many-sqlite-full": durable.batch_comparison,
     "fire-postgres": durable.postgres_comparison,
     "replay": replay.comparison,
     "scale": scale.comparison,
     "burst": burst.comparison,
 }
-WARMUP = {"decide": 500, "fire-sqlite-normal": 50, "fire-sqlite-full": 10, "fire-postgres": 50}
+WARMUP = {
+    "decide": 500,
+    "fire-sqlite-normal": 50,
+    "fire-sqlite-full": 10,
+    "fire-many-sqlite-full": 50,
+    "fire-postgres": 50,
+}
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -31,14 +31,14 @@ def usable(connection: sqlite3.Connection) -> bool:
 def test_at_most_keep_connections_wait_idle(normal_store: SqlStore) -> None:
     kept = KeptConnections(normal_store.engine, keep=2, driver_error=sqlite3.Error)
     taken = [kept.take() for _ in range(3)]
-    assert len({id(connection) for connection, _ in taken}) == 3
+    assert len({id(connection) for connection, _, _ in taken}) == 3
 
-    for connection, token in taken:
-        kept.give_back(connection, token, broken=False)
+    for connection, cursor, token in taken:
+        kept.give_back(connection, cursor, token, broken=False)
 
-    assert [usable(connection) for connection, _ in taken] == [True, True, False]
+    assert [usable(connection) for connection, _, _ in taken] == [True, True, False]
     again = {id(kept.take()[0]) for _ in range(2)}
-    assert again == {id(connection) for connection, _ in taken[:2]}
+    assert again == {id(connection) for connection, _, _ in taken[:2]}
 
 
 def test_broken_and_outdated_connections_are_closed_not_kept(normal_store: SqlStore) -> None:
@@ -57,11 +57,11 @@ def test_broken_and_outdated_connections_are_closed_not_kept(normal_store: SqlSt
 
 def test_kept_connections_get_the_pools_setup(normal_store: SqlStore) -> None:
     kept = KeptConnections(normal_store.engine, keep=1, driver_error=sqlite3.Error)
-    connection, token = kept.take()
+    connection, cursor, token = kept.take()
     assert connection.execute("pragma journal_mode").fetchone() == ("wal",)
     assert connection.execute("pragma synchronous").fetchone() == (1,)  # NORMAL
     assert connection.execute("pragma foreign_keys").fetchone() == (1,)
-    kept.give_back(connection, token, broken=False)
+    kept.give_back(connection, cursor, token, broken=False)
     kept.close()
 
 
