@@ -60,6 +60,9 @@ def _extras(result: Result) -> list[str]:
         )
         scans = extra.get("full_scans") or ["none"]
         lines.append(f"  full-table scans among the lookups: {', '.join(scans)}")
+    if "reference" in extra:
+        mine, against = extra["reference"]
+        lines.append(f"  reference: {mine} / {against} = {result.ratio(mine, against):.2f}")
     if "throughput" in extra:
         lines.append("  " + _throughput_line(result))
     if "transitions_per_burst" in extra:

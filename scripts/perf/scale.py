@@ -20,6 +20,7 @@ from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.persistence import SqlStore
+from perf.durable import RawSqlite
 from perf.fixtures import PENDING_PAYLOAD, payment_id, seeded_sqlite
 from perf.harness import Comparison, Target, Variant, rss_kib
 from perf.settings import Settings
@@ -35,6 +36,9 @@ LOOKUPS = {
     "due deadlines": "SELECT * FROM flow_instance WHERE deadline_at <= ? ORDER BY deadline_at",
 }
 """Every lookup the engine and the adapters make, with the shape of its ``WHERE``."""
+
+
+CHECK, PENDING = str(PaymentEvent.CHECK_STATUS), str(PaymentEvent.REPORT_PENDING)
 
 
 def label(size: int) -> str:
@@ -81,6 +85,28 @@ def engine_batch(store: SqlStore, size: int, seed: int) -> Callable[[int], float
     return run
 
 
+def raw_batch(path: str, size: int, seed: int) -> tuple[Callable[[int], float], RawSqlite]:
+    """The raw floor polling random payments of the same file (keys of its own)."""
+    raw, rng, laps = RawSqlite(path, "NORMAL"), random.Random(seed), [0]  # noqa: S311 - sampling
+
+    def run(ops: int) -> float:
+        picks = [payment_id(rng.randrange(size)) for _ in range(ops)]
+        lap = laps[0] = laps[0] + 1
+        start = time.perf_counter()
+        for number, instance_id in enumerate(picks):
+            key = f"raw:{lap}:{number}"
+            raw(instance_id, CHECK, "merchant", key, {})
+            raw(instance_id, PENDING, "status_inquiry", key + ":answer", PENDING_PAYLOAD)
+        return (time.perf_counter() - start) / 2
+
+    return run, raw
+
+
+def raw_label(size: int) -> str:
+    """The raw floor's variant name for ``size`` stored payments."""
+    return f"raw sqlite3, {size:,} stored"
+
+
 def comparison(config: Settings, stack: ExitStack) -> Comparison:
     """One variant per stored size; ratios against the smallest."""
     variants, plans, built = [], {}, {}
@@ -98,6 +124,10 @@ def comparison(config: Settings, stack: ExitStack) -> Comparison:
         store = SqlStore(url, sqlite_synchronous="NORMAL")
         stack.callback(store.dispose)
         variants.append(Variant(label(size), engine_batch(store, size, seed=size)))
+        if size in (config.scale_sizes[0], config.scale_sizes[-1]):
+            run, raw = raw_batch(path, size, seed=-size)
+            stack.callback(raw.close)
+            variants.append(Variant(raw_label(size), run, "same file, for reference"))
     rss: dict[str, list[int]] = {variant.name: [] for variant in variants}
     extra: dict[str, Any] = {
         "rss_kib_at_start": rss_kib(),
@@ -111,7 +141,8 @@ def comparison(config: Settings, stack: ExitStack) -> Comparison:
             if "SCAN" in plan
         ),
     }
-    smallest, largest = variants[0].name, variants[-1].name
+    smallest, largest = label(config.scale_sizes[0]), label(config.scale_sizes[-1])
+    extra["reference"] = [raw_label(config.scale_sizes[-1]), raw_label(config.scale_sizes[0])]
     notes = ["synchronous=NORMAL; per event, random payments"]
     if config.quick:
         notes.append("--quick: smaller sizes than the full run's 1,000 / 100,000 / 1,000,000")
