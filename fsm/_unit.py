@@ -183,7 +183,7 @@ class UnitSql:
         dbapi = cast(Any, dialect).dbapi
         self.driver_error: type[Exception] = dbapi.Error
         self.integrity_error: type[Exception] = dbapi.IntegrityError
-        self.write_time: Callable[[datetime], Any] = _sqlite_text if self.sqlite else _aware
+        self.write_time: Callable[[datetime], Any] = _sqlite_text if self.sqlite else require_aware
         self.read_time: Callable[[Any], Any] = _from_sqlite_text if self.sqlite else _utc
 
     def replay(self, count: int, *, with_time: bool) -> str:
@@ -278,7 +278,9 @@ class Unit:
         except self._sql.driver_error as commit_error:  # the commit failed: nothing is stored
             self._rollback()
             failure = commit_error
-            raise self._translated(commit_error) from commit_error
+            if self._sql.is_contention(commit_error):
+                raise Contention() from commit_error
+            raise
         finally:
             self._release(failure)
         if error is not None and self._sql.is_contention(error):
@@ -426,9 +428,6 @@ class Unit:
             self._connection, self._cursor, self._token, broken=self._broken
         )
 
-    def _translated(self, error: Exception) -> Exception:
-        return Contention() if self._sql.is_contention(error) else error
-
 
 def dump_payload(payload: Mapping[str, Any]) -> str:
     """The payload as compact, key-sorted JSON text."""
@@ -481,10 +480,6 @@ def _from_sqlite_text(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value + "+00:00")
     except ValueError:  # not written by SQLAlchemy: it carries its own offset
         return _utc(datetime.fromisoformat(value))
-
-
-def _aware(moment: datetime) -> datetime:
-    return require_aware(moment)
 
 
 def _utc(moment: datetime | None) -> datetime | None:

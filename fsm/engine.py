@@ -11,13 +11,21 @@ Nothing here does network I/O: adapters do that and report what they learn as ev
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from fsm._inputs import (
+    checked_actor,
+    checked_amount,
+    checked_currency,
+    checked_id,
+    checked_key,
+    checked_text,
+    checked_wallet,
+)
 from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
 from fsm._unit import Contention, KeyTaken, Unit
@@ -43,11 +51,6 @@ from fsm.persistence import SqlStore
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 
 logger = logging.getLogger(__name__)
-
-_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-_AMOUNT = re.compile(r"[0-9]{1,18}")
-_CURRENCY = re.compile(r"[A-Z]{3}")
-MAX_KEY_LENGTH = 200
 
 
 class Engine:
@@ -109,16 +112,16 @@ class Engine:
         definition = self.flow(flow)
         now = require_aware(self.clock.now())  # a naive clock is refused before any write
         instance = Instance(
-            id=_checked_id(instance_id or uuid.uuid4().hex),
+            id=checked_id(instance_id or uuid.uuid4().hex),
             flow=definition.name,
             state=definition.initial,
             version=0,
-            wallet=_checked_wallet(definition, wallet),
-            amount=_checked_amount(amount),
-            currency=_checked_currency(currency),
-            reference_no=_checked_text("reference_no", reference_no),
-            tx_id=_checked_text("tx_id", tx_id),
-            mandate=_checked_text("mandate", mandate),
+            wallet=checked_wallet(definition, wallet),
+            amount=checked_amount(amount),
+            currency=checked_currency(currency),
+            reference_no=checked_text("reference_no", reference_no),
+            tx_id=checked_text("tx_id", tx_id),
+            mandate=checked_text("mandate", mandate),
             deadline_at=_deadline_at(definition, definition.initial, wallet, now),
             created_at=now,
             updated_at=now,
@@ -158,15 +161,15 @@ class Engine:
             IdempotencyKeyReused: the key was used for another event; recorded, nothing applied.
             ConcurrentTransition: another writer won the race; retry (see ``fire_with_retry``).
         """
-        checked_actor = _checked_actor(actor)
-        key = _checked_key(idempotency_key)
+        who = checked_actor(actor)
+        key = checked_key(idempotency_key)
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
         try:
-            flow, outcome = self._transact(instance_id, str(event), checked_actor, key, clean, now)
+            flow, outcome = self._transact(instance_id, str(event), who, key, clean, now)
         except Contention:
             raise ConcurrentTransition(instance_id, "?", str(event), -1) from None
-        _log(flow, outcome, checked_actor)
+        _log(flow, outcome, who)
         if isinstance(outcome, TransitionError):
             raise outcome
         return outcome
@@ -215,7 +218,7 @@ class Engine:
         """Events that would be applied now (by ``actor``, when given), guards included."""
         instance = self.store.get(instance_id)
         flow = self.flow(instance.flow)
-        wanted = None if actor is None else _checked_actor(actor)
+        wanted = None if actor is None else checked_actor(actor)
         allowed = []
         for event in flow.events_from(instance.state):
             for spec in flow.candidates(instance.state, event):
@@ -244,8 +247,8 @@ class Engine:
             InstanceNotFound: no such instance.
             InvalidInstanceData: the actor, key or payload is malformed.
         """
-        checked_actor = _checked_actor(actor)
-        key = _checked_key(idempotency_key)
+        who = checked_actor(actor)
+        key = checked_key(idempotency_key)
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
         with self.store.unit() as unit:
@@ -253,9 +256,9 @@ class Engine:
             error = TransitionNotAllowed(
                 instance.id, instance.state, str(event), reason=reason, detail=detail
             )
-            rejected = _rejected(instance, str(event), checked_actor, key, clean, now, error)
+            rejected = _rejected(instance, str(event), who, key, clean, now, error)
             unit.reject(rejected)
-        _log_refusal(instance.flow, error, checked_actor)
+        _log_refusal(instance.flow, error, who)
         return rejected
 
     def get(self, instance_id: str) -> Instance:
@@ -502,8 +505,8 @@ def _checked_request(request: FireRequest) -> _Checked | InvalidInstanceData:
         return _Checked(
             request.instance_id,
             str(request.event),
-            _checked_actor(request.actor),
-            _checked_key(request.idempotency_key),
+            checked_actor(request.actor),
+            checked_key(request.idempotency_key),
             clean_payload(request.payload),
         )
     except InvalidInstanceData as error:
@@ -550,63 +553,3 @@ def _log_refusal(flow: str, error: TransitionError, actor: Actor) -> None:
             "reason": str(reason),
         },
     )
-
-
-_ACTORS: dict[str, Actor] = {actor.value: actor for actor in Actor}
-"""Actors by value: a dict lookup spares ``Actor(...)``'s enum machinery on every event."""
-
-
-def _checked_actor(actor: Actor | str) -> Actor:
-    checked = _ACTORS.get(actor) if isinstance(actor, str) else None
-    if checked is None:
-        raise InvalidInstanceData(
-            f"unknown actor {actor!r}; actors: {', '.join(a.value for a in Actor)}"
-        )
-    return checked
-
-
-def _checked_key(key: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidInstanceData(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
-    return key
-
-
-def _checked_id(instance_id: str) -> str:
-    if not isinstance(instance_id, str) or not _ID.fullmatch(instance_id):
-        raise InvalidInstanceData(
-            f"instance id {instance_id!r} must be 1-64 letters, digits or ._:-"
-        )
-    return instance_id
-
-
-def _checked_amount(amount: str | int | None) -> str | None:
-    if amount is None:
-        return None
-    if isinstance(amount, bool) or not isinstance(amount, str | int):
-        raise InvalidInstanceData(
-            f"amount must be an int or a digit string, not {type(amount).__name__}"
-        )
-    text = str(amount)
-    if not _AMOUNT.fullmatch(text):
-        raise InvalidInstanceData(f"amount {text!r} is not a whole number of minor units")
-    return text
-
-
-def _checked_currency(currency: str) -> str:
-    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
-        raise InvalidInstanceData(f"currency {currency!r} is not an ISO 4217 code")
-    return currency
-
-
-def _checked_wallet(flow: FlowDefinition, wallet: str | None) -> str | None:
-    if flow.wallets and wallet not in flow.wallets:
-        raise InvalidInstanceData(
-            f"flow {flow.name!r} needs a wallet among {list(flow.wallets)}, got {wallet!r}"
-        )
-    return None if wallet is None else str(wallet)
-
-
-def _checked_text(name: str, value: str | None) -> str | None:
-    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 64):
-        raise InvalidInstanceData(f"{name} must be 1 to 64 characters")
-    return value
