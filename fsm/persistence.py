@@ -417,11 +417,15 @@ class SqlStore:
         return Unit(self._connections, self._sql)
 
     def _connection_source(self) -> ConnectionSource:
-        """Units keep a few connections of their own, unless each use must be pinged first."""
-        if self.pre_ping and self.dialect != "sqlite":
+        """Units keep a few connections of their own, unless each use must be pinged first.
+
+        Only a pool of interchangeable connections lends them: a SQLite database in memory
+        lives in its one connection, which SQLAlchemy's pool must keep.
+        """
+        pool = self.engine.pool
+        if not isinstance(pool, QueuePool) or (self.pre_ping and self.dialect != "sqlite"):
             return PooledConnections(self.engine)
-        keep = self.engine.pool.size() if isinstance(self.engine.pool, QueuePool) else 1
-        return KeptConnections(self.engine, keep=keep, driver_error=self._sql.driver_error)
+        return KeptConnections(self.engine, keep=pool.size(), driver_error=self._sql.driver_error)
 
 
 def _load(conn: Connection, instance_id: str) -> Instance:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fsm import SqlStore
+from fsm import Engine, ManualClock, SqlStore
 from fsm._connections import KeptConnections
+from tests.fsm.conftest import T0
 
 
 @pytest.fixture
@@ -71,3 +72,16 @@ def test_units_of_a_store_reuse_one_connection(normal_store: SqlStore) -> None:
             return id(unit._connection)
 
     assert len({connection_of_a_unit() for _ in range(5)}) == 1
+
+
+def test_a_database_in_memory_is_one_connection_units_share_with_reads() -> None:
+    store = SqlStore("sqlite://")
+    try:
+        store.create_schema()
+        engine = Engine(store, clock=ManualClock(T0))
+        pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+        engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
+        assert store.get(pid).version == 1  # read through SQLAlchemy, from the same memory
+        assert [record.seq for record in store.history(pid)] == [1]
+    finally:
+        store.dispose()
