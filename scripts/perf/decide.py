@@ -4,8 +4,9 @@ The engine runs its real ``fire`` on a store kept in memory: the input checks, t
 clean copy, the actor check, the guard (``redirect_customer`` from ``payment_requested`` is
 guarded by the wallet) and the record built with its deadline. An allowed step's key is
 checked by the log's unique key as it is written, so the engine looks nothing up here; the dict
-FSM does its lookup all the same. The raw durable floor (dict FSM plus ``sqlite3`` commit at NORMAL) runs in the same
-rounds, for the issue's target that deciding stays under a quarter of one commit.
+FSM does its lookup all the same. The raw durable floor (dict FSM plus ``sqlite3`` commit at
+NORMAL) runs in the same rounds, for the issue's target that deciding stays under a quarter of
+one commit.
 """
 
 from __future__ import annotations
