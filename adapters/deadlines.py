@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from adapters.intents import INTENT_GRACE
 from adapters.service import PaymentService
 from adapters.status import CHECK_STATUS
 from fsm.definition import Actor
@@ -52,12 +53,16 @@ def run_due(
     limit: int = 100,
     owner: str | None = None,
     lease: timedelta = DEFAULT_LEASE,
+    grace: timedelta = INTENT_GRACE,
 ) -> list[DeadlineRun]:
     """Act on every instance whose deadline has passed at ``now`` (earliest first).
 
     Only instances no other reconciler has claimed are taken; each is claimed for ``owner``
     (a fresh :func:`reconciler_id` when omitted) and released once acted on. An instance with a
-    NICEPAY call still unanswered is left to that call, or to its repair. A failed inquiry is
+    NICEPAY call still unanswered within ``grace`` is left to that call (an older one belongs to
+    the reconciler's repair, which runs first). Each instance's claim is renewed right before it
+    is acted on, so one whose lease lapsed while earlier ones took long is left to whoever took
+    it over. A failed inquiry is
     reported in the run's ``error`` and leaves the instance in its status-check state with a
     fresh deadline, so the next run tries again.
     """
@@ -67,21 +72,26 @@ def run_due(
     runs = []
     for instance in store.claim_due(moment, owner=owner, lease=lease, limit=limit):
         try:
-            if not _call_open(service, instance.id):
+            # The pass may run at a given ``now`` (tests, a catch-up); real time moves on from it.
+            renew_at = max(moment, service.engine.clock.now())
+            renewed = store.claim(instance.id, owner=owner, now=renew_at, lease=lease)
+            if renewed and not _call_under_way(service, instance.id, moment - grace):
                 runs.append(_expire(service, instance))
         finally:
             store.release([instance.id], owner=owner)
     return runs
 
 
-def _call_open(service: PaymentService, instance_id: str) -> bool:
-    """Whether a NICEPAY call for the instance has no stored answer yet.
+def _call_under_way(service: PaymentService, instance_id: str, since: datetime) -> bool:
+    """Whether a NICEPAY call for the instance, recorded after ``since``, has no answer yet.
 
-    Its answer, or the reconciler's repair once the call is past its grace, decides what the
-    instance becomes; a timer firing first would guess (fail a registration that went through,
-    confirm an order whose cancel is under way).
+    Its answer decides what the instance becomes; a timer firing first would guess (fail a
+    registration that went through, confirm an order whose cancel is under way).
     """
-    return any(intent.finished_at is None for intent in service.engine.store.intents(instance_id))
+    return any(
+        intent.finished_at is None and intent.recorded_at > since
+        for intent in service.engine.store.intents(instance_id)
+    )
 
 
 def _expire(service: PaymentService, instance: Instance) -> DeadlineRun:

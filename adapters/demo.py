@@ -304,8 +304,8 @@ def _play_lost_cancel(rig: MerchantRig) -> Outcome:
         rig.service.cancel(paid.id, reason="customer changed their mind")
     with contextlib.suppress(CallInDoubt):
         rig.service.cancel(paid.id, reason="the customer asks again")
-    reconciler = Reconciler(rig.service)
-    reconciler.run_once(now=rig.service.engine.clock.now() + reconciler.grace)
+    reconciler = Reconciler(rig.service)  # its repairs only: the database may hold other runs
+    reconciler.repair_open_intents(rig.service.engine.clock.now() + reconciler.grace)
     return _outcome(rig, rig.service.engine.get(paid.id), name, "voided")
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
 from fsm.engine import Engine
-from fsm.errors import FsmError, ProviderError
+from fsm.errors import CallInDoubt, ProviderError
 from fsm.model import Instance
 
 
@@ -27,28 +28,28 @@ class Call(StrEnum):
     CANCEL = "cancel"
 
 
-class CallInDoubt(FsmError):
-    """An earlier call of this kind for the payment has no stored answer; sending it again could
-    move money twice. The reconciler settles it by an inquiry once the grace period has passed:
-    until then the first call may still be under way at NICEPAY."""
+INTENT_GRACE = timedelta(minutes=10)
+"""How long a call may take, from its intent to the commit of its answer, before the reconciler
+takes it for abandoned. It must exceed the slowest live call: three registration sends at the
+client's timeout, the inquiry's retries, and the engine's retries, each of which may wait out
+SQLite's 30 s busy timeout. A repair that came early could fail a registration that is about to
+succeed, or let a second cancel through while the first is under way."""
 
-    def __init__(self, instance_id: str, call: Call) -> None:
-        super().__init__(
-            f"the last {call} for {instance_id!r} has no stored answer; `ewallet-fsm "
-            "reconcile` settles it by an inquiry once the grace period has passed"
-        )
-        self.instance_id = instance_id
-        self.call = call
+MONEY_MOVING = frozenset({Call.CANCEL})
+"""Calls whose lost answer leaves money in doubt: only an inquiry may close them, and only one
+may be open per payment (a second cancel could refund twice)."""
 
 
-def refuse_if_in_doubt(engine: Engine, instance_id: str, call: Call) -> None:
-    """Raise :class:`CallInDoubt` while an intent of ``call`` for the instance is still open."""
-    if any(i.call == call and i.finished_at is None for i in engine.store.intents(instance_id)):
-        raise CallInDoubt(instance_id, call)
+class OpenCall:
+    """The intent of one call under way; the block marks when NICEPAY's answer has arrived."""
 
+    def __init__(self, intent_id: int) -> None:
+        self.intent_id = intent_id
+        self.answered = False
 
-_OPEN_WHEN_ANSWER_LOST = frozenset({Call.CANCEL})
-"""Calls whose lost answer (timeout, 5xx) leaves money in doubt: only an inquiry may close them."""
+    def mark_answered(self) -> None:
+        """NICEPAY accepted the call: whatever fails after this cannot blame the call itself."""
+        self.answered = True
 
 
 @contextmanager
@@ -60,34 +61,39 @@ def recorded_call(
     request: Mapping[str, Any],
     amount: str | None = None,
     tx_id: str | None = None,
-) -> Iterator[int]:
+) -> Iterator[OpenCall]:
     """Record the intent of ``call``, run the block (the call and its transition), finish it.
 
-    The block's normal end finishes the intent as ``answered``; NICEPAY's refusal as
-    ``refused:<code>``; an answer lost in transport as ``failed:<error>``, except for a
-    cancel, which stays open for the reconciler's inquiry. Any other exception leaves the
-    intent open: what reached NICEPAY is unknown, so the reconciler finds out.
+    The block's normal end finishes the intent as ``answered``; NICEPAY's refusal of the call
+    as ``refused:<code>``; an answer lost in transport as ``failed:<error>``. A cancel stays
+    open instead, for the reconciler's inquiry, when its answer was lost or when anything
+    failed after NICEPAY accepted it (:meth:`OpenCall.mark_answered`). Any other exception
+    leaves the intent open: what reached NICEPAY is unknown, so the reconciler finds out.
 
-    Yields:
-        The intent's id.
+    Raises:
+        CallInDoubt: a cancel for the payment is still open; nothing was sent.
     """
     store, clock = engine.store, engine.clock
-    intent_id = store.record_intent(
-        instance.id,
-        call,
-        at=clock.now(),
-        reference_no=instance.reference_no,
-        amount=amount if amount is not None else instance.amount,
-        tx_id=tx_id if tx_id is not None else instance.tx_id,
-        request=request,
+    handle = OpenCall(
+        store.record_intent(
+            instance.id,
+            call,
+            at=clock.now(),
+            reference_no=instance.reference_no,
+            amount=amount if amount is not None else instance.amount,
+            tx_id=tx_id if tx_id is not None else instance.tx_id,
+            request=request,
+            exclusive=call in MONEY_MOVING,
+        )
     )
     try:
-        yield intent_id
+        yield handle
     except ProviderError as error:
-        if not (error.retryable and call in _OPEN_WHEN_ANSWER_LOST):
-            store.finish_intent(intent_id, outcome=_failure(error), at=clock.now())
+        in_doubt = call in MONEY_MOVING and (error.retryable or handle.answered)
+        if not in_doubt:
+            store.finish_intent(handle.intent_id, outcome=_failure(error), at=clock.now())
         raise
-    store.finish_intent(intent_id, outcome="answered", at=clock.now())
+    store.finish_intent(handle.intent_id, outcome="answered", at=clock.now())
 
 
 def _failure(error: ProviderError) -> str:
@@ -95,4 +101,4 @@ def _failure(error: ProviderError) -> str:
     return f"{kind}:{error.provider_code or type(error).__name__}"
 
 
-__all__ = ["Call", "CallInDoubt", "recorded_call", "refuse_if_in_doubt"]
+__all__ = ["INTENT_GRACE", "MONEY_MOVING", "Call", "CallInDoubt", "OpenCall", "recorded_call"]

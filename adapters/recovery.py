@@ -22,19 +22,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from adapters.deadlines import DEFAULT_LEASE, DeadlineRun, reconciler_id, run_due
-from adapters.intents import Call
+from adapters.intents import INTENT_GRACE, MONEY_MOVING, Call
 from adapters.service import PaymentService
 from fsm.definition import Actor
-from fsm.errors import ConfigurationError, ProviderError, TransitionNotAllowed
+from fsm.errors import ConfigurationError, FsmError, ProviderError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.intents import CallIntent
 from fsm.persistence import SqlStore
 
 logger = logging.getLogger(__name__)
-
-INTENT_GRACE = timedelta(minutes=2)
-"""How old an open intent must be before it counts as abandoned: longer than a call with its
-retries and the commit after it take (15 s timeouts, three registration sends)."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +90,12 @@ class Reconciler:
         moment = now or self.service.engine.clock.now()
         repairs = self.repair_open_intents(moment)
         deadlines = run_due(
-            self.service, now=moment, limit=self.limit, owner=self.owner, lease=self.lease
+            self.service,
+            now=moment,
+            limit=self.limit,
+            owner=self.owner,
+            lease=self.lease,
+            grace=self.grace,
         )
         return ReconcilePass(repairs, deadlines)
 
@@ -137,12 +138,9 @@ def _repair(service: PaymentService, intent: CallIntent) -> Repair:
         else:
             outcome = "nothing to ask: no tXid"
     except ProviderError as error:
-        logger.warning(
-            "repair inquiry failed; the intent stays open",
-            extra={"instance": before.id, "call": intent.call, "error": type(error).__name__},
-        )
-        after = engine.get(before.id).state
-        return Repair(before.id, intent.call, before.state, after, "open", f"{error}")
+        return _unrepaired(service, intent, before.state, error, gives_up=not error.retryable)
+    except FsmError as error:  # e.g. contention outlasting the retries: the next pass tries again
+        return _unrepaired(service, intent, before.state, error, gives_up=False)
     after = engine.get(before.id).state
     engine.store.finish_intent(intent.id, outcome=f"repaired:{after}"[:32], at=engine.clock.now())
     logger.info(
@@ -150,6 +148,35 @@ def _repair(service: PaymentService, intent: CallIntent) -> Repair:
         extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
     )
     return Repair(before.id, intent.call, before.state, after, outcome)
+
+
+def _unrepaired(
+    service: PaymentService, intent: CallIntent, before: str, error: FsmError, *, gives_up: bool
+) -> Repair:
+    """Report a repair that failed; the intent stays open unless asking again cannot help.
+
+    NICEPAY refusing the inquiry itself (a bad token, an unknown transaction) will refuse it next
+    time too: such an intent is closed with the refusal, so its payment's deadlines run again.
+    A cancel never is: only an answered inquiry may say whether money moved.
+    """
+    engine = service.engine
+    closes = gives_up and intent.call not in MONEY_MOVING
+    if closes:
+        engine.store.finish_intent(
+            intent.id, outcome=f"unrepaired:{type(error).__name__}"[:32], at=engine.clock.now()
+        )
+    logger.warning(
+        "repair failed",
+        extra={
+            "instance": intent.instance_id,
+            "call": intent.call,
+            "error": type(error).__name__,
+            "intent": "closed" if closes else "open",
+        },
+    )
+    after = engine.get(intent.instance_id).state
+    outcome = "unrepaired" if closes else "open"
+    return Repair(intent.instance_id, intent.call, before, after, outcome, str(error))
 
 
 def _fail_lost_registration(service: PaymentService, intent: CallIntent, state: str) -> str:

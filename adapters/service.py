@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from adapters.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
 from adapters.base import CustomerStep
 from adapters.client import NicepayClient
-from adapters.intents import Call, recorded_call, refuse_if_in_doubt
+from adapters.intents import Call, recorded_call
 from adapters.messages import Billing, CartItem, amount_string
 from adapters.registry import adapter_for
 from adapters.status import check_status
@@ -157,12 +157,14 @@ class PaymentService:
             raise InvalidInstanceData(f"payment {payment_id!r} was never registered at NICEPAY")
         cancelled = payment.amount if amount is None else amount_string(amount)
         partial = int(cancelled) < int(payment.amount)
-        refuse_if_in_doubt(self.engine, payment_id, Call.CANCEL)
         asked = {"tXid": payment.tx_id, "amt": cancelled, "cancelType": "2" if partial else "1"}
-        with recorded_call(self.engine, payment, Call.CANCEL, request=asked, amount=cancelled):
+        with recorded_call(
+            self.engine, payment, Call.CANCEL, request=asked, amount=cancelled
+        ) as call:
             self.client.cancel(
                 payment.tx_id, payment.reference_no or "", cancelled, partial=partial, reason=reason
             )
+            call.mark_answered()
             # Only the inquiry's void or refund moves the payment, so the cancel stays in doubt
             # until that is stored.
             return self.check_status(payment_id)

@@ -42,13 +42,28 @@ class _RegisteredWallet:
 
         Raises:
             ProviderError: registration failed; the payment is in ``registration_failed``.
+            TransitionNotAllowed: the payment moved on while NICEPAY answered (the reconciler
+                failed a registration it took for lost); recorded, and no step is handed out.
         """
         tx_id, reference_no = self._register(service, payment, order)
-        service.fire(payment.id, PaymentEvent.REQUEST_PAYMENT, Actor.MERCHANT, "request-payment")
-        registered = service.engine.get(payment.id)
+        engine = service.engine
+        # Each step must be applied before the customer is sent on: a payment the reconciler
+        # failed meanwhile must never hand out a payable page.
+        engine.fire_with_retry(
+            payment.id,
+            PaymentEvent.REQUEST_PAYMENT,
+            actor=Actor.MERCHANT,
+            idempotency_key="request-payment",
+        )
+        registered = engine.get(payment.id)
         with self._step_call(service, registered, tx_id, reference_no):
             step = self.customer_step(service, registered, tx_id, reference_no)
-            service.fire(payment.id, self.customer_event, Actor.MERCHANT, "send-customer")
+            engine.fire_with_retry(
+                payment.id,
+                self.customer_event,
+                actor=Actor.MERCHANT,
+                idempotency_key="send-customer",
+            )
         return step
 
     def _step_call(
@@ -118,12 +133,12 @@ class _RegisteredWallet:
                     payload,
                 )
                 raise
-            service.fire(
+            service.engine.fire_with_retry(  # a refusal (failed meanwhile) is raised, not ignored
                 payment.id,
                 PaymentEvent.ACCEPT_REGISTRATION,
-                Actor.NICEPAY_RESPONSE,
-                f"registered:{response.tx_id}",
-                {
+                actor=Actor.NICEPAY_RESPONSE,
+                idempotency_key=f"registered:{response.tx_id}",
+                payload={
                     "tx_id": response.tx_id,
                     "reference_no": reference_no,
                     "resultCd": response.result_cd,

@@ -33,10 +33,17 @@ _UNCLAIMED = or_(_T.c.claimed_until.is_(None), _T.c.claimed_until < bindparam("n
 
 _CLAIM_ONE = (
     update(_T)
-    .where(_T.c.id == bindparam("instance_id"), _UNCLAIMED)
+    .where(
+        _T.c.id == bindparam("instance_id"), or_(_UNCLAIMED, _T.c.claimed_by == bindparam("owner"))
+    )
     .values(claimed_by=bindparam("owner"), claimed_until=bindparam("until"))
 )
-_CLAIM_AS_READ = _CLAIM_ONE.where(_T.c.version == bindparam("read_version"))
+_CLAIM_AS_READ = (
+    update(_T)
+    .where(_T.c.id == bindparam("instance_id"), _UNCLAIMED)
+    .where(_T.c.version == bindparam("read_version"))
+    .values(claimed_by=bindparam("owner"), claimed_until=bindparam("until"))
+)
 """A claim that also fails when the instance moved since it was read as due."""
 _CLAIM_MANY = (
     update(_T)
@@ -73,7 +80,10 @@ def lease_end(now: datetime, lease: timedelta) -> datetime:
 def claim_one(
     conn: Connection, instance_id: str, *, owner: str, now: datetime, until: datetime
 ) -> bool:
-    """Claim one instance unless another reconciler holds it; true when this call claimed it."""
+    """Claim one instance, or renew ``owner``'s own claim, unless another reconciler holds it.
+
+    True when ``owner`` holds it now.
+    """
     values = {"instance_id": instance_id, "owner": owner, "now": now, "until": until}
     return conn.execute(_CLAIM_ONE, values).rowcount == 1
 

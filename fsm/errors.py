@@ -197,6 +197,22 @@ class IdempotencyKeyReused(TransitionError):
         )
 
 
+class CallInDoubt(FsmError):
+    """An exclusive provider call for the instance has no stored answer yet.
+
+    Sending it again could move money twice (a second refund); the reconciler settles the first
+    by an inquiry once its grace period has passed, since until then it may still be under way.
+    """
+
+    def __init__(self, instance_id: str, call: str) -> None:
+        super().__init__(
+            f"the last {call} for {instance_id!r} has no stored answer; `ewallet-fsm "
+            "reconcile` settles it by an inquiry once the grace period has passed"
+        )
+        self.instance_id = instance_id
+        self.call = call
+
+
 class ProviderError(FsmError):
     """A payment provider call failed; carries what the provider said, never credentials."""
 

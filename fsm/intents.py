@@ -48,6 +48,7 @@ class CallIntent:
     reference_no: str | None
     amount: str | None
     tx_id: str | None
+    exclusive: bool
     request: Mapping[str, Any]
     """The request's fields as sent, secrets redacted."""
     recorded_at: datetime
@@ -65,11 +66,18 @@ def record(
     tx_id: str | None,
     request: Mapping[str, Any],
     at: datetime,
+    exclusive: bool = False,
 ) -> int:
-    """Store a new open intent and return its id."""
+    """Store a new open intent and return its id.
+
+    Raises:
+        sqlalchemy.exc.IntegrityError: no such instance, or an exclusive call of this kind is
+            open for it.
+    """
     values = {
         "instance_id": instance_id,
         "call": call,
+        "exclusive": exclusive,
         "reference_no": reference_no,
         "amount": amount,
         "tx_id": tx_id,
@@ -77,7 +85,9 @@ def record(
         "recorded_at": require_aware(at),
     }
     key = conn.execute(_INSERT, values).inserted_primary_key
-    return int(key[0]) if key is not None else 0
+    if key is None or key[0] is None:  # an intent that cannot be finished would block forever
+        raise RuntimeError("the database returned no id for the new call intent")
+    return int(key[0])
 
 
 def finish(conn: Connection, intent_id: int, *, outcome: str, at: datetime) -> bool:

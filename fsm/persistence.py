@@ -16,7 +16,6 @@ on the sqlmodel tables, compiled once per dialect, on the driver's own cursor (s
 from __future__ import annotations
 
 import json
-import select as io_select
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -39,12 +38,18 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from fsm import claims, intents
-from fsm._connections import ConnectionSource, KeptConnections, PooledConnections
+from fsm._connections import (
+    ConnectionSource,
+    KeptConnections,
+    PooledConnections,
+    server_hung_up,
+)
 from fsm._payload import clean_payload
 from fsm._unit import Contention, KeyTaken, Unit, UnitSql
 from fsm.clock import require_aware
 from fsm.definition import Actor
 from fsm.errors import (
+    CallInDoubt,
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
@@ -108,7 +113,17 @@ def normalise_url(url: str) -> str:
 
 
 class SqlStore:
-    """Flow instances and their logs in one SQL database (SQLite file or PostgreSQL)."""
+    """Flow instances and their logs in one SQL database (SQLite file or PostgreSQL).
+
+    Driver errors: units (:meth:`unit`, and so :meth:`history`, :meth:`replay_rows`,
+    :meth:`stored_steps` and every engine ``fire``) run on the driver's own cursor, so a database
+    failure there reaches the caller as the driver's exception (``sqlite3.Error``,
+    ``psycopg.Error`` and their subclasses), not wrapped in ``sqlalchemy.exc``; the other
+    methods go through SQLAlchemy and raise its wrappers. Catch both where both can occur.
+
+    A store may be used across ``os.fork``: the child opens connections of its own, and leaves
+    the ones it inherited open for its parent.
+    """
 
     def __init__(
         self,
@@ -120,9 +135,11 @@ class SqlStore:
         """Open the database at ``url``; call :meth:`create_schema` once before first use.
 
         On a server database a restarted server costs only a reconnect either way: by default
-        a pooled connection is replaced when its socket shows, at checkout, that the server
-        closed it (no round trip), and a unit whose first statement finds its connection gone
-        reconnects and runs it again.
+        a connection, pooled or kept for units, is replaced when its socket shows, as it is
+        handed out, that the server closed it (no round trip), and a unit whose first
+        statement finds its connection gone reconnects and runs it again. Either way every
+        idle connection kept for units is dropped with a dead one, since a restart ended them
+        all.
 
         Args:
             url: SQLAlchemy URL; ``sqlite:///path`` or ``postgresql://user@host/db``.
@@ -302,12 +319,17 @@ class SqlStore:
         amount: str | None = None,
         tx_id: str | None = None,
         request: Mapping[str, Any] | None = None,
+        exclusive: bool = False,
     ) -> int:
         """Commit an open intent for a provider call about to be sent; returns its id.
+
+        An ``exclusive`` call (a cancel) is refused while another of its kind for the instance is
+        open: the database's unique index decides, so of two racing callers one gets through.
 
         Raises:
             InvalidInstanceData: ``at`` is naive or ``request`` is not JSON data.
             InstanceNotFound: no instance ``instance_id`` is stored.
+            CallInDoubt: ``exclusive``, and such a call for the instance is still open.
         """
         try:
             with self._writing() as conn:
@@ -320,9 +342,11 @@ class SqlStore:
                     tx_id=tx_id,
                     request=request or {},
                     at=at,
+                    exclusive=exclusive,
                 )
-        except exc.IntegrityError:  # the foreign key: no such instance
-            raise InstanceNotFound(instance_id) from None
+        except exc.IntegrityError:
+            self.get(instance_id)  # the foreign key refused it: InstanceNotFound
+            raise CallInDoubt(instance_id, call) from None
 
     def finish_intent(self, intent_id: int, *, outcome: str, at: datetime) -> bool:
         """Close an intent once its answer is stored; false when it was closed already."""
@@ -404,7 +428,7 @@ class SqlStore:
             with self.engine.begin() as conn:
                 yield conn
         except exc.OperationalError as error:
-            if _is_contention(error):
+            if self._sql.is_contention(error.orig):
                 raise Contention() from error
             raise
 
@@ -412,7 +436,9 @@ class SqlStore:
         """One database transaction on a pooled connection's own cursor.
 
         ``with store.unit() as unit:`` commits when the block ends and rolls back whole when it
-        raises; lock contention the database gave up on surfaces as :class:`Contention`.
+        raises; lock contention the database gave up on surfaces as :class:`Contention`. Other
+        database failures surface as the driver's own exceptions (``sqlite3.Error``,
+        ``psycopg.Error``), not as ``sqlalchemy.exc`` wrappers.
         """
         return Unit(self._connections, self._sql)
 
@@ -420,11 +446,13 @@ class SqlStore:
         """Units keep a few connections of their own, unless each use must be pinged first.
 
         Only a pool of interchangeable connections lends them: a SQLite database in memory
-        lives in its one connection, which SQLAlchemy's pool must keep.
+        lives in its one connection, which SQLAlchemy's pool must keep (and a forked child
+        keeps its copy of it, where it replaces any other pool to open connections of its own).
         """
         pool = self.engine.pool
-        if not isinstance(pool, QueuePool) or (self.pre_ping and self.dialect != "sqlite"):
-            return PooledConnections(self.engine)
+        interchangeable = isinstance(pool, QueuePool)
+        if not interchangeable or (self.pre_ping and self.dialect != "sqlite"):
+            return PooledConnections(self.engine, per_process=interchangeable)
         return KeptConnections(self.engine, keep=pool.size(), driver_error=self._sql.driver_error)
 
 
@@ -487,17 +515,8 @@ def _refuse_hung_up_connections(engine: Engine) -> None:
         _record: ConnectionPoolEntry,
         _proxy: PoolProxiedConnection,
     ) -> None:
-        if _server_hung_up(dbapi_connection):
+        if server_hung_up(dbapi_connection):
             raise exc.DisconnectionError("the server closed the connection")
-
-
-def _server_hung_up(connection: Any) -> bool:
-    """Whether an idle connection's socket is readable: the server closed it, or said why."""
-    if getattr(connection, "closed", False):
-        return True
-    poller = io_select.poll()
-    poller.register(connection.fileno(), io_select.POLLIN)
-    return bool(poller.poll(0))
 
 
 def _engine_options(url: str, pre_ping: bool) -> dict[str, Any]:
@@ -541,12 +560,6 @@ def _use_wal(cursor: Any) -> None:
 
 
 _WAL_SWITCH_SECONDS = 30.0
-
-
-def _is_contention(error: exc.OperationalError) -> bool:
-    text = str(error.orig).lower()
-    markers = ("database is locked", "deadlock detected", "could not serialize", "lock timeout")
-    return any(marker in text for marker in markers)
 
 
 __all__ = [

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from fsm.clock import require_aware
@@ -122,7 +122,19 @@ class CallIntentRow(SQLModel, table=True):
     """
 
     __tablename__ = "call_intent"
-    __table_args__ = (Index("ix_call_intent_open", "finished_at", "recorded_at"),)
+    __table_args__ = (
+        Index("ix_call_intent_open", "finished_at", "recorded_at"),
+        # The database, not a read before the insert, keeps a second exclusive call (a cancel)
+        # out while the first has no stored answer: two racing callers cannot both pass.
+        Index(
+            "ux_call_intent_exclusive_open",
+            "instance_id",
+            "call",
+            unique=True,
+            sqlite_where=text("exclusive AND finished_at IS NULL"),
+            postgresql_where=text("exclusive AND finished_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     instance_id: str = Field(foreign_key="flow_instance.id", max_length=64, index=True)
@@ -130,8 +142,10 @@ class CallIntentRow(SQLModel, table=True):
     reference_no: str | None = Field(default=None, max_length=64)
     amount: str | None = Field(default=None, max_length=24)
     tx_id: str | None = Field(default=None, max_length=64)
+    exclusive: bool = False
+    """At most one exclusive call per instance and kind may be open at a time."""
     request: str = Field(sa_type=Text)
-    """What was sent, as JSON with secrets redacted: enough to send it again."""
+    """The identifying fields of what was sent, as JSON with secrets redacted."""
     recorded_at: datetime = Field(sa_type=UtcDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     outcome: str | None = Field(default=None, max_length=32)

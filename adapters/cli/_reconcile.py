@@ -7,6 +7,7 @@ on, so no two reconcilers ever ask NICEPAY about one payment at the same time.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from datetime import timedelta
@@ -20,9 +21,12 @@ from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_
 from adapters.client import NicepayClient
 from adapters.config import Environment
 from adapters.deadlines import DEFAULT_LEASE
-from adapters.recovery import INTENT_GRACE, ReconcilePass, Reconciler
+from adapters.intents import INTENT_GRACE
+from adapters.recovery import ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from fsm.engine import Engine
+
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -78,10 +82,16 @@ def _reconcile(args: argparse.Namespace) -> int:
             limit=args.limit,
         )
         while True:
-            done = reconciler.run_once()
-            _report(done)
-            if not args.loop:
-                return 1 if done.failed else 0
+            try:
+                done = reconciler.run_once()
+            except Exception:  # a database outage must not end the loop; --once reports it
+                if not args.loop:
+                    raise
+                logger.exception("reconcile pass failed; trying again after the interval")
+            else:
+                _report(done)
+                if not args.loop:
+                    return 1 if done.failed else 0
             time.sleep(args.interval)
 
 

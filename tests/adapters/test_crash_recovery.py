@@ -34,7 +34,7 @@ from adapters.client import INQUIRY_PATH
 from adapters.demo import demo_order
 from adapters.intents import Call, CallInDoubt
 from adapters.mapping import event_for_status
-from adapters.recovery import INTENT_GRACE, ReconcilePass, Reconciler
+from adapters.recovery import ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from adapters.simulator import CancelRule, NicepaySimulator, serve_app
 from fsm.engine import Engine
@@ -57,7 +57,10 @@ from tests.adapters.e2e_rig import assert_replays, assert_settled_by_inquiry, si
 
 S, E = PaymentState, PaymentEvent
 POINTS = tuple(KillPoint)
-RECONCILE_AFTER = INTENT_GRACE + timedelta(minutes=1)
+GRACE = timedelta(seconds=30)
+"""The reconcilers' grace: short, since every process that made a call here is dead (the
+default covers the slowest live call, and would let a paid order's 10-minute timer run too)."""
+RECONCILE_AFTER = GRACE + timedelta(seconds=30)
 """How much later the reconciler runs: past the grace of every intent the crashes left open."""
 MAX_PASSES = 3
 RUNNER_LIMIT = len(POINTS) * CHILD_LIMIT + 15.0
@@ -256,7 +259,7 @@ def assert_died_at_their_points(endings: list[Ending]) -> None:
 
 def reconcile_until_quiet(rig: CrashRig) -> list[ReconcilePass]:
     """Reconciler passes, as after the grace period, until one finds nothing to repair."""
-    reconciler = Reconciler(rig.service)
+    reconciler = Reconciler(rig.service, grace=GRACE)
     later = rig.engine.clock.now() + RECONCILE_AFTER
     passes = []
     for _ in range(MAX_PASSES):

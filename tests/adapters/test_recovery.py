@@ -17,11 +17,12 @@ import pytest
 from sqlalchemy import select
 
 from adapters.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
+from adapters.deadlines import run_due
 from adapters.errors import CancelRefused
 from adapters.intents import Call, CallInDoubt
 from adapters.recovery import INTENT_GRACE, Reconciler
 from fsm.definition import Actor
-from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout
+from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout, TransitionNotAllowed
 from fsm.intents import CallIntent
 from fsm.model import Instance
 from fsm.persistence import SqlStore
@@ -371,3 +372,85 @@ def test_a_reconciler_needs_a_positive_grace_lease_and_limit(
 ) -> None:
     with pytest.raises(ConfigurationError):
         Reconciler(rig.service, grace=grace, lease=lease, limit=limit)
+
+
+# --- what a live call and the reconciler may not do to each other ------------------------------
+
+
+def test_a_cancel_answered_then_an_inquiry_refused_stays_in_doubt(rig: ServiceRig) -> None:
+    payment = paid(rig)
+    rig.ledger.script[CANCEL_PATH] = [cancelled(payment.tx_id or "")]
+    rig.ledger.script[INQUIRY_PATH] = [refused("9999", "inquiry unavailable")]
+    with pytest.raises(ProviderError):
+        rig.service.cancel(payment.id, amount="5000")
+    assert open_intent(rig, payment.id).call == Call.CANCEL  # NICEPAY accepted it: in doubt
+    cancels = len(rig.ledger.sent(CANCEL_PATH))
+    with pytest.raises(CallInDoubt):
+        rig.service.cancel(payment.id, amount="5000")
+    assert len(rig.ledger.sent(CANCEL_PATH)) == cancels  # no second refund went out
+
+
+def test_a_registration_answered_after_the_reconciler_failed_it_hands_out_no_step(
+    rig: ServiceRig,
+) -> None:
+    def failed_meanwhile(request: httpx.Request) -> httpx.Response:
+        # The live call outlasted the grace: a reconciler took it for lost and failed it.
+        rig.clock.advance(PAST_GRACE)
+        (repair,) = reconciler(rig).repair_open_intents()
+        assert repair.after == "registration_failed"
+        return rig.ledger.registration(request)
+
+    rig.ledger.script[REGISTRATION_PATH] = [failed_meanwhile]
+    with pytest.raises(TransitionNotAllowed):
+        redirected(rig)
+    payment = rig.engine.get("pay-1")
+    assert (payment.state, payment.tx_id) == ("registration_failed", None)
+    (late,) = rig.engine.rejections("pay-1")
+    assert late.event == "accept_registration"
+    assert late.payload["tx_id"] in rig.ledger.transactions  # the tXid NICEPAY gave is kept
+    assert rig.ledger.sent(PAYMENT_PATH) == []
+
+
+def test_an_inquiry_nicepay_refuses_for_good_no_longer_holds_the_deadlines(
+    rig: ServiceRig,
+) -> None:
+    payment = cut_short_inquiry(rig)
+    rig.ledger.transactions.pop(payment.tx_id or "")  # NICEPAY now answers 9010, every time
+    rig.clock.advance(PAST_GRACE)
+    (repair,) = reconciler(rig).repair_open_intents()
+    assert (repair.outcome, repair.error is not None) == ("unrepaired", True)
+    # The registration, the inquiry cut short (closed by the repair), the repair's own inquiry.
+    assert [outcome for _, outcome in intents(rig, payment.id)] == [
+        "answered",
+        "unrepaired:InvalidToken",
+        "refused:9010",
+    ]
+    rig.clock.advance(timedelta(minutes=2))
+    (run,) = reconciler(rig).run_once().deadlines  # the status check's deadline runs again
+    assert run.instance_id == payment.id
+
+
+def test_a_payment_whose_lease_lapsed_mid_pass_is_left_to_its_new_holder(
+    rig: ServiceRig,
+) -> None:
+    first, second = (
+        rig.service.start_payment(
+            payment_order("linkaja", f"ORD-{n}"), payment_id=f"pay-{n}"
+        ).instance
+        for n in (1, 2)
+    )
+    lease = timedelta(seconds=30)
+
+    def slow_inquiry(request: httpx.Request) -> httpx.Response:
+        # The first inquiry outlasts the lease; another reconciler takes the second payment.
+        rig.clock.advance(lease + timedelta(seconds=1))
+        assert rig.engine.store.claim(second.id, owner="other", now=rig.clock.now(), lease=lease)
+        return rig.ledger.inquiry(request)
+
+    rig.clock.advance(timedelta(minutes=6))  # LinkAja's 5 minutes have passed for both
+    rig.ledger.script[INQUIRY_PATH] = [slow_inquiry]
+    before = inquiries_sent(rig)
+    runs = run_due(rig.service, owner=OWNER, lease=lease)
+    assert [run.instance_id for run in runs] == [first.id]
+    assert claimed_by(rig.engine.store, second.id) == "other"
+    assert inquiries_sent(rig) == before + 1  # the second payment was not asked about

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from fsm import Engine, InstanceNotFound, ManualClock, SqlStore
-from fsm.errors import InvalidInstanceData
+from fsm.errors import CallInDoubt, InvalidInstanceData
 from tests.fsm.conftest import T0
 
 LEASE = timedelta(minutes=2)
@@ -144,3 +144,44 @@ def test_an_intent_with_a_naive_time_stores_nothing(engine: Engine, store: SqlSt
     with pytest.raises(InvalidInstanceData):
         store.record_intent(pid, "inquiry", at=T0.replace(tzinfo=None))
     assert store.intents(pid) == []
+
+
+def test_an_exclusive_call_is_refused_while_one_of_its_kind_is_open(
+    engine: Engine, store: SqlStore
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    first = store.record_intent(pid, "cancel", at=T0, exclusive=True)
+    with pytest.raises(CallInDoubt):
+        store.record_intent(pid, "cancel", at=T0, exclusive=True)
+    store.record_intent(pid, "inquiry", at=T0)  # other calls, and non-exclusive ones, go ahead
+    store.record_intent(pid, "inquiry", at=T0)
+    store.finish_intent(first, outcome="answered", at=T0)
+    store.record_intent(pid, "cancel", at=T0, exclusive=True)  # the first one is answered now
+    assert [i.call for i in store.intents(pid)].count("cancel") == 2
+
+
+def test_racing_exclusive_calls_let_exactly_one_through(
+    engine: Engine, store: SqlStore, db_url: str
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    stores = [SqlStore(db_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    outcomes: list[str] = []
+
+    def cancel(own_store: SqlStore) -> None:
+        barrier.wait(timeout=10)
+        try:
+            own_store.record_intent(pid, "cancel", at=T0, exclusive=True)
+            outcomes.append("recorded")
+        except CallInDoubt:
+            outcomes.append("in doubt")
+
+    threads = [threading.Thread(target=cancel, args=(s,)) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for own_store in stores:
+        own_store.dispose()
+    assert sorted(outcomes) == ["in doubt"] * 3 + ["recorded"]
+    assert len(store.intents(pid)) == 1

@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("reference_no", sa.String(length=64), nullable=True),
         sa.Column("amount", sa.String(length=24), nullable=True),
         sa.Column("tx_id", sa.String(length=64), nullable=True),
+        sa.Column("exclusive", sa.Boolean(), nullable=False),
         sa.Column("request", sa.Text(), nullable=False),
         sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
@@ -37,9 +38,19 @@ def upgrade() -> None:
     )
     op.create_index("ix_call_intent_instance_id", "call_intent", ["instance_id"])
     op.create_index("ix_call_intent_open", "call_intent", ["finished_at", "recorded_at"])
+    open_exclusive = sa.text("exclusive AND finished_at IS NULL")
+    op.create_index(
+        "ux_call_intent_exclusive_open",
+        "call_intent",
+        ["instance_id", "call"],
+        unique=True,
+        sqlite_where=open_exclusive,
+        postgresql_where=open_exclusive,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ux_call_intent_exclusive_open", table_name="call_intent")
     op.drop_index("ix_call_intent_open", table_name="call_intent")
     op.drop_index("ix_call_intent_instance_id", table_name="call_intent")
     op.drop_table("call_intent")
