@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -23,6 +24,17 @@ def due_payments(engine: Engine, count: int) -> list[str]:
 
 
 LATER = T0 + timedelta(hours=1)
+
+
+def run_together(stores: list[SqlStore], work: Callable[[int, SqlStore], None]) -> None:
+    """Run ``work`` on a thread per store, wait for all (a minute at most), close the stores."""
+    threads = [threading.Thread(target=work, args=(n, s)) for n, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    for own_store in stores:
+        own_store.dispose()
 
 
 def test_a_claimed_instance_is_not_claimed_again_until_released(
@@ -96,13 +108,7 @@ def test_concurrent_claimers_split_the_due_instances(
             mine.extend(instance.id for instance in batch)
         taken[owner] = mine
 
-    threads = [threading.Thread(target=claim_all, args=(f"r{n}", s)) for n, s in enumerate(stores)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for own_store in stores:
-        own_store.dispose()
+    run_together(stores, lambda n, own_store: claim_all(f"r{n}", own_store))
     claimed = [pid for mine in taken.values() for pid in mine]
     assert len(taken) == len(stores)
     assert sorted(claimed) == sorted(ids)  # every due instance once, none twice
@@ -176,12 +182,6 @@ def test_racing_exclusive_calls_let_exactly_one_through(
         except CallInDoubt:
             outcomes.append("in doubt")
 
-    threads = [threading.Thread(target=cancel, args=(s,)) for s in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    for own_store in stores:
-        own_store.dispose()
+    run_together(stores, lambda _n, own_store: cancel(own_store))
     assert sorted(outcomes) == ["in doubt"] * 3 + ["recorded"]
     assert len(store.intents(pid)) == 1
