@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import combinations
 from operator import itemgetter
 from types import TracebackType
@@ -38,7 +38,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from fsm._connections import ConnectionSource
 from fsm._payload import json_encoder
-from fsm.clock import require_aware
+from fsm.clock import as_utc, require_aware
 from fsm.definition import BINDABLE_FIELDS, Actor
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
 from fsm.model import Instance, RejectedEvent, TransitionRecord
@@ -184,7 +184,7 @@ class UnitSql:
         self.driver_error: type[Exception] = dbapi.Error
         self.integrity_error: type[Exception] = dbapi.IntegrityError
         self.write_time: Callable[[datetime], Any] = _sqlite_text if self.sqlite else require_aware
-        self.read_time: Callable[[Any], Any] = _from_sqlite_text if self.sqlite else _utc
+        self.read_time: Callable[[Any], Any] = _from_sqlite_text if self.sqlite else as_utc
 
     def replay(self, count: int, *, with_time: bool) -> str:
         """The bulk replay read for ``count`` ids (SQLite) or for any number (PostgreSQL)."""
@@ -202,7 +202,7 @@ class UnitSql:
             self._replay[key] = sql
         return sql
 
-    def is_contention(self, error: BaseException) -> bool:
+    def is_contention(self, error: BaseException | None) -> bool:
         """Whether the driver gave up waiting for a lock (a retry may succeed)."""
         if not isinstance(error, self.driver_error):
             return False
@@ -245,7 +245,9 @@ class Unit:
     A driver connection is taken from ``connections`` on entry and given back on exit. When the
     first statement finds the connection gone (a restarted server, an ended session), the unit
     reconnects once and runs it again: nothing was sent on the dead connection, so nothing can be
-    lost or applied twice.
+    lost or applied twice. The fresh connection is a new one, never another idle one, which the
+    same restart would have ended. Database failures leave the unit as the driver's own
+    exceptions (``sqlite3.Error``, ``psycopg.Error``), not ``sqlalchemy.exc`` wrappers.
     """
 
     __slots__ = ("_broken", "_connection", "_connections", "_cursor", "_fresh", "_sql", "_token")
@@ -275,7 +277,12 @@ class Unit:
                 self._connection.commit()
             else:
                 self._rollback()
-        except self._sql.driver_error as commit_error:  # the commit failed: nothing is stored
+        except self._sql.driver_error as commit_error:
+            # Nothing is stored when the server refused the commit (or the rollback failed).
+            # But when the connection was lost during COMMIT the outcome is in doubt: the
+            # server may have committed before the reply was lost. The caller sees an error
+            # either way; retrying under the same idempotency key is safe, since a committed
+            # step answers the retry as a duplicate instead of applying it again.
             self._rollback()
             failure = commit_error
             if self._sql.is_contention(commit_error):
@@ -401,7 +408,7 @@ class Unit:
         except self._sql.driver_error as error:
             if not (self._fresh and self._sql.is_disconnect(error, self._connection, self._cursor)):
                 raise
-            self._reconnect(error)
+            self._reconnect()
             self._cursor.execute(sql, args)
         self._fresh = False
         return self._cursor
@@ -409,7 +416,9 @@ class Unit:
     def _checkout(self) -> None:
         self._connection, self._cursor, self._token = self._connections.take()
 
-    def _reconnect(self, error: BaseException) -> None:
+    def _reconnect(self) -> None:
+        """Give the dead connection back as broken (which drops every idle one: a restarted
+        server ended them all) and take a fresh one."""
         self._broken = True
         self._release(None)
         self._broken = False
@@ -479,13 +488,7 @@ def _from_sqlite_text(value: str | None) -> datetime | None:
     try:  # parsing the offset in is several times cheaper than replace(tzinfo=...) after
         return datetime.fromisoformat(value + "+00:00")
     except ValueError:  # not written by SQLAlchemy: it carries its own offset
-        return _utc(datetime.fromisoformat(value))
-
-
-def _utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return as_utc(datetime.fromisoformat(value))
 
 
 __all__ = ["Contention", "KeyTaken", "Unit", "UnitSql", "dump_payload"]

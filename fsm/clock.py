@@ -47,3 +47,13 @@ def require_aware(moment: datetime) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise InvalidInstanceData(f"naive datetime {moment.isoformat()} has no timezone")
     return moment.astimezone(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A time read back from a database, in UTC; a naive one is taken to be UTC already.
+
+    Both databases hold UTC: SQLite as text with no offset, PostgreSQL as ``timestamptz``.
+    """
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -54,7 +54,14 @@ logger = logging.getLogger(__name__)
 
 
 class Engine:
-    """Starts and moves flow instances stored in a :class:`~fsm.persistence.SqlStore`."""
+    """Starts and moves flow instances stored in a :class:`~fsm.persistence.SqlStore`.
+
+    A database failure while firing (a lost connection, a full disk) reaches the caller as the
+    driver's own exception (``sqlite3.Error``, ``psycopg.Error``), since events run on the
+    driver's cursor; :meth:`start` and the reads that go through SQLAlchemy raise
+    ``sqlalchemy.exc`` wrappers. Lock contention becomes
+    :class:`~fsm.errors.ConcurrentTransition` either way.
+    """
 
     def __init__(
         self,

@@ -450,9 +450,10 @@ class SqlStore:
         keeps its copy of it, where it replaces any other pool to open connections of its own).
         """
         pool = self.engine.pool
-        interchangeable = isinstance(pool, QueuePool)
-        if not interchangeable or (self.pre_ping and self.dialect != "sqlite"):
-            return PooledConnections(self.engine, per_process=interchangeable)
+        if not isinstance(pool, QueuePool):
+            return PooledConnections(self.engine, per_process=False)
+        if self.pre_ping and self.dialect != "sqlite":
+            return PooledConnections(self.engine)
         return KeptConnections(self.engine, keep=pool.size(), driver_error=self._sql.driver_error)
 
 

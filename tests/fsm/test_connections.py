@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,3 +86,26 @@ def test_a_database_in_memory_is_one_connection_units_share_with_reads() -> None
         assert [record.seq for record in store.history(pid)] == [1]
     finally:
         store.dispose()
+
+
+def closed(connection: Any) -> bool:
+    if isinstance(connection, sqlite3.Connection):
+        return not usable(connection)
+    return bool(connection.closed)
+
+
+def test_a_connection_given_back_inside_a_transaction_is_closed_not_kept(store: SqlStore) -> None:
+    """A unit interrupted between its last statement and its commit must not pass its
+    transaction on to the next unit."""
+    kept = KeptConnections(store.engine, keep=2, driver_error=Exception)
+    connection, cursor, token = kept.take()
+    cursor.execute("begin" if store.dialect == "sqlite" else "select 1")  # a transaction is open
+
+    kept.give_back(connection, cursor, token, broken=False)
+
+    assert closed(connection)
+    again = kept.take()
+    assert again[0] is not connection
+    kept.give_back(*again, broken=False)
+    assert not closed(again[0])
+    kept.close()

@@ -2,56 +2,24 @@
 
 Each test gives its store's connections an ``application_name`` of their own, so the server can
 end exactly those sessions (as a restart ends them all) while other test runs share the server.
+A restart ends every session at once: the connections units keep idle die with the one in use.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import create_engine, text
 
 from fsm import Engine, ManualClock, SqlStore
 from tests.conftest import postgres_url_or_skip
 from tests.fsm.conftest import T0
+from tests.fsm.sessions import Sessions, keep_several
 
 pytestmark = pytest.mark.postgres
-
-
-class Sessions:
-    """The server-side sessions of one store, found by their application name."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._admin = create_engine(postgres_url_or_skip())
-
-    def count(self) -> int:
-        query = text("select count(*) from pg_stat_activity where application_name = :name")
-        with self._admin.connect() as conn:
-            return int(conn.execute(query, {"name": self.name}).scalar_one())
-
-    def wait_for(self, count: int) -> bool:
-        """Whether the store's sessions fall to ``count`` within ten seconds."""
-        deadline = time.monotonic() + 10
-        while self.count() != count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.count() == count
-
-    def end_all(self) -> None:
-        """End the store's sessions, as a server restart would, and wait until they are gone."""
-        query = text(
-            "select pg_terminate_backend(pid) from pg_stat_activity where application_name = :name"
-        )
-        with self._admin.connect() as conn:
-            ended = conn.execute(query, {"name": self.name}).all()
-        assert ended, "the store had no session to end"
-        assert self.wait_for(0)
-
-    def close(self) -> None:
-        self._admin.dispose()
 
 
 @pytest.fixture(params=[False, True], ids=["socket-check", "pre-ping"])
@@ -66,7 +34,8 @@ def named_store(request: pytest.FixtureRequest, postgres_schema_url: str) -> Ite
 
 @pytest.fixture
 def sessions(named_store: SqlStore) -> Iterator[Sessions]:
-    watched = Sessions(named_store.engine.url.query["application_name"])  # type: ignore[arg-type]
+    name = named_store.engine.url.query["application_name"]
+    watched = Sessions(name, postgres_url_or_skip())  # type: ignore[arg-type]
     yield watched
     watched.close()
 
@@ -129,3 +98,40 @@ def test_units_keep_one_session_between_them_and_dispose_ends_it(
     named_store.dispose()
 
     assert sessions.wait_for(0)
+
+
+KEPT = 4
+"""Units run at once before the server ends the sessions, so that many connections are kept."""
+
+
+def test_every_kept_connection_is_replaced_when_the_server_ended_them_all(
+    named_store: SqlStore, sessions: Sessions
+) -> None:
+    engine = Engine(named_store, clock=ManualClock(T0))
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    uses: list[Callable[[], Any]] = [
+        lambda: engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg"),
+        lambda: named_store.history(pid),
+        lambda: named_store.replay_rows([pid], with_time=True),
+        lambda: engine.get(pid),
+        lambda: engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg"),
+    ]
+    for use in uses:
+        keep_several(named_store, KEPT)
+        assert sessions.count() >= KEPT
+        sessions.end_all()
+        use()  # on the first try: no dead connection is handed out
+
+    assert [record.seq for record in named_store.history(pid)] == [1]
+
+
+def test_a_unit_reconnecting_does_not_take_another_dead_kept_connection(
+    named_store: SqlStore, sessions: Sessions
+) -> None:
+    engine = Engine(named_store, clock=ManualClock(T0))
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    keep_several(named_store, KEPT)
+    with named_store.unit() as unit:
+        sessions.end_all()  # the unit's connection and every idle one are gone
+        assert unit.load(pid).version == 0
+    assert engine.fire(pid, "send_registration", actor="merchant", idempotency_key="r").applied
