@@ -5,12 +5,12 @@ Alembic's revisions in :mod:`fsm.migrations` create exactly these tables; a test
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from fsm.clock import require_aware
+from fsm.clock import as_utc, require_aware
 from fsm.model import Instance
 
 
@@ -27,9 +27,7 @@ class UtcDateTime(TypeDecorator[datetime]):
         return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 class FlowInstanceRow(SQLModel, table=True):

@@ -1121,7 +1121,12 @@ def test_the_simulator_command_serves_until_interrupted(tmp_path: Path) -> None:
         assert answer["resultCd"] == "0000"
     finally:
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=10)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # never leave the server behind for later tests
+            process.kill()
+            process.communicate()
+            raise
     assert process.returncode == 0, err
     assert KEY.get_secret_value() not in first + out + err
 
