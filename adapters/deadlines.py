@@ -88,10 +88,8 @@ def _call_under_way(service: PaymentService, instance_id: str, since: datetime) 
     Its answer decides what the instance becomes; a timer firing first would guess (fail a
     registration that went through, confirm an order whose cancel is under way).
     """
-    return any(
-        intent.finished_at is None and intent.recorded_at > since
-        for intent in service.engine.store.intents(instance_id)
-    )
+    open_calls = service.engine.store.open_intents(instance_id=instance_id)
+    return any(intent.recorded_at > since for intent in open_calls)
 
 
 def _expire(service: PaymentService, instance: Instance) -> DeadlineRun:

@@ -104,7 +104,8 @@ class Reconciler:
 
         Each payment is claimed while it is repaired; one another reconciler holds is left for
         a later pass, and an intent another one closed since this pass listed it is skipped. A
-        repair whose inquiry fails keeps its intent open and reports the error.
+        repair whose inquiry fails reports the error and keeps its intent open, unless NICEPAY
+        refused the inquiry for good and the call moves no money (see :func:`_unrepaired`).
         """
         store = self.service.engine.store
         moment = now or self.service.engine.clock.now()
@@ -121,9 +122,7 @@ class Reconciler:
 
 
 def _still_open(store: SqlStore, intent: CallIntent) -> bool:
-    return any(
-        i.id == intent.id and i.finished_at is None for i in store.intents(intent.instance_id)
-    )
+    return any(i.id == intent.id for i in store.open_intents(instance_id=intent.instance_id))
 
 
 def _repair(service: PaymentService, intent: CallIntent) -> Repair:

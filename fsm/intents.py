@@ -30,11 +30,7 @@ _FINISH = (
     .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
     .values(finished_at=bindparam("at"), outcome=bindparam("result"))
 )
-_OPEN = (
-    select(_T)
-    .where(_T.c.finished_at.is_(None), _T.c.recorded_at <= bindparam("before"))
-    .order_by(_T.c.recorded_at, _T.c.id)
-)
+_OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
 _OF_INSTANCE = select(_T).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.id)
 
 
@@ -96,10 +92,17 @@ def finish(conn: Connection, intent_id: int, *, outcome: str, at: datetime) -> b
     return conn.execute(_FINISH, values).rowcount == 1
 
 
-def still_open(conn: Connection, *, before: datetime, limit: int) -> list[CallIntent]:
-    """Intents recorded at or before ``before`` and never finished, oldest first."""
-    rows = conn.execute(_OPEN.limit(limit), {"before": require_aware(before)})
-    return [_intent(row._asdict()) for row in rows]
+def still_open(
+    conn: Connection, *, before: datetime | None, instance_id: str | None, limit: int
+) -> list[CallIntent]:
+    """Intents never finished, oldest first: recorded at or before ``before`` and of
+    ``instance_id``, where given."""
+    query = _OPEN.limit(limit)
+    if before is not None:
+        query = query.where(_T.c.recorded_at <= require_aware(before))
+    if instance_id is not None:
+        query = query.where(_T.c.instance_id == instance_id)
+    return [_intent(row._asdict()) for row in conn.execute(query)]
 
 
 def of_instance(conn: Connection, instance_id: str) -> list[CallIntent]:

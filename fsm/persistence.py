@@ -353,10 +353,19 @@ class SqlStore:
         with self._writing() as conn:
             return intents.finish(conn, intent_id, outcome=outcome, at=at)
 
-    def open_intents(self, *, recorded_before: datetime, limit: int = 100) -> list[CallIntent]:
-        """Intents recorded at or before ``recorded_before`` and never finished, oldest first."""
+    def open_intents(
+        self,
+        *,
+        recorded_before: datetime | None = None,
+        instance_id: str | None = None,
+        limit: int = 100,
+    ) -> list[CallIntent]:
+        """Intents never finished, oldest first; only those recorded at or before
+        ``recorded_before`` and of ``instance_id``, where given."""
         with self.engine.connect() as conn:
-            return intents.still_open(conn, before=recorded_before, limit=limit)
+            return intents.still_open(
+                conn, before=recorded_before, instance_id=instance_id, limit=limit
+            )
 
     def intents(self, instance_id: str) -> list[CallIntent]:
         """Every provider call recorded for the instance, in order."""
