@@ -22,6 +22,8 @@ from fsm.definition import (
 from fsm.engine import Engine
 from fsm.errors import (
     ActorNotAllowed,
+    CallInDoubt,
+    CallKeyTaken,
     ConcurrentTransition,
     FlowDefinitionError,
     FsmError,
@@ -30,6 +32,7 @@ from fsm.errors import (
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
+    ReferenceInUse,
     RejectReason,
     StaleEvent,
     TransitionError,
@@ -49,6 +52,8 @@ __all__ = [
     "REDACTED",
     "Actor",
     "ActorNotAllowed",
+    "CallInDoubt",
+    "CallKeyTaken",
     "Clock",
     "ConcurrentTransition",
     "Deadline",
@@ -67,6 +72,7 @@ __all__ = [
     "InstanceNotFound",
     "InvalidInstanceData",
     "ManualClock",
+    "ReferenceInUse",
     "RejectReason",
     "RejectedEvent",
     "ReplayResult",

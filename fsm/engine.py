@@ -115,6 +115,7 @@ class Engine:
             UnknownFlow: no such flow.
             InvalidInstanceData: a field is malformed; nothing was stored.
             InstanceExists: ``instance_id`` is taken.
+            ReferenceInUse: a live instance of ``flow`` has ``reference_no``.
         """
         definition = self.flow(flow)
         now = require_aware(self.clock.now())  # a naive clock is refused before any write

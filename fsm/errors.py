@@ -12,6 +12,7 @@ says whether trying the same call again can help.
     ├── UnknownDiagramFormat            a diagram path whose suffix is not .dot, .svg or .png
     ├── InstanceNotFound                no stored instance with that id; .instance_id
     ├── InstanceExists                  an instance with that id is already stored
+    ├── ReferenceInUse                  a live instance of the flow has that reference
     ├── InvalidInstanceData             bad amount, naive time, missing bound field, ...
     ├── TransitionError                 .instance_id, .state, .event
     │   ├── TransitionNotAllowed        refused; .reason says why
@@ -20,6 +21,8 @@ says whether trying the same call again can help.
     │   │   └── GuardRefused            the transition's guard said no
     │   ├── ConcurrentTransition        version moved since load; retryable
     │   └── IdempotencyKeyReused        same key, different event
+    ├── CallInDoubt                     an exclusive provider call has no stored answer yet
+    ├── CallKeyTaken                    a provider call with this key was already recorded
     ├── ProviderError                   .provider, .http_status, .provider_code, .provider_message
     │   ├── ProviderUnavailable         transport failure or 5xx; retryable
     │   │   └── ProviderTimeout         also a TimeoutError; retryable
@@ -91,6 +94,23 @@ class InstanceExists(FsmError):
     def __init__(self, instance_id: str) -> None:
         self.instance_id = instance_id
         super().__init__(f"flow instance {instance_id!r} already exists")
+
+
+class ReferenceInUse(FsmError):
+    """Another instance of the flow with this reference is still live (not final).
+
+    A notification that names only the reference must find exactly one payment, so a second
+    live one (a double click) is refused; nothing was stored. ``live_id`` is the live one.
+    """
+
+    def __init__(self, flow: str, reference_no: str, live_id: str | None) -> None:
+        super().__init__(
+            f"{flow} {live_id!r} with reference {reference_no!r} is not final yet; "
+            "a second one may start only after it ends"
+        )
+        self.flow = flow
+        self.reference_no = reference_no
+        self.live_id = live_id
 
 
 class InvalidInstanceData(FsmError, ValueError):
@@ -211,6 +231,20 @@ class CallInDoubt(FsmError):
         )
         self.instance_id = instance_id
         self.call = call
+
+
+class CallKeyTaken(FsmError):
+    """A provider call under this key was already recorded for the instance; nothing was sent.
+
+    The key is the caller's idempotency key for one call (a refund request's id): the first
+    call's intent (``intent_id``) holds what happened, and no second call may be sent.
+    """
+
+    def __init__(self, instance_id: str, call_key: str, intent_id: int) -> None:
+        super().__init__(f"a call keyed {call_key!r} was already recorded for {instance_id!r}")
+        self.instance_id = instance_id
+        self.call_key = call_key
+        self.intent_id = intent_id
 
 
 class ProviderError(FsmError):

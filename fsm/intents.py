@@ -50,6 +50,8 @@ class CallIntent:
     recorded_at: datetime
     finished_at: datetime | None
     outcome: str | None
+    call_key: str | None = None
+    """The caller's idempotency key for the call (a refund request's id), if it gave one."""
 
 
 def record(
@@ -63,14 +65,16 @@ def record(
     request: Mapping[str, Any],
     at: datetime,
     exclusive: bool = False,
+    call_key: str | None = None,
 ) -> int:
     """Store a new open intent and return its id.
 
     Raises:
-        sqlalchemy.exc.IntegrityError: no such instance, or an exclusive call of this kind is
-            open for it.
+        sqlalchemy.exc.IntegrityError: no such instance, an exclusive call of this kind is open
+            for it, or a call under ``call_key`` is already recorded for it.
     """
     values = {
+        "call_key": call_key,
         "instance_id": instance_id,
         "call": call,
         "exclusive": exclusive,
@@ -112,9 +116,16 @@ def of_instance(conn: Connection, instance_id: str) -> list[CallIntent]:
     ]
 
 
+def by_key(conn: Connection, instance_id: str, call_key: str) -> CallIntent | None:
+    """The instance's intent recorded under ``call_key``, if any."""
+    query = select(_T).where(_T.c.instance_id == instance_id, _T.c.call_key == call_key)
+    row = conn.execute(query).first()
+    return None if row is None else _intent(row._asdict())
+
+
 def _intent(row: dict[str, Any]) -> CallIntent:
     row["request"] = json.loads(row["request"])
     return CallIntent(**row)
 
 
-__all__ = ["CallIntent", "finish", "of_instance", "record", "still_open"]
+__all__ = ["CallIntent", "by_key", "finish", "of_instance", "record", "still_open"]

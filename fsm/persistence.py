@@ -50,9 +50,11 @@ from fsm.clock import require_aware
 from fsm.definition import Actor
 from fsm.errors import (
     CallInDoubt,
+    CallKeyTaken,
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
+    ReferenceInUse,
     RejectReason,
 )
 from fsm.intents import CallIntent
@@ -194,17 +196,33 @@ class SqlStore:
 
         Raises:
             InstanceExists: an instance with that id is already stored.
+            ReferenceInUse: a live instance of the flow has the same reference.
             InvalidInstanceData: one of its times is naive; nothing was stored.
         """
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(_INSTANCE), asdict(instance))
         except exc.IntegrityError:
+            live = self._live_with_reference(instance)
+            if live is not None and live != instance.id:
+                raise ReferenceInUse(instance.flow, instance.reference_no or "", live) from None
             raise InstanceExists(instance.id) from None
         except exc.StatementError as error:  # SQLAlchemy wraps UtcDateTime's refusal
             if isinstance(error.orig, InvalidInstanceData):
                 raise error.orig from None
             raise
+
+    def _live_with_reference(self, instance: Instance) -> str | None:
+        """The id of a live instance of ``instance``'s flow with its reference, if any."""
+        if instance.reference_no is None or instance.deadline_at is None:
+            return None
+        query = select(_INSTANCE.c.id).where(
+            _INSTANCE.c.flow == instance.flow,
+            _INSTANCE.c.reference_no == instance.reference_no,
+            _INSTANCE.c.deadline_at.is_not(None),
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar()
 
     def get(self, instance_id: str) -> Instance:
         """The stored instance.
@@ -320,15 +338,19 @@ class SqlStore:
         tx_id: str | None = None,
         request: Mapping[str, Any] | None = None,
         exclusive: bool = False,
+        call_key: str | None = None,
     ) -> int:
         """Commit an open intent for a provider call about to be sent; returns its id.
 
         An ``exclusive`` call (a cancel) is refused while another of its kind for the instance is
-        open: the database's unique index decides, so of two racing callers one gets through.
+        open, and a call under a ``call_key`` already recorded for the instance is refused
+        whether or not it is still open: the database's unique indexes decide, so of two racing
+        callers one gets through.
 
         Raises:
             InvalidInstanceData: ``at`` is naive or ``request`` is not JSON data.
             InstanceNotFound: no instance ``instance_id`` is stored.
+            CallKeyTaken: a call under ``call_key`` is already recorded for the instance.
             CallInDoubt: ``exclusive``, and such a call for the instance is still open.
         """
         try:
@@ -343,10 +365,19 @@ class SqlStore:
                     request=request or {},
                     at=at,
                     exclusive=exclusive,
+                    call_key=call_key,
                 )
         except exc.IntegrityError:
             self.get(instance_id)  # the foreign key refused it: InstanceNotFound
+            taken = None if call_key is None else self.intent_by_key(instance_id, call_key)
+            if taken is not None:
+                raise CallKeyTaken(instance_id, call_key or "", taken.id) from None
             raise CallInDoubt(instance_id, call) from None
+
+    def intent_by_key(self, instance_id: str, call_key: str) -> CallIntent | None:
+        """The provider call recorded under ``call_key`` for the instance, if any."""
+        with self.engine.connect() as conn:
+            return intents.by_key(conn, instance_id, call_key)
 
     def finish_intent(self, intent_id: int, *, outcome: str, at: datetime) -> bool:
         """Close an intent once its answer is stored; false when it was closed already."""

@@ -21,15 +21,16 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 """flow_instance, transition_log and rejected_event."""
 
-HEAD_REVISION = "0003"
-"""The latest revision: adds reconciler claims and call_intent."""
+HEAD_REVISION = "0004"
+"""The latest revision: keyed provider calls, the refunded total, one live instance per
+reference."""
 VERSION_TABLE = "ewallet_fsm_version"
 """Our own version table: an application's Alembic history in the same schema never meets ours."""
 
 _UNVERSIONED_TABLES = {
     FIRST_REVISION: frozenset({"flow_instance", "transition_log", "rejected_event"}),
     "0002": frozenset({"flow_instance", "transition_log", "rejected_event", "inbound_attempt"}),
-    HEAD_REVISION: frozenset(
+    "0003": frozenset(
         {"flow_instance", "transition_log", "rejected_event", "inbound_attempt", "call_intent"}
     ),
 }

@@ -34,6 +34,19 @@ class FlowInstanceRow(SQLModel, table=True):
     """One flow instance: a payment or an account link."""
 
     __tablename__ = "flow_instance"
+    __table_args__ = (
+        # At most one live (not final) instance per flow and reference: a notification that
+        # names only the reference must find one payment. Non-final states always have a
+        # deadline and final ones never do (the flow checks say so), hence the condition.
+        Index(
+            "ux_flow_instance_live_reference",
+            "flow",
+            "reference_no",
+            unique=True,
+            sqlite_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
+            postgresql_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
+        ),
+    )
 
     id: str = Field(primary_key=True, max_length=64)
     flow: str = Field(max_length=64, index=True)
@@ -52,6 +65,8 @@ class FlowInstanceRow(SQLModel, table=True):
     """The reconciler working on the instance now (see :mod:`fsm.claims`); not engine state."""
     claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     """When that claim lapses, so a crashed reconciler's instances return to the others."""
+    refunded_amount: str | None = Field(default=None, max_length=24)
+    """The total the provider confirmed as voided or refunded, a digit string."""
 
 
 class TransitionLogRow(SQLModel, table=True):
@@ -132,6 +147,16 @@ class CallIntentRow(SQLModel, table=True):
             sqlite_where=text("exclusive AND finished_at IS NULL"),
             postgresql_where=text("exclusive AND finished_at IS NULL"),
         ),
+        # A caller's key for one call (a refund request's id): a second caller with the same
+        # key finds the first call instead of sending another, whichever replica it runs on.
+        Index(
+            "ux_call_intent_key",
+            "instance_id",
+            "call_key",
+            unique=True,
+            sqlite_where=text("call_key IS NOT NULL"),
+            postgresql_where=text("call_key IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -147,6 +172,8 @@ class CallIntentRow(SQLModel, table=True):
     recorded_at: datetime = Field(sa_type=UtcDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     outcome: str | None = Field(default=None, max_length=32)
+    call_key: str | None = Field(default=None, max_length=200)
+    """The caller's idempotency key for this call, unique per instance when given."""
 
 
 TABLES = (
