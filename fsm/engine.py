@@ -28,7 +28,7 @@ from fsm._inputs import (
 )
 from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
-from fsm._unit import Contention, KeyTaken, Unit
+from fsm._unit import Contention, KeyTaken, ReferenceTaken, Unit
 from fsm.clock import Clock, SystemClock, require_aware
 from fsm.definition import Actor, FlowDefinition, GuardContext, TransitionSpec
 from fsm.errors import (
@@ -39,6 +39,7 @@ from fsm.errors import (
     IdempotencyKeyReused,
     InstanceNotFound,
     InvalidInstanceData,
+    ReferenceInUse,
     RejectReason,
     StaleEvent,
     TransitionError,
@@ -168,6 +169,8 @@ class Engine:
             TransitionNotAllowed: refused (the subclass says why); recorded, nothing applied.
             IdempotencyKeyReused: the key was used for another event; recorded, nothing applied.
             ConcurrentTransition: another writer won the race; retry (see ``fire_with_retry``).
+            ReferenceInUse: the step binds a reference another live instance of the flow has;
+                nothing was recorded.
         """
         who = checked_actor(actor)
         key = checked_key(idempotency_key)
@@ -341,12 +344,16 @@ class Engine:
             occurred_at=now,
             fingerprint=flow.fingerprint,
         )
-        unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
-            record,
-            expected_version=instance.version,
-            deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
-            bound=_bound(decision, payload) if decision.binds else _NOTHING_BOUND,
-        )
+        bound = _bound(decision, payload) if decision.binds else _NOTHING_BOUND
+        try:
+            unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
+                record,
+                expected_version=instance.version,
+                deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
+                bound=bound,
+            )
+        except ReferenceTaken:
+            raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
         return flow.name, TransitionResult(record)
 
     def _repeat(

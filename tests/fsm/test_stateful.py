@@ -134,6 +134,14 @@ BINDING_PAYLOADS: tuple[Mapping[str, Any], ...] = (
     {"tx_id": "", "mandate": 7},  # binds nothing: refused as an invalid payload
 )
 
+
+def _own_reference(payload: Mapping[str, Any], tracked: Tracked) -> Mapping[str, Any]:
+    """``payload`` binding a reference of the payment's own: one live payment per reference."""
+    if "reference_no" not in payload:
+        return payload
+    return {**payload, "reference_no": f"ORD-9-{tracked.kind.label}"}
+
+
 _REFUSAL_TYPES: Mapping[RejectReason, type[TransitionNotAllowed]] = {
     RejectReason.WRONG_ACTOR: ActorNotAllowed,
     RejectReason.STALE: StaleEvent,
@@ -348,6 +356,7 @@ class EngineMachine(RuleBasedStateMachine):
         self, index: int, event: str, actor: Actor, key: str, payload: Mapping[str, Any]
     ) -> None:
         tracked = self.payments[index]
+        payload = _own_reference(payload, tracked)
         before = self.store.get(tracked.id)
         log_before = self.store.history(tracked.id)
         refused_before = self.store.rejections(tracked.id)
