@@ -479,7 +479,7 @@ def test_a_link_notification_with_a_mandate_links_the_account_and_it_pays(
     assert_settled_only_by_inquiry(rig, payment.id)
 
 
-def test_a_link_notification_without_a_mandate_waits_for_the_callback(
+def test_a_link_notification_without_a_mandate_waits_for_an_operator_not_the_callback(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     link = rig.service.start_link(link_order()).instance
@@ -489,9 +489,16 @@ def test_a_link_notification_without_a_mandate_waits_for_the_callback(
     returned = {"referenceNo": "LNK-1", "resultCd": "0000", "mandateID": MANDATE}
     reply = handler.handle_callback(query(returned))
 
-    assert (reply.status, reply.body["state"]) == (200, "linked")
+    assert (reply.status, reply.body["state"]) == (200, "mandate_missing")
+    assert rig.engine.get(link.id).mandate is None
+    (hint,) = rig.engine.rejections(link.id)
+    assert (hint.reason, hint.payload["mandateID"]) == (RejectReason.HINT, MANDATE)
+    rig.service.attach_mandate(link.id, MANDATE, by="ops", reason="confirmed with AstraPay")
     assert rig.engine.get(link.id).mandate == MANDATE
-    assert events(rig, link.id) == [("confirm_link_without_mandate", NN), ("attach_mandate", BC)]
+    assert events(rig, link.id) == [
+        ("confirm_link_without_mandate", NN),
+        ("attach_mandate", Actor.OPERATOR),
+    ]
 
 
 def test_a_link_notification_reporting_failure_fails_the_link(
