@@ -26,32 +26,20 @@ from fsm.definition import Actor
 from fsm.model import Instance
 from tests.adapters.nicepay_fake import (
     AMOUNT,
-    IMID,
-    KEY_TEXT,
     ServiceRig,
-    link_order,
+    astrapay_notification,
+    linked_account,
     new_tx_id,
     payment_order,
-    sha,
 )
-from tests.adapters.nicepay_fake import form_request as form
 from tests.adapters.nicepay_fake import inquiries_sent as inquiries
-from tests.adapters.nicepay_fake import signed_notification as notification
 
-MANDATE = "7700123456789"
 UNAVAILABLE = [httpx.Response(503, text="busy")] * 2  # the rig's client tries an inquiry twice
 
 
 def submitted(rig: ServiceRig, reference_no: str = "ORD-A") -> Instance:
     """An AstraPay payment whose linkInitiate form went to the browser (no tXid yet)."""
-    link = rig.service.start_link(link_order(f"LNK-{reference_no}")).instance
-    rig.engine.fire(
-        link.id,
-        "confirm_link",
-        actor=Actor.OPERATOR,
-        idempotency_key="op",
-        payload={"mandate": MANDATE},
-    )
+    link = linked_account(rig, f"LNK-{reference_no}")
     order = payment_order("astrapay", reference_no, link_id=link.id)
     payment = rig.service.start_payment(order, payment_id=f"pay-{reference_no}").instance
     assert (payment.state, payment.tx_id) == ("link_initiate_submitted", None)
@@ -69,12 +57,6 @@ def returned(payment: Instance, tx_id: str) -> InboundRequest:
     """The browser's return to callBackUrl naming ``tx_id``: anybody can send it."""
     params = {"resultCd": "0000", "tXid": tx_id, "referenceNo": payment.reference_no or ""}
     return InboundRequest(query=urlencode({**params, "amt": AMOUNT, "mitraCd": "ASTR"}))
-
-
-def notified(payment: Instance, tx_id: str) -> InboundRequest:
-    """NICEPAY's notification for ``tx_id``, with a valid token."""
-    token = sha(IMID, tx_id, AMOUNT, KEY_TEXT)
-    return form(notification(payment, tXid=tx_id, mitraCd="ASTR", merchantToken=token))
 
 
 def stranded_by_a_failed_inquiry(rig: ServiceRig, handler: NotificationHandler) -> Instance:
@@ -99,7 +81,7 @@ def test_a_forged_return_first_does_not_shut_out_the_notification(
     assert (waiting.state, waiting.tx_id) == ("status_check_requested", None)  # nothing bound
 
     tx_id = at_nicepay(rig, payment)
-    assert handler.handle_notification(notified(payment, tx_id)).status == 200
+    assert handler.handle_notification(astrapay_notification(payment, tx_id)).status == 200
     paid = rig.engine.get(payment.id)
     assert (paid.state, paid.tx_id) == ("paid", tx_id)
     received = [r for r in rig.engine.history(payment.id) if r.event == "receive_notification"]
@@ -123,7 +105,7 @@ def test_a_notification_while_a_check_waits_binds_its_verified_txid(
     payment = stranded_by_a_failed_inquiry(rig, handler)
     tx_id = recorded_hints(rig.engine, payment.id)[0]
     rig.ledger.script[INQUIRY_PATH] = list(UNAVAILABLE)  # its inquiry fails too
-    assert handler.handle_notification(notified(payment, tx_id)).status == 200
+    assert handler.handle_notification(astrapay_notification(payment, tx_id)).status == 200
     bound = rig.engine.get(payment.id)
     assert (bound.state, bound.tx_id) == ("status_check_requested", tx_id)
     assert rig.service.check_status(payment.id).state == "paid"

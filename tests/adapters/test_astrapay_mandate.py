@@ -16,32 +16,20 @@ from fsm.definition import Actor
 from fsm.errors import ActorNotAllowed, InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.model import Instance
 from tests.adapters.nicepay_fake import (
-    IMID,
-    KEY_TEXT,
+    MANDATE,
     ServiceRig,
+    link_notification,
     link_order,
     payment_order,
-    sha,
 )
 from tests.adapters.nicepay_fake import form_request as form
 
-PHONE = "08123456789"
-MANDATE = "7700123456789"
 FORGED = "6600000000001"
 
 
-def link_notification(reference_no: str = "LNK-1", mandate: str = "") -> InboundRequest:
-    """NICEPAY's verified link notification (T4), with or without a mandate."""
-    params = {
-        "referenceNo": reference_no,
-        "billingPhone": PHONE,
-        "iMid": IMID,
-        "payMethod": "05",
-        "mitraCd": "ASTR",
-        "status": "0",
-        "merchantToken": sha(IMID, reference_no, PHONE, KEY_TEXT),
-    }
-    return form({**params, "mandateID": mandate} if mandate else params)
+def link_notified(mandate: str = "") -> InboundRequest:
+    """NICEPAY's verified link notification (T4) for ``LNK-1``, with or without a mandate."""
+    return form(link_notification("LNK-1", mandateID=mandate))
 
 
 def link_return(mandate: str, reference_no: str = "LNK-1") -> InboundRequest:
@@ -53,7 +41,7 @@ def link_return(mandate: str, reference_no: str = "LNK-1") -> InboundRequest:
 def missing_mandate(rig: ServiceRig, handler: NotificationHandler) -> Instance:
     """A link NICEPAY confirmed without a mandate."""
     link = rig.service.start_link(link_order()).instance
-    assert handler.handle_notification(link_notification()).status == 200
+    assert handler.handle_notification(link_notified()).status == 200
     waiting = rig.engine.get(link.id)
     assert (waiting.state, waiting.mandate) == ("mandate_missing", None)
     return waiting
@@ -83,7 +71,7 @@ def test_a_return_before_the_notification_leaves_the_mandate_to_an_operator(
 ) -> None:
     link = rig.service.start_link(link_order()).instance
     assert handler.handle_callback(link_return(MANDATE)).body["state"] == "link_requested"
-    assert handler.handle_notification(link_notification()).status == 200
+    assert handler.handle_notification(link_notified()).status == 200
     after = rig.engine.get(link.id)
     assert (after.state, after.mandate) == ("mandate_missing", None)
     assert hinted_mandates(rig, link.id) == [MANDATE]
@@ -93,7 +81,7 @@ def test_a_return_never_changes_a_verified_mandate(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     link = rig.service.start_link(link_order()).instance
-    assert handler.handle_notification(link_notification(mandate=MANDATE)).status == 200
+    assert handler.handle_notification(link_notified(MANDATE)).status == 200
     handler.handle_callback(link_return(FORGED))
     assert rig.engine.get(link.id).mandate == MANDATE
 

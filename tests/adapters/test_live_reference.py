@@ -14,52 +14,28 @@ import pytest
 
 from adapters.client import REGISTRATION_PATH
 from adapters.deadlines import run_due
-from adapters.inbound import InboundRequest
 from adapters.notifications import NotificationHandler
 from adapters.service import Started
-from fsm.definition import Actor
 from fsm.errors import InstanceNotFound, ReferenceInUse
-from fsm.model import Instance
 from fsm.persistence import SqlStore
 from tests.adapters.nicepay_fake import (
     AMOUNT,
-    IMID,
-    KEY_TEXT,
     ServiceRig,
+    astrapay_notification,
+    link_notification,
     link_order,
+    linked_account,
     new_tx_id,
     payment_order,
     service_rig,
-    sha,
 )
 from tests.adapters.nicepay_fake import form_request as form
-from tests.adapters.nicepay_fake import signed_notification as notification
-
-MANDATE = "7700123456789"
-PHONE = "08123456789"
-
-
-def linked(rig: ServiceRig, reference_no: str = "LNK-1") -> Instance:
-    link = rig.service.start_link(link_order(reference_no)).instance
-    rig.engine.fire(
-        link.id,
-        "confirm_link",
-        actor=Actor.OPERATOR,
-        idempotency_key="op",
-        payload={"mandate": MANDATE},
-    )
-    return link
 
 
 def start(rig: ServiceRig, wallet: str, payment_id: str, reference_no: str = "ORD-1") -> Started:
-    link_id = linked(rig, f"LNK-{payment_id}").id if wallet == "astrapay" else None
+    link_id = linked_account(rig, f"LNK-{payment_id}").id if wallet == "astrapay" else None
     order = payment_order(wallet, reference_no, link_id=link_id)
     return rig.service.start_payment(order, payment_id=payment_id)
-
-
-def paid_notification(payment: Instance, tx_id: str) -> InboundRequest:
-    token = sha(IMID, tx_id, AMOUNT, KEY_TEXT)
-    return form(notification(payment, tXid=tx_id, mitraCd="ASTR", merchantToken=token))
 
 
 @pytest.mark.parametrize("wallet", ["dana", "astrapay"])
@@ -121,7 +97,7 @@ def test_once_the_first_is_final_a_new_one_starts_and_its_notification_finds_it(
     second = start(rig, "astrapay", "pay-2").instance
     tx_id = new_tx_id()
     rig.ledger.add(tx_id, "ORD-1", AMOUNT, status="0", mitra_cd="ASTR")
-    assert handler.handle_notification(paid_notification(second, tx_id)).status == 200
+    assert handler.handle_notification(astrapay_notification(second, tx_id)).status == 200
     assert (rig.engine.get(second.id).state, rig.engine.get(second.id).tx_id) == ("paid", tx_id)
     assert rig.engine.get(first.id) == first
 
@@ -132,18 +108,10 @@ def test_a_link_and_a_payment_sharing_a_reference_each_get_their_notification(
     link = rig.service.start_link(link_order("SHARED-1")).instance
     payment = start(rig, "astrapay", "pay-1", reference_no="SHARED-1").instance
 
-    link_params = {
-        "referenceNo": "SHARED-1",
-        "billingPhone": PHONE,
-        "iMid": IMID,
-        "status": "0",
-        "mandateID": MANDATE,
-        "merchantToken": sha(IMID, "SHARED-1", PHONE, KEY_TEXT),
-    }
-    assert handler.handle_notification(form(link_params)).status == 200
+    assert handler.handle_notification(form(link_notification("SHARED-1"))).status == 200
     assert rig.engine.get(link.id).state == "linked"
 
     tx_id = new_tx_id()
     rig.ledger.add(tx_id, "SHARED-1", AMOUNT, status="0", mitra_cd="ASTR")
-    assert handler.handle_notification(paid_notification(payment, tx_id)).status == 200
+    assert handler.handle_notification(astrapay_notification(payment, tx_id)).status == 200
     assert rig.engine.get(payment.id).state == "paid"

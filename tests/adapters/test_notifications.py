@@ -35,7 +35,10 @@ from tests.adapters.nicepay_fake import (
     FORM,
     IMID,
     KEY_TEXT,
+    MANDATE,
+    PHONE,
     ServiceRig,
+    link_notification,
     link_order,
     new_tx_id,
     payment_order,
@@ -61,8 +64,6 @@ NN, BC, SI, M = (
     Actor.MERCHANT,
 )
 OK = {"resultCd": "0000", "resultMsg": "SUCCESS"}
-PHONE = "08123456789"
-MANDATE = "7700123456789"
 
 
 def registered(rig: ServiceRig, wallet: str = "dana", tag: str = "1") -> Instance:
@@ -419,20 +420,6 @@ def test_a_callback_for_an_unknown_payment_is_404(
 
 
 # --- AstraPay: the link notification (T4) and the callback that may carry the mandate -----------
-
-
-def link_notification(reference_no: str, **changes: str) -> dict[str, str]:
-    params = {
-        "referenceNo": reference_no,
-        "billingPhone": PHONE,
-        "iMid": IMID,
-        "payMethod": "05",
-        "mitraCd": "ASTR",
-        "status": "0",
-        "mandateID": MANDATE,
-        "merchantToken": sha(IMID, reference_no, PHONE, KEY_TEXT),
-    }
-    return {key: value for key, value in {**params, **changes}.items() if value}
 
 
 def test_the_link_token_is_t4() -> None:
