@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from adapters.client import InquiryRetry
@@ -39,6 +39,7 @@ PASSES = 6
 """Reconciler passes at most: each asks about a few hints, and a forged one may come first."""
 NOTIFICATIONS = ("on_time", "delayed", "duplicated", "reordered", "dropped")
 LONG = timedelta(minutes=5)
+PAY, DECLINE = CustomerAction.PAY, CustomerAction.DECLINE
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,13 @@ def test_astrapay_ends_as_nicepay_says_whatever_the_faults(db_url: str) -> None:
             suppress_health_check=[HealthCheck.too_slow],
         )
         @given(plan=plans())
+        # A forged return first: the genuine notification must still get through.
+        @example(Plan(PAY, "on_time", False, 1, 0, ()))
+        # No notification, and every inquiry the returns trigger fails: only a later check's
+        # hints can settle it, and a forged one comes first.
+        @example(Plan(PAY, "dropped", True, 1, 1, ("503", "503", "503")))
+        # Declined: NICEPAY sends nothing, the return's inquiry times out.
+        @example(Plan(DECLINE, "on_time", True, 0, 1, ("timeout",)))
         def ends_as_nicepay_says(plan: Plan) -> None:
             name = next(names)
             payment = play(rig, link, name, plan)
