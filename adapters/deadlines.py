@@ -97,7 +97,7 @@ def _expire(service: PaymentService, instance: Instance) -> DeadlineRun:
     event = deadline.on_expiry if deadline else ""
     error = None
     try:
-        if event == CHECK_STATUS and instance.tx_id:
+        if event == CHECK_STATUS:  # without a tXid, the check asks about the recorded hints
             service.check_status(instance.id, actor=Actor.TIMER)
         elif event:
             service.engine.fire_with_retry(

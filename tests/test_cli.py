@@ -33,6 +33,7 @@ FINAL_STATES = {
     "dana-hostile": "order_confirmed",
     "astrapay-link": "linked",
     "astrapay-pay": "customer_updated",
+    "astrapay-forged-return": "customer_updated",
     "ovo-cancel-answer-lost": "voided",
 }
 """The state each demo scenario (named in its payment ids) must end in."""
@@ -346,6 +347,20 @@ def test_demo_ends_every_scenario_in_its_final_state(demo_run: Demo) -> None:
     assert wallets["linkaja-failed"] == "linkaja"
     assert wallets["shopeepay-app-paid"] == "shopeepay"
     assert demo_run.code == 0, "the demo reported a scenario that did not end as expected"
+
+
+def test_the_demos_forged_astrapay_return_bound_nothing(
+    cli: Cli, demo_url: str, demo: dict[str, dict[str, Any]]
+) -> None:
+    history = cli("history", demo["astrapay-forged-return"]["id"], "--db", demo_url, "--json")
+    data = history.json()
+    tx_id = data["instance"]["tx_id"]
+    returns = [s for s in data["transitions"] if s["actor"] == "browser_callback"]
+    forged = {step["payload"]["tXid"] for step in returns} - {tx_id}
+    assert len(forged) == 1  # the forged return, then the customer's own
+    refused = [call["outcome"] for call in data["calls"] if call["tx_id"] in forged]
+    assert refused == ["refused:9751"]  # NICEPAY knows no such tXid: never bound
+    assert [s["actor"] for s in data["transitions"] if s["to"] == "paid"] == ["status_inquiry"]
 
 
 def test_history_and_replay_agree_with_the_demo(

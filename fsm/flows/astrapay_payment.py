@@ -3,6 +3,11 @@
 The first step's guard refuses to start without a mandate. As for every wallet, the callback and
 the notification only lead to a status check; AstraPay's inquiry code ``8`` means a refund after a
 payment and a failure before one, which the adapter's table decides before it fires.
+
+The browser submits the payment, so the server may first hear of its tXid from an unauthenticated
+return. That tXid binds nothing until an inquiry made with it agrees with the payment; meanwhile
+neither the verified notification nor another return may be shut out, whatever came first, so
+both are accepted in every unsettled state after the browser step.
 """
 
 from __future__ import annotations
@@ -58,6 +63,14 @@ WAITING = (S.CUSTOMER_REDIRECTED, S.CUSTOMER_PAYING)
 # The browser submits linkInitiate, so the server may hear nothing until the callback or the
 # notification: both are accepted from the submission on.
 BROWSER_STEPS = (S.LINK_INITIATE_SUBMITTED, S.PAYMENT_PAGE_RECEIVED, *WAITING)
+# A forged return, or a genuine one whose inquiry failed, leaves the payment waiting for a check
+# without a confirmed tXid: the genuine notification and return must still get through.
+AWAITING_OUTCOME = (
+    *BROWSER_STEPS,
+    S.CALLBACK_RECEIVED,
+    S.NOTIFICATION_RECEIVED,
+    S.STATUS_CHECK_REQUESTED,
+)
 
 
 def _state(
@@ -178,10 +191,10 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             A.OPERATOR,
         ),
         transition(E.REDIRECT_CUSTOMER, S.PAYMENT_PAGE_RECEIVED, S.CUSTOMER_REDIRECTED, A.MERCHANT),
-        transition(E.RECEIVE_CALLBACK, BROWSER_STEPS, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
+        transition(E.RECEIVE_CALLBACK, AWAITING_OUTCOME, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
         transition(
             E.RECEIVE_NOTIFICATION,
-            (*BROWSER_STEPS, S.CALLBACK_RECEIVED),
+            AWAITING_OUTCOME,
             S.NOTIFICATION_RECEIVED,
             A.NICEPAY_NOTIFICATION,
             binds=("tx_id",),
@@ -201,7 +214,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             A.OPERATOR,
         ),
         # An inquiry answer binds the tXid it confirmed: without a notification, the payment
-        # knows it only from the browser's unauthenticated return until NICEPAY agrees.
+        # knows it only from the browser's unauthenticated returns (hints) until NICEPAY agrees.
         transition(
             E.REPORT_PENDING,
             S.STATUS_CHECK_REQUESTED,

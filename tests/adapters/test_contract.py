@@ -52,10 +52,12 @@ from tests.adapters.nicepay_fake import (
     CALLBACK_URL,
     IMID,
     KEY_TEXT,
+    MANDATE,
     NOTIFY_URL,
     Reply,
     ServiceRig,
     link_order,
+    linked_account,
     new_tx_id,
     payment_order,
     refused,
@@ -67,7 +69,6 @@ from tests.adapters.nicepay_fake import (
 WIB = ZoneInfo("Asia/Jakarta")
 FORM = "application/x-www-form-urlencoded"
 M, NR, SI = Actor.MERCHANT, Actor.NICEPAY_RESPONSE, Actor.STATUS_INQUIRY
-MANDATE = "7700123456789"
 WALLETS = sorted(ADAPTERS)
 REGISTERING = [w for w in WALLETS if ADAPTERS[w].flow == EWALLET_PAYMENT.name]
 STALE, DUPLICATE = "stale", "duplicate"
@@ -192,19 +193,6 @@ def wib(rig: ServiceRig) -> str:
 
 def needs_link(wallet: str) -> bool:
     return ADAPTERS[wallet].flow == ASTRAPAY_PAYMENT.name
-
-
-def linked_account(rig: ServiceRig, reference_no: str = "LNK-1") -> Instance:
-    """An AstraPay link an operator confirmed with a mandate."""
-    link = rig.service.start_link(link_order(reference_no)).instance
-    rig.engine.fire(
-        link.id,
-        "confirm_link",
-        actor=Actor.OPERATOR,
-        idempotency_key="op",
-        payload={"mandate": MANDATE},
-    )
-    return rig.engine.get(link.id)
 
 
 def start(rig: ServiceRig, wallet: str, tag: str = "1") -> Started:
