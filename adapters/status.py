@@ -2,10 +2,11 @@
 
 This is the only automatic path to a settlement. A payment not yet settled first moves to its
 status-check state (so the log shows who asked and why), then the inquiry's ``status`` becomes the
-event through the wallet's table. Repeated answers are absorbed by idempotency keys built from
-``(tXid, event)``, as the reference recommends; an answer that would move a settled payment
-backwards is refused by the flow and recorded as stale; an unknown code is recorded and changes
-nothing, and the state's deadline schedules the next check.
+event through the inquiry table (:mod:`adapters.mapping`). Repeated answers are absorbed by
+idempotency keys built from ``(tXid, event)``, as the reference recommends; an answer that would
+move a settled payment backwards is refused by the flow and recorded as stale; an unknown code is
+recorded (and so counted), logged as a warning and changes nothing, and the state's deadline,
+backing off, schedules the next check.
 """
 
 from __future__ import annotations
@@ -115,13 +116,17 @@ def apply_answer(
         return payment
     event = event_for_status(payment.wallet or "", status, current_state=payment.state)
     if event is None:
+        logger.warning(
+            "unknown inquiry status",
+            extra={"instance": payment.id, "wallet": payment.wallet, "status": status[:16]},
+        )
         engine.record_refused(
             payment.id,
             REPORT_STATUS,
             actor=Actor.STATUS_INQUIRY,
             idempotency_key=f"inquiry:{tx_id}:{status}:v{payment.version}",
             reason=RejectReason.UNKNOWN_STATUS,
-            detail=f"inquiry status {status!r} is not in the {payment.wallet} table",
+            detail=f"inquiry status {status[:16]!r} is not in the inquiry table",
             payload=payload,
         )
         return payment

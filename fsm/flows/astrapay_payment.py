@@ -2,7 +2,9 @@
 
 The first step's guard refuses to start without a mandate. As for every wallet, the callback and
 the notification only lead to a status check; AstraPay's inquiry code ``8`` means a refund after a
-payment and a failure before one, which the adapter's table decides before it fires.
+payment and a failure before one, which the adapter's table decides before it fires. A void or a
+refund the inquiry reports leaves ``paid`` before the customer is told, and a payment still
+pending past AstraPay's assumed window plus a grace waits in ``needs_review`` for a person.
 """
 
 from __future__ import annotations
@@ -11,7 +13,14 @@ from datetime import timedelta
 from enum import StrEnum
 
 from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
-from fsm.flows._common import HAS_MANDATE, Wallet
+from fsm.flows._common import (
+    ASTRAPAY_EXPIRY,
+    HAS_MANDATE,
+    STATUS_CHECK_CAP,
+    Wallet,
+    review_after,
+    review_transitions,
+)
 
 
 class AstrapayPaymentState(StrEnum):
@@ -31,7 +40,9 @@ class AstrapayPaymentState(StrEnum):
     CUSTOMER_UPDATED = "customer_updated"
     FAILED = "failed"
     EXPIRED = "expired"
+    VOIDED = "voided"
     REFUNDED = "refunded"
+    NEEDS_REVIEW = "needs_review"
 
 
 class AstrapayPaymentEvent(StrEnum):
@@ -49,8 +60,10 @@ class AstrapayPaymentEvent(StrEnum):
     CONFIRM_PAYMENT = "confirm_payment"
     FAIL_PAYMENT = "fail_payment"
     EXPIRE_PAYMENT = "expire_payment"
+    VOID_PAYMENT = "void_payment"
     REFUND_PAYMENT = "refund_payment"
     UPDATE_CUSTOMER = "update_customer"
+    FLAG_FOR_REVIEW = "flag_for_review"
 
 
 S, E, A = AstrapayPaymentState, AstrapayPaymentEvent, Actor
@@ -58,6 +71,17 @@ WAITING = (S.CUSTOMER_REDIRECTED, S.CUSTOMER_PAYING)
 # The browser submits linkInitiate, so the server may hear nothing until the callback or the
 # notification: both are accepted from the submission on.
 BROWSER_STEPS = (S.LINK_INITIATE_SUBMITTED, S.PAYMENT_PAGE_RECEIVED, *WAITING)
+SETTLED_PAID = (S.PAID, S.CUSTOMER_UPDATED)
+POLLING = (S.CUSTOMER_PAYING, S.STATUS_CHECK_REQUESTED)
+SUBMIT_WINDOW = timedelta(minutes=20)
+"""How long the browser has to submit linkInitiate; AstraPay's window starts after that."""
+# Measured from the payment's start: the submission, then AstraPay's assumed window.
+_POLL = Deadline(
+    timedelta(minutes=1),
+    E.CHECK_STATUS,
+    backoff_cap=STATUS_CHECK_CAP,
+    give_up=review_after(SUBMIT_WINDOW + ASTRAPAY_EXPIRY, E.FLAG_FOR_REVIEW, {}),
+)
 
 
 def _state(
@@ -86,7 +110,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
         _state(
             S.LINK_INITIATE_SUBMITTED,
             StateKind.WAITING_CUSTOMER,
-            timedelta(minutes=20),
+            SUBMIT_WINDOW,
             E.FAIL_INITIATE,
             "linkInitiate form with the mandate handed to the browser",
         ),
@@ -104,12 +128,11 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.CHECK_STATUS,
             "customer on AstraPay's verification page",
         ),
-        _state(
+        StateSpec(
             S.CUSTOMER_PAYING,
             StateKind.WAITING_CUSTOMER,
-            timedelta(minutes=1),
-            E.CHECK_STATUS,
-            "inquiry says unpaid (3): poll again",
+            deadline=_POLL,
+            description="inquiry says unpaid (3): poll again",
         ),
         _state(
             S.CALLBACK_RECEIVED,
@@ -125,12 +148,11 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.CHECK_STATUS,
             "verified notification; confirm by inquiry",
         ),
-        _state(
+        StateSpec(
             S.STATUS_CHECK_REQUESTED,
             StateKind.WAITING_PROVIDER,
-            timedelta(minutes=1),
-            E.CHECK_STATUS,
-            "status inquiry under way",
+            deadline=_POLL,
+            description="status inquiry under way",
         ),
         StateSpec(
             S.PAID,
@@ -139,11 +161,20 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             deadline=Deadline(timedelta(minutes=10), E.UPDATE_CUSTOMER),
             description="inquiry status 0; customer not yet told",
         ),
+        StateSpec(
+            S.NEEDS_REVIEW,
+            StateKind.REVIEW,
+            deadline=Deadline(timedelta(days=1), E.CHECK_STATUS),
+            description="no final status past AstraPay's window and grace: a person decides",
+        ),
         StateSpec(S.CUSTOMER_UPDATED, StateKind.SUCCEEDED, final=True),
         StateSpec(S.CHECKOUT_ABANDONED, StateKind.FAILED, final=True),
         StateSpec(S.INITIATE_FAILED, StateKind.FAILED, final=True),
         StateSpec(S.FAILED, StateKind.FAILED, final=True, settlement=True),
         StateSpec(S.EXPIRED, StateKind.FAILED, final=True, settlement=True),
+        StateSpec(
+            S.VOIDED, StateKind.REVERSED, final=True, settlement=True, description="status 1"
+        ),
         StateSpec(S.REFUNDED, StateKind.REVERSED, final=True, settlement=True),
     ),
     transitions=(
@@ -250,5 +281,31 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             reversal=True,
         ),
         transition(E.UPDATE_CUSTOMER, S.PAID, S.CUSTOMER_UPDATED, A.MERCHANT, A.TIMER),
+        transition(
+            E.VOID_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=("tx_id",),
+        ),
+        transition(
+            E.VOID_PAYMENT, SETTLED_PAID, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR, reversal=True
+        ),
+        *review_transitions(
+            S.NEEDS_REVIEW,
+            POLLING,
+            {
+                E.CONFIRM_PAYMENT: S.PAID,
+                E.FAIL_PAYMENT: S.FAILED,
+                E.EXPIRE_PAYMENT: S.EXPIRED,
+                E.VOID_PAYMENT: S.VOIDED,
+                E.REFUND_PAYMENT: S.REFUNDED,
+            },
+            flag=E.FLAG_FOR_REVIEW,
+            check=E.CHECK_STATUS,
+            report_pending=E.REPORT_PENDING,
+            binds=("tx_id",),
+        ),
     ),
 )
