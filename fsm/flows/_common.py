@@ -49,28 +49,34 @@ def review_after(window: timedelta, event: str, per_wallet: Mapping[Wallet, time
     )
 
 
+SETTLEMENTS = MappingProxyType(
+    {
+        "confirm_payment": "paid",
+        "fail_payment": "failed",
+        "expire_payment": "expired",
+        "void_payment": "voided",
+        "refund_payment": "refunded",
+    }
+)
+"""The settling events of both payment flows, which name them and their states alike."""
+
+
 def review_transitions(
-    review: str,
-    flagged_from: Iterable[str],
-    settles: Mapping[str, str],
-    *,
-    flag: str,
-    check: str,
-    report_pending: str,
-    binds: tuple[str, ...] = (),
+    review: str, flagged_from: Iterable[str], *, binds: tuple[str, ...] = ()
 ) -> tuple[TransitionSpec, ...]:
     """A payment flow's way into its review state, and out of it only by a settlement.
 
-    The timer or an operator flags a payment; there it is still checked (a pending answer keeps
-    it there), and a status inquiry or an operator settles it with one of ``settles``'s events.
+    The timer or an operator flags a payment (``flag_for_review``); there it is still checked
+    (a pending answer keeps it there), and a status inquiry or an operator settles it with one
+    of :data:`SETTLEMENTS`.
     """
     return (
-        transition(flag, flagged_from, review, Actor.TIMER, Actor.OPERATOR),
-        transition(check, review, review, Actor.MERCHANT, Actor.TIMER, Actor.OPERATOR),
-        transition(report_pending, review, review, Actor.STATUS_INQUIRY, binds=binds),
+        transition("flag_for_review", flagged_from, review, Actor.TIMER, Actor.OPERATOR),
+        transition("check_status", review, review, Actor.MERCHANT, Actor.TIMER, Actor.OPERATOR),
+        transition("report_pending", review, review, Actor.STATUS_INQUIRY, binds=binds),
         *(
             transition(event, review, dest, Actor.STATUS_INQUIRY, Actor.OPERATOR, binds=binds)
-            for event, dest in settles.items()
+            for event, dest in SETTLEMENTS.items()
         ),
     )
 

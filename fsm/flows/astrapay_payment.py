@@ -292,20 +292,6 @@ ASTRAPAY_PAYMENT = FlowDefinition(
         transition(
             E.VOID_PAYMENT, SETTLED_PAID, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR, reversal=True
         ),
-        *review_transitions(
-            S.NEEDS_REVIEW,
-            POLLING,
-            {
-                E.CONFIRM_PAYMENT: S.PAID,
-                E.FAIL_PAYMENT: S.FAILED,
-                E.EXPIRE_PAYMENT: S.EXPIRED,
-                E.VOID_PAYMENT: S.VOIDED,
-                E.REFUND_PAYMENT: S.REFUNDED,
-            },
-            flag=E.FLAG_FOR_REVIEW,
-            check=E.CHECK_STATUS,
-            report_pending=E.REPORT_PENDING,
-            binds=("tx_id",),
-        ),
+        *review_transitions(S.NEEDS_REVIEW, POLLING, binds=("tx_id",)),
     ),
 )

@@ -273,19 +273,6 @@ EWALLET_PAYMENT = FlowDefinition(
             reversal=True,
         ),
         transition(E.CONFIRM_ORDER, S.PAID, S.ORDER_CONFIRMED, A.MERCHANT, A.TIMER),
-        *review_transitions(
-            S.NEEDS_REVIEW,
-            POLLING,
-            {
-                E.CONFIRM_PAYMENT: S.PAID,
-                E.FAIL_PAYMENT: S.FAILED,
-                E.EXPIRE_PAYMENT: S.EXPIRED,
-                E.VOID_PAYMENT: S.VOIDED,
-                E.REFUND_PAYMENT: S.REFUNDED,
-            },
-            flag=E.FLAG_FOR_REVIEW,
-            check=_CHECK,
-            report_pending=E.REPORT_PENDING,
-        ),
+        *review_transitions(S.NEEDS_REVIEW, POLLING),
     ),
 )

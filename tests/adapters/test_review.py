@@ -226,23 +226,15 @@ def test_history_shows_how_many_unknown_codes_a_payment_got(tmp_path: Path) -> N
         rig.service.check_status(payment.id, actor=Actor.TIMER)
     finally:
         store.dispose()
+    shown = history(payment.id, url, "--json")
+    assert json.loads(shown)["unknown_status_count"] == 2
+    assert "inquiry answers with an unknown status code: 2" in history(payment.id, url)
+
+
+def history(payment_id: str, url: str, *flags: str) -> str:
+    """What the installed ``ewallet-fsm history`` prints, run on this tree."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    shown = subprocess.run(  # noqa: S603 - our own console script, fixed arguments
-        [str(EXECUTABLE), "history", payment.id, "--db", url, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["unknown_status_count"] == 2
-    text = subprocess.run(  # noqa: S603
-        [str(EXECUTABLE), "history", payment.id, "--db", url],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    assert "inquiry answers with an unknown status code: 2" in text.stdout
+    argv = [str(EXECUTABLE), "history", payment_id, "--db", url, *flags]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120, check=False)  # noqa: S603 - our own console script
+    assert done.returncode == 0, done.stderr
+    return done.stdout
