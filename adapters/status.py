@@ -12,6 +12,7 @@ backing off, schedules the next check.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from typing import Protocol
 
@@ -124,7 +125,7 @@ def apply_answer(
             payment.id,
             REPORT_STATUS,
             actor=Actor.STATUS_INQUIRY,
-            idempotency_key=f"inquiry:{tx_id}:{status}:v{payment.version}",
+            idempotency_key=f"inquiry:{tx_id}:{_code_key(status)}:v{payment.version}",
             reason=RejectReason.UNKNOWN_STATUS,
             detail=f"inquiry status {status[:16]!r} is not in the inquiry table",
             payload=payload,
@@ -144,6 +145,13 @@ def apply_answer(
             extra={"instance": payment.id, "event": event, "reason": str(refused.reason)},
         )
     return engine.get(payment.id)
+
+
+def _code_key(status: str) -> str:
+    """``status`` as a part of a key: a long one (anything may come back) by its digest."""
+    if len(status) <= 16:
+        return status
+    return "sha256:" + hashlib.sha256(status.encode()).hexdigest()[:16]
 
 
 def _mismatch(payment: Instance, answer: InquiryAnswer, tx_id: str) -> str | None:

@@ -215,6 +215,17 @@ def test_an_unknown_code_is_recorded_counted_logged_and_backs_off(
     assert fields == {("ovo", "7", payment.id)}
 
 
+def test_an_unknown_code_of_any_length_is_recorded_and_counted(rig: ServiceRig) -> None:
+    payment = pending(rig, "dana", status="Z" * 300)
+    checked = rig.service.check_status(payment.id)
+    assert checked.state == "status_check_requested"
+    (refused,) = rig.engine.rejections(payment.id)
+    assert (refused.reason, refused.payload["status"]) == (RejectReason.UNKNOWN_STATUS, "Z" * 300)
+    assert refused.detail == "inquiry status 'ZZZZZZZZZZZZZZZZ' is not in the inquiry table"
+    unknown = RejectReason.UNKNOWN_STATUS
+    assert rig.engine.store.count_rejections(unknown, instance_id=payment.id) == 1
+
+
 def test_history_shows_how_many_unknown_codes_a_payment_got(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'review.sqlite3'}"
     store = SqlStore(url)
