@@ -2,15 +2,17 @@
 
 This is the only automatic path to a settlement. A payment not yet settled first moves to its
 status-check state (so the log shows who asked and why), then the inquiry's ``status`` becomes the
-event through the wallet's table. Repeated answers are absorbed by idempotency keys built from
-``(tXid, event)``, as the reference recommends; an answer that would move a settled payment
-backwards is refused by the flow and recorded as stale; an unknown code is recorded and changes
-nothing, and the state's deadline schedules the next check.
+event through the inquiry table (:mod:`adapters.mapping`). Repeated answers are absorbed by
+idempotency keys built from ``(tXid, event)``, as the reference recommends; an answer that would
+move a settled payment backwards is refused by the flow and recorded as stale; an unknown code is
+recorded (and so counted), logged as a warning and changes nothing, and the state's deadline,
+backing off, schedules the next check.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from typing import Protocol
 
@@ -116,13 +118,17 @@ def apply_answer(
         return payment
     event = event_for_status(payment.wallet or "", status, current_state=payment.state)
     if event is None:
+        logger.warning(
+            "unknown inquiry status",
+            extra={"instance": payment.id, "wallet": payment.wallet, "status": status[:16]},
+        )
         engine.record_refused(
             payment.id,
             REPORT_STATUS,
             actor=Actor.STATUS_INQUIRY,
-            idempotency_key=f"inquiry:{tx_id}:{status}:v{payment.version}",
+            idempotency_key=f"inquiry:{tx_id}:{_code_key(status)}:v{payment.version}",
             reason=RejectReason.UNKNOWN_STATUS,
-            detail=f"inquiry status {status!r} is not in the {payment.wallet} table",
+            detail=f"inquiry status {status[:16]!r} is not in the inquiry table",
             payload=payload,
         )
         return payment
@@ -140,6 +146,13 @@ def apply_answer(
             extra={"instance": payment.id, "event": event, "reason": str(refused.reason)},
         )
     return engine.get(payment.id)
+
+
+def _code_key(status: str) -> str:
+    """``status`` as a part of a key: a long one (anything may come back) by its digest."""
+    if len(status) <= 16:
+        return status
+    return "sha256:" + hashlib.sha256(status.encode()).hexdigest()[:16]
 
 
 def _mismatch(payment: Instance, answer: InquiryAnswer, tx_id: str) -> str | None:

@@ -131,7 +131,7 @@ class Engine:
             reference_no=checked_text("reference_no", reference_no),
             tx_id=checked_text("tx_id", tx_id),
             mandate=checked_text("mandate", mandate),
-            deadline_at=_deadline_at(definition, definition.initial, wallet, now),
+            deadline_at=_deadline_at(definition, definition.initial, wallet, now, now),
             created_at=now,
             updated_at=now,
         )
@@ -349,7 +349,9 @@ class Engine:
             unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
                 record,
                 expected_version=instance.version,
-                deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
+                deadline_at=_deadline_at(
+                    flow, decision.dest, instance.wallet, now, instance.created_at
+                ),
                 bound=bound,
             )
         except ReferenceTaken:
@@ -499,10 +501,10 @@ def _rejected(
 
 
 def _deadline_at(
-    flow: FlowDefinition, state: str, wallet: str | None, now: datetime
+    flow: FlowDefinition, state: str, wallet: str | None, now: datetime, started_at: datetime
 ) -> datetime | None:
     deadline = flow.state(state).deadline
-    return None if deadline is None else now + deadline.for_wallet(wallet)
+    return None if deadline is None else deadline.due_at(wallet, now, started_at)
 
 
 class _Checked(NamedTuple):

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.cli._output import default_db, iso, open_store, table, write, write_json
-from fsm.errors import InvalidInstanceData
+from fsm.errors import InvalidInstanceData, RejectReason
 from fsm.flows import get_flow
 from fsm.intents import CallIntent
 from fsm.model import Instance, RejectedEvent, TransitionRecord
@@ -62,6 +62,7 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     records, refused = store.history(args.id), store.rejections(args.id)
     calls = store.intents(args.id)
+    unknown = store.count_rejections(RejectReason.UNKNOWN_STATUS, instance_id=args.id)
     if args.json:
         write_json(
             {
@@ -69,11 +70,14 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
                 "transitions": [record_json(r) for r in records],
                 "rejected": [rejected_json(r) for r in refused],
                 "calls": [intent_json(c) for c in calls],
+                "unknown_status_count": unknown,
             }
         )
         return 0
     write(f"{instance.id}  flow={instance.flow}  wallet={instance.wallet}  state={instance.state}")
     write(f"referenceNo={instance.reference_no}  tXid={instance.tx_id}  amount={instance.amount}")
+    if unknown:
+        write(f"inquiry answers with an unknown status code: {unknown}")
     write()
     rows = [
         (r.seq, iso(r.occurred_at), r.event, r.source, r.dest, r.actor, r.idempotency_key)

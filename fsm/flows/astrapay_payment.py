@@ -2,7 +2,9 @@
 
 The first step's guard refuses to start without a mandate. As for every wallet, the callback and
 the notification only lead to a status check; AstraPay's inquiry code ``8`` means a refund after a
-payment and a failure before one, which the adapter's table decides before it fires.
+payment and a failure before one, which the adapter's table decides before it fires. A void or a
+refund the inquiry reports leaves ``paid`` before the customer is told, and a payment still
+pending past AstraPay's assumed window plus a grace waits in ``needs_review`` for a person.
 
 The browser submits the payment, so the server may first hear of its tXid from an unauthenticated
 return. That tXid binds nothing until an inquiry made with it agrees with the payment; meanwhile
@@ -16,7 +18,14 @@ from datetime import timedelta
 from enum import StrEnum
 
 from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
-from fsm.flows._common import HAS_MANDATE, Wallet
+from fsm.flows._common import (
+    ASTRAPAY_EXPIRY,
+    HAS_MANDATE,
+    STATUS_CHECK_CAP,
+    Wallet,
+    review_after,
+    review_transitions,
+)
 
 
 class AstrapayPaymentState(StrEnum):
@@ -36,7 +45,9 @@ class AstrapayPaymentState(StrEnum):
     CUSTOMER_UPDATED = "customer_updated"
     FAILED = "failed"
     EXPIRED = "expired"
+    VOIDED = "voided"
     REFUNDED = "refunded"
+    NEEDS_REVIEW = "needs_review"
 
 
 class AstrapayPaymentEvent(StrEnum):
@@ -54,8 +65,10 @@ class AstrapayPaymentEvent(StrEnum):
     CONFIRM_PAYMENT = "confirm_payment"
     FAIL_PAYMENT = "fail_payment"
     EXPIRE_PAYMENT = "expire_payment"
+    VOID_PAYMENT = "void_payment"
     REFUND_PAYMENT = "refund_payment"
     UPDATE_CUSTOMER = "update_customer"
+    FLAG_FOR_REVIEW = "flag_for_review"
 
 
 S, E, A = AstrapayPaymentState, AstrapayPaymentEvent, Actor
@@ -70,6 +83,20 @@ AWAITING_OUTCOME = (
     S.CALLBACK_RECEIVED,
     S.NOTIFICATION_RECEIVED,
     S.STATUS_CHECK_REQUESTED,
+)
+# Once a person has been asked to look, a verified notification still leads to a check; an
+# unauthenticated return only leaves its hint, which the review's own checks ask about.
+NOTIFIED_FROM = (*AWAITING_OUTCOME, S.NEEDS_REVIEW)
+SETTLED_PAID = (S.PAID, S.CUSTOMER_UPDATED)
+POLLING = (S.CUSTOMER_PAYING, S.STATUS_CHECK_REQUESTED)
+SUBMIT_WINDOW = timedelta(minutes=20)
+"""How long the browser has to submit linkInitiate; AstraPay's window starts after that."""
+# Measured from the payment's start: the submission, then AstraPay's assumed window.
+_POLL = Deadline(
+    timedelta(minutes=1),
+    E.CHECK_STATUS,
+    backoff_cap=STATUS_CHECK_CAP,
+    give_up=review_after(SUBMIT_WINDOW + ASTRAPAY_EXPIRY, E.FLAG_FOR_REVIEW, {}),
 )
 
 
@@ -99,7 +126,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
         _state(
             S.LINK_INITIATE_SUBMITTED,
             StateKind.WAITING_CUSTOMER,
-            timedelta(minutes=20),
+            SUBMIT_WINDOW,
             E.FAIL_INITIATE,
             "linkInitiate form with the mandate handed to the browser",
         ),
@@ -117,12 +144,11 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.CHECK_STATUS,
             "customer on AstraPay's verification page",
         ),
-        _state(
+        StateSpec(
             S.CUSTOMER_PAYING,
             StateKind.WAITING_CUSTOMER,
-            timedelta(minutes=1),
-            E.CHECK_STATUS,
-            "inquiry says unpaid (3): poll again",
+            deadline=_POLL,
+            description="inquiry says unpaid (3): poll again",
         ),
         _state(
             S.CALLBACK_RECEIVED,
@@ -138,12 +164,11 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.CHECK_STATUS,
             "verified notification; confirm by inquiry",
         ),
-        _state(
+        StateSpec(
             S.STATUS_CHECK_REQUESTED,
             StateKind.WAITING_PROVIDER,
-            timedelta(minutes=1),
-            E.CHECK_STATUS,
-            "status inquiry under way",
+            deadline=_POLL,
+            description="status inquiry under way",
         ),
         StateSpec(
             S.PAID,
@@ -152,11 +177,20 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             deadline=Deadline(timedelta(minutes=10), E.UPDATE_CUSTOMER),
             description="inquiry status 0; customer not yet told",
         ),
+        StateSpec(
+            S.NEEDS_REVIEW,
+            StateKind.REVIEW,
+            deadline=Deadline(timedelta(days=1), E.CHECK_STATUS),
+            description="no final status past AstraPay's window and grace: a person decides",
+        ),
         StateSpec(S.CUSTOMER_UPDATED, StateKind.SUCCEEDED, final=True),
         StateSpec(S.CHECKOUT_ABANDONED, StateKind.FAILED, final=True),
         StateSpec(S.INITIATE_FAILED, StateKind.FAILED, final=True),
         StateSpec(S.FAILED, StateKind.FAILED, final=True, settlement=True),
         StateSpec(S.EXPIRED, StateKind.FAILED, final=True, settlement=True),
+        StateSpec(
+            S.VOIDED, StateKind.REVERSED, final=True, settlement=True, description="status 1"
+        ),
         StateSpec(S.REFUNDED, StateKind.REVERSED, final=True, settlement=True),
     ),
     transitions=(
@@ -194,7 +228,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
         transition(E.RECEIVE_CALLBACK, AWAITING_OUTCOME, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
         transition(
             E.RECEIVE_NOTIFICATION,
-            AWAITING_OUTCOME,
+            NOTIFIED_FROM,
             S.NOTIFICATION_RECEIVED,
             A.NICEPAY_NOTIFICATION,
             binds=("tx_id",),
@@ -263,5 +297,17 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             reversal=True,
         ),
         transition(E.UPDATE_CUSTOMER, S.PAID, S.CUSTOMER_UPDATED, A.MERCHANT, A.TIMER),
+        transition(
+            E.VOID_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=("tx_id",),
+        ),
+        transition(
+            E.VOID_PAYMENT, SETTLED_PAID, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR, reversal=True
+        ),
+        *review_transitions(S.NEEDS_REVIEW, POLLING, binds=("tx_id",)),
     ),
 )
