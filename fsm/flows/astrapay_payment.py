@@ -84,9 +84,7 @@ AWAITING_OUTCOME = (
     S.NOTIFICATION_RECEIVED,
     S.STATUS_CHECK_REQUESTED,
 )
-# Once a person has been asked to look, a verified notification still leads to a check; an
-# unauthenticated return only leaves its hint, which the review's own checks ask about.
-NOTIFIED_FROM = (*AWAITING_OUTCOME, S.NEEDS_REVIEW)
+
 SETTLED_PAID = (S.PAID, S.CUSTOMER_UPDATED)
 POLLING = (S.CUSTOMER_PAYING, S.STATUS_CHECK_REQUESTED)
 SUBMIT_WINDOW = timedelta(minutes=20)
@@ -228,8 +226,18 @@ ASTRAPAY_PAYMENT = FlowDefinition(
         transition(E.RECEIVE_CALLBACK, AWAITING_OUTCOME, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
         transition(
             E.RECEIVE_NOTIFICATION,
-            NOTIFIED_FROM,
+            AWAITING_OUTCOME,
             S.NOTIFICATION_RECEIVED,
+            A.NICEPAY_NOTIFICATION,
+            binds=("tx_id",),
+        ),
+        # Under review only a settlement leaves, but a verified notification still binds its
+        # tXid, so the review's checks can ask about it (an unauthenticated return only leaves
+        # a hint).
+        transition(
+            E.RECEIVE_NOTIFICATION,
+            S.NEEDS_REVIEW,
+            S.NEEDS_REVIEW,
             A.NICEPAY_NOTIFICATION,
             binds=("tx_id",),
         ),
