@@ -127,10 +127,11 @@ def refused(rig: Rig, payment_id: str, event: str) -> list[RejectReason]:
 
 def sim_paid(rig: Rig, order_ref: str) -> list[str]:
     """The simulator's paid transactions for an order (its referenceNo, suffixed or not)."""
+    transactions = (rig.sim.transaction(tx.id) for tx in rig.sim.engine.store.list_instances())
     return [
-        tx.reference_no or ""
-        for tx in rig.sim.engine.store.list_instances()
-        if (tx.reference_no or "").startswith(order_ref) and tx.state == "paid"
+        tx.reference_no
+        for tx in transactions
+        if tx.reference_no.startswith(order_ref) and tx.state == "paid"
     ]
 
 
