@@ -385,7 +385,9 @@ def test_history_and_replay_agree_with_the_demo(
             "state": payment["state"],
             "applied": payment["transitions"],
             "divergence": None,
+            "damaged": [],
         }
+        assert data["damaged"] == []
 
 
 def test_the_hostile_payment_was_settled_only_by_an_inquiry(
@@ -497,6 +499,8 @@ def test_human_readable_history_and_replay(
         "state",
         "version",
         "referenceNo",
+        "created",
+        "(UTC)",
     ]
 
 

@@ -7,6 +7,8 @@ on, so no two reconcilers ever ask NICEPAY about one payment at the same time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import os
 import time
@@ -59,6 +61,9 @@ def register(subparsers: Any) -> None:
         default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
         help=f"NICEPAY base URL (default: ${NICEPAY_URL_ENV} or the sandbox)",
     )
+    reconcile.add_argument(
+        "--json", action="store_true", help="print each pass as one line of JSON"
+    )
     reconcile.set_defaults(handler=_reconcile)
 
 
@@ -89,10 +94,23 @@ def _reconcile(args: argparse.Namespace) -> int:
                     raise
                 logger.exception("reconcile pass failed; trying again after the interval")
             else:
-                _report(done)
+                if args.json:
+                    _report_json(done)
+                else:
+                    _report(done)
                 if not args.loop:
                     return 1 if done.failed else 0
             time.sleep(args.interval)
+
+
+def _report_json(done: ReconcilePass) -> None:
+    """One pass as one line of JSON, so a looping reconciler writes JSON Lines."""
+    data = {
+        "repairs": [dataclasses.asdict(r) for r in done.repairs],
+        "deadlines": [dataclasses.asdict(r) for r in done.deadlines],
+        "failed": done.failed,
+    }
+    write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
 def _report(done: ReconcilePass) -> None:

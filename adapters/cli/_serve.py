@@ -11,6 +11,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.cli._errors import check_can_listen
 from adapters.cli._output import default_db, write
 from adapters.client import NicepayClient
 from adapters.config import Environment, NicepayCredentials
@@ -64,6 +65,7 @@ def credentials_from_env(nicepay_url: str) -> NicepayCredentials:
 
 def _serve(args: argparse.Namespace) -> int:
     credentials = credentials_from_env(args.nicepay_url)
+    check_can_listen(args.host, args.port)
     store = SqlStore(args.db)
     store.create_schema()
     public = f"http://{args.host}:{args.port}"
