@@ -104,7 +104,9 @@ def _audit(args: argparse.Namespace) -> int:
             }
         )
     else:
-        write(f"wrote {target}: replay {result.verdict}, {len(history)} steps, {len(refused)} refused")
+        write(
+            f"wrote {target}: replay {result.verdict}, {len(history)} steps, {len(refused)} refused"
+        )
         if result.divergence is not None:
             write(f"first divergence: {result.divergence.reason}")
         for note in result.damaged:

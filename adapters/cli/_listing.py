@@ -32,7 +32,9 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--flow", choices=sorted(FLOWS), help="only instances of this flow")
     listing.add_argument("--wallet", choices=sorted(Wallet), help="only this wallet's")
     listing.add_argument("--reference", metavar="REFERENCE_NO", help="only this referenceNo")
-    listing.add_argument("--since", metavar="TIME", help="created at or after an ISO time with zone")
+    listing.add_argument(
+        "--since", metavar="TIME", help="created at or after an ISO time with zone"
+    )
     listing.add_argument("--due", action="store_true", help="only those whose deadline has passed")
     listing.add_argument(
         "--limit", type=page_size, default=50, help="instances per page (default: %(default)s)"
