@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, select, tuple_
 
 from fsm.clock import require_aware
 from fsm.errors import InvalidInstanceData
@@ -78,9 +78,8 @@ def page_query(where: InstanceFilter, *, limit: int, cursor: str | None) -> Sele
         query = query.where(_T.c.deadline_at <= require_aware(where.due_at))
     if cursor is not None:
         created, last_id = decode_cursor(cursor)
-        query = query.where(
-            or_(_T.c.created_at < created, and_(_T.c.created_at == created, _T.c.id < last_id))
-        )
+        # a row-value comparison, so both databases seek the index to the cursor
+        query = query.where(tuple_(_T.c.created_at, _T.c.id) < tuple_(created, last_id))
     return query.order_by(_T.c.created_at.desc(), _T.c.id.desc()).limit(limit + 1)
 
 
