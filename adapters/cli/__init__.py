@@ -68,6 +68,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.handler(args)
+    except KeyboardInterrupt:  # a looping command stopped by hand: nothing went wrong
+        return 130
     except Exception as exc:
         if not report(exc, getattr(args, "db", None)):
             raise

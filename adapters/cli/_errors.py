@@ -31,6 +31,31 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
 
+def seconds(text: str) -> float:
+    """An argument type: a positive, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def port_number(text: str) -> int:
+    """An argument type: a TCP port, 0 (any free one) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= _MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to {_MAX_PORT})")
+    return port
+
+
+_MAX_PORT = 65535
+
+
 def check_can_listen(host: str, port: int) -> None:
     """Refuse, before any other work, an address this process cannot listen on.
 
@@ -127,4 +152,4 @@ def _flat(text: str) -> str:
 _FOOTNOTES = ("(Background on this error", "[SQL:", "[parameters:")
 
 
-__all__ = ["OneLineParser", "check_can_listen", "one_line", "report"]
+__all__ = ["OneLineParser", "check_can_listen", "one_line", "port_number", "report", "seconds"]

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH
+from adapters.cli._errors import seconds
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.client import NicepayClient
@@ -42,17 +43,17 @@ def register(subparsers: Any) -> None:
     mode = reconcile.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one pass, then exit (the default)")
     mode.add_argument("--loop", action="store_true", help="keep going until interrupted")
-    reconcile.add_argument("--interval", type=float, default=5.0, help="seconds between passes")
+    reconcile.add_argument("--interval", type=seconds, default=5.0, help="seconds between passes")
     reconcile.add_argument("--limit", type=int, default=100, help="instances per pass")
     reconcile.add_argument(
         "--grace",
-        type=float,
+        type=seconds,
         default=INTENT_GRACE.total_seconds(),
         help="seconds after which an unanswered call counts as abandoned (default: %(default)s)",
     )
     reconcile.add_argument(
         "--lease",
-        type=float,
+        type=seconds,
         default=DEFAULT_LEASE.total_seconds(),
         help="seconds a claim outlives a reconciler that stopped (default: %(default)s)",
     )

@@ -178,7 +178,9 @@ def _replay(args: argparse.Namespace, store: SqlStore) -> int:
     else:
         write(f"{instance.id}: {result.verdict}; state {result.state} after {result.applied} steps")
         if divergence:
-            write(f"first divergence at step {divergence['seq']}: {divergence['reason']}")
+            seq = divergence["seq"]
+            where = "the stored row" if seq is None else f"step {seq}"
+            write(f"first divergence at {where}: {divergence['reason']}")
         for note in result.damaged:
             write(f"damaged row at {note}")
     return 0 if result.verdict is Verdict.CONSISTENT else 1

@@ -11,7 +11,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.cli._errors import check_can_listen
+from adapters.cli._errors import check_can_listen, port_number
 from adapters.cli._output import default_db, write
 from adapters.client import NicepayClient
 from adapters.config import Environment, NicepayCredentials
@@ -34,7 +34,7 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--port", type=port_number, default=8080, help="port to listen on")
     serve.add_argument(
         "--nicepay-url",
         default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),

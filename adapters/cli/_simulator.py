@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from adapters.cli._errors import check_can_listen
+from adapters.cli._errors import check_can_listen, port_number
 from adapters.cli._output import write
 from adapters.simulator import NicepaySimulator, SimulatorConfig
 
@@ -22,7 +22,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulator", help="serve the NICEPAY simulator on 127.0.0.1 until interrupted"
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
+    parser.add_argument(
+        "--port", type=port_number, default=0, help="TCP port (default: any free one)"
+    )
     parser.add_argument("--imid", default="IONPAYTEST", help="the merchant ID it accepts")
     parser.add_argument(
         "--merchant-key-env",
