@@ -48,14 +48,22 @@ def run_each(commands: dict[str, tuple[str, ...]], db: str, cwd: Path) -> dict[s
     return dict(zip(commands, runs, strict=True))
 
 
+def assert_each_says(commands: dict[str, tuple[str, ...]], db: str, cwd: Path, line: str) -> None:
+    """Each command, run on ``db``, fails with exactly ``line`` (after the program's name)."""
+    for name, run in run_each(commands, db, cwd).items():
+        assert run.assert_one_line_error() == f"ewallet-fsm: error: {line}", name
+
+
 def test_read_only_commands_never_create_a_database(tmp_path: Path) -> None:
     path = tmp_path / "typo.sqlite3"
     url = f"sqlite:///{path}"
-    for name, run in run_each(ON_EXISTING, url, tmp_path).items():
-        assert run.assert_one_line_error() == (
-            f"ewallet-fsm: error: no database file at {path}: give --db URL (or $EWALLET_FSM_DB), "
-            f"or create one with `ewallet-fsm migrate --db {url}`"
-        ), name
+    assert_each_says(
+        ON_EXISTING,
+        url,
+        tmp_path,
+        f"no database file at {path}: give --db URL (or $EWALLET_FSM_DB), "
+        f"or create one with `ewallet-fsm migrate --db {url}`",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
@@ -78,11 +86,13 @@ def older(db_url: str) -> Iterator[SqlStore]:
 
 def test_read_only_commands_never_migrate(older: SqlStore, db_url: str, tmp_path: Path) -> None:
     shown = make_url(db_url).render_as_string(hide_password=True)
-    for name, run in run_each(ON_EXISTING, db_url, tmp_path).items():
-        assert run.assert_one_line_error() == (
-            f"ewallet-fsm: error: {shown} is at schema revision 0004, not {HEAD_REVISION}: "
-            f"upgrade it with `ewallet-fsm migrate --db {shown}`"
-        ), name
+    assert_each_says(
+        ON_EXISTING,
+        db_url,
+        tmp_path,
+        f"{shown} is at schema revision 0004, not {HEAD_REVISION}: "
+        f"upgrade it with `ewallet-fsm migrate --db {shown}`",
+    )
     assert older.schema_version() == "0004"
 
     migrated = ewallet_fsm("migrate", "--db", db_url, "--json", cwd=tmp_path)
@@ -95,11 +105,12 @@ def test_an_empty_database_stays_empty(db_url: str, tmp_path: Path) -> None:
     if db_url.startswith("sqlite:///"):
         Path(db_url.removeprefix("sqlite:///")).touch()
     shown = make_url(db_url).render_as_string(hide_password=True)
-    for name, run in run_each(READ_ONLY, db_url, tmp_path).items():
-        assert run.assert_one_line_error() == (
-            f"ewallet-fsm: error: {shown} holds no ewallet-fsm schema: "
-            f"create it with `ewallet-fsm migrate --db {shown}`"
-        ), name
+    assert_each_says(
+        READ_ONLY,
+        db_url,
+        tmp_path,
+        f"{shown} holds no ewallet-fsm schema: create it with `ewallet-fsm migrate --db {shown}`",
+    )
     store = SqlStore(db_url)
     assert inspect(store.engine).get_table_names() == []
     store.dispose()

@@ -228,7 +228,7 @@ def test_list_refuses_bad_filters_in_one_line(db_url: str, tmp_path: Path) -> No
     )
     assert lines[3].startswith("ewallet-fsm list: error: argument --wallet: invalid choice:")
     assert lines[4] == (
-        "ewallet-fsm list: error: argument --limit: 0 is not between 1 and 1000 "
+        "ewallet-fsm list: error: argument --limit: 0 is not a whole number from 1 to 1000 "
         "(see `ewallet-fsm list --help`)"
     )
     assert lines[5] == "ewallet-fsm: error: 'bm90IGEgY3Vyc29y' is not a cursor a listing gave"

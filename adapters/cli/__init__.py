@@ -19,7 +19,8 @@ from adapters.cli import (
     _serve,
     _simulator,
 )
-from adapters.cli._errors import OneLineParser, report
+from adapters.cli._arguments import OneLineParser
+from adapters.cli._errors import report
 
 _COMMANDS = (
     _flows,

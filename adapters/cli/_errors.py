@@ -7,12 +7,11 @@ what went wrong; anything else is a bug in the command and keeps its traceback.
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import sqlite3
 import sys
-from typing import IO, NoReturn
+from typing import IO
 
 from sqlalchemy import exc, make_url
 
@@ -21,39 +20,6 @@ from fsm.errors import ConfigurationError, FsmError
 _OWN_PACKAGES = ("fsm", "adapters")
 _URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DB"
 _DRIVER_HINT = "for PostgreSQL install psycopg: pip install 'ewallet-fsm[postgres]'"
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose complaint is one line naming the help to read."""
-
-    def error(self, message: str) -> NoReturn:
-        """Exit 2 after one line saying what is wrong with the arguments."""
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-def seconds(text: str) -> float:
-    """An argument type: a positive, finite number of seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
-    return value
-
-
-def port_number(text: str) -> int:
-    """An argument type: a TCP port, 0 (any free one) to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= _MAX_PORT:
-        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to {_MAX_PORT})")
-    return port
-
-
-_MAX_PORT = 65535
 
 
 def check_can_listen(host: str, port: int) -> None:
@@ -152,4 +118,4 @@ def _flat(text: str) -> str:
 _FOOTNOTES = ("(Background on this error", "[SQL:", "[parameters:")
 
 
-__all__ = ["OneLineParser", "check_can_listen", "one_line", "port_number", "report", "seconds"]
+__all__ = ["check_can_listen", "one_line", "report"]

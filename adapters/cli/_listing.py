@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters.cli._arguments import page_size
 from adapters.cli._output import (
     aware_time,
     default_db,
@@ -18,7 +19,7 @@ from adapters.cli._output import (
 from adapters.cli._records import instance_json
 from fsm.errors import InvalidInstanceData
 from fsm.flows import FLOWS, Wallet
-from fsm.listing import MAX_PAGE, InstanceFilter, InstancePage
+from fsm.listing import InstanceFilter, InstancePage
 
 _HEADERS = ("id", "flow", "wallet", "state", "version", "referenceNo", "created (UTC)")
 
@@ -43,17 +44,6 @@ def register(subparsers: Any) -> None:
     listing.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_list)
-
-
-def page_size(text: str) -> int:
-    """``--limit``'s value: a whole number from 1 to :data:`MAX_PAGE`."""
-    try:
-        size = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= size <= MAX_PAGE:
-        raise argparse.ArgumentTypeError(f"{size} is not between 1 and {MAX_PAGE}")
-    return size
 
 
 def _list(args: argparse.Namespace) -> int:

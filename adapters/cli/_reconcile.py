@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH
-from adapters.cli._errors import seconds
+from adapters.cli._arguments import seconds
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.client import NicepayClient

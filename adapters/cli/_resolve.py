@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from adapters.cli._arguments import bounded_text
 from adapters.cli._output import default_db, open_existing, write, write_json
 from adapters.cli._records import record_json
 from fsm.definition import Actor
@@ -30,13 +31,16 @@ def register(subparsers: Any) -> None:
     resolve.add_argument("id", help="instance id")
     resolve.add_argument("--event", required=True, help="an event the flow allows an operator")
     resolve.add_argument(
-        "--reason", required=True, type=_text("--reason", MAX_REASON), help="why, for the record"
+        "--reason",
+        required=True,
+        type=bounded_text("--reason", MAX_REASON),
+        help="why, for the record",
     )
     resolve.add_argument(
-        "--by", required=True, type=_text("--by", MAX_NAME), help="who resolves it"
+        "--by", required=True, type=bounded_text("--by", MAX_NAME), help="who resolves it"
     )
     resolve.add_argument(
-        "--mandate", type=_text("--mandate", 64), help="the AstraPay mandate to attach"
+        "--mandate", type=bounded_text("--mandate", 64), help="the AstraPay mandate to attach"
     )
     resolve.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     resolve.add_argument("--json", action="store_true", help="print JSON")
@@ -129,15 +133,3 @@ def _resolve(args: argparse.Namespace) -> int:
             f"({record.source} -> {record.dest}) by {args.by}: {args.reason}"
         )
     return 0
-
-
-def _text(flag: str, limit: int) -> Any:
-    """An argument type: text of 1 to ``limit`` characters, not only blanks."""
-
-    def parse(value: str) -> str:
-        text = value.strip()
-        if not text or len(text) > limit:
-            raise argparse.ArgumentTypeError(f"{flag} must be 1 to {limit} characters")
-        return text
-
-    return parse

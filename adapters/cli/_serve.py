@@ -11,7 +11,8 @@ import uvicorn
 from pydantic import SecretStr
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.cli._errors import check_can_listen, port_number
+from adapters.cli._arguments import port_number
+from adapters.cli._errors import check_can_listen
 from adapters.cli._output import default_db, write
 from adapters.client import NicepayClient
 from adapters.config import Environment, NicepayCredentials

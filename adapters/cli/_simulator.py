@@ -10,7 +10,8 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from adapters.cli._errors import check_can_listen, port_number
+from adapters.cli._arguments import port_number
+from adapters.cli._errors import check_can_listen
 from adapters.cli._output import write
 from adapters.simulator import NicepaySimulator, SimulatorConfig
 
