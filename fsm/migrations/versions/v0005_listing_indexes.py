@@ -20,8 +20,17 @@ depends_on: str | None = None
 
 
 def upgrade() -> None:
-    op.create_index("ix_flow_instance_created", "flow_instance", ["created_at", "id"])
-    op.create_index("ix_flow_instance_state", "flow_instance", ["state", "created_at", "id"])
+    # A database made from the models without migrations has them already; it is stamped at the
+    # revision its tables match and upgraded from there.
+    op.create_index(
+        "ix_flow_instance_created", "flow_instance", ["created_at", "id"], if_not_exists=True
+    )
+    op.create_index(
+        "ix_flow_instance_state",
+        "flow_instance",
+        ["state", "created_at", "id"],
+        if_not_exists=True,
+    )
 
 
 def downgrade() -> None:
