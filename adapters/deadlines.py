@@ -23,6 +23,7 @@ from adapters.intents import INTENT_GRACE
 from adapters.service import PaymentService
 from adapters.status import CHECK_STATUS
 from fsm.definition import Actor
+from fsm.engine import Engine
 from fsm.errors import ProviderError, TransitionNotAllowed
 from fsm.model import Instance
 
@@ -66,13 +67,20 @@ def run_due(
     is acted on, so one whose lease lapsed while earlier ones took long is left to whoever took
     it over. A failed inquiry is
     reported in the run's ``error`` and leaves the instance in its status-check state with a
-    fresh deadline, so the next run tries again.
+    fresh deadline, so the next run tries again. An instance nobody can act on (its flow or state
+    is unknown: see :func:`unfit`) is reported, skipped, and keeps its claim until the lease
+    runs out, so it neither stops the pass nor takes a place in every pass after it.
     """
     store = service.engine.store
     moment = now or service.engine.clock.now()
     owner = owner or reconciler_id()
     runs = []
     for instance in store.claim_due(moment, owner=owner, lease=lease, limit=limit):
+        problem = unfit(service.engine, instance)
+        if problem is not None:
+            error = report_skipped(instance, problem)
+            runs.append(DeadlineRun(instance.id, "", instance.state, instance.state, error))
+            continue
         try:
             # The pass may run at a given ``now`` (tests, a catch-up); real time moves on from it.
             renew_at = max(moment, service.engine.clock.now())
@@ -82,6 +90,25 @@ def run_due(
         finally:
             store.release([instance.id], owner=owner)
     return runs
+
+
+def unfit(engine: Engine, instance: Instance) -> str | None:
+    """Why no event can be fired at ``instance`` (a damaged row), or ``None`` when one can."""
+    flow = engine.flows.get(instance.flow)
+    if flow is None:
+        return f"flow {instance.flow!r} is not one this engine runs"
+    if instance.state not in flow.state_map:
+        return f"state {instance.state!r} is not a state of {flow.name}"
+    return None
+
+
+def report_skipped(instance: Instance, problem: str) -> str:
+    """Log an instance the reconciler leaves alone, for a person to look at; the error to show."""
+    logger.warning(
+        "instance skipped",
+        extra={"instance": instance.id, "flow": instance.flow, "reason": problem},
+    )
+    return f"skipped: {problem}"
 
 
 def _call_under_way(service: PaymentService, instance_id: str, since: datetime) -> bool:

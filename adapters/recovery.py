@@ -21,7 +21,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from adapters.deadlines import DEFAULT_LEASE, DeadlineRun, reconciler_id, run_due
+from adapters.deadlines import (
+    DEFAULT_LEASE,
+    DeadlineRun,
+    reconciler_id,
+    report_skipped,
+    run_due,
+    unfit,
+)
 from adapters.intents import INTENT_GRACE, MONEY_MOVING, Call
 from adapters.service import PaymentService
 from fsm.definition import Actor
@@ -106,6 +113,8 @@ class Reconciler:
         a later pass, and an intent another one closed since this pass listed it is skipped. A
         repair whose inquiry fails reports the error and keeps its intent open, unless NICEPAY
         refused the inquiry for good and the call moves no money (see :func:`_unrepaired`).
+        An intent whose payment nobody can act on (its flow or state is unknown) is reported as
+        skipped and stays open; the intents after it are repaired in the same pass.
         """
         store = self.service.engine.store
         moment = now or self.service.engine.clock.now()
@@ -128,6 +137,10 @@ def _still_open(store: SqlStore, intent: CallIntent) -> bool:
 def _repair(service: PaymentService, intent: CallIntent) -> Repair:
     engine = service.engine
     before = engine.get(intent.instance_id)
+    problem = unfit(engine, before)
+    if problem is not None:  # the intent stays open for when the row is put right
+        error = report_skipped(before, problem)
+        return Repair(before.id, intent.call, before.state, before.state, "skipped", error)
     try:
         if intent.call == Call.REGISTRATION and not before.tx_id:
             outcome = _fail_lost_registration(service, intent, before.state)

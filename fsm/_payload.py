@@ -53,6 +53,30 @@ def clean_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
     return cleaned
 
 
+class UnreadablePayload(dict[str, Any]):
+    """A stored payload that could not be read back: no fields, and ``problem`` says why.
+
+    A damaged row (text that is not a JSON object) must not stop every reader of its log, so it
+    reads as an empty payload that replay and the audit report name as damaged.
+    """
+
+    def __init__(self, problem: str) -> None:
+        """Empty, with the reason the stored text could not be read."""
+        super().__init__()
+        self.problem = problem
+
+
+def read_payload(text: str | None) -> dict[str, Any]:
+    """A stored payload's JSON text as a dict; an :class:`UnreadablePayload` when it is not one."""
+    try:
+        value = json.loads(text or "")
+    except (TypeError, ValueError) as exc:
+        return UnreadablePayload(f"not JSON ({type(exc).__name__}: {str(exc)[:80]})")
+    if not isinstance(value, dict):
+        return UnreadablePayload(f"JSON {type(value).__name__}, not an object")
+    return value
+
+
 def is_secret_field(name: str) -> bool:
     """Whether a field of this name may hold a credential or a signature."""
     return _SECRET.search(name.lower()) is not None

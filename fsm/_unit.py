@@ -23,7 +23,6 @@ Everything the Core path guaranteed is enforced here the same way:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from itertools import combinations
@@ -37,7 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from fsm._connections import ConnectionSource
-from fsm._payload import json_encoder
+from fsm._payload import json_encoder, read_payload
 from fsm.clock import as_utc, require_aware
 from fsm.definition import BINDABLE_FIELDS, Actor
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
@@ -240,7 +239,7 @@ class UnitSql:
             dest,
             Actor(actor),
             key,
-            json.loads(payload),
+            read_payload(payload),  # a damaged row reads as empty and is named by replay
             self.read_time(occurred_at),
             fingerprint,
         )

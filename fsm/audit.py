@@ -17,7 +17,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fsm._payload import REDACTED, is_secret_field
+from fsm._payload import REDACTED, UnreadablePayload, is_secret_field
 from fsm.definition import FlowDefinition
 from fsm.diagram import path_to_dot, render
 from fsm.model import Instance, RejectedEvent, TransitionRecord
@@ -158,6 +158,7 @@ def _verdict(result: ReplayResult, instance: Instance) -> str:
             "the stored row" if result.divergence.seq is None else f"step {result.divergence.seq}"
         )
         lines.append(f"First divergence at {where}: {escape(result.divergence.reason)}")
+    lines += [f"Damaged row at {escape(note)}" for note in result.damaged]
     body = "".join(f"<p>{line}</p>" for line in lines)
     return (
         f'<section id="replay" data-verdict="{escape(verdict)}"><h2>Replay verdict</h2>'
@@ -228,6 +229,8 @@ def _row(row: _Row) -> str:
 
 
 def _payload_cell(payload: Mapping[str, Any]) -> str:
+    if isinstance(payload, UnreadablePayload):
+        return f'<td class="damaged">stored payload unreadable: {escape(payload.problem)}</td>'
     fields = sorted(payload.items(), key=lambda item: str(item[0]))
     items = "".join(
         f"<li><code>{_breakable(str(k))}</code> = <code>{_breakable(_value(k, v))}</code></li>"
@@ -291,6 +294,7 @@ ul.payload code { overflow-wrap: anywhere; }
            border-radius: 0.3rem; text-transform: uppercase; }
 .verdict.consistent { background: #dcfce7; color: #15803d; }
 .verdict.diverged { background: #fee2e2; color: #b91c1c; }
+.verdict.damaged, td.damaged { background: #fef3c7; color: #b45309; }
 figure { margin: 0; overflow-x: auto; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { color: #475569; font-size: 12.5px; margin-top: 0.4rem; }

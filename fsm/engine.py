@@ -319,18 +319,19 @@ class Engine:
     ) -> tuple[str, TransitionResult | TransitionError]:
         instance = unit.load(instance_id)
         flow = self.flow(instance.flow)
+        stamp = _not_before_last_step(now, instance, event)
         decision = None if key_first else self._decide(flow, instance, event, actor, payload)
         if decision is None or isinstance(decision, TransitionNotAllowed):
             # a repeated key gets its first outcome, whatever the flow would say now
             prior = unit.find_key(instance_id, key)
             if prior is not None:
                 return flow.name, self._repeat(
-                    unit, instance, prior, event, actor, key, payload, now
+                    unit, instance, prior, event, actor, key, payload, stamp
                 )
         if decision is None:
             decision = self._decide(flow, instance, event, actor, payload)
         if isinstance(decision, TransitionNotAllowed):
-            unit.reject(_rejected(instance, event, actor, key, payload, now, decision))
+            unit.reject(_rejected(instance, event, actor, key, payload, stamp, decision))
             return flow.name, decision
         record = TransitionRecord(
             instance_id=instance.id,
@@ -341,7 +342,7 @@ class Engine:
             actor=actor,
             idempotency_key=key,
             payload=payload,
-            occurred_at=now,
+            occurred_at=stamp,
             fingerprint=flow.fingerprint,
         )
         bound = _bound(decision, payload) if decision.binds else _NOTHING_BOUND
@@ -498,6 +499,30 @@ def _rejected(
         payload=payload,
         occurred_at=now,
     )
+
+
+def _not_before_last_step(now: datetime, instance: Instance, event: str) -> datetime:
+    """``now``, or the instance's last step time when the clock has stepped back behind it.
+
+    A log whose times run backwards would misorder an audit and a replay ``--at``; the deadline
+    is still counted from the clock's ``now``, since that is the clock the timer reads.
+    """
+    last = instance.updated_at
+    if now >= last:
+        return now
+    logger.warning(
+        "clock behind the last step; stamped at the last step's time",
+        extra={
+            "flow": instance.flow,
+            "instance": instance.id,
+            "event": event,
+            "from": instance.state,
+            "to": None,
+            "actor": None,
+            "reason": f"clock {(last - now).total_seconds():.6f} s behind",
+        },
+    )
+    return last
 
 
 def _deadline_at(

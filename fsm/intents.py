@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, insert, select, update
 
-from fsm._payload import clean_payload
+from fsm._payload import clean_payload, read_payload
 from fsm.clock import require_aware
 from fsm.tables import INTENT_TABLE
 
@@ -124,7 +124,7 @@ def by_key(conn: Connection, instance_id: str, call_key: str) -> CallIntent | No
 
 
 def _intent(row: dict[str, Any]) -> CallIntent:
-    row["request"] = json.loads(row["request"])
+    row["request"] = read_payload(row["request"])  # a damaged request must not hide the call
     return CallIntent(**row)
 
 

@@ -38,14 +38,14 @@ from sqlalchemy import (
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
-from fsm import claims, intents
+from fsm import claims, intents, listing
 from fsm._connections import (
     ConnectionSource,
     KeptConnections,
     PooledConnections,
     server_hung_up,
 )
-from fsm._payload import clean_payload
+from fsm._payload import clean_payload, read_payload
 from fsm._unit import Contention, KeyTaken, Unit, UnitSql
 from fsm.clock import require_aware
 from fsm.definition import Actor
@@ -59,6 +59,7 @@ from fsm.errors import (
     RejectReason,
 )
 from fsm.intents import CallIntent
+from fsm.listing import InstanceFilter, InstancePage
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.replay import StoredStep
 from fsm.schema import HEAD_REVISION, current_revision, upgrade_to_head
@@ -424,6 +425,19 @@ class SqlStore:
         with self.engine.connect() as conn:
             return [_instance(row._asdict()) for row in conn.execute(query)]
 
+    def page_instances(
+        self, where: InstanceFilter | None = None, *, limit: int = 50, cursor: str | None = None
+    ) -> InstancePage:
+        """One page of the instances matching ``where``, newest first (see :mod:`fsm.listing`).
+
+        Raises:
+            InvalidInstanceData: a bad ``limit``, a naive time, or a cursor no listing gave.
+        """
+        query = listing.page_query(where or InstanceFilter(), limit=limit, cursor=cursor)
+        with self.engine.connect() as conn:
+            rows = [_instance(row._asdict()) for row in conn.execute(query)]
+        return listing.make_page(rows, limit)
+
     def record_inbound(
         self,
         *,
@@ -526,13 +540,13 @@ def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
     del values["id"]
     values["actor"] = Actor(values["actor"])
     values["reason"] = RejectReason(values["reason"])
-    values["payload"] = json.loads(values["payload"])
+    values["payload"] = read_payload(values["payload"])
     return RejectedEvent(**values)
 
 
 def _inbound(row: Mapping[str, Any]) -> InboundAttempt:
     values = dict(row)
-    values["parameters"] = json.loads(values["parameters"])
+    values["parameters"] = read_payload(values["parameters"])
     return InboundAttempt(**values)
 
 

@@ -3,7 +3,8 @@
 Every step is verified: its sequence number, its source against the state reached so far, that
 the flow declares the transition for that actor, and the definition fingerprint it was applied
 under. No guard and no adapter runs, so a replay is deterministic. The first step that does not
-fit is reported as the divergence, with its reason.
+fit is reported as the divergence, with its reason. A step whose stored payload cannot be read
+back still counts (a replay needs no payload), and is named in ``damaged``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+from fsm._payload import UnreadablePayload
 from fsm.clock import require_aware
 from fsm.definition import FlowDefinition
 from fsm.model import Instance, TransitionRecord
@@ -60,6 +62,8 @@ class Verdict(StrEnum):
 
     CONSISTENT = "consistent"
     DIVERGED = "diverged"
+    DAMAGED = "damaged"
+    """Every step fits the flow, but a stored row could not be read whole."""
 
 
 @dataclass(frozen=True)
@@ -81,11 +85,15 @@ class ReplayResult:
     applied: int
     """Steps replayed before the end, the cut-off, or the divergence."""
     divergence: Divergence | None
+    damaged: tuple[str, ...] = ()
+    """The replayed steps whose stored row could not be read whole, each named with why."""
 
     @property
     def verdict(self) -> Verdict:
-        """``consistent`` when nothing diverged."""
-        return Verdict.CONSISTENT if self.divergence is None else Verdict.DIVERGED
+        """``consistent`` when nothing diverged and every row read whole."""
+        if self.divergence is not None:
+            return Verdict.DIVERGED
+        return Verdict.DAMAGED if self.damaged else Verdict.CONSISTENT
 
 
 def replay(
@@ -207,13 +215,17 @@ def replay_instance(
     result = replay(flow, history, until_seq=until_seq, until_time=until_time)
     if result.divergence or until_seq is not None or until_time is not None:
         return result
-    if (result.state, result.applied) != (instance.state, instance.version):
+    if instance.state not in flow.state_map:
+        reason = f"stored row is in state {instance.state!r}, which flow {flow.name} does not know"
+    elif (result.state, result.applied) != (instance.state, instance.version):
         reason = (
             f"stored row says {instance.state!r} at version {instance.version}, "
             f"the log leads to {result.state!r} at version {result.applied}"
         )
-        return ReplayResult(flow.name, result.state, result.applied, Divergence(-1, None, reason))
-    return result
+    else:
+        return result
+    divergence = Divergence(-1, None, reason)
+    return ReplayResult(flow.name, result.state, result.applied, divergence, result.damaged)
 
 
 def _fold(
@@ -223,19 +235,24 @@ def _fold(
     cutoff: datetime | None,
 ) -> ReplayResult:
     state, applied = flow.initial, 0
+    damaged: list[str] = []
     for index, step in enumerate(history):
         if until_seq is not None and step.seq > until_seq:
             break
         if cutoff is not None and step.occurred_at is not None and step.occurred_at > cutoff:
             break
+        payload = getattr(step, "payload", None)  # a stored step read without it has none
+        if isinstance(payload, UnreadablePayload):
+            damaged.append(f"step {step.seq}: its stored payload is {payload.problem}")
         reason = _step_problem(
             flow, state, applied, step.seq, step.event, step.source, step.dest, step.actor,
             step.fingerprint,
         )  # fmt: skip
         if reason is not None:
-            return ReplayResult(flow.name, state, applied, Divergence(index, step.seq, reason))
+            divergence = Divergence(index, step.seq, reason)
+            return ReplayResult(flow.name, state, applied, divergence, tuple(damaged))
         state, applied = step.dest, applied + 1
-    return ReplayResult(flow.name, state, applied, None)
+    return ReplayResult(flow.name, state, applied, None, tuple(damaged))
 
 
 def _step_problem(

@@ -21,9 +21,8 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 """flow_instance, transition_log and rejected_event."""
 
-HEAD_REVISION = "0004"
-"""The latest revision: keyed provider calls, the refunded total, one live instance per
-reference."""
+HEAD_REVISION = "0005"
+"""The latest revision: indexes for listing instances newest first and by state."""
 VERSION_TABLE = "ewallet_fsm_version"
 """Our own version table: an application's Alembic history in the same schema never meets ours."""
 

@@ -46,6 +46,9 @@ class FlowInstanceRow(SQLModel, table=True):
             sqlite_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
             postgresql_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
         ),
+        # Listings run newest first with a keyset cursor on (created_at, id) (fsm.listing).
+        Index("ix_flow_instance_created", "created_at", "id"),
+        Index("ix_flow_instance_state", "state", "created_at", "id"),
     )
 
     id: str = Field(primary_key=True, max_length=64)

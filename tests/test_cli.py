@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -21,8 +18,7 @@ from fsm import Actor, Engine, RejectReason, SqlStore
 from fsm.definition import flow_to_dict
 from fsm.flows import FLOWS, PaymentEvent
 from fsm.loading import dump_flow, load_flow_file
-
-EXECUTABLE = Path(sys.executable).parent / "ewallet-fsm"
+from tests.cli_run import EXECUTABLE, ewallet_fsm
 
 FINAL_STATES = {
     "ovo-paid": "order_confirmed",
@@ -400,7 +396,9 @@ def test_history_and_replay_agree_with_the_demo(
             "state": payment["state"],
             "applied": payment["transitions"],
             "divergence": None,
+            "damaged": [],
         }
+        assert data["damaged"] == []
 
 
 def test_the_hostile_payment_was_settled_only_by_an_inquiry(
@@ -512,6 +510,8 @@ def test_human_readable_history_and_replay(
         "state",
         "version",
         "referenceNo",
+        "created",
+        "(UTC)",
     ]
 
 
@@ -565,32 +565,19 @@ def test_demo_on_postgres(cli: Cli, postgres_schema_url: str) -> None:
 # the installed executable
 
 
-def _installed(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "EWALLET_FSM_DB"}
-    return subprocess.run(  # noqa: S603 - our own console script, fixed arguments
-        [str(EXECUTABLE), *argv],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_installed_command_checks_the_flows(tmp_path: Path) -> None:
     assert EXECUTABLE.is_file(), f"{EXECUTABLE} is not installed"
-    check = _installed("check", "--json", cwd=tmp_path)
-    assert check.returncode == 0, check.stderr
-    report = json.loads(check.stdout)
+    check = ewallet_fsm("check", "--json", cwd=tmp_path)
+    assert check.code == 0, check.err
+    report = json.loads(check.out)
     assert report["valid"] is True
     assert {entry["flow"] for entry in report["flows"]} == set(FLOWS)
 
 
 def test_installed_command_runs_the_demo_and_replays_it(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'installed.sqlite3'}"
-    demo = _installed("demo", "--db", url, cwd=tmp_path)
-    lines = demo.stdout.splitlines()
+    demo = ewallet_fsm("demo", "--db", url, cwd=tmp_path)
+    lines = demo.out.splitlines()
     for column in ("final state", "transitions", "rejected"):
         assert column in lines[0]
     assert set(lines[1]) == {"-", " "}
@@ -599,19 +586,19 @@ def test_installed_command_runs_the_demo_and_replays_it(tmp_path: Path) -> None:
     payment_id = replay_hint.split()[4]
     assert scenario_of(payment_id) in FINAL_STATES
 
-    replay = _installed("replay", payment_id, "--db", url, "--json", cwd=tmp_path)
-    assert replay.returncode == 0, replay.stderr
-    assert json.loads(replay.stdout)["verdict"] == "consistent"
+    replay = ewallet_fsm("replay", payment_id, "--db", url, "--json", cwd=tmp_path)
+    assert replay.code == 0, replay.err
+    assert json.loads(replay.out)["verdict"] == "consistent"
 
-    naive = _installed("replay", payment_id, "--db", url, "--at", "2026-01-01T00:00", cwd=tmp_path)
-    assert naive.returncode == 2
-    assert "has no timezone" in naive.stderr
-    assert "Traceback" not in naive.stderr
+    naive = ewallet_fsm("replay", payment_id, "--db", url, "--at", "2026-01-01T00:00", cwd=tmp_path)
+    assert naive.code == 2
+    assert "has no timezone" in naive.err
+    assert "Traceback" not in naive.err
     assert not (tmp_path / "ewallet-fsm.sqlite3").exists(), "--db was ignored"
-    assert demo.returncode == 0, demo.stdout
+    assert demo.code == 0, demo.out
 
 
 def test_installed_command_without_arguments_prints_usage(tmp_path: Path) -> None:
-    run = _installed(cwd=tmp_path)
-    assert run.returncode == 2
-    assert run.stderr.startswith("usage: ewallet-fsm")
+    run = ewallet_fsm(cwd=tmp_path)
+    assert run.code == 2
+    assert run.err.startswith("usage: ewallet-fsm")

@@ -7,15 +7,38 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from adapters.cli import _demo, _diagrams, _flows, _reconcile, _records, _serve, _simulator
-from fsm.errors import FsmError
+from adapters.cli import (
+    _demo,
+    _diagrams,
+    _flows,
+    _listing,
+    _migrate,
+    _reconcile,
+    _records,
+    _resolve,
+    _serve,
+    _simulator,
+)
+from adapters.cli._arguments import OneLineParser
+from adapters.cli._errors import report
 
-_COMMANDS = (_flows, _records, _demo, _diagrams, _serve, _reconcile, _simulator)
+_COMMANDS = (
+    _flows,
+    _records,
+    _listing,
+    _resolve,
+    _migrate,
+    _demo,
+    _diagrams,
+    _serve,
+    _reconcile,
+    _simulator,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ewallet-fsm",
         description="E-wallet payment lifecycles as explicit, persisted state machines.",
     )
@@ -29,15 +52,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the process exit code (2 for a refused request)."""
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the process exit code (2 for a refused request).
+
+    A failure the user can fix (a refused request, a bad argument, a missing driver, an
+    unreachable database, a taken port) is one line on standard error, never a traceback.
+    """
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    if not arguments:
+        parser.print_usage(sys.stderr)
+        return 2
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         code: int = args.handler(args)
-    except FsmError as exc:
-        sys.stderr.write(f"ewallet-fsm: error: {exc}\n")
+    except KeyboardInterrupt:  # a looping command stopped by hand: nothing went wrong
+        return 130
+    except Exception as exc:
+        if not report(exc, getattr(args, "db", None)):
+            raise
+        logging.getLogger(__name__).info("the command stopped", exc_info=True)
         return 2
     return code

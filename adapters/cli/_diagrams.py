@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.cli._output import default_db, open_store, write
+from adapters.cli._output import default_db, open_existing, write, write_json
 from fsm.audit import audit_report
 from fsm.diagram import compare_to_dot, flow_to_dot, format_for, path_to_dot, write_diagram
 from fsm.flows import FLOWS, get_flow
 from fsm.loading import load_flow_file
-from fsm.replay import replay_instance
+from fsm.replay import Verdict, replay_instance
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +39,7 @@ def register(subparsers: Any) -> None:
     audit.add_argument("id", help="instance id")
     audit.add_argument("-o", "--output", metavar="PATH", required=True, help="the .html to write")
     audit.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
+    audit.add_argument("--json", action="store_true", help="print the verdict as JSON")
     audit.set_defaults(handler=_audit)
 
 
@@ -73,14 +74,14 @@ def _flow_dot(args: argparse.Namespace) -> str:
 
 
 def _payment_dot(instance_id: str, url: str) -> str:
-    with open_store(url) as store:
+    with open_existing(url) as store:
         instance = store.get(instance_id)
         history, refused = store.history(instance_id), store.rejections(instance_id)
     return path_to_dot(get_flow(instance.flow), instance, history, refused)
 
 
 def _audit(args: argparse.Namespace) -> int:
-    with open_store(args.db) as store:
+    with open_existing(args.db) as store:
         instance = store.get(args.id)
         history, refused = store.history(args.id), store.rejections(args.id)
     flow = get_flow(instance.flow)
@@ -88,5 +89,26 @@ def _audit(args: argparse.Namespace) -> int:
     html = audit_report(flow, instance, history, refused, result, generated_at=datetime.now(UTC))
     target = Path(args.output)
     target.write_text(html, encoding="utf-8")
-    write(f"wrote {target}: replay {result.verdict}, {len(history)} steps, {len(refused)} refused")
-    return 0 if result.divergence is None else 1
+    if args.json:
+        divergence = result.divergence
+        write_json(
+            {
+                "instance": instance.id,
+                "report": str(target),
+                "verdict": str(result.verdict),
+                "state": result.state,
+                "steps": len(history),
+                "refused": len(refused),
+                "divergence": None if divergence is None else divergence.reason,
+                "damaged": list(result.damaged),
+            }
+        )
+    else:
+        write(
+            f"wrote {target}: replay {result.verdict}, {len(history)} steps, {len(refused)} refused"
+        )
+        if result.divergence is not None:
+            write(f"first divergence: {result.divergence.reason}")
+        for note in result.damaged:
+            write(f"damaged row at {note}")
+    return 0 if result.verdict is Verdict.CONSISTENT else 1

@@ -8,9 +8,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import make_url
+
+from fsm.errors import ConfigurationError, InvalidInstanceData
 from fsm.persistence import DEFAULT_DB_URL, SqlStore
+from fsm.schema import HEAD_REVISION, alembic_config
 
 DB_ENV = "EWALLET_FSM_DB"
 
@@ -24,6 +31,78 @@ def open_store(url: str) -> Iterator[SqlStore]:
         yield store
     finally:
         store.dispose()
+
+
+@contextmanager
+def open_existing(url: str) -> Iterator[SqlStore]:
+    """The store at ``url`` as it is, never created or migrated; closed when the block ends.
+
+    Raises:
+        ConfigurationError: there is no SQLite file at the path, or the database's schema is
+            missing or not at the head revision; the message says what to run.
+    """
+    _refuse_missing_file(url)
+    store = SqlStore(url)
+    try:
+        _refuse_other_revision(store, url)
+        yield store
+    finally:
+        store.dispose()
+
+
+def _refuse_missing_file(url: str) -> None:
+    parsed = make_url(url)
+    path = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not path or path == ":memory:":
+        return
+    if path.startswith("file:") or Path(path).is_file():
+        return
+    raise ConfigurationError(
+        f"no database file at {path}: give --db URL (or ${DB_ENV}), "
+        f"or create one with `ewallet-fsm migrate --db {url}`"
+    )
+
+
+def _refuse_other_revision(store: SqlStore, url: str) -> None:
+    revision = store.schema_version()
+    if revision == HEAD_REVISION:
+        return
+    shown = make_url(url).render_as_string(hide_password=True)
+    migrate = f"`ewallet-fsm migrate --db {shown}`"
+    if revision is None:
+        raise ConfigurationError(f"{shown} holds no ewallet-fsm schema: create it with {migrate}")
+    if not _known_revision(revision):
+        raise ConfigurationError(
+            f"{shown} is at schema revision {revision}, newer than this ewallet-fsm "
+            f"({HEAD_REVISION}): use the release that wrote it"
+        )
+    raise ConfigurationError(
+        f"{shown} is at schema revision {revision}, not {HEAD_REVISION}: upgrade it with {migrate}"
+    )
+
+
+def _known_revision(revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def aware_time(text: str | None, flag: str) -> datetime | None:
+    """``text`` as an aware time, for the option ``flag``; ``None`` when not given.
+
+    Raises:
+        InvalidInstanceData: the text is not an ISO 8601 time, or has no timezone.
+    """
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInstanceData(f"{flag} {text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InvalidInstanceData(f"{flag} {text!r} has no timezone (add Z or +07:00)")
+    return moment
 
 
 def default_db() -> str:

@@ -7,6 +7,8 @@ on, so no two reconcilers ever ask NICEPAY about one payment at the same time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import logging
 import os
 import time
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH
+from adapters.cli._arguments import seconds
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.client import NicepayClient
@@ -40,17 +43,17 @@ def register(subparsers: Any) -> None:
     mode = reconcile.add_mutually_exclusive_group()
     mode.add_argument("--once", action="store_true", help="one pass, then exit (the default)")
     mode.add_argument("--loop", action="store_true", help="keep going until interrupted")
-    reconcile.add_argument("--interval", type=float, default=5.0, help="seconds between passes")
+    reconcile.add_argument("--interval", type=seconds, default=5.0, help="seconds between passes")
     reconcile.add_argument("--limit", type=int, default=100, help="instances per pass")
     reconcile.add_argument(
         "--grace",
-        type=float,
+        type=seconds,
         default=INTENT_GRACE.total_seconds(),
         help="seconds after which an unanswered call counts as abandoned (default: %(default)s)",
     )
     reconcile.add_argument(
         "--lease",
-        type=float,
+        type=seconds,
         default=DEFAULT_LEASE.total_seconds(),
         help="seconds a claim outlives a reconciler that stopped (default: %(default)s)",
     )
@@ -58,6 +61,9 @@ def register(subparsers: Any) -> None:
         "--nicepay-url",
         default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
         help=f"NICEPAY base URL (default: ${NICEPAY_URL_ENV} or the sandbox)",
+    )
+    reconcile.add_argument(
+        "--json", action="store_true", help="print each pass as one line of JSON"
     )
     reconcile.set_defaults(handler=_reconcile)
 
@@ -89,10 +95,23 @@ def _reconcile(args: argparse.Namespace) -> int:
                     raise
                 logger.exception("reconcile pass failed; trying again after the interval")
             else:
-                _report(done)
+                if args.json:
+                    _report_json(done)
+                else:
+                    _report(done)
                 if not args.loop:
                     return 1 if done.failed else 0
             time.sleep(args.interval)
+
+
+def _report_json(done: ReconcilePass) -> None:
+    """One pass as one line of JSON, so a looping reconciler writes JSON Lines."""
+    data = {
+        "repairs": [dataclasses.asdict(r) for r in done.repairs],
+        "deadlines": [dataclasses.asdict(r) for r in done.deadlines],
+        "failed": done.failed,
+    }
+    write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
 def _report(done: ReconcilePass) -> None:

@@ -1,20 +1,32 @@
-"""``ewallet-fsm history``, ``replay`` and ``list``: what happened to stored instances."""
+"""``ewallet-fsm history`` and ``replay``: what happened to a stored instance.
+
+Both read the database as it is (never creating or migrating one), and report a damaged row
+(a payload that is not JSON, a state its flow does not know) instead of stopping at it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import functools
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from adapters.cli._output import default_db, iso, open_store, table, write, write_json
-from fsm.errors import InvalidInstanceData, RejectReason
-from fsm.flows import get_flow
+from adapters.cli._output import (
+    aware_time,
+    default_db,
+    iso,
+    open_existing,
+    table,
+    write,
+    write_json,
+)
+from fsm._payload import UnreadablePayload
+from fsm.errors import RejectReason
+from fsm.flows import FLOWS, get_flow
 from fsm.intents import CallIntent
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.persistence import SqlStore
-from fsm.replay import replay_instance
+from fsm.replay import Verdict, replay_instance
 
 
 def register(subparsers: Any) -> None:
@@ -32,11 +44,6 @@ def register(subparsers: Any) -> None:
     cut.add_argument("--at", metavar="TIME", help="state as of an ISO 8601 time with a zone")
     replay.set_defaults(handler=_replay)
 
-    listing = subparsers.add_parser("list", help="list stored instances")
-    listing.add_argument("--db", default=default_db(), help="database URL")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-    listing.set_defaults(handler=_list)
-
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", help="instance id")
@@ -47,11 +54,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def _opened(
     handler: Callable[[argparse.Namespace, SqlStore], int],
 ) -> Callable[[argparse.Namespace], int]:
-    """``handler`` run on the store at ``--db``, whose connections are closed afterwards."""
+    """``handler`` run on the existing store at ``--db``, whose connections are closed after."""
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
-        with open_store(args.db) as store:
+        with open_existing(args.db) as store:
             return handler(args, store)
 
     return run
@@ -63,6 +70,7 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
     records, refused = store.history(args.id), store.rejections(args.id)
     calls = store.intents(args.id)
     unknown = store.count_rejections(RejectReason.UNKNOWN_STATUS, instance_id=args.id)
+    damaged = damage_notes(instance, records, refused, calls)
     if args.json:
         write_json(
             {
@@ -71,6 +79,7 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
                 "rejected": [rejected_json(r) for r in refused],
                 "calls": [intent_json(c) for c in calls],
                 "unknown_status_count": unknown,
+                "damaged": damaged,
             }
         )
         return 0
@@ -99,7 +108,47 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
             for c in calls
         ]
         write(table(("time (UTC)", "call", "referenceNo", "amount", "outcome"), made))
+    _write_damage(damaged)
     return 0
+
+
+def damage_notes(
+    instance: Instance,
+    records: Sequence[TransitionRecord],
+    refused: Sequence[RejectedEvent] = (),
+    calls: Sequence[CallIntent] = (),
+) -> list[str]:
+    """What of the instance's stored rows could not be read whole, each naming the row."""
+    flow = FLOWS.get(instance.flow)
+    notes = []
+    if flow is None:
+        notes.append(f"instance: flow {instance.flow!r} is not a built-in flow")
+    elif instance.state not in flow.state_map:
+        notes.append(f"instance: state {instance.state!r} is not a state of {flow.name}")
+    notes += [
+        f"step {r.seq}: its stored payload is {r.payload.problem}"
+        for r in records
+        if isinstance(r.payload, UnreadablePayload)
+    ]
+    notes += [
+        f"refused {r.event!r} at {iso(r.occurred_at)}: its stored payload is {r.payload.problem}"
+        for r in refused
+        if isinstance(r.payload, UnreadablePayload)
+    ]
+    notes += [
+        f"{c.call} call {c.id}: its stored request is {c.request.problem}"
+        for c in calls
+        if isinstance(c.request, UnreadablePayload)
+    ]
+    return notes
+
+
+def _write_damage(notes: Sequence[str]) -> None:
+    if notes:
+        write()
+        write("damaged rows (read as far as they go):")
+        for note in notes:
+            write(f"  {note}")
 
 
 @_opened
@@ -110,7 +159,7 @@ def _replay(args: argparse.Namespace, store: SqlStore) -> int:
         instance,
         store.history(args.id),
         until_seq=args.until,
-        until_time=_parse_time(args.at),
+        until_time=aware_time(args.at, "--at"),
     )
     divergence = None
     if result.divergence is not None:
@@ -128,36 +177,18 @@ def _replay(args: argparse.Namespace, store: SqlStore) -> int:
                 "state": result.state,
                 "applied": result.applied,
                 "divergence": divergence,
+                "damaged": list(result.damaged),
             }
         )
     else:
         write(f"{instance.id}: {result.verdict}; state {result.state} after {result.applied} steps")
         if divergence:
-            write(f"first divergence at step {divergence['seq']}: {divergence['reason']}")
-    return 0 if result.divergence is None else 1
-
-
-@_opened
-def _list(args: argparse.Namespace, store: SqlStore) -> int:
-    instances = store.list_instances()
-    if args.json:
-        write_json({"instances": [instance_json(i) for i in instances]})
-    else:
-        rows = [(i.id, i.flow, i.wallet, i.state, i.version, i.reference_no) for i in instances]
-        write(table(("id", "flow", "wallet", "state", "version", "referenceNo"), rows))
-    return 0
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInstanceData(f"--at {text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise InvalidInstanceData(f"--at {text!r} has no timezone (add Z or +07:00)")
-    return moment
+            seq = divergence["seq"]
+            where = "the stored row" if seq is None else f"step {seq}"
+            write(f"first divergence at {where}: {divergence['reason']}")
+        for note in result.damaged:
+            write(f"damaged row at {note}")
+    return 0 if result.verdict is Verdict.CONSISTENT else 1
 
 
 def instance_json(instance: Instance) -> dict[str, Any]:

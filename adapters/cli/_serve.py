@@ -11,6 +11,8 @@ import uvicorn
 from pydantic import SecretStr
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.cli._arguments import port_number
+from adapters.cli._errors import check_can_listen
 from adapters.cli._output import default_db, write
 from adapters.client import NicepayClient
 from adapters.config import Environment, NicepayCredentials
@@ -33,7 +35,7 @@ def register(subparsers: Any) -> None:
     )
     serve.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    serve.add_argument("--port", type=int, default=8080, help="port to listen on")
+    serve.add_argument("--port", type=port_number, default=8080, help="port to listen on")
     serve.add_argument(
         "--nicepay-url",
         default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
@@ -64,6 +66,7 @@ def credentials_from_env(nicepay_url: str) -> NicepayCredentials:
 
 def _serve(args: argparse.Namespace) -> int:
     credentials = credentials_from_env(args.nicepay_url)
+    check_can_listen(args.host, args.port)
     store = SqlStore(args.db)
     store.create_schema()
     public = f"http://{args.host}:{args.port}"

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from adapters.cli._arguments import port_number
+from adapters.cli._errors import check_can_listen
 from adapters.cli._output import write
 from adapters.simulator import NicepaySimulator, SimulatorConfig
 
@@ -21,7 +23,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulator", help="serve the NICEPAY simulator on 127.0.0.1 until interrupted"
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free one)")
+    parser.add_argument(
+        "--port", type=port_number, default=0, help="TCP port (default: any free one)"
+    )
     parser.add_argument("--imid", default="IONPAYTEST", help="the merchant ID it accepts")
     parser.add_argument(
         "--merchant-key-env",
@@ -56,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         fields = ", ".join(str(error["loc"][0]) for error in exc.errors())
         sys.stderr.write(f"ewallet-fsm: error: invalid simulator settings: {fields}\n")
         return 2
+    check_can_listen("127.0.0.1", args.port)
     with NicepaySimulator(config).serve(port=args.port) as sim:
         write(f"NICEPAY simulator: {sim.nicepay_url} (iMid {config.imid})")
         write(f"wallet pages: {sim.base_url}/partner/, test control: {sim.base_url}/_sim/")

@@ -23,7 +23,7 @@ from fsm.replay import Verdict, replay_instance
 from fsm.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
 from tests.fsm.conftest import T0
 
-REVISIONS = [HEAD_REVISION, "0003", "0002", FIRST_REVISION]
+REVISIONS = [HEAD_REVISION, "0004", "0003", "0002", FIRST_REVISION]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
@@ -149,6 +149,8 @@ def test_the_first_revision_is_the_first_schema(bare: SqlStore) -> None:
         ("add_column", "flow_instance", "claimed_until"),
         ("add_column", "flow_instance", "refunded_amount"),
         ("add_index", "ux_flow_instance_live_reference"),
+        ("add_index", "ix_flow_instance_created"),
+        ("add_index", "ix_flow_instance_state"),
     }
 
 

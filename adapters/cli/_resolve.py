@@ -1,0 +1,135 @@
+"""``ewallet-fsm resolve``: a person moves a stuck instance by hand, on the record.
+
+The event is fired as the ``operator`` actor with who and why in its payload, and only where
+the flow lets an operator fire it from the instance's state; anything else is refused before
+anything is recorded. The idempotency key is the version the command saw and the event, so the
+same command run twice, or by two people at once, applies once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from adapters.cli._arguments import bounded_text
+from adapters.cli._output import default_db, open_existing, write, write_json
+from adapters.cli._records import record_json
+from fsm.definition import Actor
+from fsm.engine import Engine
+from fsm.errors import InvalidInstanceData, TransitionNotAllowed
+from fsm.model import Instance, TransitionResult
+
+MAX_REASON = 500
+MAX_NAME = 64
+
+
+def register(subparsers: Any) -> None:
+    """Add the resolve command."""
+    resolve = subparsers.add_parser(
+        "resolve", help="fire an operator event on an instance, recorded with who and why"
+    )
+    resolve.add_argument("id", help="instance id")
+    resolve.add_argument("--event", required=True, help="an event the flow allows an operator")
+    resolve.add_argument(
+        "--reason",
+        required=True,
+        type=bounded_text("--reason", MAX_REASON),
+        help="why, for the record",
+    )
+    resolve.add_argument(
+        "--by", required=True, type=bounded_text("--by", MAX_NAME), help="who resolves it"
+    )
+    resolve.add_argument(
+        "--mandate", type=bounded_text("--mandate", 64), help="the AstraPay mandate to attach"
+    )
+    resolve.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
+    resolve.add_argument("--json", action="store_true", help="print JSON")
+    resolve.set_defaults(handler=_resolve)
+
+
+def resolve(
+    engine: Engine,
+    instance_id: str,
+    event: str,
+    *,
+    reason: str,
+    by: str,
+    mandate: str | None = None,
+) -> TransitionResult:
+    """Fire ``event`` on the instance as the operator ``by``, for ``reason``.
+
+    Returns:
+        The step applied, or (``duplicate``) the one an identical run already applied.
+
+    Raises:
+        InstanceNotFound: no such instance.
+        TransitionNotAllowed: an operator may not fire ``event`` here (the message lists what an
+            operator may fire); nothing was recorded.
+        InvalidInstanceData: the event needs a mandate not given, or was given one it does not
+            take; nothing was recorded.
+    """
+    instance = engine.get(instance_id)
+    allowed = engine.allowed_events(instance_id, actor=Actor.OPERATOR)
+    if event not in allowed:
+        may = ", ".join(allowed) or "nothing"
+        raise TransitionNotAllowed(
+            instance.id, instance.state, event, detail=f"an operator may fire here: {may}"
+        )
+    _check_binds(engine, instance, event, mandate)
+    payload = {"operator": by, "reason": reason}
+    if mandate is not None:
+        payload["mandate"] = mandate
+    return engine.fire_with_retry(
+        instance.id,
+        event,
+        actor=Actor.OPERATOR,
+        idempotency_key=f"resolve:v{instance.version}:{event}",
+        payload=payload,
+    )
+
+
+def _check_binds(engine: Engine, instance: Instance, event: str, mandate: str | None) -> None:
+    """Refuse a mandate the event does not store, or a field it needs that nobody gives."""
+    specs = engine.flow(instance.flow).candidates(instance.state, event)
+    binds = {name for spec in specs if Actor.OPERATOR in spec.actors for name in spec.binds}
+    if mandate is not None and "mandate" not in binds:
+        raise InvalidInstanceData(f"--mandate: {event!r} does not attach a mandate")
+    given = {"mandate": mandate}
+    missing = sorted(name for name in binds if not given.get(name) and not getattr(instance, name))
+    if missing == ["mandate"]:
+        raise InvalidInstanceData(f"{event!r} attaches a mandate: give --mandate")
+    if missing:
+        raise InvalidInstanceData(f"{event!r} needs {missing}, which resolve cannot give")
+
+
+def _resolve(args: argparse.Namespace) -> int:
+    with open_existing(args.db) as store:
+        result = resolve(
+            Engine(store),
+            args.id,
+            args.event,
+            reason=args.reason,
+            by=args.by,
+            mandate=args.mandate,
+        )
+    record = result.record
+    if args.json:
+        write_json(
+            {
+                "instance": record.instance_id,
+                "applied": result.applied,
+                "state": record.dest,
+                "transition": record_json(record),
+            }
+        )
+    elif result.duplicate:
+        write(
+            f"{record.instance_id}: {record.event} was already applied as step {record.seq} "
+            f"({record.source} -> {record.dest}); nothing changed"
+        )
+    else:
+        write(
+            f"{record.instance_id}: {record.event} applied as step {record.seq} "
+            f"({record.source} -> {record.dest}) by {args.by}: {args.reason}"
+        )
+    return 0
