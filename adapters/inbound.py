@@ -2,9 +2,11 @@
 
 A notification arrives documented as form-encoded, but no full e-wallet body has been published,
 so a JSON body (by ``Content-Type``, or a body that starts with ``{``) and query-string
-parameters are accepted too (reference §11). Its token T3 covers only ``iMid + tXid + amt``: it
-proves the sender knows the merchant key, never the status, so a verified notification only
-triggers an inquiry. The browser callback carries no signature at all.
+parameters are accepted too (reference §11), except its token: a query string ends up in access
+logs and proxies' records, so a ``merchantToken`` there is refused. T3 covers only
+``iMid + tXid + amt``: it proves the sender knows the merchant key, never the status, so a
+verified notification only triggers an inquiry. The browser callback carries no signature at
+all. Parse errors never echo the input, which may hold a token.
 """
 
 from __future__ import annotations
@@ -36,6 +38,28 @@ class InboundRequest:
 
 class BodyTooLarge(NotificationPayloadError):
     """The body exceeds :data:`MAX_BODY_BYTES`."""
+
+
+class BodyTimeout(NotificationPayloadError):
+    """The body did not arrive whole within the read timeout; answered 408, its bytes unread."""
+
+
+class TokenInQuery(NotificationPayloadError):
+    """A ``merchantToken`` came in the query string, which access logs and proxies record."""
+
+
+def refuse_token_in_query(request: InboundRequest) -> None:
+    """Refuse a request whose query string carries a token, under any spelling of its name.
+
+    Raises:
+        TokenInQuery: it does; the caller must store the parameters with the token blanked.
+    """
+    names = {name.lower() for name, _ in parse_qsl(request.query, keep_blank_values=True)}
+    if names & _TOKEN_NAMES:
+        raise TokenInQuery("merchantToken must be sent in the body, never in the query string")
+
+
+_TOKEN_NAMES = frozenset({"merchanttoken", "merchant_token"})
 
 
 def parse_params(request: InboundRequest, *, max_bytes: int = MAX_BODY_BYTES) -> dict[str, str]:
@@ -73,8 +97,10 @@ _FORM = "application/x-www-form-urlencoded"
 def _parse_json(text: str) -> dict[str, str]:
     try:
         data = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except json.JSONDecodeError as exc:  # its message gives a position, never the text
         raise NotificationPayloadError(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise NotificationPayloadError("body is not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise NotificationPayloadError(str(exc)) from None
     if not isinstance(data, dict):
@@ -85,14 +111,16 @@ def _parse_json(text: str) -> dict[str, str]:
             continue
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise NotificationPayloadError(
-                f"field {key!r} must be a string, not {type(value).__name__}"
+                f"field {_short(key)} must be a string, not {type(value).__name__}"
             )
         params[key] = str(value)
     return params
 
 
 def _refuse_float(text: str) -> float:
-    raise ValueError(f"number {text} has a fraction; NICEPAY amounts and codes are digit strings")
+    raise ValueError(
+        f"number {_short(text)} has a fraction; NICEPAY amounts and codes are digit strings"
+    )
 
 
 def _refuse_constant(text: str) -> float:
@@ -102,14 +130,20 @@ def _refuse_constant(text: str) -> float:
 def _parse_form(text: str, where: str) -> dict[str, str]:
     try:
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=200)
-    except ValueError as exc:
-        raise NotificationPayloadError(f"{where} is not form-encoded: {exc}") from None
+    except ValueError as exc:  # its message quotes the field, which may be a token
+        detail = "more than 200 fields" if "max" in str(exc).lower() else "a field without '='"
+        raise NotificationPayloadError(f"{where} is not form-encoded: {detail}") from None
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
-            raise NotificationPayloadError(f"{where} repeats field {key!r}")
+            raise NotificationPayloadError(f"{where} repeats field {_short(key)}")
         params[key] = value
     return params
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, cut to ``limit`` characters."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}..."
 
 
 def require(params: Mapping[str, str], *names: str) -> tuple[str, ...]:

@@ -161,16 +161,19 @@ def check_status(
     *,
     actor: Actor = Actor.MERCHANT,
     tx_id_hint: str | None = None,
+    call_key: str | None = None,
 ) -> Instance:
     """Run one status check for the payment and apply its answer.
 
     A payment without a ``tXid`` is asked about with ``tx_id_hint`` (the tXid an unauthenticated
     browser return named); NICEPAY's answer is applied, and the tXid bound, only when it agrees
     with the stored referenceNo and amount. With neither, the payment is returned unchanged.
+    ``call_key`` names the inquiry (see :func:`~adapters.intents.recorded_call`).
 
     Raises:
         ProviderError: the inquiry failed; the payment stays in its status-check state, whose
             deadline schedules the next attempt.
+        CallKeyTaken: an inquiry under ``call_key`` was already recorded; none was sent.
     """
     payment = engine.get(payment_id)
     tx_id = payment.tx_id or tx_id_hint
@@ -178,6 +181,8 @@ def check_status(
         return payment
     payment = request_check(engine, payment, actor)
     asked = {"tXid": tx_id, "referenceNo": payment.reference_no, "amt": payment.amount}
-    with recorded_call(engine, payment, Call.INQUIRY, request=asked, tx_id=tx_id):
+    with recorded_call(
+        engine, payment, Call.INQUIRY, request=asked, tx_id=tx_id, call_key=call_key
+    ):
         answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
         return apply_answer(engine, engine.get(payment_id), answer, asked_tx_id=tx_id)
