@@ -53,6 +53,8 @@ DOCUMENTED_FIELDS = frozenset(
 )
 FIELD_LIMIT = 255  # the longest documented field, AN 255 (merchantToken)
 _NAME_LIMIT = 64
+_NOTE_BYTES = 96
+"""Kept back from the budget for the braces and the note of what was left out."""
 _SECRET_MIN = 8  # a shorter "secret" would blank ordinary text
 _HEX_RUN = re.compile(r"[0-9A-Fa-f]{64,}")
 _LABELLED = re.compile(r"(?i)(merchant_?(?:token|key)\W{0,4}?(?:[:=]|%3d)\W{0,3})[^\s\"'&,;}\])]+")
@@ -111,7 +113,7 @@ def compact(params: Mapping[str, Any], kept: Collection[str] = DOCUMENTED_FIELDS
     Fields beyond the budget are left out and counted under ``omitted``.
     """
     stored: dict[str, Any] = {}
-    used, left_out, left_bytes = 2, 0, 0
+    used, left_out, left_bytes = _NOTE_BYTES, 0, 0
     for name, value in sorted(params.items(), key=lambda item: item[0] not in kept):
         entry = {_cut(str(name), _NAME_LIMIT): _cut(value, FIELD_LIMIT)}
         size = len(json.dumps(entry))  # as stored: ASCII, other characters as \u escapes
