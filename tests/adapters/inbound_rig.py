@@ -89,7 +89,8 @@ def open_replicas(db_url: str, nicepay: Nicepay, count: int = 2) -> Iterator[Rep
     clock = ManualClock(datetime.now(UTC))
     with ExitStack() as stack:
         http = stack.enter_context(httpx.Client(timeout=httpx.Timeout(WAIT)))
-        services, urls = [], []
+        services: list[PaymentService] = []
+        urls: list[str] = []
         for _ in range(count):
             store = SqlStore(db_url)
             stack.callback(store.dispose)
