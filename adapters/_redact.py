@@ -148,3 +148,13 @@ def _cut(value: Any, limit: int) -> Any:
         return value
     text = json.dumps(value, ensure_ascii=False, default=str)
     return value if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def shown(value: str | None, limit: int = 64) -> str:
+    """``value`` quoted for a message, token-shaped text blanked, cut to ``limit`` characters."""
+    if value is None:
+        return repr(value)
+    value = redact(value)
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"

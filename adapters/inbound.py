@@ -6,20 +6,22 @@ parameters are accepted too (reference §11), except its token: a query string e
 logs and proxies' records, so a ``merchantToken`` there is refused. T3 covers only
 ``iMid + tXid + amt``: it proves the sender knows the merchant key, never the status, so a
 verified notification only triggers an inquiry. The browser callback carries no signature at
-all. Parse errors never echo the input, which may hold a token.
+all. The typed refusals live here too; their messages quote at most a short piece of the input,
+token-shaped text blanked, since the input may hold a token.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from pydantic import SecretStr
 
+from adapters._redact import redact, secrets_of, shown
 from adapters._tokens import link_enable_token, notification_token, token_matches
-from fsm.errors import NotificationPayloadError, NotificationSignatureError
+from fsm.errors import NotificationError, NotificationPayloadError, NotificationSignatureError
 
 MAX_BODY_BYTES = 16 * 1024
 """Real notifications are well under 2 KiB; anything this large is refused unread."""
@@ -34,6 +36,30 @@ class InboundRequest:
     query: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     client_ip: str | None = None
+
+
+class UnknownTransaction(NotificationPayloadError):
+    """No stored payment or link matches the request's ``tXid`` or ``referenceNo``."""
+
+
+class MissingFields(NotificationPayloadError):
+    """Fields the request needs are absent or empty; ``fields`` names them."""
+
+    def __init__(self, fields: Sequence[str], *, alternatives: bool = False) -> None:
+        self.fields = tuple(fields)
+        super().__init__(f"missing fields: {(' or ' if alternatives else ', ').join(self.fields)}")
+
+
+class UnknownNotificationStatus(NotificationPayloadError):
+    """A link notification's ``status`` is neither ``0`` (linked) nor ``1`` (failed).
+
+    A payment notification's status is never read (an inquiry decides), but no inquiry exists for
+    an account link, so its status decides, and one we do not know moves nothing.
+    """
+
+
+class SourceNotAllowed(NotificationError):
+    """The notification came from an address outside the configured allowlist."""
 
 
 class BodyTooLarge(NotificationPayloadError):
@@ -111,7 +137,7 @@ def _parse_json(text: str) -> dict[str, str]:
             continue
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise NotificationPayloadError(
-                f"field {_short(key)} must be a string, not {type(value).__name__}"
+                f"field {shown(key, 40)} must be a string, not {type(value).__name__}"
             )
         params[key] = str(value)
     return params
@@ -119,7 +145,7 @@ def _parse_json(text: str) -> dict[str, str]:
 
 def _refuse_float(text: str) -> float:
     raise ValueError(
-        f"number {_short(text)} has a fraction; NICEPAY amounts and codes are digit strings"
+        f"number {shown(text, 40)} has a fraction; NICEPAY amounts and codes are digit strings"
     )
 
 
@@ -136,14 +162,9 @@ def _parse_form(text: str, where: str) -> dict[str, str]:
     params: dict[str, str] = {}
     for key, value in pairs:
         if key in params:
-            raise NotificationPayloadError(f"{where} repeats field {_short(key)}")
+            raise NotificationPayloadError(f"{where} repeats field {shown(key, 40)}")
         params[key] = value
     return params
-
-
-def _short(text: str, limit: int = 40) -> str:
-    """``text`` quoted for a message, cut to ``limit`` characters."""
-    return repr(text) if len(text) <= limit else f"{text[:limit]!r}..."
 
 
 def require(params: Mapping[str, str], *names: str) -> tuple[str, ...]:
@@ -201,3 +222,49 @@ def verify_link_token(params: Mapping[str, str], *, imid: str, merchant_key: Sec
     )
     if not token_matches(expected, params.get("merchantToken")):
         raise NotificationSignatureError("merchantToken does not verify")
+
+
+def parse_text(request: InboundRequest) -> dict[str, str]:
+    """The request's parameters, refused when they cannot be stored as text.
+
+    Raises:
+        BodyTooLarge: the body or the query string is too large.
+        NotificationPayloadError: they cannot be parsed, or hold a NUL or a lone surrogate.
+    """
+    if len(request.query) > MAX_BODY_BYTES:
+        raise BodyTooLarge(
+            f"query string of {len(request.query)} characters exceeds {MAX_BODY_BYTES}"
+        )
+    params = parse_params(request)
+    for name, value in params.items():
+        try:
+            (name + value).encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotificationPayloadError(f"field {shown(name)} is not valid text") from None
+        if "\x00" in name or "\x00" in value:
+            raise NotificationPayloadError(f"field {shown(name)} holds a NUL character")
+    return params
+
+
+def parsed_or_empty(request: InboundRequest) -> dict[str, str]:
+    """What :func:`parse_text` makes of the request, or nothing when it refuses it."""
+    try:
+        return parse_text(request)
+    except NotificationError:
+        return {}
+
+
+def raw_record(request: InboundRequest, params: Mapping[str, str]) -> dict[str, str]:
+    """The notification as it arrived, for the log: body and headers, tokens blanked out."""
+    secrets = secrets_of("", params)
+    body = redact(request.body.decode("utf-8", errors="replace"), secrets)
+    headers = {
+        name: redact(request.headers[name], secrets)
+        for name in _KEPT_HEADERS
+        if name in request.headers
+    }
+    query = redact(request.query, secrets)
+    return {"body": body, "query": query, **headers, "client_ip": request.client_ip or ""}
+
+
+_KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for")

@@ -37,15 +37,28 @@ from adapters._inbound_keys import (
     notification_key,
     notified_status,
 )
-from adapters._redact import DOCUMENTED_FIELDS, compact, fit, redact, redact_all, secrets_of
+from adapters._redact import (
+    DOCUMENTED_FIELDS,
+    compact,
+    fit,
+    redact,
+    redact_all,
+    secrets_of,
+    shown,
+)
 from adapters.asgi import Reply
 from adapters.astrapay import AstrapayLinkAdapter, find_mandate
 from adapters.inbound import (
-    MAX_BODY_BYTES,
     BodyTimeout,
     BodyTooLarge,
     InboundRequest,
-    parse_params,
+    MissingFields,
+    SourceNotAllowed,
+    UnknownNotificationStatus,
+    UnknownTransaction,
+    parse_text,
+    parsed_or_empty,
+    raw_record,
     refuse_token_in_query,
     verify_link_token,
     verify_notification_token,
@@ -83,35 +96,11 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     """Verified (a notification) or matched (a browser return), and acted on."""
     DUPLICATE = "duplicate"
-    """A redelivery of a request already acted on: acknowledged, nothing new."""
+    """A redelivery, or a browser return in a slot already asked about: nothing new."""
     NOT_APPLIED = "not_applied"
-    """Verified, but the flow refused its event (e.g. the payment has settled); recorded there."""
+    """Matched, but the flow does not take its event now (e.g. the payment has settled)."""
     REFUSED = "refused"
     """Answered with a 4xx and a typed error; nothing changed."""
-
-
-class UnknownTransaction(NotificationPayloadError):
-    """No stored payment or link matches the request's ``tXid`` or ``referenceNo``."""
-
-
-class MissingFields(NotificationPayloadError):
-    """Fields the request needs are absent or empty; ``fields`` names them."""
-
-    def __init__(self, fields: Sequence[str], *, alternatives: bool = False) -> None:
-        self.fields = tuple(fields)
-        super().__init__(f"missing fields: {(' or ' if alternatives else ', ').join(self.fields)}")
-
-
-class UnknownNotificationStatus(NotificationPayloadError):
-    """A link notification's ``status`` is neither ``0`` (linked) nor ``1`` (failed).
-
-    A payment notification's status is never read (an inquiry decides), but no inquiry exists for
-    an account link, so its status decides, and one we do not know moves nothing.
-    """
-
-
-class SourceNotAllowed(NotificationError):
-    """The notification came from an address outside the configured allowlist."""
 
 
 _STATUS_OF = {
@@ -205,7 +194,7 @@ class NotificationHandler:
         try:
             self._check_source(request)
             refuse_token_in_query(request)
-            params = _parse(request)
+            params = parse_text(request)
             self._require_ids(params)
             instance = self._find(params)
             _check_reference(instance, params)
@@ -221,7 +210,7 @@ class NotificationHandler:
         instance: Instance | None = None
         params: dict[str, str] | None = None
         try:
-            params = _parse(request)
+            params = parse_text(request)
             instance = self._find(params)
             _check_reference(instance, params)
         except NotificationError as error:
@@ -351,7 +340,7 @@ class NotificationHandler:
             found = [i for i in store.find(reference_no=reference_no) if i.tx_id in (None, tx_id)]
         if len(found) != 1:
             raise UnknownTransaction(
-                f"no single payment for tXid {_shown(tx_id)} / referenceNo {_shown(reference_no)}"
+                f"no single payment for tXid {shown(tx_id)} / referenceNo {shown(reference_no)}"
             )
         return found[0]
 
@@ -362,8 +351,7 @@ class NotificationHandler:
             status = params.get("status")
             if status is not None and status not in _LINK_STATUSES:
                 raise UnknownNotificationStatus(
-                    f"link notification status {_shown(status)} is neither 0 (linked) "
-                    "nor 1 (failed)"
+                    f"link notification status {shown(status)} is neither 0 (linked) nor 1 (failed)"
                 )
             return
         if "tXid" not in params:
@@ -386,7 +374,7 @@ class NotificationHandler:
         status = next((code for kind, code in _STATUS_OF.items() if isinstance(error, kind)), 400)
         event = "receive_notification" if endpoint == NOTIFICATION else "browser_return"
         if params is None:  # refused before parsing: the parameters, if they parse, are stored
-            params = _parsed_or_empty(request)
+            params = parsed_or_empty(request)
         # Blanked before it is cut, so that no cut leaves part of a secret behind.
         message = redact(str(error), self._secrets(params))[:_MESSAGE_LIMIT]
         logger.warning(
@@ -451,67 +439,12 @@ class NotificationHandler:
 
 _REASONS = {
     Outcome.ACCEPTED: "acted on; a status check decides",
-    Outcome.DUPLICATE: "a redelivery: acknowledged, nothing new",
-    Outcome.NOT_APPLIED: "the flow refused the event; see the instance's rejections",
+    Outcome.DUPLICATE: "a redelivery, or a return already asked about: nothing new",
+    Outcome.NOT_APPLIED: "the flow does not take the event now; nothing applied",
 }
-
-
-def _parse(request: InboundRequest) -> dict[str, str]:
-    """The request's parameters, refused when they cannot be stored as text.
-
-    Raises:
-        BodyTooLarge: the body or the query string is too large.
-        NotificationPayloadError: they cannot be parsed, or hold a NUL or a lone surrogate.
-    """
-    if len(request.query) > MAX_BODY_BYTES:
-        raise BodyTooLarge(
-            f"query string of {len(request.query)} characters exceeds {MAX_BODY_BYTES}"
-        )
-    params = parse_params(request)
-    for name, value in params.items():
-        try:
-            (name + value).encode("utf-8")
-        except UnicodeEncodeError:
-            raise NotificationPayloadError(f"field {_shown(name)} is not valid text") from None
-        if "\x00" in name or "\x00" in value:
-            raise NotificationPayloadError(f"field {_shown(name)} holds a NUL character")
-    return params
-
-
-def _parsed_or_empty(request: InboundRequest) -> dict[str, str]:
-    try:
-        return _parse(request)
-    except NotificationError:
-        return {}
 
 
 def _check_reference(instance: Instance, params: Mapping[str, str]) -> None:
     reference_no = params.get("referenceNo")
     if reference_no and instance.reference_no != reference_no:
         raise NotificationPayloadError("referenceNo does not match the payment's")
-
-
-def raw_record(request: InboundRequest, params: Mapping[str, str]) -> dict[str, str]:
-    """The notification as it arrived, for the log: body and headers, tokens blanked out."""
-    secrets = secrets_of("", params)
-    body = redact(request.body.decode("utf-8", errors="replace"), secrets)
-    headers = {
-        name: redact(request.headers[name], secrets)
-        for name in _KEPT_HEADERS
-        if name in request.headers
-    }
-    query = redact(request.query, secrets)
-    return {"body": body, "query": query, **headers, "client_ip": request.client_ip or ""}
-
-
-_KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for")
-
-
-def _shown(value: str | None, limit: int = 64) -> str:
-    """``value`` quoted for a message, token-shaped text blanked, cut to ``limit`` characters."""
-    if value is None:
-        return repr(value)
-    value = redact(value)
-    if len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}... ({len(value)} characters)"
