@@ -21,6 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import select
@@ -180,6 +181,24 @@ def _wait_healthy(url: str, process: subprocess.Popen[str]) -> None:
         except httpx.TransportError:
             time.sleep(0.05)
     raise AssertionError("serve did not answer its health check in 30 s")
+
+
+def send_partial(url: str, path: str, body: bytes) -> bytes:
+    """A POST promising 100 bytes more than it sends; the answer, once it comes."""
+    parts = urlsplit(url)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+        f"\r\nContent-Length: {len(body) + 100}\r\n\r\n"
+    ).encode()
+    answer = b""
+    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
+        sock.sendall(head + body)
+        while b"}" not in answer:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            answer += chunk
+    return answer
 
 
 # --- where a secret could end up ---------------------------------------------------------------

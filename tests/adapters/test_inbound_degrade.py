@@ -12,7 +12,6 @@ only from a ``--trusted-proxy``.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import stat
 import time
@@ -21,7 +20,6 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -33,7 +31,7 @@ from adapters.simulator import serve_app
 from fsm.errors import StorageUnavailable
 from fsm.model import Instance
 from fsm.persistence import SqlStore
-from tests.adapters.inbound_rig import free_port, run_cli, serving
+from tests.adapters.inbound_rig import free_port, run_cli, send_partial, serving
 from tests.adapters.nicepay_fake import IMID, KEY_TEXT, ServiceRig, payment_order, service_rig
 from tests.adapters.nicepay_fake import signed_notification as notification
 from tests.conftest import postgres_url_or_skip
@@ -189,24 +187,6 @@ def test_serve_will_not_start_on_a_store_it_cannot_write(db_url: str) -> None:
 
 
 # --- a stalled body ------------------------------------------------------------------------------
-
-
-def send_partial(url: str, path: str, body: bytes) -> bytes:
-    """A POST promising 100 bytes more than it sends; the answer, once it comes."""
-    parts = urlsplit(url)
-    head = (
-        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
-        f"\r\nContent-Length: {len(body) + 100}\r\n\r\n"
-    ).encode()
-    answer = b""
-    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
-        sock.sendall(head + body)
-        while b"}" not in answer:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-    return answer
 
 
 @pytest.mark.parametrize("path", [NOTIFICATION_PATH, CALLBACK_PATH])

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -30,7 +29,14 @@ from adapters.simulator import serve_app
 from fsm.errors import InvalidInstanceData
 from fsm.model import Instance
 from fsm.persistence import SqlStore
-from tests.adapters.inbound_rig import leaked, logged, run_cli, serving, stored_rows
+from tests.adapters.inbound_rig import (
+    leaked,
+    logged,
+    run_cli,
+    send_partial,
+    serving,
+    stored_rows,
+)
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     FORM,
@@ -62,24 +68,6 @@ def site(rig: ServiceRig) -> Iterator[Site]:
 
 def registered(rig: ServiceRig) -> Instance:
     return rig.service.start_payment(payment_order("dana", "ORD-S"), payment_id="pay-s").instance
-
-
-def stalled(url: str, body: bytes) -> bytes:
-    """A POST that promises more body than it sends, and waits for the answer."""
-    parts = urlsplit(url)
-    head = (
-        f"POST {NOTIFICATION_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: {FORM}\r\n"
-        f"Content-Length: {len(body) + 100}\r\n\r\n"
-    ).encode()
-    answer = b""
-    with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=10) as sock:
-        sock.sendall(head + body)
-        while b"}" not in answer:  # the JSON body, after the head
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            answer += chunk
-    return answer
 
 
 def server_side(records: list[logging.LogRecord]) -> list[logging.LogRecord]:
@@ -157,7 +145,7 @@ def test_no_token_is_stored_or_logged_whatever_fails(
         reply = site.http.post(NOTIFICATION_PATH, **arguments)
         assert (reply.status_code, reply.json()["error"]) == (status, error), name
         assert not leaked(reply.text, [token, KEY_TEXT]), name
-    answer = stalled(site.url, urlencode(notification(payment)).encode())
+    answer = send_partial(site.url, NOTIFICATION_PATH, urlencode(notification(payment)).encode())
     assert answer.startswith(b"HTTP/1.1 408")
     assert b"BodyTimeout" in answer
     back = site.http.get(CALLBACK_PATH, params={**notification(payment), "echo": token})
