@@ -172,6 +172,23 @@ def end_waiting_backends(conn: Connection, name: str, *, until: Callable[[], boo
     return ended
 
 
+def test_serve_answers_503_on_a_locked_sqlite_file_within_its_busy_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "serve.sqlite3"
+    with serving("--db", f"sqlite:///{path}", "--busy-timeout", "0.2", env=ENV) as served:
+        store = SqlStore(f"sqlite:///{path}")
+        payment = registered(service_rig(store))
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        locked = httpx.get(served.url + CALLBACK_PATH, params={"tXid": payment.tx_id}, timeout=30)
+        waited = time.monotonic() - started
+        other.execute("ROLLBACK")
+        other.close()
+        store.dispose()
+    assert_unavailable(locked)
+    assert waited < 10  # eight attempts of 0.2 s and their backoff, not the store's 30 s each
+
+
 # --- serve checks at start that it can write ------------------------------------------------
 
 
