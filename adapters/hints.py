@@ -59,7 +59,7 @@ def hints_to_ask(
     rejections = engine.rejections(payment_id)
     inquiries = _inquiries(engine, payment_id, rejections)
     if given is not None:
-        return [given] if _is_tx_id(given) and given not in inquiries.disproved else []
+        return [given] if is_tx_id(given) and given not in inquiries.disproved else []
     fresh = [
         tx_id
         for tx_id in recorded_hints(engine, payment_id, rejections)
@@ -89,7 +89,7 @@ def recorded_hints(
         and rejected.reason is not RejectReason.UNVERIFIED
     ]
     newest_first = reversed(sorted(named, key=lambda item: item[0]))
-    return list(dict.fromkeys(tx_id for _, tx_id in newest_first if _is_tx_id(tx_id)))
+    return list(dict.fromkeys(tx_id for _, tx_id in newest_first if is_tx_id(tx_id)))
 
 
 def _inquiries(engine: Engine, payment_id: str, rejections: Sequence[RejectedEvent]) -> _Inquiries:
@@ -110,8 +110,8 @@ def _inquiries(engine: Engine, payment_id: str, rejections: Sequence[RejectedEve
     return _Inquiries(asked, frozenset(disproved))
 
 
-def _is_tx_id(value: object) -> bool:
+def is_tx_id(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= _MAX_TX_ID and value.isprintable()
 
 
-__all__ = ["DISPROVING_CODES", "HINTS_ASKED", "hints_to_ask", "recorded_hints"]
+__all__ = ["DISPROVING_CODES", "HINTS_ASKED", "hints_to_ask", "is_tx_id", "recorded_hints"]

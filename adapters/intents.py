@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from fsm.engine import Engine
-from fsm.errors import CallInDoubt, ProviderError
+from fsm.errors import CallInDoubt, CallKeyTaken, ProviderError
 from fsm.model import Instance
 
 
@@ -61,6 +61,7 @@ def recorded_call(
     request: Mapping[str, Any],
     amount: str | None = None,
     tx_id: str | None = None,
+    call_key: str | None = None,
 ) -> Iterator[OpenCall]:
     """Record the intent of ``call``, run the block (the call and its transition), finish it.
 
@@ -70,8 +71,12 @@ def recorded_call(
     failed after NICEPAY accepted it (:meth:`OpenCall.mark_answered`). Any other exception
     leaves the intent open: what reached NICEPAY is unknown, so the reconciler finds out.
 
+    A ``call_key`` makes the call once-only for the payment: a second call under the same key,
+    from any replica, is refused before anything is sent.
+
     Raises:
         CallInDoubt: a cancel for the payment is still open; nothing was sent.
+        CallKeyTaken: a call under ``call_key`` was already recorded; nothing was sent.
     """
     store, clock = engine.store, engine.clock
     handle = OpenCall(
@@ -84,6 +89,7 @@ def recorded_call(
             tx_id=tx_id if tx_id is not None else instance.tx_id,
             request=request,
             exclusive=call in MONEY_MOVING,
+            call_key=call_key,
         )
     )
     try:
@@ -101,4 +107,12 @@ def _failure(error: ProviderError) -> str:
     return f"{kind}:{error.provider_code or type(error).__name__}"
 
 
-__all__ = ["INTENT_GRACE", "MONEY_MOVING", "Call", "CallInDoubt", "OpenCall", "recorded_call"]
+__all__ = [
+    "INTENT_GRACE",
+    "MONEY_MOVING",
+    "Call",
+    "CallInDoubt",
+    "CallKeyTaken",
+    "OpenCall",
+    "recorded_call",
+]

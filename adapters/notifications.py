@@ -4,45 +4,77 @@ A notification is parsed, matched to its payment by ``tXid`` (or ``referenceNo``
 stored), checked against the stored reference and amount, and its token verified in constant
 time. Only then is it recorded as the flow's notification event, and an inquiry decides what it
 meant: the token does not cover ``status``, so nothing settles on a notification's word. A browser
-return is unauthenticated: it is recorded and triggers a status check, nothing more. Duplicates
-are absorbed by keys derived from the parameters and still answered with success.
+return is unauthenticated: it is recorded and triggers a status check, nothing more.
+
+Duplicates are absorbed by keys built only from what a token verified or what the server knows
+(:mod:`adapters._inbound_keys`), and still answered with success, so added or varied parameters
+buy nothing. A payment's browser returns cost one status check per throttle slot at most, from
+any number of replicas (the inquiry's intent is keyed on the slot). A notification the flow no
+longer takes costs one at most, and none for a settled payment unless it claims a reversal.
 
 Every request, refused or accepted, is also appended to the store's ``inbound_attempt`` table
 (:meth:`~fsm.persistence.SqlStore.record_inbound`): when it arrived, the endpoint, the outcome and
-status code, the typed error and its reason, the matched instance if any, the parameters with the
-token redacted (an oversized body: its size only), and the client's address. The merchant key and
-the token's value are blanked wherever they appear in what is stored or answered.
+status code, the typed error and its reason, the matched instance if any, the parameters compactly
+with the token redacted (an oversized or stalled body: its size only), and the client's address.
+The merchant key and tokens are blanked wherever they appear in what is stored, logged or
+answered (:mod:`adapters._redact`). A database fault is answered 503 with ``Retry-After`` and a
+short body, never the driver's message: NICEPAY sends the notification again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
-import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+from adapters._inbound_keys import (
+    REVERSAL,
+    callback_key,
+    link_notification_key,
+    notification_key,
+    notified_status,
+)
+from adapters._redact import (
+    DOCUMENTED_FIELDS,
+    compact,
+    fit,
+    redact,
+    redact_all,
+    secrets_of,
+    shown,
+)
 from adapters.asgi import Reply
-from adapters.astrapay import AstrapayLinkAdapter
+from adapters.astrapay import AstrapayLinkAdapter, find_mandate
+from adapters.hints import is_tx_id, recorded_hints
 from adapters.inbound import (
-    MAX_BODY_BYTES,
+    BodyTimeout,
     BodyTooLarge,
     InboundRequest,
-    parse_params,
+    MissingFields,
+    SourceNotAllowed,
+    UnknownNotificationStatus,
+    UnknownTransaction,
+    parse_text,
+    parsed_or_empty,
+    raw_record,
+    refuse_token_in_query,
     verify_link_token,
     verify_notification_token,
 )
 from adapters.service import PaymentService
-from fsm import REDACTED
 from fsm.definition import Actor
 from fsm.errors import (
+    CallKeyTaken,
+    ConcurrentTransition,
     NotificationError,
     NotificationPayloadError,
     NotificationSignatureError,
     ProviderError,
     RejectReason,
+    StorageUnavailable,
 )
 from fsm.flows import AstrapayPaymentEvent, PaymentEvent
 from fsm.model import Instance
@@ -50,6 +82,8 @@ from fsm.model import Instance
 logger = logging.getLogger(__name__)
 
 OK = Reply(200, {"resultCd": "0000", "resultMsg": "SUCCESS"})
+RETRY_AFTER = 30
+"""Seconds a sender is asked to wait (``Retry-After``) when the database failed."""
 
 NOTIFICATION = "notification"
 """``inbound_attempt.endpoint`` of ``dbProcessUrl`` notifications."""
@@ -63,77 +97,22 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     """Verified (a notification) or matched (a browser return), and acted on."""
     DUPLICATE = "duplicate"
-    """A redelivery of a request already acted on: acknowledged, nothing new."""
+    """A redelivery, or a browser return in a slot already asked about: nothing new."""
     NOT_APPLIED = "not_applied"
-    """Verified, but the flow refused its event (e.g. the payment has settled); recorded there."""
+    """Matched, but the flow does not take its event now (e.g. the payment has settled)."""
     REFUSED = "refused"
     """Answered with a 4xx and a typed error; nothing changed."""
 
 
-class UnknownTransaction(NotificationPayloadError):
-    """No stored payment or link matches the request's ``tXid`` or ``referenceNo``."""
-
-
-class MissingFields(NotificationPayloadError):
-    """Fields the request needs are absent or empty; ``fields`` names them."""
-
-    def __init__(self, fields: Sequence[str], *, alternatives: bool = False) -> None:
-        self.fields = tuple(fields)
-        super().__init__(f"missing fields: {(' or ' if alternatives else ', ').join(self.fields)}")
-
-
-class UnknownNotificationStatus(NotificationPayloadError):
-    """A link notification's ``status`` is neither ``0`` (linked) nor ``1`` (failed).
-
-    A payment notification's status is never read (an inquiry decides), but no inquiry exists for
-    an account link, so its status decides, and one we do not know moves nothing.
-    """
-
-
-class SourceNotAllowed(NotificationError):
-    """The notification came from an address outside the configured allowlist."""
-
-
 _STATUS_OF = {
     BodyTooLarge: 413,
+    BodyTimeout: 408,
     UnknownTransaction: 404,
     SourceNotAllowed: 403,
     NotificationSignatureError: 401,
 }
 _LINK_STATUSES = frozenset({"0", "1"})
-_STORED_LIMIT = 48 * 1024
-"""Stored parameters larger than this (as JSON) keep only NICEPAY's documented fields."""
-_DOCUMENTED_FIELDS = frozenset(
-    [
-        "tXid",
-        "referenceNo",
-        "payMethod",
-        "amt",
-        "iMid",
-        "currency",
-        "goodsNm",
-        "billingNm",
-        "billingPhone",
-        "transDt",
-        "transTm",
-        "matchCl",
-        "status",
-        "mitraCd",
-        "payNo",
-        "payValidDt",
-        "payValidTm",
-        "receiptCode",
-        "mRefNo",
-        "depositDt",
-        "depositTm",
-        "resultCd",
-        "resultMsg",
-        "merchantToken",
-        "tx_id",
-    ]
-)
-_FIELD_LIMIT = 255  # the longest documented field, AN 255 (merchantToken)
-_SECRET_MIN = 8  # a shorter "secret" would blank ordinary text
+_MESSAGE_LIMIT = 300
 
 
 class NotificationHandler:
@@ -155,14 +134,68 @@ class NotificationHandler:
             if allowed_sources is None
             else [ipaddress.ip_network(net, strict=False) for net in allowed_sources]
         )
+        self._kept = DOCUMENTED_FIELDS | set(service.mandate_fields)
+        self._failures: tuple[type[Exception], ...] = (
+            *service.engine.store.failures,
+            ConcurrentTransition,
+            StorageUnavailable,
+        )
 
     def handle_notification(self, request: InboundRequest) -> Reply:
-        """Verify, record and confirm one notification; never raises for what it is sent."""
+        """Verify, record and confirm one notification; never raises for what it is sent.
+
+        A database fault is answered 503 with ``Retry-After``, so that NICEPAY sends it again.
+        """
+        return self._guarded(NOTIFICATION, self._notification, request)
+
+    def handle_callback(self, request: InboundRequest) -> Reply:
+        """Record the browser's return and run a status check; never raises for what it is sent.
+
+        A database fault is answered 503 with ``Retry-After``.
+        """
+        return self._guarded(CALLBACK, self._callback, request)
+
+    def handle_oversized(self, endpoint: str, request: InboundRequest, limit: int) -> Reply:
+        """Record and refuse (413) a body the ASGI app would not read past ``limit`` bytes."""
+        return self._refuse_unread(BodyTooLarge(f"body exceeds {limit} bytes"), endpoint, request)
+
+    def handle_stalled(self, endpoint: str, request: InboundRequest, seconds: float) -> Reply:
+        """Record and refuse (408) a body that did not arrive whole within ``seconds``."""
+        error = BodyTimeout(f"body not received whole within {seconds:g} s")
+        return self._refuse_unread(error, endpoint, request)
+
+    def _guarded(
+        self, endpoint: str, handle: Callable[[InboundRequest], Reply], request: InboundRequest
+    ) -> Reply:
+        try:
+            return handle(request)
+        except self._failures as error:
+            reason = redact(str(StorageUnavailable.from_error(endpoint, error)), self._secrets())
+            logger.warning(
+                "inbound request not handled: the database failed",
+                extra={"endpoint": endpoint, "error": type(error).__name__, "reason": reason},
+            )
+            body = {
+                "error": StorageUnavailable.__name__,
+                "message": "the payment database is unavailable; send the request again later",
+            }
+            return Reply(503, body, headers=(("retry-after", str(RETRY_AFTER)),))
+
+    def _refuse_unread(
+        self, error: NotificationError, endpoint: str, request: InboundRequest
+    ) -> Reply:
+        endpoint = CALLBACK if endpoint == CALLBACK else NOTIFICATION
+        return self._guarded(
+            endpoint, lambda unread: self._refuse(error, None, unread, {}, endpoint), request
+        )
+
+    def _notification(self, request: InboundRequest) -> Reply:
         instance: Instance | None = None
         params: dict[str, str] | None = None
         try:
             self._check_source(request)
-            params = _parse(request)
+            refuse_token_in_query(request)
+            params = parse_text(request)
             self._require_ids(params)
             instance = self._find(params)
             _check_reference(instance, params)
@@ -170,32 +203,24 @@ class NotificationHandler:
         except NotificationError as error:
             return self._refuse(error, instance, request, params, NOTIFICATION)
         outcome = self._accept_notification(instance, params, request)
-        self._record(NOTIFICATION, request, OK.status, outcome, instance, self._scrub(params))
+        stored = compact(self._scrub(params), self._kept)
+        self._record(NOTIFICATION, request, OK.status, outcome, instance, stored)
         return OK
 
-    def handle_oversized(self, endpoint: str, request: InboundRequest, limit: int) -> Reply:
-        """Record and refuse (413) a body the ASGI app would not read past ``limit`` bytes."""
-        error = BodyTooLarge(f"body exceeds {limit} bytes")
-        return self._refuse(
-            error, None, request, {}, CALLBACK if endpoint == CALLBACK else NOTIFICATION
-        )
-
-    def handle_callback(self, request: InboundRequest) -> Reply:
-        """Record the browser's return and run a status check; never raises for what it is sent."""
+    def _callback(self, request: InboundRequest) -> Reply:
         instance: Instance | None = None
         params: dict[str, str] | None = None
         try:
-            params = _parse(request)
+            params = parse_text(request)
             instance = self._find(params)
             _check_reference(instance, params)
         except NotificationError as error:
             return self._refuse(error, instance, request, params, CALLBACK)
-        # Keyed on what the return claims, not on every parameter: junk parameters added to a
-        # forged return must not buy another write or another inquiry.
+        # Keyed on the server's clock, never on what the return claims: nothing in it is
+        # verified, so junk or varied parameters must not buy another write or inquiry.
         service, scrubbed = self._service, self._scrub(params)
-        claimed = scrubbed.get("tXid") or scrubbed.get("referenceNo") or ""
-        key = f"callback:{_key_part(claimed)}:{_key_part(scrubbed.get('resultCd', ''))}"
-        stored = self._fit(scrubbed)
+        key = callback_key(service.engine.clock.now())
+        stored = compact(scrubbed, self._kept)
         outcome = Outcome.ACCEPTED
         if instance.flow == AstrapayLinkAdapter.flow:
             AstrapayLinkAdapter.returned(service, instance, stored, key)
@@ -205,40 +230,98 @@ class NotificationHandler:
                 if instance.flow == "astrapay_payment"
                 else PaymentEvent.RETURN_FROM_PARTNER
             )
-            result = service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, stored)
-            if result is None:
-                outcome = Outcome.NOT_APPLIED
-            elif result.duplicate:
-                outcome = Outcome.DUPLICATE
-            else:
-                # The tXid it names is only a hint: the inquiry's answer must confirm it.
-                self._confirm(instance.id, tx_id_hint=scrubbed.get("tXid"))
+            outcome = self._returned(instance, event, key, stored, scrubbed.get("tXid"))
         current = service.engine.get(instance.id)
         self._record(CALLBACK, request, 200, outcome, instance, stored)
         return Reply(200, {"id": current.id, "state": current.state})
 
+    def _returned(
+        self,
+        instance: Instance,
+        event: str,
+        key: str,
+        stored: Mapping[str, Any],
+        tx_id_hint: str | None,
+    ) -> Outcome:
+        """Fire a payment's browser return and check its status, once per throttle slot."""
+        engine = self._service.engine
+        if not engine.flow(instance.flow).candidates(instance.state, event):
+            self._keep_hint(instance, event, stored, tx_id_hint)
+            return Outcome.NOT_APPLIED  # the flow takes no return here: only the journal keeps it
+        if engine.store.intent_by_key(instance.id, key) is not None:
+            self._keep_hint(instance, event, stored, tx_id_hint)
+            return Outcome.DUPLICATE  # this slot's status check was asked already
+        result = self._service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, stored)
+        if result is None:
+            return Outcome.NOT_APPLIED
+        if result.duplicate:
+            return Outcome.DUPLICATE
+        # The tXid it names is only a hint: the inquiry's answer must confirm it.
+        self._confirm(instance.id, tx_id_hint=tx_id_hint, call_key=key)
+        return Outcome.ACCEPTED
+
+    def _keep_hint(
+        self, instance: Instance, event: str, stored: Mapping[str, Any], tx_id_hint: str | None
+    ) -> None:
+        """Keep a tXid an AstraPay return names, once, though the return itself moves nothing.
+
+        The payment may learn its tXid only from a return; a forged one in the same throttle
+        slot must not make the genuine one's tXid vanish. Each distinct well-formed tXid is
+        recorded once, and a later status check asks about it (see :mod:`adapters.hints`).
+        """
+        if instance.flow != "astrapay_payment" or instance.tx_id or not is_tx_id(tx_id_hint):
+            return
+        if tx_id_hint in recorded_hints(self._service.engine, instance.id):
+            return
+        self._service.record_hint(instance, event, f"hint:{tx_id_hint}", stored)
+
     def _accept_notification(
         self, instance: Instance, params: Mapping[str, str], request: InboundRequest
     ) -> Outcome:
-        key = f"notification:{_digest(params)}"
+        imid = self._service.client.credentials.imid
         if instance.flow == AstrapayLinkAdapter.flow:
-            stored = self._fit(self._scrub(params))
+            mandate = find_mandate(params, self._service.mandate_fields) is not None
+            key = link_notification_key(imid, params, with_mandate=mandate)
+            stored = fit(self._scrub(params), self._kept)
             AstrapayLinkAdapter.notified(self._service, instance, stored, key)
             return Outcome.ACCEPTED
+        key = notification_key(imid, params["tXid"], instance.amount or "", params)
         payload = {**params, "tx_id": params["tXid"], "raw": raw_record(request, params)}
         event = PaymentEvent.RECEIVE_NOTIFICATION  # same name in both payment flows
         result = self._service.fire(
-            instance.id, event, Actor.NICEPAY_NOTIFICATION, key, self._fit(self._scrub(payload))
+            instance.id, event, Actor.NICEPAY_NOTIFICATION, key, fit(self._scrub(payload))
         )
         if result is not None and result.duplicate:
             return Outcome.DUPLICATE  # a redelivery: its inquiry already ran
-        # Also when refused (e.g. settled): the inquiry may reveal a void or a refund.
-        self._confirm(instance.id)
-        return Outcome.ACCEPTED if result is not None else Outcome.NOT_APPLIED
+        if result is not None:
+            self._confirm(instance.id)
+            return Outcome.ACCEPTED
+        self._confirm_refused(instance.id, key, params)
+        return Outcome.NOT_APPLIED
 
-    def _confirm(self, instance_id: str, *, tx_id_hint: str | None = None) -> None:
+    def _confirm_refused(self, instance_id: str, key: str, params: Mapping[str, str]) -> None:
+        """Ask about a notification the flow refused (checking already, or settled), once.
+
+        A settled payment is asked only about a claimed reversal: the inquiry may reveal a void
+        or a refund, where a replayed deposit can reveal nothing new.
+        """
+        engine = self._service.engine
+        current = engine.get(instance_id)
+        settled = engine.flow(current.flow).state(current.state).kind.settled
+        if settled and notified_status(params) != REVERSAL:
+            return
+        if engine.store.intent_by_key(instance_id, key) is None:  # spares the check's step
+            self._confirm(instance_id, call_key=key)
+
+    def _confirm(
+        self, instance_id: str, *, tx_id_hint: str | None = None, call_key: str | None = None
+    ) -> None:
         try:
-            self._service.check_status(instance_id, tx_id_hint=tx_id_hint)
+            self._service.check_status(instance_id, tx_id_hint=tx_id_hint, call_key=call_key)
+        except CallKeyTaken:  # another request, on any replica, asked under this key already
+            logger.info(
+                "status check already asked", extra={"instance": instance_id, "key": call_key}
+            )
         except ProviderError as error:  # the status check's deadline retries it
             logger.warning(
                 "status check after notification failed",
@@ -275,7 +358,7 @@ class NotificationHandler:
             found = _by_reference(store.find(reference_no=reference_no), tx_id)
         if len(found) != 1:
             raise UnknownTransaction(
-                f"no single payment for tXid {_shown(tx_id)} / referenceNo {_shown(reference_no)}"
+                f"no single payment for tXid {shown(tx_id)} / referenceNo {shown(reference_no)}"
             )
         return found[0]
 
@@ -286,8 +369,7 @@ class NotificationHandler:
             status = params.get("status")
             if status is not None and status not in _LINK_STATUSES:
                 raise UnknownNotificationStatus(
-                    f"link notification status {_shown(status)} is neither 0 (linked) "
-                    "nor 1 (failed)"
+                    f"link notification status {shown(status)} is neither 0 (linked) nor 1 (failed)"
                 )
             return
         if "tXid" not in params:
@@ -309,7 +391,10 @@ class NotificationHandler:
     ) -> Reply:
         status = next((code for kind, code in _STATUS_OF.items() if isinstance(error, kind)), 400)
         event = "receive_notification" if endpoint == NOTIFICATION else "browser_return"
-        message = self._scrub_text(str(error))
+        if params is None:  # refused before parsing: the parameters, if they parse, are stored
+            params = parsed_or_empty(request)
+        # Blanked before it is cut, so that no cut leaves part of a secret behind.
+        message = redact(str(error), self._secrets(params))[:_MESSAGE_LIMIT]
         logger.warning(
             "inbound request refused",
             extra={
@@ -318,9 +403,7 @@ class NotificationHandler:
                 "reason": message,
             },
         )
-        if params is None and not isinstance(error, BodyTooLarge):  # refused before parsing
-            params = _parsed_or_empty(request)
-        stored = self._fit(self._scrub(params or {}))
+        stored = compact(self._scrub(params), self._kept)
         if instance is not None:
             self._service.engine.record_refused(
                 instance.id,
@@ -365,77 +448,18 @@ class NotificationHandler:
 
     def _secrets(self, params: Mapping[str, Any] | None = None) -> list[str]:
         key = self._service.client.credentials.merchant_key.get_secret_value()
-        token = params.get("merchantToken") if params else None
-        return [s for s in (key, token) if isinstance(s, str) and len(s) >= _SECRET_MIN]
-
-    def _scrub_text(self, text: str) -> str:
-        for secret in self._secrets():
-            text = text.replace(secret, REDACTED)
-        return text
+        return secrets_of(key, params)
 
     def _scrub(self, params: Mapping[str, Any]) -> dict[str, Any]:
-        """``params`` with the merchant key and the token's value blanked wherever they appear."""
-        secrets = self._secrets(params)
-
-        def blank(value: Any) -> Any:
-            if isinstance(value, str):
-                for secret in secrets:
-                    value = value.replace(secret, REDACTED)
-                return value
-            if isinstance(value, Mapping):
-                return {blank(k): blank(v) for k, v in value.items()}
-            return value
-
-        return {blank(k): blank(v) for k, v in params.items()}
-
-    def _fit(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """``payload``, or only its documented fields when it is too large to store whole."""
-        size = len(json.dumps(payload, ensure_ascii=False).encode())
-        if size <= _STORED_LIMIT:
-            return dict(payload)
-        names = _DOCUMENTED_FIELDS | set(self._service.mandate_fields)
-        kept = {
-            name: value
-            for name, value in payload.items()
-            if name in names and isinstance(value, str) and len(value) <= _FIELD_LIMIT
-        }
-        return {**kept, "omitted": f"parameters of {size} bytes, too large to store whole"}
+        """``params`` with the merchant key and tokens blanked wherever they appear."""
+        return redact_all(params, self._secrets(params))
 
 
 _REASONS = {
     Outcome.ACCEPTED: "acted on; a status check decides",
-    Outcome.DUPLICATE: "a redelivery: acknowledged, nothing new",
-    Outcome.NOT_APPLIED: "the flow refused the event; see the instance's rejections",
+    Outcome.DUPLICATE: "a redelivery, or a return already asked about: nothing new",
+    Outcome.NOT_APPLIED: "the flow does not take the event now; nothing applied",
 }
-
-
-def _parse(request: InboundRequest) -> dict[str, str]:
-    """The request's parameters, refused when they cannot be stored as text.
-
-    Raises:
-        BodyTooLarge: the body or the query string is too large.
-        NotificationPayloadError: they cannot be parsed, or hold a NUL or a lone surrogate.
-    """
-    if len(request.query) > MAX_BODY_BYTES:
-        raise BodyTooLarge(
-            f"query string of {len(request.query)} characters exceeds {MAX_BODY_BYTES}"
-        )
-    params = parse_params(request)
-    for name, value in params.items():
-        try:
-            (name + value).encode("utf-8")
-        except UnicodeEncodeError:
-            raise NotificationPayloadError(f"field {_shown(name)} is not valid text") from None
-        if "\x00" in name or "\x00" in value:
-            raise NotificationPayloadError(f"field {_shown(name)} holds a NUL character")
-    return params
-
-
-def _parsed_or_empty(request: InboundRequest) -> dict[str, str]:
-    try:
-        return _parse(request)
-    except NotificationError:
-        return {}
 
 
 def _by_reference(instances: Sequence[Instance], tx_id: str | None) -> list[Instance]:
@@ -456,35 +480,3 @@ def _check_reference(instance: Instance, params: Mapping[str, str]) -> None:
     reference_no = params.get("referenceNo")
     if reference_no and instance.reference_no != reference_no:
         raise NotificationPayloadError("referenceNo does not match the payment's")
-
-
-def raw_record(request: InboundRequest, params: Mapping[str, str]) -> dict[str, str]:
-    """The notification as it arrived, for the log: body and headers, the token blanked out."""
-    body, query = request.body.decode("utf-8", errors="replace"), request.query
-    token = params.get("merchantToken")
-    if token:  # the token may come in the body or in the query string
-        body, query = body.replace(token, REDACTED), query.replace(token, REDACTED)
-    headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
-    return {"body": body, "query": query, **headers, "client_ip": request.client_ip or ""}
-
-
-_KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for")
-
-
-def _digest(params: Mapping[str, str]) -> str:
-    canonical = json.dumps(dict(params), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _key_part(value: str) -> str:
-    """``value`` for an idempotency key: itself when short and printable, else its digest."""
-    if len(value) <= 64 and value.isprintable():
-        return value
-    return "sha256-" + hashlib.sha256(value.encode("utf-8", "backslashreplace")).hexdigest()[:16]
-
-
-def _shown(value: str | None, limit: int = 64) -> str:
-    """``value`` quoted for a message, cut to ``limit`` characters."""
-    if value is None or len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}... ({len(value)} characters)"

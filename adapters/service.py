@@ -215,11 +215,21 @@ class PaymentService:
             return self.check_status(payment_id)
 
     def check_status(
-        self, payment_id: str, *, actor: Actor = Actor.MERCHANT, tx_id_hint: str | None = None
+        self,
+        payment_id: str,
+        *,
+        actor: Actor = Actor.MERCHANT,
+        tx_id_hint: str | None = None,
+        call_key: str | None = None,
     ) -> Instance:
         """Ask NICEPAY for the payment's status and apply the answer (see adapters.status)."""
         return check_status(
-            self.engine, self.client, payment_id, actor=actor, tx_id_hint=tx_id_hint
+            self.engine,
+            self.client,
+            payment_id,
+            actor=actor,
+            tx_id_hint=tx_id_hint,
+            call_key=call_key,
         )
 
     def fire(

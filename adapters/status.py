@@ -175,6 +175,7 @@ def check_status(
     *,
     actor: Actor = Actor.MERCHANT,
     tx_id_hint: str | None = None,
+    call_key: str | None = None,
 ) -> Instance:
     """Run one status check for the payment and apply its answer.
 
@@ -183,12 +184,14 @@ def check_status(
     the few recorded ones NICEPAY has not disproved, until one is confirmed. NICEPAY's answer is
     applied, and the tXid bound, only when it agrees with the stored referenceNo and amount. With
     nothing to ask, the payment is returned unchanged; only the timer's check is still recorded,
-    so that the state's deadline schedules the next one.
+    so that the state's deadline schedules the next one. ``call_key`` names the (first) inquiry
+    (see :func:`~adapters.intents.recorded_call`).
 
     Raises:
         ProviderError: the inquiry failed (for hints: none was confirmed and one could not be
             asked); the payment stays in its status-check state, whose deadline schedules the
             next attempt. A hint NICEPAY refuses is only recorded.
+        CallKeyTaken: an inquiry under ``call_key`` was already recorded; none was sent.
     """
     payment = engine.get(payment_id)
     asked = [payment.tx_id] if payment.tx_id else hints_to_ask(engine, payment.id, given=tx_id_hint)
@@ -196,23 +199,36 @@ def check_status(
         return request_check(engine, payment, actor) if actor is Actor.TIMER else payment
     payment = request_check(engine, payment, actor)
     if payment.tx_id:  # also when a notification bound it meanwhile
-        return _inquire(engine, inquirer, payment, payment.tx_id)
-    return _ask_hints(engine, inquirer, payment, asked)
+        return _inquire(engine, inquirer, payment, payment.tx_id, call_key)
+    return _ask_hints(engine, inquirer, payment, asked, call_key)
 
 
-def _inquire(engine: Engine, inquirer: Inquirer, payment: Instance, tx_id: str) -> Instance:
+def _inquire(
+    engine: Engine, inquirer: Inquirer, payment: Instance, tx_id: str, call_key: str | None
+) -> Instance:
     asked = {"tXid": tx_id, "referenceNo": payment.reference_no, "amt": payment.amount}
-    with recorded_call(engine, payment, Call.INQUIRY, request=asked, tx_id=tx_id):
+    with recorded_call(
+        engine, payment, Call.INQUIRY, request=asked, tx_id=tx_id, call_key=call_key
+    ):
         answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
         return apply_answer(engine, engine.get(payment.id), answer, asked_tx_id=tx_id)
 
 
-def _ask_hints(engine: Engine, inquirer: Inquirer, payment: Instance, hints: list[str]) -> Instance:
-    """Ask about each hint until NICEPAY confirms one (and the answer binds it)."""
+def _ask_hints(
+    engine: Engine,
+    inquirer: Inquirer,
+    payment: Instance,
+    hints: list[str],
+    call_key: str | None,
+) -> Instance:
+    """Ask about each hint until NICEPAY confirms one (and the answer binds it).
+
+    ``call_key`` names the first inquiry only: a key is recorded once per payment.
+    """
     failed: ProviderError | None = None
-    for tx_id in hints:
+    for number, tx_id in enumerate(hints):
         try:
-            payment = _inquire(engine, inquirer, payment, tx_id)
+            payment = _inquire(engine, inquirer, payment, tx_id, call_key if number == 0 else None)
         except ProviderError as error:  # the call intent keeps the outcome
             logger.info(
                 "tXid hint not confirmed",

@@ -31,6 +31,7 @@ says whether trying the same call again can help.
     ├── NotificationError               an inbound notification or callback was refused
     │   ├── NotificationSignatureError  token missing or wrong
     │   └── NotificationPayloadError    unparseable, incomplete, or not matching the payment
+    ├── StorageUnavailable              the database refused or could not take a write; retryable
     └── ConfigurationError              missing or wrong settings
         ├── UnknownAdapter              no adapter registered under that name
         └── DiagramBackendUnavailable   the Graphviz binary or package is missing
@@ -297,6 +298,25 @@ class NotificationSignatureError(NotificationError):
 
 class NotificationPayloadError(NotificationError, ValueError):
     """The notification cannot be parsed or does not match the stored payment."""
+
+
+class StorageUnavailable(FsmError):
+    """The database could not be reached, or refused a write (locked, read-only, ended session).
+
+    What was not committed is lost; sending the same request again later is safe, since
+    idempotency keys absorb whatever of it was committed.
+    """
+
+    retryable = True
+
+    @classmethod
+    def from_error(cls, doing: str, error: BaseException) -> StorageUnavailable:
+        """``doing`` failed with ``error``: says so with the driver's own first line.
+
+        SQLAlchemy's wrappers add the statement and its parameters, which are left out.
+        """
+        text = str(getattr(error, "orig", None) or error).strip()
+        return cls(f"{doing}: {text.splitlines()[0] if text else type(error).__name__}")
 
 
 class ConfigurationError(FsmError):

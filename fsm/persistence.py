@@ -15,12 +15,11 @@ on the sqlmodel tables, compiled once per dialect, on the driver's own cursor (s
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,24 +27,27 @@ from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
+    column,
     create_engine,
     event,
     exc,
     func,
     insert,
     select,
+    table,
+    update,
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
-from fsm import claims, intents, listing
+from fsm import claims, inbound_journal, intents, listing
 from fsm._connections import (
     ConnectionSource,
     KeptConnections,
     PooledConnections,
     server_hung_up,
 )
-from fsm._payload import clean_payload, read_payload
+from fsm._payload import read_payload
 from fsm._unit import Contention, KeyTaken, Unit, UnitSql
 from fsm.clock import require_aware
 from fsm.definition import Actor
@@ -57,12 +59,14 @@ from fsm.errors import (
     InvalidInstanceData,
     ReferenceInUse,
     RejectReason,
+    StorageUnavailable,
 )
+from fsm.inbound_journal import InboundAttempt
 from fsm.intents import CallIntent
 from fsm.listing import InstanceFilter, InstancePage
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.replay import StoredStep
-from fsm.schema import HEAD_REVISION, current_revision, upgrade_to_head
+from fsm.schema import HEAD_REVISION, VERSION_TABLE, current_revision, upgrade_to_head
 from fsm.tables import (
     INSTANCE_COLUMNS,
     TABLES,
@@ -79,23 +83,9 @@ DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 
 _SCHEMA_LOCK_SQL = "SELECT pg_advisory_xact_lock(28560232962352500)"
 """Serialises schema migrations on PostgreSQL (the key spells ``ewallet`` in ASCII)."""
-
-
-@dataclass(frozen=True)
-class InboundAttempt:
-    """A stored inbound request: what arrived, what it was answered, and why."""
-
-    id: int
-    received_at: datetime
-    endpoint: str
-    outcome: str
-    status_code: int
-    error: str | None
-    reason: str
-    instance_id: str | None
-    parameters: dict[str, Any]
-    body_bytes: int
-    client_ip: str | None
+_VERSION = table(VERSION_TABLE, column("version_num"))
+_TOUCH_VERSION = update(_VERSION).values(version_num=_VERSION.c.version_num)
+"""A write that changes nothing, rolled back: whether the database takes writes at all."""
 
 
 _INSTANCE, _LOG, _REJECTED, _INBOUND, _INTENT = TABLES
@@ -135,6 +125,7 @@ class SqlStore:
         *,
         sqlite_synchronous: str = "FULL",
         pre_ping: bool = False,
+        sqlite_busy_timeout: float = 30.0,
     ) -> None:
         """Open the database at ``url``; call :meth:`create_schema` once before first use.
 
@@ -149,13 +140,17 @@ class SqlStore:
             url: SQLAlchemy URL; ``sqlite:///path`` or ``postgresql://user@host/db``.
             sqlite_synchronous: SQLite's ``synchronous`` pragma (FULL survives power loss,
                 NORMAL only process crashes); ignored on PostgreSQL.
+            sqlite_busy_timeout: seconds a SQLite writer waits for another's lock before it
+                gives up with "database is locked"; ignored on PostgreSQL.
             pre_ping: test each pooled connection with a ``SELECT 1`` round trip at checkout
                 instead (SQLAlchemy's ``pool_pre_ping``), which also catches a connection that
                 died without a word before a read outside a unit uses it. Ignored on SQLite.
         """
         self.url = normalise_url(url)
         self.pre_ping = pre_ping
-        self.engine: Engine = create_engine(self.url, **_engine_options(self.url, pre_ping))
+        self.engine: Engine = create_engine(
+            self.url, **_engine_options(self.url, pre_ping, sqlite_busy_timeout)
+        )
         self.dialect = self.engine.dialect.name
         if self.dialect == "sqlite":
             _configure_sqlite(self.engine, sqlite_synchronous)
@@ -462,31 +457,67 @@ class SqlStore:
         Raises:
             InvalidInstanceData: ``received_at`` is naive; nothing was stored.
         """
-        values = {
-            "received_at": require_aware(received_at),
-            "endpoint": _storable(endpoint, 32) or "",
-            "outcome": _storable(outcome, 16) or "",
-            "status_code": int(status_code),
-            "error": _storable(error, 64),
-            "reason": _storable(reason, 2000) or "",
-            "instance_id": _storable(instance_id, 64),
-            "parameters": _inbound_parameters(parameters),
-            "body_bytes": int(body_bytes),
-            "client_ip": _storable(client_ip, 64),
-        }
         with self.engine.begin() as conn:
-            conn.execute(insert(_INBOUND), values)
+            inbound_journal.record(
+                conn,
+                received_at=received_at,
+                endpoint=endpoint,
+                outcome=outcome,
+                status_code=status_code,
+                error=error,
+                reason=reason,
+                instance_id=instance_id,
+                parameters=parameters,
+                body_bytes=body_bytes,
+                client_ip=client_ip,
+            )
 
     def inbound_attempts(
         self, *, limit: int = 100, instance_id: str | None = None
     ) -> list[InboundAttempt]:
         """The latest stored inbound requests, newest first (only ``instance_id``'s, if given)."""
-        query = select(_INBOUND)
-        if instance_id is not None:
-            query = query.where(_INBOUND.c.instance_id == instance_id)
-        query = query.order_by(_INBOUND.c.id.desc()).limit(limit)
         with self.engine.connect() as conn:
-            return [_inbound(row._asdict()) for row in conn.execute(query)]
+            return inbound_journal.latest(conn, limit=limit, instance_id=instance_id)
+
+    def prune_inbound(self, before: datetime) -> int:
+        """Delete the inbound requests received before ``before``; returns how many went.
+
+        Rows go a batch at a time (:data:`~fsm.inbound_journal.PRUNE_BATCH`), each batch its own
+        transaction, so endpoints recording meanwhile wait for one batch at most.
+
+        Raises:
+            InvalidInstanceData: ``before`` is naive; nothing was deleted.
+        """
+        pruned = 0
+        while True:
+            with self._writing() as conn:
+                deleted = inbound_journal.prune_batch(conn, before)
+            pruned += deleted
+            if deleted < inbound_journal.PRUNE_BATCH:
+                return pruned
+
+    def check_writable(self) -> None:
+        """Make sure the database takes a write: write the schema's version row, roll it back.
+
+        Raises:
+            StorageUnavailable: the database cannot be reached, is read-only, or stays locked;
+                the message is the driver's first line.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(_TOUCH_VERSION)
+                conn.rollback()
+        except exc.SQLAlchemyError as error:
+            raise StorageUnavailable.from_error("cannot write to the database", error) from None
+
+    @property
+    def failures(self) -> tuple[type[Exception], ...]:
+        """The exceptions that mean the database failed, whichever path the call took.
+
+        Units raise the driver's own errors, other calls SQLAlchemy's wrappers, and lock
+        contention outside a unit :class:`Contention`.
+        """
+        return (exc.SQLAlchemyError, self._sql.driver_error, Contention)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -544,30 +575,6 @@ def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
     return RejectedEvent(**values)
 
 
-def _inbound(row: Mapping[str, Any]) -> InboundAttempt:
-    values = dict(row)
-    values["parameters"] = read_payload(values["parameters"])
-    return InboundAttempt(**values)
-
-
-def _storable(text: str | None, limit: int) -> str | None:
-    """``text`` as any database stores it: no NUL, no lone surrogate, at most ``limit`` long."""
-    if text is None:
-        return None
-    safe = str(text).encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-    return safe[:limit]
-
-
-def _inbound_parameters(parameters: Mapping[str, Any] | None) -> str:
-    """The parameters as JSON text, secrets redacted; only their size when they are too large."""
-    try:
-        cleaned = clean_payload(parameters)
-    except (InvalidInstanceData, UnicodeError):
-        text = json.dumps(dict(parameters or {}), default=str)
-        cleaned = {"unstored_parameters": f"{len(text)} characters"}
-    return json.dumps(cleaned, sort_keys=True, separators=(",", ":"))  # ASCII: \u escapes
-
-
 def _refuse_hung_up_connections(engine: Engine) -> None:
     """Replace a pooled connection the server has closed when it is checked out.
 
@@ -587,10 +594,10 @@ def _refuse_hung_up_connections(engine: Engine) -> None:
             raise exc.DisconnectionError("the server closed the connection")
 
 
-def _engine_options(url: str, pre_ping: bool) -> dict[str, Any]:
+def _engine_options(url: str, pre_ping: bool, busy_timeout: float) -> dict[str, Any]:
     if url.startswith("sqlite"):
-        # The driver's own busy wait; writers queue for up to 30 s before "database is locked".
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+        # The driver's own busy wait: writers queue this long before "database is locked".
+        return {"connect_args": {"timeout": busy_timeout, "check_same_thread": False}}
     return {"pool_pre_ping": pre_ping}
 
 

@@ -1,30 +1,42 @@
-"""``ewallet-fsm serve``: the notification and callback endpoints as a standalone service."""
+"""``ewallet-fsm serve``: the notification and callback endpoints as a standalone service.
+
+``serve`` makes sure at start that it can write to the database, serves without an access log
+(a request line's query string could carry a token; every request is journalled in
+``inbound_attempt`` instead), and believes ``X-Forwarded-For`` only from ``--trusted-proxy``
+networks. ``prune-inbound`` deletes journalled requests past their retention.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import uvicorn
 from pydantic import SecretStr
+from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.cli._arguments import port_number
 from adapters.cli._errors import check_can_listen
-from adapters.cli._output import default_db, write
+from adapters.cli._output import default_db, open_store, write
 from adapters.client import NicepayClient
 from adapters.config import Environment, NicepayCredentials
 from adapters.notifications import NotificationHandler
 from adapters.service import PaymentService
 from fsm.engine import Engine
-from fsm.errors import ConfigurationError
+from fsm.errors import ConfigurationError, StorageUnavailable
+from fsm.inbound_journal import DEFAULT_RETENTION
 from fsm.persistence import SqlStore
 
 KEY_ENV = "EWALLET_FSM_MERCHANT_KEY"
 IMID_ENV = "EWALLET_FSM_IMID"
 NICEPAY_URL_ENV = "EWALLET_FSM_NICEPAY_URL"
+SERVE_BUSY_TIMEOUT = 2.0
+"""A locked SQLite file is answered 503 after the engine's 8 attempts of this long each, well
+within a sender's patience, where the store's 30 s default would hold a request for minutes."""
 
 
 def register(subparsers: Any) -> None:
@@ -47,7 +59,35 @@ def register(subparsers: Any) -> None:
         metavar="NETWORK",
         help="accept notifications only from this network (repeatable; default: any)",
     )
+    serve.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="NETWORK",
+        help="believe X-Forwarded-For only from a peer in this network (repeatable; "
+        "default: never, the peer is the client)",
+    )
+    serve.add_argument(
+        "--busy-timeout",
+        type=float,
+        default=SERVE_BUSY_TIMEOUT,
+        metavar="SECONDS",
+        help="SQLite: how long a write waits for another's lock before the request is answered "
+        "503 (after the engine's retries; default: %(default)s)",
+    )
     serve.set_defaults(handler=_serve)
+    prune = subparsers.add_parser(
+        "prune-inbound",
+        help="delete journalled inbound requests (inbound_attempt) older than the retention",
+    )
+    prune.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
+    prune.add_argument(
+        "--days",
+        type=float,
+        default=DEFAULT_RETENTION.days,
+        help="keep this many days of requests (default: %(default)s)",
+    )
+    prune.set_defaults(handler=_prune)
 
 
 def credentials_from_env(nicepay_url: str) -> NicepayCredentials:
@@ -67,8 +107,11 @@ def credentials_from_env(nicepay_url: str) -> NicepayCredentials:
 def _serve(args: argparse.Namespace) -> int:
     credentials = credentials_from_env(args.nicepay_url)
     check_can_listen(args.host, args.port)
-    store = SqlStore(args.db)
-    store.create_schema()
+    try:
+        app = NotificationApp(trusted_proxies=args.trusted_proxy)
+    except ValueError as error:
+        raise ConfigurationError(f"--trusted-proxy: {error}") from None
+    store = writable_store(args.db, busy_timeout=args.busy_timeout)
     public = f"http://{args.host}:{args.port}"
     with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
         engine = Engine(store)
@@ -78,7 +121,45 @@ def _serve(args: argparse.Namespace) -> int:
             notification_url=public + NOTIFICATION_PATH,
             callback_url=public + CALLBACK_PATH,
         )
-        app = NotificationApp(NotificationHandler(service, allowed_sources=args.allow_from))
+        app.handler = NotificationHandler(service, allowed_sources=args.allow_from)
         write(f"serving {public}{NOTIFICATION_PATH} and {public}{CALLBACK_PATH}")
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, lifespan="off")
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_config=None,
+            lifespan="off",
+            access_log=False,  # a request line may carry a token; inbound_attempt records it
+            proxy_headers=False,  # the app reads X-Forwarded-For, from --trusted-proxy only
+        )
+    return 0
+
+
+def writable_store(url: str, *, busy_timeout: float = SERVE_BUSY_TIMEOUT) -> SqlStore:
+    """The store at ``url``, its schema current, once a write to it has gone through.
+
+    Raises:
+        StorageUnavailable: the database cannot be reached, migrated or written to.
+    """
+    store = SqlStore(url, sqlite_busy_timeout=busy_timeout)
+    try:
+        store.create_schema()
+    except SQLAlchemyError as error:
+        store.dispose()
+        raise StorageUnavailable.from_error("cannot open the database", error) from None
+    try:
+        store.check_writable()
+    except StorageUnavailable:
+        store.dispose()
+        raise
+    return store
+
+
+def _prune(args: argparse.Namespace) -> int:
+    if args.days < 0:
+        raise ConfigurationError("--days must not be negative")
+    before = datetime.now(UTC) - timedelta(days=args.days)
+    with open_store(args.db) as store:
+        pruned = store.prune_inbound(before)
+    write(f"pruned {pruned} inbound requests received before {before.isoformat()}")
     return 0

@@ -54,6 +54,9 @@ class _Nothing:
     def handle_oversized(self, endpoint: str, request: InboundRequest, limit: int) -> Reply:
         return Reply(413, {"error": "body_too_large"})
 
+    def handle_stalled(self, endpoint: str, request: InboundRequest, seconds: float) -> Reply:
+        return Reply(408, {"error": "body_timeout"})
+
 
 @dataclass
 class Rig:

@@ -125,6 +125,12 @@ def refused(rig: Rig, payment_id: str, event: str) -> list[RejectReason]:
     return [r.reason for r in rig.rejections(payment_id) if r.event == event]
 
 
+def journalled(rig: Rig, payment_id: str, endpoint: str = "callback") -> str:
+    """How the payment's latest request to ``endpoint`` ended, as the inbound journal has it."""
+    attempts = rig.engine.store.inbound_attempts(instance_id=payment_id)
+    return next(attempt.outcome for attempt in attempts if attempt.endpoint == endpoint)
+
+
 def sim_paid(rig: Rig, order_ref: str) -> list[str]:
     """The simulator's paid transactions for an order (its referenceNo, suffixed or not)."""
     transactions = (rig.sim.transaction(tx.id) for tx in rig.sim.engine.store.list_instances())
@@ -724,9 +730,11 @@ def test_late_notification_after_paid_is_stale(rig: Rig) -> None:
     assert rig.engine.get(payment.id).state == "paid"
     assert refused(rig, payment.id, "receive_notification") == [RejectReason.STALE]
 
-    reload = reload_callback(rig, browsed)  # the very same return again: absorbed
+    # The very same return again: a paid payment takes none, so only the journal keeps it.
+    reload = reload_callback(rig, browsed)
     assert (reload.status_code, reload.json()["state"]) == (200, "paid")
-    assert refused(rig, payment.id, "return_from_partner") == [RejectReason.DUPLICATE]
+    assert refused(rig, payment.id, "return_from_partner") == []
+    assert journalled(rig, payment.id) == "not_applied"
 
     assert confirm_order(rig, payment.id).state == "order_confirmed"
     rig.sim.send_notification(tx_id, status="1")  # even a reversal claim moves nothing
@@ -751,7 +759,8 @@ def test_late_callback_after_paid_is_stale(rig: Rig) -> None:
     assert late.params["resultCd"] == "0000"
     final = rig.engine.get(payment.id)
     assert (final.state, final.version) == ("paid", payment.version)
-    assert refused(rig, payment.id, "return_from_partner") == [RejectReason.STALE]
+    assert refused(rig, payment.id, "return_from_partner") == []  # unauthenticated: journal only
+    assert journalled(rig, payment.id) == "not_applied"
     settled_once(rig, final, "paid", "0")
 
 
@@ -767,10 +776,11 @@ def test_late_paid_notification_after_a_failure_is_stale(rig: Rig) -> None:
     final = rig.engine.get(payment.id)
     assert (final.state, final.version) == ("failed", payment.version)  # nothing applied
     assert refused(rig, payment.id, "receive_notification") == [RejectReason.STALE]
-    assert refused(rig, payment.id, "return_from_partner") == [RejectReason.DUPLICATE]
-    # The refused notification still ran an inquiry (it might reveal a reversal), which
-    # repeated the failure, absorbed by its key; the reloaded return, a duplicate, ran none.
-    assert refused(rig, payment.id, "fail_payment") == [RejectReason.DUPLICATE]
+    assert refused(rig, payment.id, "return_from_partner") == []
+    assert journalled(rig, payment.id) == "not_applied"
+    # A settled payment's notification costs an inquiry only when it claims a reversal: this
+    # one claims a deposit, and the reloaded return is journalled only, so nothing asked again.
+    assert refused(rig, payment.id, "fail_payment") == []
     settled_once(rig, final, "failed", "8")
 
 

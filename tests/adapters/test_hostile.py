@@ -346,11 +346,17 @@ def test_any_notification_status_leads_to_an_inquiry_that_alone_decides(
     ]
 
     rig.ledger.status[tx_id] = "0"  # paid at NICEPAY, whatever the next notification says
-    later = notification(payment, status=status, transTm="003612")
-    assert handler.handle_notification(form(later)).status == 200
+    # The same notification with other unsigned fields is a redelivery: nothing new, no inquiry.
+    again = notification(payment, status=status, transTm="003612", junk="x")
+    assert handler.handle_notification(form(again)).status == 200
+    assert (rig.engine.get(payment.id).state, inquiries(rig)) == ("payment_pending", 1)
+    # One that claims the other documented status is a new event; its inquiry finds it paid.
+    other = "1" if status == "0" else "0"
+    assert handler.handle_notification(form(notification(payment, status=other))).status == 200
     assert rig.engine.get(payment.id).state == "paid"
     assert events(rig, payment.id)[-1] == ("confirm_payment", SI)
-    assert [a.outcome for a in rig.engine.store.inbound_attempts()] == ["accepted"] * 2
+    outcomes = [a.outcome for a in rig.engine.store.inbound_attempts()]
+    assert outcomes == ["accepted", "duplicate", "accepted"]
 
 
 @pytest.mark.parametrize("status", ["7", "", "linked"])
@@ -428,7 +434,7 @@ def test_a_callback_replay_is_recorded_as_duplicate(
     assert outcomes == [("callback", "duplicate"), ("callback", "accepted")]
 
 
-def test_a_callback_too_large_to_store_whole_keeps_its_documented_fields(
+def test_a_callback_is_stored_compactly_its_documented_fields_first(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     payment = registered(rig)
@@ -442,8 +448,11 @@ def test_a_callback_too_large_to_store_whole_keeps_its_documented_fields(
     returned = rig.engine.history(payment.id)[payment.version]
     assert returned.event == "return_from_partner"
     assert returned.payload["tXid"] == payment.tx_id
-    assert "junk" not in returned.payload
-    assert "too large" in returned.payload["omitted"]
+    assert returned.payload["resultCd"] == f"{'9' * 255}... (300 characters)"
+    assert returned.payload["junk"].endswith("... (15000 characters)")
+    for attempt in rig.engine.store.inbound_attempts():
+        assert len(json.dumps(attempt.parameters)) <= 4096
+        assert attempt.parameters["tXid"] == payment.tx_id
 
 
 # --- the store's inbound_attempt table ------------------------------------------------------------

@@ -17,37 +17,32 @@ stopped holds its payments until its lease runs out, and not a moment longer. La
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import queue
 import secrets
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from adapters.cli import main
-from adapters.client import INQUIRY_PATH, InquiryRetry, NicepayClient
-from adapters.config import NicepayCredentials
-from adapters.demo import IMID, demo_order
+from adapters.client import NicepayClient
+from adapters.demo import demo_order
 from adapters.intents import Call
 from adapters.service import PaymentService
-from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.persistence import SqlStore
 from fsm.tables import INSTANCE_TABLE
+from tests.adapters.counted_nicepay import Nicepay, counted_simulator
 from tests.adapters.e2e_rig import audit_store
 from tests.adapters.reconcile_worker import Replica, ReplicaReport, run_replica
 
@@ -67,8 +62,6 @@ HANG_LIMIT = 60.0
 WALLETS = (Wallet.OVO, Wallet.DANA, Wallet.LINKAJA, Wallet.SHOPEEPAY)
 PAST_EVERY_DEADLINE = timedelta(hours=25)
 """After DANA's 24 hours, the longest wait a payment has before its status is checked."""
-SIM_EXPIRY = dict.fromkeys(("ovo", "dana", "linkaja", "shopeepay", "astrapay"), timedelta(hours=2))
-"""Nothing expires at the simulator by itself while a test runs: only the test expires."""
 AFTER_ANSWER = {"0": "paid", "8": "failed", "5": "expired", "3": "payment_pending"}
 AFTER_ANSWER |= {"4": "payment_pending", "9": "payment_pending"}
 """Where a payment's status check leads for each ``status`` the simulator answers."""
@@ -76,69 +69,6 @@ AFTER_ANSWER |= {"4": "payment_pending", "9": "payment_pending"}
 
 class ProcessStopped(Exception):
     """The merchant's process stopped while its call was on the way (raised by its transport)."""
-
-
-class InquiryCounter:
-    """The simulator's ASGI app, counting per tXid the inquiries it has answered."""
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-        self._served: Counter[str] = Counter()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith(INQUIRY_PATH):
-            await self._app(scope, receive, send)
-            return
-        body = bytearray()
-
-        async def receive_and_keep() -> dict[str, Any]:
-            message: dict[str, Any] = await receive()
-            body.extend(message.get("body", b""))
-            return message
-
-        await self._app(scope, receive_and_keep, send)
-        tx_id = str(json.loads(body or b"{}").get("tXid", ""))
-        with self._lock:
-            self._served[tx_id] += 1
-
-    def served(self) -> Counter[str]:
-        """Inquiries answered so far, per tXid."""
-        with self._lock:
-            return Counter(self._served)
-
-
-@dataclass(frozen=True)
-class Nicepay:
-    """The served simulator, its inquiry counter, and what a merchant needs to reach it."""
-
-    sim: NicepaySimulator
-    inquiries: InquiryCounter
-    url: str
-    config: SimulatorConfig
-
-    def client(self, http: httpx.Client, clock: ManualClock) -> NicepayClient:
-        credentials = NicepayCredentials(
-            imid=self.config.imid, merchant_key=self.config.merchant_key, base_url=self.url
-        )
-        retry = InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1)
-        return NicepayClient(http, credentials, clock=clock, inquiry_retry=retry)
-
-
-@contextmanager
-def counted_simulator() -> Iterator[Nicepay]:
-    """A simulator on loopback behind an :class:`InquiryCounter`."""
-    config = SimulatorConfig(
-        imid=IMID, merchant_key=SecretStr(secrets.token_hex(16)), expiry=SIM_EXPIRY
-    )
-    sim = NicepaySimulator(config)
-    counter = InquiryCounter(sim.app)
-    sim.open()
-    try:
-        with serve_app(counter) as base_url:
-            yield Nicepay(sim, counter, base_url + "/nicepay", config)
-    finally:
-        sim.close()
 
 
 @dataclass
