@@ -94,9 +94,19 @@ def test_a_forged_return_first_does_not_shut_out_the_genuine_return(
     payment = submitted(rig)
     assert handler.handle_callback(returned(payment, new_tx_id())).status == 200
     tx_id = at_nicepay(rig, payment)
+    # In the forged return's throttle slot the genuine one asks nothing, but keeps its tXid.
     reply = handler.handle_callback(returned(payment, tx_id))
-    assert (reply.status, reply.body["state"]) == (200, "paid")
+    assert (reply.status, reply.body["state"]) == (200, "status_check_requested")
+    assert tx_id in recorded_hints(rig.engine, payment.id)
+    assert _timer(rig) == "paid"
     assert rig.engine.get(payment.id).tx_id == tx_id
+
+    # In a later slot the genuine return is asked about at once.
+    later = submitted(rig, "ORD-C")
+    handler.handle_callback(returned(later, new_tx_id()))
+    rig.clock.advance(timedelta(seconds=30))
+    reply = handler.handle_callback(returned(later, at_nicepay(rig, later)))
+    assert (reply.status, reply.body["state"]) == (200, "paid")
 
 
 def test_a_notification_while_a_check_waits_binds_its_verified_txid(
@@ -145,6 +155,7 @@ def test_forged_hints_cost_an_inquiry_each_and_never_crowd_out_the_genuine_one(
     genuine = recorded_hints(rig.engine, payment.id)[0]
     forged = [new_tx_id() for _ in range(HINTS_ASKED + 1)]
     for tx_id in forged:  # each one's own inquiry fails too, so none is disproved yet
+        rig.clock.advance(timedelta(seconds=30))  # a throttle slot each
         rig.ledger.script[INQUIRY_PATH] = list(UNAVAILABLE)
         assert handler.handle_callback(returned(payment, tx_id)).status == 200
     assert recorded_hints(rig.engine, payment.id) == [*reversed(forged), genuine]
