@@ -46,10 +46,16 @@ class OpenCall:
     def __init__(self, intent_id: int) -> None:
         self.intent_id = intent_id
         self.answered = False
+        self.refusal: str | None = None
 
     def mark_answered(self) -> None:
         """NICEPAY accepted the call: whatever fails after this cannot blame the call itself."""
         self.answered = True
+
+    def refuse(self, reason: str) -> None:
+        """The call will not be sent after all: the block ends, and the intent closes as
+        ``refused:<reason>``."""
+        self.refusal = reason
 
 
 @contextmanager
@@ -61,6 +67,7 @@ def recorded_call(
     request: Mapping[str, Any],
     amount: str | None = None,
     tx_id: str | None = None,
+    call_key: str | None = None,
 ) -> Iterator[OpenCall]:
     """Record the intent of ``call``, run the block (the call and its transition), finish it.
 
@@ -70,7 +77,12 @@ def recorded_call(
     failed after NICEPAY accepted it (:meth:`OpenCall.mark_answered`). Any other exception
     leaves the intent open: what reached NICEPAY is unknown, so the reconciler finds out.
 
+    A block that decides not to send the call after all marks it (:meth:`OpenCall.refuse`),
+    and the intent closes as ``refused:<reason>``.
+
     Raises:
+        CallKeyTaken: a call under ``call_key`` was recorded for the payment before; nothing
+            was sent.
         CallInDoubt: a cancel for the payment is still open; nothing was sent.
     """
     store, clock = engine.store, engine.clock
@@ -84,6 +96,7 @@ def recorded_call(
             tx_id=tx_id if tx_id is not None else instance.tx_id,
             request=request,
             exclusive=call in MONEY_MOVING,
+            call_key=call_key,
         )
     )
     try:
@@ -93,7 +106,8 @@ def recorded_call(
         if not in_doubt:
             store.finish_intent(handle.intent_id, outcome=_failure(error), at=clock.now())
         raise
-    store.finish_intent(handle.intent_id, outcome="answered", at=clock.now())
+    outcome = "answered" if handle.refusal is None else f"refused:{handle.refusal}"
+    store.finish_intent(handle.intent_id, outcome=outcome, at=clock.now())
 
 
 def _failure(error: ProviderError) -> str:

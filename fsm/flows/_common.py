@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from fsm.definition import Guard, GuardContext
+from fsm.definition import Actor, Guard, GuardContext, TransitionSpec, transition
 
 
 class Wallet(StrEnum):
@@ -51,6 +52,26 @@ REDIRECT_WALLET = Guard(
     "the wallet has a partner page (DANA, LinkAja, ShopeePay)",
 )
 HAS_MANDATE = Guard("has_mandate", _has_mandate, "the customer's AstraPay account is linked")
+
+
+def refund_requests(event: str, states: Iterable[str]) -> tuple[TransitionSpec, ...]:
+    """``event`` as a self-loop on each of ``states``, fired by the merchant or an operator.
+
+    The request only records who asked for how much and why (its payload); the money moves
+    when a status inquiry reports the void or refund.
+    """
+    return tuple(
+        transition(
+            event,
+            state,
+            state,
+            Actor.MERCHANT,
+            Actor.OPERATOR,
+            description="a refund requested: amount, request id, reason, requested by",
+        )
+        for state in states
+    )
+
 
 GUARDS = MappingProxyType(
     {guard.name: guard for guard in (PUSH_WALLET, REDIRECT_WALLET, HAS_MANDATE)}

@@ -11,7 +11,7 @@ from datetime import timedelta
 from enum import StrEnum
 
 from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
-from fsm.flows._common import HAS_MANDATE, Wallet
+from fsm.flows._common import HAS_MANDATE, Wallet, refund_requests
 
 
 class AstrapayPaymentState(StrEnum):
@@ -51,6 +51,7 @@ class AstrapayPaymentEvent(StrEnum):
     EXPIRE_PAYMENT = "expire_payment"
     REFUND_PAYMENT = "refund_payment"
     UPDATE_CUSTOMER = "update_customer"
+    REQUEST_REFUND = "request_refund"
 
 
 S, E, A = AstrapayPaymentState, AstrapayPaymentEvent, Actor
@@ -58,6 +59,8 @@ WAITING = (S.CUSTOMER_REDIRECTED, S.CUSTOMER_PAYING)
 # The browser submits linkInitiate, so the server may hear nothing until the callback or the
 # notification: both are accepted from the submission on.
 BROWSER_STEPS = (S.LINK_INITIATE_SUBMITTED, S.PAYMENT_PAGE_RECEIVED, *WAITING)
+REFUNDABLE = (S.PAID, S.CUSTOMER_UPDATED, S.REFUNDED)
+"""Where a (further) refund may be requested; the inquiry's refund binds the total."""
 
 
 def _state(
@@ -239,16 +242,18 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             S.REFUNDED,
             A.STATUS_INQUIRY,
             A.OPERATOR,
-            binds=("tx_id",),
+            binds=("tx_id", "refunded_amount"),
         ),
         transition(
             E.REFUND_PAYMENT,
-            (S.PAID, S.CUSTOMER_UPDATED, S.REFUNDED),
+            REFUNDABLE,
             S.REFUNDED,
             A.STATUS_INQUIRY,
             A.OPERATOR,
             reversal=True,
+            binds=("refunded_amount",),
         ),
         transition(E.UPDATE_CUSTOMER, S.PAID, S.CUSTOMER_UPDATED, A.MERCHANT, A.TIMER),
+        *refund_requests(E.REQUEST_REFUND, REFUNDABLE),
     ),
 )

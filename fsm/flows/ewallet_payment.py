@@ -11,7 +11,13 @@ from datetime import timedelta
 from enum import StrEnum
 
 from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
-from fsm.flows._common import PUSH_WALLET, REDIRECT_WALLET, WALLET_EXPIRY, Wallet
+from fsm.flows._common import (
+    PUSH_WALLET,
+    REDIRECT_WALLET,
+    WALLET_EXPIRY,
+    Wallet,
+    refund_requests,
+)
 
 
 class PaymentState(StrEnum):
@@ -56,6 +62,7 @@ class PaymentEvent(StrEnum):
     VOID_PAYMENT = "void_payment"
     REFUND_PAYMENT = "refund_payment"
     CONFIRM_ORDER = "confirm_order"
+    REQUEST_REFUND = "request_refund"
 
 
 S, E, A = PaymentState, PaymentEvent, Actor
@@ -64,6 +71,9 @@ _CHECK = E.CHECK_STATUS
 CUSTOMER_WAITING = (S.PAYMENT_REQUESTED, S.AWAITING_APPROVAL, S.REDIRECTED_TO_PARTNER)
 INQUIRY_PENDING = (*CUSTOMER_WAITING, S.PAYMENT_PENDING)
 SETTLED_PAID = (S.PAID, S.ORDER_CONFIRMED)
+REFUNDABLE = (*SETTLED_PAID, S.REFUNDED)
+"""Where a (further) refund may be requested; the inquiry's void or refund binds the total."""
+_REFUNDED = ("refunded_amount",)
 
 
 def _deadline(
@@ -232,22 +242,40 @@ EWALLET_PAYMENT = FlowDefinition(
             E.EXPIRE_PAYMENT, S.STATUS_CHECK_REQUESTED, S.EXPIRED, A.STATUS_INQUIRY, A.OPERATOR
         ),
         transition(
-            E.VOID_PAYMENT, S.STATUS_CHECK_REQUESTED, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR
+            E.VOID_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=_REFUNDED,
         ),
         transition(
-            E.VOID_PAYMENT, SETTLED_PAID, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR, reversal=True
-        ),
-        transition(
-            E.REFUND_PAYMENT, S.STATUS_CHECK_REQUESTED, S.REFUNDED, A.STATUS_INQUIRY, A.OPERATOR
+            E.VOID_PAYMENT,
+            SETTLED_PAID,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            reversal=True,
+            binds=_REFUNDED,
         ),
         transition(
             E.REFUND_PAYMENT,
-            (*SETTLED_PAID, S.REFUNDED),
+            S.STATUS_CHECK_REQUESTED,
+            S.REFUNDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=_REFUNDED,
+        ),
+        transition(
+            E.REFUND_PAYMENT,
+            REFUNDABLE,
             S.REFUNDED,
             A.STATUS_INQUIRY,
             A.OPERATOR,
             reversal=True,
+            binds=_REFUNDED,
         ),
         transition(E.CONFIRM_ORDER, S.PAID, S.ORDER_CONFIRMED, A.MERCHANT, A.TIMER),
+        *refund_requests(E.REQUEST_REFUND, REFUNDABLE),
     ),
 )
