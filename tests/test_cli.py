@@ -506,7 +506,7 @@ def test_human_readable_history_and_replay(
         assert column in refusals_header
     calls_title = next(line for line in out if line.startswith("NICEPAY calls"))
     header, _rule, *rows = out[out.index(calls_title) + 1 :]
-    assert header.split() == ["time", "(UTC)", "call", "referenceNo", "amount", "outcome"]
+    assert header.split() == ["time", "(UTC)", "call", "referenceNo", "amount", "key", "outcome"]
     made = [row.split()[1] for row in rows if row.strip()]
     assert made[0] == "registration"
     assert "inquiry" in made
