@@ -17,19 +17,16 @@ stopped holds its payments until its lease runs out, and not a moment longer. La
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import queue
 import secrets
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +47,7 @@ from fsm.persistence import SqlStore
 from fsm.tables import INSTANCE_TABLE
 from tests.adapters.e2e_rig import audit_store
 from tests.adapters.reconcile_worker import Replica, ReplicaReport, run_replica
+from tests.adapters.refund_rig import CallCounter
 
 logger = logging.getLogger(__name__)
 
@@ -78,42 +76,12 @@ class ProcessStopped(Exception):
     """The merchant's process stopped while its call was on the way (raised by its transport)."""
 
 
-class InquiryCounter:
-    """The simulator's ASGI app, counting per tXid the inquiries it has answered."""
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-        self._served: Counter[str] = Counter()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith(INQUIRY_PATH):
-            await self._app(scope, receive, send)
-            return
-        body = bytearray()
-
-        async def receive_and_keep() -> dict[str, Any]:
-            message: dict[str, Any] = await receive()
-            body.extend(message.get("body", b""))
-            return message
-
-        await self._app(scope, receive_and_keep, send)
-        tx_id = str(json.loads(body or b"{}").get("tXid", ""))
-        with self._lock:
-            self._served[tx_id] += 1
-
-    def served(self) -> Counter[str]:
-        """Inquiries answered so far, per tXid."""
-        with self._lock:
-            return Counter(self._served)
-
-
 @dataclass(frozen=True)
 class Nicepay:
     """The served simulator, its inquiry counter, and what a merchant needs to reach it."""
 
     sim: NicepaySimulator
-    inquiries: InquiryCounter
+    inquiries: CallCounter
     url: str
     config: SimulatorConfig
 
@@ -127,12 +95,12 @@ class Nicepay:
 
 @contextmanager
 def counted_simulator() -> Iterator[Nicepay]:
-    """A simulator on loopback behind an :class:`InquiryCounter`."""
+    """A simulator on loopback behind a :class:`CallCounter` of inquiries."""
     config = SimulatorConfig(
         imid=IMID, merchant_key=SecretStr(secrets.token_hex(16)), expiry=SIM_EXPIRY
     )
     sim = NicepaySimulator(config)
-    counter = InquiryCounter(sim.app)
+    counter = CallCounter(sim.app, INQUIRY_PATH)
     sim.open()
     try:
         with serve_app(counter) as base_url:
