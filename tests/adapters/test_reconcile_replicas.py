@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -70,6 +71,9 @@ SIM_EXPIRY = dict.fromkeys(("ovo", "dana", "linkaja", "shopeepay", "astrapay"), 
 AFTER_ANSWER = {"0": "paid", "8": "failed", "5": "expired", "3": "payment_pending"}
 AFTER_ANSWER |= {"4": "payment_pending", "9": "payment_pending"}
 """Where a payment's status check leads for each ``status`` the simulator answers."""
+
+
+Report = TypeVar("Report")
 
 
 class ProcessStopped(Exception):
@@ -241,16 +245,17 @@ def running(processes: Sequence[multiprocessing.process.BaseProcess]) -> Iterato
 
 
 def collect(
-    reports: multiprocessing.queues.Queue[ReplicaReport],
+    reports: multiprocessing.queues.Queue[Report],
     processes: Sequence[multiprocessing.process.BaseProcess],
-) -> list[ReplicaReport]:
-    """One report per process, or a failure naming the stuck ones after HANG_LIMIT."""
-    watchdog = time.monotonic() + HANG_LIMIT
+    limit: float = HANG_LIMIT,
+) -> list[Report]:
+    """One report per process, or a failure naming the stuck ones after ``limit`` seconds."""
+    watchdog = time.monotonic() + limit
     try:
         return [reports.get(timeout=max(watchdog - time.monotonic(), 0.01)) for _ in processes]
     except queue.Empty:
         stuck = [p.name for p in processes if p.is_alive()]
-        pytest.fail(f"no report after {HANG_LIMIT} s: deadlock or hang in {stuck}")
+        pytest.fail(f"no report after {limit} s: deadlock or hang in {stuck}")
 
 
 def deadline_ids(reports: list[ReplicaReport], round_no: int) -> list[str]:
