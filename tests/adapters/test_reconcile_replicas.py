@@ -24,7 +24,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -35,20 +35,20 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from adapters.cli import main
-from adapters.client import INQUIRY_PATH, InquiryRetry, NicepayClient
-from adapters.config import NicepayCredentials
+from adapters.client import INQUIRY_PATH, NicepayClient
 from adapters.demo import IMID, demo_order
 from adapters.intents import Call
 from adapters.service import PaymentService
-from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
+from adapters.simulator import SimulatorConfig
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.persistence import SqlStore
 from fsm.tables import INSTANCE_TABLE
+from tests.adapters.counted_nicepay import Nicepay
+from tests.adapters.counted_nicepay import counted_simulator as counted_nicepay
 from tests.adapters.e2e_rig import audit_store
 from tests.adapters.reconcile_worker import Replica, ReplicaReport, run_replica
-from tests.adapters.refund_rig import CallCounter
 
 logger = logging.getLogger(__name__)
 
@@ -80,37 +80,12 @@ class ProcessStopped(Exception):
     """The merchant's process stopped while its call was on the way (raised by its transport)."""
 
 
-@dataclass(frozen=True)
-class Nicepay:
-    """The served simulator, its inquiry counter, and what a merchant needs to reach it."""
-
-    sim: NicepaySimulator
-    inquiries: CallCounter
-    url: str
-    config: SimulatorConfig
-
-    def client(self, http: httpx.Client, clock: ManualClock) -> NicepayClient:
-        credentials = NicepayCredentials(
-            imid=self.config.imid, merchant_key=self.config.merchant_key, base_url=self.url
-        )
-        retry = InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1)
-        return NicepayClient(http, credentials, clock=clock, inquiry_retry=retry)
-
-
-@contextmanager
-def counted_simulator() -> Iterator[Nicepay]:
-    """A simulator on loopback behind a :class:`CallCounter` of inquiries."""
+def counted_simulator() -> AbstractContextManager[Nicepay]:
+    """A simulator on loopback, counting the inquiries it answers per tXid."""
     config = SimulatorConfig(
         imid=IMID, merchant_key=SecretStr(secrets.token_hex(16)), expiry=SIM_EXPIRY
     )
-    sim = NicepaySimulator(config)
-    counter = CallCounter(sim.app, INQUIRY_PATH)
-    sim.open()
-    try:
-        with serve_app(counter) as base_url:
-            yield Nicepay(sim, counter, base_url + "/nicepay", config)
-    finally:
-        sim.close()
+    return counted_nicepay(config, INQUIRY_PATH)
 
 
 @dataclass
@@ -272,7 +247,7 @@ def repair_ids(reports: list[ReplicaReport], round_no: int) -> list[str]:
 def assert_inquired_once_each(shop: Shop, payment_ids: list[str]) -> None:
     """The simulator answered one inquiry per payment, and the shop recorded one per payment."""
     tx_ids = {shop.engine.get(pid).tx_id or "" for pid in payment_ids}
-    assert shop.nicepay.inquiries.served() == Counter(dict.fromkeys(tx_ids, 1))
+    assert shop.nicepay.calls.served() == Counter(dict.fromkeys(tx_ids, 1))
     for pid in payment_ids:
         answered = [
             i
@@ -316,7 +291,7 @@ def test_replicas_handle_every_due_payment_once(store: SqlStore, db_url: str) ->
     moment = start + PAST_EVERY_DEADLINE
     with counted_simulator() as nicepay, open_shop(store, nicepay, start) as shop:
         fill(shop, PAYMENTS, cut_short_every=CUT_SHORT_EVERY, lost=LOST_REGISTRATIONS)
-        assert nicepay.inquiries.served() == Counter()  # the cut-short ones never got there
+        assert nicepay.calls.served() == Counter()  # the cut-short ones never got there
         reports = run_replicas(db_url, nicepay, (moment,), lease=timedelta(minutes=2))
         logger.info(
             "replicas on %s: %s",

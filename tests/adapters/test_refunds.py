@@ -268,4 +268,4 @@ def test_an_unpaid_or_unknown_payment_takes_no_request(rig: RefundRig) -> None:
     assert rig.engine.store.intents(unpaid.id)[-1].call != Call.CANCEL
     with pytest.raises(InstanceNotFound):
         rig.service.cancel("no-such-payment", request_id="rf-1")
-    assert rig.nicepay.cancels.served() == {}
+    assert rig.nicepay.calls.served() == {}

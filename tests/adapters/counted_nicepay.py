@@ -1,0 +1,84 @@
+"""The loopback simulator behind a counter of the calls it serves to one path, per tXid.
+
+What NICEPAY received is counted where it receives it, so a test can say how often a call was
+made whatever the merchant's processes believe they sent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from adapters.client import InquiryRetry, NicepayClient
+from adapters.config import NicepayCredentials
+from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
+from fsm.clock import ManualClock
+
+
+class CallCounter:
+    """The simulator's ASGI app, counting per tXid the requests to one path it has served."""
+
+    def __init__(self, app: Any, path: str) -> None:
+        self._app = app
+        self._path = path
+        self._lock = threading.Lock()
+        self._served: Counter[str] = Counter()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith(self._path):
+            await self._app(scope, receive, send)
+            return
+        body = bytearray()
+
+        async def receive_and_keep() -> dict[str, Any]:
+            message: dict[str, Any] = await receive()
+            body.extend(message.get("body", b""))
+            return message
+
+        await self._app(scope, receive_and_keep, send)
+        tx_id = str(json.loads(body or b"{}").get("tXid", ""))
+        with self._lock:
+            self._served[tx_id] += 1
+
+    def served(self) -> Counter[str]:
+        """Requests answered so far, per tXid."""
+        with self._lock:
+            return Counter(self._served)
+
+
+@dataclass(frozen=True)
+class Nicepay:
+    """The served simulator, its call counter, and what a merchant needs to reach it."""
+
+    sim: NicepaySimulator
+    calls: CallCounter
+    url: str
+    config: SimulatorConfig
+
+    def client(self, http: httpx.Client, clock: ManualClock) -> NicepayClient:
+        """A NICEPAY client for a merchant process."""
+        credentials = NicepayCredentials(
+            imid=self.config.imid, merchant_key=self.config.merchant_key, base_url=self.url
+        )
+        retry = InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1)
+        return NicepayClient(http, credentials, clock=clock, inquiry_retry=retry)
+
+
+@contextmanager
+def counted_simulator(config: SimulatorConfig, path: str) -> Iterator[Nicepay]:
+    """A simulator served on loopback behind a :class:`CallCounter` of the calls to ``path``."""
+    sim = NicepaySimulator(config)
+    counter = CallCounter(sim.app, path)
+    sim.open()
+    try:
+        with serve_app(counter) as base_url:
+            yield Nicepay(sim, counter, base_url + "/nicepay", config)
+    finally:
+        sim.close()
