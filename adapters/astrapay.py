@@ -2,8 +2,9 @@
 
 Both calls are browser form submits, so the server learns the outcome only from the callback and
 the notification. How the mandate comes back is undocumented (reference §13): it is read from the
-link notification and the callback under a configurable list of field names, the raw parameters
-of both are stored, and a link confirmed without a mandate waits in ``mandate_missing``.
+link notification under a configurable list of field names, and a link confirmed without one waits
+in ``mandate_missing`` for an operator. The callback is unauthenticated: its raw parameters, a
+mandate among them, are stored as a hint for that operator and set nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from adapters.base import CustomerStep
 from adapters.messages import LinkEnableRequest, LinkInitiateRequest
 from fsm.definition import Actor
-from fsm.errors import InvalidInstanceData, RejectReason
+from fsm.errors import InvalidInstanceData
 from fsm.flows import AstrapayPaymentEvent, LinkEvent, Wallet
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from fsm.model import Instance
 
 MANDATE_FIELDS: tuple[str, ...] = ("mandateID", "mandateId")
-"""Where a link notification or callback may carry the mandate, in order of preference."""
+"""Where a link notification (or, as a hint, a callback) carries the mandate, by preference."""
 
 
 def find_mandate(params: Mapping[str, str], fields: Sequence[str] = MANDATE_FIELDS) -> str | None:
@@ -102,58 +103,20 @@ class AstrapayLinkAdapter:
         """A verified link notification: linked (with or without a mandate), or failed."""
         mandate = find_mandate(params, service.mandate_fields)
         if params.get("status", "0") != "0":
-            service.fire(link.id, LinkEvent.FAIL_LINK, Actor.NICEPAY_NOTIFICATION, key, params)
+            event, payload = LinkEvent.FAIL_LINK, dict(params)
         elif mandate:
-            payload = {**params, "mandate": mandate}
-            service.fire(link.id, LinkEvent.CONFIRM_LINK, Actor.NICEPAY_NOTIFICATION, key, payload)
-        else:
-            service.fire(
-                link.id,
-                LinkEvent.CONFIRM_LINK_WITHOUT_MANDATE,
-                Actor.NICEPAY_NOTIFICATION,
-                key,
-                params,
-            )
-            AstrapayLinkAdapter._attach_earlier_mandate(service, link.id)
-
-    @staticmethod
-    def _attach_earlier_mandate(service: PaymentService, link_id: str) -> None:
-        """Attach a mandate from a browser return that came before the notification.
-
-        The browser usually returns before NICEPAY's notification arrives; its parameters were
-        recorded as a hint then, since nothing confirmed the link yet. Now that it is confirmed
-        without a mandate, the latest such return that carried one supplies it.
-        """
-        if service.engine.get(link_id).state != "mandate_missing":
-            return
-        for hint in reversed(service.engine.rejections(link_id)):
-            if hint.event != "browser_return" or hint.reason is not RejectReason.HINT:
-                continue
-            params = {k: str(v) for k, v in hint.payload.items()}
-            mandate = find_mandate(params, service.mandate_fields)
-            if mandate:
-                payload = {**params, "mandate": mandate}
-                service.fire(
-                    link_id,
-                    LinkEvent.ATTACH_MANDATE,
-                    Actor.BROWSER_CALLBACK,
-                    hint.idempotency_key,
-                    payload,
-                )
-                return
+            event, payload = LinkEvent.CONFIRM_LINK, {**params, "mandate": mandate}
+        else:  # an operator attaches the mandate (PaymentService.attach_mandate)
+            event, payload = LinkEvent.CONFIRM_LINK_WITHOUT_MANDATE, dict(params)
+        service.fire(link.id, event, Actor.NICEPAY_NOTIFICATION, key, payload)
 
     @staticmethod
     def returned(
         service: PaymentService, link: Instance, params: Mapping[str, str], key: str
     ) -> None:
-        """The browser came back: it may carry the mandate a notification lacked."""
-        mandate = find_mandate(params, service.mandate_fields)
-        if mandate and link.state != "mandate_missing":
-            service.record_hint(link, "browser_return", key, params)
-            # The notification may have confirmed the link meanwhile, after looking for hints.
-            link = service.engine.get(link.id)
-        if mandate and link.state == "mandate_missing":
-            payload = {**params, "mandate": mandate}
-            service.fire(link.id, LinkEvent.ATTACH_MANDATE, Actor.BROWSER_CALLBACK, key, payload)
-        elif not mandate:
-            service.record_hint(link, "browser_return", key, params)
+        """The browser came back: recorded as a hint, whatever it says.
+
+        The return is unauthenticated, so a mandate it carries sets nothing; it stays in the
+        recorded parameters, where an operator can read it before attaching one.
+        """
+        service.record_hint(link, "browser_return", key, params)

@@ -3,7 +3,9 @@
 Every non-final state declares a deadline and the event the timer fires then; the deadline is
 stored, indexed, on the instance row, so one query finds everything due and nothing is kept in
 memory. A due status check asks NICEPAY (the inquiry's answer is the event); any other deadline
-event is fired as the timer. Each due instance is claimed first (:mod:`fsm.claims`), so
+event is fired as the timer. A deadline that gives up (a payment past its window and grace) first
+asks NICEPAY one last time and, if the payment is still not settled, fires its give-up event
+(``flag_for_review``). Each due instance is claimed first (:mod:`fsm.claims`), so
 reconcilers on several replicas never work on one instance at the same time, and keys are per
 version, so even a runner whose claim lapsed mid-way applies a deadline once.
 """
@@ -76,7 +78,7 @@ def run_due(
             renew_at = max(moment, service.engine.clock.now())
             renewed = store.claim(instance.id, owner=owner, now=renew_at, lease=lease)
             if renewed and not _call_under_way(service, instance.id, moment - grace):
-                runs.append(_expire(service, instance))
+                runs.append(_expire(service, instance, moment))
         finally:
             store.release([instance.id], owner=owner)
     return runs
@@ -92,12 +94,14 @@ def _call_under_way(service: PaymentService, instance_id: str, since: datetime) 
     return any(intent.recorded_at > since for intent in open_calls)
 
 
-def _expire(service: PaymentService, instance: Instance) -> DeadlineRun:
+def _expire(service: PaymentService, instance: Instance, now: datetime) -> DeadlineRun:
     deadline = service.engine.flow(instance.flow).state(instance.state).deadline
-    event = deadline.on_expiry if deadline else ""
+    event = deadline.event_at(instance.wallet, now - instance.created_at) if deadline else ""
     error = None
     try:
-        if event == CHECK_STATUS and instance.tx_id:
+        if deadline and event != deadline.on_expiry:
+            _give_up(service, instance, event)
+        elif event == CHECK_STATUS:  # without a tXid, the check asks about the recorded hints
             service.check_status(instance.id, actor=Actor.TIMER)
         elif event:
             service.engine.fire_with_retry(
@@ -114,3 +118,23 @@ def _expire(service: PaymentService, instance: Instance) -> DeadlineRun:
         )
     after = service.engine.get(instance.id).state
     return DeadlineRun(instance.id, event, instance.state, after, error)
+
+
+def _give_up(service: PaymentService, instance: Instance, event: str) -> None:
+    """One last status check (reference §14: at expiry plus grace), then ``event`` if unsettled."""
+    try:
+        instance = service.check_status(instance.id, actor=Actor.TIMER)
+    except ProviderError as exc:  # a check that fails is one more reason for a person to look
+        logger.warning(
+            "last status check failed",
+            extra={"instance": instance.id, "event": event, "reason": type(exc).__name__},
+        )
+        instance = service.engine.get(instance.id)
+    if service.engine.flow(instance.flow).state(instance.state).kind.settled:
+        return
+    service.engine.fire_with_retry(
+        instance.id,
+        event,
+        actor=Actor.TIMER,
+        idempotency_key=f"deadline:{instance.version}:{event}",
+    )

@@ -3,9 +3,9 @@
 The simulator plays NICEPAY and the wallets, a scripted browser plays the customer, and the
 merchant side is this library: the service registers and redirects, the ASGI app receives
 notifications and browser returns, and every status is settled by an inquiry. One payment also
-meets duplicate, reordered and forged notifications and still ends correctly, one partial refund
-is requested twice and refunded once, and one cancel loses its answer and is settled by the
-reconciler.
+meets duplicate, reordered and forged notifications and still ends correctly, an AstraPay payment
+whose first return is forged still ends paid, one partial refund is requested twice and refunded
+once, and one cancel loses its answer and is settled by the reconciler.
 """
 
 from __future__ import annotations
@@ -278,14 +278,31 @@ def _play_astrapay(rig: MerchantRig) -> list[Outcome]:
     ScriptedBrowser(rig.http).submit(started.step.url, started.step.fields)
     engine = rig.service.engine
     link = _wait(engine, started.instance.id, lambda i: i.state in {"linked", "mandate_missing"})
-    outcomes = [_outcome(rig, link, "astrapay-link", ASTRAPAY_EXPECTED[0])]
-    order = demo_order(f"ORD-{rig.run}-astrapay-pay", Wallet.ASTRAPAY, link_id=link.id)
+    return [
+        _outcome(rig, link, "astrapay-link", ASTRAPAY_EXPECTED[0]),
+        _pay_astrapay(rig, link, "astrapay-pay"),
+        _pay_astrapay(rig, link, "astrapay-forged-return", forge_return=True),
+    ]
+
+
+def _pay_astrapay(
+    rig: MerchantRig, link: Instance, name: str, *, forge_return: bool = False
+) -> Outcome:
+    """Pay with the link's mandate; ``forge_return``: an attacker's return comes first.
+
+    The forged return names a tXid NICEPAY never issued. It is kept as a hint that NICEPAY's
+    inquiry refuses, binds nothing, and shuts out neither the customer's own return nor the
+    notification, so the payment still ends paid.
+    """
+    order = demo_order(f"ORD-{rig.run}-{name}", Wallet.ASTRAPAY, link_id=link.id)
     rig.sim.script_customer(reference_no=order.reference_no, action=CustomerAction.PAY)
-    paying = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-astrapay-pay")
+    paying = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-{name}")
+    if forge_return:
+        bogus = {"tXid": f"{IMID}05{'0' * 14}9999", "referenceNo": order.reference_no}
+        rig.http.get(rig.service.callback_url, params={**bogus, "resultCd": "0000"})
     ScriptedBrowser(rig.http).submit(paying.step.url, paying.step.fields)
     final = _settle(rig, paying.instance.id, AstrapayPaymentEvent.UPDATE_CUSTOMER)
-    outcomes.append(_outcome(rig, final, "astrapay-pay", ASTRAPAY_EXPECTED[1]))
-    return outcomes
+    return _outcome(rig, final, name, ASTRAPAY_EXPECTED[1])
 
 
 def _paid_order(rig: MerchantRig, name: str, wallet: Wallet) -> Instance:

@@ -1,9 +1,12 @@
-"""Inquiry ``status`` codes to flow events, through one explicit table per wallet.
+"""Inquiry ``status`` codes to flow events: one table for every wallet (reference §6.3).
 
-The codes differ by wallet (reference §6.3): OVO reports ``0 1 8 9``, DANA ``0 1 2 3 5 8 9``,
-LinkAja ``0 1 2 3 8 9``, ShopeePay ``0 1 2 3 4 5 8 9``, and AstraPay ``0 3 8`` where ``8`` is a
-refund. A code outside a wallet's table maps to nothing: the caller records it, applies no
-transition, and lets the status check's deadline schedule another inquiry.
+The current V2 e-wallet table is the same for every wallet. The older per-wallet subsets only say
+which codes a wallet usually reports, not which are invalid, so every code maps for every wallet.
+The one exception the reference documents is AstraPay's ``8``: a refund when the payment was paid
+before, a failure otherwise. A code outside the table maps to nothing: the caller records and
+counts it and applies no transition, and the status check's deadline backs off.
+
+Both payment flows name these events alike, so one table serves them.
 """
 
 from __future__ import annotations
@@ -12,61 +15,49 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from fsm.flows import AstrapayPaymentEvent, AstrapayPaymentState, PaymentEvent, Wallet
+from fsm.flows import AstrapayPaymentState, PaymentEvent, PaymentState, Wallet
 
 _E = PaymentEvent
-_GENERAL: Final = {
-    "0": _E.CONFIRM_PAYMENT,
-    "1": _E.VOID_PAYMENT,
-    "2": _E.REFUND_PAYMENT,
-    "3": _E.REPORT_PENDING,
-    "4": _E.REPORT_PENDING,
-    "5": _E.EXPIRE_PAYMENT,
-    "8": _E.FAIL_PAYMENT,
-    "9": _E.REPORT_PENDING,
-}
-
-
-def _subset(*codes: str) -> Mapping[str, str]:
-    return MappingProxyType({code: _GENERAL[code] for code in codes})
-
-
-INQUIRY_STATUS: Final[Mapping[Wallet, Mapping[str, str]]] = MappingProxyType(
+INQUIRY_STATUS: Final[Mapping[str, str]] = MappingProxyType(
     {
-        # §14 says an unanswered OVO push may also end as 5, so OVO accepts it beside its subset.
-        Wallet.OVO: _subset("0", "1", "5", "8", "9"),
-        Wallet.DANA: _subset("0", "1", "2", "3", "5", "8", "9"),
-        Wallet.LINKAJA: _subset("0", "1", "2", "3", "8", "9"),
-        Wallet.SHOPEEPAY: _subset("0", "1", "2", "3", "4", "5", "8", "9"),
-        Wallet.ASTRAPAY: MappingProxyType(
-            {
-                "0": AstrapayPaymentEvent.CONFIRM_PAYMENT,
-                "3": AstrapayPaymentEvent.REPORT_PENDING,
-                "8": AstrapayPaymentEvent.FAIL_PAYMENT,  # or a refund: see event_for_status
-            }
-        ),
+        "0": _E.CONFIRM_PAYMENT,
+        "1": _E.VOID_PAYMENT,
+        "2": _E.REFUND_PAYMENT,
+        "3": _E.REPORT_PENDING,
+        "4": _E.REPORT_PENDING,
+        "5": _E.EXPIRE_PAYMENT,
+        "8": _E.FAIL_PAYMENT,
+        "9": _E.REPORT_PENDING,
     }
 )
-"""Every wallet's inquiry codes and the event each one fires."""
+"""Every inquiry code and the event it fires, for every wallet."""
 
-PENDING_EVENTS = frozenset({_E.REPORT_PENDING, AstrapayPaymentEvent.REPORT_PENDING})
-_PAID_BEFORE = frozenset(
+AFTER_PAYMENT: Final[Mapping[str, Mapping[str, str]]] = MappingProxyType(
+    {Wallet.ASTRAPAY: MappingProxyType({"8": _E.REFUND_PAYMENT})}
+)
+"""The documented per-wallet exceptions: codes that mean another event once a payment was paid."""
+
+PENDING_EVENTS = frozenset({_E.REPORT_PENDING})
+PAID_BEFORE = frozenset(
     {
+        PaymentState.PAID,
+        PaymentState.ORDER_CONFIRMED,
+        PaymentState.REFUNDED,
         AstrapayPaymentState.PAID,
         AstrapayPaymentState.CUSTOMER_UPDATED,
         AstrapayPaymentState.REFUNDED,
     }
 )
+"""States in which a payment has been paid (and perhaps partly refunded since)."""
 
 
 def event_for_status(wallet: Wallet | str, status: str, *, current_state: str) -> str | None:
     """The event an inquiry ``status`` fires for a payment in ``current_state``, or ``None``.
 
-    AstraPay's ``8`` is a refund when the payment was paid before and a failure otherwise.
-    ``None`` means the code is unknown for this wallet: record it and change nothing.
+    ``None`` means the code is not in the table: record it, count it, and change nothing.
     """
-    table = INQUIRY_STATUS.get(Wallet(wallet), {})
-    event = table.get(status)
-    if wallet == Wallet.ASTRAPAY and status == "8" and current_state in _PAID_BEFORE:
-        return AstrapayPaymentEvent.REFUND_PAYMENT
-    return event
+    if current_state in PAID_BEFORE:
+        exceptions = AFTER_PAYMENT.get(wallet, {})
+        if status in exceptions:
+            return exceptions[status]
+    return INQUIRY_STATUS.get(status)

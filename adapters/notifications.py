@@ -272,7 +272,7 @@ class NotificationHandler:
             raise MissingFields(("tXid", "referenceNo"), alternatives=True)
         found = store.find(tx_id=tx_id) if tx_id else []
         if not found and reference_no:
-            found = [i for i in store.find(reference_no=reference_no) if i.tx_id in (None, tx_id)]
+            found = _by_reference(store.find(reference_no=reference_no), tx_id)
         if len(found) != 1:
             raise UnknownTransaction(
                 f"no single payment for tXid {_shown(tx_id)} / referenceNo {_shown(reference_no)}"
@@ -436,6 +436,20 @@ def _parsed_or_empty(request: InboundRequest) -> dict[str, str]:
         return _parse(request)
     except NotificationError:
         return {}
+
+
+def _by_reference(instances: Sequence[Instance], tx_id: str | None) -> list[Instance]:
+    """Of the instances with a request's referenceNo, the ones it may be about.
+
+    An instance bound to another tXid is not. The store keeps one live (not final) instance per
+    flow and reference, and only a payment's request names a tXid, so the live one answers it;
+    ended ones are matched only when none is live (a late notification, recorded there).
+    """
+    unbound = [instance for instance in instances if instance.tx_id in (None, tx_id)]
+    live = [instance for instance in unbound if instance.deadline_at is not None]
+    if len(live) > 1:  # a link and a payment under one reference
+        live = [i for i in live if (i.flow == AstrapayLinkAdapter.flow) != bool(tx_id)]
+    return live or unbound
 
 
 def _check_reference(instance: Instance, params: Mapping[str, str]) -> None:

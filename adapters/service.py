@@ -7,6 +7,7 @@ observed it; nothing here writes a state directly.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -25,7 +26,7 @@ from adapters.status import check_status
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
-from fsm.flows import LinkState, Wallet
+from fsm.flows import LinkEvent, LinkState, Wallet
 from fsm.model import Instance, TransitionResult
 
 logger = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class PaymentService:
 
         Raises:
             InvalidInstanceData: the order is malformed, or AstraPay has no linked account.
+            ReferenceInUse: a payment of this flow with the order's ``reference_no`` is not
+                final yet (a double click); nothing was stored or sent.
             ProviderError: NICEPAY refused or could not be reached; the refusal is recorded.
             TransitionNotAllowed: the flow refused a step (e.g. no mandate); recorded.
         """
@@ -126,7 +129,11 @@ class PaymentService:
         return Started(self.engine.get(payment.id), step)
 
     def start_link(self, order: LinkOrder, *, link_id: str | None = None) -> Started:
-        """Create an AstraPay account link; returns the form the customer's browser submits."""
+        """Create an AstraPay account link; returns the form the customer's browser submits.
+
+        Raises:
+            ReferenceInUse: a link with the order's ``reference_no`` is not final yet.
+        """
         link = self.engine.start(
             AstrapayLinkAdapter.flow,
             instance_id=link_id,
@@ -135,6 +142,44 @@ class PaymentService:
         )
         step = AstrapayLinkAdapter().begin(self, link, order)
         return Started(link, step)
+
+    def attach_mandate(
+        self, link_id: str, mandate: str, *, by: str, reason: str
+    ) -> TransitionResult:
+        """An operator attaches a mandate to a link NICEPAY confirmed without one.
+
+        Only a verified link notification or an operator sets a mandate; the operator's step is
+        recorded with who did it and why. A browser return's mandate is only a hint, listed
+        among the link's refused events (``ewallet-fsm history``) for the operator to check.
+
+        Args:
+            link_id: the ``astrapay_link`` instance, in ``mandate_missing``.
+            mandate: the ``mandateID`` AstraPay granted.
+            by: who attaches it.
+            reason: why, e.g. where the mandate was confirmed.
+
+        Returns:
+            The applied step; the same request again returns it with ``duplicate`` set.
+
+        Raises:
+            InvalidInstanceData: ``link_id`` is not an account link, or an argument is empty or
+                ``mandate`` longer than 64 characters; nothing was recorded.
+            InstanceNotFound: no instance ``link_id``.
+            TransitionNotAllowed: the link is not waiting for a mandate; recorded.
+        """
+        link = self.engine.get(link_id)
+        if link.flow != AstrapayLinkAdapter.flow:
+            raise InvalidInstanceData(f"{link_id!r} is not an AstraPay account link")
+        if not (mandate.strip() and by.strip() and reason.strip()) or len(mandate) > 64:
+            raise InvalidInstanceData("a mandate of at most 64 characters, by and reason needed")
+        digest = hashlib.sha256(mandate.encode()).hexdigest()[:16]
+        return self.engine.fire_with_retry(
+            link_id,
+            LinkEvent.ATTACH_MANDATE,
+            actor=Actor.OPERATOR,
+            idempotency_key=f"operator:attach-mandate:{digest}",
+            payload={"mandate": mandate, "by": by, "reason": reason},
+        )
 
     def cancel(
         self,

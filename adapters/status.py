@@ -2,24 +2,27 @@
 
 This is the only automatic path to a settlement. A payment not yet settled first moves to its
 status-check state (so the log shows who asked and why), then the inquiry's ``status`` becomes the
-event through the wallet's table. Repeated answers are absorbed by idempotency keys built from
-``(tXid, event)``, as the reference recommends; an answer that would move a settled payment
-backwards is refused by the flow and recorded as stale; an unknown code is recorded and changes
-nothing, and the state's deadline schedules the next check.
+event through the inquiry table (:mod:`adapters.mapping`). Repeated answers are absorbed by
+idempotency keys built from ``(tXid, event)``, as the reference recommends; an answer that would
+move a settled payment backwards is refused by the flow and recorded as stale; an unknown code is
+recorded (and so counted), logged as a warning and changes nothing, and the state's deadline,
+backing off, schedules the next check.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 from typing import Protocol
 
+from adapters.hints import hints_to_ask
 from adapters.intents import Call, recorded_call
 from adapters.mapping import PENDING_EVENTS, event_for_status
 from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import RejectReason, TransitionNotAllowed
+from fsm.errors import ProviderError, RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent
 from fsm.model import Instance
 
@@ -118,13 +121,17 @@ def apply_answer(
         return payment
     event = event_for_status(payment.wallet or "", status, current_state=payment.state)
     if event is None:
+        logger.warning(
+            "unknown inquiry status",
+            extra={"instance": payment.id, "wallet": payment.wallet, "status": status[:16]},
+        )
         engine.record_refused(
             payment.id,
             REPORT_STATUS,
             actor=Actor.STATUS_INQUIRY,
-            idempotency_key=f"inquiry:{tx_id}:{status}:v{payment.version}",
+            idempotency_key=f"inquiry:{tx_id}:{_code_key(status)}:v{payment.version}",
             reason=RejectReason.UNKNOWN_STATUS,
-            detail=f"inquiry status {status!r} is not in the {payment.wallet} table",
+            detail=f"inquiry status {status[:16]!r} is not in the inquiry table",
             payload=payload,
         )
         return payment
@@ -161,6 +168,13 @@ def refunded_total(payment: Instance, event: str, cancel_amount: str | None) -> 
     return str(max(int(cancel_amount or 0), int(payment.refunded_amount or 0)))
 
 
+def _code_key(status: str) -> str:
+    """``status`` as a part of a key: a long one (anything may come back) by its digest."""
+    if len(status) <= 16:
+        return status
+    return "sha256:" + hashlib.sha256(status.encode()).hexdigest()[:16]
+
+
 def _mismatch(payment: Instance, answer: InquiryAnswer, tx_id: str) -> str | None:
     """Why the answer is not about this payment, if it is not."""
     pairs = (
@@ -184,20 +198,50 @@ def check_status(
 ) -> Instance:
     """Run one status check for the payment and apply its answer.
 
-    A payment without a ``tXid`` is asked about with ``tx_id_hint`` (the tXid an unauthenticated
-    browser return named); NICEPAY's answer is applied, and the tXid bound, only when it agrees
-    with the stored referenceNo and amount. With neither, the payment is returned unchanged.
+    A payment without a ``tXid`` is asked about with the tXids its browser returns named
+    (:mod:`adapters.hints`): ``tx_id_hint`` alone when given (the return being handled), else
+    the few recorded ones NICEPAY has not disproved, until one is confirmed. NICEPAY's answer is
+    applied, and the tXid bound, only when it agrees with the stored referenceNo and amount. With
+    nothing to ask, the payment is returned unchanged; only the timer's check is still recorded,
+    so that the state's deadline schedules the next one.
 
     Raises:
-        ProviderError: the inquiry failed; the payment stays in its status-check state, whose
-            deadline schedules the next attempt.
+        ProviderError: the inquiry failed (for hints: none was confirmed and one could not be
+            asked); the payment stays in its status-check state, whose deadline schedules the
+            next attempt. A hint NICEPAY refuses is only recorded.
     """
     payment = engine.get(payment_id)
-    tx_id = payment.tx_id or tx_id_hint
-    if not tx_id or not payment.reference_no or not payment.amount:
-        return payment
+    asked = [payment.tx_id] if payment.tx_id else hints_to_ask(engine, payment.id, given=tx_id_hint)
+    if not (asked and payment.reference_no and payment.amount):
+        return request_check(engine, payment, actor) if actor is Actor.TIMER else payment
     payment = request_check(engine, payment, actor)
+    if payment.tx_id:  # also when a notification bound it meanwhile
+        return _inquire(engine, inquirer, payment, payment.tx_id)
+    return _ask_hints(engine, inquirer, payment, asked)
+
+
+def _inquire(engine: Engine, inquirer: Inquirer, payment: Instance, tx_id: str) -> Instance:
     asked = {"tXid": tx_id, "referenceNo": payment.reference_no, "amt": payment.amount}
     with recorded_call(engine, payment, Call.INQUIRY, request=asked, tx_id=tx_id):
         answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
-        return apply_answer(engine, engine.get(payment_id), answer, asked_tx_id=tx_id)
+        return apply_answer(engine, engine.get(payment.id), answer, asked_tx_id=tx_id)
+
+
+def _ask_hints(engine: Engine, inquirer: Inquirer, payment: Instance, hints: list[str]) -> Instance:
+    """Ask about each hint until NICEPAY confirms one (and the answer binds it)."""
+    failed: ProviderError | None = None
+    for tx_id in hints:
+        try:
+            payment = _inquire(engine, inquirer, payment, tx_id)
+        except ProviderError as error:  # the call intent keeps the outcome
+            logger.info(
+                "tXid hint not confirmed",
+                extra={"instance": payment.id, "reason": type(error).__name__},
+            )
+            failed = error if error.retryable else failed
+            continue
+        if payment.tx_id:
+            return payment
+    if failed is not None:
+        raise failed
+    return payment

@@ -30,6 +30,7 @@ KIND_TEXT: Mapping[StateKind, str] = {
     StateKind.SUCCEEDED: "settled success",
     StateKind.FAILED: "settled failure",
     StateKind.REVERSED: "reversal",
+    StateKind.REVIEW: "needs a person",
 }
 
 KIND_STYLE: Mapping[StateKind, tuple[str, str]] = {
@@ -40,6 +41,7 @@ KIND_STYLE: Mapping[StateKind, tuple[str, str]] = {
     StateKind.SUCCEEDED: ("#dcfce7", "#15803d"),
     StateKind.FAILED: ("#fee2e2", "#b91c1c"),
     StateKind.REVERSED: ("#ede9fe", "#6d28d9"),
+    StateKind.REVIEW: ("#fce7f3", "#be185d"),
 }
 """Fill and border colour of each kind of state."""
 
@@ -142,11 +144,23 @@ def deadline_lines(deadline: Deadline | None) -> list[str]:
     """A state's deadline, and the per-wallet ones, as label lines."""
     if deadline is None:
         return []
-    lines = [f"after {duration(deadline.after)}: {deadline.on_expiry}"]
-    wallets = sorted(deadline.per_wallet.items())
-    if wallets:
-        lines.append(", ".join(f"{wallet} {duration(delta)}" for wallet, delta in wallets))
+    backoff = ""
+    if deadline.backoff_cap is not None:
+        backoff = f", doubling up to {duration(deadline.backoff_cap)}"
+    lines = [f"after {duration(deadline.after)}{backoff}: {deadline.on_expiry}"]
+    lines += _wallet_line(deadline.per_wallet)
+    if deadline.give_up is not None:
+        give_up = deadline.give_up
+        lines.append(f"from age {duration(give_up.after)}: {give_up.event}")
+        lines += _wallet_line(give_up.per_wallet)
     return lines
+
+
+def _wallet_line(per_wallet: Mapping[str, timedelta]) -> list[str]:
+    wallets = sorted(per_wallet.items())
+    if not wallets:
+        return []
+    return [", ".join(f"{wallet} {duration(delta)}" for wallet, delta in wallets)]
 
 
 def state_label(state: StateSpec) -> str:
@@ -165,7 +179,7 @@ def state_attrs(state: StateSpec) -> dict[str, str]:
     attrs = {"label": state_label(state), "fillcolor": fill, "color": border}
     if state.final:
         attrs["peripheries"] = "2"
-    if state.settlement or state.kind is StateKind.START:
+    if state.settlement or state.kind in (StateKind.START, StateKind.REVIEW):
         attrs["penwidth"] = "2"
     return attrs
 

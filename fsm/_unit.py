@@ -57,6 +57,13 @@ class KeyTaken(ConcurrentTransition):
     """
 
 
+class ReferenceTaken(Exception):
+    """A bound reference belongs to another live instance of the flow: the unique index refused it.
+
+    The unit rolls back whole; the engine answers :class:`~fsm.errors.ReferenceInUse`.
+    """
+
+
 _LOG_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
 _REJECTED_FIELDS = tuple(RejectedEvent.__dataclass_fields__)
 _REPLAY_FIELDS = ("instance_id", "seq", "event", "source", "dest", "actor", "fingerprint")
@@ -326,6 +333,7 @@ class Unit:
                 transaction rolls back whole.
             InvalidInstanceData: a time is naive, or ``bound`` names a column no transition
                 may set; nothing was stored.
+            ReferenceTaken: a bound ``reference_no`` is another live instance's.
         """
         sql = self._sql
         names = tuple(sorted(bound)) if bound else ()
@@ -344,7 +352,11 @@ class Unit:
         )
         if names:
             args += tuple(bound[name] for name in names)
-        if self._execute(cas.sql, args if cas.arrange is None else cas.arrange(args)).rowcount != 1:
+        try:
+            moved = self._execute(cas.sql, args if cas.arrange is None else cas.arrange(args))
+        except sql.integrity_error:  # only the live-reference index can refuse an update
+            raise ReferenceTaken() from None
+        if moved.rowcount != 1:
             raise ConcurrentTransition(
                 record.instance_id, record.source, record.event, expected_version
             )

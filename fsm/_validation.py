@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
 
-from fsm.definition import BINDABLE_FIELDS, Actor, FlowDefinition
+from fsm.definition import BINDABLE_FIELDS, Actor, Deadline, FlowDefinition
 
 
 def problems_of(flow: FlowDefinition) -> list[str]:
@@ -58,21 +59,38 @@ def _deadlines(flow: FlowDefinition) -> Iterator[str]:
         if deadline is None:
             yield f"non-final state {state.name!r} has no deadline"
             continue
-        timed = [
-            spec
-            for spec in flow.candidates(state.name, deadline.on_expiry)
-            if Actor.TIMER in spec.actors
-        ]
-        if not timed:
-            yield (
-                f"deadline of state {state.name!r} fires {deadline.on_expiry!r}, "
-                "which the timer may not fire from there"
+        where = f"deadline of state {state.name!r}"
+        yield from _timed_event(flow, state.name, deadline.on_expiry, where)
+        yield from _wallet_times(flow, where, deadline.after, deadline.per_wallet)
+        yield from _backoff(deadline, where)
+        if deadline.give_up is not None:
+            give_up = deadline.give_up
+            yield from _timed_event(flow, state.name, give_up.event, f"{where} gives up and")
+            yield from _wallet_times(
+                flow, f"{where} gives up at an age", give_up.after, give_up.per_wallet
             )
-        unknown = sorted(set(deadline.per_wallet) - set(flow.wallets))
-        if flow.wallets and unknown:
-            yield f"deadline of state {state.name!r} names unknown wallets {unknown}"
-        if deadline.after.total_seconds() <= 0:
-            yield f"deadline of state {state.name!r} is not positive"
+
+
+def _timed_event(flow: FlowDefinition, state: str, event: str, where: str) -> Iterator[str]:
+    timed = [spec for spec in flow.candidates(state, event) if Actor.TIMER in spec.actors]
+    if not timed:
+        yield f"{where} fires {event!r}, which the timer may not fire from there"
+
+
+def _wallet_times(
+    flow: FlowDefinition, where: str, after: timedelta, per_wallet: Mapping[str, timedelta]
+) -> Iterator[str]:
+    unknown = sorted(set(per_wallet) - set(flow.wallets))
+    if flow.wallets and unknown:
+        yield f"{where} names unknown wallets {unknown}"
+    if min((after, *per_wallet.values())).total_seconds() <= 0:
+        yield f"{where} is not positive"
+
+
+def _backoff(deadline: Deadline, where: str) -> Iterator[str]:
+    cap = deadline.backoff_cap
+    if cap is not None and cap < max((deadline.after, *deadline.per_wallet.values())):
+        yield f"{where} backs off to a cap shorter than its first wait"
 
 
 def _successors(flow: FlowDefinition) -> dict[str, set[str]]:

@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
@@ -58,6 +58,8 @@ class StateKind(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     REVERSED = "reversed"
+    REVIEW = "review"
+    """Waiting for a person: not settled, no money moved, no automatic way forward."""
 
     @property
     def settled(self) -> bool:
@@ -76,22 +78,81 @@ DEFAULT_SETTLED_BY = frozenset({Actor.STATUS_INQUIRY, Actor.OPERATOR})
 
 
 @dataclass(frozen=True)
+class GiveUp:
+    """When a state's timer stops repeating its own event: once the instance is ``after`` old.
+
+    The age counts from the instance's start, so it bounds the whole wait however often the
+    instance went round its states; the timer then fires ``event`` instead.
+    """
+
+    after: timedelta
+    event: str
+    per_wallet: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _set(self, "event", str(self.event))
+        _set(self, "per_wallet", _by_wallet(self.per_wallet))
+
+    def for_wallet(self, wallet: str | None) -> timedelta:
+        """The age at which an instance of ``wallet`` gives up."""
+        return _for_wallet(self.per_wallet, wallet, self.after)
+
+
+@dataclass(frozen=True)
 class Deadline:
     """How long an instance may stay in a state, and which event the timer fires after that."""
 
     after: timedelta
     on_expiry: str
     per_wallet: Mapping[str, timedelta] = field(default_factory=dict)
+    backoff_cap: timedelta | None = None
+    """When set, the wait grows with the instance's age, from ``after`` up to this cap.
+
+    Each wait is the instance's age (at least ``after``, at most the cap), so a state the
+    instance keeps re-entering is checked at doubling intervals from the instance's start.
+    """
+    give_up: GiveUp | None = None
+    """When set, the age past which the timer fires ``give_up.event`` instead of ``on_expiry``."""
 
     def __post_init__(self) -> None:
         _set(self, "on_expiry", str(self.on_expiry))
-        _set(self, "per_wallet", MappingProxyType({str(k): v for k, v in self.per_wallet.items()}))
+        _set(self, "per_wallet", _by_wallet(self.per_wallet))
 
     def for_wallet(self, wallet: str | None) -> timedelta:
         """The deadline that applies to an instance of ``wallet``."""
-        if wallet is None:
-            return self.after
-        return self.per_wallet.get(wallet, self.after)
+        return _for_wallet(self.per_wallet, wallet, self.after)
+
+    def due_at(self, wallet: str | None, now: datetime, started_at: datetime) -> datetime:
+        """When the deadline passes for an instance of ``wallet`` started at ``started_at``.
+
+        A deadline that gives up is never stored past the moment it gives up, so the timer acts
+        right then.
+        """
+        wait = self.for_wallet(wallet)
+        if self.backoff_cap is not None:
+            wait = min(self.backoff_cap, max(wait, now - started_at))
+        due = now + wait
+        if self.give_up is not None:
+            giving_up = started_at + self.give_up.for_wallet(wallet)
+            if now < giving_up:
+                due = min(due, giving_up)
+        return due
+
+    def event_at(self, wallet: str | None, age: timedelta) -> str:
+        """The event the timer fires for an instance of ``wallet`` that is ``age`` old."""
+        if self.give_up is not None and age >= self.give_up.for_wallet(wallet):
+            return self.give_up.event
+        return self.on_expiry
+
+
+def _by_wallet(values: Mapping[str, timedelta]) -> Mapping[str, timedelta]:
+    return MappingProxyType({str(k): v for k, v in values.items()})
+
+
+def _for_wallet(
+    values: Mapping[str, timedelta], wallet: str | None, default: timedelta
+) -> timedelta:
+    return default if wallet is None else values.get(wallet, default)
 
 
 @dataclass(frozen=True)
@@ -265,15 +326,30 @@ def _state_to_dict(state: StateSpec) -> dict[str, Any]:
         "description": state.description,
     }
     if state.deadline is not None:
-        data["deadline"] = {
-            "after_seconds": state.deadline.after.total_seconds(),
-            "on_expiry": state.deadline.on_expiry,
-            "per_wallet": {
-                wallet: delta.total_seconds()
-                for wallet, delta in sorted(state.deadline.per_wallet.items())
-            },
+        data["deadline"] = _deadline_to_dict(state.deadline)
+    return data
+
+
+def _deadline_to_dict(deadline: Deadline) -> dict[str, Any]:
+    # Optional parts appear only when set, so a deadline without them keeps its fingerprint.
+    data: dict[str, Any] = {
+        "after_seconds": deadline.after.total_seconds(),
+        "on_expiry": deadline.on_expiry,
+        "per_wallet": _seconds_by_wallet(deadline.per_wallet),
+    }
+    if deadline.backoff_cap is not None:
+        data["backoff_cap_seconds"] = deadline.backoff_cap.total_seconds()
+    if deadline.give_up is not None:
+        data["give_up"] = {
+            "after_seconds": deadline.give_up.after.total_seconds(),
+            "event": deadline.give_up.event,
+            "per_wallet": _seconds_by_wallet(deadline.give_up.per_wallet),
         }
     return data
+
+
+def _seconds_by_wallet(values: Mapping[str, timedelta]) -> dict[str, float]:
+    return {wallet: delta.total_seconds() for wallet, delta in sorted(values.items())}
 
 
 def _transition_to_dict(spec: TransitionSpec) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from fsm._inputs import (
 )
 from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
-from fsm._unit import Contention, KeyTaken, Unit
+from fsm._unit import Contention, KeyTaken, ReferenceTaken, Unit
 from fsm.clock import Clock, SystemClock, require_aware
 from fsm.definition import AMOUNT_FIELDS, Actor, FlowDefinition, GuardContext, TransitionSpec
 from fsm.errors import (
@@ -40,6 +40,7 @@ from fsm.errors import (
     IdempotencyKeyReused,
     InstanceNotFound,
     InvalidInstanceData,
+    ReferenceInUse,
     RejectReason,
     StaleEvent,
     TransitionError,
@@ -131,7 +132,7 @@ class Engine:
             reference_no=checked_text("reference_no", reference_no),
             tx_id=checked_text("tx_id", tx_id),
             mandate=checked_text("mandate", mandate),
-            deadline_at=_deadline_at(definition, definition.initial, wallet, now),
+            deadline_at=_deadline_at(definition, definition.initial, wallet, now, now),
             created_at=now,
             updated_at=now,
         )
@@ -169,6 +170,8 @@ class Engine:
             TransitionNotAllowed: refused (the subclass says why); recorded, nothing applied.
             IdempotencyKeyReused: the key was used for another event; recorded, nothing applied.
             ConcurrentTransition: another writer won the race; retry (see ``fire_with_retry``).
+            ReferenceInUse: the step binds a reference another live instance of the flow has;
+                nothing was recorded.
         """
         who = checked_actor(actor)
         key = checked_key(idempotency_key)
@@ -342,12 +345,18 @@ class Engine:
             occurred_at=now,
             fingerprint=flow.fingerprint,
         )
-        unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
-            record,
-            expected_version=instance.version,
-            deadline_at=_deadline_at(flow, decision.dest, instance.wallet, now),
-            bound=_bound(decision, payload) if decision.binds else _NOTHING_BOUND,
-        )
+        bound = _bound(decision, payload) if decision.binds else _NOTHING_BOUND
+        try:
+            unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
+                record,
+                expected_version=instance.version,
+                deadline_at=_deadline_at(
+                    flow, decision.dest, instance.wallet, now, instance.created_at
+                ),
+                bound=bound,
+            )
+        except ReferenceTaken:
+            raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
         return flow.name, TransitionResult(record)
 
     def _repeat(
@@ -497,10 +506,10 @@ def _rejected(
 
 
 def _deadline_at(
-    flow: FlowDefinition, state: str, wallet: str | None, now: datetime
+    flow: FlowDefinition, state: str, wallet: str | None, now: datetime, started_at: datetime
 ) -> datetime | None:
     deadline = flow.state(state).deadline
-    return None if deadline is None else now + deadline.for_wallet(wallet)
+    return None if deadline is None else deadline.due_at(wallet, now, started_at)
 
 
 class _Checked(NamedTuple):

@@ -18,6 +18,7 @@ from fsm.definition import (
     Actor,
     Deadline,
     FlowDefinition,
+    GiveUp,
     Guard,
     StateKind,
     StateSpec,
@@ -32,10 +33,18 @@ class _Doc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class _GiveUpDoc(_Doc):
+    after_seconds: float = Field(gt=0)
+    event: str
+    per_wallet: dict[str, float] = {}
+
+
 class _DeadlineDoc(_Doc):
     after_seconds: float = Field(gt=0)
     on_expiry: str
     per_wallet: dict[str, float] = {}
+    backoff_cap_seconds: float | None = Field(default=None, gt=0)
+    give_up: _GiveUpDoc | None = None
 
 
 class _StateDoc(_Doc):
@@ -118,21 +127,36 @@ def dump_flow(flow: FlowDefinition) -> str:
 
 
 def _state(doc: _StateDoc) -> StateSpec:
-    deadline = None
-    if doc.deadline is not None:
-        deadline = Deadline(
-            after=timedelta(seconds=doc.deadline.after_seconds),
-            on_expiry=doc.deadline.on_expiry,
-            per_wallet={k: timedelta(seconds=v) for k, v in doc.deadline.per_wallet.items()},
-        )
     return StateSpec(
         name=doc.name,
         kind=doc.kind,
         final=doc.final,
         settlement=doc.settlement,
-        deadline=deadline,
+        deadline=None if doc.deadline is None else _deadline(doc.deadline),
         description=doc.description,
     )
+
+
+def _deadline(doc: _DeadlineDoc) -> Deadline:
+    cap = doc.backoff_cap_seconds
+    give_up = None
+    if doc.give_up is not None:
+        give_up = GiveUp(
+            after=timedelta(seconds=doc.give_up.after_seconds),
+            event=doc.give_up.event,
+            per_wallet=_durations(doc.give_up.per_wallet),
+        )
+    return Deadline(
+        after=timedelta(seconds=doc.after_seconds),
+        on_expiry=doc.on_expiry,
+        per_wallet=_durations(doc.per_wallet),
+        backoff_cap=None if cap is None else timedelta(seconds=cap),
+        give_up=give_up,
+    )
+
+
+def _durations(seconds: Mapping[str, float]) -> dict[str, timedelta]:
+    return {wallet: timedelta(seconds=value) for wallet, value in seconds.items()}
 
 
 def _transition(doc: _TransitionDoc, guards: Mapping[str, Guard]) -> TransitionSpec:

@@ -31,6 +31,7 @@ from sqlalchemy import (
     create_engine,
     event,
     exc,
+    func,
     insert,
     select,
 )
@@ -270,6 +271,18 @@ class SqlStore:
         with self.engine.connect() as conn:
             rows = conn.execute(_SELECT_REJECTED, {"instance_id": instance_id})
             return [_rejected(row._asdict()) for row in rows]
+
+    def count_rejections(self, reason: RejectReason, *, instance_id: str | None = None) -> int:
+        """How many events were refused for ``reason``, in all or for one instance.
+
+        For an operator: ``RejectReason.UNKNOWN_STATUS`` counts inquiry answers with a code
+        outside the table.
+        """
+        query = select(func.count()).where(_REJECTED.c.reason == str(reason))
+        if instance_id is not None:
+            query = query.where(_REJECTED.c.instance_id == instance_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
         """Instances with the given NICEPAY ``tXid`` and/or ``referenceNo``."""

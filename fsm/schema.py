@@ -77,13 +77,29 @@ def upgrade_to_head(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
+_ADDED_COLUMNS = (("0003", "0004", "call_intent", "call_key"),)
+"""Revisions that add only columns to existing tables: (from, to, table, a column added)."""
+
+
+def _with_added_columns(connection: Connection, revision: str) -> str:
+    """``revision``, or a later one whose added columns the tables already have."""
+    for before, after, table, column in _ADDED_COLUMNS:
+        if revision == before and column in _columns(connection, table):
+            revision = after
+    return revision
+
+
+def _columns(connection: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns(table)}
+
+
 def _revision_of_tables(connection: Connection) -> str | None:
     present = set(inspect(connection).get_table_names()) & _KNOWN_TABLES
     if not present:
         return None
     for revision, tables in _UNVERSIONED_TABLES.items():
         if present == tables:
-            return revision
+            return _with_added_columns(connection, revision)
     raise ConfigurationError(
         f"the database holds only some of the ewallet-fsm tables ({', '.join(sorted(present))})"
         " and no ewallet_fsm_version; finish or remove them before creating the schema"

@@ -34,6 +34,7 @@ FINAL_STATES = {
     "astrapay-link": "linked",
     "astrapay-pay": "customer_updated",
     "shopeepay-partial-refund": "refunded",
+    "astrapay-forged-return": "customer_updated",
     "ovo-cancel-answer-lost": "voided",
 }
 """The state each demo scenario (named in its payment ids) must end in."""
@@ -374,6 +375,20 @@ def test_the_demos_retried_partial_refund_was_sent_once(
     text = cli("history", payment["id"], "--db", demo_url).out
     assert "50000 of 150000 IDR refunded" in text
     assert "refund requests:" in text
+
+
+def test_the_demos_forged_astrapay_return_bound_nothing(
+    cli: Cli, demo_url: str, demo: dict[str, dict[str, Any]]
+) -> None:
+    history = cli("history", demo["astrapay-forged-return"]["id"], "--db", demo_url, "--json")
+    data = history.json()
+    tx_id = data["instance"]["tx_id"]
+    returns = [s for s in data["transitions"] if s["actor"] == "browser_callback"]
+    forged = {step["payload"]["tXid"] for step in returns} - {tx_id}
+    assert len(forged) == 1  # the forged return, then the customer's own
+    refused = [call["outcome"] for call in data["calls"] if call["tx_id"] in forged]
+    assert refused == ["refused:9751"]  # NICEPAY knows no such tXid: never bound
+    assert [s["actor"] for s in data["transitions"] if s["to"] == "paid"] == ["status_inquiry"]
 
 
 def test_history_and_replay_agree_with_the_demo(

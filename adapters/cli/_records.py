@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from adapters.cli._output import default_db, iso, open_store, table, write, write_json
-from fsm.errors import InvalidInstanceData
+from fsm.errors import InvalidInstanceData, RejectReason
 from fsm.flows import get_flow
 from fsm.intents import CallIntent
 from fsm.model import Instance, RejectedEvent, TransitionRecord
@@ -63,6 +63,7 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     records, refused = store.history(args.id), store.rejections(args.id)
     calls, refunds = store.intents(args.id), refund_requests(records)
+    unknown = store.count_rejections(RejectReason.UNKNOWN_STATUS, instance_id=args.id)
     if args.json:
         write_json(
             {
@@ -71,6 +72,7 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
                 "rejected": [rejected_json(r) for r in refused],
                 "calls": [intent_json(c) for c in calls],
                 "refund_requests": [refund_request_json(r) for r in refunds],
+                "unknown_status_count": unknown,
             }
         )
         return 0
@@ -78,6 +80,8 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
     write(f"referenceNo={instance.reference_no}  tXid={instance.tx_id}  amount={instance.amount}")
     if refunds or instance.refunded_amount:
         write(refunded_total(instance))
+    if unknown:
+        write(f"inquiry answers with an unknown status code: {unknown}")
     write()
     rows = [
         (r.seq, iso(r.occurred_at), r.event, r.source, r.dest, r.actor, r.idempotency_key)

@@ -117,7 +117,7 @@ class NicepayApi:
         return tx
 
     def inquiry(self, request: Request) -> Response:
-        """The transaction's status in the wallet's code subset."""
+        """The transaction's status in the general V2 table."""
         try:
             fields = parse(request)
             check_merchant(fields, self._config.imid)
@@ -147,7 +147,7 @@ class NicepayApi:
         paid_dt, paid_tm = _split(tx.paid_at)
         body: dict[str, Any] = {
             "resultCd": SUCCESS,
-            "resultMsg": status_text(tx.wallet, state),
+            "resultMsg": status_text(state),
             "tXid": tx.tx_id,
             "iMid": self._config.imid,
             "referenceNo": tx.reference_no,
@@ -164,7 +164,9 @@ class NicepayApi:
             "depositTm": paid_tm,
             "goodsNm": tx.fields.get("goodsNm", ""),
             "billingNm": tx.fields.get("billingNm", ""),
-            "status": status_code(tx.wallet, state),
+            "status": status_code(
+                tx.wallet, state, astrapay_refund=self._config.astrapay_refund_status
+            ),
         }
         body.update(dict.fromkeys(_NULL_METHOD_FIELDS))
         return body

@@ -1,10 +1,8 @@
 """NICEPAY's code tables as the simulator answers them: mitraCd, result codes, status codes.
 
-The inquiry ``status`` of a transaction is its state's code in the general V2 table, narrowed to
-the wallet's subset (reference §6.3): OVO reports only ``0 1 8 9`` (and ``5`` for an expired
-push, which §14 allows), DANA has no ``4``, LinkAja no ``4`` or ``5``, and AstraPay knows only
-``0`` paid, ``3`` unpaid and ``8`` (refund, and here also every other ending, since the subset
-has nothing else).
+The inquiry ``status`` of a transaction is its state's code in the general V2 table, for every
+wallet (reference §6.3): void, refund and expiry included, LinkAja and AstraPay too. Only an
+AstraPay refund may be reported as ``8``, AstraPay's own code for it, when so configured.
 """
 
 from __future__ import annotations
@@ -73,29 +71,6 @@ _UNDEFINED_FIELDS = (
 UNDEFINED_CODE: Mapping[str, str] = MappingProxyType(dict(_UNDEFINED_FIELDS))
 """The "Undefined" (missing field) codes, in the documented order (the mapping is unconfirmed)."""
 
-_NARROWED: Mapping[Wallet, Mapping[NicepayState, str]] = MappingProxyType(
-    {
-        Wallet.OVO: {
-            NicepayState.UNPAID: "9",
-            NicepayState.PROCESSING: "9",
-            # §14: an unanswered push ends in 0 or 8, "possibly 5"; the window passing is an
-            # expiry, so 5 it is (the merchant's table accepts both).
-            NicepayState.REFUNDED: "1",
-        },
-        Wallet.DANA: {NicepayState.PROCESSING: "3"},
-        Wallet.LINKAJA: {NicepayState.PROCESSING: "3", NicepayState.EXPIRED: "8"},
-        Wallet.SHOPEEPAY: {},
-        Wallet.ASTRAPAY: {
-            NicepayState.INITIATED: "3",
-            NicepayState.PROCESSING: "3",
-            NicepayState.FAILED: "8",
-            NicepayState.EXPIRED: "8",
-            NicepayState.VOIDED: "8",
-            NicepayState.REFUNDED: "8",
-        },
-    }
-)
-
 STATUS_TEXT: Mapping[str, str] = MappingProxyType(
     {
         "0": "paid",
@@ -110,21 +85,22 @@ STATUS_TEXT: Mapping[str, str] = MappingProxyType(
 )
 
 
-_REVERSED = frozenset({NicepayState.VOIDED, NicepayState.REFUNDED})
+def status_code(wallet: Wallet, state: str, *, astrapay_refund: str = "2") -> str:
+    """The inquiry ``status`` NICEPAY reports for ``state`` of a ``wallet`` transaction.
 
-
-def status_code(wallet: Wallet, state: str) -> str:
-    """The inquiry ``status`` NICEPAY reports for ``state`` of a ``wallet`` transaction."""
+    Every wallet reports the general table; ``astrapay_refund`` is the code of an AstraPay
+    refund, ``2`` as in that table or ``8`` as in AstraPay's own (the reference notes the
+    conflict).
+    """
     nicepay_state = NicepayState(state)
-    return _NARROWED[wallet].get(nicepay_state, STATUS_CODE[nicepay_state])
+    if wallet is Wallet.ASTRAPAY and nicepay_state is NicepayState.REFUNDED:
+        return astrapay_refund
+    return STATUS_CODE[nicepay_state]
 
 
-def status_text(wallet: Wallet, state: str) -> str:
-    """The inquiry ``resultMsg`` for ``state`` (AstraPay's ``8`` reads "refund" for a refund)."""
-    code = status_code(wallet, state)
-    if wallet is Wallet.ASTRAPAY and code == "8" and state in _REVERSED:
-        return "refund"
-    return STATUS_TEXT[code]
+def status_text(state: str) -> str:
+    """The inquiry ``resultMsg`` for ``state``: the general table's word, whatever the code."""
+    return STATUS_TEXT[STATUS_CODE[NicepayState(state)]]
 
 
 def message(code: str) -> str:

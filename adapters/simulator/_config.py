@@ -15,10 +15,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, Sk
 
 from fsm.clock import Clock, SystemClock
 from fsm.flows import Wallet
-from fsm.flows._common import WALLET_EXPIRY
-
-ASTRAPAY_EXPIRY = timedelta(minutes=15)
-"""AstraPay documents no expiry; the nicepay_transaction flow's general deadline applies."""
+from fsm.flows._common import ASTRAPAY_EXPIRY, WALLET_EXPIRY
 
 
 class CustomerAction(StrEnum):
@@ -101,6 +98,8 @@ class SimulatorConfig(BaseModel):
     max_cancel_age: timedelta = _NINETY_DAYS
     mandate_field: str = Field(default="mandateID", min_length=1)
     mandate_in: Literal["notification", "callback", "both"] = "both"
+    astrapay_refund_status: Literal["2", "8"] = "2"
+    """The inquiry code of an AstraPay refund: the general table's ``2`` or AstraPay's ``8``."""
     notify_reversals: bool = True
     """Send a notification with ``status`` 1 after a void or refund."""
     ovo_default_action: CustomerAction = CustomerAction.ABANDON

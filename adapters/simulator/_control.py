@@ -39,7 +39,7 @@ class TransactionView:
     state: str
     """The state in the nicepay_transaction flow."""
     status: str
-    """The inquiry ``status`` code, in the wallet's subset."""
+    """The inquiry ``status`` code, as an inquiry would report it."""
     amount: str
     cancel_amt: str
     callback_url: str | None
@@ -56,7 +56,9 @@ def view(lifecycle: Lifecycle, tx: Transaction) -> TransactionView:
         wallet=tx.wallet.value,
         mitra_cd=tx.mitra_cd,
         state=state,
-        status=status_code(tx.wallet, state),
+        status=status_code(
+            tx.wallet, state, astrapay_refund=lifecycle.config.astrapay_refund_status
+        ),
         amount=tx.amount,
         cancel_amt=str(tx.cancel_amt),
         callback_url=tx.callback_url,

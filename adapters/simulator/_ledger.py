@@ -136,7 +136,8 @@ class Ledger:
                 instance_id=tx.tx_id,
                 wallet=wallet,
                 amount=tx.amount,
-                reference_no=tx.reference_no,
+                # NICEPAY may hold several transactions under one reference (its duplicate check
+                # is a setting): the ledger keeps references, the instance only its tXid.
                 tx_id=tx.tx_id,
                 mandate=tx.mandate,
             )

@@ -1,13 +1,13 @@
-"""Values shared by several flows: wallet names, their expiry windows, and the guards."""
+"""Values shared by several flows: wallet names, their expiry windows, review rules, guards."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from fsm.definition import Actor, Guard, GuardContext, TransitionSpec, transition
+from fsm.definition import Actor, GiveUp, Guard, GuardContext, TransitionSpec, transition
 
 
 class Wallet(StrEnum):
@@ -31,6 +31,65 @@ WALLET_EXPIRY = MappingProxyType(
     }
 )
 """How long the customer has to pay once the wallet has been reached (NICEPAY's defaults)."""
+
+ASTRAPAY_EXPIRY = timedelta(minutes=15)
+"""AstraPay documents no expiry (reference §12): we assume NICEPAY's general 15 minutes."""
+
+STATUS_CHECK_CAP = timedelta(hours=1)
+"""The longest wait between two status checks of a payment that stays pending."""
+
+REVIEW_GRACE = timedelta(minutes=30)
+"""How long past its wallet's window a payment may lack a final status before a person looks."""
+
+
+def review_after(window: timedelta, event: str, per_wallet: Mapping[Wallet, timedelta]) -> GiveUp:
+    """Give up with ``event`` once a payment is its window (per wallet) plus the grace old."""
+    return GiveUp(
+        window + REVIEW_GRACE, event, {w: delta + REVIEW_GRACE for w, delta in per_wallet.items()}
+    )
+
+
+SETTLEMENTS = MappingProxyType(
+    {
+        "confirm_payment": "paid",
+        "fail_payment": "failed",
+        "expire_payment": "expired",
+        "void_payment": "voided",
+        "refund_payment": "refunded",
+    }
+)
+"""The settling events of both payment flows, which name them and their states alike."""
+REFUNDS_BIND = MappingProxyType(
+    {"void_payment": ("refunded_amount",), "refund_payment": ("refunded_amount",)}
+)
+"""What a void or a refund binds besides: the refunded total it reports."""
+
+
+def review_transitions(
+    review: str, flagged_from: Iterable[str], *, binds: tuple[str, ...] = ()
+) -> tuple[TransitionSpec, ...]:
+    """A payment flow's way into its review state, and out of it only by a settlement.
+
+    The timer or an operator flags a payment (``flag_for_review``); there it is still checked
+    (a pending answer keeps it there), and a status inquiry or an operator settles it with one
+    of :data:`SETTLEMENTS`.
+    """
+    return (
+        transition("flag_for_review", flagged_from, review, Actor.TIMER, Actor.OPERATOR),
+        transition("check_status", review, review, Actor.MERCHANT, Actor.TIMER, Actor.OPERATOR),
+        transition("report_pending", review, review, Actor.STATUS_INQUIRY, binds=binds),
+        *(
+            transition(
+                event,
+                review,
+                dest,
+                Actor.STATUS_INQUIRY,
+                Actor.OPERATOR,
+                binds=binds + REFUNDS_BIND.get(event, ()),
+            )
+            for event, dest in SETTLEMENTS.items()
+        ),
+    )
 
 
 def _is_push_wallet(ctx: GuardContext) -> bool:

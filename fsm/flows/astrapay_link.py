@@ -2,7 +2,8 @@
 
 NICEPAY documents no link-status or unlink endpoint, so LINKED and UNLINKED are kept locally. How
 the mandate comes back is undocumented: a verified link notification confirms the link, and a link
-confirmed without a mandate waits in ``mandate_missing`` for the callback or an operator.
+confirmed without a mandate waits in ``mandate_missing`` for an operator. Only those two set a
+mandate: the browser's return is unauthenticated, so a mandate it carries is only recorded.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ ASTRAPAY_LINK = FlowDefinition(
             S.MANDATE_MISSING,
             StateKind.IN_PROGRESS,
             deadline=Deadline(timedelta(hours=24), E.FAIL_LINK),
-            description="link confirmed but no mandateID found: needs the callback or an operator",
+            description="link confirmed but no mandateID found: needs an operator",
         ),
         StateSpec(S.LINKED, StateKind.SUCCEEDED, final=True, description="mandate stored"),
         StateSpec(S.LINK_FAILED, StateKind.FAILED, final=True),
@@ -119,14 +120,7 @@ ASTRAPAY_LINK = FlowDefinition(
             A.NICEPAY_NOTIFICATION,
             A.OPERATOR,
         ),
-        transition(
-            E.ATTACH_MANDATE,
-            S.MANDATE_MISSING,
-            S.LINKED,
-            A.BROWSER_CALLBACK,
-            A.OPERATOR,
-            binds=("mandate",),
-        ),
+        transition(E.ATTACH_MANDATE, S.MANDATE_MISSING, S.LINKED, A.OPERATOR, binds=("mandate",)),
         transition(
             E.FAIL_LINK,
             (*PENDING, S.MANDATE_MISSING),

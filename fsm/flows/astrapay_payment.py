@@ -2,7 +2,14 @@
 
 The first step's guard refuses to start without a mandate. As for every wallet, the callback and
 the notification only lead to a status check; AstraPay's inquiry code ``8`` means a refund after a
-payment and a failure before one, which the adapter's table decides before it fires.
+payment and a failure before one, which the adapter's table decides before it fires. A void or a
+refund the inquiry reports leaves ``paid`` before the customer is told, and a payment still
+pending past AstraPay's assumed window plus a grace waits in ``needs_review`` for a person.
+
+The browser submits the payment, so the server may first hear of its tXid from an unauthenticated
+return. That tXid binds nothing until an inquiry made with it agrees with the payment; meanwhile
+neither the verified notification nor another return may be shut out, whatever came first, so
+both are accepted in every unsettled state after the browser step.
 """
 
 from __future__ import annotations
@@ -11,7 +18,15 @@ from datetime import timedelta
 from enum import StrEnum
 
 from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
-from fsm.flows._common import HAS_MANDATE, Wallet, refund_requests
+from fsm.flows._common import (
+    ASTRAPAY_EXPIRY,
+    HAS_MANDATE,
+    STATUS_CHECK_CAP,
+    Wallet,
+    refund_requests,
+    review_after,
+    review_transitions,
+)
 
 
 class AstrapayPaymentState(StrEnum):
@@ -31,7 +46,9 @@ class AstrapayPaymentState(StrEnum):
     CUSTOMER_UPDATED = "customer_updated"
     FAILED = "failed"
     EXPIRED = "expired"
+    VOIDED = "voided"
     REFUNDED = "refunded"
+    NEEDS_REVIEW = "needs_review"
 
 
 class AstrapayPaymentEvent(StrEnum):
@@ -49,9 +66,11 @@ class AstrapayPaymentEvent(StrEnum):
     CONFIRM_PAYMENT = "confirm_payment"
     FAIL_PAYMENT = "fail_payment"
     EXPIRE_PAYMENT = "expire_payment"
+    VOID_PAYMENT = "void_payment"
     REFUND_PAYMENT = "refund_payment"
     UPDATE_CUSTOMER = "update_customer"
     REQUEST_REFUND = "request_refund"
+    FLAG_FOR_REVIEW = "flag_for_review"
 
 
 S, E, A = AstrapayPaymentState, AstrapayPaymentEvent, Actor
@@ -59,8 +78,28 @@ WAITING = (S.CUSTOMER_REDIRECTED, S.CUSTOMER_PAYING)
 # The browser submits linkInitiate, so the server may hear nothing until the callback or the
 # notification: both are accepted from the submission on.
 BROWSER_STEPS = (S.LINK_INITIATE_SUBMITTED, S.PAYMENT_PAGE_RECEIVED, *WAITING)
-REFUNDABLE = (S.PAID, S.CUSTOMER_UPDATED, S.REFUNDED)
-"""Where a (further) refund may be requested; the inquiry's refund binds the total."""
+# A forged return, or a genuine one whose inquiry failed, leaves the payment waiting for a check
+# without a confirmed tXid: the genuine notification and return must still get through.
+AWAITING_OUTCOME = (
+    *BROWSER_STEPS,
+    S.CALLBACK_RECEIVED,
+    S.NOTIFICATION_RECEIVED,
+    S.STATUS_CHECK_REQUESTED,
+)
+
+SETTLED_PAID = (S.PAID, S.CUSTOMER_UPDATED)
+REFUNDABLE = (*SETTLED_PAID, S.REFUNDED)
+"""Where a (further) refund may be requested; the inquiry's void or refund binds the total."""
+POLLING = (S.CUSTOMER_PAYING, S.STATUS_CHECK_REQUESTED)
+SUBMIT_WINDOW = timedelta(minutes=20)
+"""How long the browser has to submit linkInitiate; AstraPay's window starts after that."""
+# Measured from the payment's start: the submission, then AstraPay's assumed window.
+_POLL = Deadline(
+    timedelta(minutes=1),
+    E.CHECK_STATUS,
+    backoff_cap=STATUS_CHECK_CAP,
+    give_up=review_after(SUBMIT_WINDOW + ASTRAPAY_EXPIRY, E.FLAG_FOR_REVIEW, {}),
+)
 
 
 def _state(
@@ -89,7 +128,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
         _state(
             S.LINK_INITIATE_SUBMITTED,
             StateKind.WAITING_CUSTOMER,
-            timedelta(minutes=20),
+            SUBMIT_WINDOW,
             E.FAIL_INITIATE,
             "linkInitiate form with the mandate handed to the browser",
         ),
@@ -107,12 +146,11 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.CHECK_STATUS,
             "customer on AstraPay's verification page",
         ),
-        _state(
+        StateSpec(
             S.CUSTOMER_PAYING,
             StateKind.WAITING_CUSTOMER,
-            timedelta(minutes=1),
-            E.CHECK_STATUS,
-            "inquiry says unpaid (3): poll again",
+            deadline=_POLL,
+            description="inquiry says unpaid (3): poll again",
         ),
         _state(
             S.CALLBACK_RECEIVED,
@@ -128,12 +166,11 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.CHECK_STATUS,
             "verified notification; confirm by inquiry",
         ),
-        _state(
+        StateSpec(
             S.STATUS_CHECK_REQUESTED,
             StateKind.WAITING_PROVIDER,
-            timedelta(minutes=1),
-            E.CHECK_STATUS,
-            "status inquiry under way",
+            deadline=_POLL,
+            description="status inquiry under way",
         ),
         StateSpec(
             S.PAID,
@@ -142,11 +179,20 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             deadline=Deadline(timedelta(minutes=10), E.UPDATE_CUSTOMER),
             description="inquiry status 0; customer not yet told",
         ),
+        StateSpec(
+            S.NEEDS_REVIEW,
+            StateKind.REVIEW,
+            deadline=Deadline(timedelta(days=1), E.CHECK_STATUS),
+            description="no final status past AstraPay's window and grace: a person decides",
+        ),
         StateSpec(S.CUSTOMER_UPDATED, StateKind.SUCCEEDED, final=True),
         StateSpec(S.CHECKOUT_ABANDONED, StateKind.FAILED, final=True),
         StateSpec(S.INITIATE_FAILED, StateKind.FAILED, final=True),
         StateSpec(S.FAILED, StateKind.FAILED, final=True, settlement=True),
         StateSpec(S.EXPIRED, StateKind.FAILED, final=True, settlement=True),
+        StateSpec(
+            S.VOIDED, StateKind.REVERSED, final=True, settlement=True, description="status 1"
+        ),
         StateSpec(S.REFUNDED, StateKind.REVERSED, final=True, settlement=True),
     ),
     transitions=(
@@ -181,11 +227,21 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             A.OPERATOR,
         ),
         transition(E.REDIRECT_CUSTOMER, S.PAYMENT_PAGE_RECEIVED, S.CUSTOMER_REDIRECTED, A.MERCHANT),
-        transition(E.RECEIVE_CALLBACK, BROWSER_STEPS, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
+        transition(E.RECEIVE_CALLBACK, AWAITING_OUTCOME, S.CALLBACK_RECEIVED, A.BROWSER_CALLBACK),
         transition(
             E.RECEIVE_NOTIFICATION,
-            (*BROWSER_STEPS, S.CALLBACK_RECEIVED),
+            AWAITING_OUTCOME,
             S.NOTIFICATION_RECEIVED,
+            A.NICEPAY_NOTIFICATION,
+            binds=("tx_id",),
+        ),
+        # Under review only a settlement leaves, but a verified notification still binds its
+        # tXid, so the review's checks can ask about it (an unauthenticated return only leaves
+        # a hint).
+        transition(
+            E.RECEIVE_NOTIFICATION,
+            S.NEEDS_REVIEW,
+            S.NEEDS_REVIEW,
             A.NICEPAY_NOTIFICATION,
             binds=("tx_id",),
         ),
@@ -204,7 +260,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             A.OPERATOR,
         ),
         # An inquiry answer binds the tXid it confirmed: without a notification, the payment
-        # knows it only from the browser's unauthenticated return until NICEPAY agrees.
+        # knows it only from the browser's unauthenticated returns (hints) until NICEPAY agrees.
         transition(
             E.REPORT_PENDING,
             S.STATUS_CHECK_REQUESTED,
@@ -254,6 +310,24 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             binds=("refunded_amount",),
         ),
         transition(E.UPDATE_CUSTOMER, S.PAID, S.CUSTOMER_UPDATED, A.MERCHANT, A.TIMER),
+        transition(
+            E.VOID_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=("tx_id", "refunded_amount"),
+        ),
+        transition(
+            E.VOID_PAYMENT,
+            SETTLED_PAID,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            reversal=True,
+            binds=("refunded_amount",),
+        ),
+        *review_transitions(S.NEEDS_REVIEW, POLLING, binds=("tx_id",)),
         *refund_requests(E.REQUEST_REFUND, REFUNDABLE),
     ),
 )

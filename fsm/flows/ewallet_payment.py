@@ -2,7 +2,9 @@
 
 Registration, the payment step, then OVO's push or the partner page of DANA, LinkAja and ShopeePay.
 Notifications and browser callbacks only ever lead to a status check; settling (paid, failed,
-expired, voided, refunded) takes a status-inquiry result or an operator.
+expired, voided, refunded) takes a status-inquiry result or an operator. Status checks of a
+pending payment back off; past the wallet's window plus a grace, the payment waits in
+``needs_review`` for a person (or a later inquiry) to settle it.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec
 from fsm.flows._common import (
     PUSH_WALLET,
     REDIRECT_WALLET,
+    STATUS_CHECK_CAP,
     WALLET_EXPIRY,
     Wallet,
     refund_requests,
+    review_after,
+    review_transitions,
 )
 
 
@@ -40,6 +45,7 @@ class PaymentState(StrEnum):
     EXPIRED = "expired"
     VOIDED = "voided"
     REFUNDED = "refunded"
+    NEEDS_REVIEW = "needs_review"
 
 
 class PaymentEvent(StrEnum):
@@ -63,6 +69,7 @@ class PaymentEvent(StrEnum):
     REFUND_PAYMENT = "refund_payment"
     CONFIRM_ORDER = "confirm_order"
     REQUEST_REFUND = "request_refund"
+    FLAG_FOR_REVIEW = "flag_for_review"
 
 
 S, E, A = PaymentState, PaymentEvent, Actor
@@ -74,12 +81,19 @@ SETTLED_PAID = (S.PAID, S.ORDER_CONFIRMED)
 REFUNDABLE = (*SETTLED_PAID, S.REFUNDED)
 """Where a (further) refund may be requested; the inquiry's void or refund binds the total."""
 _REFUNDED = ("refunded_amount",)
+POLLING = (S.STATUS_CHECK_REQUESTED, S.PAYMENT_PENDING)
+_REVIEW = review_after(max(WALLET_EXPIRY.values()), E.FLAG_FOR_REVIEW, WALLET_EXPIRY)
 
 
 def _deadline(
     after: timedelta, on_expiry: str, per_wallet: dict[str, timedelta] | None = None
 ) -> Deadline:
     return Deadline(after=after, on_expiry=on_expiry, per_wallet=per_wallet or {})
+
+
+def _polling(after: timedelta, per_wallet: dict[str, timedelta] | None = None) -> Deadline:
+    """A status check that backs off, and hands the payment to a person past its window."""
+    return Deadline(after, _CHECK, per_wallet or {}, backoff_cap=STATUS_CHECK_CAP, give_up=_REVIEW)
 
 
 EWALLET_PAYMENT = FlowDefinition(
@@ -139,15 +153,14 @@ EWALLET_PAYMENT = FlowDefinition(
         StateSpec(
             S.STATUS_CHECK_REQUESTED,
             StateKind.WAITING_PROVIDER,
-            deadline=_deadline(timedelta(minutes=1), _CHECK),
+            deadline=_polling(timedelta(minutes=1)),
             description="status inquiry under way; its result decides",
         ),
         StateSpec(
             S.PAYMENT_PENDING,
             StateKind.WAITING_CUSTOMER,
-            deadline=_deadline(
+            deadline=_polling(
                 timedelta(minutes=1),
-                _CHECK,
                 {Wallet.OVO: timedelta(seconds=15), Wallet.DANA: timedelta(minutes=15)},
             ),
             description="NICEPAY reports initiated, unpaid or processing (9, 3, 4): poll again",
@@ -158,6 +171,12 @@ EWALLET_PAYMENT = FlowDefinition(
             settlement=True,
             deadline=_deadline(timedelta(minutes=10), E.CONFIRM_ORDER),
             description="inquiry status 0; the order is not yet confirmed to the customer",
+        ),
+        StateSpec(
+            S.NEEDS_REVIEW,
+            StateKind.REVIEW,
+            deadline=_deadline(timedelta(days=1), _CHECK),
+            description="no final status past the wallet's window and grace: a person decides",
         ),
         StateSpec(S.ORDER_CONFIRMED, StateKind.SUCCEEDED, final=True),
         StateSpec(S.CHECKOUT_ABANDONED, StateKind.FAILED, final=True),
@@ -277,5 +296,6 @@ EWALLET_PAYMENT = FlowDefinition(
         ),
         transition(E.CONFIRM_ORDER, S.PAID, S.ORDER_CONFIRMED, A.MERCHANT, A.TIMER),
         *refund_requests(E.REQUEST_REFUND, REFUNDABLE),
+        *review_transitions(S.NEEDS_REVIEW, POLLING),
     ),
 )

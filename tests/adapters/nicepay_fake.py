@@ -372,3 +372,46 @@ def logged_events(rig: ServiceRig, instance_id: str) -> list[tuple[str, Actor]]:
 def inquiries_sent(rig: ServiceRig) -> int:
     """How many inquiries reached the fake NICEPAY."""
     return len(rig.ledger.sent(INQUIRY_PATH))
+
+
+# --- AstraPay: a linked account, and what NICEPAY sends about links and payments ----------------
+
+MANDATE = "7700123456789"
+PHONE = "08123456789"
+"""The billing() customer's phone, which the link token (T4) covers."""
+
+
+def linked_account(rig: ServiceRig, reference_no: str = "LNK-1") -> Instance:
+    """An AstraPay link an operator confirmed with :data:`MANDATE`."""
+    link = rig.service.start_link(link_order(reference_no)).instance
+    rig.engine.fire(
+        link.id,
+        "confirm_link",
+        actor=Actor.OPERATOR,
+        idempotency_key="op",
+        payload={"mandate": MANDATE},
+    )
+    return rig.engine.get(link.id)
+
+
+def link_notification(reference_no: str, **changes: str) -> dict[str, str]:
+    """NICEPAY's link notification with a valid T4; a change to ``""`` removes that field."""
+    params = {
+        "referenceNo": reference_no,
+        "billingPhone": PHONE,
+        "iMid": IMID,
+        "payMethod": "05",
+        "mitraCd": "ASTR",
+        "status": "0",
+        "mandateID": MANDATE,
+        "merchantToken": sha(IMID, reference_no, PHONE, KEY_TEXT),
+    }
+    return {key: value for key, value in {**params, **changes}.items() if value}
+
+
+def astrapay_notification(payment: Instance, tx_id: str) -> InboundRequest:
+    """NICEPAY's notification that ``tx_id`` (the payment's AstraPay transaction) was paid."""
+    token = sha(IMID, tx_id, AMOUNT, KEY_TEXT)
+    return form_request(
+        signed_notification(payment, tXid=tx_id, mitraCd="ASTR", merchantToken=token)
+    )

@@ -4,9 +4,10 @@ Each adapter runs through :class:`~adapters.service.PaymentService` on a real en
 (SQLite and PostgreSQL), its NICEPAY client on a ``MockTransport`` fake that keeps transactions
 and checks every token. The contract: the customer step each wallet documents (reference §8, §13),
 the log of who did what, registration failures that are recorded and raised, no second
-registration, and the inquiry table of §6.3 applied only by ``status_inquiry``: every documented
-code fires exactly one event, unknown codes change nothing, repeats are absorbed, and an answer
-that would move a settled payment backwards is recorded as stale.
+registration, and the one inquiry table of §6.3 applied to every wallet, only by
+``status_inquiry``: every documented code fires exactly one event, unknown codes change nothing,
+repeats are absorbed, and an answer that would move a settled payment backwards is recorded as
+stale.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from fsm.errors import (
     RejectReason,
     UnknownAdapter,
 )
-from fsm.flows import ASTRAPAY_PAYMENT, EWALLET_PAYMENT, FLOWS, Wallet
+from fsm.flows import ASTRAPAY_PAYMENT, EWALLET_PAYMENT, FLOWS
 from fsm.model import Instance, RejectedEvent
 from fsm.persistence import SqlStore
 from tests.adapters.nicepay_fake import (
@@ -52,10 +53,12 @@ from tests.adapters.nicepay_fake import (
     CALLBACK_URL,
     IMID,
     KEY_TEXT,
+    MANDATE,
     NOTIFY_URL,
     Reply,
     ServiceRig,
     link_order,
+    linked_account,
     new_tx_id,
     payment_order,
     refused,
@@ -67,7 +70,6 @@ from tests.adapters.nicepay_fake import (
 WIB = ZoneInfo("Asia/Jakarta")
 FORM = "application/x-www-form-urlencoded"
 M, NR, SI = Actor.MERCHANT, Actor.NICEPAY_RESPONSE, Actor.STATUS_INQUIRY
-MANDATE = "7700123456789"
 WALLETS = sorted(ADAPTERS)
 REGISTERING = [w for w in WALLETS if ADAPTERS[w].flow == EWALLET_PAYMENT.name]
 STALE, DUPLICATE = "stale", "duplicate"
@@ -129,14 +131,8 @@ CONTRACTS = {
     ),
 }
 
-# Reference §6.3 per-wallet subsets; OVO also takes 5, which §14 says an unanswered push may end in.
-DOCUMENTED_CODES = {
-    "ovo": {"0", "1", "5", "8", "9"},
-    "dana": {"0", "1", "2", "3", "5", "8", "9"},
-    "linkaja": {"0", "1", "2", "3", "8", "9"},
-    "shopeepay": {"0", "1", "2", "3", "4", "5", "8", "9"},
-    "astrapay": {"0", "3", "8"},
-}
+# Reference §6.3: the current V2 e-wallet table, the same for every wallet.
+DOCUMENTED_CODES = frozenset({"0", "1", "2", "3", "4", "5", "8", "9"})
 
 
 @dataclass(frozen=True)
@@ -150,6 +146,7 @@ class Answer:
 
 
 _PENDING = Answer("report_pending", "payment_pending", "report_pending", STALE)
+_ASTRAPAY_PENDING = Answer("report_pending", "customer_paying", "report_pending", STALE)
 ANSWERS = {
     "ewallet_payment": {
         "0": Answer("confirm_payment", "paid", "confirm_payment", DUPLICATE),
@@ -163,21 +160,22 @@ ANSWERS = {
     },
     "astrapay_payment": {
         "0": Answer("confirm_payment", "paid", "confirm_payment", DUPLICATE),
-        "3": Answer("report_pending", "customer_paying", "report_pending", STALE),
+        "1": Answer("void_payment", "voided", "void_payment", "voided"),
+        "2": Answer("refund_payment", "refunded", "refund_payment", "refunded"),
+        "3": _ASTRAPAY_PENDING,
+        "4": _ASTRAPAY_PENDING,
+        "5": Answer("expire_payment", "expired", "expire_payment", STALE),
         "8": Answer("fail_payment", "failed", "refund_payment", "refunded"),  # AstraPay: refund
+        "9": _ASTRAPAY_PENDING,
     },
 }
 
 _ODD_CODES: tuple[str | None, ...] = ("", None, "10", "00", "paid")
 
 
-def documented_codes(wallet: str) -> list[str]:
-    return sorted(INQUIRY_STATUS.get(Wallet(wallet), {}))
-
-
-def undocumented_codes(wallet: str) -> list[str | None]:
+def undocumented_codes() -> list[str | None]:
     candidates = (*(str(n) for n in range(10)), *_ODD_CODES)
-    return [code for code in candidates if code not in INQUIRY_STATUS.get(Wallet(wallet), {})]
+    return [code for code in candidates if code not in DOCUMENTED_CODES]
 
 
 def contract_of(wallet: str) -> Contract:
@@ -192,19 +190,6 @@ def wib(rig: ServiceRig) -> str:
 
 def needs_link(wallet: str) -> bool:
     return ADAPTERS[wallet].flow == ASTRAPAY_PAYMENT.name
-
-
-def linked_account(rig: ServiceRig, reference_no: str = "LNK-1") -> Instance:
-    """An AstraPay link an operator confirmed with a mandate."""
-    link = rig.service.start_link(link_order(reference_no)).instance
-    rig.engine.fire(
-        link.id,
-        "confirm_link",
-        actor=Actor.OPERATOR,
-        idempotency_key="op",
-        payload={"mandate": MANDATE},
-    )
-    return rig.engine.get(link.id)
 
 
 def start(rig: ServiceRig, wallet: str, tag: str = "1") -> Started:
@@ -285,7 +270,11 @@ def test_every_registered_wallet_has_a_contract_a_flow_and_its_documented_table(
         contract.flow,
     )
     assert wallet in FLOWS[adapter.flow].wallets
-    assert set(INQUIRY_STATUS[Wallet(wallet)]) == DOCUMENTED_CODES[wallet]
+    assert set(INQUIRY_STATUS) == DOCUMENTED_CODES
+    mapped = {
+        c: event_for_status(wallet, c, current_state="status_check_requested") for c in "0123456789"
+    }
+    assert {code for code, event in mapped.items() if event} == DOCUMENTED_CODES
     assert wallet in names()
 
 
@@ -520,8 +509,7 @@ def test_every_documented_status_fires_exactly_one_event_by_status_inquiry(
     rig: ServiceRig, wallet: str, subtests: pytest.Subtests
 ) -> None:
     flow = FLOWS[ADAPTERS[wallet].flow]
-    assert documented_codes(wallet)
-    for code in documented_codes(wallet):
+    for code in sorted(DOCUMENTED_CODES):
         with subtests.test(status=code):
             expected = ANSWERS[flow.name][code]
             payment = waiting(rig, wallet, f"s{code}")
@@ -546,7 +534,7 @@ def test_after_payment_each_status_reverses_repeats_or_is_refused_as_stale(
     rig: ServiceRig, wallet: str, subtests: pytest.Subtests
 ) -> None:
     answers = ANSWERS[ADAPTERS[wallet].flow]
-    for code in documented_codes(wallet):
+    for code in sorted(DOCUMENTED_CODES):
         with subtests.test(status=code):
             expected = answers[code]
             paid = answer(rig, waiting(rig, wallet, f"p{code}"), "0")
@@ -571,7 +559,7 @@ def test_after_payment_each_status_reverses_repeats_or_is_refused_as_stale(
 def test_an_undocumented_status_changes_nothing_and_the_deadline_checks_again(
     rig: ServiceRig, wallet: str, subtests: pytest.Subtests
 ) -> None:
-    for index, code in enumerate(undocumented_codes(wallet)):
+    for index, code in enumerate(undocumented_codes()):
         with subtests.test(status=code):
             payment = waiting(rig, wallet, f"u{index}")
             assert event_for_status(wallet, code or "", current_state=payment.state) is None
@@ -593,11 +581,15 @@ def test_an_undocumented_status_changes_nothing_and_the_deadline_checks_again(
             assert (again.state, again.version) == (checked.state, checked.version)
             assert len(refusals(rig, payment.id)) == recorded + 1
             assert refusals(rig, payment.id)[-1].reason == RejectReason.UNKNOWN_STATUS
+            counted = rig.engine.store.count_rejections(
+                RejectReason.UNKNOWN_STATUS, instance_id=payment.id
+            )
+            assert counted == 2
 
 
 def test_a_repeated_answer_is_absorbed(rig: ServiceRig, wallet: str) -> None:
     payment = request_check(rig.engine, waiting(rig, wallet), M)
-    pending = next(c for c, e in INQUIRY_STATUS[Wallet(wallet)].items() if e == "report_pending")
+    pending = next(c for c, e in INQUIRY_STATUS.items() if e == "report_pending")
     rig.ledger.status[payment.tx_id or ""] = pending
     reply = rig.client.inquiry(payment.tx_id or "", payment.reference_no or "", AMOUNT)
 

@@ -35,7 +35,10 @@ from tests.adapters.nicepay_fake import (
     FORM,
     IMID,
     KEY_TEXT,
+    MANDATE,
+    PHONE,
     ServiceRig,
+    link_notification,
     link_order,
     new_tx_id,
     payment_order,
@@ -61,8 +64,6 @@ NN, BC, SI, M = (
     Actor.MERCHANT,
 )
 OK = {"resultCd": "0000", "resultMsg": "SUCCESS"}
-PHONE = "08123456789"
-MANDATE = "7700123456789"
 
 
 def registered(rig: ServiceRig, wallet: str = "dana", tag: str = "1") -> Instance:
@@ -421,20 +422,6 @@ def test_a_callback_for_an_unknown_payment_is_404(
 # --- AstraPay: the link notification (T4) and the callback that may carry the mandate -----------
 
 
-def link_notification(reference_no: str, **changes: str) -> dict[str, str]:
-    params = {
-        "referenceNo": reference_no,
-        "billingPhone": PHONE,
-        "iMid": IMID,
-        "payMethod": "05",
-        "mitraCd": "ASTR",
-        "status": "0",
-        "mandateID": MANDATE,
-        "merchantToken": sha(IMID, reference_no, PHONE, KEY_TEXT),
-    }
-    return {key: value for key, value in {**params, **changes}.items() if value}
-
-
 def test_the_link_token_is_t4() -> None:
     key = SecretStr(KEY_TEXT)
     assert link_enable_token(IMID, "LNK-1", PHONE, key) == sha(IMID, "LNK-1", PHONE, KEY_TEXT)
@@ -479,7 +466,7 @@ def test_a_link_notification_with_a_mandate_links_the_account_and_it_pays(
     assert_settled_only_by_inquiry(rig, payment.id)
 
 
-def test_a_link_notification_without_a_mandate_waits_for_the_callback(
+def test_a_link_notification_without_a_mandate_waits_for_an_operator_not_the_callback(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     link = rig.service.start_link(link_order()).instance
@@ -489,9 +476,16 @@ def test_a_link_notification_without_a_mandate_waits_for_the_callback(
     returned = {"referenceNo": "LNK-1", "resultCd": "0000", "mandateID": MANDATE}
     reply = handler.handle_callback(query(returned))
 
-    assert (reply.status, reply.body["state"]) == (200, "linked")
+    assert (reply.status, reply.body["state"]) == (200, "mandate_missing")
+    assert rig.engine.get(link.id).mandate is None
+    (hint,) = rig.engine.rejections(link.id)
+    assert (hint.reason, hint.payload["mandateID"]) == (RejectReason.HINT, MANDATE)
+    rig.service.attach_mandate(link.id, MANDATE, by="ops", reason="confirmed with AstraPay")
     assert rig.engine.get(link.id).mandate == MANDATE
-    assert events(rig, link.id) == [("confirm_link_without_mandate", NN), ("attach_mandate", BC)]
+    assert events(rig, link.id) == [
+        ("confirm_link_without_mandate", NN),
+        ("attach_mandate", Actor.OPERATOR),
+    ]
 
 
 def test_a_link_notification_reporting_failure_fails_the_link(

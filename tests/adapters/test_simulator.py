@@ -452,22 +452,9 @@ def _log_in(http: httpx.Client, sim: NicepaySimulator, tx_id: str, wallet: str) 
     assert 'data-step="confirm"' in page.text
 
 
-@pytest.mark.parametrize(
-    ("wallet", "opened", "logged_in", "expired"),
-    [
-        ("dana", "3", "3", "5"),
-        ("linkaja", "3", "3", "8"),
-        ("shopeepay", "3", "4", "5"),
-    ],
-)
-def test_redirect_wallets_report_their_status_subsets(
-    http: httpx.Client,
-    sim: NicepaySimulator,
-    merchant: Merchant,
-    wallet: str,
-    opened: str,
-    logged_in: str,
-    expired: str,
+@pytest.mark.parametrize("wallet", ["dana", "linkaja", "shopeepay"])
+def test_redirect_wallets_report_the_general_table(
+    http: httpx.Client, sim: NicepaySimulator, merchant: Merchant, wallet: str
 ) -> None:
     ref = new_ref()
     tx_id = register(http, sim, merchant, ref, wallet)["tXid"]
@@ -475,11 +462,11 @@ def test_redirect_wallets_report_their_status_subsets(
     page = http.get(payment_url(sim, payment_fields(merchant, tx_id, ref)))
     assert page.status_code == 303
     assert f"/partner/{wallet}?" in page.headers["location"]
-    assert inquire(http, sim, tx_id, ref)["status"] == opened
+    assert inquire(http, sim, tx_id, ref)["status"] == "3"
     _log_in(http, sim, tx_id, wallet)
-    assert inquire(http, sim, tx_id, ref)["status"] == logged_in
+    assert inquire(http, sim, tx_id, ref)["status"] == "4"
     time.sleep(0.7)  # the compressed expiry window passes
-    assert inquire(http, sim, tx_id, ref)["status"] == expired
+    assert inquire(http, sim, tx_id, ref)["status"] == "5"
 
 
 def test_a_paid_redirect_payment_moves_through_the_engine(
@@ -542,7 +529,7 @@ def test_ovo_ignored_push_expires_and_reports_5(
     ref = new_ref()  # unscripted: the OVO customer ignores the push by default
     tx_id = register(http, sim, merchant, ref, "ovo")["tXid"]
     http.get(payment_url(sim, payment_fields(merchant, tx_id, ref)))
-    assert inquire(http, sim, tx_id, ref)["status"] == "9"  # processing, in OVO's subset
+    assert inquire(http, sim, tx_id, ref)["status"] == "4"  # the push is out: processing
     wait_until(lambda: sim.engine.get(tx_id).state == "expired")
     expire = sim.engine.history(tx_id)[-1]
     assert (expire.event, expire.actor.value) == ("expire", "timer")
@@ -612,7 +599,7 @@ def test_an_abandoned_redirect_payment_expires(
     assert "/partner/linkaja" in result.final_url
     assert merchant.for_ref(ref) == []
     wait_until(lambda: sim.engine.get(tx_id).state == "expired")
-    assert inquire(http, sim, tx_id, ref)["status"] == "8"  # LinkAja has no 5
+    assert inquire(http, sim, tx_id, ref)["status"] == "5"  # the general table, LinkAja too
 
 
 def test_a_declined_redirect_payment_fails(
@@ -724,7 +711,7 @@ def test_astrapay_link_then_pay_with_the_mandate(
     refund = cancel(http, sim, tx_id, pay_ref, amt="5000", cancel_type="2")
     assert refund["resultCd"] == "0000"
     after = inquire(http, sim, tx_id, pay_ref, amt="20000")
-    assert (after["status"], after["resultMsg"], after["cancelAmt"]) == ("8", "refund", "5000")
+    assert (after["status"], after["resultMsg"], after["cancelAmt"]) == ("2", "refund", "5000")
 
 
 def test_astrapay_unpaid_reports_3_and_a_bad_mandate_is_refused(
@@ -777,6 +764,87 @@ def test_the_mandate_field_name_and_place_are_configurable(
     assert "mandateId" not in linked.params
     (note,) = [h for h in merchant.wait(ref, 2) if h.path.startswith("/notify/")]
     assert note.form()["mandateId"] == mandate
+
+
+# --- every ending, every wallet ----------------------------------------------------------------
+
+ENDINGS = {"paid": "0", "voided": "1", "refunded": "2", "expired": "5", "failed": "8"}
+LENIENT = CancelRule(void_within=timedelta(days=90), partial_within=timedelta(days=90))
+
+
+def open_transaction(
+    http: httpx.Client, sim: NicepaySimulator, merchant: Merchant, wallet: str
+) -> tuple[str, str, str]:
+    """A fresh transaction of ``wallet``: its tXid, referenceNo and amount."""
+    ref = new_ref()
+    if wallet != "astrapay":
+        return register(http, sim, merchant, ref, wallet)["tXid"], ref, "15000"
+    link_ref = new_ref()
+    browser = ScriptedBrowser(http)
+    browser.submit(f"{sim.nicepay_url}/api/linkEnable.do", link_fields(merchant, link_ref))
+    mandate = sim.mandate_of(link_ref)
+    assert mandate is not None
+    sim.script_customer(reference_no=ref, action="abandon")
+    browser.submit(
+        f"{sim.nicepay_url}/api/linkInitiate.do", initiate_fields(merchant, ref, mandate)
+    )
+    return sim.transaction(reference_no=ref).tx_id, ref, "20000"
+
+
+def end_as(
+    http: httpx.Client, sim: NicepaySimulator, tx: tuple[str, str, str], ending: str
+) -> None:
+    tx_id, ref, amt = tx
+    if ending == "expired":
+        assert sim.expire(tx_id)
+    elif ending == "failed":
+        assert sim.decline(tx_id)
+    else:
+        assert sim.approve(tx_id)
+    if ending in ("voided", "refunded"):
+        partial = ending == "refunded"
+        asked = str(int(amt) // 2) if partial else amt
+        answer = cancel(http, sim, tx_id, ref, amt=asked, cancel_type="2" if partial else "1")
+        assert answer["resultCd"] == "0000", answer
+
+
+@pytest.mark.parametrize("wallet", [str(w) for w in Wallet])
+def test_every_wallet_reports_every_ending_of_the_general_table(
+    http: httpx.Client, merchant: Merchant, wallet: str
+) -> None:
+    rules = dict.fromkeys(Wallet, LENIENT)  # so every wallet may void and refund here
+    with NicepaySimulator(config(cancel_rules=rules)).serve() as sim:
+        for ending, code in ENDINGS.items():
+            tx = open_transaction(http, sim, merchant, wallet)
+            end_as(http, sim, tx, ending)
+            answer = inquire(http, sim, tx[0], tx[1], amt=tx[2])
+            assert (ending, answer["status"], answer["resultMsg"]) == (
+                ending,
+                code,
+                {"paid": "paid", "voided": "void", "refunded": "refund"}.get(ending, ending),
+            )
+            assert sim.transaction(tx_id=tx[0]).status == code
+
+
+def test_an_astrapay_refund_may_be_reported_as_astrapays_own_8(
+    http: httpx.Client, merchant: Merchant
+) -> None:
+    rules = dict.fromkeys(Wallet, LENIENT)
+    with NicepaySimulator(config(astrapay_refund_status="8", cancel_rules=rules)).serve() as sim:
+        refunded = open_transaction(http, sim, merchant, "astrapay")
+        end_as(http, sim, refunded, "refunded")
+        answer = inquire(http, sim, refunded[0], refunded[1], amt=refunded[2])
+        assert (answer["status"], answer["resultMsg"], answer["cancelAmt"]) == (
+            "8",
+            "refund",
+            "10000",
+        )
+        failed = open_transaction(http, sim, merchant, "astrapay")
+        end_as(http, sim, failed, "failed")
+        assert inquire(http, sim, failed[0], failed[1], amt=failed[2])["status"] == "8"
+        dana = open_transaction(http, sim, merchant, "dana")
+        end_as(http, sim, dana, "refunded")
+        assert inquire(http, sim, dana[0], dana[1])["status"] == "2"  # only AstraPay's refund
 
 
 # --- cancel --------------------------------------------------------------------------------------

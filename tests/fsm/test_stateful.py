@@ -140,6 +140,14 @@ BINDING_PAYLOADS: tuple[Mapping[str, Any], ...] = (
     {**_BIND_ALL, "refunded_amount": "50.000"},  # not an exact amount: not bound
 )
 
+
+def _own_reference(payload: Mapping[str, Any], tracked: Tracked) -> Mapping[str, Any]:
+    """``payload`` binding a reference of the payment's own: one live payment per reference."""
+    if "reference_no" not in payload:
+        return payload
+    return {**payload, "reference_no": f"ORD-9-{tracked.kind.label}"}
+
+
 _REFUSAL_TYPES: Mapping[RejectReason, type[TransitionNotAllowed]] = {
     RejectReason.WRONG_ACTOR: ActorNotAllowed,
     RejectReason.STALE: StaleEvent,
@@ -356,6 +364,7 @@ class EngineMachine(RuleBasedStateMachine):
         self, index: int, event: str, actor: Actor, key: str, payload: Mapping[str, Any]
     ) -> None:
         tracked = self.payments[index]
+        payload = _own_reference(payload, tracked)
         before = self.store.get(tracked.id)
         log_before = self.store.history(tracked.id)
         refused_before = self.store.rejections(tracked.id)
