@@ -4,13 +4,12 @@ The simulator plays NICEPAY and the wallets, a scripted browser plays the custom
 merchant side is this library: the service registers and redirects, the ASGI app receives
 notifications and browser returns, and every status is settled by an inquiry. One payment also
 meets duplicate, reordered and forged notifications and still ends correctly, an AstraPay payment
-whose first return is forged still ends paid, and one cancel loses its answer and is settled by
-the reconciler.
+whose first return is forged still ends paid, one partial refund is requested twice and refunded
+once, and one cancel loses its answer and is settled by the reconciler.
 """
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +24,6 @@ from adapters._tokens import notification_token
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.client import InquiryRetry, NicepayClient
 from adapters.config import NicepayCredentials
-from adapters.intents import CallInDoubt
 from adapters.messages import Billing, CartItem
 from adapters.notifications import NotificationHandler
 from adapters.recovery import Reconciler
@@ -39,7 +37,6 @@ from adapters.simulator import (
 )
 from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import ProviderError
 from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
 from fsm.persistence import SqlStore
@@ -82,11 +79,14 @@ class Outcome:
     expected: str
     transitions: int
     rejected: int
+    refunded: str = "0"
+    """The refunded total the payment stores (NICEPAY's ``cancelAmt``)."""
+    expected_refunded: str = "0"
 
     @property
     def as_expected(self) -> bool:
-        """Whether the payment ended where its scenario says it must."""
-        return self.state == self.expected
+        """Whether the payment ended where its scenario says it must, with as much refunded."""
+        return (self.state, self.refunded) == (self.expected, self.expected_refunded)
 
 
 @dataclass(frozen=True)
@@ -108,10 +108,12 @@ def run_demo(db_url: str) -> list[Outcome]:
     with merchant_rig(Engine(store)) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]
         played += _play_astrapay(rig)
+        played.append(_play_partial_refund(rig))
         played.append(_play_lost_cancel(rig))
         _drain(rig.sim)
         outcomes = [
-            _outcome(rig, rig.service.engine.get(o.id), o.scenario, o.expected) for o in played
+            _outcome(rig, rig.service.engine.get(o.id), o.scenario, o.expected, o.expected_refunded)
+            for o in played
         ]
     store.dispose()
     return outcomes
@@ -303,31 +305,58 @@ def _pay_astrapay(
     return _outcome(rig, final, name, ASTRAPAY_EXPECTED[1])
 
 
+def _paid_order(rig: MerchantRig, name: str, wallet: Wallet) -> Instance:
+    """A payment of ``wallet`` paid by its customer and confirmed to them."""
+    order = demo_order(f"ORD-{rig.run}-{name}", wallet)
+    rig.sim.script_customer(reference_no=order.reference_no, action=CustomerAction.PAY)
+    started = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-{name}")
+    ScriptedBrowser(rig.http, prefer="app").open(started.step.app_url or started.step.url)
+    return _settle(rig, started.instance.id, PaymentEvent.CONFIRM_ORDER)
+
+
+def _play_partial_refund(rig: MerchantRig) -> Outcome:
+    """One item of a paid order is refunded, and the request is sent again (a retry, or a
+    second replica): the retry answers from the first and NICEPAY refunds 50000 once."""
+    name = "shopeepay-partial-refund"
+    paid = _paid_order(rig, name, Wallet.SHOPEEPAY)
+    for _ in range(2):
+        rig.service.cancel(
+            paid.id,
+            request_id=f"{name}-1",
+            amount="50000",
+            reason="one shirt returned",
+            requested_by="demo shop",
+        )
+    final = rig.service.engine.get(paid.id)
+    return _outcome(rig, final, name, "refunded", expected_refunded="50000")
+
+
 def _play_lost_cancel(rig: MerchantRig) -> Outcome:
     """A paid order is cancelled, and NICEPAY's answer is lost; the payment still ends voided.
 
     NICEPAY carries the cancel out and then answers 503, as a dropped connection would. The
-    cancel stays in doubt, so a second one is refused and nothing is refunded twice. The void
+    request stays in doubt, so its retry sends nothing and nothing is refunded twice. The void
     arrives by NICEPAY's notification and its inquiry; the reconciler's pass after the grace
     period asks once more and closes the cancel's intent.
     """
     name = "ovo-cancel-answer-lost"
-    order = demo_order(f"ORD-{rig.run}-{name}", Wallet.OVO)
-    rig.sim.script_customer(reference_no=order.reference_no, action=CustomerAction.PAY)
-    started = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-{name}")
-    ScriptedBrowser(rig.http).open(started.step.url)
-    paid = _settle(rig, started.instance.id, PaymentEvent.CONFIRM_ORDER)
+    paid = _paid_order(rig, name, Wallet.OVO)
     rig.sim.faults.response("/direct/v2/cancel", status=503, process=True)
-    with contextlib.suppress(ProviderError):
-        rig.service.cancel(paid.id, reason="customer changed their mind")
-    with contextlib.suppress(CallInDoubt):
-        rig.service.cancel(paid.id, reason="the customer asks again")
+    for reason in ("customer changed their mind", "the customer asks again"):
+        rig.service.cancel(paid.id, request_id=f"{name}-1", reason=reason)
     reconciler = Reconciler(rig.service)  # its repairs only: the database may hold other runs
     reconciler.repair_open_intents(rig.service.engine.clock.now() + reconciler.grace)
-    return _outcome(rig, rig.service.engine.get(paid.id), name, "voided")
+    final = rig.service.engine.get(paid.id)
+    return _outcome(rig, final, name, "voided", expected_refunded=DEMO_AMOUNT)
 
 
-def _outcome(rig: MerchantRig, instance: Instance, scenario: str, expected: str) -> Outcome:
+def _outcome(
+    rig: MerchantRig,
+    instance: Instance,
+    scenario: str,
+    expected: str,
+    expected_refunded: str = "0",
+) -> Outcome:
     return Outcome(
         id=instance.id,
         scenario=scenario,
@@ -337,4 +366,6 @@ def _outcome(rig: MerchantRig, instance: Instance, scenario: str, expected: str)
         expected=expected,
         transitions=instance.version,
         rejected=len(rig.service.engine.rejections(instance.id)),
+        refunded=instance.refunded_amount or "0",
+        expected_refunded=expected_refunded,
     )

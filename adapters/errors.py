@@ -17,6 +17,14 @@ generic tree keep working::
 
 A code missing from :data:`RESULT_CODES` becomes a plain, non-retryable ``ProviderRejected``:
 retrying a refusal nobody has documented is a guess.
+
+A refund request the service refuses before sending anything (see :mod:`adapters.refunds`)::
+
+    RefundError                 .payment_id, .request_id; nothing was sent
+    ├── InvalidRefundRequest    a malformed request id, amount, reason or requester (a ValueError)
+    ├── RefundRequestConflict   the request id was used with another amount; .recorded, .asked
+    ├── RefundExceedsPayment    more than is left to refund; .amount, .refundable
+    └── CancelNotAllowed        a documented cancel rule, or the payment's state, says no; .rule
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from fsm.errors import ProviderError, ProviderRejected, ProviderUnavailable
+from fsm.errors import FsmError, ProviderError, ProviderRejected, ProviderUnavailable
 
 PROVIDER: Final = "nicepay"
 
@@ -75,6 +83,56 @@ class MissingField(ProviderRejected):
     """
 
     field: str | None = None
+
+
+class RefundError(FsmError):
+    """A refund request was refused before anything was sent to NICEPAY."""
+
+    def __init__(self, message: str, *, payment_id: str, request_id: str) -> None:
+        super().__init__(message)
+        self.payment_id = payment_id
+        self.request_id = request_id
+
+
+class InvalidRefundRequest(RefundError, ValueError):
+    """The request id, amount, reason or requester is malformed; nothing was stored."""
+
+
+class RefundRequestConflict(RefundError):
+    """The request id was already used for this payment with another amount."""
+
+    def __init__(self, *, payment_id: str, request_id: str, recorded: str, asked: str) -> None:
+        super().__init__(
+            f"refund request {request_id!r} of {payment_id!r} was made for {recorded}, "
+            f"not {asked}: use a new request id for another refund",
+            payment_id=payment_id,
+            request_id=request_id,
+        )
+        self.recorded = recorded
+        self.asked = asked
+
+
+class RefundExceedsPayment(RefundError):
+    """The refund would take the refunded total past the amount paid; nothing was sent."""
+
+    def __init__(self, *, payment_id: str, request_id: str, amount: str, refundable: str) -> None:
+        super().__init__(
+            f"refund request {request_id!r} of {payment_id!r} asks for {amount}, "
+            f"but only {refundable} is left to refund",
+            payment_id=payment_id,
+            request_id=request_id,
+        )
+        self.amount = amount
+        self.refundable = refundable
+
+
+class CancelNotAllowed(RefundError):
+    """A cancel rule the reference documents (a wallet's window or blackout, the 90 days) or
+    the payment's state refuses the cancel; ``rule`` names it."""
+
+    def __init__(self, message: str, *, payment_id: str, request_id: str, rule: str) -> None:
+        super().__init__(message, payment_id=payment_id, request_id=request_id)
+        self.rule = rule
 
 
 @dataclass(frozen=True)

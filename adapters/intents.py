@@ -46,10 +46,16 @@ class OpenCall:
     def __init__(self, intent_id: int) -> None:
         self.intent_id = intent_id
         self.answered = False
+        self.refusal: str | None = None
 
     def mark_answered(self) -> None:
         """NICEPAY accepted the call: whatever fails after this cannot blame the call itself."""
         self.answered = True
+
+    def refuse(self, reason: str) -> None:
+        """The call will not be sent after all: the block ends, and the intent closes as
+        ``refused:<reason>``."""
+        self.refusal = reason
 
 
 @contextmanager
@@ -72,11 +78,14 @@ def recorded_call(
     leaves the intent open: what reached NICEPAY is unknown, so the reconciler finds out.
 
     A ``call_key`` makes the call once-only for the payment: a second call under the same key,
-    from any replica, is refused before anything is sent.
+    from any replica, is refused before anything is sent. A block that decides not to send the
+    call after all marks it (:meth:`OpenCall.refuse`), and the intent closes as
+    ``refused:<reason>``.
 
     Raises:
+        CallKeyTaken: a call under ``call_key`` was recorded for the payment before; nothing
+            was sent.
         CallInDoubt: a cancel for the payment is still open; nothing was sent.
-        CallKeyTaken: a call under ``call_key`` was already recorded; nothing was sent.
     """
     store, clock = engine.store, engine.clock
     handle = OpenCall(
@@ -99,7 +108,8 @@ def recorded_call(
         if not in_doubt:
             store.finish_intent(handle.intent_id, outcome=_failure(error), at=clock.now())
         raise
-    store.finish_intent(handle.intent_id, outcome="answered", at=clock.now())
+    outcome = "answered" if handle.refusal is None else f"refused:{handle.refusal}"
+    store.finish_intent(handle.intent_id, outcome=outcome, at=clock.now())
 
 
 def _failure(error: ProviderError) -> str:

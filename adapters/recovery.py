@@ -8,7 +8,8 @@ call again:
 - A payment that knows its tXid is asked about with an inquiry, and the answer applied as any
   status check's is: a registration whose answer was stored, a lost payment-links answer, an
   inquiry cut short, or a cancel whose void or refund was never stored all end in the state
-  NICEPAY reports.
+  NICEPAY reports. A refund request's intent closes as ``repaired:refunded`` when the refunded
+  total NICEPAY reports covers it, else ``repaired:not_refunded`` (its amount is free again).
 - A registration whose answer was lost has no tXid to ask about, and without one NICEPAY's
   transaction can never be paid: nobody was ever shown its payment step. The payment is failed
   (``fail_registration``) with the reason stored, instead of registering again for a customer
@@ -30,6 +31,7 @@ from adapters.deadlines import (
     unfit,
 )
 from adapters.intents import INTENT_GRACE, MONEY_MOVING, Call
+from adapters.refunds import repair_outcome
 from adapters.service import PaymentService
 from fsm.definition import Actor
 from fsm.errors import ConfigurationError, FsmError, ProviderError, TransitionNotAllowed
@@ -154,7 +156,10 @@ def _repair(service: PaymentService, intent: CallIntent) -> Repair:
     except FsmError as error:  # e.g. contention outlasting the retries: the next pass tries again
         return _unrepaired(service, intent, before.state, error, gives_up=False)
     after = engine.get(before.id).state
-    engine.store.finish_intent(intent.id, outcome=f"repaired:{after}"[:32], at=engine.clock.now())
+    closed = f"repaired:{after}"
+    if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
+        closed = repair_outcome(engine, intent)
+    engine.store.finish_intent(intent.id, outcome=closed[:32], at=engine.clock.now())
     logger.info(
         "abandoned call repaired",
         extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from adapters.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
 from adapters.base import CustomerStep
 from adapters.client import NicepayClient
-from adapters.intents import Call, recorded_call
 from adapters.messages import Billing, CartItem, amount_string
+from adapters.refunds import Refund, Refunds, refund_request
 from adapters.registry import adapter_for
 from adapters.status import check_status
 from fsm.definition import Actor
@@ -181,38 +181,45 @@ class PaymentService:
             payload={"mandate": mandate, "by": by, "reason": reason},
         )
 
-    def cancel(self, payment_id: str, *, amount: str | None = None, reason: str = "") -> Instance:
-        """Ask NICEPAY to void or refund a payment, then let an inquiry say what it became.
+    def cancel(
+        self,
+        payment_id: str,
+        *,
+        request_id: str,
+        amount: str | int | None = None,
+        reason: str | None = None,
+        requested_by: str | None = None,
+        actor: Actor = Actor.MERCHANT,
+    ) -> Refund:
+        """Void or refund (part of) a paid payment, once per ``request_id`` (adapters.refunds).
 
         Args:
             payment_id: the payment.
-            amount: the amount to cancel; the whole amount (a full cancel) when omitted.
-            reason: ``cancelMsg``, shown at NICEPAY.
+            request_id: the caller's id for this refund (its idempotency key): the same id
+                again returns the first outcome and sends nothing.
+            amount: the amount to refund; whatever is left to refund when omitted.
+            reason: ``cancelMsg``, shown at NICEPAY, and kept in the payment's log.
+            requested_by: who asked (a person or a system), kept in the payment's log.
+            actor: ``merchant`` or ``operator``.
 
         Raises:
-            InvalidInstanceData: the payment has no tXid yet, or ``amount`` is malformed.
-            CallInDoubt: an earlier cancel's answer was lost and the reconciler has not yet
-                settled it by an inquiry (it does once the grace period has passed); nothing
-                was sent.
-            ProviderError: NICEPAY refused the cancel (e.g. a wallet's cancel window, 9314);
-                nothing changed. A lost answer leaves the cancel in doubt until an inquiry.
+            InvalidRefundRequest: a malformed field; nothing was stored.
+            RefundRequestConflict: ``request_id`` was used with another amount.
+            RefundExceedsPayment: more than is left to refund; nothing was sent.
+            CancelNotAllowed: the payment's state or a documented wallet rule says no.
+            CallInDoubt: another cancel of the payment has no stored answer yet; nothing was
+                sent. The reconciler settles it by an inquiry after the grace period.
+            InvalidInstanceData: the payment has no tXid yet.
         """
-        payment = self.engine.get(payment_id)
-        if not payment.tx_id or not payment.amount:
-            raise InvalidInstanceData(f"payment {payment_id!r} was never registered at NICEPAY")
-        cancelled = payment.amount if amount is None else amount_string(amount)
-        partial = int(cancelled) < int(payment.amount)
-        asked = {"tXid": payment.tx_id, "amt": cancelled, "cancelType": "2" if partial else "1"}
-        with recorded_call(
-            self.engine, payment, Call.CANCEL, request=asked, amount=cancelled
-        ) as call:
-            self.client.cancel(
-                payment.tx_id, payment.reference_no or "", cancelled, partial=partial, reason=reason
-            )
-            call.mark_answered()
-            # Only the inquiry's void or refund moves the payment, so the cancel stays in doubt
-            # until that is stored.
-            return self.check_status(payment_id)
+        request = refund_request(
+            payment_id,
+            request_id=request_id,
+            amount=amount,
+            reason=reason,
+            requested_by=requested_by,
+            actor=actor,
+        )
+        return Refunds(self.engine, self.client).request(request)
 
     def check_status(
         self,

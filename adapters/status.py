@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 from typing import Protocol
 
 from adapters.hints import hints_to_ask
@@ -22,6 +23,7 @@ from adapters.mapping import PENDING_EVENTS, event_for_status
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import ProviderError, RejectReason, TransitionNotAllowed
+from fsm.flows import PaymentEvent
 from fsm.model import Instance
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 CHECK_STATUS = "check_status"
 REPORT_STATUS = "report_status"
 """The name unknown inquiry codes are recorded under; no flow declares it, so it never applies."""
+_AMOUNT = re.compile(r"[0-9]{1,18}")
 
 
 class InquiryAnswer(Protocol):
@@ -132,6 +135,9 @@ def apply_answer(
             payload=payload,
         )
         return payment
+    refunded = refunded_total(payment, event, answer.cancel_amount)
+    if refunded is not None:
+        payload["refunded_amount"] = refunded
     if event in PENDING_EVENTS:
         key = f"inquiry:{tx_id}:{event}:v{payment.version}"
     else:
@@ -146,6 +152,20 @@ def apply_answer(
             extra={"instance": payment.id, "event": event, "reason": str(refused.reason)},
         )
     return engine.get(payment.id)
+
+
+def refunded_total(payment: Instance, event: str, cancel_amount: str | None) -> str | None:
+    """The refunded total a void or refund binds; ``None`` for any other event.
+
+    A void returns the whole amount. A refund binds NICEPAY's cumulative ``cancelAmt``, never
+    less than the total already stored (a late answer must not lower it), or nothing when
+    ``cancelAmt`` is not an exact amount.
+    """
+    if event == PaymentEvent.VOID_PAYMENT:
+        return payment.amount
+    if event != PaymentEvent.REFUND_PAYMENT or not _AMOUNT.fullmatch(cancel_amount or ""):
+        return None
+    return str(max(int(cancel_amount or 0), int(payment.refunded_amount or 0)))
 
 
 def _code_key(status: str) -> str:

@@ -59,6 +59,11 @@ def checked_amount(amount: str | int | None) -> str | None:
     return text
 
 
+def is_amount(text: str) -> bool:
+    """Whether ``text`` is an exact amount in minor units (1 to 18 digits)."""
+    return _AMOUNT.fullmatch(text) is not None
+
+
 def checked_currency(currency: str) -> str:
     """An ISO 4217 currency code."""
     if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):

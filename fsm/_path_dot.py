@@ -3,8 +3,9 @@
 The flow is drawn faded; the arrows the instance took are drawn in the colour of the actor that
 fired them, numbered with their steps and times (a repeated arrow says how often). Each refused
 event (duplicate, stale, wrong actor, ...) is a note pointing at the state it arrived in, with its
-reason, and the current state is outlined. Only the instance's id and reference fields appear;
-payloads, keys and mandates stay out of the picture.
+reason, and the current state is outlined. Only the instance's id, reference fields and refunds
+appear (the refunded total, and who asked for each refund, how much and why); other payload
+fields, keys and mandates stay out of the picture.
 """
 
 from __future__ import annotations
@@ -30,10 +31,13 @@ from fsm._dot import (
 from fsm.definition import Actor, FlowDefinition, StateSpec
 from fsm.errors import RejectReason
 from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.refunds import RefundRequestStep, refund_requests, refunded_total
 
 CURRENT = "#2563eb"
 MAX_TIMES = 4
 """Occurrences listed on one arrow or note; the rest are counted."""
+MAX_REASON = 60
+"""Characters of a refund's reason shown in the caption; the audit report shows it whole."""
 
 _FADED_STATE = {"fillcolor": "#f8fafc", "color": "#cbd5e1", "fontcolor": "#94a3b8"}
 _FADED_EDGE = {"color": "#cbd5e1", "fontcolor": "#94a3b8"}
@@ -218,7 +222,19 @@ def _caption(
         f"state {instance.state} after {len(history)} steps; {len(rejections)} refused"
         + (f" ({refused})" if refused else ""),
     ]
+    refunds = refund_requests(history)
+    if refunds or instance.refunded_amount:
+        lines.append(refunded_total(instance))
+    lines += [_refund_line(r) for r in refunds[:MAX_TIMES]] + _more(len(refunds))
     others = sorted({r.fingerprint for r in history} - {flow.fingerprint})
     if others:
         lines.append("steps applied under another definition: " + ", ".join(others))
     return "\n".join(lines)
+
+
+def _refund_line(request: RefundRequestStep) -> str:
+    reason = textwrap.shorten(request.reason, width=MAX_REASON, placeholder="...")
+    return (
+        f"#{request.seq} refund {request.amount} requested by {request.requested_by} "
+        f"({request.actor}, request {request.request_id}): {reason}"
+    )

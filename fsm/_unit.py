@@ -224,9 +224,10 @@ class UnitSql:
         )
 
     def instance(self, row: Sequence[Any]) -> Instance:
-        """An instance from a row of :data:`~fsm.tables.INSTANCE_COLUMNS` (three times last)."""
+        """An instance from a row of :data:`~fsm.tables.INSTANCE_COLUMNS`: ten plain columns,
+        three times, then the refunded total."""
         read = self.read_time
-        return Instance(*row[:10], *[read(value) for value in row[10:]])
+        return Instance(*row[:10], *[read(value) for value in row[10:13]], *row[13:])
 
     def record(self, row: Sequence[Any]) -> TransitionRecord:
         """A log record from a row of its columns in field order."""

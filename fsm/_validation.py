@@ -138,7 +138,9 @@ def _ways_out(flow: FlowDefinition) -> Iterator[str]:
 def _final_exits(flow: FlowDefinition) -> Iterator[str]:
     finals = {state.name for state in flow.states if state.final}
     for spec in flow.transitions:
-        for source in sorted(spec.sources & finals):
+        # A self-loop (a refund requested of a settled payment) records a step and leaves
+        # nothing: the state stays final, so it is no exit.
+        for source in sorted(spec.sources & finals - {spec.dest}):
             if not spec.reversal:
                 yield (
                     f"final state {source!r} has exit {spec.event!r} to {spec.dest!r}, "
@@ -162,7 +164,8 @@ def _ambiguous_events(flow: FlowDefinition) -> Iterator[str]:
 def _settlements(flow: FlowDefinition) -> Iterator[str]:
     for spec in flow.transitions:
         dest = flow.state(spec.dest)
-        if dest.settlement and not spec.actors <= flow.settled_by:
+        enters = spec.sources != {spec.dest}  # a self-loop stays where it is and settles nothing
+        if enters and dest.settlement and not spec.actors <= flow.settled_by:
             extra = sorted(str(actor) for actor in spec.actors - flow.settled_by)
             yield f"event {spec.event!r} settles into {dest.name!r} but may be fired by {extra}"
         for source in sorted(spec.sources):

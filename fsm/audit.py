@@ -1,10 +1,11 @@
 """An instance's audit report: one self-contained HTML file an auditor can open anywhere.
 
 It holds the path diagram as inline SVG, every applied transition (time in UTC and in Asia/Jakarta,
-event, states, actor, idempotency key, payload fields), every refused event with its reason, and
-the replay verdict. Every piece of text is HTML-escaped, secret-looking payload fields are shown as
-``[redacted]``, and the page loads nothing and runs no script (its Content-Security-Policy forbids
-both). The builder is generic: it reads only the flow, the instance and its log.
+event, states, actor, idempotency key, payload fields), every refused event with its reason, the
+refunded total and each refund request (who asked for how much, and why), and the replay
+verdict. Every piece of text is HTML-escaped, secret-looking payload fields are shown as
+``[redacted]``, and the page loads nothing and runs no script (its Content-Security-Policy
+forbids both). The builder is generic: it reads only the flow, the instance and its log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fsm._payload import REDACTED, UnreadablePayload, is_secret_field
 from fsm.definition import FlowDefinition
 from fsm.diagram import path_to_dot, render
 from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.refunds import refund_requests, refunded_total
 from fsm.replay import ReplayResult
 
 _SVG_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)
@@ -33,6 +35,7 @@ _REFUSAL_HEAD = (
     *("after step", *_ZONES, "event", "in state", "actor"),
     *("reason", "detail", "idempotency key", "payload"),
 )
+_REFUND_HEAD = ("step", *_ZONES, "request id", "amount", "requested by", "actor", "reason")
 
 
 def jakarta() -> tzinfo:
@@ -106,6 +109,7 @@ def audit_html(
         _diagram(svg),
         _transitions(history),
         _refusals(rejections),
+        _refund_requests(history),
         _footer(generated_at),
     ]
     return _page(title, sections)
@@ -136,6 +140,7 @@ def _summary(
         ("referenceNo", instance.reference_no),
         ("tXid", instance.tx_id),
         ("state", instance.state),
+        ("refunded", refunded_total(instance) if instance.amount else None),
         ("version", str(instance.version)),
         ("created", _both_zones(instance.created_at)),
         ("updated", _both_zones(instance.updated_at)),
@@ -180,8 +185,8 @@ def inline_svg(svg: str) -> str:
     return _SVG_COMMENT.sub("", _SVG_PROLOGUE.sub("", svg, count=1)).strip()
 
 
-_Row = tuple[int, datetime, Sequence[str], Mapping[str, Any]]
-"""A log row: its step number, its time, its text cells and its payload."""
+_Row = tuple[int, datetime, Sequence[str], Mapping[str, Any] | None]
+"""A log row: its step number, its time, its text cells and its payload (``None``: no cell)."""
 
 
 def _transitions(history: Sequence[TransitionRecord]) -> str:
@@ -210,6 +215,19 @@ def _refusals(rejections: Sequence[RejectedEvent]) -> str:
     return _table("refused", "Refused events", _REFUSAL_HEAD, rows)
 
 
+def _refund_requests(history: Sequence[TransitionRecord]) -> str:
+    rows: list[_Row] = [
+        (
+            r.seq,
+            r.occurred_at,
+            (r.request_id, r.amount, r.requested_by, str(r.actor), r.reason),
+            None,
+        )
+        for r in refund_requests(history)
+    ]
+    return _table("refunds", "Refund requests", _REFUND_HEAD, rows)
+
+
 def _table(table_id: str, title: str, head: Sequence[str], rows: Sequence[_Row]) -> str:
     header = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join(_row(row) for row in rows)
@@ -225,7 +243,8 @@ def _row(row: _Row) -> str:
     number, moment, texts, payload = row
     times = f'<td class="t">{escape(_utc(moment))}</td><td class="t">{escape(_wib(moment))}</td>'
     cells = "".join(f"<td>{_breakable(text)}</td>" for text in texts)
-    return f"<tr><td>{number}</td>{times}{cells}{_payload_cell(payload)}</tr>"
+    extra = "" if payload is None else _payload_cell(payload)
+    return f"<tr><td>{number}</td>{times}{cells}{extra}</tr>"
 
 
 def _payload_cell(payload: Mapping[str, Any]) -> str:

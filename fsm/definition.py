@@ -69,8 +69,10 @@ class StateKind(StrEnum):
 
 _SETTLED_KINDS = frozenset({StateKind.SUCCEEDED, StateKind.FAILED, StateKind.REVERSED})
 
-BINDABLE_FIELDS = frozenset({"tx_id", "mandate", "reference_no"})
+BINDABLE_FIELDS = frozenset({"tx_id", "mandate", "reference_no", "refunded_amount"})
 """Instance fields a transition may set from its payload (see :attr:`TransitionSpec.binds`)."""
+AMOUNT_FIELDS = frozenset({"refunded_amount"})
+"""Bindable fields that hold money: only an exact digit string is bound."""
 
 DEFAULT_SETTLED_BY = frozenset({Actor.STATUS_INQUIRY, Actor.OPERATOR})
 
@@ -200,7 +202,8 @@ class TransitionSpec:
     reversal: bool = False
     """A declared reversal (void, refund, unlink): the only way out of a final state."""
     binds: tuple[str, ...] = ()
-    """Instance fields (``tx_id``, ``mandate``, ``reference_no``) set from the payload.
+    """Instance fields (``tx_id``, ``mandate``, ``reference_no``, ``refunded_amount``) set from
+    the payload; ``refunded_amount`` only from a digit string.
 
     After the transition each is known: the payload must carry it unless the instance already has
     it, and a value carried is stored.

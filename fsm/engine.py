@@ -25,12 +25,13 @@ from fsm._inputs import (
     checked_key,
     checked_text,
     checked_wallet,
+    is_amount,
 )
 from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
 from fsm._unit import Contention, KeyTaken, ReferenceTaken, Unit
 from fsm.clock import Clock, SystemClock, require_aware
-from fsm.definition import Actor, FlowDefinition, GuardContext, TransitionSpec
+from fsm.definition import AMOUNT_FIELDS, Actor, FlowDefinition, GuardContext, TransitionSpec
 from fsm.errors import (
     ActorNotAllowed,
     ConcurrentTransition,
@@ -420,7 +421,7 @@ class Engine:
         missing = [
             name
             for name in spec.binds
-            if not _is_text(payload.get(name)) and not getattr(instance, name)
+            if not _bindable(name, payload.get(name)) and not getattr(instance, name)
         ]
         if missing:
             return TransitionNotAllowed(
@@ -467,11 +468,15 @@ _NOTHING_BOUND: Mapping[str, str] = MappingProxyType({})
 
 def _bound(spec: TransitionSpec, payload: Mapping[str, Any]) -> dict[str, str]:
     """The columns ``spec`` sets from the payload, where the payload carries them."""
-    return {name: str(payload[name]) for name in spec.binds if _is_text(payload.get(name))}
+    return {name: str(payload[name]) for name in spec.binds if _bindable(name, payload.get(name))}
 
 
-def _is_text(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 64
+def _bindable(name: str, value: Any) -> bool:
+    """Whether ``value`` may be stored in the instance field ``name``: text of 1 to 64
+    characters, and for a money field an exact amount."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return False
+    return name not in AMOUNT_FIELDS or is_amount(value)
 
 
 def _guard_passes(spec: TransitionSpec, instance: Instance, actor: Actor) -> bool:

@@ -33,6 +33,9 @@ class Instance:
     deadline_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    refunded_amount: str | None = None
+    """The total the provider confirmed as voided or refunded so far, a digit string; bound by
+    the void and refund transitions (the last field, so positional rows keep their order)."""
 
 
 @dataclass(frozen=True, slots=True)

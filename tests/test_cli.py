@@ -29,6 +29,7 @@ FINAL_STATES = {
     "dana-hostile": "order_confirmed",
     "astrapay-link": "linked",
     "astrapay-pay": "customer_updated",
+    "shopeepay-partial-refund": "refunded",
     "astrapay-forged-return": "customer_updated",
     "ovo-cancel-answer-lost": "voided",
 }
@@ -342,7 +343,34 @@ def test_demo_ends_every_scenario_in_its_final_state(demo_run: Demo) -> None:
     assert wallets["ovo-paid"] == "ovo"
     assert wallets["linkaja-failed"] == "linkaja"
     assert wallets["shopeepay-app-paid"] == "shopeepay"
+    refunded = {scenario: payment["refunded"] for scenario, payment in payments.items()}
+    assert refunded == {
+        **dict.fromkeys(FINAL_STATES, "0"),
+        "shopeepay-partial-refund": "50000",  # asked twice, refunded once
+        "ovo-cancel-answer-lost": "150000",
+    }
     assert demo_run.code == 0, "the demo reported a scenario that did not end as expected"
+
+
+def test_the_demos_retried_partial_refund_was_sent_once(
+    cli: Cli, demo_url: str, demo: dict[str, dict[str, Any]]
+) -> None:
+    payment = demo["shopeepay-partial-refund"]
+    data = cli("history", payment["id"], "--db", demo_url, "--json").json()
+    assert data["instance"]["refunded_amount"] == "50000"
+    (request,) = data["refund_requests"]
+    assert (request["amount"], request["reason"], request["requested_by"]) == (
+        "50000",
+        "one shirt returned",
+        "demo shop",
+    )
+    cancels = [call for call in data["calls"] if call["call"] == "cancel"]
+    assert [(c["call_key"], c["outcome"]) for c in cancels] == [
+        (f"refund:{request['request_id']}", "answered")
+    ]
+    text = cli("history", payment["id"], "--db", demo_url).out
+    assert "50000 of 150000 IDR refunded" in text
+    assert "refund requests:" in text
 
 
 def test_the_demos_forged_astrapay_return_bound_nothing(
@@ -491,7 +519,7 @@ def test_human_readable_history_and_replay(
         assert column in refusals_header
     calls_title = next(line for line in out if line.startswith("NICEPAY calls"))
     header, _rule, *rows = out[out.index(calls_title) + 1 :]
-    assert header.split() == ["time", "(UTC)", "call", "referenceNo", "amount", "outcome"]
+    assert header.split() == ["time", "(UTC)", "call", "referenceNo", "amount", "key", "outcome"]
     made = [row.split()[1] for row in rows if row.strip()]
     assert made[0] == "registration"
     assert "inquiry" in made

@@ -32,8 +32,10 @@ def _demo(args: argparse.Namespace) -> int:
                         "state": o.state,
                         "transitions": o.transitions,
                         "rejected": o.rejected,
+                        "refunded": o.refunded,
                         "scenario": o.scenario,
                         "expected": o.expected,
+                        "expected_refunded": o.expected_refunded,
                     }
                     for o in outcomes
                 ]
@@ -45,7 +47,8 @@ def _demo(args: argparse.Namespace) -> int:
                 o.scenario,
                 o.wallet,
                 o.state,
-                "yes" if o.as_expected else f"NO ({o.expected})",
+                o.refunded,
+                "yes" if o.as_expected else f"NO ({o.expected}, {o.expected_refunded} refunded)",
                 o.transitions,
                 o.rejected,
                 o.id,
@@ -56,6 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
             "scenario",
             "wallet",
             "final state",
+            "refunded",
             "as expected",
             "transitions",
             "rejected",

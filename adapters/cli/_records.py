@@ -26,6 +26,7 @@ from fsm.flows import FLOWS, get_flow
 from fsm.intents import CallIntent
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.persistence import SqlStore
+from fsm.refunds import RefundRequestStep, refund_requests, refunded_total
 from fsm.replay import Verdict, replay_instance
 
 
@@ -68,7 +69,7 @@ def _opened(
 def _history(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     records, refused = store.history(args.id), store.rejections(args.id)
-    calls = store.intents(args.id)
+    calls, refunds = store.intents(args.id), refund_requests(records)
     unknown = store.count_rejections(RejectReason.UNKNOWN_STATUS, instance_id=args.id)
     damaged = damage_notes(instance, records, refused, calls)
     if args.json:
@@ -78,6 +79,7 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
                 "transitions": [record_json(r) for r in records],
                 "rejected": [rejected_json(r) for r in refused],
                 "calls": [intent_json(c) for c in calls],
+                "refund_requests": [refund_request_json(r) for r in refunds],
                 "unknown_status_count": unknown,
                 "damaged": damaged,
             }
@@ -85,6 +87,8 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
         return 0
     write(f"{instance.id}  flow={instance.flow}  wallet={instance.wallet}  state={instance.state}")
     write(f"referenceNo={instance.reference_no}  tXid={instance.tx_id}  amount={instance.amount}")
+    if refunds or instance.refunded_amount:
+        write(refunded_total(instance))
     if unknown:
         write(f"inquiry answers with an unknown status code: {unknown}")
     write()
@@ -100,14 +104,22 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
             (iso(r.occurred_at), r.event, r.state, r.actor, r.reason, r.detail) for r in refused
         ]
         write(table(("time (UTC)", "event", "in state", "actor", "reason", "detail"), refusals))
+    if refunds:
+        write()
+        write("refund requests:")
+        asked = [
+            (r.seq, iso(r.occurred_at), r.request_id, r.amount, r.requested_by, r.actor, r.reason)
+            for r in refunds
+        ]
+        write(table(("step", "time (UTC)", "request", "amount", "by", "actor", "reason"), asked))
     if calls:
         write()
         write("NICEPAY calls (an open one was cut off; reconcile repairs it):")
         made = [
-            (iso(c.recorded_at), c.call, c.reference_no, c.amount, c.outcome or "OPEN")
+            (iso(c.recorded_at), c.call, c.reference_no, c.amount, c.call_key, c.outcome or "OPEN")
             for c in calls
         ]
-        write(table(("time (UTC)", "call", "referenceNo", "amount", "outcome"), made))
+        write(table(("time (UTC)", "call", "referenceNo", "amount", "key", "outcome"), made))
     _write_damage(damaged)
     return 0
 
@@ -203,6 +215,7 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "currency": instance.currency,
         "reference_no": instance.reference_no,
         "tx_id": instance.tx_id,
+        "refunded_amount": instance.refunded_amount,
         "deadline_at": iso(instance.deadline_at),
         "created_at": iso(instance.created_at),
         "updated_at": iso(instance.updated_at),
@@ -247,7 +260,21 @@ def intent_json(intent: CallIntent) -> dict[str, Any]:
         "amount": intent.amount,
         "tx_id": intent.tx_id,
         "request": dict(intent.request),
+        "call_key": intent.call_key,
         "recorded_at": iso(intent.recorded_at),
         "finished_at": iso(intent.finished_at),
         "outcome": intent.outcome,
+    }
+
+
+def refund_request_json(request: RefundRequestStep) -> dict[str, Any]:
+    """A refund request from the log as JSON data."""
+    return {
+        "seq": request.seq,
+        "occurred_at": iso(request.occurred_at),
+        "request_id": request.request_id,
+        "amount": request.amount,
+        "reason": request.reason,
+        "requested_by": request.requested_by,
+        "actor": str(request.actor),
     }

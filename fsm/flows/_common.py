@@ -59,6 +59,10 @@ SETTLEMENTS = MappingProxyType(
     }
 )
 """The settling events of both payment flows, which name them and their states alike."""
+REFUNDS_BIND = MappingProxyType(
+    {"void_payment": ("refunded_amount",), "refund_payment": ("refunded_amount",)}
+)
+"""What a void or a refund binds besides: the refunded total it reports."""
 
 
 def review_transitions(
@@ -75,7 +79,14 @@ def review_transitions(
         transition("check_status", review, review, Actor.MERCHANT, Actor.TIMER, Actor.OPERATOR),
         transition("report_pending", review, review, Actor.STATUS_INQUIRY, binds=binds),
         *(
-            transition(event, review, dest, Actor.STATUS_INQUIRY, Actor.OPERATOR, binds=binds)
+            transition(
+                event,
+                review,
+                dest,
+                Actor.STATUS_INQUIRY,
+                Actor.OPERATOR,
+                binds=binds + REFUNDS_BIND.get(event, ()),
+            )
             for event, dest in SETTLEMENTS.items()
         ),
     )
@@ -100,6 +111,26 @@ REDIRECT_WALLET = Guard(
     "the wallet has a partner page (DANA, LinkAja, ShopeePay)",
 )
 HAS_MANDATE = Guard("has_mandate", _has_mandate, "the customer's AstraPay account is linked")
+
+
+def refund_requests(event: str, states: Iterable[str]) -> tuple[TransitionSpec, ...]:
+    """``event`` as a self-loop on each of ``states``, fired by the merchant or an operator.
+
+    The request only records who asked for how much and why (its payload); the money moves
+    when a status inquiry reports the void or refund.
+    """
+    return tuple(
+        transition(
+            event,
+            state,
+            state,
+            Actor.MERCHANT,
+            Actor.OPERATOR,
+            description="a refund requested: amount, request id, reason, requested by",
+        )
+        for state in states
+    )
+
 
 GUARDS = MappingProxyType(
     {guard.name: guard for guard in (PUSH_WALLET, REDIRECT_WALLET, HAS_MANDATE)}

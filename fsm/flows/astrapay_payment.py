@@ -23,6 +23,7 @@ from fsm.flows._common import (
     HAS_MANDATE,
     STATUS_CHECK_CAP,
     Wallet,
+    refund_requests,
     review_after,
     review_transitions,
 )
@@ -68,6 +69,7 @@ class AstrapayPaymentEvent(StrEnum):
     VOID_PAYMENT = "void_payment"
     REFUND_PAYMENT = "refund_payment"
     UPDATE_CUSTOMER = "update_customer"
+    REQUEST_REFUND = "request_refund"
     FLAG_FOR_REVIEW = "flag_for_review"
 
 
@@ -86,6 +88,8 @@ AWAITING_OUTCOME = (
 )
 
 SETTLED_PAID = (S.PAID, S.CUSTOMER_UPDATED)
+REFUNDABLE = (*SETTLED_PAID, S.REFUNDED)
+"""Where a (further) refund may be requested; the inquiry's void or refund binds the total."""
 POLLING = (S.CUSTOMER_PAYING, S.STATUS_CHECK_REQUESTED)
 SUBMIT_WINDOW = timedelta(minutes=20)
 """How long the browser has to submit linkInitiate; AstraPay's window starts after that."""
@@ -294,15 +298,16 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             S.REFUNDED,
             A.STATUS_INQUIRY,
             A.OPERATOR,
-            binds=("tx_id",),
+            binds=("tx_id", "refunded_amount"),
         ),
         transition(
             E.REFUND_PAYMENT,
-            (S.PAID, S.CUSTOMER_UPDATED, S.REFUNDED),
+            REFUNDABLE,
             S.REFUNDED,
             A.STATUS_INQUIRY,
             A.OPERATOR,
             reversal=True,
+            binds=("refunded_amount",),
         ),
         transition(E.UPDATE_CUSTOMER, S.PAID, S.CUSTOMER_UPDATED, A.MERCHANT, A.TIMER),
         transition(
@@ -311,11 +316,18 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             S.VOIDED,
             A.STATUS_INQUIRY,
             A.OPERATOR,
-            binds=("tx_id",),
+            binds=("tx_id", "refunded_amount"),
         ),
         transition(
-            E.VOID_PAYMENT, SETTLED_PAID, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR, reversal=True
+            E.VOID_PAYMENT,
+            SETTLED_PAID,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            reversal=True,
+            binds=("refunded_amount",),
         ),
         *review_transitions(S.NEEDS_REVIEW, POLLING, binds=("tx_id",)),
+        *refund_requests(E.REQUEST_REFUND, REFUNDABLE),
     ),
 )

@@ -19,6 +19,7 @@ from fsm.flows._common import (
     STATUS_CHECK_CAP,
     WALLET_EXPIRY,
     Wallet,
+    refund_requests,
     review_after,
     review_transitions,
 )
@@ -67,6 +68,7 @@ class PaymentEvent(StrEnum):
     VOID_PAYMENT = "void_payment"
     REFUND_PAYMENT = "refund_payment"
     CONFIRM_ORDER = "confirm_order"
+    REQUEST_REFUND = "request_refund"
     FLAG_FOR_REVIEW = "flag_for_review"
 
 
@@ -76,6 +78,9 @@ _CHECK = E.CHECK_STATUS
 CUSTOMER_WAITING = (S.PAYMENT_REQUESTED, S.AWAITING_APPROVAL, S.REDIRECTED_TO_PARTNER)
 INQUIRY_PENDING = (*CUSTOMER_WAITING, S.PAYMENT_PENDING)
 SETTLED_PAID = (S.PAID, S.ORDER_CONFIRMED)
+REFUNDABLE = (*SETTLED_PAID, S.REFUNDED)
+"""Where a (further) refund may be requested; the inquiry's void or refund binds the total."""
+_REFUNDED = ("refunded_amount",)
 POLLING = (S.STATUS_CHECK_REQUESTED, S.PAYMENT_PENDING)
 _REVIEW = review_after(max(WALLET_EXPIRY.values()), E.FLAG_FOR_REVIEW, WALLET_EXPIRY)
 
@@ -256,23 +261,41 @@ EWALLET_PAYMENT = FlowDefinition(
             E.EXPIRE_PAYMENT, S.STATUS_CHECK_REQUESTED, S.EXPIRED, A.STATUS_INQUIRY, A.OPERATOR
         ),
         transition(
-            E.VOID_PAYMENT, S.STATUS_CHECK_REQUESTED, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR
+            E.VOID_PAYMENT,
+            S.STATUS_CHECK_REQUESTED,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=_REFUNDED,
         ),
         transition(
-            E.VOID_PAYMENT, SETTLED_PAID, S.VOIDED, A.STATUS_INQUIRY, A.OPERATOR, reversal=True
-        ),
-        transition(
-            E.REFUND_PAYMENT, S.STATUS_CHECK_REQUESTED, S.REFUNDED, A.STATUS_INQUIRY, A.OPERATOR
+            E.VOID_PAYMENT,
+            SETTLED_PAID,
+            S.VOIDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            reversal=True,
+            binds=_REFUNDED,
         ),
         transition(
             E.REFUND_PAYMENT,
-            (*SETTLED_PAID, S.REFUNDED),
+            S.STATUS_CHECK_REQUESTED,
+            S.REFUNDED,
+            A.STATUS_INQUIRY,
+            A.OPERATOR,
+            binds=_REFUNDED,
+        ),
+        transition(
+            E.REFUND_PAYMENT,
+            REFUNDABLE,
             S.REFUNDED,
             A.STATUS_INQUIRY,
             A.OPERATOR,
             reversal=True,
+            binds=_REFUNDED,
         ),
         transition(E.CONFIRM_ORDER, S.PAID, S.ORDER_CONFIRMED, A.MERCHANT, A.TIMER),
+        *refund_requests(E.REQUEST_REFUND, REFUNDABLE),
         *review_transitions(S.NEEDS_REVIEW, POLLING),
     ),
 )

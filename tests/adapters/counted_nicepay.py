@@ -1,4 +1,8 @@
-"""A loopback simulator that counts the inquiries it answers, per tXid, as it serves them."""
+"""The loopback simulator behind a counter of the calls it serves to one path, per tXid.
+
+What NICEPAY received is counted where it receives it, so a test can say how often a call was
+made whatever the merchant's processes believe they sent.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import secrets
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,20 +25,18 @@ from adapters.demo import IMID
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
 from fsm.clock import ManualClock
 
-SIM_EXPIRY = dict.fromkeys(("ovo", "dana", "linkaja", "shopeepay", "astrapay"), timedelta(hours=2))
-"""Nothing expires at the simulator by itself while a test runs: only the test expires."""
 
+class CallCounter:
+    """The simulator's ASGI app, counting per tXid the requests to one path it has served."""
 
-class InquiryCounter:
-    """The simulator's ASGI app, counting per tXid the inquiries it has answered."""
-
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, path: str) -> None:
         self._app = app
+        self._path = path
         self._lock = threading.Lock()
         self._served: Counter[str] = Counter()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].endswith(INQUIRY_PATH):
+        if scope["type"] != "http" or not scope["path"].endswith(self._path):
             await self._app(scope, receive, send)
             return
         body = bytearray()
@@ -50,21 +52,22 @@ class InquiryCounter:
             self._served[tx_id] += 1
 
     def served(self) -> Counter[str]:
-        """Inquiries answered so far, per tXid."""
+        """Requests answered so far, per tXid."""
         with self._lock:
             return Counter(self._served)
 
 
 @dataclass(frozen=True)
 class Nicepay:
-    """The served simulator, its inquiry counter, and what a merchant needs to reach it."""
+    """The served simulator, its call counter, and what a merchant needs to reach it."""
 
     sim: NicepaySimulator
-    inquiries: InquiryCounter
+    calls: CallCounter
     url: str
     config: SimulatorConfig
 
     def client(self, http: httpx.Client, clock: ManualClock) -> NicepayClient:
+        """A NICEPAY client for a merchant process."""
         credentials = NicepayCredentials(
             imid=self.config.imid, merchant_key=self.config.merchant_key, base_url=self.url
         )
@@ -73,16 +76,25 @@ class Nicepay:
 
 
 @contextmanager
-def counted_simulator() -> Iterator[Nicepay]:
-    """A simulator on loopback behind an :class:`InquiryCounter`."""
-    config = SimulatorConfig(
-        imid=IMID, merchant_key=SecretStr(secrets.token_hex(16)), expiry=SIM_EXPIRY
-    )
+def counted_simulator(config: SimulatorConfig, path: str) -> Iterator[Nicepay]:
+    """A simulator served on loopback behind a :class:`CallCounter` of the calls to ``path``."""
     sim = NicepaySimulator(config)
-    counter = InquiryCounter(sim.app)
+    counter = CallCounter(sim.app, path)
     sim.open()
     try:
         with serve_app(counter) as base_url:
             yield Nicepay(sim, counter, base_url + "/nicepay", config)
     finally:
         sim.close()
+
+
+SIM_EXPIRY = dict.fromkeys(("ovo", "dana", "linkaja", "shopeepay", "astrapay"), timedelta(hours=2))
+"""Nothing expires at the simulator by itself while a test runs: only the test expires."""
+
+
+def counted_inquiries() -> AbstractContextManager[Nicepay]:
+    """A simulator with a fresh merchant key, counting the inquiries it answers."""
+    config = SimulatorConfig(
+        imid=IMID, merchant_key=SecretStr(secrets.token_hex(16)), expiry=SIM_EXPIRY
+    )
+    return counted_simulator(config, INQUIRY_PATH)

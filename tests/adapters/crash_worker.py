@@ -254,7 +254,17 @@ def perform(service: PaymentService, crash: Crash) -> None:
     elif crash.operation is Operation.CHECK_STATUS:
         service.check_status(crash.payment_id)
     else:
-        service.cancel(crash.payment_id, amount=crash.cancel_amount, reason="crash test")
+        service.cancel(
+            crash.payment_id,
+            request_id=crash_request_id(crash),
+            amount=crash.cancel_amount,
+            reason="crash test",
+        )
+
+
+def crash_request_id(crash: Crash) -> str:
+    """The id of the refund request a crash's cancel makes."""
+    return f"crash-{crash.payment_id}"
 
 
 def _live_and_die(setting: Setting, crash: Crash, report_fd: int) -> NoReturn:

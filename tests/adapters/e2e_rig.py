@@ -35,6 +35,7 @@ from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.persistence import SqlStore
+from fsm.refunds import REQUEST_REFUND
 from fsm.replay import Verdict, replay_instance
 
 WAIT = 10.0
@@ -179,8 +180,8 @@ def assert_settled_by_inquiry(engine: Engine, instance_id: str) -> None:
     flow = engine.flow(instance.flow)
     history = engine.history(instance_id)
     for index, record in enumerate(history):
-        if not flow.state(record.dest).settlement:
-            continue
+        if not flow.state(record.dest).settlement or record.event == REQUEST_REFUND:
+            continue  # a refund request stays where it is: it settles nothing
         assert record.dest in SETTLEMENTS, record
         assert record.actor is Actor.STATUS_INQUIRY, (instance_id, record)
         status = str(record.payload.get("status"))

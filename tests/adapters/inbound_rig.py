@@ -63,7 +63,7 @@ class Replicas:
 
     def inquiries(self, payment: Instance) -> int:
         """The inquiries the simulator has answered about the payment."""
-        return self.nicepay.inquiries.served()[payment.tx_id or ""]
+        return self.nicepay.calls.served()[payment.tx_id or ""]
 
     def captured(self, payment: Instance) -> dict[str, str]:
         """The genuine notification NICEPAY sent for the payment (dropped before it arrived)."""

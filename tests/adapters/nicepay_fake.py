@@ -163,11 +163,13 @@ class NicepayLedger:
 
     Every T1 is checked (a wrong one, or an inquiry for another referenceNo or amount, answers
     ``9010``), and a repeated ``referenceNo`` answers ``9009``. ``status`` holds each tXid's
-    inquiry status (``None`` answers a JSON ``null``). A reply queued in ``script[path]`` is used
-    first, once: a refusal, a timeout, a garbled body.
+    inquiry status (``None`` answers a JSON ``null``) and ``cancelled`` its ``cancelAmt`` (by
+    default the whole amount once the status is a void or refund). A reply queued in
+    ``script[path]`` is used first, once: a refusal, a timeout, a garbled body.
     """
 
     status: dict[str, str | None] = field(default_factory=dict)
+    cancelled: dict[str, str] = field(default_factory=dict)
     transactions: dict[str, dict[str, str]] = field(default_factory=dict)
     script: dict[str, list[Reply]] = field(default_factory=dict)
     requests: list[httpx.Request] = field(default_factory=list)
@@ -239,7 +241,9 @@ class NicepayLedger:
             payMethod="05",
             mitraCd=known["mitraCd"],
             currency="IDR",
-            cancelAmt="0",
+            cancelAmt=self.cancelled.get(
+                tx_id, known["amt"] if self.status[tx_id] in ("1", "2") else "0"
+            ),
             status=self.status[tx_id],
         )
 

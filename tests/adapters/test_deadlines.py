@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from adapters.deadlines import run_due
-from adapters.errors import CancelRefused
+from adapters.errors import CancelNotAllowed
 from adapters.messages import CartItem
 from adapters.service import PaymentOrder, PaymentService
 from fsm.clock import ManualClock
@@ -158,21 +158,25 @@ def test_a_cancel_is_followed_by_the_inquiry_that_moves_the_payment(store: SqlSt
     service, fake = _service(store, registered(), _inquiry("0"), cancelled, _inquiry("1"))
     payment = service.start_payment(_order()).instance
     service.check_status(payment.id)
-    assert service.cancel(payment.id, reason="out of stock").state == "voided"
+    refund = service.cancel(payment.id, request_id="rf-1", reason="out of stock")
+    assert (refund.state, refund.refunded_amount, refund.status) == ("voided", "12000", "succeeded")
     cancel_body = fake.bodies()[2]
     assert (cancel_body["cancelType"], cancel_body["amt"]) == ("1", "12000")
     assert service.engine.history(payment.id)[-1].actor.value == "status_inquiry"
 
 
-def test_a_refused_cancel_changes_nothing(store: SqlStore) -> None:
+def test_a_refused_cancel_moves_no_money(store: SqlStore) -> None:
     service, fake = _service(store, registered(), _inquiry("0"), refused("9314", "cannot cancel"))
     payment = service.start_payment(_order()).instance
     service.check_status(payment.id)
-    before = service.engine.get(payment.id)
-    with pytest.raises(CancelRefused):
-        service.cancel(payment.id, amount="5000")
-    assert service.engine.get(payment.id) == before
-    assert fake.bodies()[2]["cancelType"] == "2"  # partial: less than the amount
+    with pytest.raises(CancelNotAllowed):  # OVO cancels in full only: refused here, not sent
+        service.cancel(payment.id, request_id="rf-1", amount="5000")
+    assert len(fake.bodies()) == 2
+    refund = service.cancel(payment.id, request_id="rf-2")
+    assert (refund.status, refund.provider_code) == ("declined", "9314")
+    after = service.engine.get(payment.id)
+    assert (after.state, after.refunded_amount) == ("paid", None)
+    assert fake.bodies()[2]["cancelType"] == "1"
 
 
 @pytest.mark.parametrize(

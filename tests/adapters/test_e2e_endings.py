@@ -53,7 +53,7 @@ def assert_never_told_it_was_paid(rig: Rig, payment: Instance) -> None:
 def test_an_astrapay_cancel_voids_it_on_each_database(db_url: str) -> None:
     with open_rig(db_url) as rig:
         payment = paid_astrapay(rig, "astra-void")
-        voided = rig.service.cancel(payment.id, reason="out of stock")
+        voided = rig.service.cancel(payment.id, request_id="void-1", reason="out of stock")
         assert voided.state == "voided"
         ref = rig.ref("astra-void")
         assert rig.sim.transaction(reference_no=ref).status == "1"
@@ -71,7 +71,7 @@ def test_an_astrapay_partial_cancel_is_refunded_whichever_code_it_reports(
     config = sim_config(astrapay_refund_status=code)
     with open_rig(f"sqlite:///{tmp_path / 'merchant.sqlite3'}", config) as rig:
         payment = paid_astrapay(rig, "astra-refund")
-        refunded = rig.service.cancel(payment.id, amount="50000")
+        refunded = rig.service.cancel(payment.id, request_id="refund-1", amount="50000")
         assert refunded.state == "refunded"
         last = rig.history(payment.id)[-1]
         assert (last.event, last.source, last.actor) == ("refund_payment", "paid", SI)

@@ -22,7 +22,7 @@ import pytest
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH
 from adapters.intents import Call
 from fsm.model import Instance
-from tests.adapters.counted_nicepay import counted_simulator
+from tests.adapters.counted_nicepay import counted_inquiries
 from tests.adapters.inbound_rig import Replicas, open_replicas
 
 BURST = 50
@@ -31,7 +31,7 @@ CLIENTS = 8
 
 @pytest.fixture
 def shop(db_url: str) -> Iterator[Replicas]:
-    with counted_simulator() as nicepay, open_replicas(db_url, nicepay) as shop:
+    with counted_inquiries() as nicepay, open_replicas(db_url, nicepay) as shop:
         yield shop
 
 

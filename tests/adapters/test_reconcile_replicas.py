@@ -24,9 +24,10 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -42,7 +43,8 @@ from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.persistence import SqlStore
 from fsm.tables import INSTANCE_TABLE
-from tests.adapters.counted_nicepay import Nicepay, counted_simulator
+from tests.adapters.counted_nicepay import Nicepay
+from tests.adapters.counted_nicepay import counted_inquiries as counted_simulator
 from tests.adapters.e2e_rig import audit_store
 from tests.adapters.reconcile_worker import Replica, ReplicaReport, run_replica
 
@@ -65,6 +67,9 @@ PAST_EVERY_DEADLINE = timedelta(hours=25)
 AFTER_ANSWER = {"0": "paid", "8": "failed", "5": "expired", "3": "payment_pending"}
 AFTER_ANSWER |= {"4": "payment_pending", "9": "payment_pending"}
 """Where a payment's status check leads for each ``status`` the simulator answers."""
+
+
+Report = TypeVar("Report")
 
 
 class ProcessStopped(Exception):
@@ -203,16 +208,17 @@ def running(processes: Sequence[multiprocessing.process.BaseProcess]) -> Iterato
 
 
 def collect(
-    reports: multiprocessing.queues.Queue[ReplicaReport],
+    reports: multiprocessing.queues.Queue[Report],
     processes: Sequence[multiprocessing.process.BaseProcess],
-) -> list[ReplicaReport]:
-    """One report per process, or a failure naming the stuck ones after HANG_LIMIT."""
-    watchdog = time.monotonic() + HANG_LIMIT
+    limit: float = HANG_LIMIT,
+) -> list[Report]:
+    """One report per process, or a failure naming the stuck ones after ``limit`` seconds."""
+    watchdog = time.monotonic() + limit
     try:
         return [reports.get(timeout=max(watchdog - time.monotonic(), 0.01)) for _ in processes]
     except queue.Empty:
         stuck = [p.name for p in processes if p.is_alive()]
-        pytest.fail(f"no report after {HANG_LIMIT} s: deadlock or hang in {stuck}")
+        pytest.fail(f"no report after {limit} s: deadlock or hang in {stuck}")
 
 
 def deadline_ids(reports: list[ReplicaReport], round_no: int) -> list[str]:
@@ -229,7 +235,7 @@ def repair_ids(reports: list[ReplicaReport], round_no: int) -> list[str]:
 def assert_inquired_once_each(shop: Shop, payment_ids: list[str]) -> None:
     """The simulator answered one inquiry per payment, and the shop recorded one per payment."""
     tx_ids = {shop.engine.get(pid).tx_id or "" for pid in payment_ids}
-    assert shop.nicepay.inquiries.served() == Counter(dict.fromkeys(tx_ids, 1))
+    assert shop.nicepay.calls.served() == Counter(dict.fromkeys(tx_ids, 1))
     for pid in payment_ids:
         answered = [
             i
@@ -273,7 +279,7 @@ def test_replicas_handle_every_due_payment_once(store: SqlStore, db_url: str) ->
     moment = start + PAST_EVERY_DEADLINE
     with counted_simulator() as nicepay, open_shop(store, nicepay, start) as shop:
         fill(shop, PAYMENTS, cut_short_every=CUT_SHORT_EVERY, lost=LOST_REGISTRATIONS)
-        assert nicepay.inquiries.served() == Counter()  # the cut-short ones never got there
+        assert nicepay.calls.served() == Counter()  # the cut-short ones never got there
         reports = run_replicas(db_url, nicepay, (moment,), lease=timedelta(minutes=2))
         logger.info(
             "replicas on %s: %s",

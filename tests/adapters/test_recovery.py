@@ -9,7 +9,6 @@ runs, exactly what a killed process leaves in the database.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -18,9 +17,10 @@ from sqlalchemy import select
 
 from adapters.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.deadlines import run_due
-from adapters.errors import CancelRefused
+from adapters.errors import RefundError
 from adapters.intents import Call, CallInDoubt
 from adapters.recovery import INTENT_GRACE, Reconciler
+from adapters.refunds import RefundStatus
 from fsm.definition import Actor
 from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout, TransitionNotAllowed
 from fsm.intents import CallIntent
@@ -94,11 +94,11 @@ def cut_short_inquiry(rig: ServiceRig) -> Instance:
     return rig.engine.get(payment.id)
 
 
-def cancel_in_doubt(rig: ServiceRig, payment: Instance) -> None:
+def cancel_in_doubt(rig: ServiceRig, payment: Instance, request_id: str = "rf-1") -> None:
     """The cancel reaches NICEPAY and its answer is lost in transport."""
     rig.ledger.script[CANCEL_PATH] = [timeout()]
-    with pytest.raises(ProviderTimeout):
-        rig.service.cancel(payment.id)
+    refund = rig.service.cancel(payment.id, request_id=request_id)
+    assert refund.status is RefundStatus.IN_DOUBT
     assert open_intent(rig, payment.id).call == Call.CANCEL
 
 
@@ -116,7 +116,7 @@ def test_every_answered_call_leaves_a_finished_intent(rig: ServiceRig) -> None:
     rig.service.check_status(payment.id)
     rig.ledger.script[CANCEL_PATH] = [cancelled(tx_id)]
     rig.ledger.status[tx_id] = "1"  # what NICEPAY reports once the cancel voided it
-    assert rig.service.cancel(payment.id).state == "voided"
+    assert rig.service.cancel(payment.id, request_id="rf-1").state == "voided"
     # the cancel stays open until the inquiry that follows it has stored the void
     assert intents(rig, payment.id) == [
         (Call.REGISTRATION, "answered"),
@@ -147,22 +147,16 @@ def test_a_refusal_while_starting_closes_the_intent_with_its_code(
     assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
 
 
-@pytest.mark.parametrize(
-    ("call", "path", "code"),
-    [(Call.INQUIRY, INQUIRY_PATH, "9010"), (Call.CANCEL, CANCEL_PATH, "9314")],
-)
-def test_a_refusal_after_payment_closes_the_intent_with_its_code(
-    rig: ServiceRig, call: Call, path: str, code: str
-) -> None:
+def test_a_refusal_after_payment_closes_the_intent_with_its_code(rig: ServiceRig) -> None:
     payment = paid(rig)
-    asks: dict[Call, Callable[[str], Instance]] = {
-        Call.INQUIRY: rig.service.check_status,
-        Call.CANCEL: rig.service.cancel,
-    }
-    rig.ledger.script[path] = [refused(code)]
+    rig.ledger.script[INQUIRY_PATH] = [refused("9010")]
     with pytest.raises(ProviderError):
-        asks[call](payment.id)
-    assert intents(rig, payment.id)[-1] == (call, f"refused:{code}")
+        rig.service.check_status(payment.id)
+    assert intents(rig, payment.id)[-1] == (Call.INQUIRY, "refused:9010")
+    rig.ledger.script[CANCEL_PATH] = [refused("9314")]
+    refund = rig.service.cancel(payment.id, request_id="rf-1")  # declined: an answer, no error
+    assert (refund.status, refund.provider_code) == (RefundStatus.DECLINED, "9314")
+    assert intents(rig, payment.id)[-1] == (Call.CANCEL, "refused:9314")
     assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
 
 
@@ -283,9 +277,11 @@ def test_a_cancel_in_doubt_blocks_another_until_an_inquiry_settles_it(
     rig.ledger.status[payment.tx_id or ""] = status  # it reached NICEPAY; only the answer was lost
     sent = len(rig.ledger.requests)
     with pytest.raises(CallInDoubt) as doubt:
-        rig.service.cancel(payment.id)
+        rig.service.cancel(payment.id, request_id="rf-2")
     assert (doubt.value.instance_id, doubt.value.call) == (payment.id, Call.CANCEL)
-    assert len(rig.ledger.requests) == sent  # the second cancel was never sent
+    again = rig.service.cancel(payment.id, request_id="rf-1")  # the first, asked again
+    assert again.status is RefundStatus.PENDING  # perhaps still under way
+    assert len(rig.ledger.requests) == sent  # neither was sent
 
     rig.clock.advance(INTENT_GRACE - timedelta(seconds=1))
     assert reconciler(rig).repair_open_intents() == []  # perhaps its process still waits
@@ -294,12 +290,18 @@ def test_a_cancel_in_doubt_blocks_another_until_an_inquiry_settles_it(
     (repair,) = reconciler(rig).repair_open_intents()
     assert (repair.call, repair.before, repair.after) == (Call.CANCEL, "paid", reversed_to)
     assert intents(rig, payment.id)[-2:] == [
-        (Call.CANCEL, f"repaired:{reversed_to}"),
+        (Call.CANCEL, "repaired:refunded"),
         (Call.INQUIRY, "answered"),
     ]
-    rig.ledger.script[CANCEL_PATH] = [refused("9314", "already cancelled")]
-    with pytest.raises(CancelRefused):  # sent again, and answered by NICEPAY's own rules
-        rig.service.cancel(payment.id)
+    refund = rig.service.cancel(payment.id, request_id="rf-1")
+    assert (refund.status, refund.state, refund.refunded_amount) == (
+        RefundStatus.SUCCEEDED,
+        reversed_to,
+        AMOUNT,
+    )
+    with pytest.raises(RefundError):  # nothing left to refund: refused here, never sent
+        rig.service.cancel(payment.id, request_id="rf-3")
+    assert len(rig.ledger.sent(CANCEL_PATH)) == 1
 
 
 def test_a_cancel_that_never_reached_nicepay_leaves_the_payment_paid(rig: ServiceRig) -> None:
@@ -308,10 +310,15 @@ def test_a_cancel_that_never_reached_nicepay_leaves_the_payment_paid(rig: Servic
     rig.clock.advance(PAST_GRACE)
     (repair,) = reconciler(rig).repair_open_intents()
     assert (repair.before, repair.after, repair.error) == ("paid", "paid", None)
+    assert intents(rig, payment.id)[-2][1] == "repaired:not_refunded"
+    first = rig.service.cancel(payment.id, request_id="rf-1")  # asked again: it never happened
+    assert (first.status, first.state) == (RefundStatus.FAILED, "paid")
     tx_id = payment.tx_id or ""
     rig.ledger.script[CANCEL_PATH] = [cancelled(tx_id)]
     rig.ledger.status[tx_id] = "1"
-    assert rig.service.cancel(payment.id).state == "voided"  # no longer in doubt: sent
+    second = rig.service.cancel(payment.id, request_id="rf-2")  # no longer in doubt: sent
+    assert (second.status, second.state) == (RefundStatus.SUCCEEDED, "voided")
+    assert len(rig.ledger.sent(CANCEL_PATH)) == 2
 
 
 def test_repairs_come_before_deadlines_in_one_pass(rig: ServiceRig) -> None:
@@ -378,15 +385,16 @@ def test_a_reconciler_needs_a_positive_grace_lease_and_limit(
 
 
 def test_a_cancel_answered_then_an_inquiry_refused_stays_in_doubt(rig: ServiceRig) -> None:
-    payment = paid(rig)
+    payment = paid(rig, "shopeepay")  # partial refunds are ShopeePay's (and DANA's)
     rig.ledger.script[CANCEL_PATH] = [cancelled(payment.tx_id or "")]
     rig.ledger.script[INQUIRY_PATH] = [refused("9999", "inquiry unavailable")]
-    with pytest.raises(ProviderError):
-        rig.service.cancel(payment.id, amount="5000")
+    refund = rig.service.cancel(payment.id, request_id="rf-1", amount="5000")
+    assert refund.status is RefundStatus.IN_DOUBT
     assert open_intent(rig, payment.id).call == Call.CANCEL  # NICEPAY accepted it: in doubt
     cancels = len(rig.ledger.sent(CANCEL_PATH))
     with pytest.raises(CallInDoubt):
-        rig.service.cancel(payment.id, amount="5000")
+        rig.service.cancel(payment.id, request_id="rf-2", amount="5000")
+    assert rig.service.cancel(payment.id, request_id="rf-1").status is RefundStatus.PENDING
     assert len(rig.ledger.sent(CANCEL_PATH)) == cancels  # no second refund went out
 
 

@@ -189,6 +189,29 @@ def test_declared_reversal_out_of_a_final_state_is_accepted() -> None:
     assert flow.state("done").final
 
 
+def test_a_self_loop_on_a_final_settled_state_by_the_merchant_is_accepted() -> None:
+    # A refund request records a step on a settled payment and moves nothing.
+    transitions = [
+        *base_transitions(),
+        transition("request_refund", "done", "done", Actor.MERCHANT, Actor.OPERATOR),
+        transition("request_refund", "refunded", "refunded", Actor.MERCHANT),
+    ]
+    flow = build(transitions=transitions)
+    (loop,) = flow.candidates("done", "request_refund")
+    assert (loop.dest, loop.reversal) == ("done", False)
+
+
+def test_a_self_loop_does_not_excuse_an_exit_beside_it() -> None:
+    transitions = [
+        *base_transitions(),
+        transition("request_refund", ("done", "refunded"), "refunded", Actor.MERCHANT),
+    ]
+    problems = problems_of(transitions=transitions)
+    assert naming(problems, "final state 'done'", "'request_refund'", "not a declared reversal")
+    assert naming(problems, "'request_refund'", "settles into 'refunded'", "merchant")
+    assert len(problems) == 2  # the loop on 'refunded' itself is no problem
+
+
 def test_two_unguarded_transitions_for_one_state_and_event_are_named() -> None:
     transitions = [
         *base_transitions(),
@@ -421,7 +444,11 @@ def test_built_in_flow_is_valid_when_rebuilt(name: str) -> None:
 @pytest.mark.parametrize("name", MERCHANT_FLOWS)
 def test_merchant_flow_settles_only_by_inquiry_or_operator(name: str) -> None:
     flow = FLOWS[name]
-    settling = [spec for spec in flow.transitions if spec.dest in SETTLING_STATES]
+    settling = [  # a self-loop (a refund request) stays where it is and settles nothing
+        spec
+        for spec in flow.transitions
+        if spec.dest in SETTLING_STATES and spec.sources != {spec.dest}
+    ]
     assert {spec.dest for spec in settling} == SETTLING_STATES & set(flow.state_map)
     assert {"paid", "failed", "expired", "refunded"} <= {spec.dest for spec in settling}
     for spec in settling:

@@ -482,7 +482,8 @@ def test_settled_payment_never_returns_to_an_unsettled_state(engine: Engine) -> 
         for actor in Actor:
             key = f"late:{event}:{actor}"
             try:
-                result = engine.fire(pid, event, actor=actor, idempotency_key=key, payload={})
+                payload = {"refunded_amount": "1000"}  # what a void or refund must carry
+                result = engine.fire(pid, event, actor=actor, idempotency_key=key, payload=payload)
             except TransitionNotAllowed as error:
                 refused.add(error.reason)
             else:
@@ -521,8 +522,13 @@ def test_allowed_events_follow_guards_and_actor(
 def test_allowed_events_after_settlement(engine: Engine) -> None:
     pid = start_ovo(engine)
     drive(engine, pid, TO_PAID)
-    assert engine.allowed_events(pid) == ("void_payment", "refund_payment", "confirm_order")
-    assert engine.allowed_events(pid, "merchant") == ("confirm_order",)
+    assert engine.allowed_events(pid) == (
+        "void_payment",
+        "refund_payment",
+        "confirm_order",
+        "request_refund",
+    )
+    assert engine.allowed_events(pid, "merchant") == ("confirm_order", "request_refund")
     assert engine.allowed_events(pid, "browser_callback") == ()
 
 

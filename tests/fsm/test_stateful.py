@@ -127,11 +127,17 @@ PAYLOADS: tuple[Mapping[str, Any], ...] = (
     {"mandate": "M" * 65},  # not bindable: too long
     {SECRET_FIELD: "d0e1f2", "status": "9"},
 )
-_BIND_ALL = {"tx_id": "IONPAYTEST0100000003", "mandate": "MANDATE-0004", "reference_no": "ORD-9"}
+_BIND_ALL = {
+    "tx_id": "IONPAYTEST0100000003",
+    "mandate": "MANDATE-0004",
+    "reference_no": "ORD-9",
+    "refunded_amount": "50000",
+}
 BINDING_PAYLOADS: tuple[Mapping[str, Any], ...] = (
     _BIND_ALL,
     {**_BIND_ALL, "tx_id": "IONPAYTEST0100000004", SECRET_FIELD: "a1b2"},
     {"tx_id": "", "mandate": 7},  # binds nothing: refused as an invalid payload
+    {**_BIND_ALL, "refunded_amount": "50.000"},  # not an exact amount: not bound
 )
 
 
@@ -191,8 +197,10 @@ class Tracked:
     script_position: int = 0
 
 
-def _bindable(value: Any) -> bool:
-    return isinstance(value, str) and 0 < len(value) <= 64
+def _bindable(name: str, value: Any) -> bool:
+    if not (isinstance(value, str) and 0 < len(value) <= 64):
+        return False
+    return name != "refunded_amount" or (value.isascii() and value.isdigit() and len(value) <= 18)
 
 
 def predict(
@@ -227,7 +235,7 @@ def predict(
     if not passing:
         return Outcome("refused", RejectReason.GUARD_REFUSED)
     spec = passing[0]
-    if not all(_bindable(payload.get(n)) or getattr(instance, n) for n in spec.binds):
+    if not all(_bindable(n, payload.get(n)) or getattr(instance, n) for n in spec.binds):
         return Outcome("refused", RejectReason.INVALID_PAYLOAD)
     return Outcome("applied", spec=spec)
 
@@ -448,7 +456,8 @@ class EngineMachine(RuleBasedStateMachine):
         assert stored.payload == _stored_payload(payload)
         after = self.store.get(tracked.id)
         for name in spec.binds:
-            expected = payload[name] if _bindable(payload.get(name)) else getattr(before, name)
+            bindable = _bindable(name, payload.get(name))
+            expected = payload[name] if bindable else getattr(before, name)
             assert getattr(after, name) == expected, f"{name} was not bound"
         deadline = tracked.flow.state(spec.dest).deadline
         expected_deadline = (
