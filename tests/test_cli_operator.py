@@ -126,10 +126,10 @@ def test_resolve_attaches_an_astrapay_mandate(db_url: str, tmp_path: Path) -> No
         cwd=tmp_path,
     )
     assert missing.assert_one_line_error() == (
-        "ewallet-fsm: error: 'attach_mandate' attaches a mandate: give --mandate"
+        "ewallet-fsm: error: 'attach_mandate' needs --mandate"
     )
     assert wrong.assert_one_line_error() == (
-        "ewallet-fsm: error: --mandate: 'fail_link' does not attach a mandate"
+        "ewallet-fsm: error: --mandate: 'fail_link' does not store it"
     )
     assert "--mandate must be 1 to 64 characters" in bad.assert_one_line_error()
     assert engine.get(link).state == "mandate_missing"
@@ -263,3 +263,29 @@ def test_reconcile_json_reports_a_damaged_instance_and_acts_on_the_rest(
         assert runs[pid]["after"] != runs[pid]["before"]
     assert engine.get("pay-1").state == runs["pay-1"]["after"]
     store.dispose()
+
+
+def test_resolve_settles_a_void_and_a_refund_with_the_refunded_total(
+    db_url: str, tmp_path: Path
+) -> None:
+    store, engine, clock = engine_at(db_url)
+    voided, refunded = awaiting_check(engine, clock), awaiting_check(engine, clock, "pay-2")
+    store.dispose()
+    base = ("--reason", REASON, "--by", "alice", "--db", db_url, "--json")
+
+    done = ewallet_fsm("resolve", voided, "--event", "void_payment", *base, cwd=tmp_path)
+    assert done.code == 0, done.err
+    assert done.json()["state"] == "voided"
+    assert engine.get(voided).refunded_amount == engine.get(voided).amount  # a void: all of it
+
+    missing = ewallet_fsm("resolve", refunded, "--event", "refund_payment", *base, cwd=tmp_path)
+    assert missing.assert_one_line_error() == (
+        "ewallet-fsm: error: 'refund_payment' needs --refunded-amount"
+    )
+    argv = ("resolve", refunded, "--event", "refund_payment", "--refunded-amount", "400")
+    done = ewallet_fsm(*argv, *base, cwd=tmp_path)
+    assert done.code == 0, done.err
+    after = engine.get(refunded)
+    assert (after.state, after.refunded_amount) == ("refunded", "400")
+    assert done.json()["transition"]["payload"]["refunded_amount"] == "400"
+    engine.store.dispose()

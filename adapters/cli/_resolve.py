@@ -42,6 +42,14 @@ def register(subparsers: Any) -> None:
     resolve.add_argument(
         "--mandate", type=bounded_text("--mandate", 64), help="the AstraPay mandate to attach"
     )
+    resolve.add_argument(
+        "--tx-id", type=bounded_text("--tx-id", 64), help="the tXid NICEPAY confirmed, to bind"
+    )
+    resolve.add_argument(
+        "--refunded-amount",
+        type=bounded_text("--refunded-amount", 24),
+        help="a refund's total refunded so far, as NICEPAY reports it (a void: the whole amount)",
+    )
     resolve.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     resolve.add_argument("--json", action="store_true", help="print JSON")
     resolve.set_defaults(handler=_resolve)
@@ -55,6 +63,8 @@ def resolve(
     reason: str,
     by: str,
     mandate: str | None = None,
+    tx_id: str | None = None,
+    refunded_amount: str | None = None,
 ) -> TransitionResult:
     """Fire ``event`` on the instance as the operator ``by``, for ``reason``.
 
@@ -65,8 +75,8 @@ def resolve(
         InstanceNotFound: no such instance.
         TransitionNotAllowed: an operator may not fire ``event`` here (the message lists what an
             operator may fire); nothing was recorded.
-        InvalidInstanceData: the event needs a mandate not given, or was given one it does not
-            take; nothing was recorded.
+        InvalidInstanceData: the event needs a field (mandate, tXid, refunded total) not given,
+            or was given one it does not take; nothing was recorded.
     """
     instance = engine.get(instance_id)
     allowed = engine.allowed_events(instance_id, actor=Actor.OPERATOR)
@@ -75,10 +85,13 @@ def resolve(
         raise TransitionNotAllowed(
             instance.id, instance.state, event, detail=f"an operator may fire here: {may}"
         )
-    _check_binds(engine, instance, event, mandate)
+    binds = _binds(engine, instance, event)
+    if event == "void_payment" and refunded_amount is None and "refunded_amount" in binds:
+        refunded_amount = instance.amount  # a void gives the whole amount back
+    given = {"mandate": mandate, "tx_id": tx_id, "refunded_amount": refunded_amount}
+    _check_binds(instance, event, binds, given)
     payload = {"operator": by, "reason": reason}
-    if mandate is not None:
-        payload["mandate"] = mandate
+    payload.update({name: value for name, value in given.items() if value is not None})
     return engine.fire_with_retry(
         instance.id,
         event,
@@ -88,18 +101,26 @@ def resolve(
     )
 
 
-def _check_binds(engine: Engine, instance: Instance, event: str, mandate: str | None) -> None:
-    """Refuse a mandate the event does not store, or a field it needs that nobody gives."""
+_OPTION = {"mandate": "--mandate", "tx_id": "--tx-id", "refunded_amount": "--refunded-amount"}
+
+
+def _binds(engine: Engine, instance: Instance, event: str) -> set[str]:
+    """The instance fields ``event`` stores when an operator fires it from here."""
     specs = engine.flow(instance.flow).candidates(instance.state, event)
-    binds = {name for spec in specs if Actor.OPERATOR in spec.actors for name in spec.binds}
-    if mandate is not None and "mandate" not in binds:
-        raise InvalidInstanceData(f"--mandate: {event!r} does not attach a mandate")
-    given = {"mandate": mandate}
+    return {name for spec in specs if Actor.OPERATOR in spec.actors for name in spec.binds}
+
+
+def _check_binds(
+    instance: Instance, event: str, binds: set[str], given: dict[str, str | None]
+) -> None:
+    """Refuse a field the event does not store, or one it needs that nobody gives."""
+    for name, option in _OPTION.items():
+        if given.get(name) is not None and name not in binds:
+            raise InvalidInstanceData(f"{option}: {event!r} does not store it")
     missing = sorted(name for name in binds if not given.get(name) and not getattr(instance, name))
-    if missing == ["mandate"]:
-        raise InvalidInstanceData(f"{event!r} attaches a mandate: give --mandate")
     if missing:
-        raise InvalidInstanceData(f"{event!r} needs {missing}, which resolve cannot give")
+        options = ", ".join(_OPTION.get(name, name) for name in missing)
+        raise InvalidInstanceData(f"{event!r} needs {options}")
 
 
 def _resolve(args: argparse.Namespace) -> int:
@@ -111,6 +132,8 @@ def _resolve(args: argparse.Namespace) -> int:
             reason=args.reason,
             by=args.by,
             mandate=args.mandate,
+            tx_id=args.tx_id,
+            refunded_amount=args.refunded_amount,
         )
     record = result.record
     if args.json:
