@@ -278,11 +278,11 @@ def open_intents(store: SqlStore, later: datetime) -> list[CallIntent]:
 
 def transactions_of(sim: NicepaySimulator, reference_no: str) -> list[Instance]:
     """NICEPAY's transactions for the order: under its referenceNo, or a renamed one."""
-    return [
-        tx
-        for tx in sim.engine.store.list_instances()
-        if tx.reference_no == reference_no or (tx.reference_no or "").startswith(reference_no + "-")
-    ]
+    def ours(tx: Instance) -> bool:  # the simulator's ledger keeps each transaction's reference
+        kept = sim.transaction(tx.id).reference_no
+        return kept == reference_no or kept.startswith(reference_no + "-")
+
+    return [tx for tx in sim.engine.store.list_instances() if ours(tx)]
 
 
 def moves_of_money(sim: NicepaySimulator, tx_id: str) -> tuple[int, int]:
