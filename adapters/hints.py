@@ -54,7 +54,7 @@ def hints_to_ask(
 
     Returns:
         ``[given]`` or ``[]`` when ``given`` is set; else up to ``limit`` recorded hints NICEPAY
-        has not disproved, those asked least often first, then the most recent.
+        has not disproved: those asked before first, then the most recent.
     """
     rejections = engine.rejections(payment_id)
     inquiries = _inquiries(engine, payment_id, rejections)
@@ -65,7 +65,10 @@ def hints_to_ask(
         for tx_id in recorded_hints(engine, payment_id, rejections)
         if tx_id not in inquiries.disproved
     ]
-    fresh.sort(key=lambda tx_id: inquiries.asked[tx_id])  # stable: the most recent first
+    # A hint asked before and not disproved failed only for a passing reason (or is pending):
+    # it goes first, so forged hints that were never asked cannot push it back for hours.
+    # Each forged one is disproved the first time it is asked. Otherwise the most recent first.
+    fresh.sort(key=lambda tx_id: inquiries.asked[tx_id] == 0)
     return fresh[:limit]
 
 

@@ -23,7 +23,6 @@ short body, never the driver's message: NICEPAY sends the notification again.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -374,6 +373,8 @@ class NotificationHandler:
             return
         if "tXid" not in params:
             raise MissingFields(["tXid"])
+        if instance.tx_id is None:
+            _check_bindable_tx_id(params["tXid"], instance, credentials.imid)
         verify_notification_token(
             params,
             imid=credentials.imid,
@@ -405,20 +406,39 @@ class NotificationHandler:
         )
         stored = compact(self._scrub(params), self._kept)
         if instance is not None:
-            self._service.engine.record_refused(
-                instance.id,
-                event,
-                actor=Actor.NICEPAY_NOTIFICATION
-                if endpoint == NOTIFICATION
-                else Actor.BROWSER_CALLBACK,
-                idempotency_key=f"refused:{hashlib.sha256(request.body).hexdigest()[:16]}",
-                reason=RejectReason.UNVERIFIED,
-                detail=message,
-                payload=stored,
-            )
+            self._note_refusal(instance, endpoint, event, message, stored)
         name = type(error).__name__
         self._record(endpoint, request, status, Outcome.REFUSED, instance, stored, name, message)
         return Reply(status, {"error": name, "message": message})
+
+    def _note_refusal(
+        self,
+        instance: Instance,
+        endpoint: str,
+        event: str,
+        message: str,
+        stored: Mapping[str, Any],
+    ) -> None:
+        """Note a refused request on its payment, once per throttle slot and endpoint.
+
+        Anyone can send requests naming a payment; each one is in the journal, and the
+        payment's own record shows that they came without growing with every one of them.
+        """
+        engine = self._service.engine
+        key = f"refused:{endpoint}:{callback_key(engine.clock.now())}"
+        if any(r.idempotency_key == key for r in engine.rejections(instance.id)):
+            return
+        engine.record_refused(
+            instance.id,
+            event,
+            actor=Actor.NICEPAY_NOTIFICATION
+            if endpoint == NOTIFICATION
+            else Actor.BROWSER_CALLBACK,
+            idempotency_key=key,
+            reason=RejectReason.UNVERIFIED,
+            detail=message,
+            payload=stored,
+        )
 
     def _record(
         self,
@@ -455,6 +475,8 @@ class NotificationHandler:
         return redact_all(params, self._secrets(params))
 
 
+_ACTOR_OF = {NOTIFICATION: Actor.NICEPAY_NOTIFICATION, CALLBACK: Actor.BROWSER_CALLBACK}
+
 _REASONS = {
     Outcome.ACCEPTED: "acted on; a status check decides",
     Outcome.DUPLICATE: "a redelivery, or a return already asked about: nothing new",
@@ -474,6 +496,22 @@ def _by_reference(instances: Sequence[Instance], tx_id: str | None) -> list[Inst
     if len(live) > 1:  # a link and a payment under one reference
         live = [i for i in live if (i.flow == AstrapayLinkAdapter.flow) != bool(tx_id)]
     return live or unbound
+
+
+TX_ID_LENGTH = 30
+"""NICEPAY's tXid: iMid (10), payMethod (2), WIB date and time (14), a counter (4) (§5)."""
+
+
+def _check_bindable_tx_id(tx_id: str, instance: Instance, imid: str) -> None:
+    """Refuse a tXid a notification could not have been given by NICEPAY, before it binds.
+
+    T3 signs ``iMid + tXid + amt``, and the browser's linkInitiate form carries T5, which signs
+    ``iMid + referenceNo + amt``: a "notification" whose tXid is a reference would verify with
+    the customer's own form token. NICEPAY's tXids start with the merchant's iMid and have a
+    fixed length, which a reference does not share unless the merchant makes it so.
+    """
+    if tx_id == instance.reference_no or len(tx_id) != TX_ID_LENGTH or not tx_id.startswith(imid):
+        raise NotificationPayloadError(f"tXid {shown(tx_id)} is not one NICEPAY issues")
 
 
 def _check_reference(instance: Instance, params: Mapping[str, str]) -> None:

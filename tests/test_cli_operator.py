@@ -282,6 +282,12 @@ def test_resolve_settles_a_void_and_a_refund_with_the_refunded_total(
     assert missing.assert_one_line_error() == (
         "ewallet-fsm: error: 'refund_payment' needs --refunded-amount"
     )
+    too_much = ("resolve", refunded, "--event", "refund_payment", "--refunded-amount", "25001")
+    assert ewallet_fsm(*too_much, *base, cwd=tmp_path).assert_one_line_error() == (
+        "ewallet-fsm: error: --refunded-amount: '25001' is not a whole amount from 0 to 25000"
+    )
+    request = ("resolve", refunded, "--event", "request_refund")
+    assert "request_refund" in ewallet_fsm(*request, *base, cwd=tmp_path).assert_one_line_error()
     argv = ("resolve", refunded, "--event", "refund_payment", "--refunded-amount", "400")
     done = ewallet_fsm(*argv, *base, cwd=tmp_path)
     assert done.code == 0, done.err

@@ -79,7 +79,12 @@ def resolve(
             or was given one it does not take; nothing was recorded.
     """
     instance = engine.get(instance_id)
-    allowed = engine.allowed_events(instance_id, actor=Actor.OPERATOR)
+    # A refund request is a refund: it goes through ``PaymentService.cancel``, which sends it.
+    allowed = tuple(
+        name
+        for name in engine.allowed_events(instance_id, actor=Actor.OPERATOR)
+        if name != "request_refund"
+    )
     if event not in allowed:
         may = ", ".join(allowed) or "nothing"
         raise TransitionNotAllowed(
@@ -90,6 +95,8 @@ def resolve(
         refunded_amount = instance.amount  # a void gives the whole amount back
     given = {"mandate": mandate, "tx_id": tx_id, "refunded_amount": refunded_amount}
     _check_binds(instance, event, binds, given)
+    if refunded_amount is not None:
+        _check_refunded_total(instance, refunded_amount)
     payload = {"operator": by, "reason": reason}
     payload.update({name: value for name, value in given.items() if value is not None})
     return engine.fire_with_retry(
@@ -102,6 +109,15 @@ def resolve(
 
 
 _OPTION = {"mandate": "--mandate", "tx_id": "--tx-id", "refunded_amount": "--refunded-amount"}
+
+
+def _check_refunded_total(instance: Instance, total: str) -> None:
+    """Refuse a refunded total that is not digits, exceeds the amount, or lowers the stored one."""
+    paid, before = int(instance.amount or 0), int(instance.refunded_amount or 0)
+    if not total.isdigit() or not before <= int(total) <= paid:
+        raise InvalidInstanceData(
+            f"--refunded-amount: {total!r} is not a whole amount from {before} to {paid}"
+        )
 
 
 def _binds(engine: Engine, instance: Instance, event: str) -> set[str]:

@@ -278,6 +278,7 @@ def open_intents(store: SqlStore, later: datetime) -> list[CallIntent]:
 
 def transactions_of(sim: NicepaySimulator, reference_no: str) -> list[Instance]:
     """NICEPAY's transactions for the order: under its referenceNo, or a renamed one."""
+
     def ours(tx: Instance) -> bool:  # the simulator's ledger keeps each transaction's reference
         kept = sim.transaction(tx.id).reference_no
         return kept == reference_no or kept.startswith(reference_no + "-")
