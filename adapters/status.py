@@ -158,13 +158,16 @@ def refunded_total(payment: Instance, event: str, cancel_amount: str | None) -> 
     """The refunded total a void or refund binds; ``None`` for any other event.
 
     A void returns the whole amount. A refund binds NICEPAY's cumulative ``cancelAmt``, never
-    less than the total already stored (a late answer must not lower it), or nothing when
-    ``cancelAmt`` is not an exact amount.
+    less than the total already stored (a late answer must not lower it). Without an exact
+    ``cancelAmt`` it keeps the stored total, or takes the whole amount when none is stored: an
+    overstated total can only leave refund room unused, never refund the same money twice.
     """
     if event == PaymentEvent.VOID_PAYMENT:
         return payment.amount
-    if event != PaymentEvent.REFUND_PAYMENT or not _AMOUNT.fullmatch(cancel_amount or ""):
+    if event != PaymentEvent.REFUND_PAYMENT:
         return None
+    if not _AMOUNT.fullmatch(cancel_amount or ""):
+        return payment.refunded_amount or payment.amount
     return str(max(int(cancel_amount or 0), int(payment.refunded_amount or 0)))
 
 
