@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import uvicorn
 from pydantic import SecretStr
-from sqlalchemy.exc import SQLAlchemyError
 
 from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.cli._arguments import port_number
@@ -27,7 +26,7 @@ from adapters.config import Environment, NicepayCredentials
 from adapters.notifications import NotificationHandler
 from adapters.service import PaymentService
 from fsm.engine import Engine
-from fsm.errors import ConfigurationError, StorageUnavailable
+from fsm.errors import ConfigurationError
 from fsm.inbound_journal import DEFAULT_RETENTION
 from fsm.persistence import SqlStore
 
@@ -139,17 +138,14 @@ def writable_store(url: str, *, busy_timeout: float = SERVE_BUSY_TIMEOUT) -> Sql
     """The store at ``url``, its schema current, once a write to it has gone through.
 
     Raises:
-        StorageUnavailable: the database cannot be reached, migrated or written to.
+        StorageUnavailable: the database cannot be written to.
+        sqlalchemy.exc.SQLAlchemyError: it cannot be reached or migrated.
     """
     store = SqlStore(url, sqlite_busy_timeout=busy_timeout)
-    try:
+    try:  # a database that cannot be reached is reported in one line by the command
         store.create_schema()
-    except SQLAlchemyError as error:
-        store.dispose()
-        raise StorageUnavailable.from_error("cannot open the database", error) from None
-    try:
         store.check_writable()
-    except StorageUnavailable:
+    except BaseException:
         store.dispose()
         raise
     return store
