@@ -56,7 +56,6 @@ EXCEEDS_PAYMENT: Final = "exceeds_payment"
 NOT_REFUNDABLE: Final = "not_refundable"
 REPAIRED_REFUNDED: Final = "repaired:refunded"
 REPAIRED_NOT_REFUNDED: Final = "repaired:not_refunded"
-_REVERSALS = frozenset({"void_payment", "refund_payment"})
 _ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED})
 """Intent outcomes whose amount NICEPAY took: they count against what is left to refund."""
 
@@ -319,15 +318,9 @@ def repair_outcome(engine: Engine, intent: CallIntent) -> str:
     before = str(step.payload.get("refunded_before") or "0")
     needed = (int(before) if before.isdigit() else 0) + int(intent.amount or 0)
     refunded = int(engine.get(intent.instance_id).refunded_amount or 0)
-    # A void or refund reported since without its total (no exact cancelAmt) may be this one:
-    # counting it as taken can only leave room unused, never refund the same money twice.
-    untold = any(
-        r.seq > step.seq
-        and r.event in _REVERSALS
-        and not str(r.payload.get("refunded_amount", "")).isdigit()
-        for r in history
-    )
-    return REPAIRED_REFUNDED if refunded >= needed or untold else REPAIRED_NOT_REFUNDED
+    # Every void or refund binds a total (the whole amount when NICEPAY gave none), so a
+    # total short of ``needed`` means this cancel took nothing.
+    return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
 
 
 def _status(intent: CallIntent, *, lost: bool, now: datetime) -> tuple[RefundStatus, str | None]:
