@@ -426,7 +426,7 @@ class NotificationHandler:
         """
         engine = self._service.engine
         key = f"refused:{endpoint}:{callback_key(engine.clock.now())}"
-        if any(r.idempotency_key == key for r in engine.rejections(instance.id)):
+        if engine.store.has_rejection(instance.id, key):
             return
         engine.record_refused(
             instance.id,

@@ -268,6 +268,19 @@ class SqlStore:
             rows = conn.execute(_SELECT_REJECTED, {"instance_id": instance_id})
             return [_rejected(row._asdict()) for row in rows]
 
+    def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
+        """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
+        query = (
+            select(_REJECTED.c.id)
+            .where(
+                _REJECTED.c.instance_id == instance_id,
+                _REJECTED.c.idempotency_key == idempotency_key,
+            )
+            .limit(1)
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
+
     def count_rejections(self, reason: RejectReason, *, instance_id: str | None = None) -> int:
         """How many events were refused for ``reason``, in all or for one instance.
 
