@@ -10,7 +10,7 @@ A new request goes through, in order:
 1. its input, the payment's state (the flow must allow ``request_refund``), the amount against
    what is left to refund (the paid amount less the larger of the confirmed refunded total and
    what NICEPAY accepted), and the wallet's documented cancel rules
-   (:mod:`adapters.cancel_rules`); a refusal is a typed error and nothing is stored;
+   (:mod:`adapters.wallets.cancel_rules`); a refusal is a typed error and nothing is stored;
 2. the intent, exclusive per payment, so two cancels of one payment never overlap; what is left
    is checked again against the requests that finished meanwhile, and a request that no longer
    fits closes its intent ``refused:exceeds_payment``;
@@ -28,23 +28,23 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from adapters.cancel_rules import cancel_refusal
-from adapters.client import NicepayClient
 from adapters.errors import (
     CancelNotAllowed,
     InvalidRefundRequest,
     RefundExceedsPayment,
     RefundRequestConflict,
 )
-from adapters.intents import INTENT_GRACE, Call, OpenCall, recorded_call
-from adapters.messages import amount_string
-from adapters.status import check_status
-from fsm.definition import Actor, FlowDefinition
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.messages import amount_string
+from adapters.reconcile.intents import INTENT_GRACE, Call, OpenCall, recorded_call
+from adapters.reconcile.status import check_status
+from adapters.wallets.cancel_rules import cancel_refusal
+from fsm.definition.flow import Actor, FlowDefinition
 from fsm.engine import Engine
 from fsm.errors import CallKeyTaken, InvalidInstanceData, ProviderError, TransitionNotAllowed
-from fsm.intents import CallIntent
 from fsm.model import Instance, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
+from fsm.store.intents import CallIntent
 
 MAX_REQUEST_ID: Final = 64
 MAX_REASON: Final = 255

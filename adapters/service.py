@@ -16,14 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from adapters.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
-from adapters.base import CustomerStep
-from adapters.client import NicepayClient
-from adapters.messages import Billing, CartItem, amount_string
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.messages import Billing, CartItem, amount_string
+from adapters.reconcile.status import check_status
 from adapters.refunds import Refund, Refunds, refund_request
-from adapters.registry import adapter_for
-from adapters.status import check_status
-from fsm.definition import Actor
+from adapters.wallets.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
+from adapters.wallets.base import CustomerStep
+from adapters.wallets.registry import adapter_for
+from fsm.definition.flow import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.flows import LinkEvent, LinkState, Wallet
@@ -229,7 +229,7 @@ class PaymentService:
         tx_id_hint: str | None = None,
         call_key: str | None = None,
     ) -> Instance:
-        """Ask NICEPAY for the payment's status and apply the answer (see adapters.status)."""
+        """Ask NICEPAY for the payment's status and apply the answer (see ``check_status``)."""
         return check_status(
             self.engine,
             self.client,

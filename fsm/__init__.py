@@ -9,7 +9,7 @@ import logging
 
 from fsm._payload import REDACTED
 from fsm.clock import Clock, ManualClock, SystemClock
-from fsm.definition import (
+from fsm.definition.flow import (
     Actor,
     Deadline,
     FlowDefinition,
@@ -41,9 +41,9 @@ from fsm.errors import (
     UnknownFlow,
 )
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
-from fsm.persistence import DEFAULT_DB_URL, SqlStore
 from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
+from fsm.store.sql import DEFAULT_DB_URL, SqlStore
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from fsm.definition import Actor, FlowDefinition
+from fsm.definition.flow import Actor, FlowDefinition
 from fsm.errors import InvalidInstanceData
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")

@@ -27,11 +27,10 @@ from fsm._inputs import (
     checked_wallet,
     is_amount,
 )
-from fsm._machine import CompiledFlow
 from fsm._payload import clean_payload
-from fsm._unit import Contention, KeyTaken, ReferenceTaken, Unit
 from fsm.clock import Clock, SystemClock, require_aware
-from fsm.definition import AMOUNT_FIELDS, Actor, FlowDefinition, GuardContext, TransitionSpec
+from fsm.definition.flow import AMOUNT_FIELDS, Actor, FlowDefinition, GuardContext, TransitionSpec
+from fsm.definition.table import CompiledFlow
 from fsm.errors import (
     ActorNotAllowed,
     ConcurrentTransition,
@@ -49,14 +48,15 @@ from fsm.errors import (
 )
 from fsm.flows import FLOWS
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
-from fsm.persistence import SqlStore
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
+from fsm.store.sql import SqlStore
+from fsm.store.unit import Contention, KeyTaken, ReferenceTaken, Unit
 
 logger = logging.getLogger(__name__)
 
 
 class Engine:
-    """Starts and moves flow instances stored in a :class:`~fsm.persistence.SqlStore`.
+    """Starts and moves flow instances stored in a :class:`~fsm.store.sql.SqlStore`.
 
     A database failure while firing (a lost connection, a full disk) reaches the caller as the
     driver's own exception (``sqlite3.Error``, ``psycopg.Error``), since events run on the

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.errors import RejectReason
 
 

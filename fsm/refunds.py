@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.model import Instance, TransitionRecord
 
 REQUEST_REFUND = "request_refund"

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from fsm._payload import UnreadablePayload
 from fsm.clock import require_aware
-from fsm.definition import FlowDefinition
+from fsm.definition.flow import FlowDefinition
 from fsm.model import Instance, TransitionRecord
 
 if TYPE_CHECKING:
-    from fsm.persistence import SqlStore
+    from fsm.store.sql import SqlStore
 
 
 class Step(Protocol):

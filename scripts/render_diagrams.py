@@ -11,8 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from fsm.diagram import flow_to_dot, render
 from fsm.flows import FLOWS
+from fsm.render.diagram import flow_to_dot, render
 
 DIAGRAMS = Path(__file__).resolve().parent.parent / "diagrams"
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 PG_URL = os.environ.get("EWALLET_FSM_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EWALLET_FSM_REQUIRE_POSTGRES") == "1"

@@ -22,8 +22,8 @@ import pytest
 
 from adapters.cli import main
 from fsm import Actor, Engine, RejectReason, SqlStore, replay_instance
-from fsm.audit import audit_report
 from fsm.flows import EWALLET_PAYMENT, PaymentEvent
+from fsm.render.audit import audit_report
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"

@@ -15,9 +15,9 @@ from sqlalchemy import text
 
 from adapters.cli import main
 from fsm import Actor, Engine, RejectReason, SqlStore
-from fsm.definition import flow_to_dict
+from fsm.definition.flow import flow_to_dict
+from fsm.definition.loading import dump_flow, load_flow_file
 from fsm.flows import FLOWS, PaymentEvent
-from fsm.loading import dump_flow, load_flow_file
 from tests.cli_run import EXECUTABLE, ewallet_fsm
 
 FINAL_STATES = {

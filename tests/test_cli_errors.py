@@ -15,8 +15,8 @@ import pytest
 from alembic import command
 from sqlalchemy import inspect, make_url, text
 
-from fsm.persistence import SqlStore
-from fsm.schema import HEAD_REVISION, alembic_config
+from fsm.store.schema import HEAD_REVISION, alembic_config
+from fsm.store.sql import SqlStore
 from tests.cli_run import CREDENTIALS, Ran, awaiting_check, engine_at, ewallet_fsm, ewallet_fsm_many
 
 ID = "pay-1"

@@ -17,11 +17,11 @@ import pytest
 
 from adapters.cli import main
 from fsm import Actor, Engine, SqlStore, replay_instance
-from fsm.audit import audit_html
-from fsm.diagram import path_to_dot
 from fsm.flows import EWALLET_PAYMENT
 from fsm.model import Instance
 from fsm.refunds import REQUEST_REFUND
+from fsm.render.audit import audit_html
+from fsm.render.diagram import path_to_dot
 from tests.fsm.test_engine import TO_PAID, drive, start_ovo
 
 EVIL = '</td><script>alert(1)</script>" ] x [label="'

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
-from fsm.listing import MAX_PAGE
+from fsm.store.listing import MAX_PAGE
 
 _Number = TypeVar("_Number", int, float)
 

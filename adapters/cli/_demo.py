@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from adapters.cli._output import default_db, table, write, write_json
-from adapters.demo import run_demo
+from adapters.simulator.demo import run_demo
 
 
 def register(subparsers: Any) -> None:

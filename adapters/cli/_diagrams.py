@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from adapters.cli._output import default_db, open_existing, write, write_json
-from fsm.audit import audit_report
-from fsm.diagram import compare_to_dot, flow_to_dot, format_for, path_to_dot, write_diagram
+from fsm.definition.loading import load_flow_file
 from fsm.flows import FLOWS, get_flow
-from fsm.loading import load_flow_file
+from fsm.render.audit import audit_report
+from fsm.render.diagram import compare_to_dot, flow_to_dot, format_for, path_to_dot, write_diagram
 from fsm.replay import Verdict, replay_instance
 
 

@@ -6,10 +6,10 @@ import argparse
 from typing import Any
 
 from adapters.cli._output import table, write, write_json
-from fsm.definition import FlowDefinition
+from fsm.definition.flow import FlowDefinition
+from fsm.definition.loading import dump_flow, load_flow_file
 from fsm.errors import FlowDefinitionError
 from fsm.flows import FLOWS, get_flow
-from fsm.loading import dump_flow, load_flow_file
 
 
 def register(subparsers: Any) -> None:

@@ -19,7 +19,7 @@ from adapters.cli._output import (
 from adapters.cli._records import instance_json
 from fsm.errors import InvalidInstanceData
 from fsm.flows import FLOWS, Wallet
-from fsm.listing import InstanceFilter, InstancePage
+from fsm.store.listing import InstanceFilter, InstancePage
 
 _HEADERS = ("id", "flow", "wallet", "state", "version", "referenceNo", "created (UTC)")
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import make_url
 
 from adapters.cli._output import default_db, write, write_json
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 
 def register(subparsers: Any) -> None:

@@ -16,8 +16,8 @@ from alembic.util import CommandError
 from sqlalchemy import make_url
 
 from fsm.errors import ConfigurationError, InvalidInstanceData
-from fsm.persistence import DEFAULT_DB_URL, SqlStore
-from fsm.schema import HEAD_REVISION, alembic_config
+from fsm.store.schema import HEAD_REVISION, alembic_config
+from fsm.store.sql import DEFAULT_DB_URL, SqlStore
 
 DB_ENV = "EWALLET_FSM_DB"
 

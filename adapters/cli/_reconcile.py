@@ -17,15 +17,15 @@ from typing import Any
 
 import httpx
 
-from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH
 from adapters.cli._arguments import seconds
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
-from adapters.client import NicepayClient
-from adapters.config import Environment
-from adapters.deadlines import DEFAULT_LEASE
-from adapters.intents import INTENT_GRACE
-from adapters.recovery import ReconcilePass, Reconciler
+from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import Environment
+from adapters.reconcile.deadlines import DEFAULT_LEASE
+from adapters.reconcile.intents import INTENT_GRACE
+from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from fsm.engine import Engine
 

@@ -23,11 +23,11 @@ from adapters.cli._output import (
 from fsm._payload import UnreadablePayload
 from fsm.errors import RejectReason
 from fsm.flows import FLOWS, get_flow
-from fsm.intents import CallIntent
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.persistence import SqlStore
 from fsm.refunds import RefundRequestStep, refund_requests, refunded_total
 from fsm.replay import Verdict, replay_instance
+from fsm.store.intents import CallIntent
+from fsm.store.sql import SqlStore
 
 
 def register(subparsers: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from adapters.cli._arguments import bounded_text
 from adapters.cli._output import default_db, open_existing, write, write_json
 from adapters.cli._records import record_json
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionResult

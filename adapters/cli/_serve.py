@@ -17,18 +17,18 @@ import httpx
 import uvicorn
 from pydantic import SecretStr
 
-from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.cli._arguments import port_number
 from adapters.cli._errors import check_can_listen
 from adapters.cli._output import default_db, open_store, write
-from adapters.client import NicepayClient
-from adapters.config import Environment, NicepayCredentials
-from adapters.notifications import NotificationHandler
+from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.inbound.handler import NotificationHandler
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import Environment, NicepayCredentials
 from adapters.service import PaymentService
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
-from fsm.inbound_journal import DEFAULT_RETENTION
-from fsm.persistence import SqlStore
+from fsm.store.inbound_journal import DEFAULT_RETENTION
+from fsm.store.sql import SqlStore
 
 KEY_ENV = "EWALLET_FSM_MERCHANT_KEY"
 IMID_ENV = "EWALLET_FSM_IMID"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from adapters import _tokens
+from adapters.nicepay import tokens as _tokens
 from adapters.simulator._asgi import Request, Response
 from adapters.simulator._codes import CURRENCY, PAY_METHOD, SUCCESS, status_code, status_text
 from adapters.simulator._ledger import Transaction

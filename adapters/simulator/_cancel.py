@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from adapters._tokens import WIB
+from adapters.nicepay.tokens import WIB
 from adapters.simulator._config import CancelRule
 from adapters.simulator._validation import Refused
 

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from adapters._tokens import nicepay_timestamp
+from adapters.nicepay.tokens import nicepay_timestamp
 from adapters.simulator._codes import MITRA_OF, PAY_METHOD
 from adapters.simulator._config import SimulatorConfig
-from fsm.definition import Actor, Deadline, FlowDefinition, StateSpec
+from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateSpec
 from fsm.engine import Engine
 from fsm.errors import TransitionError
 from fsm.flows import NICEPAY_TRANSACTION, NicepayEvent, NicepayState, Wallet
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 

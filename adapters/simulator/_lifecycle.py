@@ -14,7 +14,7 @@ from adapters.simulator._ledger import OPEN_STATES, Ledger, Link, LinkState, Tra
 from adapters.simulator._notify import Notification, Notifier, link_fields, payment_fields
 from adapters.simulator._scheduler import Scheduler
 from adapters.simulator._validation import Refused
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.flows import NicepayEvent, NicepayState, Wallet
 
 E, S = NicepayEvent, NicepayState

@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from adapters._tokens import link_enable_token, nicepay_timestamp, notification_token
+from adapters.nicepay.tokens import link_enable_token, nicepay_timestamp, notification_token
 from adapters.simulator._codes import CURRENCY, PAY_METHOD
 from adapters.simulator._config import SimulatorConfig
 from adapters.simulator._faults import Faults, NotificationFault

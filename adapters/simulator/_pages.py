@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from adapters import _tokens
+from adapters.nicepay import tokens as _tokens
 from adapters.simulator import _html
 from adapters.simulator._api import parse
 from adapters.simulator._asgi import Request, Response

@@ -17,7 +17,7 @@ from adapters.simulator._ledger import OPEN_STATES, Link, LinkState, Transaction
 from adapters.simulator._lifecycle import Lifecycle
 from adapters.simulator._pages import LINK_RESULT_PATH, PAYMENT_RESULT_PATH, browser_error
 from adapters.simulator._validation import Refused
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.flows import Wallet
 
 SAMPLE_SECRET = "123456"  # noqa: S105 - a demo OTP on a simulated page

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from adapters import _tokens
+from adapters.nicepay import tokens as _tokens
 from adapters.simulator._codes import CURRENCY, MITRA_CD, PAY_METHOD, UNDEFINED_CODE, message
 from fsm.flows import Wallet
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from fsm.definition import FlowDefinition
+from fsm.definition.flow import FlowDefinition
 from fsm.errors import UnknownFlow
 from fsm.flows._common import GUARDS, Wallet
 from fsm.flows.astrapay_link import ASTRAPAY_LINK, LinkEvent, LinkState

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
+from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
 from fsm.flows._common import Wallet
 
 

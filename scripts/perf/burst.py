@@ -23,19 +23,19 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from adapters._tokens import notification_token
-from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp, Reply
-from adapters.client import InquiryRetry, NicepayClient
-from adapters.config import NicepayCredentials
-from adapters.demo import demo_order
-from adapters.inbound import InboundRequest
-from adapters.notifications import OK, NotificationHandler
+from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp, Reply
+from adapters.inbound.handler import OK, NotificationHandler
+from adapters.inbound.parsing import InboundRequest
+from adapters.nicepay.client import InquiryRetry, NicepayClient
+from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.tokens import notification_token
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
+from adapters.simulator.demo import demo_order
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.model import Instance
-from fsm.persistence import SqlStore, TransitionLogRow
+from fsm.store.sql import SqlStore, TransitionLogRow
 from perf.harness import Comparison, Variant
 from perf.settings import Settings
 

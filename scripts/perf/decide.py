@@ -17,12 +17,12 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fsm._machine import CompiledFlow
-from fsm.definition import Actor, GuardContext
+from fsm.definition.flow import Actor, GuardContext
+from fsm.definition.table import CompiledFlow
 from fsm.engine import Engine
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from perf.durable import RawSqlite, Workload, timed
 from perf.fixtures import FLOW, WALLET, DictFlow, dict_flow, seeded_sqlite
 from perf.harness import Comparison, Target, Variant
@@ -34,7 +34,7 @@ REDIRECT_WALLETS = frozenset({"dana", "linkaja", "shopeepay"})
 
 
 class MemoryUnit:
-    """``fsm.persistence.Unit``'s methods over one instance held in memory."""
+    """``fsm.store.sql.Unit``'s methods over one instance held in memory."""
 
     def __init__(self, instance: Instance) -> None:
         """Serve ``instance`` to every load."""

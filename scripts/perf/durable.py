@@ -26,7 +26,7 @@ import psycopg
 from fsm.engine import Engine
 from fsm.flows import PaymentState
 from fsm.model import FireRequest, TransitionResult
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from perf.fixtures import (
     CYCLE,
     FLOW,

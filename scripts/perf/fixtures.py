@@ -12,9 +12,9 @@ from typing import Any
 
 import psycopg
 
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.flows import FLOWS, PaymentEvent
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 FLOW = FLOWS["ewallet_payment"]
 WALLET = "dana"

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 
 from fsm.flows import PaymentState
-from fsm.persistence import SqlStore
 from fsm.replay import replay, verify_stored
+from fsm.store.sql import SqlStore
 from perf.fixtures import FLOW, PATH, DictFlow, dict_flow, payment_id, seeded_sqlite
 from perf.harness import Comparison, Target, Variant
 from perf.settings import Settings

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.engine import Engine
 from fsm.flows import PaymentEvent, PaymentState
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from perf.durable import RawSqlite
 from perf.fixtures import PENDING_PAYLOAD, payment_id, seeded_sqlite
 from perf.harness import Comparison, Target, Variant, rss_kib

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.notifications import NotificationHandler
-from fsm.persistence import SqlStore
+from adapters.inbound.handler import NotificationHandler
+from fsm.store.sql import SqlStore
 from tests.adapters.nicepay_fake import ServiceRig, service_rig
 
 

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from adapters.client import INQUIRY_PATH, InquiryRetry, NicepayClient
-from adapters.config import NicepayCredentials
-from adapters.demo import IMID
+from adapters.nicepay.client import INQUIRY_PATH, InquiryRetry, NicepayClient
+from adapters.nicepay.config import NicepayCredentials
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
+from adapters.simulator.demo import IMID
 from fsm.clock import ManualClock
 
 

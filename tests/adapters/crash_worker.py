@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 import httpx
 from pydantic import SecretStr
 
-from adapters.client import (
+from adapters.nicepay.client import (
     CANCEL_PATH,
     INQUIRY_PATH,
     PAYMENT_PATH,
@@ -39,13 +39,13 @@ from adapters.client import (
     InquiryRetry,
     NicepayClient,
 )
-from adapters.config import NicepayCredentials
-from adapters.demo import demo_order
-from adapters.intents import Call
+from adapters.nicepay.config import NicepayCredentials
+from adapters.reconcile.intents import Call
 from adapters.service import PaymentService
+from adapters.simulator.demo import demo_order
 from fsm.engine import Engine
 from fsm.flows import Wallet
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 CHILD_LIMIT = 20
 """Seconds a child may live; then SIGALRM ends it and the test reports it as hung."""

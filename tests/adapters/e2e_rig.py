@@ -1,6 +1,6 @@
 """The end-to-end rig: the demo's merchant and simulator on loopback, plus waiting and checking.
 
-:func:`open_rig` wires a fresh store to :func:`adapters.demo.merchant_rig` with compressed
+:func:`open_rig` wires a fresh store to :func:`adapters.simulator.demo.merchant_rig` with compressed
 expiries, and on the way out checks every payment and link it stored: the log replays
 consistently and nothing was settled except by a status inquiry right after a check.
 """
@@ -18,9 +18,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from adapters.client import InquiryRetry
-from adapters.demo import DEMO_AMOUNT, IMID, MerchantRig, demo_order, merchant_rig
-from adapters.mapping import event_for_status
+from adapters.nicepay.client import InquiryRetry
 from adapters.service import LinkOrder, PaymentOrder, PaymentService, Started
 from adapters.simulator import (
     BrowserResult,
@@ -30,13 +28,15 @@ from adapters.simulator import (
     ScriptedBrowser,
     SimulatorConfig,
 )
-from fsm.definition import Actor
+from adapters.simulator.demo import DEMO_AMOUNT, IMID, MerchantRig, demo_order, merchant_rig
+from adapters.wallets.status_codes import event_for_status
+from fsm.definition.flow import Actor
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.persistence import SqlStore
 from fsm.refunds import REQUEST_REFUND
 from fsm.replay import Verdict, replay_instance
+from fsm.store.sql import SqlStore
 
 WAIT = 10.0
 """The longest any wait in the suite may take before it fails."""

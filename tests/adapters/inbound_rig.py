@@ -26,16 +26,16 @@ from urllib.parse import urlsplit
 import httpx
 from sqlalchemy import select
 
-from adapters.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.demo import demo_order
-from adapters.notifications import NotificationHandler
+from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.inbound.handler import NotificationHandler
 from adapters.service import PaymentService
 from adapters.simulator import serve_app
+from adapters.simulator.demo import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.model import Instance
-from fsm.persistence import TABLES, SqlStore
+from fsm.store.sql import TABLES, SqlStore
 from tests.adapters.counted_nicepay import Nicepay
 
 WAIT = 10.0

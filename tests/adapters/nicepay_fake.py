@@ -13,23 +13,23 @@ from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
-from adapters.client import (
+from adapters.inbound.parsing import InboundRequest
+from adapters.nicepay.client import (
     INQUIRY_PATH,
     PAYMENT_PATH,
     REGISTRATION_PATH,
     InquiryRetry,
     NicepayClient,
 )
-from adapters.config import NicepayCredentials
-from adapters.inbound import InboundRequest
-from adapters.messages import Billing, CartItem, RegistrationRequest
+from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.messages import Billing, CartItem, RegistrationRequest
 from adapters.service import LinkOrder, PaymentOrder, PaymentService
 from fsm.clock import ManualClock
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.model import Instance
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 IMID = "IONPAYTEST"
 KEY_TEXT = "sEcReT-merchant-KEY-0123456789"
@@ -43,7 +43,7 @@ Reply = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
 
 def sha(*parts: str) -> str:
-    """The token, computed independently of adapters._tokens."""
+    """The token, computed independently of adapters.nicepay.tokens."""
     return hashlib.sha256("".join(parts).encode("utf-8")).hexdigest()
 
 

@@ -14,14 +14,14 @@ from multiprocessing.synchronize import Barrier
 
 import httpx
 
-from adapters.client import InquiryRetry, NicepayClient
-from adapters.config import NicepayCredentials
-from adapters.deadlines import DeadlineRun
-from adapters.recovery import ReconcilePass, Reconciler, Repair
+from adapters.nicepay.client import InquiryRetry, NicepayClient
+from adapters.nicepay.config import NicepayCredentials
+from adapters.reconcile.deadlines import DeadlineRun
+from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
 from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 BARRIER_WAIT = 30.0
 MAX_PASSES = 50

@@ -17,15 +17,15 @@ from typing import Any
 
 import httpx
 
-from adapters.client import CANCEL_PATH, NicepayClient
-from adapters.demo import demo_order
+from adapters.nicepay.client import CANCEL_PATH, NicepayClient
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator
+from adapters.simulator.demo import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.model import Instance
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.counted_nicepay import Nicepay, counted_simulator
 from tests.adapters.e2e_rig import audit_store, sim_config
 

@@ -15,14 +15,14 @@ from multiprocessing.synchronize import Barrier
 import httpx
 from pydantic import SecretStr
 
-from adapters.client import InquiryRetry, NicepayClient
-from adapters.config import NicepayCredentials
 from adapters.errors import RefundError
-from adapters.intents import CallInDoubt
+from adapters.nicepay.client import InquiryRetry, NicepayClient
+from adapters.nicepay.config import NicepayCredentials
+from adapters.reconcile.intents import CallInDoubt
 from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 
 BARRIER_WAIT = 60.0
 

@@ -23,11 +23,11 @@ import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from adapters.client import InquiryRetry
-from adapters.demo import IMID
-from adapters.mapping import event_for_status
-from adapters.recovery import Reconciler
+from adapters.nicepay.client import InquiryRetry
+from adapters.reconcile.recovery import Reconciler
 from adapters.simulator import CustomerAction
+from adapters.simulator.demo import IMID
+from adapters.wallets.status_codes import event_for_status
 from fsm.flows import Wallet
 from fsm.model import Instance
 from tests.adapters.e2e_rig import Rig, open_rig, sim_config

@@ -16,13 +16,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from adapters.client import INQUIRY_PATH
-from adapters.deadlines import run_due
-from adapters.hints import HINTS_ASKED, recorded_hints
-from adapters.inbound import InboundRequest
-from adapters.notifications import NotificationHandler
-from adapters.recovery import Reconciler
-from fsm.definition import Actor
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import InboundRequest
+from adapters.nicepay.client import INQUIRY_PATH
+from adapters.reconcile.deadlines import run_due
+from adapters.reconcile.hints import HINTS_ASKED, recorded_hints
+from adapters.reconcile.recovery import Reconciler
+from fsm.definition.flow import Actor
 from fsm.model import Instance
 from tests.adapters.nicepay_fake import (
     AMOUNT,

@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 
 import pytest
 
-from adapters.inbound import InboundRequest
-from adapters.notifications import NotificationHandler
-from fsm.definition import Actor
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import InboundRequest
+from fsm.definition.flow import Actor
 from fsm.errors import ActorNotAllowed, InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.model import Instance
 from tests.adapters.nicepay_fake import (

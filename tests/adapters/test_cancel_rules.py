@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from adapters._tokens import WIB
-from adapters.cancel_rules import MAX_CANCEL_AGE, cancel_refusal
 from adapters.errors import CancelNotAllowed
+from adapters.nicepay.tokens import WIB
 from adapters.refunds import RefundStatus
 from adapters.simulator import DEFAULT_CANCEL_RULES
 from adapters.simulator._cancel import decide_cancel
 from adapters.simulator._validation import Refused
+from adapters.wallets.cancel_rules import MAX_CANCEL_AGE, cancel_refusal
 from fsm.flows import Wallet
 from tests.adapters.refund_rig import refund_rig
 

@@ -10,14 +10,14 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from adapters.client import InquiryRetry, NicepayClient
-from adapters.config import Environment, NicepayCredentials
 from adapters.errors import (
     CancelRefused,
     InvalidToken,
     MalformedResponse,
 )
-from adapters.messages import LinkEnableRequest, LinkInitiateRequest
+from adapters.nicepay.client import InquiryRetry, NicepayClient
+from adapters.nicepay.config import Environment, NicepayCredentials
+from adapters.nicepay.messages import LinkEnableRequest, LinkInitiateRequest
 from fsm.clock import ManualClock
 from fsm.errors import (
     ConfigurationError,

@@ -7,7 +7,6 @@ import logging
 import httpx
 import pytest
 
-from adapters.client import InquiryRetry
 from adapters.errors import (
     RESULT_CODES,
     DuplicateReference,
@@ -16,6 +15,7 @@ from adapters.errors import (
     MissingField,
     NicepayUnavailable,
 )
+from adapters.nicepay.client import InquiryRetry
 from fsm.errors import ProviderError, ProviderRejected, ProviderTimeout, ProviderUnavailable
 from tests.adapters.nicepay_fake import (
     BASE,
@@ -135,7 +135,7 @@ def test_one_log_record_per_call_with_ids_and_no_secrets(caplog: pytest.LogCaptu
         with pytest.raises(InvalidToken):
             h.client.inquiry(TXID, "ORD-1", "12000")
 
-    calls = [r for r in caplog.records if r.name == "adapters.client"]
+    calls = [r for r in caplog.records if r.name == "adapters.nicepay.client"]
     assert [(r.operation, r.result_cd, r.levelno) for r in calls] == [  # type: ignore[attr-defined]
         ("registration", "0000", logging.INFO),
         ("inquiry", "9010", logging.WARNING),

@@ -22,16 +22,16 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from adapters.base import CustomerStep
-from adapters.client import INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.errors import DuplicateReference, InvalidToken, MalformedResponse, WalletRefused
-from adapters.inbound import InboundRequest
-from adapters.mapping import INQUIRY_STATUS, event_for_status
-from adapters.notifications import NotificationHandler
-from adapters.registry import ADAPTERS, adapter_for, names
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import InboundRequest
+from adapters.nicepay.client import INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
+from adapters.reconcile.status import REPORT_STATUS, apply_answer, request_check
 from adapters.service import Started
-from adapters.status import REPORT_STATUS, apply_answer, request_check
-from fsm.definition import Actor
+from adapters.wallets.base import CustomerStep
+from adapters.wallets.registry import ADAPTERS, adapter_for, names
+from adapters.wallets.status_codes import INQUIRY_STATUS, event_for_status
+from fsm.definition.flow import Actor
 from fsm.errors import (
     GuardRefused,
     InstanceExists,
@@ -46,7 +46,7 @@ from fsm.errors import (
 )
 from fsm.flows import ASTRAPAY_PAYMENT, EWALLET_PAYMENT, FLOWS
 from fsm.model import Instance, RejectedEvent
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     BASE,

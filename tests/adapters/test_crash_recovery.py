@@ -30,21 +30,21 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.client import INQUIRY_PATH
-from adapters.demo import demo_order
 from adapters.errors import RefundError
-from adapters.intents import Call, CallInDoubt
-from adapters.mapping import event_for_status
-from adapters.recovery import ReconcilePass, Reconciler
+from adapters.nicepay.client import INQUIRY_PATH
+from adapters.reconcile.intents import Call, CallInDoubt
+from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.refunds import RefundStatus
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, serve_app
+from adapters.simulator.demo import demo_order
+from adapters.wallets.status_codes import event_for_status
 from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.flows import NicepayEvent, PaymentEvent, PaymentState, Wallet
-from fsm.intents import CallIntent
 from fsm.model import Instance
-from fsm.persistence import SqlStore
+from fsm.store.intents import CallIntent
+from fsm.store.sql import SqlStore
 from tests.adapters.crash_worker import (
     CHILD_LIMIT,
     Crash,

@@ -2,7 +2,7 @@
 
 Nothing is mocked. The simulator plays NICEPAY and the wallets over HTTP, a scripted browser plays
 the customer, and the merchant side is the library as the demo assembles it (see
-``adapters.demo.merchant_rig``): the service registers and redirects, the notification app
+``adapters.simulator.demo.merchant_rig``): the service registers and redirects, the notification app
 receives notifications and browser returns, and only status inquiries settle. Each test gets its
 own simulator, merchant server and database; on the way out every stored payment and link must
 replay consistently, and every settlement must be an inquiry's answer straight after a check
@@ -25,14 +25,14 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from adapters.client import InquiryRetry
+from adapters.nicepay.client import InquiryRetry
 from adapters.simulator import BrowserOutcome, BrowserResult, CustomerAction, ScriptedBrowser
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.engine import Engine
 from fsm.errors import GuardRefused, ProviderTimeout, RejectReason
 from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.e2e_rig import (
     AMOUNT,
     Rig,
@@ -591,7 +591,7 @@ def inquiry_failures(caplog: pytest.LogCaptureFixture, kind: str) -> int:
     return sum(
         1
         for record in caplog.records
-        if record.name == "adapters.client"
+        if record.name == "adapters.nicepay.client"
         and getattr(record, "operation", None) == "inquiry"
         and getattr(record, "result_cd", None) == kind
     )
@@ -600,7 +600,7 @@ def inquiry_failures(caplog: pytest.LogCaptureFixture, kind: str) -> int:
 def test_inquiry_5xx_once_is_retried_within_the_same_check(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="adapters.client")
+    caplog.set_level(logging.WARNING, logger="adapters.nicepay.client")
     ref = rig.ref("inq503")
     rig.sim.faults.callback(ref)
     rig.sim.faults.response(INQUIRY, status=503)
@@ -617,7 +617,7 @@ def test_inquiry_5xx_once_is_retried_within_the_same_check(
 def test_inquiry_5xx_on_every_try_leaves_the_check_to_a_later_one(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="adapters.client")
+    caplog.set_level(logging.WARNING, logger="adapters.nicepay.client")
     ref = rig.ref("inq503x3")
     rig.sim.faults.callback(ref)
     rig.sim.faults.response(INQUIRY, status=503, times=3)  # the client's three tries

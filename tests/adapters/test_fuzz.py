@@ -28,12 +28,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, func, select, text
 
-from adapters.asgi import Reply
-from adapters.inbound import MAX_BODY_BYTES, InboundRequest
-from adapters.notifications import NotificationHandler
+from adapters.inbound.asgi import Reply
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest
 from fsm.model import Instance
-from fsm.persistence import TABLES, SqlStore
-from fsm.tables import INBOUND_TABLE
+from fsm.store.sql import TABLES, SqlStore
+from fsm.store.tables import INBOUND_TABLE
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     IMID,

@@ -21,14 +21,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from adapters.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.inbound import MAX_BODY_BYTES, InboundRequest
-from adapters.notifications import NotificationHandler
+from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest
 from adapters.simulator import serve_app
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.errors import InvalidInstanceData, RejectReason
 from fsm.model import Instance
-from fsm.persistence import TABLES, InboundAttempt, SqlStore
+from fsm.store.sql import TABLES, InboundAttempt, SqlStore
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     FORM,

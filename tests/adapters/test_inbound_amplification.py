@@ -19,8 +19,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH
-from adapters.intents import Call
+from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH
+from adapters.reconcile.intents import Call
 from fsm.model import Instance
 from tests.adapters.counted_nicepay import counted_inquiries
 from tests.adapters.inbound_rig import Replicas, open_replicas

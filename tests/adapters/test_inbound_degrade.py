@@ -25,12 +25,12 @@ import httpx
 import pytest
 from sqlalchemy import Connection, create_engine, text
 
-from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.notifications import NotificationHandler
+from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.inbound.handler import NotificationHandler
 from adapters.simulator import serve_app
 from fsm.errors import StorageUnavailable
 from fsm.model import Instance
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.inbound_rig import free_port, run_cli, send_partial, serving
 from tests.adapters.nicepay_fake import IMID, KEY_TEXT, ServiceRig, payment_order, service_rig
 from tests.adapters.nicepay_fake import signed_notification as notification

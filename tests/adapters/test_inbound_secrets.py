@@ -22,13 +22,13 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from adapters.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.inbound import MAX_BODY_BYTES
-from adapters.notifications import NotificationHandler
+from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import MAX_BODY_BYTES
 from adapters.simulator import serve_app
 from fsm.errors import InvalidInstanceData
 from fsm.model import Instance
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.inbound_rig import (
     leaked,
     logged,

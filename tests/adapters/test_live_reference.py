@@ -12,12 +12,12 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.client import REGISTRATION_PATH
-from adapters.deadlines import run_due
-from adapters.notifications import NotificationHandler
+from adapters.inbound.handler import NotificationHandler
+from adapters.nicepay.client import REGISTRATION_PATH
+from adapters.reconcile.deadlines import run_due
 from adapters.service import Started
 from fsm.errors import InstanceNotFound, ReferenceInUse
-from fsm.persistence import SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     ServiceRig,

@@ -9,8 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from adapters.config import Environment, NicepayCredentials, simulator_base_url
-from adapters.messages import (
+from adapters.nicepay.config import Environment, NicepayCredentials, simulator_base_url
+from adapters.nicepay.messages import (
     BrowserForm,
     CartItem,
     Delivery,

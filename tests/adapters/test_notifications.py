@@ -20,13 +20,13 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from adapters._tokens import link_enable_token
-from adapters.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.config import NicepayCredentials
-from adapters.inbound import MAX_BODY_BYTES, InboundRequest, verify_notification_token
-from adapters.notifications import NotificationHandler
+from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest, verify_notification_token
+from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.tokens import link_enable_token
 from adapters.simulator import serve_app
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.errors import NotificationSignatureError, RejectReason
 from fsm.model import Instance
 from tests.adapters.nicepay_fake import (

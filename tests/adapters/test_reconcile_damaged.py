@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from adapters.client import INQUIRY_PATH
-from adapters.deadlines import DEFAULT_LEASE, run_due
-from adapters.recovery import INTENT_GRACE, Reconciler
+from adapters.nicepay.client import INQUIRY_PATH
+from adapters.reconcile.deadlines import DEFAULT_LEASE, run_due
+from adapters.reconcile.recovery import INTENT_GRACE, Reconciler
 from fsm._payload import UnreadablePayload
 from fsm.model import Instance
-from fsm.persistence import SqlStore
-from fsm.tables import INSTANCE_TABLE
+from fsm.store.sql import SqlStore
+from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.nicepay_fake import ServiceRig, payment_order
 
 OWNER = "reconciler-under-test"

@@ -34,15 +34,15 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.cli import main
-from adapters.client import NicepayClient
-from adapters.demo import demo_order
-from adapters.intents import Call
+from adapters.nicepay.client import NicepayClient
+from adapters.reconcile.intents import Call
 from adapters.service import PaymentService
+from adapters.simulator.demo import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import Wallet
-from fsm.persistence import SqlStore
-from fsm.tables import INSTANCE_TABLE
+from fsm.store.sql import SqlStore
+from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.counted_nicepay import Nicepay
 from tests.adapters.counted_nicepay import counted_inquiries as counted_simulator
 from tests.adapters.e2e_rig import audit_store

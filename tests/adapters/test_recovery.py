@@ -15,18 +15,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from adapters.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
-from adapters.deadlines import run_due
 from adapters.errors import RefundError
-from adapters.intents import Call, CallInDoubt
-from adapters.recovery import INTENT_GRACE, Reconciler
+from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
+from adapters.reconcile.deadlines import run_due
+from adapters.reconcile.intents import Call, CallInDoubt
+from adapters.reconcile.recovery import INTENT_GRACE, Reconciler
 from adapters.refunds import RefundStatus
-from fsm.definition import Actor
+from fsm.definition.flow import Actor
 from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout, TransitionNotAllowed
-from fsm.intents import CallIntent
 from fsm.model import Instance
-from fsm.persistence import SqlStore
-from fsm.tables import INSTANCE_TABLE
+from fsm.store.intents import CallIntent
+from fsm.store.sql import SqlStore
+from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.nicepay_fake import (
     AMOUNT,
     ServiceRig,

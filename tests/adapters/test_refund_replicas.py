@@ -17,10 +17,10 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from adapters.intents import Call
+from adapters.reconcile.intents import Call
 from fsm.flows import Wallet
-from fsm.persistence import SqlStore
 from fsm.refunds import refund_requests
+from fsm.store.sql import SqlStore
 from tests.adapters.refund_rig import NOON_WIB, RefundRig, refund_rig
 from tests.adapters.refund_worker import RefundRound, Replica, ReplicaReport, run_replica
 from tests.adapters.test_reconcile_replicas import collect, running

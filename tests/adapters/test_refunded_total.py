@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.status import refunded_total
+from adapters.reconcile.status import refunded_total
 from fsm.flows import PaymentEvent
 from fsm.model import Instance
 

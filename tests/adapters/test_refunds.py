@@ -15,23 +15,23 @@ from typing import Any
 
 import pytest
 
-from adapters.client import CANCEL_PATH
-from adapters.demo import demo_order
 from adapters.errors import (
     CancelNotAllowed,
     InvalidRefundRequest,
     RefundExceedsPayment,
     RefundRequestConflict,
 )
-from adapters.intents import INTENT_GRACE, Call, CallInDoubt
-from adapters.recovery import Reconciler
+from adapters.nicepay.client import CANCEL_PATH
+from adapters.reconcile.intents import INTENT_GRACE, Call, CallInDoubt
+from adapters.reconcile.recovery import Reconciler
 from adapters.refunds import Refund, RefundStatus
 from adapters.simulator import CancelRule
+from adapters.simulator.demo import demo_order
 from fsm.errors import InstanceNotFound
 from fsm.flows import Wallet
 from fsm.model import Instance
-from fsm.persistence import SqlStore
 from fsm.refunds import REQUEST_REFUND, refund_requests
+from fsm.store.sql import SqlStore
 from tests.adapters.refund_rig import RefundRig, refund_rig
 
 AMOUNT = "150000"

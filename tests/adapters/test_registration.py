@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from adapters.errors import DuplicateReference, InvalidToken, MalformedResponse
-from adapters.registration import register_with_recovery
+from adapters.wallets.registration import register_with_recovery
 from fsm.errors import ProviderTimeout
 from tests.adapters.nicepay_fake import (
     IMID,

@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.client import INQUIRY_PATH
-from adapters.deadlines import DeadlineRun, run_due
-from adapters.notifications import NotificationHandler
+from adapters.inbound.handler import NotificationHandler
+from adapters.nicepay.client import INQUIRY_PATH
+from adapters.reconcile.deadlines import DeadlineRun, run_due
 from fsm import Actor, Engine, RejectReason, SqlStore
 from fsm.model import Instance
 from tests.adapters.nicepay_fake import (
@@ -192,7 +192,7 @@ def test_an_unknown_code_is_recorded_counted_logged_and_backs_off(
     rig: ServiceRig, caplog: pytest.LogCaptureFixture
 ) -> None:
     payment = pending(rig, "ovo", status="7")
-    caplog.set_level(logging.WARNING, logger="adapters.status")
+    caplog.set_level(logging.WARNING, logger="adapters.reconcile.status")
 
     moments = [moment for moment, _run in run_deadlines(rig, payment.id)]
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from adapters import _tokens
+from adapters.nicepay import tokens as _tokens
 from adapters.simulator import (
     USER_AGENT,
     BrowserOutcome,

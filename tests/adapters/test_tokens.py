@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import SecretStr
 
-from adapters._tokens import (
+from adapters.nicepay.tokens import (
     cancel_token,
     link_enable_token,
     link_initiate_token,

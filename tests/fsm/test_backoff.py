@@ -27,10 +27,10 @@ from fsm import (
     StateSpec,
     TransitionNotAllowed,
 )
-from fsm.definition import flow_to_dict
-from fsm.diagram import flow_to_dot
+from fsm.definition.flow import flow_to_dict
+from fsm.definition.loading import flow_from_dict
 from fsm.flows import FLOWS, Wallet
-from fsm.loading import flow_from_dict
+from fsm.render.diagram import flow_to_dot
 from tests.fsm.conftest import T0
 from tests.fsm.test_definition import base_states, base_transitions, build, only, problems_of
 

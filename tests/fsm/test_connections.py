@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from fsm import Engine, ManualClock, SqlStore
-from fsm._connections import KeptConnections
+from fsm.store._connections import KeptConnections
 from tests.fsm.conftest import T0
 
 

@@ -16,9 +16,9 @@ from sqlalchemy import text
 
 from fsm import Actor, Engine, ManualClock, SqlStore, Verdict, replay_instance
 from fsm._payload import UnreadablePayload
-from fsm.audit import audit_html
-from fsm.diagram import path_to_dot
 from fsm.flows import FLOWS
+from fsm.render.audit import audit_html
+from fsm.render.diagram import path_to_dot
 
 FLOW = FLOWS["ewallet_payment"]
 STEP = timedelta(minutes=1)

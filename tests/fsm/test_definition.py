@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from fsm import Actor, Deadline, FlowDefinition, FlowDefinitionError, Guard, StateKind, StateSpec
-from fsm.definition import TransitionSpec, flow_to_dict, transition
+from fsm.definition.flow import TransitionSpec, flow_to_dict, transition
+from fsm.definition.loading import flow_from_dict
 from fsm.flows import FLOWS, GUARDS, Wallet
-from fsm.loading import flow_from_dict
 
 MINUTE = timedelta(minutes=1)
 ALWAYS = Guard("always", lambda _ctx: True)

@@ -19,10 +19,16 @@ from typing import Any
 import pytest
 
 from fsm import Engine, ManualClock, SqlStore
-from fsm._dot import ACTOR_COLOR, KIND_STYLE
-from fsm._path_dot import CURRENT
-from fsm.definition import Actor, StateKind, flow_to_dict
-from fsm.diagram import (
+from fsm.definition.flow import Actor, StateKind, flow_to_dict
+from fsm.definition.loading import dump_flow, flow_from_dict, load_flow_file
+from fsm.errors import (
+    DiagramBackendUnavailable,
+    RejectReason,
+    TransitionError,
+    UnknownDiagramFormat,
+)
+from fsm.flows import EWALLET_PAYMENT, FLOWS, PaymentEvent
+from fsm.render.diagram import (
     ADDED,
     CHANGED,
     REMOVED,
@@ -33,14 +39,8 @@ from fsm.diagram import (
     render,
     write_diagram,
 )
-from fsm.errors import (
-    DiagramBackendUnavailable,
-    RejectReason,
-    TransitionError,
-    UnknownDiagramFormat,
-)
-from fsm.flows import EWALLET_PAYMENT, FLOWS, PaymentEvent
-from fsm.loading import dump_flow, flow_from_dict, load_flow_file
+from fsm.render.flow_dot import ACTOR_COLOR, KIND_STYLE
+from fsm.render.path_dot import CURRENT
 
 ROOT = Path(__file__).resolve().parents[2]
 DIAGRAMS = ROOT / "diagrams"
@@ -403,12 +403,12 @@ def test_missing_graphviz_package_says_how_to_install(monkeypatch: pytest.Monkey
 def test_fsm_imports_and_draws_without_graphviz() -> None:
     code = (
         "import sys; sys.modules['graphviz'] = None\n"
-        "import fsm, fsm.diagram, fsm.audit\n"
+        "import fsm, fsm.render.diagram, fsm.render.audit\n"
         "from fsm.flows import FLOWS\n"
-        "assert all(fsm.diagram.flow_to_dot(f) for f in FLOWS.values())\n"
+        "assert all(fsm.render.diagram.flow_to_dot(f) for f in FLOWS.values())\n"
         "del sys.modules['graphviz']\n"
-        "import fsm.diagram\n"
-        "fsm.diagram.flow_to_dot(FLOWS['ewallet_payment'])\n"
+        "import fsm.render.diagram\n"
+        "fsm.render.diagram.flow_to_dot(FLOWS['ewallet_payment'])\n"
         "assert 'graphviz' not in sys.modules, 'imported eagerly'\n"
     )
     command = [sys.executable, "-c", code]

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from fsm import Engine, InvalidInstanceData, ManualClock, SqlStore
-from fsm.listing import InstanceFilter, page_query
+from fsm.store.listing import InstanceFilter, page_query
 from tests.fsm.conftest import T0
 
 STEP = timedelta(minutes=1)

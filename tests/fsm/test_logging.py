@@ -199,7 +199,8 @@ def test_library_installs_only_a_null_handler() -> None:
 
 def test_importing_fsm_leaves_logging_configuration_alone() -> None:
     script = (
-        "import logging, fsm, fsm.engine, fsm.flows, fsm.loading, fsm.persistence, fsm.replay\n"
+        "import logging, fsm, fsm.engine, fsm.flows, fsm.definition.loading\n"
+        "import fsm.store.sql, fsm.replay\n"
         "root = logging.getLogger()\n"
         "print(len(root.handlers), logging.getLevelName(root.level))\n"
         "print([type(h).__name__ for h in logging.getLogger('fsm').handlers])\n"

@@ -9,8 +9,8 @@ from itertools import product
 import pytest
 
 from fsm import Actor, Deadline, FlowDefinition, Guard, GuardContext, Instance, StateKind, StateSpec
-from fsm._machine import CompiledFlow
-from fsm.definition import transition
+from fsm.definition.flow import transition
+from fsm.definition.table import CompiledFlow
 from fsm.flows import FLOWS
 from tests.fsm.test_persistence import make_instance
 

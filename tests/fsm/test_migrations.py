@@ -18,9 +18,9 @@ from sqlmodel import SQLModel
 from fsm import Actor, Engine, ManualClock, SqlStore, TransitionNotAllowed, TransitionRecord
 from fsm.errors import ConfigurationError
 from fsm.flows import FLOWS
-from fsm.persistence import TABLES
 from fsm.replay import Verdict, replay_instance
-from fsm.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
+from fsm.store.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
+from fsm.store.sql import TABLES
 from tests.fsm.conftest import T0
 
 REVISIONS = [HEAD_REVISION, "0004", "0003", "0002", FIRST_REVISION]

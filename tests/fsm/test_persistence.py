@@ -35,9 +35,9 @@ from fsm import (
     TransitionRecord,
     TransitionResult,
 )
-from fsm.definition import transition
+from fsm.definition.flow import transition
 from fsm.flows import FLOWS
-from fsm.persistence import TransitionLogRow
+from fsm.store.sql import TransitionLogRow
 from tests.fsm.conftest import T0
 
 WIB = timezone(timedelta(hours=7), "WIB")

@@ -22,9 +22,9 @@ from fsm import (
     replay_instance,
     verify_stored,
 )
-from fsm.definition import flow_to_dict
+from fsm.definition.flow import flow_to_dict
+from fsm.definition.loading import flow_from_dict
 from fsm.flows import FLOWS
-from fsm.loading import flow_from_dict
 from tests.fsm.conftest import T0
 
 STEP = timedelta(minutes=1)

@@ -1,0 +1,1 @@
+"""Inbound endpoints: parsing and verification, the notification handler, the ASGI app."""

@@ -1,0 +1,1 @@
+"""The NICEPAY V2 wire: client, exchange, tokens, messages and configuration."""

@@ -1,0 +1,1 @@
+"""Reconciliation: the provider-call journal, status checks, repair and deadlines."""

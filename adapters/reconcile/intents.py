@@ -1,0 +1,128 @@
+"""Every NICEPAY call is recorded as an intent before it is sent (see :mod:`fsm.store.intents`).
+
+The intent is committed first, then the request goes out, then the answer's transition is
+committed, and only then is the intent finished. A process that stops anywhere in between
+leaves the intent open, and :mod:`adapters.reconcile.recovery` repairs its payment from an inquiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from fsm.engine import Engine
+from fsm.errors import CallInDoubt, CallKeyTaken, ProviderError
+from fsm.model import Instance
+
+
+class Call(StrEnum):
+    """The NICEPAY calls a server makes."""
+
+    REGISTRATION = "registration"
+    PAYMENT_LINKS = "payment_links"
+    """ShopeePay's payment step asked for its app and web links as JSON."""
+    INQUIRY = "inquiry"
+    CANCEL = "cancel"
+
+
+INTENT_GRACE = timedelta(minutes=10)
+"""How long a call may take, from its intent to the commit of its answer, before the reconciler
+takes it for abandoned. It must exceed the slowest live call: three registration sends at the
+client's timeout, the inquiry's retries, and the engine's retries, each of which may wait out
+SQLite's 30 s busy timeout. A repair that came early could fail a registration that is about to
+succeed, or let a second cancel through while the first is under way."""
+
+MONEY_MOVING = frozenset({Call.CANCEL})
+"""Calls whose lost answer leaves money in doubt: only an inquiry may close them, and only one
+may be open per payment (a second cancel could refund twice)."""
+
+
+class OpenCall:
+    """The intent of one call under way; the block marks when NICEPAY's answer has arrived."""
+
+    def __init__(self, intent_id: int) -> None:
+        self.intent_id = intent_id
+        self.answered = False
+        self.refusal: str | None = None
+
+    def mark_answered(self) -> None:
+        """NICEPAY accepted the call: whatever fails after this cannot blame the call itself."""
+        self.answered = True
+
+    def refuse(self, reason: str) -> None:
+        """The call will not be sent after all: the block ends, and the intent closes as
+        ``refused:<reason>``."""
+        self.refusal = reason
+
+
+@contextmanager
+def recorded_call(
+    engine: Engine,
+    instance: Instance,
+    call: Call,
+    *,
+    request: Mapping[str, Any],
+    amount: str | None = None,
+    tx_id: str | None = None,
+    call_key: str | None = None,
+) -> Iterator[OpenCall]:
+    """Record the intent of ``call``, run the block (the call and its transition), finish it.
+
+    The block's normal end finishes the intent as ``answered``; NICEPAY's refusal of the call
+    as ``refused:<code>``; an answer lost in transport as ``failed:<error>``. A cancel stays
+    open instead, for the reconciler's inquiry, when its answer was lost or when anything
+    failed after NICEPAY accepted it (:meth:`OpenCall.mark_answered`). Any other exception
+    leaves the intent open: what reached NICEPAY is unknown, so the reconciler finds out.
+
+    A ``call_key`` makes the call once-only for the payment: a second call under the same key,
+    from any replica, is refused before anything is sent. A block that decides not to send the
+    call after all marks it (:meth:`OpenCall.refuse`), and the intent closes as
+    ``refused:<reason>``.
+
+    Raises:
+        CallKeyTaken: a call under ``call_key`` was recorded for the payment before; nothing
+            was sent.
+        CallInDoubt: a cancel for the payment is still open; nothing was sent.
+    """
+    store, clock = engine.store, engine.clock
+    handle = OpenCall(
+        store.record_intent(
+            instance.id,
+            call,
+            at=clock.now(),
+            reference_no=instance.reference_no,
+            amount=amount if amount is not None else instance.amount,
+            tx_id=tx_id if tx_id is not None else instance.tx_id,
+            request=request,
+            exclusive=call in MONEY_MOVING,
+            call_key=call_key,
+        )
+    )
+    try:
+        yield handle
+    except ProviderError as error:
+        in_doubt = call in MONEY_MOVING and (error.retryable or handle.answered)
+        if not in_doubt:
+            store.finish_intent(handle.intent_id, outcome=_failure(error), at=clock.now())
+        raise
+    outcome = "answered" if handle.refusal is None else f"refused:{handle.refusal}"
+    store.finish_intent(handle.intent_id, outcome=outcome, at=clock.now())
+
+
+def _failure(error: ProviderError) -> str:
+    kind = "failed" if error.retryable else "refused"
+    return f"{kind}:{error.provider_code or type(error).__name__}"
+
+
+__all__ = [
+    "INTENT_GRACE",
+    "MONEY_MOVING",
+    "Call",
+    "CallInDoubt",
+    "CallKeyTaken",
+    "OpenCall",
+    "recorded_call",
+]

@@ -1,0 +1,221 @@
+"""Repair what a stopped process left between a NICEPAY call and the commit of its answer.
+
+Every call is recorded as an intent before it is sent (:mod:`adapters.reconcile.intents`). An intent
+still open after :data:`INTENT_GRACE` belongs to a process that stopped (or an answer that was
+lost), and its payment is repaired from NICEPAY's own account, never by sending a money-moving
+call again:
+
+- A payment that knows its tXid is asked about with an inquiry, and the answer applied as any
+  status check's is: a registration whose answer was stored, a lost payment-links answer, an
+  inquiry cut short, or a cancel whose void or refund was never stored all end in the state
+  NICEPAY reports. A refund request's intent closes as ``repaired:refunded`` when the refunded
+  total NICEPAY reports covers it, else ``repaired:not_refunded`` (its amount is free again).
+- A registration whose answer was lost has no tXid to ask about, and without one NICEPAY's
+  transaction can never be paid: nobody was ever shown its payment step. The payment is failed
+  (``fail_registration``) with the reason stored, instead of registering again for a customer
+  who is gone; the intent keeps the ``referenceNo`` that may stand registered and unpaid there.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from adapters.reconcile.deadlines import (
+    DEFAULT_LEASE,
+    DeadlineRun,
+    reconciler_id,
+    report_skipped,
+    run_due,
+    unfit,
+)
+from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
+from adapters.refunds import repair_outcome
+from adapters.service import PaymentService
+from fsm.definition.flow import Actor
+from fsm.errors import ConfigurationError, FsmError, ProviderError, TransitionNotAllowed
+from fsm.flows import PaymentEvent, PaymentState
+from fsm.store.intents import CallIntent
+from fsm.store.sql import SqlStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What one abandoned call's payment became."""
+
+    instance_id: str
+    call: str
+    before: str
+    after: str
+    outcome: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ReconcilePass:
+    """One reconciler pass: the repaired calls, then the passed deadlines acted on."""
+
+    repairs: list[Repair]
+    deadlines: list[DeadlineRun]
+
+    @property
+    def failed(self) -> bool:
+        """Whether any repair or deadline action ended in an error."""
+        return any(r.error for r in self.repairs) or any(r.error for r in self.deadlines)
+
+
+@dataclass(frozen=True)
+class Reconciler:
+    """One reconciler: its name for claims, and how long it waits and holds.
+
+    Any number may run against one database (one per replica): they claim what they work on.
+    """
+
+    service: PaymentService
+    owner: str = field(default_factory=reconciler_id)
+    grace: timedelta = INTENT_GRACE
+    """How old an open intent must be to count as abandoned."""
+    lease: timedelta = DEFAULT_LEASE
+    limit: int = 100
+    """Intents, and due instances, per pass."""
+
+    def __post_init__(self) -> None:
+        # A grace of zero would "repair" calls other processes are still waiting on.
+        if self.grace <= timedelta(0) or self.lease <= timedelta(0) or self.limit < 1:
+            raise ConfigurationError(
+                f"a reconciler needs a positive grace, lease and limit, not {self.grace}, "
+                f"{self.lease} and {self.limit}"
+            )
+
+    def run_once(self, now: datetime | None = None) -> ReconcilePass:
+        """Repair abandoned calls, then act on passed deadlines.
+
+        Repairs go first: a paid payment whose cancel is in doubt must learn of its void or
+        refund before its order-confirmation timer can fire.
+        """
+        moment = now or self.service.engine.clock.now()
+        repairs = self.repair_open_intents(moment)
+        deadlines = run_due(
+            self.service,
+            now=moment,
+            limit=self.limit,
+            owner=self.owner,
+            lease=self.lease,
+            grace=self.grace,
+        )
+        return ReconcilePass(repairs, deadlines)
+
+    def repair_open_intents(self, now: datetime | None = None) -> list[Repair]:
+        """Repair the payment of every intent open for longer than ``grace``, oldest first.
+
+        Each payment is claimed while it is repaired; one another reconciler holds is left for
+        a later pass, and an intent another one closed since this pass listed it is skipped. A
+        repair whose inquiry fails reports the error and keeps its intent open, unless NICEPAY
+        refused the inquiry for good and the call moves no money (see :func:`_unrepaired`).
+        An intent whose payment nobody can act on (its flow or state is unknown) is reported as
+        skipped and stays open; the intents after it are repaired in the same pass.
+        """
+        store = self.service.engine.store
+        moment = now or self.service.engine.clock.now()
+        repairs = []
+        for intent in store.open_intents(recorded_before=moment - self.grace, limit=self.limit):
+            if not store.claim(intent.instance_id, owner=self.owner, now=moment, lease=self.lease):
+                continue
+            try:
+                if _still_open(store, intent):  # another replica may have repaired it meanwhile
+                    repairs.append(_repair(self.service, intent))
+            finally:
+                store.release([intent.instance_id], owner=self.owner)
+        return repairs
+
+
+def _still_open(store: SqlStore, intent: CallIntent) -> bool:
+    return any(i.id == intent.id for i in store.open_intents(instance_id=intent.instance_id))
+
+
+def _repair(service: PaymentService, intent: CallIntent) -> Repair:
+    engine = service.engine
+    before = engine.get(intent.instance_id)
+    problem = unfit(engine, before)
+    if problem is not None:  # the intent stays open for when the row is put right
+        error = report_skipped(before, problem)
+        return Repair(before.id, intent.call, before.state, before.state, "skipped", error)
+    try:
+        if intent.call == Call.REGISTRATION and not before.tx_id:
+            outcome = _fail_lost_registration(service, intent, before.state)
+        elif before.tx_id or intent.tx_id:
+            service.check_status(before.id, actor=Actor.TIMER, tx_id_hint=intent.tx_id)
+            outcome = "inquired"
+        else:
+            outcome = "nothing to ask: no tXid"
+    except ProviderError as error:
+        return _unrepaired(service, intent, before.state, error, gives_up=not error.retryable)
+    except FsmError as error:  # e.g. contention outlasting the retries: the next pass tries again
+        return _unrepaired(service, intent, before.state, error, gives_up=False)
+    after = engine.get(before.id).state
+    closed = f"repaired:{after}"
+    if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
+        closed = repair_outcome(engine, intent)
+    engine.store.finish_intent(intent.id, outcome=closed[:32], at=engine.clock.now())
+    logger.info(
+        "abandoned call repaired",
+        extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
+    )
+    return Repair(before.id, intent.call, before.state, after, outcome)
+
+
+def _unrepaired(
+    service: PaymentService, intent: CallIntent, before: str, error: FsmError, *, gives_up: bool
+) -> Repair:
+    """Report a repair that failed; the intent stays open unless asking again cannot help.
+
+    NICEPAY refusing the inquiry itself (a bad token, an unknown transaction) will refuse it next
+    time too: such an intent is closed with the refusal, so its payment's deadlines run again.
+    A cancel never is: only an answered inquiry may say whether money moved.
+    """
+    engine = service.engine
+    closes = gives_up and intent.call not in MONEY_MOVING
+    if closes:
+        engine.store.finish_intent(
+            intent.id, outcome=f"unrepaired:{type(error).__name__}"[:32], at=engine.clock.now()
+        )
+    logger.warning(
+        "repair failed",
+        extra={
+            "instance": intent.instance_id,
+            "call": intent.call,
+            "error": type(error).__name__,
+            "intent": "closed" if closes else "open",
+        },
+    )
+    after = engine.get(intent.instance_id).state
+    outcome = "unrepaired" if closes else "open"
+    return Repair(intent.instance_id, intent.call, before, after, outcome, str(error))
+
+
+def _fail_lost_registration(service: PaymentService, intent: CallIntent, state: str) -> str:
+    if state != PaymentState.REGISTRATION_SENT:
+        return f"registration already ended in {state}"
+    payload = {
+        "error": "AnswerLost",
+        "referenceNo": intent.reference_no,
+        "detail": "the registration's answer was lost with the process that sent it; without "
+        "its tXid the transaction can never be paid, so it is abandoned",
+    }
+    try:
+        service.engine.fire_with_retry(
+            intent.instance_id,
+            PaymentEvent.FAIL_REGISTRATION,
+            actor=Actor.TIMER,
+            idempotency_key=f"intent:{intent.id}",
+            payload=payload,
+        )
+    except TransitionNotAllowed:  # recorded by the engine; the payment moved on meanwhile
+        return "registration moved on"
+    return "registration answer lost: failed"
+
+
+__all__ = ["INTENT_GRACE", "ReconcilePass", "Reconciler", "Repair"]

@@ -1,0 +1,1 @@
+"""Wallet adapters: the protocol, the registry, each wallet, status codes and cancel rules."""

@@ -1,0 +1,1 @@
+"""Rendering: flow, path and diff diagrams as DOT, and the HTML audit report."""

@@ -1,0 +1,1 @@
+"""Storage: the store protocols, the SQL store, its tables, schema migrations and leases."""

@@ -1,0 +1,116 @@
+"""The schema's Alembic migrations, shipped with the package and run without an ``alembic.ini``.
+
+:meth:`fsm.store.sql.SqlStore.create_schema` runs them; :func:`alembic_config` builds the
+configuration for running Alembic's commands directly on a connection or a URL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, inspect
+
+from fsm.errors import ConfigurationError
+
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
+"""The Alembic script folder: ``env.py`` and ``versions/``."""
+
+FIRST_REVISION = "0001"
+"""flow_instance, transition_log and rejected_event."""
+
+HEAD_REVISION = "0005"
+"""The latest revision: indexes for listing instances newest first and by state."""
+VERSION_TABLE = "ewallet_fsm_version"
+"""Our own version table: an application's Alembic history in the same schema never meets ours."""
+
+_UNVERSIONED_TABLES = {
+    FIRST_REVISION: frozenset({"flow_instance", "transition_log", "rejected_event"}),
+    "0002": frozenset({"flow_instance", "transition_log", "rejected_event", "inbound_attempt"}),
+    "0003": frozenset(
+        {"flow_instance", "transition_log", "rejected_event", "inbound_attempt", "call_intent"}
+    ),
+}
+"""The tables of each revision, to recognise a database made without the migrations: by a
+release before them, or by the models' ``create_all``."""
+_KNOWN_TABLES = frozenset().union(*_UNVERSIONED_TABLES.values())
+
+
+def alembic_config(connection: Connection | None = None, *, url: str | None = None) -> Config:
+    """An Alembic configuration for these migrations, on ``connection`` or else on ``url``.
+
+    Commands given a connection run inside its transaction and leave committing to the caller.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def current_revision(connection: Connection) -> str | None:
+    """The revision recorded in ``ewallet_fsm_version``; ``None`` when there is none."""
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def upgrade_to_head(connection: Connection) -> None:
+    """Bring the schema on ``connection`` to the head revision, inside its transaction.
+
+    A database whose tables were created before migrations existed (no ``ewallet_fsm_version``) is
+    first stamped with the revision its tables match, so only the missing steps run.
+
+    Raises:
+        ConfigurationError: an unversioned database holds only some of one revision's tables.
+    """
+    revision = current_revision(connection)
+    if revision == HEAD_REVISION:
+        return
+    if revision is None:
+        unversioned = _revision_of_tables(connection)
+        if unversioned is not None:
+            command.stamp(alembic_config(connection), unversioned)
+    command.upgrade(alembic_config(connection), "head")
+
+
+_ADDED_COLUMNS = (("0003", "0004", "call_intent", "call_key"),)
+"""Revisions that add only columns to existing tables: (from, to, table, a column added)."""
+
+
+def _with_added_columns(connection: Connection, revision: str) -> str:
+    """``revision``, or a later one whose added columns the tables already have."""
+    for before, after, table, column in _ADDED_COLUMNS:
+        if revision == before and column in _columns(connection, table):
+            revision = after
+    return revision
+
+
+def _columns(connection: Connection, table: str) -> set[str]:
+    return {column["name"] for column in inspect(connection).get_columns(table)}
+
+
+def _revision_of_tables(connection: Connection) -> str | None:
+    present = set(inspect(connection).get_table_names()) & _KNOWN_TABLES
+    if not present:
+        return None
+    for revision, tables in _UNVERSIONED_TABLES.items():
+        if present == tables:
+            return _with_added_columns(connection, revision)
+    raise ConfigurationError(
+        f"the database holds only some of the ewallet-fsm tables ({', '.join(sorted(present))})"
+        " and no ewallet_fsm_version; finish or remove them before creating the schema"
+    )
+
+
+__all__ = [
+    "FIRST_REVISION",
+    "HEAD_REVISION",
+    "SCRIPT_LOCATION",
+    "VERSION_TABLE",
+    "alembic_config",
+    "current_revision",
+    "upgrade_to_head",
+]

@@ -1,0 +1,205 @@
+"""The schema as sqlmodel tables, and the timestamp type that keeps every stored time aware.
+
+The Alembic revisions (:mod:`fsm.store.migrations`) create exactly these tables; a test compares
+them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from fsm.clock import as_utc, require_aware
+from fsm.model import Instance
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp that refuses naive datetimes and always reads back as aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment = require_aware(value)
+        return moment.replace(tzinfo=None) if dialect.name == "sqlite" else moment
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return as_utc(value)
+
+
+class FlowInstanceRow(SQLModel, table=True):
+    """One flow instance: a payment or an account link."""
+
+    __tablename__ = "flow_instance"
+    __table_args__ = (
+        # At most one live (not final) instance per flow and reference: a notification that
+        # names only the reference must find one payment. Non-final states always have a
+        # deadline and final ones never do (the flow checks say so), hence the condition.
+        Index(
+            "ux_flow_instance_live_reference",
+            "flow",
+            "reference_no",
+            unique=True,
+            sqlite_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
+            postgresql_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
+        ),
+        # Listings run newest first with a keyset cursor on (created_at, id) (fsm.store.listing).
+        Index("ix_flow_instance_created", "created_at", "id"),
+        Index("ix_flow_instance_state", "state", "created_at", "id"),
+    )
+
+    id: str = Field(primary_key=True, max_length=64)
+    flow: str = Field(max_length=64, index=True)
+    state: str = Field(max_length=64)
+    version: int = 0
+    wallet: str | None = Field(default=None, max_length=32)
+    amount: str | None = Field(default=None, max_length=24)
+    currency: str = Field(default="IDR", max_length=3)
+    reference_no: str | None = Field(default=None, max_length=64, index=True)
+    tx_id: str | None = Field(default=None, max_length=64, index=True)
+    mandate: str | None = Field(default=None, max_length=64)
+    deadline_at: datetime | None = Field(default=None, sa_type=UtcDateTime, index=True)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    updated_at: datetime = Field(sa_type=UtcDateTime)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    """The reconciler working on the instance now (:mod:`~fsm.store.leases`), not engine state."""
+    claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When that claim lapses, so a crashed reconciler's instances return to the others."""
+    refunded_amount: str | None = Field(default=None, max_length=24)
+    """The total the provider confirmed as voided or refunded, a digit string."""
+
+
+class TransitionLogRow(SQLModel, table=True):
+    """One applied transition. Rows are only ever inserted."""
+
+    __tablename__ = "transition_log"
+    __table_args__ = (UniqueConstraint("instance_id", "idempotency_key"),)
+
+    instance_id: str = Field(primary_key=True, foreign_key="flow_instance.id", max_length=64)
+    seq: int = Field(primary_key=True)
+    event: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    dest: str = Field(max_length=64)
+    actor: str = Field(max_length=32)
+    idempotency_key: str = Field(max_length=200)
+    payload: str = Field(sa_type=Text)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+    fingerprint: str = Field(max_length=32)
+
+
+class RejectedEventRow(SQLModel, table=True):
+    """One event that was recorded and not applied."""
+
+    __tablename__ = "rejected_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str = Field(max_length=64, index=True)
+    event: str = Field(max_length=64)
+    state: str = Field(max_length=64)
+    version: int
+    actor: str = Field(max_length=32)
+    idempotency_key: str = Field(max_length=200)
+    reason: str = Field(max_length=32)
+    detail: str = Field(sa_type=Text)
+    payload: str = Field(sa_type=Text)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class InboundAttemptRow(SQLModel, table=True):
+    """One request to an inbound endpoint (a notification, a callback), refused or accepted.
+
+    Rows are only ever inserted. Unlike ``rejected_event`` it needs no matching instance, so
+    requests for unknown transactions and unparseable or oversized bodies are kept too.
+    """
+
+    __tablename__ = "inbound_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    endpoint: str = Field(max_length=32)
+    outcome: str = Field(max_length=16)
+    status_code: int
+    error: str | None = Field(default=None, max_length=64)
+    reason: str = Field(sa_type=Text)
+    instance_id: str | None = Field(default=None, max_length=64, index=True)
+    parameters: str = Field(sa_type=Text)
+    body_bytes: int
+    client_ip: str | None = Field(default=None, max_length=64)
+
+
+class CallIntentRow(SQLModel, table=True):
+    """One call to the provider, recorded before it is sent and finished once its answer is stored.
+
+    An intent still open long after it was recorded marks a process that stopped between sending
+    and storing the answer; the reconciler repairs its instance (see :mod:`fsm.store.intents`).
+    """
+
+    __tablename__ = "call_intent"
+    __table_args__ = (
+        Index("ix_call_intent_open", "finished_at", "recorded_at"),
+        # The database, not a read before the insert, keeps a second exclusive call (a cancel)
+        # out while the first has no stored answer: two racing callers cannot both pass.
+        Index(
+            "ux_call_intent_exclusive_open",
+            "instance_id",
+            "call",
+            unique=True,
+            sqlite_where=text("exclusive AND finished_at IS NULL"),
+            postgresql_where=text("exclusive AND finished_at IS NULL"),
+        ),
+        # A caller's key for one call (a refund request's id): a second caller with the same
+        # key finds the first call instead of sending another, whichever replica it runs on.
+        Index(
+            "ux_call_intent_key",
+            "instance_id",
+            "call_key",
+            unique=True,
+            sqlite_where=text("call_key IS NOT NULL"),
+            postgresql_where=text("call_key IS NOT NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str = Field(foreign_key="flow_instance.id", max_length=64, index=True)
+    call: str = Field(max_length=32)
+    reference_no: str | None = Field(default=None, max_length=64)
+    amount: str | None = Field(default=None, max_length=24)
+    tx_id: str | None = Field(default=None, max_length=64)
+    exclusive: bool = False
+    """At most one exclusive call per instance and kind may be open at a time."""
+    request: str = Field(sa_type=Text)
+    """The identifying fields of what was sent, as JSON with secrets redacted."""
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    outcome: str | None = Field(default=None, max_length=32)
+    call_key: str | None = Field(default=None, max_length=200)
+    """The caller's idempotency key for this call, unique per instance when given."""
+
+
+TABLES = (
+    FlowInstanceRow.__table__,  # type: ignore[attr-defined]
+    TransitionLogRow.__table__,  # type: ignore[attr-defined]
+    RejectedEventRow.__table__,  # type: ignore[attr-defined]
+    InboundAttemptRow.__table__,  # type: ignore[attr-defined]
+    CallIntentRow.__table__,  # type: ignore[attr-defined]
+)
+"""Every table of the schema, in creation order."""
+
+INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE, INBOUND_TABLE, INTENT_TABLE = TABLES
+INSTANCE_COLUMNS = tuple(INSTANCE_TABLE.c[name] for name in Instance.__dataclass_fields__)
+"""The columns an :class:`~fsm.model.Instance` holds (claims are the reconciler's, not engine
+state)."""
+
+__all__ = [
+    "INSTANCE_COLUMNS",
+    "TABLES",
+    "CallIntentRow",
+    "FlowInstanceRow",
+    "InboundAttemptRow",
+    "RejectedEventRow",
+    "TransitionLogRow",
+    "UtcDateTime",
+]
