@@ -16,8 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from adapters.inbound.journal import InboundJournal
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.messages import Billing, CartItem, amount_string
+from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.status import check_status
 from adapters.refunds import Refund, Refunds, refund_request
 from adapters.wallets.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
@@ -28,6 +30,8 @@ from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.flows import LinkEvent, LinkState, Wallet
 from fsm.model import Instance, TransitionResult
+from fsm.store.leases import Leases
+from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -93,14 +97,24 @@ class PaymentService:
         engine: Engine,
         client: NicepayClient,
         *,
+        store: SqlStore,
         notification_url: str,
         callback_url: str,
         mandate_fields: tuple[str, ...] = MANDATE_FIELDS,
         reference_suffix: Callable[[], str] = _timestamp_suffix,
     ) -> None:
-        """Bind the engine and client; the URLs are where NICEPAY and the browser reach us."""
+        """Bind the engine and client; the URLs are where NICEPAY and the browser reach us.
+
+        ``store`` is the database the engine keeps its instances in: the journal of NICEPAY
+        calls, the journal of inbound requests and the reconcilers' leases are kept there too.
+        """
         self.engine = engine
         self.client = client
+        self.calls = CallJournal(store, clock=engine.clock)
+        self.inbound = InboundJournal(store)
+        self.leases = Leases(store)
+        self.failures: tuple[type[Exception], ...] = store.failures
+        """The exceptions that mean the database failed."""
         self.notification_url = notification_url
         self.callback_url = callback_url
         self.mandate_fields = mandate_fields
@@ -219,7 +233,7 @@ class PaymentService:
             requested_by=requested_by,
             actor=actor,
         )
-        return Refunds(self.engine, self.client).request(request)
+        return Refunds(self.engine, self.calls, self.client).request(request)
 
     def check_status(
         self,
@@ -232,6 +246,7 @@ class PaymentService:
         """Ask NICEPAY for the payment's status and apply the answer (see ``check_status``)."""
         return check_status(
             self.engine,
+            self.calls,
             self.client,
             payment_id,
             actor=actor,

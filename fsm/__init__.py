@@ -43,6 +43,8 @@ from fsm.errors import (
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
+from fsm.store.memory import MemoryStore
+from fsm.store.protocol import Store
 from fsm.store.sql import DEFAULT_DB_URL, SqlStore
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -74,6 +76,7 @@ __all__ = [
     "InstanceNotFound",
     "InvalidInstanceData",
     "ManualClock",
+    "MemoryStore",
     "ReferenceInUse",
     "RejectReason",
     "RejectedEvent",
@@ -83,6 +86,7 @@ __all__ = [
     "StaleEvent",
     "StateKind",
     "StateSpec",
+    "Store",
     "SystemClock",
     "TransitionError",
     "TransitionNotAllowed",

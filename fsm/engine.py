@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -49,14 +50,16 @@ from fsm.errors import (
 from fsm.flows import FLOWS
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
-from fsm.store.sql import SqlStore
-from fsm.store.unit import Contention, KeyTaken, ReferenceTaken, Unit
+from fsm.store.protocol import Contention, KeyTaken, ReferenceTaken, Store, Unit
 
 logger = logging.getLogger(__name__)
 
 
 class Engine:
-    """Starts and moves flow instances stored in a :class:`~fsm.store.sql.SqlStore`.
+    """Starts and moves flow instances kept in a :class:`~fsm.store.protocol.Store`.
+
+    The store is :class:`~fsm.store.sql.SqlStore` for a database, or
+    :class:`~fsm.store.memory.MemoryStore` in memory.
 
     A database failure while firing (a lost connection, a full disk) reaches the caller as the
     driver's own exception (``sqlite3.Error``, ``psycopg.Error``), since events run on the
@@ -67,7 +70,7 @@ class Engine:
 
     def __init__(
         self,
-        store: SqlStore,
+        store: Store,
         *,
         flows: Mapping[str, FlowDefinition] | None = None,
         clock: Clock | None = None,
@@ -162,7 +165,8 @@ class Engine:
             payload: JSON-ready data recorded with the step; secret-looking fields are redacted.
 
         Returns:
-            The applied transition, or for a repeated key the first one with ``duplicate=True``.
+            The applied transition and the instance it left, or for a repeated key the first
+            transition with ``duplicate=True`` and the instance as it stands.
 
         Raises:
             InstanceNotFound: no such instance.
@@ -277,6 +281,10 @@ class Engine:
         """The stored instance (``InstanceNotFound`` when there is none)."""
         return self.store.get(instance_id)
 
+    def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
+        """Instances with the given provider transaction id and/or reference, by id."""
+        return self.store.find(tx_id=tx_id, reference_no=reference_no)
+
     def history(self, instance_id: str) -> list[TransitionRecord]:
         """The instance's applied transitions, in order."""
         return self.store.history(instance_id)
@@ -284,6 +292,10 @@ class Engine:
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events, in arrival order."""
         return self.store.rejections(instance_id)
+
+    def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
+        """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
+        return self.store.has_rejection(instance_id, idempotency_key)
 
     def _transact(
         self,
@@ -347,18 +359,16 @@ class Engine:
             fingerprint=flow.fingerprint,
         )
         bound = _bound(decision, payload) if decision.binds else _NOTHING_BOUND
+        deadline_at = _deadline_at(flow, decision.dest, instance.wallet, now, instance.created_at)
         try:
             unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
-                record,
-                expected_version=instance.version,
-                deadline_at=_deadline_at(
-                    flow, decision.dest, instance.wallet, now, instance.created_at
-                ),
-                bound=bound,
+                record, expected_version=instance.version, deadline_at=deadline_at, bound=bound
             )
         except ReferenceTaken:
             raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
-        return flow.name, TransitionResult(record)
+        changes: dict[str, Any] = {"deadline_at": deadline_at, "updated_at": stamp, **bound}
+        moved = replace(instance, state=record.dest, version=record.seq, **changes)
+        return flow.name, TransitionResult(record, moved)
 
     def _repeat(
         self,
@@ -376,7 +386,7 @@ class Engine:
             outcome = IdempotencyKeyReused(instance.id, instance.state, event, key, prior.event)
             reason, detail = RejectReason.KEY_REUSED, f"key used for {prior.event!r}"
         else:
-            outcome = TransitionResult(prior, duplicate=True)
+            outcome = TransitionResult(prior, instance, duplicate=True)
             reason, detail = RejectReason.DUPLICATE, f"already applied as step {prior.seq}"
         unit.reject(
             RejectedEvent(

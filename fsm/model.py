@@ -74,13 +74,15 @@ class RejectedEvent:
 
 @dataclass(frozen=True, slots=True)
 class TransitionResult:
-    """What :meth:`fsm.Engine.fire` did.
+    """What :meth:`fsm.Engine.fire` did, and the instance it left.
 
     ``duplicate`` is true when the idempotency key had already been applied: ``record`` is then
-    the first outcome and nothing new was applied.
+    the first outcome, nothing new was applied, and ``instance`` is the instance as it stands.
     """
 
     record: TransitionRecord
+    instance: Instance
+    """The instance once the event was handled, as stored: no need to read it again."""
     duplicate: bool = False
 
     @property

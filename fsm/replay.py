@@ -13,19 +13,18 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import Protocol
 
 from fsm._payload import UnreadablePayload
 from fsm.clock import require_aware
 from fsm.definition.flow import FlowDefinition
 from fsm.model import Instance, TransitionRecord
-
-if TYPE_CHECKING:
-    from fsm.store.sql import SqlStore
+from fsm.store.protocol import StepReader
 
 
 class Step(Protocol):
-    """What a replay reads of a step: a :class:`TransitionRecord` or a :class:`StoredStep`."""
+    """What a replay reads of a step: a :class:`TransitionRecord` or a
+    :class:`~fsm.store.protocol.StoredStep`."""
 
     @property
     def seq(self) -> int: ...
@@ -41,20 +40,6 @@ class Step(Protocol):
     def fingerprint(self) -> str: ...
     @property
     def occurred_at(self) -> datetime | None: ...
-
-
-class StoredStep(NamedTuple):
-    """The columns of a log row that verification needs, read without the payload."""
-
-    instance_id: str
-    seq: int
-    event: str
-    source: str
-    dest: str
-    actor: str
-    fingerprint: str
-    occurred_at: datetime | None = None
-    """Read only when a time cut-off asks for it."""
 
 
 class Verdict(StrEnum):
@@ -116,7 +101,7 @@ def replay(
 
 
 def verify_stored(
-    store: SqlStore,
+    store: StepReader,
     flow: FlowDefinition,
     instance_ids: Iterable[str],
     *,
@@ -125,9 +110,9 @@ def verify_stored(
 ) -> dict[str, ReplayResult]:
     """:func:`replay` of many stored instances at once, reading only the columns it checks.
 
-    The same checks as :func:`replay`, folded over the rows of :meth:`SqlStore.stored_steps`
-    (a bulk read without payloads, ordered by instance) as they arrive, instead of one
-    :meth:`SqlStore.history` per instance. An id with no log replays to the flow's initial
+    The same checks as :func:`replay`, folded over the rows of ``store.stored_steps`` (a bulk
+    read without payloads, ordered by instance) as they arrive, instead of one ``history`` per
+    instance. An id with no log replays to the flow's initial
     state, as :func:`replay` of an empty history does.
 
     Returns:

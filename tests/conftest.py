@@ -1,4 +1,5 @@
-"""Shared fixtures: stores on SQLite and PostgreSQL, and a guard that keeps tests on loopback."""
+"""Shared fixtures: stores in memory, on SQLite and PostgreSQL, and a guard that keeps tests on
+loopback."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from fsm.store.memory import MemoryStore
 from fsm.store.sql import SqlStore
+
+AnyStore = MemoryStore | SqlStore
+"""A store the engine's contract tests run on: each of them, one after the other."""
 
 PG_URL = os.environ.get("EWALLET_FSM_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EWALLET_FSM_REQUIRE_POSTGRES") == "1"
@@ -74,7 +79,24 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def store(db_url: str) -> Iterator[SqlStore]:
     """A store with its schema created, on each database."""
-    sql_store = SqlStore(db_url)
+    yield from _created(db_url)
+
+
+@pytest.fixture(
+    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
+    """A fresh store in memory, then on each database: for what every store must do alike."""
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "sqlite":
+        yield from _created(f"sqlite:///{tmp_path / 'fsm.sqlite3'}")
+    else:
+        yield from _created(request.getfixturevalue("postgres_schema_url"))
+
+
+def _created(url: str) -> Iterator[SqlStore]:
+    sql_store = SqlStore(url)
     sql_store.create_schema()
     yield sql_store
     sql_store.dispose()

@@ -12,10 +12,10 @@ buy nothing. A payment's browser returns cost one status check per throttle slot
 any number of replicas (the inquiry's intent is keyed on the slot). A notification the flow no
 longer takes costs one at most, and none for a settled payment unless it claims a reversal.
 
-Every request, refused or accepted, is also appended to the store's ``inbound_attempt`` table
-(:meth:`~fsm.store.sql.SqlStore.record_inbound`): when it arrived, the endpoint, the outcome and
-status code, the typed error and its reason, the matched instance if any, the parameters compactly
-with the token redacted (an oversized or stalled body: its size only), and the client's address.
+Every request, refused or accepted, is also appended to the inbound journal
+(:mod:`adapters.inbound.journal`): when it arrived, the endpoint, the outcome and status code,
+the typed error and its reason, the matched instance if any, the parameters compactly with the
+token redacted (an oversized or stalled body: its size only), and the client's address.
 The merchant key and tokens are blanked wherever they appear in what is stored, logged or
 answered (:mod:`~adapters.inbound.redact`). A database fault is answered 503 with ``Retry-After``
 and a short body, never the driver's message: NICEPAY sends the notification again.
@@ -135,7 +135,7 @@ class NotificationHandler:
         )
         self._kept = DOCUMENTED_FIELDS | set(service.mandate_fields)
         self._failures: tuple[type[Exception], ...] = (
-            *service.engine.store.failures,
+            *service.failures,
             ConcurrentTransition,
             StorageUnavailable,
         )
@@ -247,7 +247,7 @@ class NotificationHandler:
         if not engine.flow(instance.flow).candidates(instance.state, event):
             self._keep_hint(instance, event, stored, tx_id_hint)
             return Outcome.NOT_APPLIED  # the flow takes no return here: only the journal keeps it
-        if engine.store.intent_by_key(instance.id, key) is not None:
+        if self._service.calls.by_key(instance.id, key) is not None:
             self._keep_hint(instance, event, stored, tx_id_hint)
             return Outcome.DUPLICATE  # this slot's status check was asked already
         result = self._service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, stored)
@@ -309,7 +309,7 @@ class NotificationHandler:
         settled = engine.flow(current.flow).state(current.state).kind.settled
         if settled and notified_status(params) != REVERSAL:
             return
-        if engine.store.intent_by_key(instance_id, key) is None:  # spares the check's step
+        if self._service.calls.by_key(instance_id, key) is None:  # spares the check's step
             self._confirm(instance_id, call_key=key)
 
     def _confirm(
@@ -343,18 +343,18 @@ class NotificationHandler:
         if "referenceNo" in missing:
             raise MissingFields(missing)
         if missing:  # only an account link's notification has no tXid
-            links = self._service.engine.store.find(reference_no=params["referenceNo"])
+            links = self._service.engine.find(reference_no=params["referenceNo"])
             if not any(link.flow == AstrapayLinkAdapter.flow for link in links):
                 raise MissingFields(missing)
 
     def _find(self, params: Mapping[str, str]) -> Instance:
-        store = self._service.engine.store
+        engine = self._service.engine
         tx_id, reference_no = params.get("tXid"), params.get("referenceNo")
         if not tx_id and not reference_no:
             raise MissingFields(("tXid", "referenceNo"), alternatives=True)
-        found = store.find(tx_id=tx_id) if tx_id else []
+        found = engine.find(tx_id=tx_id) if tx_id else []
         if not found and reference_no:
-            found = _by_reference(store.find(reference_no=reference_no), tx_id)
+            found = _by_reference(engine.find(reference_no=reference_no), tx_id)
         if len(found) != 1:
             raise UnknownTransaction(
                 f"no single payment for tXid {shown(tx_id)} / referenceNo {shown(reference_no)}"
@@ -426,7 +426,7 @@ class NotificationHandler:
         """
         engine = self._service.engine
         key = f"refused:{endpoint}:{callback_key(engine.clock.now())}"
-        if engine.store.has_rejection(instance.id, key):
+        if engine.has_rejection(instance.id, key):
             return
         engine.record_refused(
             instance.id,
@@ -452,9 +452,8 @@ class NotificationHandler:
         reason: str = "",
     ) -> None:
         """Append the request to ``inbound_attempt``; ``parameters`` are already scrubbed."""
-        engine = self._service.engine
-        engine.store.record_inbound(
-            received_at=engine.clock.now(),
+        self._service.inbound.record(
+            received_at=self._service.engine.clock.now(),
             endpoint=endpoint,
             outcome=outcome,
             status_code=status,

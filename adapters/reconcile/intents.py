@@ -1,8 +1,9 @@
-"""Every NICEPAY call is recorded as an intent before it is sent (see :mod:`fsm.store.intents`).
+"""Every NICEPAY call is recorded as an intent before it is sent.
 
-The intent is committed first, then the request goes out, then the answer's transition is
-committed, and only then is the intent finished. A process that stops anywhere in between
-leaves the intent open, and :mod:`adapters.reconcile.recovery` repairs its payment from an inquiry.
+The intent (:mod:`adapters.reconcile.journal`) is committed first, then the request goes out,
+then the answer's transition is committed, and only then is the intent finished. A process that
+stops anywhere in between leaves the intent open, and :mod:`adapters.reconcile.recovery` repairs
+its payment from an inquiry.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
-from fsm.engine import Engine
+from adapters.reconcile.journal import CallJournal
 from fsm.errors import CallInDoubt, CallKeyTaken, ProviderError
 from fsm.model import Instance
 
@@ -60,7 +61,7 @@ class OpenCall:
 
 @contextmanager
 def recorded_call(
-    engine: Engine,
+    calls: CallJournal,
     instance: Instance,
     call: Call,
     *,
@@ -87,9 +88,9 @@ def recorded_call(
             was sent.
         CallInDoubt: a cancel for the payment is still open; nothing was sent.
     """
-    store, clock = engine.store, engine.clock
+    clock = calls.clock
     handle = OpenCall(
-        store.record_intent(
+        calls.record(
             instance.id,
             call,
             at=clock.now(),
@@ -106,10 +107,10 @@ def recorded_call(
     except ProviderError as error:
         in_doubt = call in MONEY_MOVING and (error.retryable or handle.answered)
         if not in_doubt:
-            store.finish_intent(handle.intent_id, outcome=_failure(error), at=clock.now())
+            calls.finish(handle.intent_id, outcome=_failure(error), at=clock.now())
         raise
     outcome = "answered" if handle.refusal is None else f"refused:{handle.refusal}"
-    store.finish_intent(handle.intent_id, outcome=outcome, at=clock.now())
+    calls.finish(handle.intent_id, outcome=outcome, at=clock.now())
 
 
 def _failure(error: ProviderError) -> str:

@@ -49,13 +49,12 @@ class _RegisteredWallet:
         engine = service.engine
         # Each step must be applied before the customer is sent on: a payment the reconciler
         # failed meanwhile must never hand out a payable page.
-        engine.fire_with_retry(
+        registered = engine.fire_with_retry(
             payment.id,
             PaymentEvent.REQUEST_PAYMENT,
             actor=Actor.MERCHANT,
             idempotency_key="request-payment",
-        )
-        registered = engine.get(payment.id)
+        ).instance
         with self._step_call(service, registered, tx_id, reference_no):
             step = self.customer_step(service, registered, tx_id, reference_no)
             engine.fire_with_retry(
@@ -73,7 +72,7 @@ class _RegisteredWallet:
         if self.step_call is None:
             return contextlib.nullcontext()
         asked = {"tXid": tx_id, "referenceNo": reference_no, "amt": payment.amount}
-        return recorded_call(service.engine, payment, self.step_call, request=asked, tx_id=tx_id)
+        return recorded_call(service.calls, payment, self.step_call, request=asked, tx_id=tx_id)
 
     def customer_step(
         self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
@@ -113,7 +112,7 @@ class _RegisteredWallet:
             "amt": request.amount,
             "mitraCd": self.mitra_cd,
         }
-        with recorded_call(service.engine, payment, Call.REGISTRATION, request=sent_fields):
+        with recorded_call(service.calls, payment, Call.REGISTRATION, request=sent_fields):
             try:
                 response, reference_no = register_with_recovery(
                     service.client, request, suffix=service.reference_suffix

@@ -20,32 +20,25 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
     bindparam,
-    column,
     create_engine,
     event,
     exc,
     func,
     insert,
     select,
-    table,
-    update,
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from fsm._payload import read_payload
-from fsm.clock import require_aware
 from fsm.definition.flow import Actor
 from fsm.errors import (
-    CallInDoubt,
-    CallKeyTaken,
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
@@ -54,41 +47,30 @@ from fsm.errors import (
     StorageUnavailable,
 )
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.replay import StoredStep
-from fsm.store import inbound_journal, intents, leases, listing
+from fsm.store import listing
 from fsm.store._connections import (
     ConnectionSource,
     KeptConnections,
     PooledConnections,
     server_hung_up,
 )
-from fsm.store.inbound_journal import InboundAttempt
-from fsm.store.intents import CallIntent
 from fsm.store.listing import InstanceFilter, InstancePage
-from fsm.store.schema import HEAD_REVISION, VERSION_TABLE, current_revision, upgrade_to_head
+from fsm.store.protocol import Contention, KeyTaken, StoredStep
+from fsm.store.schema import current_revision, migrate_to_head, touch_version
 from fsm.store.tables import (
     INSTANCE_COLUMNS,
     TABLES,
-    CallIntentRow,
     FlowInstanceRow,
-    InboundAttemptRow,
     RejectedEventRow,
     TransitionLogRow,
     UtcDateTime,
 )
-from fsm.store.unit import Contention, KeyTaken, Unit, UnitSql
+from fsm.store.unit import Unit, UnitSql
 
 DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 """The embedded default: a SQLite file in the working directory."""
 
-_SCHEMA_LOCK_SQL = "SELECT pg_advisory_xact_lock(28560232962352500)"
-"""Serialises schema migrations on PostgreSQL (the key spells ``ewallet`` in ASCII)."""
-_VERSION = table(VERSION_TABLE, column("version_num"))
-_TOUCH_VERSION = update(_VERSION).values(version_num=_VERSION.c.version_num)
-"""A write that changes nothing, rolled back: whether the database takes writes at all."""
-
-
-_INSTANCE, _LOG, _REJECTED, _INBOUND, _INTENT = TABLES
+_INSTANCE, _LOG, _REJECTED = TABLES
 
 _SELECT_INSTANCE = select(*INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("instance_id"))
 _SELECT_REJECTED = (
@@ -167,16 +149,7 @@ class SqlStore:
         Concurrent callers queue: on PostgreSQL behind an advisory lock, on SQLite behind the
         file's write lock (``BEGIN IMMEDIATE``); whoever comes second finds nothing to do.
         """
-        with self.engine.connect() as conn:
-            if current_revision(conn) == HEAD_REVISION:
-                return
-        with self.engine.connect() as conn:
-            if self.dialect == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
-            elif self.dialect == "postgresql":
-                conn.exec_driver_sql(_SCHEMA_LOCK_SQL)
-            upgrade_to_head(conn)
-            conn.commit()
+        migrate_to_head(self.engine)
 
     def schema_version(self) -> str | None:
         """The schema's Alembic revision (``None`` before :meth:`create_schema` has run)."""
@@ -305,126 +278,6 @@ class SqlStore:
                 _instance(row._asdict()) for row in conn.execute(query.order_by(_INSTANCE.c.id))
             ]
 
-    def due(self, now: datetime, *, limit: int = 100) -> list[Instance]:
-        """Instances whose deadline has passed at ``now`` (aware), earliest first."""
-        query = (
-            select(*INSTANCE_COLUMNS)
-            .where(_INSTANCE.c.deadline_at <= require_aware(now))
-            .order_by(_INSTANCE.c.deadline_at)
-            .limit(limit)
-        )
-        with self.engine.connect() as conn:
-            return [_instance(row._asdict()) for row in conn.execute(query)]
-
-    def claim_due(
-        self, now: datetime, *, owner: str, lease: timedelta, limit: int = 100
-    ) -> list[Instance]:
-        """Claim up to ``limit`` due instances no other reconciler holds, earliest deadline first.
-
-        Each stays claimed by ``owner`` until :meth:`release` or until ``lease`` has passed
-        (see :mod:`fsm.store.leases`).
-
-        Raises:
-            InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
-        """
-        until = leases.lease_end(now, lease)
-        with self._writing() as conn:
-            return leases.claim_due(
-                conn,
-                skip_locked=self.dialect == "postgresql",
-                owner=owner,
-                now=now,
-                until=until,
-                limit=limit,
-            )
-
-    def claim(self, instance_id: str, *, owner: str, now: datetime, lease: timedelta) -> bool:
-        """Claim one instance for ``owner``; false when another reconciler's claim holds it."""
-        until = leases.lease_end(now, lease)
-        with self._writing() as conn:
-            return leases.claim_one(conn, instance_id, owner=owner, now=now, until=until)
-
-    def release(self, instance_ids: Sequence[str], *, owner: str) -> None:
-        """Give back ``owner``'s claims on ``instance_ids``."""
-        with self._writing() as conn:
-            leases.release(conn, instance_ids, owner=owner)
-
-    def record_intent(
-        self,
-        instance_id: str,
-        call: str,
-        *,
-        at: datetime,
-        reference_no: str | None = None,
-        amount: str | None = None,
-        tx_id: str | None = None,
-        request: Mapping[str, Any] | None = None,
-        exclusive: bool = False,
-        call_key: str | None = None,
-    ) -> int:
-        """Commit an open intent for a provider call about to be sent; returns its id.
-
-        An ``exclusive`` call (a cancel) is refused while another of its kind for the instance is
-        open, and a call under a ``call_key`` already recorded for the instance is refused
-        whether or not it is still open: the database's unique indexes decide, so of two racing
-        callers one gets through.
-
-        Raises:
-            InvalidInstanceData: ``at`` is naive or ``request`` is not JSON data.
-            InstanceNotFound: no instance ``instance_id`` is stored.
-            CallKeyTaken: a call under ``call_key`` is already recorded for the instance.
-            CallInDoubt: ``exclusive``, and such a call for the instance is still open.
-        """
-        try:
-            with self._writing() as conn:
-                return intents.record(
-                    conn,
-                    instance_id=instance_id,
-                    call=call,
-                    reference_no=reference_no,
-                    amount=amount,
-                    tx_id=tx_id,
-                    request=request or {},
-                    at=at,
-                    exclusive=exclusive,
-                    call_key=call_key,
-                )
-        except exc.IntegrityError:
-            self.get(instance_id)  # the foreign key refused it: InstanceNotFound
-            taken = None if call_key is None else self.intent_by_key(instance_id, call_key)
-            if taken is not None:
-                raise CallKeyTaken(instance_id, call_key or "", taken.id) from None
-            raise CallInDoubt(instance_id, call) from None
-
-    def intent_by_key(self, instance_id: str, call_key: str) -> CallIntent | None:
-        """The provider call recorded under ``call_key`` for the instance, if any."""
-        with self.engine.connect() as conn:
-            return intents.by_key(conn, instance_id, call_key)
-
-    def finish_intent(self, intent_id: int, *, outcome: str, at: datetime) -> bool:
-        """Close an intent once its answer is stored; false when it was closed already."""
-        with self._writing() as conn:
-            return intents.finish(conn, intent_id, outcome=outcome, at=at)
-
-    def open_intents(
-        self,
-        *,
-        recorded_before: datetime | None = None,
-        instance_id: str | None = None,
-        limit: int = 100,
-    ) -> list[CallIntent]:
-        """Intents never finished, oldest first; only those recorded at or before
-        ``recorded_before`` and of ``instance_id``, where given."""
-        with self.engine.connect() as conn:
-            return intents.still_open(
-                conn, before=recorded_before, instance_id=instance_id, limit=limit
-            )
-
-    def intents(self, instance_id: str) -> list[CallIntent]:
-        """Every provider call recorded for the instance, in order."""
-        with self.engine.connect() as conn:
-            return intents.of_instance(conn, instance_id)
-
     def list_instances(self, *, limit: int = 1000) -> list[Instance]:
         """Stored instances, oldest first."""
         query = (
@@ -446,69 +299,6 @@ class SqlStore:
             rows = [_instance(row._asdict()) for row in conn.execute(query)]
         return listing.make_page(rows, limit)
 
-    def record_inbound(
-        self,
-        *,
-        received_at: datetime,
-        endpoint: str,
-        outcome: str,
-        status_code: int,
-        error: str | None = None,
-        reason: str = "",
-        instance_id: str | None = None,
-        parameters: Mapping[str, Any] | None = None,
-        body_bytes: int = 0,
-        client_ip: str | None = None,
-    ) -> None:
-        """Append one inbound request to ``inbound_attempt``; whatever it held, it is stored.
-
-        Secret-looking parameters (``merchantToken``, ...) are stored as ``[redacted]``; the
-        caller leaves out what it must not keep (an oversized body: its size only). Text is
-        stored as PostgreSQL can hold it (no NUL characters) and cut to its column's size, and
-        parameters too large for a payload are replaced by a note of their size.
-
-        Raises:
-            InvalidInstanceData: ``received_at`` is naive; nothing was stored.
-        """
-        with self.engine.begin() as conn:
-            inbound_journal.record(
-                conn,
-                received_at=received_at,
-                endpoint=endpoint,
-                outcome=outcome,
-                status_code=status_code,
-                error=error,
-                reason=reason,
-                instance_id=instance_id,
-                parameters=parameters,
-                body_bytes=body_bytes,
-                client_ip=client_ip,
-            )
-
-    def inbound_attempts(
-        self, *, limit: int = 100, instance_id: str | None = None
-    ) -> list[InboundAttempt]:
-        """The latest stored inbound requests, newest first (only ``instance_id``'s, if given)."""
-        with self.engine.connect() as conn:
-            return inbound_journal.latest(conn, limit=limit, instance_id=instance_id)
-
-    def prune_inbound(self, before: datetime) -> int:
-        """Delete the inbound requests received before ``before``; returns how many went.
-
-        Rows go a batch at a time (``PRUNE_BATCH``), each batch its own
-        transaction, so endpoints recording meanwhile wait for one batch at most.
-
-        Raises:
-            InvalidInstanceData: ``before`` is naive; nothing was deleted.
-        """
-        pruned = 0
-        while True:
-            with self._writing() as conn:
-                deleted = inbound_journal.prune_batch(conn, before)
-            pruned += deleted
-            if deleted < inbound_journal.PRUNE_BATCH:
-                return pruned
-
     def check_writable(self) -> None:
         """Make sure the database takes a write: write the schema's version row, roll it back.
 
@@ -517,9 +307,7 @@ class SqlStore:
                 the message is the driver's first line.
         """
         try:
-            with self.engine.connect() as conn:
-                conn.execute(_TOUCH_VERSION)
-                conn.rollback()
+            touch_version(self.engine)
         except exc.SQLAlchemyError as error:
             raise StorageUnavailable.from_error("cannot write to the database", error) from None
 
@@ -533,8 +321,13 @@ class SqlStore:
         return (exc.SQLAlchemyError, self._sql.driver_error, Contention)
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A short write transaction; lock contention surfaces as :class:`Contention`."""
+    def transaction(self) -> Iterator[Connection]:
+        """A short write transaction through SQLAlchemy, committed when the block ends.
+
+        For the objects that keep rows of their own in this database (the reconcilers'
+        :class:`~fsm.store.leases.Leases`, the adapters' journals); lock contention surfaces as
+        :class:`Contention`.
+        """
         try:
             with self.engine.begin() as conn:
                 yield conn
@@ -653,11 +446,8 @@ _WAL_SWITCH_SECONDS = 30.0
 __all__ = [
     "DEFAULT_DB_URL",
     "TABLES",
-    "CallIntentRow",
     "Contention",
     "FlowInstanceRow",
-    "InboundAttempt",
-    "InboundAttemptRow",
     "KeyTaken",
     "RejectedEventRow",
     "SqlStore",

@@ -41,27 +41,8 @@ from fsm.definition.flow import BINDABLE_FIELDS, Actor
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store._connections import ConnectionSource
+from fsm.store.protocol import Contention, KeyTaken, ReferenceTaken
 from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE
-
-
-class Contention(Exception):
-    """Lock contention the database gave up on; the engine turns it into ConcurrentTransition."""
-
-
-class KeyTaken(ConcurrentTransition):
-    """The log already holds this idempotency key for the instance (the unique key refused it).
-
-    Either an earlier event used the key, or a racing writer logged it first. The unit rolls
-    back whole; the engine then answers from the logged record, as a duplicate or a reused key.
-    """
-
-
-class ReferenceTaken(Exception):
-    """A bound reference belongs to another live instance of the flow: the unique index refused it.
-
-    The unit rolls back whole; the engine answers :class:`~fsm.errors.ReferenceInUse`.
-    """
-
 
 _LOG_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
 _REJECTED_FIELDS = tuple(RejectedEvent.__dataclass_fields__)

@@ -98,6 +98,7 @@ def rig(config: Settings) -> Iterator[Rig]:
         service = PaymentService(
             engine,
             client,
+            store=store,
             notification_url=merchant_url + NOTIFICATION_PATH,
             callback_url=merchant_url + CALLBACK_PATH,
         )

@@ -225,6 +225,7 @@ def open_rig(
     try:
         with merchant_rig(
             engine,
+            store,
             config or sim_config(),
             api_timeout=api_timeout,
             inquiry_retry=inquiry_retry or InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1),

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fsm.store.intents import CallIntent
 
 from adapters.errors import RefundError
 from adapters.nicepay.client import INQUIRY_PATH
@@ -43,7 +44,6 @@ from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.flows import NicepayEvent, PaymentEvent, PaymentState, Wallet
 from fsm.model import Instance
-from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
 from tests.adapters.crash_worker import (
     CHILD_LIMIT,

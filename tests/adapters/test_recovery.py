@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
+from fsm.store.intents import CallIntent
 from sqlalchemy import select
 
 from adapters.errors import RefundError
@@ -24,7 +25,6 @@ from adapters.refunds import RefundStatus
 from fsm.definition.flow import Actor
 from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout, TransitionNotAllowed
 from fsm.model import Instance
-from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.nicepay_fake import (

@@ -15,14 +15,18 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
+from adapters.inbound.journal import INBOUND_TABLE, InboundJournal
+from adapters.reconcile.journal import CALL_INTENT_TABLE
 from fsm import Actor, Engine, ManualClock, SqlStore, TransitionNotAllowed, TransitionRecord
 from fsm.errors import ConfigurationError
 from fsm.flows import FLOWS
 from fsm.replay import Verdict, replay_instance
 from fsm.store.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
-from fsm.store.sql import TABLES
+from fsm.store.sql import TABLES as ENGINE_TABLES
 from tests.fsm.conftest import T0
 
+TABLES = (*ENGINE_TABLES, INBOUND_TABLE, CALL_INTENT_TABLE)
+"""What the migrations create: the engine's tables and the adapters' journals, in that order."""
 REVISIONS = [HEAD_REVISION, "0004", "0003", "0002", FIRST_REVISION]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
@@ -106,10 +110,9 @@ def assert_works_at_head(store: SqlStore, pid: str, before: list[TransitionRecor
     assert instance.state == "paid"
     result = replay_instance(FLOW, instance, engine.history(pid))
     assert (result.verdict, result.applied) == (Verdict.CONSISTENT, len(BEFORE) + len(AFTER))
-    store.record_inbound(
-        received_at=T0, endpoint="notification", outcome="accepted", status_code=200
-    )
-    assert [attempt.endpoint for attempt in store.inbound_attempts()] == ["notification"]
+    inbound = InboundJournal(store)
+    inbound.record(received_at=T0, endpoint="notification", outcome="accepted", status_code=200)
+    assert [attempt.endpoint for attempt in inbound.latest()] == ["notification"]
 
 
 def test_the_head_revision_is_the_last_script() -> None:
