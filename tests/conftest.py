@@ -14,11 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from adapters.inbound.journal import INBOUND_TABLE
+from adapters.reconcile.journal import CALL_INTENT_TABLE
+from fsm.engine import Engine
 from fsm.store.memory import MemoryStore
 from fsm.store.sql import SqlStore
+from fsm.store.tables import TABLES
 
 AnyStore = MemoryStore | SqlStore
 """A store the engine's contract tests run on: each of them, one after the other."""
+SCHEMA_TABLES = (*TABLES, INBOUND_TABLE, CALL_INTENT_TABLE)
+"""Every table the migrations create: the engine's, then the adapters' journals."""
 
 PG_URL = os.environ.get("EWALLET_FSM_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EWALLET_FSM_REQUIRE_POSTGRES") == "1"
@@ -82,9 +88,7 @@ def store(db_url: str) -> Iterator[SqlStore]:
     yield from _created(db_url)
 
 
-@pytest.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
     """A fresh store in memory, then on each database: for what every store must do alike."""
     if request.param == "memory":
@@ -100,6 +104,13 @@ def _created(url: str) -> Iterator[SqlStore]:
     sql_store.create_schema()
     yield sql_store
     sql_store.dispose()
+
+
+def database(engine: Engine) -> SqlStore:
+    """The SQL store under ``engine``, for a test that reads the database itself."""
+    store = engine.store
+    assert isinstance(store, SqlStore)
+    return store
 
 
 @pytest.fixture(autouse=True, scope="session")

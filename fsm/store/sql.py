@@ -1,4 +1,4 @@
-"""Storage: sqlmodel tables and :class:`SqlStore`, one code path for SQLite and PostgreSQL.
+""":class:`SqlStore`: instances, their logs and units in one SQL database, SQLite or PostgreSQL.
 
 An applied transition is one database transaction: a compare-and-set ``UPDATE`` of the instance
 on its ``version`` and the ``INSERT`` of its log row. On PostgreSQL the instance row is also
@@ -9,15 +9,18 @@ first ``UPDATE``, so a writer that lost the race finds the version moved and rai
 idempotency_key)`` is unique there, so no race can apply one key twice.
 
 The hot path (:meth:`SqlStore.unit`, history and replay reads) runs SQLAlchemy Core statements
-on the sqlmodel tables, compiled once per dialect, on the driver's own cursor (see
-:mod:`fsm.store.unit`); the other reads and writes go through SQLAlchemy.
+on the sqlmodel tables (:mod:`fsm.store.tables`), compiled once per dialect, on the driver's own
+cursor (see :mod:`fsm.store.unit`); the other reads (:mod:`fsm.store._queries`) and writes go
+through SQLAlchemy. Reconcilers' leases (:class:`~fsm.store.leases.Leases`) and the adapters'
+journals keep their rows in the same database, in transactions of their own
+(:meth:`SqlStore.transaction`).
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
@@ -25,59 +28,39 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    bindparam,
     create_engine,
     event,
     exc,
-    func,
     insert,
-    select,
 )
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
-from fsm._payload import read_payload
-from fsm.definition.flow import Actor
+import fsm.store._queries as _queries
 from fsm.errors import (
     InstanceExists,
-    InstanceNotFound,
     InvalidInstanceData,
     ReferenceInUse,
     RejectReason,
     StorageUnavailable,
 )
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.store import listing
 from fsm.store._connections import (
     ConnectionSource,
     KeptConnections,
     PooledConnections,
     server_hung_up,
 )
-from fsm.store.listing import InstanceFilter, InstancePage
-from fsm.store.protocol import Contention, KeyTaken, StoredStep
+from fsm.store.listing import InstanceFilter, InstancePage, make_page, page_query
+from fsm.store.protocol import Contention, StoredStep
 from fsm.store.schema import current_revision, migrate_to_head, touch_version
-from fsm.store.tables import (
-    INSTANCE_COLUMNS,
-    TABLES,
-    FlowInstanceRow,
-    RejectedEventRow,
-    TransitionLogRow,
-    UtcDateTime,
-)
+from fsm.store.tables import INSTANCE_TABLE
 from fsm.store.unit import Unit, UnitSql
 
 DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 """The embedded default: a SQLite file in the working directory."""
 
-_INSTANCE, _LOG, _REJECTED = TABLES
-
-_SELECT_INSTANCE = select(*INSTANCE_COLUMNS).where(_INSTANCE.c.id == bindparam("instance_id"))
-_SELECT_REJECTED = (
-    select(_REJECTED)
-    .where(_REJECTED.c.instance_id == bindparam("instance_id"))
-    .order_by(_REJECTED.c.id)
-)
+_INSTANCE = INSTANCE_TABLE
 
 
 def normalise_url(url: str) -> str:
@@ -173,7 +156,10 @@ class SqlStore:
             with self.engine.begin() as conn:
                 conn.execute(insert(_INSTANCE), asdict(instance))
         except exc.IntegrityError:
-            live = self._live_with_reference(instance)
+            live = None
+            if instance.reference_no is not None and instance.deadline_at is not None:
+                with self.engine.connect() as conn:
+                    live = _queries.live_with_reference(conn, instance.flow, instance.reference_no)
             if live is not None and live != instance.id:
                 raise ReferenceInUse(instance.flow, instance.reference_no or "", live) from None
             raise InstanceExists(instance.id) from None
@@ -182,18 +168,6 @@ class SqlStore:
                 raise error.orig from None
             raise
 
-    def _live_with_reference(self, instance: Instance) -> str | None:
-        """The id of a live instance of ``instance``'s flow with its reference, if any."""
-        if instance.reference_no is None or instance.deadline_at is None:
-            return None
-        query = select(_INSTANCE.c.id).where(
-            _INSTANCE.c.flow == instance.flow,
-            _INSTANCE.c.reference_no == instance.reference_no,
-            _INSTANCE.c.deadline_at.is_not(None),
-        )
-        with self.engine.connect() as conn:
-            return conn.execute(query).scalar()
-
     def get(self, instance_id: str) -> Instance:
         """The stored instance.
 
@@ -201,7 +175,7 @@ class SqlStore:
             InstanceNotFound: nothing is stored under ``instance_id``.
         """
         with self.engine.connect() as conn:
-            return _load(conn, instance_id)
+            return _queries.load(conn, instance_id)
 
     def history(self, instance_id: str) -> list[TransitionRecord]:
         """The instance's applied transitions in order (empty for an unknown id)."""
@@ -238,21 +212,12 @@ class SqlStore:
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events in the order they arrived."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_SELECT_REJECTED, {"instance_id": instance_id})
-            return [_rejected(row._asdict()) for row in rows]
+            return _queries.rejections(conn, instance_id)
 
     def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
         """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
-        query = (
-            select(_REJECTED.c.id)
-            .where(
-                _REJECTED.c.instance_id == instance_id,
-                _REJECTED.c.idempotency_key == idempotency_key,
-            )
-            .limit(1)
-        )
         with self.engine.connect() as conn:
-            return conn.execute(query).first() is not None
+            return _queries.has_rejection(conn, instance_id, idempotency_key)
 
     def count_rejections(self, reason: RejectReason, *, instance_id: str | None = None) -> int:
         """How many events were refused for ``reason``, in all or for one instance.
@@ -260,31 +225,18 @@ class SqlStore:
         For an operator: ``RejectReason.UNKNOWN_STATUS`` counts inquiry answers with a code
         outside the table.
         """
-        query = select(func.count()).where(_REJECTED.c.reason == str(reason))
-        if instance_id is not None:
-            query = query.where(_REJECTED.c.instance_id == instance_id)
         with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
+            return _queries.count_rejections(conn, reason, instance_id)
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
-        """Instances with the given NICEPAY ``tXid`` and/or ``referenceNo``."""
-        query = select(*INSTANCE_COLUMNS)
-        if tx_id is not None:
-            query = query.where(_INSTANCE.c.tx_id == tx_id)
-        if reference_no is not None:
-            query = query.where(_INSTANCE.c.reference_no == reference_no)
+        """Instances with the given provider transaction id and/or reference, by id."""
         with self.engine.connect() as conn:
-            return [
-                _instance(row._asdict()) for row in conn.execute(query.order_by(_INSTANCE.c.id))
-            ]
+            return _queries.find(conn, tx_id=tx_id, reference_no=reference_no)
 
     def list_instances(self, *, limit: int = 1000) -> list[Instance]:
         """Stored instances, oldest first."""
-        query = (
-            select(*INSTANCE_COLUMNS).order_by(_INSTANCE.c.created_at, _INSTANCE.c.id).limit(limit)
-        )
         with self.engine.connect() as conn:
-            return [_instance(row._asdict()) for row in conn.execute(query)]
+            return _queries.oldest_first(conn, limit=limit)
 
     def page_instances(
         self, where: InstanceFilter | None = None, *, limit: int = 50, cursor: str | None = None
@@ -294,10 +246,10 @@ class SqlStore:
         Raises:
             InvalidInstanceData: a bad ``limit``, a naive time, or a cursor no listing gave.
         """
-        query = listing.page_query(where or InstanceFilter(), limit=limit, cursor=cursor)
+        query = page_query(where or InstanceFilter(), limit=limit, cursor=cursor)
         with self.engine.connect() as conn:
-            rows = [_instance(row._asdict()) for row in conn.execute(query)]
-        return listing.make_page(rows, limit)
+            rows = [_queries.instance(row._asdict()) for row in conn.execute(query)]
+        return make_page(rows, limit)
 
     def check_writable(self) -> None:
         """Make sure the database takes a write: write the schema's version row, roll it back.
@@ -359,26 +311,6 @@ class SqlStore:
         if self.pre_ping and self.dialect != "sqlite":
             return PooledConnections(self.engine)
         return KeptConnections(self.engine, keep=pool.size(), driver_error=self._sql.driver_error)
-
-
-def _load(conn: Connection, instance_id: str) -> Instance:
-    row = conn.execute(_SELECT_INSTANCE, {"instance_id": instance_id}).first()
-    if row is None:
-        raise InstanceNotFound(instance_id)
-    return _instance(row._asdict())
-
-
-def _instance(row: Mapping[str, Any]) -> Instance:
-    return Instance(**row)
-
-
-def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
-    values = dict(row)
-    del values["id"]
-    values["actor"] = Actor(values["actor"])
-    values["reason"] = RejectReason(values["reason"])
-    values["payload"] = read_payload(values["payload"])
-    return RejectedEvent(**values)
 
 
 def _refuse_hung_up_connections(engine: Engine) -> None:
@@ -443,15 +375,4 @@ def _use_wal(cursor: Any) -> None:
 _WAL_SWITCH_SECONDS = 30.0
 
 
-__all__ = [
-    "DEFAULT_DB_URL",
-    "TABLES",
-    "Contention",
-    "FlowInstanceRow",
-    "KeyTaken",
-    "RejectedEventRow",
-    "SqlStore",
-    "TransitionLogRow",
-    "Unit",
-    "UtcDateTime",
-]
+__all__ = ["DEFAULT_DB_URL", "SqlStore", "normalise_url"]

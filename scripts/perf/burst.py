@@ -35,7 +35,8 @@ from adapters.simulator.demo import demo_order
 from fsm.engine import Engine
 from fsm.flows import Wallet
 from fsm.model import Instance
-from fsm.store.sql import SqlStore, TransitionLogRow
+from fsm.store.sql import SqlStore
+from fsm.store.tables import TransitionLogRow
 from perf.harness import Comparison, Variant
 from perf.settings import Settings
 

@@ -293,6 +293,7 @@ def service_rig(store: SqlStore) -> ServiceRig:
     service = PaymentService(
         engine,
         client,
+        store=store,
         notification_url=NOTIFY_URL,
         callback_url=CALLBACK_URL,
         reference_suffix=lambda: "R1",

@@ -15,18 +15,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
-from adapters.inbound.journal import INBOUND_TABLE, InboundJournal
-from adapters.reconcile.journal import CALL_INTENT_TABLE
+from adapters.inbound.journal import InboundJournal
 from fsm import Actor, Engine, ManualClock, SqlStore, TransitionNotAllowed, TransitionRecord
 from fsm.errors import ConfigurationError
 from fsm.flows import FLOWS
 from fsm.replay import Verdict, replay_instance
 from fsm.store.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
-from fsm.store.sql import TABLES as ENGINE_TABLES
+from tests.conftest import SCHEMA_TABLES as TABLES
 from tests.fsm.conftest import T0
 
-TABLES = (*ENGINE_TABLES, INBOUND_TABLE, CALL_INTENT_TABLE)
-"""What the migrations create: the engine's tables and the adapters' journals, in that order."""
 REVISIONS = [HEAD_REVISION, "0004", "0003", "0002", FIRST_REVISION]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]

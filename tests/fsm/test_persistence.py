@@ -33,7 +33,7 @@ from fsm import (
 from fsm.definition.flow import transition
 from fsm.flows import FLOWS
 from fsm.store.leases import Leases
-from fsm.store.sql import TransitionLogRow
+from fsm.store.tables import TransitionLogRow
 from tests.fsm.conftest import T0
 
 WIB = timezone(timedelta(hours=7), "WIB")
