@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -366,9 +365,7 @@ class Engine:
             )
         except ReferenceTaken:
             raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
-        changes: dict[str, Any] = {"deadline_at": deadline_at, "updated_at": stamp, **bound}
-        moved = replace(instance, state=record.dest, version=record.seq, **changes)
-        return flow.name, TransitionResult(record, moved)
+        return flow.name, TransitionResult(record, instance.advanced(record, deadline_at, bound))
 
     def _repeat(
         self,

@@ -37,6 +37,29 @@ class Instance:
     """The total the provider confirmed as voided or refunded so far, a digit string; bound by
     the void and refund transitions (the last field, so positional rows keep their order)."""
 
+    def advanced(
+        self, record: TransitionRecord, deadline_at: datetime | None, bound: Mapping[str, str]
+    ) -> Instance:
+        """The instance once ``record`` is applied: its state, version and deadline, and the
+        fields the step binds (``bound``, names from ``BINDABLE_FIELDS``) set."""
+        get = bound.get
+        return Instance(
+            self.id,
+            self.flow,
+            record.dest,
+            record.seq,
+            self.wallet,
+            self.amount,
+            self.currency,
+            get("reference_no", self.reference_no),
+            get("tx_id", self.tx_id),
+            get("mandate", self.mandate),
+            deadline_at,
+            self.created_at,
+            record.occurred_at,
+            get("refunded_amount", self.refunded_amount),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TransitionRecord:

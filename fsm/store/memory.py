@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 from fsm.clock import require_aware
 from fsm.definition.flow import BINDABLE_FIELDS
@@ -202,8 +202,7 @@ class MemoryUnit:
             raise ConcurrentTransition(
                 record.instance_id, record.source, record.event, expected_version
             )
-        changes: dict[str, Any] = {"deadline_at": due, "updated_at": record.occurred_at, **bound}
-        moved = replace(current, state=record.dest, version=record.seq, **changes)
+        moved = current.advanced(record, due, bound)
         slot = _live_slot(moved)
         holder = None if slot is None else store._live.get(slot)
         if holder is not None and holder != moved.id:
@@ -232,7 +231,10 @@ class MemoryUnit:
         instances, live = self._store._instances, self._store._live
         instances[moved.id] = moved
         self._undo.append(lambda: instances.__setitem__(current.id, current))
-        for slot, holder in ((_live_slot(current), None), (_live_slot(moved), moved.id)):
+        before, after = _live_slot(current), _live_slot(moved)
+        if before == after:  # still live under the same reference, or never was: held alike
+            return
+        for slot, holder in ((before, None), (after, moved.id)):
             if slot is not None:
                 self._set_live(live, slot, holder)
 

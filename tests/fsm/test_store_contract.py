@@ -30,6 +30,7 @@ from fsm import (
     replay,
     verify_stored,
 )
+from fsm.definition.flow import BINDABLE_FIELDS
 from fsm.store.protocol import KeyTaken, ReferenceTaken
 from tests.conftest import AnyStore
 from tests.fsm.conftest import T0
@@ -210,6 +211,18 @@ def test_binding_another_live_instances_reference_is_refused(store: AnyStore) ->
     with store.unit() as unit:
         unit.apply(step, expected_version=0, deadline_at=None, bound={"reference_no": "ORD-1"})
     assert store.get("pay-b").reference_no == "ORD-1"
+
+
+@pytest.mark.parametrize("name", sorted(BINDABLE_FIELDS))
+def test_a_step_sets_each_field_it_binds_as_the_engine_expects(store: AnyStore, name: str) -> None:
+    store.insert_instance(make_instance())
+    loaded = store.get("pay-1")
+    step = record_for(loaded, "send_registration", "registration_sent", Actor.MERCHANT, "r", T0)
+    with store.unit() as unit:
+        unit.apply(step, expected_version=0, deadline_at=T0 + MINUTE, bound={name: "7"})
+    stored = store.get("pay-1")
+    assert getattr(stored, name) == "7"
+    assert stored == loaded.advanced(step, T0 + MINUTE, {name: "7"})  # what fire returns
 
 
 def test_a_unit_refuses_a_naive_time_or_a_field_no_step_binds(store: AnyStore) -> None:
