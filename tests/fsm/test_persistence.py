@@ -298,19 +298,3 @@ def test_postgres_fire_waits_for_the_row_lock(postgres_schema_url: str) -> None:
         thread.join(timeout=10)
         holder.dispose()
         waiter.dispose()
-
-
-def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
-    store: SqlStore, clock: ManualClock
-) -> None:
-    """The log insert failing on the unique key must not leave the state update behind."""
-    engine = Engine(store, clock=clock)
-    engine.start("ewallet_payment", instance_id="pay-1", wallet="ovo")
-    engine.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
-    moved = store.get("pay-1")
-    # same key as step 1, written as if by a writer that did not see it: the CAS passes
-    clash = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
-    with pytest.raises(ConcurrentTransition), store.unit() as unit:
-        unit.apply(clash, expected_version=moved.version, deadline_at=None, bound={})
-    assert store.get("pay-1") == moved
-    assert [record.seq for record in store.history("pay-1")] == [1]

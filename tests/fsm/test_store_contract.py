@@ -31,7 +31,7 @@ from fsm import (
     verify_stored,
 )
 from fsm.definition.flow import BINDABLE_FIELDS
-from fsm.store.protocol import KeyTaken, ReferenceTaken
+from fsm.store.protocol import ReferenceTaken
 from tests.conftest import AnyStore
 from tests.fsm.conftest import T0
 from tests.fsm.test_persistence import FLOW, MINUTE, PATH, WIB, make_instance, record_for
@@ -182,20 +182,22 @@ def test_a_second_live_instance_with_one_reference_is_refused_on_insert(store: A
 # --- units -----------------------------------------------------------------------------------
 
 
-def test_a_key_already_logged_is_refused_and_the_unit_rolls_back(store: AnyStore) -> None:
-    store.insert_instance(make_instance())
-    first = record_for(store.get("pay-1"), "send_registration", "registration_sent",
-                       Actor.MERCHANT, "reg", T0)  # fmt: skip
-    with store.unit() as unit:
-        unit.apply(first, expected_version=0, deadline_at=T0 + MINUTE, bound={})
+def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
+    store: AnyStore, clock: ManualClock
+) -> None:
+    """The log insert failing on the unique key must not leave the state update behind."""
+    engine = Engine(store, clock=clock)
+    engine.start("ewallet_payment", instance_id="pay-1", wallet="ovo")
+    engine.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
     moved = store.get("pay-1")
-    again = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
-    with pytest.raises(KeyTaken), store.unit() as unit:
-        unit.apply(again, expected_version=moved.version, deadline_at=None, bound={})
+    # same key as step 1, written as if by a writer that did not see it: the CAS passes
+    clash = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
+    with pytest.raises(ConcurrentTransition), store.unit() as unit:
+        unit.apply(clash, expected_version=moved.version, deadline_at=None, bound={})
     assert store.get("pay-1") == moved
-    assert store.history("pay-1") == [first]
-    with store.unit() as unit:
-        assert unit.find_key("pay-1", "reg") == first
+    assert [record.seq for record in store.history("pay-1")] == [1]
+    with store.unit() as unit:  # the first step answers for the key
+        assert unit.find_key("pay-1", "reg") == store.history("pay-1")[0]
         assert unit.find_key("pay-1", "other") is None
 
 
