@@ -31,7 +31,7 @@ from fsm import (
     verify_stored,
 )
 from fsm.definition.flow import BINDABLE_FIELDS
-from fsm.store.protocol import ReferenceTaken
+from fsm.store.protocol import KeyTaken, ReferenceTaken
 from tests.conftest import AnyStore
 from tests.fsm.conftest import T0
 from tests.fsm.test_persistence import FLOW, MINUTE, PATH, WIB, make_instance, record_for
@@ -192,7 +192,7 @@ def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
     moved = store.get("pay-1")
     # same key as step 1, written as if by a writer that did not see it: the CAS passes
     clash = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
-    with pytest.raises(ConcurrentTransition), store.unit() as unit:
+    with pytest.raises(KeyTaken), store.unit() as unit:  # a ConcurrentTransition to the engine
         unit.apply(clash, expected_version=moved.version, deadline_at=None, bound={})
     assert store.get("pay-1") == moved
     assert [record.seq for record in store.history("pay-1")] == [1]
