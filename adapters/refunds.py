@@ -31,6 +31,7 @@ from typing import Final
 from adapters.errors import (
     CancelNotAllowed,
     InvalidRefundRequest,
+    ProviderError,
     RefundExceedsPayment,
     RefundRequestConflict,
 )
@@ -41,7 +42,7 @@ from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
 from fsm.definition.flow import Actor, FlowDefinition
 from fsm.engine import Engine
-from fsm.errors import CallKeyTaken, InvalidInstanceData, ProviderError, TransitionNotAllowed
+from fsm.errors import CallKeyTaken, InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
 from fsm.store.intents import CallIntent

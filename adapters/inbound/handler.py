@@ -29,6 +29,18 @@ from collections.abc import Callable, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+from adapters.errors import (
+    BodyTimeout,
+    BodyTooLarge,
+    MissingFields,
+    NotificationError,
+    NotificationPayloadError,
+    NotificationSignatureError,
+    ProviderError,
+    SourceNotAllowed,
+    UnknownNotificationStatus,
+    UnknownTransaction,
+)
 from adapters.inbound.asgi import Reply
 from adapters.inbound.keys import (
     REVERSAL,
@@ -38,13 +50,7 @@ from adapters.inbound.keys import (
     notified_status,
 )
 from adapters.inbound.parsing import (
-    BodyTimeout,
-    BodyTooLarge,
     InboundRequest,
-    MissingFields,
-    SourceNotAllowed,
-    UnknownNotificationStatus,
-    UnknownTransaction,
     parse_text,
     parsed_or_empty,
     raw_record,
@@ -65,16 +71,7 @@ from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.service import PaymentService
 from adapters.wallets.astrapay import AstrapayLinkAdapter, find_mandate
 from fsm.definition.flow import Actor
-from fsm.errors import (
-    CallKeyTaken,
-    ConcurrentTransition,
-    NotificationError,
-    NotificationPayloadError,
-    NotificationSignatureError,
-    ProviderError,
-    RejectReason,
-    StorageUnavailable,
-)
+from fsm.errors import CallKeyTaken, ConcurrentTransition, RejectReason, StorageUnavailable
 from fsm.flows import AstrapayPaymentEvent, PaymentEvent
 from fsm.model import Instance
 

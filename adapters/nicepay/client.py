@@ -2,16 +2,16 @@
 
 The client is the one place where NICEPAY's failures become typed errors:
 
-- ``httpx.TimeoutException`` -> :class:`~fsm.errors.ProviderTimeout` (retryable);
-- any other ``httpx.TransportError`` -> :class:`~fsm.errors.ProviderUnavailable` (retryable);
+- ``httpx.TimeoutException`` -> :class:`~adapters.errors.ProviderTimeout` (retryable);
+- any other ``httpx.TransportError`` -> :class:`~adapters.errors.ProviderUnavailable` (retryable);
 - HTTP 5xx, 408 and 429 -> ``ProviderUnavailable`` (retryable), because a later try can succeed;
-- any other non-2xx -> :class:`~fsm.errors.ProviderRejected` (not retryable): NICEPAY answers
+- any other non-2xx -> :class:`~adapters.errors.ProviderRejected` (not retryable): NICEPAY answers
   its documented errors inside a 2xx body, so another status means a wrong URL or a proxy refusal
   that repeating will not fix;
 - a 2xx body that is not a JSON object with a ``resultCd`` ->
   :class:`~adapters.errors.MalformedResponse` (retryable: the reference counts a non-JSON body as
   a transport failure);
-- ``resultCd`` other than ``"0000"`` -> the class of :data:`~adapters.errors.RESULT_CODES`.
+- ``resultCd`` other than ``"0000"`` -> the class of :data:`~adapters.nicepay.result_codes.RESULT_CODES`.
 
 Only inquiry is retried, with bounded exponential backoff and a fresh timeStamp and token per try.
 Registration is sent exactly once (:mod:`~adapters.wallets.registration` recovers it), cancel too:
@@ -31,6 +31,7 @@ from typing import Final, TypeVar
 import httpx
 from pydantic import BaseModel, SecretStr
 
+from adapters.errors import ProviderError
 from adapters.nicepay.config import NicepayCredentials
 from adapters.nicepay.exchange import SUCCESS, fetch_payment_links, parse_response, send_json
 from adapters.nicepay.messages import (
@@ -54,7 +55,7 @@ from adapters.nicepay.tokens import (
     registration_token,
 )
 from fsm.clock import Clock
-from fsm.errors import ConfigurationError, ProviderError
+from fsm.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 

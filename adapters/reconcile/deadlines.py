@@ -19,12 +19,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from adapters.errors import ProviderError
 from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.status import CHECK_STATUS
 from adapters.service import PaymentService
 from fsm.definition.flow import Actor
 from fsm.engine import Engine
-from fsm.errors import ProviderError, TransitionNotAllowed
+from fsm.errors import TransitionNotAllowed
 from fsm.model import Instance
 
 logger = logging.getLogger(__name__)

@@ -13,8 +13,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from adapters.errors import ProviderError
 from fsm.engine import Engine
-from fsm.errors import CallInDoubt, CallKeyTaken, ProviderError
+from fsm.errors import CallInDoubt, CallKeyTaken
 from fsm.model import Instance
 
 

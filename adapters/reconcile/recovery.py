@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from adapters.errors import ProviderError
 from adapters.reconcile.deadlines import (
     DEFAULT_LEASE,
     DeadlineRun,
@@ -34,7 +35,7 @@ from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
 from adapters.refunds import repair_outcome
 from adapters.service import PaymentService
 from fsm.definition.flow import Actor
-from fsm.errors import ConfigurationError, FsmError, ProviderError, TransitionNotAllowed
+from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore

@@ -18,12 +18,13 @@ import logging
 import re
 from typing import Protocol
 
+from adapters.errors import ProviderError
 from adapters.reconcile.hints import hints_to_ask
 from adapters.reconcile.intents import Call, recorded_call
 from adapters.wallets.status_codes import PENDING_EVENTS, event_for_status
 from fsm.definition.flow import Actor
 from fsm.engine import Engine
-from fsm.errors import ProviderError, RejectReason, TransitionNotAllowed
+from fsm.errors import RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent
 from fsm.model import Instance
 

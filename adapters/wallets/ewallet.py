@@ -11,12 +11,13 @@ import contextlib
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, ClassVar
 
+from adapters.errors import ProviderError
 from adapters.nicepay.messages import RegistrationRequest
 from adapters.reconcile.intents import Call, recorded_call
 from adapters.wallets.base import CustomerStep
 from adapters.wallets.registration import register_with_recovery
 from fsm.definition.flow import Actor
-from fsm.errors import InvalidInstanceData, ProviderError
+from fsm.errors import InvalidInstanceData
 from fsm.flows import PaymentEvent, Wallet
 
 if TYPE_CHECKING:

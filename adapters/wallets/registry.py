@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
+from adapters.errors import UnknownAdapter
 from adapters.wallets.astrapay import AstrapayAdapter
 from adapters.wallets.base import WalletAdapter
 from adapters.wallets.ewallet import DanaAdapter, LinkAjaAdapter, OvoAdapter, ShopeePayAdapter
-from fsm.errors import UnknownAdapter
 
 ADAPTERS: Mapping[str, WalletAdapter] = MappingProxyType(
     {

@@ -22,7 +22,17 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from adapters.errors import DuplicateReference, InvalidToken, MalformedResponse, WalletRefused
+from adapters.errors import (
+    DuplicateReference,
+    InvalidToken,
+    MalformedResponse,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    UnknownAdapter,
+    WalletRefused,
+)
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import InboundRequest
 from adapters.nicepay.client import INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
@@ -37,12 +47,7 @@ from fsm.errors import (
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
-    ProviderError,
-    ProviderRejected,
-    ProviderTimeout,
-    ProviderUnavailable,
     RejectReason,
-    UnknownAdapter,
 )
 from fsm.flows import ASTRAPAY_PAYMENT, EWALLET_PAYMENT, FLOWS
 from fsm.model import Instance, RejectedEvent
