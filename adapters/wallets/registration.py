@@ -25,7 +25,8 @@ from collections.abc import Callable
 
 from adapters.errors import DuplicateReference, ProviderError
 from adapters.nicepay.client import NicepayClient
-from adapters.nicepay.messages import RegistrationRequest, RegistrationResponse
+from adapters.nicepay.messages import RegistrationRequest
+from adapters.nicepay.responses import RegistrationResponse
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from adapters.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import Environment, NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import Environment, InquiryRetry, NicepayCredentials
 from adapters.nicepay.messages import LinkEnableRequest, LinkInitiateRequest
 from fsm.clock import ManualClock
 from fsm.errors import ConfigurationError

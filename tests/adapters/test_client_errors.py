@@ -18,7 +18,7 @@ from adapters.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from adapters.nicepay.client import InquiryRetry
+from adapters.nicepay.config import InquiryRetry
 from adapters.nicepay.result_codes import RESULT_CODES
 from tests.adapters.nicepay_fake import (
     BASE,

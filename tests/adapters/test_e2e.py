@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from adapters.errors import ProviderTimeout
-from adapters.nicepay.client import InquiryRetry
+from adapters.nicepay.config import InquiryRetry
 from adapters.simulator import BrowserOutcome, BrowserResult, CustomerAction, ScriptedBrowser
 from fsm.definition.flow import Actor
 from fsm.engine import Engine
