@@ -24,7 +24,7 @@ from adapters.wallets.base import CustomerStep, Gateway, PaymentSteps
 from adapters.wallets.orders import LinkOrder, PaymentOrder
 from fsm.definition.flow import Actor
 from fsm.errors import InvalidInstanceData
-from fsm.flows import AstrapayPaymentEvent, LinkEvent, Wallet
+from fsm.flows import ASTRAPAY_LINK, ASTRAPAY_PAYMENT, AstrapayPaymentEvent, LinkEvent, Wallet
 from fsm.model import Instance
 
 MANDATE_FIELDS: tuple[str, ...] = ("mandateID", "mandateId")
@@ -49,7 +49,7 @@ class AstrapayAdapter(PaymentAnswers):
 
     wallet: ClassVar[Wallet] = Wallet.ASTRAPAY
     mitra_cd: ClassVar[str] = "ASTR"
-    flow: ClassVar[str] = "astrapay_payment"
+    flow: ClassVar[str] = ASTRAPAY_PAYMENT.name
     notification_event = AstrapayPaymentEvent.RECEIVE_NOTIFICATION
     return_event = AstrapayPaymentEvent.RECEIVE_CALLBACK
     keeps_tx_id_hint = True
@@ -89,7 +89,7 @@ class AstrapayLinkAdapter:
     """Linking a customer's AstraPay account (``linkEnable.do``)."""
 
     wallet: ClassVar[Wallet] = Wallet.ASTRAPAY
-    flow: ClassVar[str] = "astrapay_link"
+    flow: ClassVar[str] = ASTRAPAY_LINK.name
     notification_kind: ClassVar[NotificationKind] = NotificationKind.ACCOUNT_LINK
 
     def begin(self, link: Instance, order: LinkOrder, gateway: Gateway) -> CustomerStep:

@@ -20,7 +20,7 @@ from adapters.wallets.orders import PaymentOrder
 from adapters.wallets.registration import register_with_recovery
 from fsm.definition.flow import Actor
 from fsm.errors import InvalidInstanceData
-from fsm.flows import PaymentEvent, Wallet
+from fsm.flows import EWALLET_PAYMENT, PaymentEvent, Wallet
 from fsm.model import Instance
 
 
@@ -29,7 +29,7 @@ class _RegisteredWallet(PaymentAnswers):
 
     wallet: ClassVar[Wallet]
     mitra_cd: ClassVar[str]
-    flow: ClassVar[str] = "ewallet_payment"
+    flow: ClassVar[str] = EWALLET_PAYMENT.name
     return_event = PaymentEvent.RETURN_FROM_PARTNER
     """Back from the wallet's page (or the app)."""
     customer_event: ClassVar[PaymentEvent]
