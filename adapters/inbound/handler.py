@@ -182,9 +182,10 @@ class NotificationHandler:
             refuse_token_in_query(request)
             params = parse_text(request)
             require_ids(params, store)
-            instance = find_instance(params, store)
+            found = find_instance(params, store)
+            adapter = answering_adapter(found)  # one this service handles, or nothing to note
+            instance = found
             check_reference(instance, params)
-            adapter = answering_adapter(instance)
             verify_notification(adapter, instance, params, self._service.client.credentials)
         except NotificationError as error:
             return self._attempts.refuse(error, instance, request, params, NOTIFICATION)
@@ -198,9 +199,11 @@ class NotificationHandler:
         params: dict[str, str] | None = None
         try:
             params = parse_text(request)
-            instance = find_instance(params, self._service.engine.store)
+            found = find_instance(params, self._service.engine.store)
+            adapter = answering_adapter(found)
+            instance = found
             check_reference(instance, params)
-            returned = answering_adapter(instance).on_return(instance)
+            returned = adapter.on_return(instance)
         except NotificationError as error:
             return self._attempts.refuse(error, instance, request, params, CALLBACK)
         # Keyed on the server's clock, never on what the return claims: nothing in it is
