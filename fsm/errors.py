@@ -1,8 +1,8 @@
-"""Every error the library raises, for the engine and the adapters alike.
+"""Every error the engine, its store and its renderers raise.
 
-The adapters' provider errors live here too, in generic form, so that ``fsm`` never has to import
-``adapters`` to name them. Context lives in attributes, not only in the message, and ``retryable``
-says whether trying the same call again can help.
+Context lives in attributes, not only in the message, and ``retryable`` says whether trying the
+same call again can help. An integration's own errors (providers, notifications) derive from
+:class:`FsmError` in their own package, so that one ``except FsmError`` still catches everything.
 
 ::
 
@@ -23,17 +23,8 @@ says whether trying the same call again can help.
     │   └── IdempotencyKeyReused        same key, different event
     ├── CallInDoubt                     an exclusive provider call has no stored answer yet
     ├── CallKeyTaken                    a provider call with this key was already recorded
-    ├── ProviderError                   .provider, .http_status, .provider_code, .provider_message
-    │   ├── ProviderUnavailable         transport failure or 5xx; retryable
-    │   │   └── ProviderTimeout         also a TimeoutError; retryable
-    │   ├── ProviderRejected            business refusal (resultCd != "0000")
-    │   └── UnknownProviderStatus       a status code that no table maps
-    ├── NotificationError               an inbound notification or callback was refused
-    │   ├── NotificationSignatureError  token missing or wrong
-    │   └── NotificationPayloadError    unparseable, incomplete, or not matching the payment
     ├── StorageUnavailable              the database refused or could not take a write; retryable
-    └── ConfigurationError              missing or wrong settings
-        ├── UnknownAdapter              no adapter registered under that name
+    └── ConfigurationError              missing or wrong settings (a schema, a backend, ...)
         └── DiagramBackendUnavailable   the Graphviz binary or package is missing
 """
 
@@ -44,7 +35,7 @@ from enum import StrEnum
 
 
 class FsmError(Exception):
-    """Root of every error raised by ``fsm`` and ``adapters``."""
+    """Root of every error the library raises."""
 
     retryable: bool = False
 
@@ -248,58 +239,6 @@ class CallKeyTaken(FsmError):
         self.intent_id = intent_id
 
 
-class ProviderError(FsmError):
-    """A payment provider call failed; carries what the provider said, never credentials."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str,
-        http_status: int | None = None,
-        provider_code: str | None = None,
-        provider_message: str | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        self.provider = provider
-        self.http_status = http_status
-        self.provider_code = provider_code
-        self.provider_message = provider_message
-        if retryable is not None:
-            self.retryable = retryable
-        super().__init__(message)
-
-
-class ProviderUnavailable(ProviderError):
-    """The provider could not be reached or answered with a server error."""
-
-    retryable = True
-
-
-class ProviderTimeout(ProviderUnavailable, TimeoutError):
-    """The provider did not answer in time."""
-
-
-class ProviderRejected(ProviderError):
-    """The provider answered, and refused the request."""
-
-
-class UnknownProviderStatus(ProviderError):
-    """The provider reported a status code that no mapping table knows."""
-
-
-class NotificationError(FsmError):
-    """An inbound notification or callback was refused; nothing was changed."""
-
-
-class NotificationSignatureError(NotificationError):
-    """The notification's token is missing or does not verify."""
-
-
-class NotificationPayloadError(NotificationError, ValueError):
-    """The notification cannot be parsed or does not match the stored payment."""
-
-
 class StorageUnavailable(FsmError):
     """The database could not be reached, or refused a write (locked, read-only, ended session).
 
@@ -321,18 +260,6 @@ class StorageUnavailable(FsmError):
 
 class ConfigurationError(FsmError):
     """Settings are missing or wrong."""
-
-
-class UnknownAdapter(ConfigurationError, KeyError):
-    """No adapter is registered under the requested name."""
-
-    def __init__(self, name: str, known: Sequence[str]) -> None:
-        self.name = name
-        self.known = tuple(known)
-        super().__init__(f"unknown adapter {name!r}; registered: {', '.join(self.known)}")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class DiagramBackendUnavailable(ConfigurationError):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import adapters
 import fsm
 import fsm.flows
 import fsm.store
@@ -139,7 +140,9 @@ def test_export_order_puts_constants_then_classes_then_functions() -> None:
 
 
 @pytest.mark.parametrize(
-    "package", [fsm, fsm.flows, fsm.store], ids=["fsm", "fsm.flows", "fsm.store"]
+    "package",
+    [fsm, fsm.flows, fsm.store, adapters],
+    ids=["fsm", "fsm.flows", "fsm.store", "adapters"],
 )
 def test_all_is_sorted_and_every_name_resolves(package: types.ModuleType) -> None:
     names = list(package.__all__)
@@ -160,8 +163,9 @@ def _public(package: types.ModuleType) -> set[str]:
     }
 
 
-def test_fsm_exports_every_public_name() -> None:
-    assert sorted(_public(fsm) - set(fsm.__all__)) == []
+@pytest.mark.parametrize("package", [fsm, adapters], ids=["fsm", "adapters"])
+def test_every_public_name_is_exported(package: types.ModuleType) -> None:
+    assert sorted(_public(package) - set(package.__all__)) == []
 
 
 def test_flows_export_every_name_they_define() -> None:
@@ -176,16 +180,21 @@ def test_flows_export_every_name_they_define() -> None:
     assert sorted(public - set(fsm.flows.__all__)) == []
 
 
-def test_the_library_only_installs_a_null_handler() -> None:
-    handlers = logging.getLogger("fsm").handlers
+@pytest.mark.parametrize("package", ["fsm", "adapters"])
+def test_the_library_only_installs_a_null_handler(package: str) -> None:
+    handlers = logging.getLogger(package).handlers
     assert len(handlers) == 1
     assert type(handlers[0]) is logging.NullHandler
 
 
-def test_a_fresh_import_installs_exactly_one_null_handler() -> None:
+@pytest.mark.parametrize(
+    ("package", "imports"),
+    [("fsm", "fsm, fsm.engine, fsm.flows"), ("adapters", "adapters, adapters.service")],
+)
+def test_a_fresh_import_installs_exactly_one_null_handler(package: str, imports: str) -> None:
     program = (
-        "import logging, fsm, fsm.engine, fsm.flows\n"
-        "print([type(h).__name__ for h in logging.getLogger('fsm').handlers])\n"
+        f"import logging, {imports}\n"
+        f"print([type(h).__name__ for h in logging.getLogger({package!r}).handlers])\n"
         "print([type(h).__name__ for h in logging.getLogger().handlers])\n"
     )
     result = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
@@ -221,13 +230,23 @@ def test_no_fsm_module_configures_logging() -> None:
     assert _logging_calls("import logging\nlogging.basicConfig()\n", {"basicConfig"}) == [2]
 
 
-def test_only_the_package_init_adds_a_handler() -> None:
+@pytest.mark.parametrize("directory", [FSM_DIR, ADAPTERS_DIR], ids=["fsm", "adapters"])
+def test_only_the_package_init_adds_a_handler(directory: Path) -> None:
     found = {
         str(path.relative_to(ROOT))
-        for path in modules_under(FSM_DIR)
+        for path in modules_under(directory)
         if _logging_calls(path.read_text(encoding="utf-8"), {"addHandler"})
     }
-    assert found == {"fsm/__init__.py"}
+    assert found == {f"{directory.name}/__init__.py"}
+
+
+def test_only_the_command_configures_logging_in_the_adapters() -> None:
+    found = {
+        str(path.relative_to(ROOT))
+        for path in modules_under(ADAPTERS_DIR)
+        if _logging_calls(path.read_text(encoding="utf-8"), {"basicConfig", "dictConfig"})
+    }
+    assert found <= {"adapters/cli/__init__.py"}
 
 
 def engine_store_uses(source: str) -> list[int]:

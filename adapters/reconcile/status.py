@@ -2,8 +2,8 @@
 
 This is the only automatic path to a settlement. A payment not yet settled first moves to its
 status-check state (so the log shows who asked and why), then the inquiry's ``status`` becomes the
-event through the inquiry table (:mod:`~adapters.wallets.status_codes`). Repeated answers are
-absorbed by
+event its wallet adapter names (:meth:`~adapters.wallets.base.FlowAdapter.inquiry_event`, from
+the inquiry table of :mod:`~adapters.wallets.status_codes`). Repeated answers are absorbed by
 idempotency keys built from ``(tXid, event)``, as the reference recommends; an answer that would
 move a settled payment backwards is refused by the flow and recorded as stale; an unknown code is
 recorded (and so counted), logged as a warning and changes nothing, and the state's deadline,
@@ -17,15 +17,18 @@ import logging
 import re
 from typing import Protocol
 
+from adapters.errors import ProviderError
 from adapters.reconcile.hints import hints_to_ask
 from adapters.reconcile.intents import Call, recorded_call
 from adapters.reconcile.journal import CallJournal
-from adapters.wallets.status_codes import PENDING_EVENTS, event_for_status
+from adapters.wallets.registry import adapter_of
+from adapters.wallets.status_codes import PENDING_EVENTS
 from fsm.definition.flow import Actor
 from fsm.engine import Engine
-from fsm.errors import ProviderError, RejectReason, TransitionNotAllowed
+from fsm.errors import RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent
 from fsm.model import Instance
+from fsm.store.leases import Leases
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,39 @@ class Inquirer(Protocol):
         ...
 
 
+class StatusChecks(Protocol):
+    """What the reconciler and the inbound handler need of the payment service.
+
+    :class:`~adapters.service.PaymentService` is one; the layers below it name this instead.
+    """
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the payments are stored in."""
+        ...
+
+    @property
+    def calls(self) -> CallJournal:
+        """The journal of the NICEPAY calls made for the payments."""
+        ...
+
+    @property
+    def leases(self) -> Leases:
+        """The reconcilers' claims on the payments."""
+        ...
+
+    def check_status(
+        self,
+        payment_id: str,
+        *,
+        actor: Actor = Actor.MERCHANT,
+        tx_id_hint: str | None = None,
+        call_key: str | None = None,
+    ) -> Instance:
+        """Ask NICEPAY for the payment's status and apply the answer (:func:`check_status`)."""
+        ...
+
+
 def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
     """Move an unsettled payment to its status-check state, if the flow allows it from here."""
     flow = engine.flow(payment.flow)
@@ -123,7 +159,7 @@ def apply_answer(
             payload=payload,
         )
         return payment
-    event = event_for_status(payment.wallet or "", status, current_state=payment.state)
+    event = adapter_of(payment).inquiry_event(status, payment.state)
     if event is None:
         logger.warning(
             "unknown inquiry status",

@@ -22,8 +22,8 @@ from pydantic import SecretStr
 
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.messages import Billing, CartItem
 from adapters.nicepay.tokens import notification_token
 from adapters.reconcile.recovery import Reconciler

@@ -26,8 +26,8 @@ from sqlalchemy import func, select
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp, Reply
 from adapters.inbound.handler import OK, NotificationHandler
 from adapters.inbound.parsing import InboundRequest
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.tokens import notification_token
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app

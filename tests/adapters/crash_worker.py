@@ -36,10 +36,9 @@ from adapters.nicepay.client import (
     INQUIRY_PATH,
     PAYMENT_PATH,
     REGISTRATION_PATH,
-    InquiryRetry,
     NicepayClient,
 )
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.intents import Call
 from adapters.reconcile.journal import CallJournal
 from adapters.service import PaymentService

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from adapters.nicepay.client import InquiryRetry
+from adapters.nicepay.config import InquiryRetry
 from adapters.service import LinkOrder, PaymentOrder, PaymentService, Started
 from adapters.simulator import (
     BrowserResult,

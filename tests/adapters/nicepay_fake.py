@@ -14,14 +14,8 @@ from urllib.parse import parse_qsl, urlencode
 import httpx
 
 from adapters.inbound.parsing import InboundRequest
-from adapters.nicepay.client import (
-    INQUIRY_PATH,
-    PAYMENT_PATH,
-    REGISTRATION_PATH,
-    InquiryRetry,
-    NicepayClient,
-)
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH, NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.messages import Billing, CartItem, RegistrationRequest
 from adapters.service import LinkOrder, PaymentOrder, PaymentService
 from fsm.clock import ManualClock

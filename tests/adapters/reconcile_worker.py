@@ -14,8 +14,8 @@ from multiprocessing.synchronize import Barrier
 
 import httpx
 
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.deadlines import DeadlineRun
 from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
 from adapters.service import PaymentService

@@ -16,8 +16,8 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.errors import RefundError
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.intents import CallInDoubt
 from adapters.service import PaymentService
 from fsm.clock import ManualClock

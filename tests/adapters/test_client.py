@@ -14,17 +14,15 @@ from adapters.errors import (
     CancelRefused,
     InvalidToken,
     MalformedResponse,
-)
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import Environment, NicepayCredentials
-from adapters.nicepay.messages import LinkEnableRequest, LinkInitiateRequest
-from fsm.clock import ManualClock
-from fsm.errors import (
-    ConfigurationError,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
 )
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import Environment, InquiryRetry, NicepayCredentials
+from adapters.nicepay.messages import LinkEnableRequest, LinkInitiateRequest
+from fsm.clock import ManualClock
+from fsm.errors import ConfigurationError
 from tests.adapters.nicepay_fake import (
     BASE,
     CREDENTIALS,

@@ -8,15 +8,18 @@ import httpx
 import pytest
 
 from adapters.errors import (
-    RESULT_CODES,
     DuplicateReference,
     InvalidToken,
     MalformedResponse,
     MissingField,
     NicepayUnavailable,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
 )
-from adapters.nicepay.client import InquiryRetry
-from fsm.errors import ProviderError, ProviderRejected, ProviderTimeout, ProviderUnavailable
+from adapters.nicepay.config import InquiryRetry
+from adapters.nicepay.result_codes import RESULT_CODES
 from tests.adapters.nicepay_fake import (
     BASE,
     CREDENTIALS,

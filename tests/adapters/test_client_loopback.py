@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials, simulator_base_url
+from adapters.errors import ProviderTimeout
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials, simulator_base_url
 from fsm.clock import ManualClock
-from fsm.errors import ProviderTimeout
 from tests.adapters.nicepay_fake import IMID, KEY_TEXT, TXID, sha
 
 

@@ -22,12 +22,22 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from adapters.errors import DuplicateReference, InvalidToken, MalformedResponse, WalletRefused
+from adapters.errors import (
+    DuplicateReference,
+    InvalidToken,
+    MalformedResponse,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    UnknownAdapter,
+    WalletRefused,
+)
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import InboundRequest
 from adapters.nicepay.client import INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.reconcile.status import REPORT_STATUS, apply_answer, request_check
-from adapters.service import Started
+from adapters.service import PaymentOrder, Started
 from adapters.wallets.base import CustomerStep
 from adapters.wallets.registry import ADAPTERS, adapter_for, names
 from adapters.wallets.status_codes import INQUIRY_STATUS, event_for_status
@@ -37,12 +47,7 @@ from fsm.errors import (
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
-    ProviderError,
-    ProviderRejected,
-    ProviderTimeout,
-    ProviderUnavailable,
     RejectReason,
-    UnknownAdapter,
 )
 from fsm.flows import ASTRAPAY_PAYMENT, EWALLET_PAYMENT, FLOWS
 from fsm.model import Instance, RejectedEvent
@@ -407,10 +412,17 @@ def test_a_failed_registration_is_recorded_and_raised(
             assert len(rig.ledger.requests) - before == sends
             assert payment.tx_id is None
 
+            again = payment_order(wallet, f"ORD-{tag}")
             with pytest.raises(InvalidInstanceData, match="already sent"):  # never twice
-                ADAPTERS[wallet].begin(rig.service, payment, payment_order(wallet, f"ORD-{tag}"))
+                begin_again(rig, wallet, payment, again)
             assert len(rig.ledger.requests) - before == sends
             assert rig.engine.get(payment.id).version == payment.version
+
+
+def begin_again(rig: ServiceRig, wallet: str, payment: Instance, order: PaymentOrder) -> None:
+    """The wallet's adapter asked to begin a payment it has begun already."""
+    service = rig.service
+    ADAPTERS[wallet].begin(payment, order, service.gateway, service.steps_of(payment.id))
 
 
 @pytest.mark.parametrize("wallet", REGISTERING)
@@ -439,7 +451,7 @@ def test_a_second_start_of_the_same_payment_sends_nothing(rig: ServiceRig, walle
     with pytest.raises(InstanceExists):
         rig.service.start_payment(order, payment_id=payment.id)
     with pytest.raises(InvalidInstanceData, match="already sent"):
-        ADAPTERS[wallet].begin(rig.service, payment, order)
+        begin_again(rig, wallet, payment, order)
 
     assert len(rig.ledger.requests) == sent
     assert rig.engine.get(payment.id).version == payment.version

@@ -9,13 +9,12 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from adapters.errors import CancelNotAllowed
+from adapters.errors import CancelNotAllowed, ProviderUnavailable
 from adapters.nicepay.messages import CartItem
 from adapters.reconcile.deadlines import run_due
 from adapters.service import PaymentOrder, PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
-from fsm.errors import ProviderUnavailable
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.nicepay_fake import (

@@ -25,11 +25,12 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from adapters.nicepay.client import InquiryRetry
+from adapters.errors import ProviderTimeout
+from adapters.nicepay.config import InquiryRetry
 from adapters.simulator import BrowserOutcome, BrowserResult, CustomerAction, ScriptedBrowser
 from fsm.definition.flow import Actor
 from fsm.engine import Engine
-from fsm.errors import GuardRefused, ProviderTimeout, RejectReason
+from fsm.errors import GuardRefused, RejectReason
 from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore

@@ -14,14 +14,12 @@ from adapters.nicepay.messages import (
     BrowserForm,
     CartItem,
     Delivery,
-    InquiryResponse,
     LinkEnableRequest,
     PaymentStep,
-    RegistrationResponse,
-    ShopeePayRedirect,
     amount_string,
     cart_data,
 )
+from adapters.nicepay.responses import InquiryResponse, RegistrationResponse, ShopeePayRedirect
 from tests.adapters.nicepay_fake import billing, registration
 
 # --- amounts ----------------------------------------------------------------------------------

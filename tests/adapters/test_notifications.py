@@ -20,6 +20,7 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from adapters.errors import NotificationSignatureError
 from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest, verify_notification_token
@@ -27,7 +28,7 @@ from adapters.nicepay.config import NicepayCredentials
 from adapters.nicepay.tokens import link_enable_token
 from adapters.simulator import serve_app
 from fsm.definition.flow import Actor
-from fsm.errors import NotificationSignatureError, RejectReason
+from fsm.errors import RejectReason
 from fsm.model import Instance
 from tests.adapters.nicepay_fake import (
     AMOUNT,

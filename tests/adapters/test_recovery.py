@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from adapters.errors import RefundError
+from adapters.errors import ProviderError, ProviderTimeout, RefundError
 from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.intents import Call, CallInDoubt
@@ -23,7 +23,7 @@ from adapters.reconcile.journal import CallIntent
 from adapters.reconcile.recovery import INTENT_GRACE, Reconciler
 from adapters.refunds import RefundStatus
 from fsm.definition.flow import Actor
-from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout, TransitionNotAllowed
+from fsm.errors import ConfigurationError, TransitionNotAllowed
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE

@@ -6,9 +6,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from adapters.errors import DuplicateReference, InvalidToken, MalformedResponse
+from adapters.errors import DuplicateReference, InvalidToken, MalformedResponse, ProviderTimeout
 from adapters.wallets.registration import register_with_recovery
-from fsm.errors import ProviderTimeout
 from tests.adapters.nicepay_fake import (
     IMID,
     KEY_TEXT,
