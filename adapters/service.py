@@ -54,10 +54,14 @@ def _timestamp_suffix() -> str:
 class _Steps:
     """One payment's steps, as its wallet adapter may take them (:class:`PaymentSteps`)."""
 
-    def __init__(self, engine: Engine, calls: CallJournal, payment_id: str) -> None:
+    def __init__(
+        self, engine: Engine, calls: CallJournal, payment_id: str, latest: Instance | None = None
+    ) -> None:
         self._engine = engine
         self._calls = calls
         self._payment_id = payment_id
+        self.latest = latest
+        """The payment as the last step left it, when one was taken here."""
 
     def fire(
         self, event: str, *, actor: Actor, key: str, payload: Mapping[str, Any] | None = None
@@ -65,6 +69,7 @@ class _Steps:
         result = self._engine.fire_with_retry(
             self._payment_id, event, actor=actor, idempotency_key=key, payload=payload
         )
+        self.latest = result.instance
         return not result.duplicate
 
     def report(
@@ -76,7 +81,8 @@ class _Steps:
     def recorded_call(
         self, call: Call, *, request: Mapping[str, Any], tx_id: str | None = None
     ) -> AbstractContextManager[object]:
-        payment = self._engine.get(self._payment_id)  # its registered referenceNo, if renamed
+        # its registered referenceNo, if renamed
+        payment = self.latest or self._engine.get(self._payment_id)
         return recorded_call(self._calls, payment, call, request=request, tx_id=tx_id)
 
 
@@ -139,8 +145,9 @@ class PaymentService:
             reference_no=order.reference_no,
             mandate=self._mandate(order),
         )
-        step = adapter.begin(payment, order, self.gateway, self.steps_of(payment.id))
-        return Started(self.engine.get(payment.id), step)
+        steps = _Steps(self.engine, self.calls, payment.id, payment)
+        step = adapter.begin(payment, order, self.gateway, steps)
+        return Started(steps.latest or payment, step)
 
     def start_link(self, order: LinkOrder, *, link_id: str | None = None) -> Started:
         """Create an AstraPay account link; returns the form the customer's browser submits.
