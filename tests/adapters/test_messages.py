@@ -22,7 +22,7 @@ from adapters.nicepay.messages import (
     amount_string,
     cart_data,
 )
-from tests.adapters.nicepay_fake import billing, registration
+from tests.adapters.values import billing, registration
 
 # --- amounts ----------------------------------------------------------------------------------
 
