@@ -76,6 +76,34 @@ def test_the_library_and_its_command_import_without_the_tools(tmp_path: Path) ->
     assert json.loads(done.stdout) == []
 
 
+def runtime_modules() -> list[str]:
+    """Every module of ``fsm`` and ``adapters`` but the simulator's, by dotted name."""
+    names = []
+    for package in ("fsm", "adapters"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            if parts[-1] == "__init__":
+                parts = parts[:-1]
+            name = ".".join(parts)
+            if not name.startswith("adapters.simulator") and "migrations" not in parts:
+                names.append(name)
+    return names
+
+
+def test_no_module_outside_the_simulator_loads_the_tools(tmp_path: Path) -> None:
+    names = runtime_modules()
+    source = (
+        "import importlib, json, sys\n"
+        f"for name in {names!r}:\n"
+        "    importlib.import_module(name)\n"
+        f"print(json.dumps([m for m in {TOOLS!r} if m in sys.modules]))\n"
+    )
+    done = run_python(source, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(names) > 50
+    assert json.loads(done.stdout) == []
+
+
 def test_uvicorn_is_an_extra_not_a_core_dependency() -> None:
     project = PYPROJECT["project"]
     assert not [d for d in project["dependencies"] if d.startswith("uvicorn")]
