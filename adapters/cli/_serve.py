@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
 from adapters.cli._arguments import port_number
 from adapters.cli._errors import check_can_listen
+from adapters.cli._extras import require_extra
 from adapters.cli._output import default_db, open_store, write
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
@@ -104,6 +104,9 @@ def credentials_from_env(nicepay_url: str) -> NicepayCredentials:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    require_extra("serve", "server", "uvicorn")
+    import uvicorn  # the server extra, present: checked above
+
     credentials = credentials_from_env(args.nicepay_url)
     check_can_listen(args.host, args.port)
     try:
