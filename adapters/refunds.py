@@ -39,7 +39,7 @@ from adapters.nicepay.messages import amount_string
 from adapters.reconcile.intents import INTENT_GRACE, Call, OpenCall, recorded_call
 from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
-from fsm.definition.flow import Actor, FlowDefinition
+from fsm.definition import Actor, FlowDefinition
 from fsm.engine import Engine
 from fsm.errors import CallKeyTaken, InvalidInstanceData, ProviderError, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord

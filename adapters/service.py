@@ -23,7 +23,7 @@ from adapters.refunds import Refund, Refunds, refund_request
 from adapters.wallets.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
 from adapters.wallets.base import CustomerStep
 from adapters.wallets.registry import adapter_for
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.flows import LinkEvent, LinkState, Wallet

@@ -6,8 +6,9 @@ Each raises :class:`~fsm.errors.InvalidInstanceData` naming what is wrong.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
-from fsm.definition.flow import Actor, FlowDefinition
+from fsm.definition import FlowDefinition
 from fsm.errors import InvalidInstanceData
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -15,17 +16,12 @@ _AMOUNT = re.compile(r"[0-9]{1,18}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_KEY_LENGTH = 200
 
-_ACTORS: dict[str, Actor] = {actor.value: actor for actor in Actor}
-"""Actors by value: a dict lookup spares ``Actor(...)``'s enum machinery on every event."""
 
-
-def checked_actor(actor: Actor | str) -> Actor:
-    """The actor named ``actor``; an unknown one is refused."""
-    checked = _ACTORS.get(actor) if isinstance(actor, str) else None
+def checked_actor(actor: str, known: Mapping[str, str]) -> str:
+    """The plain name of ``actor``, which must be one of ``known`` (names by themselves)."""
+    checked = known.get(actor) if isinstance(actor, str) else None
     if checked is None:
-        raise InvalidInstanceData(
-            f"unknown actor {actor!r}; actors: {', '.join(a.value for a in Actor)}"
-        )
+        raise InvalidInstanceData(f"unknown actor {actor!r}; actors: {', '.join(known)}")
     return checked
 
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FSM_DIR = ROOT / "fsm"
 ADAPTERS_DIR = ROOT / "adapters"
 FORBIDDEN_IN_FSM = frozenset({"adapters", "httpx"})
-MACHINE_MODULE = FSM_DIR / "_machine.py"
+MACHINE_MODULE = FSM_DIR / "definition" / "table.py"
 
 
 def modules_under(directory: Path) -> list[Path]:

@@ -64,7 +64,7 @@ from adapters.inbound.redact import (
 from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.service import PaymentService
 from adapters.wallets.astrapay import AstrapayLinkAdapter, find_mandate
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import (
     CallKeyTaken,
     ConcurrentTransition,
@@ -288,7 +288,7 @@ class NotificationHandler:
         payload = {**params, "tx_id": params["tXid"], "raw": raw_record(request, params)}
         event = PaymentEvent.RECEIVE_NOTIFICATION  # same name in both payment flows
         result = self._service.fire(
-            instance.id, event, Actor.NICEPAY_NOTIFICATION, key, fit(self._scrub(payload))
+            instance.id, event, Actor.PROVIDER_NOTIFICATION, key, fit(self._scrub(payload))
         )
         if result is not None and result.duplicate:
             return Outcome.DUPLICATE  # a redelivery: its inquiry already ran
@@ -431,7 +431,7 @@ class NotificationHandler:
         engine.record_refused(
             instance.id,
             event,
-            actor=Actor.NICEPAY_NOTIFICATION
+            actor=Actor.PROVIDER_NOTIFICATION
             if endpoint == NOTIFICATION
             else Actor.BROWSER_CALLBACK,
             idempotency_key=key,
@@ -475,7 +475,7 @@ class NotificationHandler:
         return redact_all(params, self._secrets(params))
 
 
-_ACTOR_OF = {NOTIFICATION: Actor.NICEPAY_NOTIFICATION, CALLBACK: Actor.BROWSER_CALLBACK}
+_ACTOR_OF = {NOTIFICATION: Actor.PROVIDER_NOTIFICATION, CALLBACK: Actor.BROWSER_CALLBACK}
 
 _REASONS = {
     Outcome.ACCEPTED: "acted on; a status check decides",

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.status import CHECK_STATUS
 from adapters.service import PaymentService
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import ProviderError, TransitionNotAllowed
 from fsm.model import Instance

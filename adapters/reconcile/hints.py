@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.reconcile.intents import Call
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.model import RejectedEvent

@@ -33,7 +33,7 @@ from adapters.reconcile.deadlines import (
 from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
 from adapters.refunds import repair_outcome
 from adapters.service import PaymentService
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import ConfigurationError, FsmError, ProviderError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.store.intents import CallIntent

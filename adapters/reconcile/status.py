@@ -21,7 +21,7 @@ from typing import Protocol
 from adapters.reconcile.hints import hints_to_ask
 from adapters.reconcile.intents import Call, recorded_call
 from adapters.wallets.status_codes import PENDING_EVENTS, event_for_status
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import ProviderError, RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from adapters.nicepay.messages import LinkEnableRequest, LinkInitiateRequest
 from adapters.wallets.base import CustomerStep
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import InvalidInstanceData
 from fsm.flows import AstrapayPaymentEvent, LinkEvent, Wallet
 
@@ -108,7 +108,7 @@ class AstrapayLinkAdapter:
             event, payload = LinkEvent.CONFIRM_LINK, {**params, "mandate": mandate}
         else:  # an operator attaches the mandate (PaymentService.attach_mandate)
             event, payload = LinkEvent.CONFIRM_LINK_WITHOUT_MANDATE, dict(params)
-        service.fire(link.id, event, Actor.NICEPAY_NOTIFICATION, key, payload)
+        service.fire(link.id, event, Actor.PROVIDER_NOTIFICATION, key, payload)
 
     @staticmethod
     def returned(

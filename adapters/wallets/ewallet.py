@@ -15,7 +15,7 @@ from adapters.nicepay.messages import RegistrationRequest
 from adapters.reconcile.intents import Call, recorded_call
 from adapters.wallets.base import CustomerStep
 from adapters.wallets.registration import register_with_recovery
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import InvalidInstanceData, ProviderError
 from fsm.flows import PaymentEvent, Wallet
 
@@ -128,7 +128,7 @@ class _RegisteredWallet:
                 service.fire(
                     payment.id,
                     PaymentEvent.FAIL_REGISTRATION,
-                    Actor.NICEPAY_RESPONSE,
+                    Actor.PROVIDER_RESPONSE,
                     "registration-failed",
                     payload,
                 )
@@ -136,7 +136,7 @@ class _RegisteredWallet:
             service.engine.fire_with_retry(  # a refusal (failed meanwhile) is raised, not ignored
                 payment.id,
                 PaymentEvent.ACCEPT_REGISTRATION,
-                actor=Actor.NICEPAY_RESPONSE,
+                actor=Actor.PROVIDER_RESPONSE,
                 idempotency_key=f"registered:{response.tx_id}",
                 payload={
                     "tx_id": response.tx_id,

@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from fsm.definition.flow import Actor, GiveUp, Guard, GuardContext, TransitionSpec, transition
+from fsm.definition import Actor, GiveUp, Guard, GuardContext, TransitionSpec, transition
 
 
 class Wallet(StrEnum):

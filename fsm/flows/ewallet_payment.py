@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
+from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
 from fsm.flows._common import (
     PUSH_WALLET,
     REDIRECT_WALLET,
@@ -101,6 +101,15 @@ EWALLET_PAYMENT = FlowDefinition(
     description="E-wallet payment through NICEPAY V2 Direct: OVO push or partner redirect",
     wallets=(Wallet.OVO, Wallet.DANA, Wallet.LINKAJA, Wallet.SHOPEEPAY),
     initial=S.CHECKOUT_REQUESTED,
+    actors=(
+        A.MERCHANT,
+        A.PROVIDER_RESPONSE,
+        A.BROWSER_CALLBACK,
+        A.PROVIDER_NOTIFICATION,
+        A.STATUS_INQUIRY,
+        A.TIMER,
+        A.OPERATOR,
+    ),
     states=(
         StateSpec(
             S.CHECKOUT_REQUESTED,
@@ -204,7 +213,7 @@ EWALLET_PAYMENT = FlowDefinition(
             E.ACCEPT_REGISTRATION,
             S.REGISTRATION_SENT,
             S.REGISTERED,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             A.OPERATOR,
             binds=("tx_id", "reference_no"),
         ),
@@ -212,7 +221,7 @@ EWALLET_PAYMENT = FlowDefinition(
             E.FAIL_REGISTRATION,
             S.REGISTRATION_SENT,
             S.REGISTRATION_FAILED,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             A.TIMER,
             A.OPERATOR,
         ),
@@ -222,7 +231,7 @@ EWALLET_PAYMENT = FlowDefinition(
             S.PAYMENT_REQUESTED,
             S.AWAITING_APPROVAL,
             A.MERCHANT,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             guard=PUSH_WALLET,
         ),
         transition(
@@ -230,11 +239,14 @@ EWALLET_PAYMENT = FlowDefinition(
             S.PAYMENT_REQUESTED,
             S.REDIRECTED_TO_PARTNER,
             A.MERCHANT,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             guard=REDIRECT_WALLET,
         ),
         transition(
-            E.RECEIVE_NOTIFICATION, INQUIRY_PENDING, S.NOTIFICATION_RECEIVED, A.NICEPAY_NOTIFICATION
+            E.RECEIVE_NOTIFICATION,
+            INQUIRY_PENDING,
+            S.NOTIFICATION_RECEIVED,
+            A.PROVIDER_NOTIFICATION,
         ),
         transition(
             E.RETURN_FROM_PARTNER,

@@ -25,9 +25,9 @@ from adapters.nicepay.config import NicepayCredentials
 from adapters.nicepay.messages import Billing, CartItem, RegistrationRequest
 from adapters.service import LinkOrder, PaymentOrder, PaymentService
 from fsm.clock import ManualClock
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 
@@ -289,7 +289,7 @@ def service_rig(store: SqlStore) -> ServiceRig:
         inquiry_retry=InquiryRetry(attempts=2, base_delay=0.0, max_delay=0.0),
         sleep=lambda _seconds: None,
     )
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     service = PaymentService(
         engine,
         client,
@@ -364,7 +364,7 @@ def form_request(params: Mapping[str, str], **extra: Any) -> InboundRequest:
     return InboundRequest(body=urlencode(params).encode(), content_type=FORM, **extra)
 
 
-def logged_events(rig: ServiceRig, instance_id: str) -> list[tuple[str, Actor]]:
+def logged_events(rig: ServiceRig, instance_id: str) -> list[tuple[str, str]]:
     """The applied steps of an instance as (event, actor)."""
     return [(record.event, record.actor) for record in rig.engine.history(instance_id)]
 

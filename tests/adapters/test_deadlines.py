@@ -16,6 +16,7 @@ from adapters.service import PaymentOrder, PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.errors import ProviderUnavailable
+from fsm.flows import FLOWS
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.nicepay_fake import (
@@ -50,7 +51,7 @@ def _inquiry(status: str) -> httpx.Response:
 
 def _service(store: SqlStore, *replies: httpx.Response) -> tuple[PaymentService, FakeNicepay]:
     rig = harness(*replies)
-    engine = Engine(store, clock=rig.clock)
+    engine = Engine(store, flows=FLOWS, clock=rig.clock)
     service = PaymentService(
         engine,
         rig.client,
@@ -87,7 +88,7 @@ def test_an_unanswered_ovo_push_is_checked_after_55_seconds(store: SqlStore) -> 
         "expired",
         None,
     )
-    steps = [(r.event, r.actor.value) for r in service.engine.history(payment.id)][-2:]
+    steps = [(r.event, r.actor) for r in service.engine.history(payment.id)][-2:]
     assert steps == [("check_status", "timer"), ("expire_payment", "status_inquiry")]
     assert service.engine.get(payment.id).deadline_at is None  # final: nothing more is due
 
@@ -104,9 +105,7 @@ def test_an_unknown_code_is_checked_again_when_the_check_deadline_passes(store: 
     _advance(service, 61)
     (second,) = run_due(service)
     assert (second.before, second.after) == ("status_check_requested", "paid")
-    checks = [
-        r.actor.value for r in service.engine.history(payment.id) if r.event == "check_status"
-    ]
+    checks = [r.actor for r in service.engine.history(payment.id) if r.event == "check_status"]
     assert checks == ["timer", "timer"]  # the retry is on the log, and it moved the deadline
 
 
@@ -131,7 +130,7 @@ def test_other_deadline_events_are_fired_by_the_timer(store: SqlStore) -> None:
     _advance(service, 10 * 60 + 1)  # paid's deadline: confirm the order to the customer
     (run,) = run_due(service)
     assert (run.event, run.after) == ("confirm_order", "order_confirmed")
-    assert service.engine.history(payment.id)[-1].actor.value == "timer"
+    assert service.engine.history(payment.id)[-1].actor == "timer"
 
 
 @pytest.mark.parametrize(
@@ -162,7 +161,7 @@ def test_a_cancel_is_followed_by_the_inquiry_that_moves_the_payment(store: SqlSt
     assert (refund.state, refund.refunded_amount, refund.status) == ("voided", "12000", "succeeded")
     cancel_body = fake.bodies()[2]
     assert (cancel_body["cancelType"], cancel_body["amt"]) == ("1", "12000")
-    assert service.engine.history(payment.id)[-1].actor.value == "status_inquiry"
+    assert service.engine.history(payment.id)[-1].actor == "status_inquiry"
 
 
 def test_a_refused_cancel_moves_no_money(store: SqlStore) -> None:
