@@ -568,7 +568,7 @@ def test_replay_reports_a_stored_row_that_disagrees_with_its_log(cli: Cli, sqlit
     assert run.code == 1
     data = run.json()
     assert (data["verdict"], data["state"], data["applied"]) == ("diverged", "registration_sent", 1)
-    assert data["divergence"]["index"] == -1
+    assert data["divergence"]["index"] is None
     assert "stored row says 'paid' at version 1" in data["divergence"]["reason"]
     text_run = cli("replay", "tampered", "--db", sqlite_url)
     assert text_run.code == 1

@@ -20,6 +20,17 @@ class Wallet(StrEnum):
     ASTRAPAY = "astrapay"
 
 
+PAYMENT_ACTORS = (
+    Actor.MERCHANT,
+    Actor.PROVIDER_RESPONSE,
+    Actor.BROWSER_CALLBACK,
+    Actor.PROVIDER_NOTIFICATION,
+    Actor.STATUS_INQUIRY,
+    Actor.TIMER,
+    Actor.OPERATOR,
+)
+"""The actors a payment flow declares: every one the engine knows."""
+
 REDIRECT_WALLETS = frozenset({Wallet.DANA, Wallet.LINKAJA, Wallet.SHOPEEPAY})
 
 WALLET_EXPIRY = MappingProxyType(

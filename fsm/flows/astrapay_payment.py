@@ -21,6 +21,7 @@ from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec
 from fsm.flows._common import (
     ASTRAPAY_EXPIRY,
     HAS_MANDATE,
+    PAYMENT_ACTORS,
     STATUS_CHECK_CAP,
     Wallet,
     refund_requests,
@@ -117,15 +118,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
     description="AstraPay payment with a linked account's mandate (linkInitiate.do)",
     wallets=(Wallet.ASTRAPAY,),
     initial=S.CHECKOUT_REQUESTED,
-    actors=(
-        A.MERCHANT,
-        A.PROVIDER_RESPONSE,
-        A.BROWSER_CALLBACK,
-        A.PROVIDER_NOTIFICATION,
-        A.STATUS_INQUIRY,
-        A.TIMER,
-        A.OPERATOR,
-    ),
+    actors=PAYMENT_ACTORS,
     states=(
         _state(
             S.CHECKOUT_REQUESTED,

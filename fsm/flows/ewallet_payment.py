@@ -14,6 +14,7 @@ from enum import StrEnum
 
 from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
 from fsm.flows._common import (
+    PAYMENT_ACTORS,
     PUSH_WALLET,
     REDIRECT_WALLET,
     STATUS_CHECK_CAP,
@@ -101,15 +102,7 @@ EWALLET_PAYMENT = FlowDefinition(
     description="E-wallet payment through NICEPAY V2 Direct: OVO push or partner redirect",
     wallets=(Wallet.OVO, Wallet.DANA, Wallet.LINKAJA, Wallet.SHOPEEPAY),
     initial=S.CHECKOUT_REQUESTED,
-    actors=(
-        A.MERCHANT,
-        A.PROVIDER_RESPONSE,
-        A.BROWSER_CALLBACK,
-        A.PROVIDER_NOTIFICATION,
-        A.STATUS_INQUIRY,
-        A.TIMER,
-        A.OPERATOR,
-    ),
+    actors=PAYMENT_ACTORS,
     states=(
         StateSpec(
             S.CHECKOUT_REQUESTED,

@@ -164,7 +164,7 @@ def test_stored_state_disagreeing_with_log_diverges(
     instance, history = paid
     result = replay_instance(FLOW, replace(instance, state="failed"), history)
     assert result.divergence is not None
-    assert (result.divergence.index, result.divergence.seq) == (-1, None)
+    assert (result.divergence.index, result.divergence.seq) == (None, None)
     assert "'failed'" in result.divergence.reason
     assert "'paid'" in result.divergence.reason
     assert (result.state, result.applied) == ("paid", len(PATH))  # what the log says
@@ -176,7 +176,7 @@ def test_stored_version_disagreeing_with_log_diverges(
     instance, history = paid
     result = replay_instance(FLOW, replace(instance, version=instance.version + 1), history)
     assert result.divergence is not None
-    assert result.divergence.index == -1
+    assert result.divergence.index is None
 
 
 def test_log_missing_its_last_step_diverges_from_row(
@@ -186,7 +186,7 @@ def test_log_missing_its_last_step_diverges_from_row(
     result = replay_instance(FLOW, instance, history[:-1])
     assert result.verdict == Verdict.DIVERGED
     assert result.divergence is not None
-    assert result.divergence.index == -1
+    assert result.divergence.index is None
 
 
 def test_until_seq_gives_state_as_of_each_step(
