@@ -8,9 +8,11 @@ records the answer.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from fsm._engine_log import log_clock_behind
 from fsm._inputs import is_amount
 from fsm.definition import AMOUNT_FIELDS, FlowDefinition, TransitionSpec
 from fsm.errors import (
@@ -20,7 +22,7 @@ from fsm.errors import (
     StaleEvent,
     TransitionNotAllowed,
 )
-from fsm.model import Instance
+from fsm.model import Instance, RejectedEvent
 
 NOTHING_BOUND: Mapping[str, str] = MappingProxyType({})
 
@@ -85,6 +87,52 @@ def bound_fields(spec: TransitionSpec, payload: Mapping[str, Any]) -> Mapping[st
     if not spec.binds:
         return NOTHING_BOUND
     return {name: str(payload[name]) for name in spec.binds if _bindable(name, payload.get(name))}
+
+
+def step_time(now: datetime, instance: Instance, event: str) -> datetime:
+    """``now``, or the instance's last step time when the clock has stepped back behind it.
+
+    A log whose times run backwards would misorder an audit and a replay ``--at``; the deadline
+    is still counted from the clock's ``now``, since that is the clock the timer reads.
+    """
+    last = instance.updated_at
+    if now >= last:
+        return now
+    log_clock_behind(instance, event, last - now)
+    return last
+
+
+def deadline_at(
+    flow: FlowDefinition, state: str, wallet: str | None, now: datetime, started_at: datetime
+) -> datetime | None:
+    """When an instance of ``wallet`` started at ``started_at`` is due to leave ``state``."""
+    deadline = flow.state(state).deadline
+    return None if deadline is None else deadline.due_at(wallet, now, started_at)
+
+
+def refusal(
+    instance: Instance,
+    event: str,
+    actor: str,
+    key: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+    reason: RejectReason,
+    detail: str,
+) -> RejectedEvent:
+    """The record of ``event`` refused in the instance's state, for ``reason``."""
+    return RejectedEvent(
+        instance_id=instance.id,
+        event=event,
+        state=instance.state,
+        version=instance.version,
+        actor=actor,
+        idempotency_key=key,
+        reason=reason,
+        detail=detail,
+        payload=payload,
+        occurred_at=now,
+    )
 
 
 def _no_transition(flow: FlowDefinition, instance: Instance, event: str) -> TransitionNotAllowed:

@@ -14,28 +14,30 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
+from fsm._engine_log import log_outcome, log_refusal
 from fsm._inputs import (
+    CheckedRequest,
     checked_actor,
     checked_amount,
     checked_currency,
     checked_id,
     checked_key,
+    checked_request,
     checked_text,
     checked_wallet,
 )
 from fsm._payload import clean_payload
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.clock import Clock, SystemClock, require_aware
-from fsm.decide import allowed_events, bound_fields, decide
+from fsm.decide import allowed_events, bound_fields, deadline_at, decide, refusal, step_time
 from fsm.definition import FlowDefinition
 from fsm.errors import (
     ConcurrentTransition,
     FsmError,
     IdempotencyKeyReused,
     InstanceNotFound,
-    InvalidInstanceData,
     ReferenceInUse,
     RejectReason,
     TransitionError,
@@ -131,7 +133,7 @@ class Engine:
             reference_no=checked_text("reference_no", reference_no),
             tx_id=checked_text("tx_id", tx_id),
             mandate=checked_text("mandate", mandate),
-            deadline_at=_deadline_at(definition, definition.initial, wallet, now, now),
+            deadline_at=deadline_at(definition, definition.initial, wallet, now, now),
             created_at=now,
             updated_at=now,
         )
@@ -180,7 +182,7 @@ class Engine:
             flow, outcome = self._transact(instance_id, str(event), who, key, clean, now)
         except Contention:
             raise ConcurrentTransition(instance_id, None, str(event), None) from None
-        _log(flow, outcome, who)
+        log_outcome(flow, outcome, who)
         if isinstance(outcome, TransitionError):
             raise outcome
         return outcome
@@ -201,13 +203,13 @@ class Engine:
                 none got in; the whole batch was rolled back and may be sent again.
         """
         now = require_aware(self.clock.now())
-        checked = [_checked_request(request, self._actors) for request in requests]
-        valid = [event for event in checked if isinstance(event, _Checked)]
+        checked = [checked_request(request, self._actors) for request in requests]
+        valid = [event for event in checked if isinstance(event, CheckedRequest)]
         written = iter(self._write_batch(valid, now) if valid else ())
-        return [next(written) if isinstance(event, _Checked) else event for event in checked]
+        return [next(written) if isinstance(event, CheckedRequest) else event for event in checked]
 
     def _write_batch(
-        self, events: list[_Checked], now: datetime
+        self, events: list[CheckedRequest], now: datetime
     ) -> list[TransitionResult | FsmError]:
         written: list[tuple[str | None, TransitionResult | FsmError]] = []
         try:
@@ -222,7 +224,7 @@ class Engine:
             first = events[0]
             raise ConcurrentTransition(first.instance_id, None, first.event, None) from None
         for (flow, outcome), event in zip(written, events, strict=True):  # once committed
-            _log(flow, outcome, event.actor)
+            log_outcome(flow, outcome, event.actor)
         return [outcome for _, outcome in written]
 
     def allowed_events(self, instance_id: str, actor: str | None = None) -> tuple[str, ...]:
@@ -259,9 +261,9 @@ class Engine:
             error = TransitionNotAllowed(
                 instance.id, instance.state, str(event), reason=reason, detail=detail
             )
-            rejected = _rejected(instance, str(event), who, key, clean, now, error)
+            rejected = refusal(instance, str(event), who, key, clean, now, reason, detail)
             unit.reject(rejected)
-        _log_refusal(instance.flow, error, who)
+        log_refusal(instance.flow, error, who)
         return rejected
 
     def get(self, instance_id: str) -> Instance:
@@ -311,7 +313,7 @@ class Engine:
     ) -> tuple[str, TransitionResult | TransitionError]:
         instance = unit.load(instance_id)
         flow = self.flow(instance.flow)
-        stamp = _not_before_last_step(now, instance, event)
+        stamp = step_time(now, instance, event)
         decision = None if key_first else decide(flow, instance, event, actor, payload)
         if decision is None or isinstance(decision, TransitionNotAllowed):
             # a repeated key gets its first outcome, whatever the flow would say now
@@ -323,7 +325,11 @@ class Engine:
         if decision is None:
             decision = decide(flow, instance, event, actor, payload)
         if isinstance(decision, TransitionNotAllowed):
-            unit.reject(_rejected(instance, event, actor, key, payload, stamp, decision))
+            unit.reject(
+                refusal(
+                    instance, event, actor, key, payload, stamp, decision.reason, decision.detail
+                )
+            )
             return flow.name, decision
         record = TransitionRecord(
             instance_id=instance.id,
@@ -342,7 +348,7 @@ class Engine:
             unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
                 record,
                 expected_version=instance.version,
-                deadline_at=_deadline_at(
+                deadline_at=deadline_at(
                     flow, decision.dest, instance.wallet, now, instance.created_at
                 ),
                 bound=bound,
@@ -369,20 +375,7 @@ class Engine:
         else:
             outcome = TransitionResult(prior, duplicate=True)
             reason, detail = RejectReason.DUPLICATE, f"already applied as step {prior.seq}"
-        unit.reject(
-            RejectedEvent(
-                instance_id=instance.id,
-                event=event,
-                state=instance.state,
-                version=instance.version,
-                actor=actor,
-                idempotency_key=key,
-                reason=reason,
-                detail=detail,
-                payload=payload,
-                occurred_at=now,
-            )
-        )
+        unit.reject(refusal(instance, event, actor, key, payload, now, reason, detail))
         return outcome
 
     def fire_with_retry(
@@ -402,124 +395,3 @@ class Engine:
             ),
             policy or DEFAULT_RETRY,
         )
-
-
-def _rejected(
-    instance: Instance,
-    event: str,
-    actor: str,
-    key: str,
-    payload: Mapping[str, Any],
-    now: datetime,
-    error: TransitionNotAllowed,
-) -> RejectedEvent:
-    return RejectedEvent(
-        instance_id=instance.id,
-        event=event,
-        state=instance.state,
-        version=instance.version,
-        actor=actor,
-        idempotency_key=key,
-        reason=error.reason,
-        detail=error.detail,
-        payload=payload,
-        occurred_at=now,
-    )
-
-
-def _not_before_last_step(now: datetime, instance: Instance, event: str) -> datetime:
-    """``now``, or the instance's last step time when the clock has stepped back behind it.
-
-    A log whose times run backwards would misorder an audit and a replay ``--at``; the deadline
-    is still counted from the clock's ``now``, since that is the clock the timer reads.
-    """
-    last = instance.updated_at
-    if now >= last:
-        return now
-    logger.warning(
-        "clock behind the last step; stamped at the last step's time",
-        extra={
-            "flow": instance.flow,
-            "instance": instance.id,
-            "event": event,
-            "from": instance.state,
-            "to": None,
-            "actor": None,
-            "reason": f"clock {(last - now).total_seconds():.6f} s behind",
-        },
-    )
-    return last
-
-
-def _deadline_at(
-    flow: FlowDefinition, state: str, wallet: str | None, now: datetime, started_at: datetime
-) -> datetime | None:
-    deadline = flow.state(state).deadline
-    return None if deadline is None else deadline.due_at(wallet, now, started_at)
-
-
-class _Checked(NamedTuple):
-    """A :class:`FireRequest` whose actor, key and payload passed the input checks."""
-
-    instance_id: str
-    event: str
-    actor: str
-    key: str
-    payload: dict[str, Any]
-
-
-def _checked_request(
-    request: FireRequest, actors: Mapping[str, str]
-) -> _Checked | InvalidInstanceData:
-    try:
-        return _Checked(
-            request.instance_id,
-            str(request.event),
-            checked_actor(request.actor, actors),
-            checked_key(request.idempotency_key),
-            clean_payload(request.payload),
-        )
-    except InvalidInstanceData as error:
-        return error
-
-
-def _log(flow: str | None, outcome: TransitionResult | FsmError, actor: str) -> None:
-    if isinstance(outcome, TransitionResult):
-        _log_outcome(flow, outcome)
-    elif isinstance(outcome, TransitionError):
-        _log_refusal(flow, outcome, actor)
-
-
-def _log_outcome(flow: str | None, result: TransitionResult) -> None:
-    if not logger.isEnabledFor(logging.INFO):  # spare building the fields on the hot path
-        return
-    record = result.record
-    message = "duplicate event absorbed" if result.duplicate else "transition applied"
-    logger.info(
-        message,
-        extra={
-            "flow": flow,
-            "instance": record.instance_id,
-            "event": record.event,
-            "from": record.source,
-            "to": record.dest,
-            "actor": str(record.actor),
-            "reason": "duplicate" if result.duplicate else None,
-        },
-    )
-
-
-def _log_refusal(flow: str | None, error: TransitionError, actor: str) -> None:
-    reason = getattr(error, "reason", RejectReason.KEY_REUSED)
-    logger.warning(
-        "event refused",
-        extra={
-            "flow": flow,
-            "instance": error.instance_id,
-            "event": error.event,
-            "from": error.state,
-            "to": None,
-            "actor": str(actor),
-            "reason": str(reason),
-        },
-    )

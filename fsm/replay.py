@@ -9,21 +9,18 @@ back still counts (a replay needs no payload), and is named in ``damaged``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from itertools import groupby
 from operator import attrgetter
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from fsm._payload import UnreadablePayload
 from fsm.clock import require_aware
 from fsm.definition import FlowDefinition
 from fsm.model import Instance, TransitionRecord
-
-if TYPE_CHECKING:
-    from fsm.store.sql import SqlStore
 
 
 class Step(Protocol):
@@ -117,8 +114,18 @@ def replay(
     return _fold(flow, history, until_seq, cutoff, _ReplayCache(flow))
 
 
+class StepSource(Protocol):
+    """Where :func:`verify_stored` reads logged steps in bulk (:class:`~fsm.SqlStore` does)."""
+
+    def stored_steps(
+        self, instance_ids: Sequence[str], *, with_time: bool = False
+    ) -> Iterable[Any]:
+        """Rows in :class:`StoredStep` order, by instance then sequence."""
+        ...
+
+
 def verify_stored(
-    store: SqlStore,
+    store: StepSource,
     flow: FlowDefinition,
     instance_ids: Iterable[str],
     *,

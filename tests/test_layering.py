@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import fsm
+import fsm.definition
 import fsm.flows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,7 +138,9 @@ def test_export_order_puts_constants_then_classes_then_functions() -> None:
     ]
 
 
-@pytest.mark.parametrize("package", [fsm, fsm.flows], ids=["fsm", "fsm.flows"])
+@pytest.mark.parametrize(
+    "package", [fsm, fsm.definition, fsm.flows], ids=["fsm", "fsm.definition", "fsm.flows"]
+)
 def test_all_is_sorted_and_every_name_resolves(package: types.ModuleType) -> None:
     names = list(package.__all__)
     assert names == sorted(names, key=export_order)
@@ -157,8 +160,9 @@ def _public(package: types.ModuleType) -> set[str]:
     }
 
 
-def test_fsm_exports_every_public_name() -> None:
-    assert sorted(_public(fsm) - set(fsm.__all__)) == []
+@pytest.mark.parametrize("package", [fsm, fsm.definition], ids=["fsm", "fsm.definition"])
+def test_the_package_exports_every_public_name(package: types.ModuleType) -> None:
+    assert sorted(_public(package) - set(package.__all__)) == []
 
 
 def test_flows_export_every_name_they_define() -> None:
