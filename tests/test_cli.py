@@ -150,12 +150,7 @@ def test_check_json_gives_each_flow_and_its_fingerprint(cli: Cli) -> None:
     data = run.json()
     assert data["valid"] is True
     flows = {entry["flow"]: entry for entry in data["flows"]}
-    assert set(flows) == {
-        "ewallet_payment",
-        "astrapay_link",
-        "astrapay_payment",
-        "nicepay_transaction",
-    }
+    assert set(flows) == {"ewallet_payment", "astrapay_link", "astrapay_payment"}
     for name, entry in flows.items():
         assert entry["valid"] is True
         assert entry["problems"] == []
