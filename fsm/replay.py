@@ -9,7 +9,7 @@ back still counts (a replay needs no payload), and is named in ``damaged``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -40,6 +40,8 @@ class Step(Protocol):
     def fingerprint(self) -> str: ...
     @property
     def occurred_at(self) -> datetime | None: ...
+    @property
+    def payload(self) -> Mapping[str, Any] | None: ...
 
 
 class StoredStep(NamedTuple):
@@ -54,6 +56,11 @@ class StoredStep(NamedTuple):
     fingerprint: str
     occurred_at: datetime | None = None
     """Read only when a time cut-off asks for it."""
+
+    @property
+    def payload(self) -> None:
+        """A step read for verification carries no payload."""
+        return None
 
 
 class Verdict(StrEnum):
@@ -215,7 +222,7 @@ def _fold(
             cutoff is not None and step.occurred_at is not None and step.occurred_at > cutoff
         ):
             break
-        payload = getattr(step, "payload", None)  # a stored step read without it has none
+        payload = step.payload
         if isinstance(payload, UnreadablePayload):
             damaged.append(f"step {step.seq}: its stored payload is {payload.problem}")
         moves = steps.get((state, step.event, step.dest))
