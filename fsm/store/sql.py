@@ -42,7 +42,6 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePoo
 
 from fsm._payload import read_payload
 from fsm.clock import require_aware
-from fsm.definition.flow import Actor
 from fsm.errors import (
     CallInDoubt,
     CallKeyTaken,
@@ -294,7 +293,7 @@ class SqlStore:
             return int(conn.execute(query).scalar_one())
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
-        """Instances with the given NICEPAY ``tXid`` and/or ``referenceNo``."""
+        """Instances with the given provider transaction id and/or merchant reference."""
         query = select(*INSTANCE_COLUMNS)
         if tx_id is not None:
             query = query.where(_INSTANCE.c.tx_id == tx_id)
@@ -462,7 +461,7 @@ class SqlStore:
     ) -> None:
         """Append one inbound request to ``inbound_attempt``; whatever it held, it is stored.
 
-        Secret-looking parameters (``merchantToken``, ...) are stored as ``[redacted]``; the
+        Secret-looking parameters (tokens, keys, ...) are stored as ``[redacted]``; the
         caller leaves out what it must not keep (an oversized body: its size only). Text is
         stored as PostgreSQL can hold it (no NUL characters) and cut to its column's size, and
         parameters too large for a payload are replaced by a note of their size.
@@ -582,7 +581,6 @@ def _instance(row: Mapping[str, Any]) -> Instance:
 def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
     values = dict(row)
     del values["id"]
-    values["actor"] = Actor(values["actor"])
     values["reason"] = RejectReason(values["reason"])
     values["payload"] = read_payload(values["payload"])
     return RejectedEvent(**values)

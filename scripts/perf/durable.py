@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import psycopg
 
 from fsm.engine import Engine
-from fsm.flows import PaymentState
+from fsm.flows import FLOWS, PaymentState
 from fsm.model import FireRequest, TransitionResult
 from fsm.store.sql import SqlStore
 from perf.fixtures import (
@@ -107,7 +107,7 @@ def timed(workload: Workload, fire: Fire) -> Callable[[int], float]:
 
 def engine_fire(store: SqlStore) -> Fire:
     """``Engine.fire`` on ``store``."""
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
 
     def fire(
         instance_id: str, event: str, actor: str, key: str, payload: Mapping[str, Any]
@@ -123,7 +123,7 @@ BATCH = 50
 
 def engine_fire_many(workload: Workload, store: SqlStore) -> Callable[[int], float]:
     """A harness batch through ``Engine.fire_many``, ``BATCH`` events per transaction."""
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
 
     def run(size: int) -> float:
         requests = [FireRequest(*op) for op in workload.batch(size)]

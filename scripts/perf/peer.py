@@ -23,7 +23,7 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, Session, SQLModel
 from transitions import Machine
 
-from fsm.definition.flow import TransitionSpec
+from fsm.definition import TransitionSpec
 from fsm.flows import PaymentState
 from perf.fixtures import FLOW, WALLET, dict_flow, payment_id, plain_pg_url
 

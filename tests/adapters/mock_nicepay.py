@@ -29,9 +29,9 @@ from adapters.service import PaymentService, Started
 from adapters.simulator import CustomerAction, NicepaySimulator, ScriptedBrowser, SimulatorConfig
 from adapters.wallets.base import CustomerStep
 from fsm.clock import ManualClock
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from tests.adapters.values import (
@@ -209,7 +209,7 @@ def service_rig(store: SqlStore, nicepay: Nicepay) -> ServiceRig:
         inquiry_retry=InquiryRetry(attempts=2, base_delay=0.0, max_delay=0.0),
         sleep=lambda _seconds: None,
     )
-    engine = Engine(store, clock=nicepay.clock)
+    engine = Engine(store, flows=FLOWS, clock=nicepay.clock)
     service = PaymentService(
         engine,
         client,
@@ -220,7 +220,7 @@ def service_rig(store: SqlStore, nicepay: Nicepay) -> ServiceRig:
     return ServiceRig(nicepay.sim, line, nicepay.clock, engine, client, service, nicepay.browser())
 
 
-def logged_events(rig: ServiceRig, instance_id: str) -> list[tuple[str, Actor]]:
+def logged_events(rig: ServiceRig, instance_id: str) -> list[tuple[str, str]]:
     """The applied steps of an instance as (event, actor)."""
     return [(record.event, record.actor) for record in rig.engine.history(instance_id)]
 

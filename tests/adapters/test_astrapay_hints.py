@@ -22,7 +22,7 @@ from adapters.nicepay.client import INQUIRY_PATH
 from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.hints import HINTS_ASKED, recorded_hints
 from adapters.reconcile.recovery import Reconciler
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.model import Instance
 from tests.adapters.mock_nicepay import ServiceRig, linked_account, submit_at_nicepay
 from tests.adapters.mock_nicepay import inquiries_sent as inquiries

@@ -12,7 +12,7 @@ import pytest
 
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import InboundRequest
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import ActorNotAllowed, InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.model import Instance
 from tests.adapters.mock_nicepay import ServiceRig

@@ -42,7 +42,7 @@ from adapters.service import PaymentOrder, Started
 from adapters.wallets.base import CustomerStep
 from adapters.wallets.registry import ADAPTERS, adapter_for, names
 from adapters.wallets.status_codes import INQUIRY_STATUS, event_for_status
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import (
     GuardRefused,
     InstanceExists,
@@ -76,7 +76,7 @@ from tests.adapters.values import (
 
 WIB = ZoneInfo("Asia/Jakarta")
 FORM = "application/x-www-form-urlencoded"
-M, NR, SI = Actor.MERCHANT, Actor.NICEPAY_RESPONSE, Actor.STATUS_INQUIRY
+M, NR, SI = Actor.MERCHANT, Actor.PROVIDER_RESPONSE, Actor.STATUS_INQUIRY
 WALLETS = sorted(ADAPTERS)
 REGISTERING = [w for w in WALLETS if ADAPTERS[w].flow == EWALLET_PAYMENT.name]
 STALE, DUPLICATE = "stale", "duplicate"
@@ -89,7 +89,7 @@ class Contract:
     mitra_cd: str
     flow: str
     step: str
-    events: tuple[tuple[str, Actor], ...]
+    events: tuple[tuple[str, str], ...]
     state: str
     deadline: timedelta
 
@@ -237,7 +237,7 @@ def answer(rig: ServiceRig, payment: Instance, status: str | None) -> Instance:
     return rig.service.check_status(payment.id)
 
 
-def events(rig: ServiceRig, payment_id: str) -> list[tuple[str, Actor]]:
+def events(rig: ServiceRig, payment_id: str) -> list[tuple[str, str]]:
     return [(record.event, record.actor) for record in rig.engine.history(payment_id)]
 
 

@@ -19,6 +19,7 @@ from adapters.reconcile.deadlines import run_due
 from adapters.service import PaymentOrder, PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
+from fsm.flows import FLOWS
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.mock_nicepay import Line, Nicepay, harness
@@ -27,7 +28,7 @@ from tests.adapters.values import payment_order, refusal
 
 def _service(store: SqlStore, nicepay: Nicepay) -> tuple[PaymentService, Line]:
     rig = harness(nicepay)
-    engine = Engine(store, clock=rig.clock)
+    engine = Engine(store, flows=FLOWS, clock=rig.clock)
     service = PaymentService(
         engine,
         rig.client,
@@ -81,7 +82,7 @@ def test_an_unanswered_ovo_push_is_checked_after_55_seconds(
         "expired",
         None,
     )
-    steps = [(r.event, r.actor.value) for r in service.engine.history(payment_id)][-2:]
+    steps = [(r.event, r.actor) for r in service.engine.history(payment_id)][-2:]
     assert steps == [("check_status", "timer"), ("expire_payment", "status_inquiry")]
     assert service.engine.get(payment_id).deadline_at is None  # final: nothing more is due
 
@@ -101,9 +102,7 @@ def test_an_unknown_code_is_checked_again_when_the_check_deadline_passes(
     _advance(service, 61)
     (second,) = run_due(service)
     assert (second.before, second.after) == ("status_check_requested", "paid")
-    checks = [
-        r.actor.value for r in service.engine.history(payment_id) if r.event == "check_status"
-    ]
+    checks = [r.actor for r in service.engine.history(payment_id) if r.event == "check_status"]
     assert checks == ["timer", "timer"]  # the retry is on the log, and it moved the deadline
 
 
@@ -129,7 +128,7 @@ def test_other_deadline_events_are_fired_by_the_timer(store: SqlStore, nicepay: 
     _advance(service, 10 * 60 + 1)  # paid's deadline: confirm the order to the customer
     (run,) = run_due(service)
     assert (run.event, run.after) == ("confirm_order", "order_confirmed")
-    assert service.engine.history(payment_id)[-1].actor.value == "timer"
+    assert service.engine.history(payment_id)[-1].actor == "timer"
 
 
 @pytest.mark.parametrize(
@@ -161,7 +160,7 @@ def test_a_cancel_is_followed_by_the_inquiry_that_moves_the_payment(
     cancel_body = line.bodies()[2]
     assert (cancel_body["cancelType"], cancel_body["amt"]) == ("1", "12000")
     assert nicepay.sim.transaction(tx_id).state == "voided"  # OVO voids on the day of payment
-    assert service.engine.history(payment_id)[-1].actor.value == "status_inquiry"
+    assert service.engine.history(payment_id)[-1].actor == "status_inquiry"
 
 
 def test_a_refused_cancel_moves_no_money(store: SqlStore, nicepay: Nicepay) -> None:

@@ -25,7 +25,7 @@ from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH,
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest
 from adapters.simulator import serve_app
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import InvalidInstanceData, RejectReason
 from fsm.model import Instance
 from fsm.store.sql import TABLES, InboundAttempt, SqlStore
@@ -56,7 +56,7 @@ from tests.adapters.values import (
 JSON = "application/json"
 OK = {"resultCd": "0000", "resultMsg": "SUCCESS"}
 PHONE = "08123456789"
-NN, BC, SI = Actor.NICEPAY_NOTIFICATION, Actor.BROWSER_CALLBACK, Actor.STATUS_INQUIRY
+NN, BC, SI = Actor.PROVIDER_NOTIFICATION, Actor.BROWSER_CALLBACK, Actor.STATUS_INQUIRY
 
 
 def registered(rig: ServiceRig, tag: str = "1") -> Instance:

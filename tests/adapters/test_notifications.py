@@ -27,7 +27,7 @@ from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest, verify_noti
 from adapters.nicepay.config import NicepayCredentials
 from adapters.nicepay.tokens import link_enable_token
 from adapters.simulator import serve_app
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import RejectReason
 from fsm.model import Instance
 from tests.adapters.mock_nicepay import (
@@ -65,7 +65,7 @@ from tests.adapters.values import (
 )
 
 NN, BC, SI, M = (
-    Actor.NICEPAY_NOTIFICATION,
+    Actor.PROVIDER_NOTIFICATION,
     Actor.BROWSER_CALLBACK,
     Actor.STATUS_INQUIRY,
     Actor.MERCHANT,

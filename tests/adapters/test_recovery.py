@@ -22,7 +22,7 @@ from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.intents import Call, CallInDoubt
 from adapters.reconcile.recovery import INTENT_GRACE, Reconciler
 from adapters.refunds import RefundStatus
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import ConfigurationError, TransitionNotAllowed
 from fsm.model import Instance
 from fsm.store.intents import CallIntent
@@ -217,7 +217,7 @@ def test_a_registration_whose_txid_was_stored_is_repaired_by_an_inquiry(rig: Ser
     engine.fire(
         payment.id,
         "accept_registration",
-        actor=Actor.NICEPAY_RESPONSE,
+        actor=Actor.PROVIDER_RESPONSE,
         idempotency_key=f"registered:{tx_id}",
         payload={"tx_id": tx_id, "reference_no": "ORD-1"},
     )
@@ -241,7 +241,7 @@ def test_an_inquiry_cut_short_is_asked_again_and_applied(rig: ServiceRig) -> Non
         "status_check_requested",
         "paid",
     )
-    assert rig.engine.history(payment.id)[-1].actor is Actor.STATUS_INQUIRY
+    assert rig.engine.history(payment.id)[-1].actor == Actor.STATUS_INQUIRY
     assert intents(rig, payment.id)[-2:] == [
         (Call.INQUIRY, "repaired:paid"),
         (Call.INQUIRY, "answered"),

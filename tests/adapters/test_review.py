@@ -85,7 +85,7 @@ def run_deadlines(
     raise AssertionError(f"{payment_id} never reached needs_review")
 
 
-def steps(engine: Engine, payment_id: str) -> list[tuple[str, str, Actor]]:
+def steps(engine: Engine, payment_id: str) -> list[tuple[str, str, str]]:
     return [(r.event, r.dest, r.actor) for r in engine.history(payment_id)]
 
 
