@@ -42,7 +42,7 @@ from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.recovery import REPAIRED_REFUNDED
 from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
-from fsm.definition.flow import Actor, FlowDefinition
+from fsm.definition import Actor, FlowDefinition
 from fsm.engine import Engine
 from fsm.errors import CallKeyTaken, InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord

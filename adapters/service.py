@@ -28,7 +28,7 @@ from adapters.wallets.astrapay import MANDATE_FIELDS
 from adapters.wallets.base import CustomerStep, Gateway, PaymentSteps
 from adapters.wallets.orders import LinkOrder, PaymentOrder
 from adapters.wallets.registry import ACCOUNT_LINK, adapter_for
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.flows import LinkEvent, LinkState, Wallet

@@ -1,8 +1,10 @@
-"""Every error the engine, its store and its renderers raise.
+"""Every error the engine, its store and its renderers raise, as one tree.
 
 Context lives in attributes, not only in the message, and ``retryable`` says whether trying the
-same call again can help. An integration's own errors (providers, notifications) derive from
-:class:`FsmError` in their own package, so that one ``except FsmError`` still catches everything.
+same call again can help. :class:`RejectReason` says why a refused event was recorded. An
+integration's own errors (providers, notifications) derive from :class:`FsmError` in their own
+package, so that one ``except FsmError`` still catches everything. The signals a unit of work
+raises to the engine are private (:mod:`fsm._signals`) and derive from none of these.
 
 ::
 
@@ -14,7 +16,7 @@ same call again can help. An integration's own errors (providers, notifications)
     ├── InstanceExists                  an instance with that id is already stored
     ├── ReferenceInUse                  a live instance of the flow has that reference
     ├── InvalidInstanceData             bad amount, naive time, missing bound field, ...
-    ├── TransitionError                 .instance_id, .state, .event
+    ├── TransitionError                 .instance_id, .state (None: not loaded), .event
     │   ├── TransitionNotAllowed        refused; .reason says why
     │   │   ├── ActorNotAllowed         the event exists here, but not for this actor
     │   │   ├── StaleEvent              arrived after the instance settled
@@ -129,9 +131,13 @@ class RejectReason(StrEnum):
 
 
 class TransitionError(FsmError):
-    """An event could not be applied to an instance."""
+    """An event could not be applied to an instance.
 
-    def __init__(self, instance_id: str, state: str, event: str, message: str) -> None:
+    ``state`` is the state it was refused in; ``None`` when the instance was never loaded (the
+    database gave up on its lock first).
+    """
+
+    def __init__(self, instance_id: str, state: str | None, event: str, message: str) -> None:
         self.instance_id = instance_id
         self.state = state
         self.event = event
@@ -141,6 +147,7 @@ class TransitionError(FsmError):
 class TransitionNotAllowed(TransitionError):
     """The event is not allowed now; it was recorded as rejected and changed nothing."""
 
+    state: str
     reason: RejectReason = RejectReason.NOT_ALLOWED
 
     def __init__(
@@ -178,22 +185,28 @@ class GuardRefused(TransitionNotAllowed):
 
 
 class ConcurrentTransition(TransitionError):
-    """Another writer moved the instance since it was loaded; reload and fire again."""
+    """Another writer moved the instance since it was loaded, or held it locked; fire again.
+
+    ``state`` and ``expected_version`` are what was loaded, or ``None`` when the database gave
+    up waiting for the lock before anything was.
+    """
 
     retryable = True
 
-    def __init__(self, instance_id: str, state: str, event: str, expected_version: int) -> None:
+    def __init__(
+        self, instance_id: str, state: str | None, event: str, expected_version: int | None
+    ) -> None:
         self.expected_version = expected_version
+        moved = "moved" if expected_version is None else f"moved past version {expected_version}"
         super().__init__(
-            instance_id,
-            state,
-            event,
-            f"{instance_id!r} moved past version {expected_version} while {event!r} was applied",
+            instance_id, state, event, f"{instance_id!r} {moved} while {event!r} was applied"
         )
 
 
 class IdempotencyKeyReused(TransitionError):
     """The idempotency key was already used on this instance for a different event."""
+
+    state: str
 
     def __init__(
         self, instance_id: str, state: str, event: str, key: str, original_event: str
@@ -218,8 +231,8 @@ class CallInDoubt(FsmError):
 
     def __init__(self, instance_id: str, call: str) -> None:
         super().__init__(
-            f"the last {call} for {instance_id!r} has no stored answer; `ewallet-fsm "
-            "reconcile` settles it by an inquiry once the grace period has passed"
+            f"the last {call} for {instance_id!r} has no stored answer; reconciling settles it "
+            "by an inquiry once the grace period has passed"
         )
         self.instance_id = instance_id
         self.call = call

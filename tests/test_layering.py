@@ -17,6 +17,7 @@ import pytest
 
 import adapters
 import fsm
+import fsm.definition
 import fsm.flows
 import fsm.store
 
@@ -141,8 +142,8 @@ def test_export_order_puts_constants_then_classes_then_functions() -> None:
 
 @pytest.mark.parametrize(
     "package",
-    [fsm, fsm.flows, fsm.store, adapters],
-    ids=["fsm", "fsm.flows", "fsm.store", "adapters"],
+    [fsm, fsm.definition, fsm.flows, fsm.store, adapters],
+    ids=["fsm", "fsm.definition", "fsm.flows", "fsm.store", "adapters"],
 )
 def test_all_is_sorted_and_every_name_resolves(package: types.ModuleType) -> None:
     names = list(package.__all__)
@@ -163,7 +164,9 @@ def _public(package: types.ModuleType) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("package", [fsm, adapters], ids=["fsm", "adapters"])
+@pytest.mark.parametrize(
+    "package", [fsm, fsm.definition, adapters], ids=["fsm", "fsm.definition", "adapters"]
+)
 def test_every_public_name_is_exported(package: types.ModuleType) -> None:
     assert sorted(_public(package) - set(package.__all__)) == []
 

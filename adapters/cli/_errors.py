@@ -15,6 +15,7 @@ from typing import IO
 
 from sqlalchemy import exc, make_url
 
+from adapters.cli._extras import MissingExtra
 from fsm.errors import ConfigurationError, FsmError
 
 _OWN_PACKAGES = ("fsm", "adapters")
@@ -45,7 +46,7 @@ def one_line(error: BaseException, db_url: str | None) -> str | None:
         db_url: the ``--db`` the command was given, if any, to name the database (without its
             password).
     """
-    if isinstance(error, FsmError):
+    if isinstance(error, FsmError | MissingExtra):
         return _flat(str(error))
     if isinstance(error, ImportError):
         return _missing_module(error, db_url)

@@ -1,4 +1,7 @@
-"""``ewallet-fsm simulator``: the loopback NICEPAY simulator, served until interrupted."""
+"""``ewallet-fsm simulator``: the loopback NICEPAY simulator, served until interrupted.
+
+The simulator comes with the ``simulator`` extra, imported only when the command runs.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ from pydantic import SecretStr, ValidationError
 
 from adapters.cli._arguments import port_number
 from adapters.cli._errors import check_can_listen
+from adapters.cli._extras import require_extra
 from adapters.cli._output import write
-from adapters.simulator import NicepaySimulator, SimulatorConfig
 
 DEFAULT_KEY_ENV = "NICEPAY_MERCHANT_KEY"
 
@@ -45,6 +48,9 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    require_extra("simulator", "simulator", "adapters.simulator", "uvicorn")
+    from adapters.simulator import NicepaySimulator, SimulatorConfig  # checked above
+
     key = os.environ.get(args.merchant_key_env, "")
     if not key:
         sys.stderr.write(f"ewallet-fsm: error: set ${args.merchant_key_env} to the merchant key\n")

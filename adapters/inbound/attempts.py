@@ -31,7 +31,7 @@ from adapters.inbound.journal import InboundJournal
 from adapters.inbound.keys import callback_key
 from adapters.inbound.parsing import InboundRequest, parsed_or_empty
 from adapters.inbound.redact import compact, redact, redact_all, secrets_of
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.model import Instance
@@ -64,7 +64,7 @@ _STATUS_OF = {
     SourceNotAllowed: 403,
     NotificationSignatureError: 401,
 }
-_ACTOR_OF = {NOTIFICATION: Actor.NICEPAY_NOTIFICATION, CALLBACK: Actor.BROWSER_CALLBACK}
+_ACTOR_OF = {NOTIFICATION: Actor.PROVIDER_NOTIFICATION, CALLBACK: Actor.BROWSER_CALLBACK}
 _REASONS = {
     Outcome.ACCEPTED: "acted on; a status check decides",
     Outcome.DUPLICATE: "a redelivery, or a return already asked about: nothing new",

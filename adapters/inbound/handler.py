@@ -56,7 +56,7 @@ from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.reconcile.status import StatusChecks
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import CallKeyTaken, ConcurrentTransition, StorageUnavailable
 from fsm.model import Instance, TransitionResult
 
@@ -292,7 +292,7 @@ class NotificationHandler:
         result = self._service.fire(
             instance.id,
             notified.event,
-            Actor.NICEPAY_NOTIFICATION,
+            Actor.PROVIDER_NOTIFICATION,
             notified.key,
             self._payload(notified, params, request),
         )

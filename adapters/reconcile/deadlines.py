@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from adapters.errors import ProviderError
 from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.status import CHECK_STATUS, StatusChecks
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import TransitionNotAllowed
 from fsm.model import Instance

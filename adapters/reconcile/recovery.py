@@ -35,7 +35,7 @@ from adapters.reconcile.deadlines import (
 from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
 from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.status import StatusChecks
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState

@@ -23,7 +23,7 @@ from adapters.reconcile.intents import Call, recorded_call
 from adapters.reconcile.journal import CallJournal
 from adapters.wallets.registry import adapter_of
 from adapters.wallets.status_codes import PENDING_EVENTS
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent
@@ -119,7 +119,7 @@ def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
     checks = flow.candidates(payment.state, CHECK_STATUS)
     if flow.state(payment.state).kind.settled or not checks:
         return payment
-    if checks[0].dest == payment.state and actor is not Actor.TIMER:
+    if checks[0].dest == payment.state and actor != Actor.TIMER:
         return payment  # already waiting for this answer; only the timer records a retry
     key = f"check:{payment.version}"  # one check per version: a retry of the same check is absorbed
     try:
@@ -264,7 +264,7 @@ def check_status(
     else:
         asked = hints_to_ask(engine, calls, payment.id, given=tx_id_hint)
     if not (asked and payment.reference_no and payment.amount):
-        return request_check(engine, payment, actor) if actor is Actor.TIMER else payment
+        return request_check(engine, payment, actor) if actor == Actor.TIMER else payment
     payment = request_check(engine, payment, actor)
     if payment.tx_id:  # also when a notification bound it meanwhile
         return _inquire(engine, calls, inquirer, payment, payment.tx_id, call_key)

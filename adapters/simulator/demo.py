@@ -35,9 +35,9 @@ from adapters.simulator import (
     SimulatorConfig,
     serve_app,
 )
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
+from fsm.flows import FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 
@@ -105,7 +105,7 @@ def run_demo(db_url: str) -> list[Outcome]:
     """Run every scenario against a fresh simulator; payments go to ``db_url``."""
     store = SqlStore(db_url)
     store.create_schema()
-    with merchant_rig(Engine(store), store) as rig:
+    with merchant_rig(Engine(store, flows=FLOWS), store) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]
         played += _play_astrapay(rig)
         played.append(_play_partial_refund(rig))

@@ -22,7 +22,7 @@ from adapters.wallets.answers import (
 )
 from adapters.wallets.base import CustomerStep, Gateway, PaymentSteps
 from adapters.wallets.orders import LinkOrder, PaymentOrder
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import InvalidInstanceData
 from fsm.flows import ASTRAPAY_LINK, ASTRAPAY_PAYMENT, AstrapayPaymentEvent, LinkEvent, Wallet
 from fsm.model import Instance

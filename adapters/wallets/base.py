@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from adapters.nicepay.client import Call, NicepayClient
 from adapters.wallets.answers import BrowserReturn, NotificationKind, Notified
 from adapters.wallets.orders import PaymentOrder
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.model import Instance
 
 

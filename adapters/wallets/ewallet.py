@@ -18,7 +18,7 @@ from adapters.wallets.answers import PaymentAnswers
 from adapters.wallets.base import CustomerStep, Gateway, PaymentSteps
 from adapters.wallets.orders import PaymentOrder
 from adapters.wallets.registration import register_with_recovery
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import InvalidInstanceData
 from fsm.flows import EWALLET_PAYMENT, PaymentEvent, Wallet
 from fsm.model import Instance
@@ -112,14 +112,14 @@ class _RegisteredWallet(PaymentAnswers):
                 }
                 steps.report(
                     PaymentEvent.FAIL_REGISTRATION,
-                    actor=Actor.NICEPAY_RESPONSE,
+                    actor=Actor.PROVIDER_RESPONSE,
                     key="registration-failed",
                     payload=payload,
                 )
                 raise
             steps.fire(  # a refusal (failed meanwhile) is raised, not ignored
                 PaymentEvent.ACCEPT_REGISTRATION,
-                actor=Actor.NICEPAY_RESPONSE,
+                actor=Actor.PROVIDER_RESPONSE,
                 key=f"registered:{response.tx_id}",
                 payload={
                     "tx_id": response.tx_id,

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select
 
 from fsm._payload import read_payload
-from fsm.definition.flow import Actor
 from fsm.errors import InstanceNotFound, RejectReason
 from fsm.model import Instance, RejectedEvent
 from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, REJECTED_TABLE
@@ -91,7 +90,6 @@ def instance(row: Mapping[str, Any]) -> Instance:
 def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
     values = dict(row)
     del values["id"]
-    values["actor"] = Actor(values["actor"])
     values["reason"] = RejectReason(values["reason"])
     values["payload"] = read_payload(values["payload"])
     return RejectedEvent(**values)

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from fsm.clock import require_aware
-from fsm.definition.flow import BINDABLE_FIELDS
+from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import (
     ConcurrentTransition,
     InstanceExists,
@@ -208,7 +208,7 @@ class MemoryUnit:
         if holder is not None and holder != moved.id:
             raise ReferenceTaken()
         if (record.instance_id, record.idempotency_key) in store._keys:
-            raise KeyTaken(record.instance_id, record.source, record.event, expected_version)
+            raise KeyTaken()
         self._put_instance(current, moved)
         self._append(store._logs, record.instance_id, record)
         self._remember_key(record)

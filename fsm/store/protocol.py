@@ -9,7 +9,8 @@ engine relies on instead of checking them itself:
 
 - ``apply`` is a compare-and-set on the instance's version: a version that moved since ``load``
   raises :class:`~fsm.errors.ConcurrentTransition`;
-- an idempotency key is logged at most once per instance: a second one raises :class:`KeyTaken`;
+- an idempotency key is logged at most once per instance: a second one raises
+  :class:`KeyTaken`;
 - at most one live instance (one with a deadline) of a flow holds a reference: binding another's
   raises :class:`ReferenceTaken`, and :meth:`Store.insert_instance` raises
   :class:`~fsm.errors.ReferenceInUse`;
@@ -19,32 +20,13 @@ engine relies on instead of checking them itself:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 
-from fsm.errors import ConcurrentTransition
+from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-
-
-class Contention(Exception):
-    """Lock contention the store gave up on; the engine turns it into ConcurrentTransition."""
-
-
-class KeyTaken(ConcurrentTransition):
-    """The log already holds this idempotency key for the instance.
-
-    Either an earlier event used the key, or a racing writer logged it first. The unit rolls
-    back whole; the engine then answers from the logged record, as a duplicate or a reused key.
-    """
-
-
-class ReferenceTaken(Exception):
-    """A bound reference belongs to another live instance of the flow.
-
-    The unit rolls back whole; the engine answers :class:`~fsm.errors.ReferenceInUse`.
-    """
 
 
 class StoredStep(NamedTuple):
@@ -59,6 +41,11 @@ class StoredStep(NamedTuple):
     fingerprint: str
     occurred_at: datetime | None = None
     """Read only when a time cut-off asks for it."""
+
+    @property
+    def payload(self) -> None:
+        """A step read for verification carries no payload."""
+        return None
 
 
 class Unit(Protocol):
@@ -102,8 +89,8 @@ class Unit(Protocol):
         ``bound`` sets instance fields from the payload (see ``TransitionSpec.binds``).
 
         Raises:
-            ConcurrentTransition: the version is no longer ``expected_version``; :class:`KeyTaken`
-                (a subclass) when the key is already logged for the instance.
+            ConcurrentTransition: the version is no longer ``expected_version``.
+            KeyTaken: the key is already logged for the instance.
             ReferenceTaken: a bound ``reference_no`` is another live instance's.
             InvalidInstanceData: a time is naive, or ``bound`` names a field no transition sets.
         """
@@ -164,24 +151,10 @@ class Store(Protocol):
         ...
 
 
-class StepReader(Protocol):
-    """A store that reads many instances' logs at once, as :func:`fsm.replay.verify_stored` does."""
-
-    def stored_steps(
-        self, instance_ids: Sequence[str], *, with_time: bool = False
-    ) -> Iterable[tuple[str, int, str, str, str, str, str, datetime | None]]:
-        """The ids' log rows in :class:`StoredStep` order, by instance and then sequence.
-
-        ``occurred_at`` is ``None`` unless ``with_time``.
-        """
-        ...
-
-
 __all__ = [
     "Contention",
     "KeyTaken",
     "ReferenceTaken",
-    "StepReader",
     "Store",
     "StoredStep",
     "Unit",

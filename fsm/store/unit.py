@@ -36,12 +36,12 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
 from fsm._payload import json_encoder, read_payload
+from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.clock import as_utc, require_aware
-from fsm.definition.flow import BINDABLE_FIELDS, Actor
+from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store._connections import ConnectionSource
-from fsm.store.protocol import Contention, KeyTaken, ReferenceTaken
 from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE
 
 _LOG_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
@@ -219,7 +219,7 @@ class UnitSql:
             event,
             source,
             dest,
-            Actor(actor),
+            actor,
             key,
             read_payload(payload),  # a damaged row reads as empty and is named by replay
             self.read_time(occurred_at),
@@ -308,9 +308,9 @@ class Unit:
         """Compare-and-set the instance and append ``record``.
 
         Raises:
-            ConcurrentTransition: the version moved; :class:`KeyTaken` (a subclass) when the key
-                is already logged. The exception leaves the unit's ``with`` block, so the
-                transaction rolls back whole.
+            ConcurrentTransition: the version moved. The exception leaves the unit's ``with``
+                block, so the transaction rolls back whole.
+            KeyTaken: the key is already logged; the unit rolls back whole too.
             InvalidInstanceData: a time is naive, or ``bound`` names a column no transition
                 may set; nothing was stored.
             ReferenceTaken: a bound ``reference_no`` is another live instance's.
@@ -343,9 +343,7 @@ class Unit:
         try:
             self._execute(sql.insert_log, _log_args(record, stamp))
         except sql.integrity_error:  # the unique (instance_id, idempotency_key) refused it
-            raise KeyTaken(
-                record.instance_id, record.source, record.event, expected_version
-            ) from None
+            raise KeyTaken() from None
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied.

@@ -33,7 +33,7 @@ from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
 from adapters.simulator.demo import demo_order
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from fsm.store.tables import TransitionLogRow
@@ -80,7 +80,7 @@ def rig(config: Settings) -> Iterator[Rig]:
     )
     store = SqlStore(f"sqlite:///{config.workdir / 'burst-merchant.sqlite3'}")
     store.create_schema()
-    engine, app = Engine(store), NotificationApp()
+    engine, app = Engine(store, flows=FLOWS), NotificationApp()
     with (
         NicepaySimulator(sim_config).serve() as sim,
         serve_app(app) as merchant_url,

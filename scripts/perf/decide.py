@@ -18,10 +18,10 @@ from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fsm.definition.flow import Actor, GuardContext
-from fsm.definition.table import CompiledFlow
+from fsm.decide import decide
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import PaymentEvent, PaymentState
+from fsm.flows import FLOWS, PaymentEvent, PaymentState
 from fsm.model import Instance
 from fsm.store.memory import MemoryStore
 from perf.durable import RawSqlite, Workload, timed
@@ -58,7 +58,7 @@ def engine_batch(keys: list[str]) -> Callable[[int], float]:
 
     def run(size: int) -> float:
         store = MemoryStore()
-        engine = Engine(store)
+        engine = Engine(store, flows=FLOWS)
         ids = [f"pay-decide-{number}" for number in range(size)]
         for instance_id in ids:
             store.insert_instance(_instance(instance_id))
@@ -102,15 +102,14 @@ def dict_batch(keys: list[str]) -> Callable[[int], float]:
     return run
 
 
-def machine_batch() -> Callable[[int], float]:
-    """The compiled ``transitions`` machine alone, stepping the same event (for reference)."""
-    compiled, instance = CompiledFlow(FLOW), _instance()
-    ctx = GuardContext(instance=instance, actor=ACTOR, payload={})
+def decision_batch() -> Callable[[int], float]:
+    """The decision alone, read from the flow's compiled table (for reference)."""
+    instance = _instance()
 
     def run(size: int) -> float:
         start = time.perf_counter()
         for _ in range(size):
-            compiled.step(instance.state, EVENT, ctx)
+            decide(FLOW, instance, EVENT, ACTOR, {})
         return time.perf_counter() - start
 
     return run
@@ -130,7 +129,7 @@ def comparison(config: Settings, stack: ExitStack) -> Comparison:
         variants=(
             Variant("dict FSM", dict_batch(keys), "table lookup, actor, guard, key, record"),
             Variant("Engine.fire, store in memory", engine_batch(keys), "everything but SQL"),
-            Variant("transitions Machine.step only", machine_batch(), "for reference"),
+            Variant("fsm.decide.decide only", decision_batch(), "for reference"),
             Variant(
                 "raw durable fire, NORMAL",
                 timed(Workload(config.payments), raw),

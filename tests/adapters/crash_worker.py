@@ -45,7 +45,7 @@ from adapters.service import PaymentService
 from adapters.simulator.demo import demo_order
 from fsm.clock import Clock
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.store.sql import SqlStore
 
 CHILD_LIMIT = 20
@@ -232,7 +232,7 @@ def build_service(setting: Setting, fuse: Fuse) -> PaymentService:
         event_hooks={"response": [fuse.answer_received]},
     )
     store = CrashingStore(setting.db_url, fuse)
-    service = service_on(setting, Engine(store), store, http)
+    service = service_on(setting, Engine(store, flows=FLOWS), store, http)
     service.calls = CrashingJournal(store, fuse, service.engine.clock)
     return service
 

@@ -21,6 +21,7 @@ from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
 from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
+from fsm.flows import FLOWS
 from fsm.store.leases import Leases
 from fsm.store.sql import SqlStore
 
@@ -97,7 +98,7 @@ def _reconciler(
 ) -> Reconciler:
     # The engine's clock stands at the round's moment, so what a pass schedules (the next poll,
     # the order confirmation) falls after it and the round ends once the due work is done.
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     credentials = NicepayCredentials(
         imid=replica.imid, merchant_key=replica.merchant_key, base_url=replica.nicepay_url
     )

@@ -26,9 +26,10 @@ from fsm.flows import (
 )
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
-from tests.adapters.nicepay_fake import IMID, ServiceRig, form_request, payment_order
-from tests.adapters.nicepay_fake import signed_notification as notification
+from tests.adapters.mock_nicepay import ServiceRig
 from tests.adapters.test_refunded_total import PAID
+from tests.adapters.values import IMID, form_request, payment_order
+from tests.adapters.values import signed_notification as notification
 
 TX_ID = f"{IMID}0501202502010035120001"
 

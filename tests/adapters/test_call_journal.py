@@ -10,13 +10,14 @@ import pytest
 from adapters.reconcile.journal import CallJournal
 from fsm import Engine, InstanceNotFound, ManualClock, SqlStore
 from fsm.errors import CallInDoubt, CallKeyTaken, InvalidInstanceData
+from fsm.flows import FLOWS
 from tests.fsm.conftest import T0
 from tests.fsm.test_claims import LATER, due_payments, run_together
 
 
 @pytest.fixture
 def engine(store: SqlStore) -> Engine:
-    return Engine(store, clock=ManualClock(T0))
+    return Engine(store, flows=FLOWS, clock=ManualClock(T0))
 
 
 @pytest.fixture

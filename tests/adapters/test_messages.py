@@ -20,7 +20,7 @@ from adapters.nicepay.messages import (
     cart_data,
 )
 from adapters.nicepay.responses import InquiryResponse, RegistrationResponse, ShopeePayRedirect
-from tests.adapters.nicepay_fake import billing, registration
+from tests.adapters.values import billing, registration
 
 # --- amounts ----------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fsm import Engine, ManualClock, MemoryStore, SqlStore, Store
+from fsm.flows import FLOWS
 from tests.conftest import AnyStore
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
@@ -25,7 +26,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def engine(store: Store, clock: ManualClock) -> Engine:
-    return Engine(store, clock=clock)
+    return Engine(store, flows=FLOWS, clock=clock)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from fsm import Engine, ManualClock, SqlStore
+from fsm.flows import FLOWS
 from fsm.store._connections import KeptConnections
 from tests.fsm.conftest import T0
 
@@ -79,7 +80,7 @@ def test_a_database_in_memory_is_one_connection_units_share_with_reads() -> None
     store = SqlStore("sqlite://")
     try:
         store.create_schema()
-        engine = Engine(store, clock=ManualClock(T0))
+        engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
         pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
         engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
         assert store.get(pid).version == 1  # read through SQLAlchemy, from the same memory

@@ -30,7 +30,7 @@ from fsm import (
     TransitionRecord,
     TransitionResult,
 )
-from fsm.definition.flow import transition
+from fsm.definition import transition
 from fsm.flows import FLOWS
 from fsm.store.leases import Leases
 from fsm.store.tables import TransitionLogRow
@@ -107,9 +107,9 @@ def test_sqlite_file_holds_utc_wall_time(tmp_path: Path) -> None:
 
 PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, None),
-    ("accept_registration", Actor.NICEPAY_RESPONSE, REGISTRATION_REPLY),
+    ("accept_registration", Actor.PROVIDER_RESPONSE, REGISTRATION_REPLY),
     ("request_payment", Actor.MERCHANT, None),
-    ("push_to_app", Actor.NICEPAY_RESPONSE, None),
+    ("push_to_app", Actor.PROVIDER_RESPONSE, None),
     ("check_status", Actor.TIMER, None),
 ]
 
@@ -181,6 +181,7 @@ def interleaving_flow(meanwhile: Callable[[], None]) -> FlowDefinition:
             transition("grab", "open", "taken", Actor.OPERATOR),
             transition("close", ("open", "taken"), "closed", Actor.TIMER),
         ),
+        actors=(Actor.MERCHANT, Actor.OPERATOR, Actor.TIMER),
     )
 
 
@@ -234,7 +235,7 @@ def test_a_loaded_row_is_held_until_the_unit_ends_only_on_postgres(
                     {"id": pid},
                 )
         else:  # SQLite locks nothing on read: a rival may move the row meanwhile
-            rival = Engine(other_store, clock=clock)
+            rival = Engine(other_store, flows=FLOWS, clock=clock)
             rival.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
     assert other_store.get(pid).version == (0 if store.dialect == "postgresql" else 1)
 
@@ -253,16 +254,20 @@ def test_postgres_fire_waits_for_the_row_lock(postgres_schema_url: str) -> None:
     holder, waiter = SqlStore(postgres_schema_url), SqlStore(postgres_schema_url)
     holder.create_schema()
     clock = ManualClock(T0)
-    pid = Engine(holder, clock=clock).start("ewallet_payment", wallet="ovo", amount=1000).id
+    pid = (
+        Engine(holder, flows=FLOWS, clock=clock)
+        .start("ewallet_payment", wallet="ovo", amount=1000)
+        .id
+    )
     outcome: list[object] = []
 
     def accept() -> None:
         try:
             outcome.append(
-                Engine(waiter, clock=clock).fire(
+                Engine(waiter, flows=FLOWS, clock=clock).fire(
                     pid,
                     "accept_registration",
-                    actor="nicepay_response",
+                    actor="provider_response",
                     idempotency_key="accept",
                     payload=REGISTRATION_REPLY,
                 )

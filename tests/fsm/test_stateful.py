@@ -58,26 +58,26 @@ Opener = Callable[[], tuple[AnyStore, Callable[[], None]]]
 """Gives a fresh store and the function that closes and removes it afterwards."""
 
 
-Step = tuple[str, Actor]
+Step = tuple[str, str]
 
 _A = Actor
 _REGISTER: tuple[Step, ...] = (
     ("send_registration", _A.MERCHANT),
-    ("accept_registration", _A.NICEPAY_RESPONSE),
+    ("accept_registration", _A.PROVIDER_RESPONSE),
     ("request_payment", _A.MERCHANT),
 )
 _SETTLE: tuple[Step, ...] = (
-    ("receive_notification", _A.NICEPAY_NOTIFICATION),
+    ("receive_notification", _A.PROVIDER_NOTIFICATION),
     ("check_status", _A.MERCHANT),
     ("confirm_payment", _A.STATUS_INQUIRY),
     ("confirm_order", _A.MERCHANT),
     ("refund_payment", _A.OPERATOR),
 )
-PUSH_SCRIPT = (*_REGISTER, ("push_to_app", _A.NICEPAY_RESPONSE), *_SETTLE)
+PUSH_SCRIPT = (*_REGISTER, ("push_to_app", _A.PROVIDER_RESPONSE), *_SETTLE)
 REDIRECT_SCRIPT = (*_REGISTER, ("redirect_customer", _A.MERCHANT), *_SETTLE)
 ASTRAPAY_SCRIPT: tuple[Step, ...] = (
     ("submit_link_initiate", _A.MERCHANT),
-    ("receive_payment_page", _A.NICEPAY_RESPONSE),
+    ("receive_payment_page", _A.PROVIDER_RESPONSE),
     ("redirect_customer", _A.MERCHANT),
     ("receive_callback", _A.BROWSER_CALLBACK),
     ("check_status", _A.MERCHANT),
@@ -86,10 +86,10 @@ ASTRAPAY_SCRIPT: tuple[Step, ...] = (
     ("refund_payment", _A.STATUS_INQUIRY),
 )
 LINK_SCRIPT: tuple[Step, ...] = (
-    ("receive_partner_redirect", _A.NICEPAY_RESPONSE),
+    ("receive_partner_redirect", _A.PROVIDER_RESPONSE),
     ("show_registration_page", _A.BROWSER_CALLBACK),
     ("begin_registration", _A.BROWSER_CALLBACK),
-    ("confirm_link", _A.NICEPAY_NOTIFICATION),
+    ("confirm_link", _A.PROVIDER_NOTIFICATION),
     ("unlink", _A.MERCHANT),
 )
 
@@ -175,7 +175,7 @@ class Delivery:
 
     payment: int
     event: str
-    actor: Actor
+    actor: str
     key: str
     payload: Mapping[str, Any]
 
@@ -209,7 +209,7 @@ def predict(
     instance: Instance,
     keys: Mapping[str, str],
     event: str,
-    actor: Actor,
+    actor: str,
     key: str,
     payload: Mapping[str, Any],
 ) -> Outcome:
@@ -260,7 +260,7 @@ class EngineMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.store, self._remove = self.open_store()
-        self.engine = Engine(self.store)
+        self.engine = Engine(self.store, flows=FLOWS)
         self.payments: list[Tracked] = []
         self.deliveries: list[Delivery] = []
         self._keys = itertools.count(1)
@@ -300,7 +300,7 @@ class EngineMachine(RuleBasedStateMachine):
         self,
         which: int,
         event_index: int,
-        actor: Actor,
+        actor: str,
         key_choice: int | None,
         payload: Mapping[str, Any],
     ) -> None:
@@ -359,7 +359,7 @@ class EngineMachine(RuleBasedStateMachine):
         self._deliver(old.payment, old.event, old.actor, old.key, old.payload)
 
     def _deliver(
-        self, index: int, event: str, actor: Actor, key: str, payload: Mapping[str, Any]
+        self, index: int, event: str, actor: str, key: str, payload: Mapping[str, Any]
     ) -> None:
         tracked = self.payments[index]
         payload = _own_reference(payload, tracked)
@@ -407,7 +407,7 @@ class EngineMachine(RuleBasedStateMachine):
         self,
         tracked: Tracked,
         event: str,
-        actor: Actor,
+        actor: str,
         key: str,
         payload: Mapping[str, Any],
     ) -> tuple[Outcome, TransitionRecord | None]:

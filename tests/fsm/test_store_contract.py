@@ -30,7 +30,8 @@ from fsm import (
     replay,
     verify_stored,
 )
-from fsm.definition.flow import BINDABLE_FIELDS
+from fsm.definition import BINDABLE_FIELDS
+from fsm.flows import FLOWS
 from fsm.store.protocol import KeyTaken, ReferenceTaken
 from tests.conftest import AnyStore
 from tests.fsm.conftest import T0
@@ -151,9 +152,11 @@ def test_find_by_tx_id_and_reference_no(store: AnyStore) -> None:
 def test_stale_compare_and_set_writes_nothing(
     store: AnyStore, other_store: AnyStore, clock: ManualClock
 ) -> None:
-    Engine(store, clock=clock).start("ewallet_payment", instance_id="pay-1", wallet="ovo")
+    Engine(store, flows=FLOWS, clock=clock).start(
+        "ewallet_payment", instance_id="pay-1", wallet="ovo"
+    )
     loaded = store.get("pay-1")  # version 0
-    rival = Engine(other_store, clock=clock)
+    rival = Engine(other_store, flows=FLOWS, clock=clock)
     rival.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
     moved = store.get("pay-1")
 
@@ -186,7 +189,7 @@ def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
     store: AnyStore, clock: ManualClock
 ) -> None:
     """The log insert failing on the unique key must not leave the state update behind."""
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     engine.start("ewallet_payment", instance_id="pay-1", wallet="ovo")
     engine.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
     moved = store.get("pay-1")
@@ -261,7 +264,7 @@ def test_a_refusal_is_found_by_its_key(store: AnyStore) -> None:
 
 
 def test_verify_stored_folds_what_each_history_replays_to(store: AnyStore) -> None:
-    engine = Engine(store, clock=ManualClock(T0))
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
     paid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     fresh = engine.start("ewallet_payment", wallet="dana", amount=1000).id
     for index, (event_name, actor, payload) in enumerate(PATH):
@@ -276,7 +279,7 @@ def test_verify_stored_folds_what_each_history_replays_to(store: AnyStore) -> No
 
 
 def test_fire_returns_the_instance_as_stored(store: AnyStore) -> None:
-    engine = Engine(store, clock=ManualClock(T0))
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000, reference_no="ORD-9").id
     for index, (event_name, actor, payload) in enumerate(PATH):
         result = engine.fire(
