@@ -196,7 +196,7 @@ class NotificationHandler:
             params = parse_text(request)
             require_ids(params, engine)
             found = find_instance(params, engine)
-            adapter = answering_adapter(found)  # one this service handles, or nothing to note
+            adapter = answering_adapter(found, params)  # else refused as unknown, noted nowhere
             instance = found
             check_reference(instance, params)
             verify_notification(adapter, instance, params, self._service.client.credentials)
@@ -213,7 +213,7 @@ class NotificationHandler:
         try:
             params = parse_text(request)
             found = find_instance(params, self._service.engine)
-            adapter = answering_adapter(found)
+            adapter = answering_adapter(found, params)
             instance = found
             check_reference(instance, params)
             returned = adapter.on_return(instance)
