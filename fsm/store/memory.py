@@ -11,6 +11,7 @@ tests, examples and benchmarks, as ``httpx.MockTransport`` serves an HTTP client
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -99,12 +100,12 @@ class MemoryStore:
     def history(self, instance_id: str) -> list[TransitionRecord]:
         """The instance's applied transitions in order (empty for an unknown id)."""
         with self._lock:
-            return list(self._logs.get(instance_id, ()))
+            return [_detached(record) for record in self._logs.get(instance_id, ())]
 
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events in the order they arrived."""
         with self._lock:
-            return list(self._rejected.get(instance_id, ()))
+            return [_detached(rejected) for rejected in self._rejected.get(instance_id, ())]
 
     def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
         """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
@@ -180,7 +181,8 @@ class MemoryUnit:
 
     def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
         """The transition already applied under ``key``, if any."""
-        return self._store._keys.get((instance_id, key))
+        record = self._store._keys.get((instance_id, key))
+        return None if record is None else _detached(record)
 
     def apply(
         self,
@@ -194,7 +196,7 @@ class MemoryUnit:
         if not BINDABLE_FIELDS.issuperset(bound):
             names = tuple(sorted(bound))
             raise InvalidInstanceData(f"only {sorted(BINDABLE_FIELDS)} may be bound, not {names}")
-        record = _record_in_utc(record)
+        record = _detached(_record_in_utc(record))
         due = None if deadline_at is None else require_aware(deadline_at)
         store = self._store
         current = store._instances.get(record.instance_id)
@@ -222,7 +224,7 @@ class MemoryUnit:
         moment = rejected.occurred_at
         if moment.tzinfo is not UTC:
             rejected = replace(rejected, occurred_at=require_aware(moment))
-        self._append(self._store._rejected, rejected.instance_id, rejected)
+        self._append(self._store._rejected, rejected.instance_id, _detached(rejected))
 
     def lock_all(self, instance_ids: Iterable[str]) -> None:
         """Nothing to do: the unit holds the whole store from its start."""
@@ -286,6 +288,16 @@ def _in_utc(instance: Instance) -> Instance:
         updated_at=require_aware(instance.updated_at),
         deadline_at=None if due is None else require_aware(due),
     )
+
+
+_Stored = TypeVar("_Stored", TransitionRecord, RejectedEvent)
+
+
+def _detached(stored: _Stored) -> _Stored:
+    """A copy whose payload shares nothing with the caller's, as a database row would not."""
+    if stored.payload is None:
+        return stored
+    return replace(stored, payload=copy.deepcopy(dict(stored.payload)))
 
 
 def _record_in_utc(record: TransitionRecord) -> TransitionRecord:

@@ -104,6 +104,17 @@ def test_log_is_append_only_and_ordered(engine: Engine, clock: ManualClock) -> N
     assert len(engine.rejections(pid)) == len(PATH)
 
 
+def test_a_stored_payload_shares_nothing_with_its_callers(engine: Engine) -> None:
+    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
+    sent = {"note": {"nested": "as sent"}}
+    engine.fire(pid, "send_registration", actor="merchant", idempotency_key="k1", payload=sent)
+    sent["note"]["nested"] = "changed by the caller after the fire"
+    read = engine.history(pid)[0].payload
+    read["note"]["nested"] = "changed by a reader"
+
+    assert engine.history(pid)[0].payload == {"note": {"nested": "as sent"}}
+
+
 def test_unit_commits_all_or_nothing(store: AnyStore) -> None:
     store.insert_instance(make_instance())
     loaded = store.get("pay-1")
