@@ -11,8 +11,9 @@ The package is in layers, each importing only from the ones below it::
     nicepay/        the V2 wire: client, one exchange boundary, signing, messages, result codes
     wallets/        what each wallet does, answered without I/O where it can; the registry
     reconcile/      the call journal, status checks, repair and deadlines
-    inbound/        parsing and verification, the journal, the handler, the ASGI app; refunds
-                    beside it
+    inbound/        parsing and verification, the journal, the handler, the ASGI app
+    refunds         cancel requests, keyed and recorded (a layer with inbound/, neither imports
+                    the other)
     service         the one place where the adapters meet the engine
     cli/            the ``ewallet-fsm`` command; the simulator is a tool beside the layers
 """
