@@ -141,6 +141,15 @@ def test_flow_against_an_exported_older_version(tmp_path: Path) -> None:
     assert "states: +1 -0" in dot
 
 
+def test_flow_against_the_previous_release_export(tmp_path: Path) -> None:
+    old_file = ROOT / "tests" / "fsm" / "data" / "ewallet_payment_previous_release.json"
+    assert "nicepay_response" in old_file.read_text(encoding="utf-8")  # the names it was made with
+    target = tmp_path / "diff.dot"
+    argv = ("diagram", "ewallet_payment", "--against", str(old_file), "-o", str(target))
+    assert run_cli(*argv)[0] == 0
+    assert "states: +0 -0; transitions: +0 -0 ~0" in target.read_text(encoding="utf-8")
+
+
 # --- ewallet-fsm audit ---------------------------------------------------------------------
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from adapters.cli._output import table, write, write_json
 from fsm.definition import FlowDefinition, dump_flow, load_flow_file
 from fsm.errors import FlowDefinitionError
-from fsm.flows import FLOWS, GUARDS, get_flow
+from fsm.flows import FLOWS, GUARDS, RENAMED_ACTORS, get_flow
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +29,8 @@ def _check(args: argparse.Namespace) -> int:
     results = [_summary(flow) for flow in FLOWS.values()]
     for path in args.files:
         try:
-            results.append(_summary(load_flow_file(path, guards=GUARDS), source=path))
+            flow = load_flow_file(path, guards=GUARDS, renamed_actors=RENAMED_ACTORS)
+            results.append(_summary(flow, source=path))
         except FlowDefinitionError as exc:
             results.append(
                 {"flow": exc.flow, "source": path, "valid": False, "problems": list(exc.problems)}

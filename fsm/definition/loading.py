@@ -3,6 +3,11 @@
 This lets a reviewer check a proposed flow, or compare a flow with an older version of itself,
 without writing Python. Guards are referred to by name and resolved from the registry the caller
 passes (the built-in flows' is :data:`fsm.flows.GUARDS`).
+
+A document without an ``actors`` field was exported before flows declared their actors: it
+declares the actors it uses (its transitions' and ``settled_by``), and actor names since renamed
+are read under their new names from the map the caller passes (the built-in flows' is
+:data:`fsm.flows.RENAMED_ACTORS`), so an old export still compares with today's flow.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from fsm.definition.flow import FlowDefinition, flow_to_dict
 from fsm.definition.spec import (
     DEFAULT_SETTLED_BY,
+    Actor,
     Deadline,
     GiveUp,
     Guard,
@@ -29,6 +35,8 @@ from fsm.definition.spec import (
 from fsm.errors import FlowDefinitionError
 
 _NO_GUARDS: Mapping[str, Guard] = MappingProxyType({})
+_NO_RENAMES: Mapping[str, str] = MappingProxyType({})
+_ENGINE_ACTORS = {str(actor): rank for rank, actor in enumerate(Actor)}
 
 
 class _Doc(BaseModel):
@@ -74,16 +82,23 @@ class _FlowDoc(_Doc):
     description: str = ""
     initial: str
     wallets: list[str] = []
-    actors: list[str]
+    actors: list[str] | None = None
+    """Absent from the exports made before flows declared their actors."""
     settled_by: list[str] = sorted(DEFAULT_SETTLED_BY)
     states: list[_StateDoc]
     transitions: list[_TransitionDoc]
 
 
 def flow_from_dict(
-    data: Mapping[str, Any], *, guards: Mapping[str, Guard] = _NO_GUARDS
+    data: Mapping[str, Any],
+    *,
+    guards: Mapping[str, Guard] = _NO_GUARDS,
+    renamed_actors: Mapping[str, str] = _NO_RENAMES,
 ) -> FlowDefinition:
     """Build and validate a flow from ``flow_to_dict`` data, resolving guard names in ``guards``.
+
+    Data without ``actors`` (an older export) declares the actors it uses, each old name in
+    ``renamed_actors`` read as its new one.
 
     Raises:
         FlowDefinitionError: the data is malformed, names an unknown guard, or the flow is invalid.
@@ -94,6 +109,8 @@ def flow_from_dict(
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc'])) or 'flow'}: {e['msg']}" for e in exc.errors()]
         raise FlowDefinitionError(name, problems) from None
+    if doc.actors is None:
+        doc = _with_declared_actors(doc, renamed_actors)
     unknown = sorted({t.guard for t in doc.transitions if t.guard and t.guard not in guards})
     if unknown:
         raise FlowDefinitionError(doc.name, [f"unknown guard {g!r}" for g in unknown])
@@ -102,15 +119,20 @@ def flow_from_dict(
         description=doc.description,
         initial=doc.initial,
         wallets=tuple(doc.wallets),
-        actors=tuple(doc.actors),
+        actors=tuple(doc.actors or ()),
         settled_by=frozenset(doc.settled_by),
         states=tuple(_state(state) for state in doc.states),
         transitions=tuple(_transition(spec, guards) for spec in doc.transitions),
     )
 
 
-def load_flow_file(path: str | Path, *, guards: Mapping[str, Guard] = _NO_GUARDS) -> FlowDefinition:
-    """Read a flow from a JSON file, resolving guard names in ``guards``.
+def load_flow_file(
+    path: str | Path,
+    *,
+    guards: Mapping[str, Guard] = _NO_GUARDS,
+    renamed_actors: Mapping[str, str] = _NO_RENAMES,
+) -> FlowDefinition:
+    """Read a flow from a JSON file, as :func:`flow_from_dict` reads its data.
 
     Raises:
         FlowDefinitionError: the file is not JSON, or the flow in it is invalid.
@@ -122,12 +144,36 @@ def load_flow_file(path: str | Path, *, guards: Mapping[str, Guard] = _NO_GUARDS
         raise FlowDefinitionError(source.name, [f"cannot read {source}: {exc}"]) from None
     if not isinstance(data, dict):
         raise FlowDefinitionError(source.name, ["the file must hold one JSON object"])
-    return flow_from_dict(data, guards=guards)
+    return flow_from_dict(data, guards=guards, renamed_actors=renamed_actors)
 
 
 def dump_flow(flow: FlowDefinition) -> str:
     """The flow as indented JSON text, suitable for committing and diffing."""
     return json.dumps(flow_to_dict(flow), indent=2, ensure_ascii=False) + "\n"
+
+
+def _with_declared_actors(doc: _FlowDoc, renamed: Mapping[str, str]) -> _FlowDoc:
+    """``doc`` declaring the actors it uses, renamed ones by their new name.
+
+    The engine's own actors come first, in :class:`Actor` order, as the built-in flows declare
+    them (so an unchanged flow keeps its fingerprint); a flow's own follow in order of first use.
+    """
+
+    def current(actors: list[str]) -> list[str]:
+        return [renamed.get(actor, actor) for actor in actors]
+
+    transitions = [t.model_copy(update={"actors": current(t.actors)}) for t in doc.transitions]
+    settled_by = current(doc.settled_by)
+    used = dict.fromkeys([actor for t in transitions for actor in t.actors] + sorted(settled_by))
+    return doc.model_copy(
+        update={
+            "actors": sorted(
+                used, key=lambda actor: _ENGINE_ACTORS.get(actor, len(_ENGINE_ACTORS))
+            ),
+            "settled_by": settled_by,
+            "transitions": transitions,
+        }
+    )
 
 
 def _state(doc: _StateDoc) -> StateSpec:

@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 from fsm.definition import FlowDefinition
 from fsm.errors import UnknownFlow
-from fsm.flows._common import GUARDS, WALLET_EXPIRY, Wallet
+from fsm.flows._common import GUARDS, RENAMED_ACTORS, WALLET_EXPIRY, Wallet
 from fsm.flows.astrapay_link import ASTRAPAY_LINK, LinkEvent, LinkState
 from fsm.flows.astrapay_payment import (
     ASTRAPAY_PAYMENT,
@@ -40,6 +40,7 @@ __all__ = [
     "EWALLET_PAYMENT",
     "FLOWS",
     "GUARDS",
+    "RENAMED_ACTORS",
     "WALLET_EXPIRY",
     "AstrapayPaymentEvent",
     "AstrapayPaymentState",

@@ -31,6 +31,14 @@ PAYMENT_ACTORS = (
 )
 """The actors a payment flow declares: every one the engine knows."""
 
+RENAMED_ACTORS: Mapping[str, str] = MappingProxyType(
+    {
+        "nicepay_response": Actor.PROVIDER_RESPONSE.value,
+        "nicepay_notification": Actor.PROVIDER_NOTIFICATION.value,
+    }
+)
+"""Actor names the releases before the provider-neutral actors wrote, mapped to today's."""
+
 REDIRECT_WALLETS = frozenset({Wallet.DANA, Wallet.LINKAJA, Wallet.SHOPEEPAY})
 
 WALLET_EXPIRY = MappingProxyType(

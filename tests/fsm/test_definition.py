@@ -9,15 +9,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from fsm import Actor, Deadline, FlowDefinition, FlowDefinitionError, Guard, StateKind, StateSpec
-from fsm.definition import TransitionSpec, flow_from_dict, flow_to_dict, transition
-from fsm.flows import FLOWS, GUARDS, Wallet
+from fsm.definition import TransitionSpec, flow_from_dict, flow_to_dict, load_flow_file, transition
+from fsm.flows import EWALLET_PAYMENT, FLOWS, GUARDS, RENAMED_ACTORS, Wallet
 
 MINUTE = timedelta(minutes=1)
+PREVIOUS_RELEASE_EXPORT = Path(__file__).parent / "data" / "ewallet_payment_previous_release.json"
+"""``ewallet-fsm export ewallet_payment`` of the release before flows declared their actors."""
 ALWAYS = Guard("always", lambda _ctx: True)
 
 
@@ -423,10 +426,46 @@ def test_dict_with_an_undeclared_actor_is_refused() -> None:
     assert "names actor 'provider_notification', which the flow does not declare" in problem
 
 
-def test_dict_without_actors_is_refused() -> None:
+def test_dict_without_actors_declares_the_actors_it_uses() -> None:
     data = base_dict()
     del data["actors"]
-    assert naming(json_problems(data), "actors")
+    data["transitions"][0]["actors"] = ["shop_clerk", "merchant"]
+    data["transitions"][2]["actors"].append("auditor")
+    flow = flow_from_dict(data, guards=GUARDS)
+    # the engine's own in their order, then the flow's own in order of first use
+    assert flow.actors == (
+        "merchant",
+        "status_inquiry",
+        "timer",
+        "operator",
+        "shop_clerk",
+        "auditor",
+    )
+
+
+def test_renamed_actors_apply_only_to_a_dict_without_actors() -> None:
+    renamed = {"status_clerk": "status_inquiry", "merchant": "shop"}
+    data = base_dict()
+    data["actors"] = ["status_clerk" if a == "status_inquiry" else a for a in data["actors"]]
+    data["settled_by"] = ["status_clerk", "operator"]
+    data["transitions"][1]["actors"] = ["status_clerk"]
+    declared = flow_from_dict(data, guards=GUARDS, renamed_actors=renamed)
+    assert "status_clerk" in declared.actors
+    del data["actors"]
+    exported_before = flow_from_dict(data, guards=GUARDS, renamed_actors=renamed)
+    assert exported_before.settled_by == {"status_inquiry", "operator"}
+    assert [sorted(spec.actors) for spec in exported_before.transitions] == [
+        ["shop"],
+        ["status_inquiry"],
+        ["timer"],
+        ["operator"],
+    ]
+
+
+def test_the_previous_release_export_loads_as_todays_flow() -> None:
+    flow = load_flow_file(PREVIOUS_RELEASE_EXPORT, guards=GUARDS, renamed_actors=RENAMED_ACTORS)
+    assert flow_to_dict(flow) == flow_to_dict(EWALLET_PAYMENT)
+    assert flow.fingerprint == EWALLET_PAYMENT.fingerprint
 
 
 def test_dict_with_unknown_guard_is_refused() -> None:
