@@ -337,3 +337,63 @@ def test_steps_under_another_definition_keep_their_fingerprint(bare: SqlStore) -
     ]
     result = replay_instance(FLOW, bare.get(pid), bare.history(pid))
     assert result.verdict == Verdict.DIVERGED  # applied under a definition the flow is not
+
+
+def two_payments_at_0005(store: SqlStore) -> tuple[str, str]:
+    """A built-in flow's payment and one the application's own flow logged, at revision 0005."""
+    store.create_schema()
+    _, own, _ = started(store)
+    with store.engine.begin() as conn:  # moved aside before the same order starts again
+        conn.execute(
+            text("update flow_instance set flow = 'shop_refund' where id = :pid"), {"pid": own}
+        )
+    _, built_in, _ = started(store)
+    migrate(store, "downgrade", "0005")
+    return built_in, own
+
+
+def actors_of(store: SqlStore, pid: str) -> tuple[list[str], list[str]]:
+    return [actor for actor, _ in log_columns(store, pid)], rejected_actors(store, pid)
+
+
+def test_the_upgrade_leaves_the_actors_of_an_application_flow_alone(bare: SqlStore) -> None:
+    built_in, own = two_payments_at_0005(bare)
+    with bare.engine.begin() as conn:  # names the application's flow declared for itself
+        conn.execute(text("update rejected_event set actor = 'nicepay_notification'"))
+        conn.execute(
+            text(
+                "update transition_log set actor = 'nicepay_response'"
+                " where instance_id = :pid and actor = 'provider_response'"
+            ),
+            {"pid": own},
+        )
+
+    bare.create_schema()
+
+    assert actors_of(bare, own) == (
+        ["merchant", "nicepay_response", "merchant"],
+        ["nicepay_notification"],
+    )
+    assert actors_of(bare, built_in) == (
+        ["merchant", "provider_response", "merchant"],
+        ["provider_notification"],
+    )
+
+
+def test_the_downgrade_leaves_the_actors_of_an_application_flow_alone(bare: SqlStore) -> None:
+    built_in, own = two_payments_at_0005(bare)
+    bare.create_schema()
+    with bare.engine.begin() as conn:  # names the application's flow declared for itself
+        conn.execute(text("update rejected_event set actor = 'provider_notification'"))
+        conn.execute(
+            text("update transition_log set actor = 'provider_response' where instance_id = :pid"),
+            {"pid": own},
+        )
+
+    migrate(bare, "downgrade", "0005")
+
+    assert actors_of(bare, own) == (["provider_response"] * 3, ["provider_notification"])
+    assert actors_of(bare, built_in) == (
+        ["merchant", "nicepay_response", "merchant"],
+        ["nicepay_notification"],
+    )

@@ -1,12 +1,13 @@
 """Provider-neutral actors: stored actor names renamed, and the flows' fingerprints with them.
 
 The engine's actors no longer name one provider: ``provider_response`` and
-``provider_notification`` replace the names the log and the refused events were written with.
-Each flow now declares its actors, and since the fingerprint covers what a flow does, the built-in
-flows' fingerprints changed with the rename alone: each step logged under a built-in flow's last
-fingerprint is rewritten to its new one, so a log that replayed ``consistent`` still does. A step
-under any other fingerprint (an older definition, a flow of the application's own) is left as it
-was. Downgrading reverses both.
+``provider_notification`` replace the names the log and the refused events were written with, in
+the rows of the built-in flows' instances only: a flow of the application's own declares its own
+actors, and its rows keep the names it declared. Each flow now declares its actors, and since the
+fingerprint covers what a flow does, the built-in flows' fingerprints changed with the rename
+alone: each step logged under a built-in flow's last fingerprint is rewritten to its new one, so a
+log that replayed ``consistent`` still does. A step under any other fingerprint (an older
+definition, a flow of the application's own) is left as it was. Downgrading reverses both.
 
 Revision ID: 0006
 Revises: 0005
@@ -19,16 +20,18 @@ from collections.abc import Mapping
 import sqlalchemy as sa
 from alembic import op
 
+from fsm.flows import RENAMED_ACTORS
+
 revision = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-ACTORS: Mapping[str, str] = {
-    "nicepay_response": "provider_response",
-    "nicepay_notification": "provider_notification",
-}
+ACTORS: Mapping[str, str] = RENAMED_ACTORS
 """Stored actor names: old to new."""
+
+BUILT_IN_FLOWS = ("ewallet_payment", "astrapay_link", "astrapay_payment")
+"""The flows whose rows are renamed: the built-in flows of this revision's release."""
 
 FINGERPRINTS: Mapping[str, str] = {
     "sha256:1c7f6c76c11df6c4": "sha256:64e0bc78d165406e",  # ewallet_payment
@@ -37,8 +40,11 @@ FINGERPRINTS: Mapping[str, str] = {
 }
 """The built-in flows' fingerprints: as revision 0005's release computed them, to now."""
 
-_LOG = sa.table("transition_log", sa.column("actor"), sa.column("fingerprint"))
-_REJECTED = sa.table("rejected_event", sa.column("actor"))
+_INSTANCE = sa.table("flow_instance", sa.column("id"), sa.column("flow"))
+_LOG = sa.table(
+    "transition_log", sa.column("instance_id"), sa.column("actor"), sa.column("fingerprint")
+)
+_REJECTED = sa.table("rejected_event", sa.column("instance_id"), sa.column("actor"))
 
 
 def upgrade() -> None:
@@ -50,9 +56,11 @@ def downgrade() -> None:
 
 
 def _rename(actors: Mapping[str, str], fingerprints: Mapping[str, str]) -> None:
+    built_in = sa.select(_INSTANCE.c.id).where(_INSTANCE.c.flow.in_(BUILT_IN_FLOWS))
     for old, new in actors.items():
         for table in (_LOG, _REJECTED):
-            op.execute(table.update().where(table.c.actor == old).values(actor=new))
+            rows = sa.and_(table.c.actor == old, table.c.instance_id.in_(built_in))
+            op.execute(table.update().where(rows).values(actor=new))
     for old, new in fingerprints.items():
         op.execute(_LOG.update().where(_LOG.c.fingerprint == old).values(fingerprint=new))
 
