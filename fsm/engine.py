@@ -49,8 +49,9 @@ from fsm.errors import (
 from fsm.flows import FLOWS
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
+from fsm.store._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.store.sql import SqlStore
-from fsm.store.unit import Contention, KeyTaken, ReferenceTaken, Unit
+from fsm.store.unit import Unit
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +59,9 @@ logger = logging.getLogger(__name__)
 class Engine:
     """Starts and moves flow instances stored in a :class:`~fsm.store.sql.SqlStore`.
 
-    A database failure while firing (a lost connection, a full disk) reaches the caller as the
-    driver's own exception (``sqlite3.Error``, ``psycopg.Error``), since events run on the
-    driver's cursor; :meth:`start` and the reads that go through SQLAlchemy raise
-    ``sqlalchemy.exc`` wrappers. Lock contention becomes
-    :class:`~fsm.errors.ConcurrentTransition` either way.
+    A database failure (a lost connection, a full disk) reaches the caller as
+    :class:`~fsm.errors.StorageError`, from every method; lock contention the database gave up
+    on while firing becomes :class:`~fsm.errors.ConcurrentTransition`.
     """
 
     def __init__(

@@ -31,7 +31,8 @@ says whether trying the same call again can help.
     ├── NotificationError               an inbound notification or callback was refused
     │   ├── NotificationSignatureError  token missing or wrong
     │   └── NotificationPayloadError    unparseable, incomplete, or not matching the payment
-    ├── StorageUnavailable              the database refused or could not take a write; retryable
+    ├── StorageError                    the database failed; .retryable says if a retry can help
+    │   └── StorageUnavailable          unreachable, connection lost, locked, read-only; retryable
     └── ConfigurationError              missing or wrong settings
         ├── UnknownAdapter              no adapter registered under that name
         └── DiagramBackendUnavailable   the Graphviz binary or package is missing
@@ -300,23 +301,28 @@ class NotificationPayloadError(NotificationError, ValueError):
     """The notification cannot be parsed or does not match the stored payment."""
 
 
-class StorageUnavailable(FsmError):
-    """The database could not be reached, or refused a write (locked, read-only, ended session).
+class StorageError(FsmError):
+    """The database failed a call: a driver or SQLAlchemy error, translated by the store.
 
-    What was not committed is lost; sending the same request again later is safe, since
-    idempotency keys absorb whatever of it was committed.
+    The message is the driver's first line (never the statement or its parameters); the driver's
+    own exception is the ``__cause__``. What was not committed is lost. ``retryable`` says whether
+    the same call may succeed later; a constraint or a schema the call did not expect is not.
+    """
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        if retryable is not None:
+            self.retryable = retryable
+        super().__init__(message)
+
+
+class StorageUnavailable(StorageError):
+    """The database could not be reached, or refused for now (locked, read-only, ended session).
+
+    Sending the same request again later is safe, since idempotency keys absorb whatever of it
+    was committed.
     """
 
     retryable = True
-
-    @classmethod
-    def from_error(cls, doing: str, error: BaseException) -> StorageUnavailable:
-        """``doing`` failed with ``error``: says so with the driver's own first line.
-
-        SQLAlchemy's wrappers add the statement and its parameters, which are left out.
-        """
-        text = str(getattr(error, "orig", None) or error).strip()
-        return cls(f"{doing}: {text.splitlines()[0] if text else type(error).__name__}")
 
 
 class ConfigurationError(FsmError):

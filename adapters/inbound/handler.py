@@ -73,6 +73,7 @@ from fsm.errors import (
     NotificationSignatureError,
     ProviderError,
     RejectReason,
+    StorageError,
     StorageUnavailable,
 )
 from fsm.flows import AstrapayPaymentEvent, PaymentEvent
@@ -134,11 +135,6 @@ class NotificationHandler:
             else [ipaddress.ip_network(net, strict=False) for net in allowed_sources]
         )
         self._kept = DOCUMENTED_FIELDS | set(service.mandate_fields)
-        self._failures: tuple[type[Exception], ...] = (
-            *service.engine.store.failures,
-            ConcurrentTransition,
-            StorageUnavailable,
-        )
 
     def handle_notification(self, request: InboundRequest) -> Reply:
         """Verify, record and confirm one notification; never raises for what it is sent.
@@ -168,8 +164,8 @@ class NotificationHandler:
     ) -> Reply:
         try:
             return handle(request)
-        except self._failures as error:
-            reason = redact(str(StorageUnavailable.from_error(endpoint, error)), self._secrets())
+        except (StorageError, ConcurrentTransition) as error:  # the store's, or a lost race's
+            reason = redact(f"{endpoint}: {error}", self._secrets())
             logger.warning(
                 "inbound request not handled: the database failed",
                 extra={"endpoint": endpoint, "error": type(error).__name__, "reason": reason},

@@ -8,37 +8,20 @@ first ``UPDATE``, so a writer that lost the race finds the version moved and rai
 :class:`~fsm.errors.ConcurrentTransition`. The log is append-only, and ``(instance_id,
 idempotency_key)`` is unique there, so no race can apply one key twice.
 
-The hot path (:meth:`SqlStore.unit`, history and replay reads) runs SQLAlchemy Core statements
-on the sqlmodel tables, compiled once per dialect, on the driver's own cursor (see
-:mod:`fsm.store.unit`); the other reads and writes go through SQLAlchemy.
+Everything runs on one SQLAlchemy engine and its pool (:mod:`fsm.store.connect`). The hot path
+(:meth:`SqlStore.unit`, history and replay reads) runs Core statements on the sqlmodel tables,
+compiled once per dialect, on the DBAPI cursor of a pooled connection (:mod:`fsm.store.unit`);
+the other reads and writes go through SQLAlchemy's ``Connection`` and its statement cache.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    bindparam,
-    column,
-    create_engine,
-    event,
-    exc,
-    func,
-    insert,
-    select,
-    table,
-    update,
-)
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
+from sqlalchemy import Connection, Engine, bindparam, column, func, insert, select, table, update
 
 from fsm._payload import read_payload
 from fsm.clock import require_aware
@@ -48,24 +31,19 @@ from fsm.errors import (
     CallKeyTaken,
     InstanceExists,
     InstanceNotFound,
-    InvalidInstanceData,
     ReferenceInUse,
     RejectReason,
-    StorageUnavailable,
 )
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.replay import StoredStep
 from fsm.store import inbound_journal, intents, leases, listing
-from fsm.store._connections import (
-    ConnectionSource,
-    KeptConnections,
-    PooledConnections,
-    server_hung_up,
-)
+from fsm.store._signals import Refused
+from fsm.store.connect import Database
 from fsm.store.inbound_journal import InboundAttempt
 from fsm.store.intents import CallIntent
 from fsm.store.listing import InstanceFilter, InstancePage
 from fsm.store.schema import HEAD_REVISION, VERSION_TABLE, current_revision, upgrade_to_head
+from fsm.store.statements import UnitSql
 from fsm.store.tables import (
     INSTANCE_COLUMNS,
     TABLES,
@@ -76,7 +54,7 @@ from fsm.store.tables import (
     TransitionLogRow,
     UtcDateTime,
 )
-from fsm.store.unit import Contention, KeyTaken, Unit, UnitSql
+from fsm.store.unit import Unit
 
 DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 """The embedded default: a SQLite file in the working directory."""
@@ -98,22 +76,14 @@ _SELECT_REJECTED = (
 )
 
 
-def normalise_url(url: str) -> str:
-    """Point bare PostgreSQL URLs at psycopg 3, the driver this project installs."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
 class SqlStore:
     """Flow instances and their logs in one SQL database (SQLite file or PostgreSQL).
 
-    Driver errors: units (:meth:`unit`, and so :meth:`history`, :meth:`replay_rows`,
-    :meth:`stored_steps` and every engine ``fire``) run on the driver's own cursor, so a database
-    failure there reaches the caller as the driver's exception (``sqlite3.Error``,
-    ``psycopg.Error`` and their subclasses), not wrapped in ``sqlalchemy.exc``; the other
-    methods go through SQLAlchemy and raise its wrappers. Catch both where both can occur.
+    A database failure leaves every method as :class:`~fsm.errors.StorageError` (its
+    subclass :class:`~fsm.errors.StorageUnavailable` when a retry may help: the database is
+    unreachable, locked, read-only, or ended the session), whichever path the call took; the
+    driver's exception is its ``__cause__``. No ``sqlite3``, ``psycopg`` or ``sqlalchemy.exc``
+    error reaches the caller.
 
     A store may be used across ``os.fork``: the child opens connections of its own, and leaves
     the ones it inherited open for its parent.
@@ -129,12 +99,13 @@ class SqlStore:
     ) -> None:
         """Open the database at ``url``; call :meth:`create_schema` once before first use.
 
-        On a server database a restarted server costs only a reconnect either way: by default
-        a connection, pooled or kept for units, is replaced when its socket shows, as it is
-        handed out, that the server closed it (no round trip), and a unit whose first
-        statement finds its connection gone reconnects and runs it again. Either way every
-        idle connection kept for units is dropped with a dead one, since a restart ended them
-        all.
+        On a server database a restarted server costs only a reconnect: by default a pooled
+        connection is replaced, with every one opened before it, when its socket shows as it is
+        handed out that the server closed it (no round trip), and a unit whose first statement
+        finds its connection gone reconnects and runs it again (see :mod:`fsm.store.connect`).
+
+        Raises:
+            ValueError: ``sqlite_synchronous`` is not a SQLite level.
 
         Args:
             url: SQLAlchemy URL; ``sqlite:///path`` or ``postgresql://user@host/db``.
@@ -146,18 +117,17 @@ class SqlStore:
                 instead (SQLAlchemy's ``pool_pre_ping``), which also catches a connection that
                 died without a word before a read outside a unit uses it. Ignored on SQLite.
         """
-        self.url = normalise_url(url)
-        self.pre_ping = pre_ping
-        self.engine: Engine = create_engine(
-            self.url, **_engine_options(self.url, pre_ping, sqlite_busy_timeout)
+        self._database = Database(
+            url,
+            sqlite_synchronous=sqlite_synchronous,
+            sqlite_busy_timeout=sqlite_busy_timeout,
+            pre_ping=pre_ping,
         )
+        self.url = self._database.url
+        self.pre_ping = pre_ping
+        self.engine: Engine = self._database.engine
         self.dialect = self.engine.dialect.name
-        if self.dialect == "sqlite":
-            _configure_sqlite(self.engine, sqlite_synchronous)
-        elif not pre_ping:
-            _refuse_hung_up_connections(self.engine)
         self._sql = UnitSql(self.engine.dialect)
-        self._connections = self._connection_source()
 
     def create_schema(self) -> None:
         """Create the schema, or migrate it to the latest revision; safe to call at any time.
@@ -167,10 +137,10 @@ class SqlStore:
         Concurrent callers queue: on PostgreSQL behind an advisory lock, on SQLite behind the
         file's write lock (``BEGIN IMMEDIATE``); whoever comes second finds nothing to do.
         """
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             if current_revision(conn) == HEAD_REVISION:
                 return
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             if self.dialect == "sqlite":
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             elif self.dialect == "postgresql":
@@ -180,13 +150,12 @@ class SqlStore:
 
     def schema_version(self) -> str | None:
         """The schema's Alembic revision (``None`` before :meth:`create_schema` has run)."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return current_revision(conn)
 
     def dispose(self) -> None:
-        """Close every pooled connection, and those kept for units."""
-        self._connections.close()
-        self.engine.dispose()
+        """Close every pooled connection that is not in use."""
+        self._database.dispose()
 
     def insert_instance(self, instance: Instance) -> None:
         """Store a new instance.
@@ -197,17 +166,13 @@ class SqlStore:
             InvalidInstanceData: one of its times is naive; nothing was stored.
         """
         try:
-            with self.engine.begin() as conn:
+            with self._database.begin(refused=Refused) as conn:
                 conn.execute(insert(_INSTANCE), asdict(instance))
-        except exc.IntegrityError:
+        except Refused:
             live = self._live_with_reference(instance)
             if live is not None and live != instance.id:
                 raise ReferenceInUse(instance.flow, instance.reference_no or "", live) from None
             raise InstanceExists(instance.id) from None
-        except exc.StatementError as error:  # SQLAlchemy wraps UtcDateTime's refusal
-            if isinstance(error.orig, InvalidInstanceData):
-                raise error.orig from None
-            raise
 
     def _live_with_reference(self, instance: Instance) -> str | None:
         """The id of a live instance of ``instance``'s flow with its reference, if any."""
@@ -218,7 +183,7 @@ class SqlStore:
             _INSTANCE.c.reference_no == instance.reference_no,
             _INSTANCE.c.deadline_at.is_not(None),
         )
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return conn.execute(query).scalar()
 
     def get(self, instance_id: str) -> Instance:
@@ -227,7 +192,7 @@ class SqlStore:
         Raises:
             InstanceNotFound: nothing is stored under ``instance_id``.
         """
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return _load(conn, instance_id)
 
     def history(self, instance_id: str) -> list[TransitionRecord]:
@@ -264,7 +229,7 @@ class SqlStore:
 
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events in the order they arrived."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             rows = conn.execute(_SELECT_REJECTED, {"instance_id": instance_id})
             return [_rejected(row._asdict()) for row in rows]
 
@@ -278,7 +243,7 @@ class SqlStore:
             )
             .limit(1)
         )
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return conn.execute(query).first() is not None
 
     def count_rejections(self, reason: RejectReason, *, instance_id: str | None = None) -> int:
@@ -290,7 +255,7 @@ class SqlStore:
         query = select(func.count()).where(_REJECTED.c.reason == str(reason))
         if instance_id is not None:
             query = query.where(_REJECTED.c.instance_id == instance_id)
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return int(conn.execute(query).scalar_one())
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
@@ -300,7 +265,7 @@ class SqlStore:
             query = query.where(_INSTANCE.c.tx_id == tx_id)
         if reference_no is not None:
             query = query.where(_INSTANCE.c.reference_no == reference_no)
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return [
                 _instance(row._asdict()) for row in conn.execute(query.order_by(_INSTANCE.c.id))
             ]
@@ -313,7 +278,7 @@ class SqlStore:
             .order_by(_INSTANCE.c.deadline_at)
             .limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return [_instance(row._asdict()) for row in conn.execute(query)]
 
     def claim_due(
@@ -328,7 +293,7 @@ class SqlStore:
             InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
         """
         until = leases.lease_end(now, lease)
-        with self._writing() as conn:
+        with self._database.begin() as conn:
             return leases.claim_due(
                 conn,
                 skip_locked=self.dialect == "postgresql",
@@ -341,12 +306,12 @@ class SqlStore:
     def claim(self, instance_id: str, *, owner: str, now: datetime, lease: timedelta) -> bool:
         """Claim one instance for ``owner``; false when another reconciler's claim holds it."""
         until = leases.lease_end(now, lease)
-        with self._writing() as conn:
+        with self._database.begin() as conn:
             return leases.claim_one(conn, instance_id, owner=owner, now=now, until=until)
 
     def release(self, instance_ids: Sequence[str], *, owner: str) -> None:
         """Give back ``owner``'s claims on ``instance_ids``."""
-        with self._writing() as conn:
+        with self._database.begin() as conn:
             leases.release(conn, instance_ids, owner=owner)
 
     def record_intent(
@@ -376,7 +341,7 @@ class SqlStore:
             CallInDoubt: ``exclusive``, and such a call for the instance is still open.
         """
         try:
-            with self._writing() as conn:
+            with self._database.begin(refused=Refused) as conn:
                 return intents.record(
                     conn,
                     instance_id=instance_id,
@@ -389,7 +354,7 @@ class SqlStore:
                     exclusive=exclusive,
                     call_key=call_key,
                 )
-        except exc.IntegrityError:
+        except Refused:
             self.get(instance_id)  # the foreign key refused it: InstanceNotFound
             taken = None if call_key is None else self.intent_by_key(instance_id, call_key)
             if taken is not None:
@@ -398,12 +363,12 @@ class SqlStore:
 
     def intent_by_key(self, instance_id: str, call_key: str) -> CallIntent | None:
         """The provider call recorded under ``call_key`` for the instance, if any."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return intents.by_key(conn, instance_id, call_key)
 
     def finish_intent(self, intent_id: int, *, outcome: str, at: datetime) -> bool:
         """Close an intent once its answer is stored; false when it was closed already."""
-        with self._writing() as conn:
+        with self._database.begin() as conn:
             return intents.finish(conn, intent_id, outcome=outcome, at=at)
 
     def open_intents(
@@ -415,14 +380,14 @@ class SqlStore:
     ) -> list[CallIntent]:
         """Intents never finished, oldest first; only those recorded at or before
         ``recorded_before`` and of ``instance_id``, where given."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return intents.still_open(
                 conn, before=recorded_before, instance_id=instance_id, limit=limit
             )
 
     def intents(self, instance_id: str) -> list[CallIntent]:
         """Every provider call recorded for the instance, in order."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return intents.of_instance(conn, instance_id)
 
     def list_instances(self, *, limit: int = 1000) -> list[Instance]:
@@ -430,7 +395,7 @@ class SqlStore:
         query = (
             select(*INSTANCE_COLUMNS).order_by(_INSTANCE.c.created_at, _INSTANCE.c.id).limit(limit)
         )
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return [_instance(row._asdict()) for row in conn.execute(query)]
 
     def page_instances(
@@ -442,7 +407,7 @@ class SqlStore:
             InvalidInstanceData: a bad ``limit``, a naive time, or a cursor no listing gave.
         """
         query = listing.page_query(where or InstanceFilter(), limit=limit, cursor=cursor)
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             rows = [_instance(row._asdict()) for row in conn.execute(query)]
         return listing.make_page(rows, limit)
 
@@ -470,7 +435,7 @@ class SqlStore:
         Raises:
             InvalidInstanceData: ``received_at`` is naive; nothing was stored.
         """
-        with self.engine.begin() as conn:
+        with self._database.begin() as conn:
             inbound_journal.record(
                 conn,
                 received_at=received_at,
@@ -489,7 +454,7 @@ class SqlStore:
         self, *, limit: int = 100, instance_id: str | None = None
     ) -> list[InboundAttempt]:
         """The latest stored inbound requests, newest first (only ``instance_id``'s, if given)."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return inbound_journal.latest(conn, limit=limit, instance_id=instance_id)
 
     def prune_inbound(self, before: datetime) -> int:
@@ -503,7 +468,7 @@ class SqlStore:
         """
         pruned = 0
         while True:
-            with self._writing() as conn:
+            with self._database.begin() as conn:
                 deleted = inbound_journal.prune_batch(conn, before)
             pruned += deleted
             if deleted < inbound_journal.PRUNE_BATCH:
@@ -514,58 +479,22 @@ class SqlStore:
 
         Raises:
             StorageUnavailable: the database cannot be reached, is read-only, or stays locked;
-                the message is the driver's first line.
+                the message says so with the driver's first line.
+            StorageError: it failed otherwise (no schema, most likely).
         """
-        try:
-            with self.engine.connect() as conn:
-                conn.execute(_TOUCH_VERSION)
-                conn.rollback()
-        except exc.SQLAlchemyError as error:
-            raise StorageUnavailable.from_error("cannot write to the database", error) from None
-
-    @property
-    def failures(self) -> tuple[type[Exception], ...]:
-        """The exceptions that mean the database failed, whichever path the call took.
-
-        Units raise the driver's own errors, other calls SQLAlchemy's wrappers, and lock
-        contention outside a unit :class:`Contention`.
-        """
-        return (exc.SQLAlchemyError, self._sql.driver_error, Contention)
-
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        """A short write transaction; lock contention surfaces as :class:`Contention`."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except exc.OperationalError as error:
-            if self._sql.is_contention(error.orig):
-                raise Contention() from error
-            raise
+        with self._database.connect("cannot write to the database") as conn:
+            conn.execute(_TOUCH_VERSION)
+            conn.rollback()
 
     def unit(self) -> Unit:
-        """One database transaction on a pooled connection's own cursor.
+        """One database transaction on the driver cursor of a pooled connection.
 
         ``with store.unit() as unit:`` commits when the block ends and rolls back whole when it
-        raises; lock contention the database gave up on surfaces as :class:`Contention`. Other
-        database failures surface as the driver's own exceptions (``sqlite3.Error``,
-        ``psycopg.Error``), not as ``sqlalchemy.exc`` wrappers.
+        raises. Lock contention the database gave up on, and the log's unique key, surface as
+        the engine's private signals (:mod:`fsm.store._signals`); other database failures as
+        :class:`~fsm.errors.StorageError`.
         """
-        return Unit(self._connections, self._sql)
-
-    def _connection_source(self) -> ConnectionSource:
-        """Units keep a few connections of their own, unless each use must be pinged first.
-
-        Only a pool of interchangeable connections lends them: a SQLite database in memory
-        lives in its one connection, which SQLAlchemy's pool must keep (and a forked child
-        keeps its copy of it, where it replaces any other pool to open connections of its own).
-        """
-        pool = self.engine.pool
-        if not isinstance(pool, QueuePool):
-            return PooledConnections(self.engine, per_process=False)
-        if self.pre_ping and self.dialect != "sqlite":
-            return PooledConnections(self.engine)
-        return KeptConnections(self.engine, keep=pool.size(), driver_error=self._sql.driver_error)
+        return Unit(self._database, self._sql)
 
 
 def _load(conn: Connection, instance_id: str) -> Instance:
@@ -588,77 +517,13 @@ def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
     return RejectedEvent(**values)
 
 
-def _refuse_hung_up_connections(engine: Engine) -> None:
-    """Replace a pooled connection the server has closed when it is checked out.
-
-    A server that restarts, or ends a session, says so on the socket before closing it; a poll of
-    the idle connection's socket sees that at no round trip's cost, where ``pool_pre_ping`` sends
-    a ``SELECT 1`` on every checkout. A connection that died without a word fails its first
-    statement instead, and a unit then reconnects once (see :class:`fsm.store.unit.Unit`).
-    """
-
-    @event.listens_for(engine, "checkout")
-    def _check(
-        dbapi_connection: DBAPIConnection,
-        _record: ConnectionPoolEntry,
-        _proxy: PoolProxiedConnection,
-    ) -> None:
-        if server_hung_up(dbapi_connection):
-            raise exc.DisconnectionError("the server closed the connection")
-
-
-def _engine_options(url: str, pre_ping: bool, busy_timeout: float) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        # The driver's own busy wait: writers queue this long before "database is locked".
-        return {"connect_args": {"timeout": busy_timeout, "check_same_thread": False}}
-    return {"pool_pre_ping": pre_ping}
-
-
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
-    level = synchronous.upper()
-    if level not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-        cursor = dbapi_connection.cursor()
-        _use_wal(cursor)
-        cursor.execute(f"PRAGMA synchronous={level}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-
-def _use_wal(cursor: Any) -> None:
-    """Put the file in WAL mode, once; the mode is stored in the file and outlives connections.
-
-    Switching needs the file to itself, and SQLite answers "database is locked" at once, without
-    its busy wait, when another connection opened the new file at the same moment; so the switch
-    is retried for a while (it is only ever contended while a file is being created).
-    """
-    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
-    while True:
-        try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-_WAL_SWITCH_SECONDS = 30.0
-
-
 __all__ = [
     "DEFAULT_DB_URL",
     "TABLES",
     "CallIntentRow",
-    "Contention",
     "FlowInstanceRow",
     "InboundAttempt",
     "InboundAttemptRow",
-    "KeyTaken",
     "RejectedEventRow",
     "SqlStore",
     "TransitionLogRow",

@@ -37,6 +37,7 @@ from fsm import (
 )
 from fsm.definition.flow import transition
 from fsm.flows import FLOWS
+from fsm.store._signals import KeyTaken
 from fsm.store.sql import TransitionLogRow
 from tests.fsm.conftest import T0
 
@@ -435,7 +436,7 @@ def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
     moved = store.get("pay-1")
     # same key as step 1, written as if by a writer that did not see it: the CAS passes
     clash = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
-    with pytest.raises(ConcurrentTransition), store.unit() as unit:
+    with pytest.raises(KeyTaken), store.unit() as unit:  # the engine answers it from the log
         unit.apply(clash, expected_version=moved.version, deadline_at=None, bound={})
     assert store.get("pay-1") == moved
     assert [record.seq for record in store.history("pay-1")] == [1]

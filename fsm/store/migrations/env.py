@@ -6,8 +6,9 @@ from alembic import context
 from sqlalchemy import Connection, MetaData, create_engine
 from sqlalchemy.pool import NullPool
 
+from fsm.store.connect import normalise_url
 from fsm.store.schema import VERSION_TABLE
-from fsm.store.sql import TABLES, normalise_url
+from fsm.store.tables import TABLES
 
 
 def _target_metadata() -> MetaData:
