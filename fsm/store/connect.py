@@ -154,7 +154,7 @@ class Database:
         return StorageError(message)
 
     def is_contention(self, error: BaseException) -> bool:
-        """Whether the driver gave up waiting for a lock (the engine's race, fought again)."""
+        """Whether the driver gave up waiting for a lock another writer held (a lost race)."""
         name = getattr(error, "sqlite_errorname", None)
         if name is not None:
             return _sqlite_code(name) in _SQLITE_CONTENTION
