@@ -83,7 +83,8 @@ class SqlStore:
     subclass :class:`~fsm.errors.StorageUnavailable` when a retry may help: the database is
     unreachable, locked, read-only, or ended the session), whichever path the call took; the
     driver's exception is its ``__cause__``. No ``sqlite3``, ``psycopg`` or ``sqlalchemy.exc``
-    error reaches the caller.
+    error reaches the caller of a method (building the store may still raise SQLAlchemy's
+    ``ArgumentError`` for a malformed URL, or ``ImportError`` for a driver not installed).
 
     A store may be used across ``os.fork``: the child opens connections of its own, and leaves
     the ones it inherited open for its parent.
