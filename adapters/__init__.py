@@ -1,0 +1,127 @@
+"""E-wallet payments through NICEPAY V2 Direct, on the engine of :mod:`fsm`.
+
+A backend holds one :class:`PaymentService`: it starts payments and account links, checks their
+status, and refunds them. :class:`NotificationHandler` (served by :class:`NotificationApp`, or
+from any framework) takes NICEPAY's notifications and the customer's browser returns, and a
+:class:`Reconciler` acts on passed deadlines and repairs calls a stopped process left open.
+
+The package is in layers, each importing only from the ones below it::
+
+    errors          every error of the adapters, one tree
+    nicepay/        the V2 wire: client, one exchange boundary, signing, messages, result codes
+    wallets/        what each wallet does, answered without I/O where it can; the registry
+    reconcile/      the call journal, status checks, repair and deadlines
+    inbound/        parsing and verification, the handler, the ASGI app; refunds beside it
+    service         the one place where the adapters meet the engine
+    cli/            the ``ewallet-fsm`` command; the simulator is a tool beside the layers
+"""
+
+import logging
+
+from adapters.errors import (
+    BodyTimeout,
+    BodyTooLarge,
+    CancelNotAllowed,
+    CancelRefused,
+    ConfigurationError,
+    DuplicateReference,
+    InvalidRefundRequest,
+    InvalidRequest,
+    InvalidToken,
+    MalformedResponse,
+    MerchantNotAllowed,
+    MissingField,
+    MissingFields,
+    NicepayUnavailable,
+    NotificationError,
+    NotificationPayloadError,
+    NotificationSignatureError,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RefundError,
+    RefundExceedsPayment,
+    RefundRequestConflict,
+    SourceNotAllowed,
+    TokenInQuery,
+    UnknownAdapter,
+    UnknownNotificationStatus,
+    UnknownTransaction,
+    WalletRefused,
+)
+from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp, Reply
+from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.parsing import InboundRequest
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import Environment, InquiryRetry, NicepayCredentials
+from adapters.nicepay.messages import Billing, CartItem, Delivery
+from adapters.reconcile.deadlines import DeadlineRun
+from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
+from adapters.refunds import Refund, RefundStatus
+from adapters.service import PaymentService, Started
+from adapters.wallets.base import CustomerStep, WalletAdapter
+from adapters.wallets.orders import LinkOrder, PaymentOrder
+from adapters.wallets.registry import ADAPTERS, adapter_for
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "ADAPTERS",
+    "CALLBACK_PATH",
+    "NOTIFICATION_PATH",
+    "Billing",
+    "BodyTimeout",
+    "BodyTooLarge",
+    "CancelNotAllowed",
+    "CancelRefused",
+    "CartItem",
+    "ConfigurationError",
+    "CustomerStep",
+    "DeadlineRun",
+    "Delivery",
+    "DuplicateReference",
+    "Environment",
+    "InboundRequest",
+    "InquiryRetry",
+    "InvalidRefundRequest",
+    "InvalidRequest",
+    "InvalidToken",
+    "LinkOrder",
+    "MalformedResponse",
+    "MerchantNotAllowed",
+    "MissingField",
+    "MissingFields",
+    "NicepayClient",
+    "NicepayCredentials",
+    "NicepayUnavailable",
+    "NotificationApp",
+    "NotificationError",
+    "NotificationHandler",
+    "NotificationPayloadError",
+    "NotificationSignatureError",
+    "PaymentOrder",
+    "PaymentService",
+    "ProviderError",
+    "ProviderRejected",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "ReconcilePass",
+    "Reconciler",
+    "Refund",
+    "RefundError",
+    "RefundExceedsPayment",
+    "RefundRequestConflict",
+    "RefundStatus",
+    "Repair",
+    "Reply",
+    "SourceNotAllowed",
+    "Started",
+    "TokenInQuery",
+    "UnknownAdapter",
+    "UnknownNotificationStatus",
+    "UnknownTransaction",
+    "WalletAdapter",
+    "WalletRefused",
+    "adapter_for",
+]

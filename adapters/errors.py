@@ -1,42 +1,84 @@
-"""NICEPAY's failures as the project's typed provider errors, with one table for every ``resultCd``.
+"""Every error the adapters raise: providers, notifications, refunds and configuration.
 
-Each class below specialises a generic error of :mod:`fsm.errors`, so callers that only know the
-generic tree keep working::
+Each class derives from :class:`fsm.errors.FsmError`, so one ``except FsmError`` still catches
+everything the library raises. Context lives in attributes, and ``retryable`` says whether the
+same call can succeed later::
 
-    ProviderUnavailable (retryable)
-    ├── NicepayUnavailable      resultCd 1001-1004 (connection, socket, server, timeout), 9002 busy
-    └── MalformedResponse       a 2xx answer that is not a JSON object with a usable resultCd
-    ProviderRejected (not retryable)
-    ├── DuplicateReference      9009: referenceNo already registered
-    ├── InvalidToken            9010: merchantToken does not verify
-    ├── MissingField            9013-9020, 9024-9028: "Undefined" field; .field
-    ├── InvalidRequest          9007, 9008, 9022, 9023, 9031, 9301, 9751: our request is wrong
-    ├── MerchantNotAllowed      9011, 9012, 9021: merchant ID or its NICEPAY setup
-    ├── WalletRefused           9001, 9750, 9752: registration or the wallet itself failed
-    └── CancelRefused           9314, 9319, 9321, 9334: the cancel rules said no
+    FsmError (fsm.errors)               root; .retryable (default False)
+    ├── ProviderError                   .provider, .http_status, .provider_code, .provider_message
+    │   ├── ProviderUnavailable         transport failure or 5xx; retryable
+    │   │   ├── ProviderTimeout         also a TimeoutError
+    │   │   ├── NicepayUnavailable      resultCd 1001-1004 (connection, socket, server,
+    │   │   │                           timeout), 9002 busy
+    │   │   └── MalformedResponse       a 2xx answer that is not a JSON object with a resultCd
+    │   └── ProviderRejected            the provider answered and refused; not retryable
+    │       ├── DuplicateReference      9009: referenceNo already registered
+    │       ├── InvalidToken            9010: merchantToken does not verify
+    │       ├── MissingField            9013-9020, 9024-9028: "Undefined" field; .field
+    │       ├── InvalidRequest          9007, 9008, 9022, 9023, 9031, 9301, 9751: our request
+    │       ├── MerchantNotAllowed      9011, 9012, 9021: merchant ID or its NICEPAY setup
+    │       ├── WalletRefused           9001, 9750, 9752: registration or the wallet failed
+    │       └── CancelRefused           9314, 9319, 9321, 9334: the cancel rules said no
+    ├── NotificationError               an inbound notification or return was refused
+    │   ├── NotificationSignatureError  token missing or wrong (401)
+    │   ├── SourceNotAllowed            sent from outside the allowed networks (403)
+    │   └── NotificationPayloadError    unparseable, incomplete, or not the payment's (400)
+    │       ├── UnknownTransaction      no single payment or link matches it (404)
+    │       ├── MissingFields           required fields absent or empty; .fields
+    │       ├── UnknownNotificationStatus  a link notification's status is neither 0 nor 1
+    │       ├── BodyTooLarge            over the size limit, refused unread (413)
+    │       ├── BodyTimeout             not received whole in time (408)
+    │       └── TokenInQuery            a merchantToken in the query string
+    ├── RefundError                     .payment_id, .request_id; nothing was sent
+    │   ├── InvalidRefundRequest        a malformed request id, amount, reason or requester
+    │   ├── RefundRequestConflict       the request id was used with another amount
+    │   ├── RefundExceedsPayment        more than is left to refund; .amount, .refundable
+    │   └── CancelNotAllowed            a documented cancel rule, or the state, says no; .rule
+    └── ConfigurationError (fsm.errors) missing or wrong settings
+        └── UnknownAdapter              no wallet adapter registered under that name; .known
 
-A code missing from :data:`RESULT_CODES` becomes a plain, non-retryable ``ProviderRejected``:
-retrying a refusal nobody has documented is a guess.
-
-A refund request the service refuses before sending anything (see :mod:`adapters.refunds`)::
-
-    RefundError                 .payment_id, .request_id; nothing was sent
-    ├── InvalidRefundRequest    a malformed request id, amount, reason or requester (a ValueError)
-    ├── RefundRequestConflict   the request id was used with another amount; .recorded, .asked
-    ├── RefundExceedsPayment    more than is left to refund; .amount, .refundable
-    └── CancelNotAllowed        a documented cancel rule, or the payment's state, says no; .rule
+Which ``resultCd`` raises which class is NICEPAY's table, in
+:mod:`adapters.nicepay.result_codes`. The messages of notification errors quote at most a short,
+token-blanked piece of what was sent, since the input may hold a token.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Final
+from collections.abc import Sequence
 
-from fsm.errors import FsmError, ProviderError, ProviderRejected, ProviderUnavailable
+from fsm.errors import ConfigurationError, FsmError
 
-PROVIDER: Final = "nicepay"
+
+class ProviderError(FsmError):
+    """A payment provider call failed; carries what the provider said, never credentials."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        http_status: int | None = None,
+        provider_code: str | None = None,
+        provider_message: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.provider = provider
+        self.http_status = http_status
+        self.provider_code = provider_code
+        self.provider_message = provider_message
+        if retryable is not None:
+            self.retryable = retryable
+        super().__init__(message)
+
+
+class ProviderUnavailable(ProviderError):
+    """The provider could not be reached or answered with a server error."""
+
+    retryable = True
+
+
+class ProviderTimeout(ProviderUnavailable, TimeoutError):
+    """The provider did not answer in time."""
 
 
 class NicepayUnavailable(ProviderUnavailable):
@@ -48,6 +90,10 @@ class MalformedResponse(ProviderUnavailable):
 
     The reference counts a non-JSON body as a transport failure, so this is retryable.
     """
+
+
+class ProviderRejected(ProviderError):
+    """The provider answered, and refused the request."""
 
 
 class DuplicateReference(ProviderRejected):
@@ -83,6 +129,54 @@ class MissingField(ProviderRejected):
     """
 
     field: str | None = None
+
+
+class NotificationError(FsmError):
+    """An inbound notification or browser return was refused; nothing was changed."""
+
+
+class NotificationSignatureError(NotificationError):
+    """The notification's token is missing or does not verify."""
+
+
+class SourceNotAllowed(NotificationError):
+    """The notification came from an address outside the configured allowlist."""
+
+
+class NotificationPayloadError(NotificationError, ValueError):
+    """The notification cannot be parsed or does not match the stored payment."""
+
+
+class UnknownTransaction(NotificationPayloadError):
+    """No stored payment or link matches the request's ``tXid`` or ``referenceNo``."""
+
+
+class MissingFields(NotificationPayloadError):
+    """Fields the request needs are absent or empty; ``fields`` names them."""
+
+    def __init__(self, fields: Sequence[str], *, alternatives: bool = False) -> None:
+        self.fields = tuple(fields)
+        super().__init__(f"missing fields: {(' or ' if alternatives else ', ').join(self.fields)}")
+
+
+class UnknownNotificationStatus(NotificationPayloadError):
+    """A link notification's ``status`` is neither ``0`` (linked) nor ``1`` (failed).
+
+    A payment notification's status is never read (an inquiry decides), but no inquiry exists for
+    an account link, so its status decides, and one we do not know moves nothing.
+    """
+
+
+class BodyTooLarge(NotificationPayloadError):
+    """The body exceeds the size the endpoints read."""
+
+
+class BodyTimeout(NotificationPayloadError):
+    """The body did not arrive whole within the read timeout; answered 408, its bytes unread."""
+
+
+class TokenInQuery(NotificationPayloadError):
+    """A ``merchantToken`` came in the query string, which access logs and proxies record."""
 
 
 class RefundError(FsmError):
@@ -135,125 +229,47 @@ class CancelNotAllowed(RefundError):
         self.rule = rule
 
 
-@dataclass(frozen=True)
-class ResultCode:
-    """How one documented ``resultCd`` is raised."""
+class UnknownAdapter(ConfigurationError, KeyError):
+    """No wallet adapter is registered under the requested name; ``known`` lists the choices."""
 
-    error: type[ProviderError]
-    retryable: bool
-    meaning: str
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(f"unknown adapter {name!r}; registered: {', '.join(self.known)}")
 
-
-#: The documented "Undefined" codes and the field each names, in the documented (unconfirmed) order.
-UNDEFINED_FIELDS: Final = MappingProxyType(
-    {
-        "9013": "currency",
-        "9014": "referenceNo",
-        "9015": "goodsNm",
-        "9016": "billingNm",
-        "9017": "billingPhone",
-        "9018": "billingEmail",
-        "9019": "callBackUrl",
-        "9020": "dbProcessUrl",
-        "9024": "userIP",
-        "9025": "billingCity",
-        "9026": "billingState",
-        "9027": "billingPostCd",
-        "9028": "billingCountry",
-    }
-)
-
-#: Every non-success ``resultCd`` of reference §6.5, with its error class and retry flag.
-RESULT_CODES: Final = MappingProxyType(
-    {
-        "1001": ResultCode(NicepayUnavailable, True, "connection error"),
-        "1002": ResultCode(NicepayUnavailable, True, "socket error"),
-        "1003": ResultCode(NicepayUnavailable, True, "server error"),
-        "1004": ResultCode(NicepayUnavailable, True, "timeout"),
-        "9001": ResultCode(WalletRefused, False, "registration failed"),
-        "9002": ResultCode(NicepayUnavailable, True, "server busy"),
-        "9007": ResultCode(InvalidRequest, False, "amt missing"),
-        "9008": ResultCode(InvalidRequest, False, "amount must be digits without decimals"),
-        "9009": ResultCode(DuplicateReference, False, "referenceNo already exists"),
-        "9010": ResultCode(InvalidToken, False, "invalid merchant token"),
-        "9011": ResultCode(MerchantNotAllowed, False, "invalid MID"),
-        "9012": ResultCode(MerchantNotAllowed, False, "pay method not activated"),
-        "9021": ResultCode(MerchantNotAllowed, False, "duplicate-check configuration error"),
-        "9022": ResultCode(InvalidRequest, False, "invalid cartData JSON"),
-        "9023": ResultCode(InvalidRequest, False, "amt differs from the sum of cartData"),
-        "9031": ResultCode(InvalidRequest, False, "date/time check failed"),
-        "9301": ResultCode(InvalidRequest, False, "invalid cancel type"),
-        "9314": ResultCode(CancelRefused, False, "cannot cancel"),
-        "9319": ResultCode(CancelRefused, False, "cancel amount error"),
-        "9321": ResultCode(CancelRefused, False, "cancel amount error"),
-        "9334": ResultCode(CancelRefused, False, "cancellation period exceeds 90 days"),
-        "9750": ResultCode(WalletRefused, False, "e-wallet: generate ID failed"),
-        "9751": ResultCode(InvalidRequest, False, "e-wallet: invalid parameter"),
-        "9752": ResultCode(WalletRefused, False, "e-wallet: payment failed"),
-        **{
-            code: ResultCode(MissingField, False, f"undefined field ({field})")
-            for code, field in UNDEFINED_FIELDS.items()
-        },
-    }
-)
-
-_KNOWN_FIELDS = tuple(sorted(set(UNDEFINED_FIELDS.values()), key=len, reverse=True))
-_NOT_FIELD_NAMES = frozenset({"undefined", "redacted", "parameter", "field", "null", "none"})
-_QUOTED_NAME = re.compile(r"[\[\('\"`]\s*([A-Za-z][A-Za-z0-9_]*)\s*[\]\)'\"`]")
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
-def missing_field_name(result_cd: str, result_msg: str) -> str | None:
-    """The field an "Undefined" ``resultMsg`` names, falling back to the documented code order.
-
-    Args:
-        result_cd: The ``resultCd`` NICEPAY sent.
-        result_msg: The ``resultMsg`` NICEPAY sent.
-
-    Returns:
-        A NICEPAY field name, or ``None`` when neither the message nor the table tells.
-    """
-    lowered = result_msg.lower()
-    for name in _KNOWN_FIELDS:  # longest first, so "billingPostCd" wins over a shorter name
-        if re.search(rf"(?<![A-Za-z]){name.lower()}(?![A-Za-z])", lowered):
-            return name
-    for quoted in _QUOTED_NAME.finditer(result_msg):
-        if quoted.group(1).lower() not in _NOT_FIELD_NAMES:
-            return quoted.group(1)
-    return UNDEFINED_FIELDS.get(result_cd)
-
-
-def error_for_result(
-    result_cd: str, result_msg: str, *, operation: str, http_status: int | None
-) -> ProviderError:
-    """The typed error for a non-success ``resultCd``.
-
-    Args:
-        result_cd: The ``resultCd`` NICEPAY sent.
-        result_msg: The ``resultMsg`` NICEPAY sent, already free of secrets.
-        operation: The call that failed (``registration``, ``inquiry``, ...), for the message.
-        http_status: The HTTP status of the answer.
-
-    Returns:
-        An error carrying ``provider_code``, ``provider_message`` and ``http_status``.
-    """
-    spec = RESULT_CODES.get(result_cd)
-    if spec is None:
-        return ProviderRejected(
-            f"nicepay {operation} refused with undocumented resultCd {result_cd}: {result_msg}",
-            provider=PROVIDER,
-            http_status=http_status,
-            provider_code=result_cd,
-            provider_message=result_msg,
-            retryable=False,
-        )
-    error = spec.error(
-        f"nicepay {operation} failed: {result_cd} {spec.meaning}: {result_msg}",
-        provider=PROVIDER,
-        http_status=http_status,
-        provider_code=result_cd,
-        provider_message=result_msg,
-        retryable=spec.retryable,
-    )
-    if isinstance(error, MissingField):
-        error.field = missing_field_name(result_cd, result_msg)
-    return error
+__all__ = [
+    "BodyTimeout",
+    "BodyTooLarge",
+    "CancelNotAllowed",
+    "CancelRefused",
+    "ConfigurationError",
+    "DuplicateReference",
+    "InvalidRefundRequest",
+    "InvalidRequest",
+    "InvalidToken",
+    "MalformedResponse",
+    "MerchantNotAllowed",
+    "MissingField",
+    "MissingFields",
+    "NicepayUnavailable",
+    "NotificationError",
+    "NotificationPayloadError",
+    "NotificationSignatureError",
+    "ProviderError",
+    "ProviderRejected",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "RefundError",
+    "RefundExceedsPayment",
+    "RefundRequestConflict",
+    "SourceNotAllowed",
+    "TokenInQuery",
+    "UnknownAdapter",
+    "UnknownNotificationStatus",
+    "UnknownTransaction",
+    "WalletRefused",
+]

@@ -31,17 +31,19 @@ from typing import Final
 from adapters.errors import (
     CancelNotAllowed,
     InvalidRefundRequest,
+    ProviderError,
     RefundExceedsPayment,
     RefundRequestConflict,
 )
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.messages import amount_string
 from adapters.reconcile.intents import INTENT_GRACE, Call, OpenCall, recorded_call
+from adapters.reconcile.recovery import REPAIRED_REFUNDED
 from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
-from fsm.definition.flow import Actor, FlowDefinition
+from fsm.definition import Actor, FlowDefinition
 from fsm.engine import Engine
-from fsm.errors import CallKeyTaken, InvalidInstanceData, ProviderError, TransitionNotAllowed
+from fsm.errors import CallKeyTaken, InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
 from fsm.store.intents import CallIntent
@@ -54,8 +56,6 @@ REQUESTERS: Final = frozenset({Actor.MERCHANT, Actor.OPERATOR})
 
 EXCEEDS_PAYMENT: Final = "exceeds_payment"
 NOT_REFUNDABLE: Final = "not_refundable"
-REPAIRED_REFUNDED: Final = "repaired:refunded"
-REPAIRED_NOT_REFUNDED: Final = "repaired:not_refunded"
 _ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED})
 """Intent outcomes whose amount NICEPAY took: they count against what is left to refund."""
 
@@ -301,28 +301,6 @@ def paid_at(flow: FlowDefinition, history: Sequence[TransitionRecord]) -> dateti
     return next((record.occurred_at for record in settled), None)
 
 
-def repair_outcome(engine: Engine, intent: CallIntent) -> str:
-    """After the reconciler's inquiry, whether a refund request's cancel took effect.
-
-    The request's step holds the refunded total before it; the cancel took effect when the
-    total now covers that plus the request's amount. Without the step the cancel was never
-    sent: the request is recorded after its intent and before the call.
-    """
-    history = engine.history(intent.instance_id)
-    step = next(
-        (r for r in history if r.event == REQUEST_REFUND and r.idempotency_key == intent.call_key),
-        None,
-    )
-    if step is None:
-        return REPAIRED_NOT_REFUNDED
-    before = str(step.payload.get("refunded_before") or "0")
-    needed = (int(before) if before.isdigit() else 0) + int(intent.amount or 0)
-    refunded = int(engine.get(intent.instance_id).refunded_amount or 0)
-    # Every void or refund binds a total (the whole amount when NICEPAY gave none), so a
-    # total short of ``needed`` means this cancel took nothing.
-    return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
-
-
 def _status(intent: CallIntent, *, lost: bool, now: datetime) -> tuple[RefundStatus, str | None]:
     outcome = intent.outcome
     if outcome is None:
@@ -372,8 +350,6 @@ def _printable_text(value: object, limit: int, *, empty: bool = True) -> bool:
 
 
 __all__ = [
-    "REPAIRED_NOT_REFUNDED",
-    "REPAIRED_REFUNDED",
     "Refund",
     "RefundRequest",
     "RefundStatus",
@@ -381,5 +357,4 @@ __all__ = [
     "committed",
     "paid_at",
     "refund_request",
-    "repair_outcome",
 ]

@@ -1,76 +1,38 @@
 """The payment service: one object a backend holds to start, follow and settle e-wallet payments.
 
-It joins the engine (state, log, idempotency) with the NICEPAY client (I/O) and the wallet
-adapters (what each wallet does). Every observation becomes a flow event fired with the actor that
-observed it; nothing here writes a state directly.
+It is where the adapters meet the engine (state, log, idempotency): it joins it with the NICEPAY
+client (I/O) and the wallet adapters (what each wallet does), handing each adapter only the
+steps of the payment it begins (:class:`~adapters.wallets.base.PaymentSteps`), never the engine.
+Every observation becomes a flow event fired with the actor that observed it; nothing here
+writes a state directly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from adapters.nicepay.client import NicepayClient
-from adapters.nicepay.messages import Billing, CartItem, amount_string
+from adapters.nicepay.client import Call, NicepayClient
+from adapters.reconcile.intents import recorded_call
 from adapters.reconcile.status import check_status
 from adapters.refunds import Refund, Refunds, refund_request
-from adapters.wallets.astrapay import MANDATE_FIELDS, AstrapayLinkAdapter
-from adapters.wallets.base import CustomerStep
-from adapters.wallets.registry import adapter_for
-from fsm.definition.flow import Actor
+from adapters.wallets.astrapay import MANDATE_FIELDS
+from adapters.wallets.base import CustomerStep, Gateway, PaymentSteps
+from adapters.wallets.orders import LinkOrder, PaymentOrder
+from adapters.wallets.registry import ACCOUNT_LINK, adapter_for
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.flows import LinkEvent, LinkState, Wallet
 from fsm.model import Instance, TransitionResult
 
 logger = logging.getLogger(__name__)
-
-
-class PaymentOrder(BaseModel):
-    """What the merchant knows about one checkout, checked before anything is stored or sent."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    wallet: Wallet
-    reference_no: str = Field(min_length=1, max_length=40)
-    amount: str
-    goods_name: str = Field(min_length=1, max_length=100)
-    billing: Billing
-    cart: tuple[CartItem, ...] = Field(min_length=1)
-    user_ip: str = Field(min_length=1, max_length=15)
-    description: str = Field("", max_length=100)
-    link_id: str | None = None
-    """AstraPay: the id of the customer's linked account (an ``astrapay_link`` instance)."""
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _exact_amount(cls, value: object) -> str:
-        return amount_string(value)  # type: ignore[arg-type]  # refuses what is not digits
-
-    @model_validator(mode="after")
-    def _cart_adds_up(self) -> PaymentOrder:
-        total = sum(item.line_total for item in self.cart)
-        if total != int(self.amount):
-            raise ValueError(f"cart items add up to {total}, not the amount {self.amount}")
-        return self
-
-
-class LinkOrder(BaseModel):
-    """What the merchant knows when a customer links an AstraPay account."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    reference_no: str
-    billing_name: str
-    billing_phone: str
-    billing_email: str
-    user_ip: str
 
 
 @dataclass(frozen=True)
@@ -83,6 +45,34 @@ class Started:
 
 def _timestamp_suffix() -> str:
     return uuid.uuid4().hex[:8]
+
+
+class _Steps:
+    """One payment's steps, as its wallet adapter may take them (:class:`PaymentSteps`)."""
+
+    def __init__(self, engine: Engine, payment_id: str) -> None:
+        self._engine = engine
+        self._payment_id = payment_id
+
+    def fire(
+        self, event: str, *, actor: Actor, key: str, payload: Mapping[str, Any] | None = None
+    ) -> bool:
+        result = self._engine.fire_with_retry(
+            self._payment_id, event, actor=actor, idempotency_key=key, payload=payload
+        )
+        return not result.duplicate
+
+    def report(
+        self, event: str, *, actor: Actor, key: str, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        with contextlib.suppress(TransitionNotAllowed):  # recorded by the engine
+            self.fire(event, actor=actor, key=key, payload=payload)
+
+    def recorded_call(
+        self, call: Call, *, request: Mapping[str, Any], tx_id: str | None = None
+    ) -> AbstractContextManager[object]:
+        payment = self._engine.get(self._payment_id)  # its registered referenceNo, if renamed
+        return recorded_call(self._engine, payment, call, request=request, tx_id=tx_id)
 
 
 class PaymentService:
@@ -106,6 +96,15 @@ class PaymentService:
         self.mandate_fields = mandate_fields
         self.reference_suffix = reference_suffix
 
+    @property
+    def gateway(self) -> Gateway:
+        """What a wallet adapter is given to reach NICEPAY: the client and these URLs."""
+        return Gateway(self.client, self.notification_url, self.callback_url, self.reference_suffix)
+
+    def steps_of(self, payment_id: str) -> PaymentSteps:
+        """The steps of one payment, as its wallet adapter takes them."""
+        return _Steps(self.engine, payment_id)
+
     def start_payment(self, order: PaymentOrder, *, payment_id: str | None = None) -> Started:
         """Create the payment and send it to NICEPAY; returns where the customer goes.
 
@@ -125,7 +124,7 @@ class PaymentService:
             reference_no=order.reference_no,
             mandate=self._mandate(order),
         )
-        step = adapter.begin(self, payment, order)
+        step = adapter.begin(payment, order, self.gateway, self.steps_of(payment.id))
         return Started(self.engine.get(payment.id), step)
 
     def start_link(self, order: LinkOrder, *, link_id: str | None = None) -> Started:
@@ -135,12 +134,12 @@ class PaymentService:
             ReferenceInUse: a link with the order's ``reference_no`` is not final yet.
         """
         link = self.engine.start(
-            AstrapayLinkAdapter.flow,
+            ACCOUNT_LINK.flow,
             instance_id=link_id,
             wallet=Wallet.ASTRAPAY,
             reference_no=order.reference_no,
         )
-        step = AstrapayLinkAdapter().begin(self, link, order)
+        step = ACCOUNT_LINK.begin(link, order, self.gateway)
         return Started(link, step)
 
     def attach_mandate(
@@ -168,7 +167,7 @@ class PaymentService:
             TransitionNotAllowed: the link is not waiting for a mandate; recorded.
         """
         link = self.engine.get(link_id)
-        if link.flow != AstrapayLinkAdapter.flow:
+        if link.flow != ACCOUNT_LINK.flow:
             raise InvalidInstanceData(f"{link_id!r} is not an AstraPay account link")
         if not (mandate.strip() and by.strip() and reason.strip()) or len(mandate) > 64:
             raise InvalidInstanceData("a mandate of at most 64 characters, by and reason needed")
@@ -275,7 +274,10 @@ class PaymentService:
         if order.link_id is None:
             raise InvalidInstanceData("an AstraPay payment needs the customer's link_id")
         link = self.engine.get(order.link_id)
-        if link.flow != AstrapayLinkAdapter.flow:
+        if link.flow != ACCOUNT_LINK.flow:
             raise InvalidInstanceData(f"{order.link_id!r} is not an AstraPay account link")
         # Only a linked account's mandate is usable: after an unlink it stays stored, revoked.
         return link.mandate if link.state == LinkState.LINKED else None
+
+
+__all__ = ["LinkOrder", "PaymentOrder", "PaymentService", "Started"]

@@ -1,15 +1,16 @@
 """Explicit, persisted finite-state machines for payment lifecycles.
 
-Flows are validated data (:mod:`fsm.flows`), :class:`Engine` is the only way to move an instance,
-every step is stored with its actor and idempotency key, and :func:`replay` rebuilds and verifies
-an instance's state from its log. This package does no network I/O and never imports adapters.
+Flows are validated data (:mod:`fsm.definition`; the payment flows are :data:`fsm.flows.FLOWS`),
+:class:`Engine` is the only way to move an instance, every step is stored with its actor and
+idempotency key, and :func:`replay` rebuilds and verifies an instance's state from its log.
+This package does no network I/O and never imports adapters.
 """
 
 import logging
 
 from fsm._payload import REDACTED
 from fsm.clock import Clock, ManualClock, SystemClock
-from fsm.definition.flow import (
+from fsm.definition import (
     Actor,
     Deadline,
     FlowDefinition,
@@ -26,6 +27,8 @@ from fsm.errors import (
     CallInDoubt,
     CallKeyTaken,
     ConcurrentTransition,
+    ConfigurationError,
+    DiagramBackendUnavailable,
     FlowDefinitionError,
     FsmError,
     GuardRefused,
@@ -40,6 +43,7 @@ from fsm.errors import (
     StorageUnavailable,
     TransitionError,
     TransitionNotAllowed,
+    UnknownDiagramFormat,
     UnknownFlow,
 )
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
@@ -59,7 +63,9 @@ __all__ = [
     "CallKeyTaken",
     "Clock",
     "ConcurrentTransition",
+    "ConfigurationError",
     "Deadline",
+    "DiagramBackendUnavailable",
     "Divergence",
     "Engine",
     "FireRequest",
@@ -93,6 +99,7 @@ __all__ = [
     "TransitionRecord",
     "TransitionResult",
     "TransitionSpec",
+    "UnknownDiagramFormat",
     "UnknownFlow",
     "Verdict",
     "replay",

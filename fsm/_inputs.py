@@ -6,26 +6,25 @@ Each raises :class:`~fsm.errors.InvalidInstanceData` naming what is wrong.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
-from fsm.definition.flow import Actor, FlowDefinition
+from fsm._payload import clean_payload
+from fsm.definition import FlowDefinition
 from fsm.errors import InvalidInstanceData
+from fsm.model import FireRequest
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _AMOUNT = re.compile(r"[0-9]{1,18}")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_KEY_LENGTH = 200
 
-_ACTORS: dict[str, Actor] = {actor.value: actor for actor in Actor}
-"""Actors by value: a dict lookup spares ``Actor(...)``'s enum machinery on every event."""
 
-
-def checked_actor(actor: Actor | str) -> Actor:
-    """The actor named ``actor``; an unknown one is refused."""
-    checked = _ACTORS.get(actor) if isinstance(actor, str) else None
+def checked_actor(actor: str, known: Mapping[str, str]) -> str:
+    """The plain name of ``actor``, which must be one of ``known`` (names by themselves)."""
+    checked = known.get(actor) if isinstance(actor, str) else None
     if checked is None:
-        raise InvalidInstanceData(
-            f"unknown actor {actor!r}; actors: {', '.join(a.value for a in Actor)}"
-        )
+        raise InvalidInstanceData(f"unknown actor {actor!r}; actors: {', '.join(known)}")
     return checked
 
 
@@ -85,3 +84,29 @@ def checked_text(name: str, value: str | None) -> str | None:
     if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 64):
         raise InvalidInstanceData(f"{name} must be 1 to 64 characters")
     return value
+
+
+class CheckedRequest(NamedTuple):
+    """A :class:`FireRequest` whose actor, key and payload passed the input checks."""
+
+    instance_id: str
+    event: str
+    actor: str
+    key: str
+    payload: dict[str, Any]
+
+
+def checked_request(
+    request: FireRequest, actors: Mapping[str, str]
+) -> CheckedRequest | InvalidInstanceData:
+    """``request`` through the input checks, or the error that refuses it."""
+    try:
+        return CheckedRequest(
+            request.instance_id,
+            str(request.event),
+            checked_actor(request.actor, actors),
+            checked_key(request.idempotency_key),
+            clean_payload(request.payload),
+        )
+    except InvalidInstanceData as error:
+        return error

@@ -14,42 +14,38 @@ import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
+from fsm._engine_log import log_outcome, log_refusal
 from fsm._inputs import (
+    CheckedRequest,
     checked_actor,
     checked_amount,
     checked_currency,
     checked_id,
     checked_key,
+    checked_request,
     checked_text,
     checked_wallet,
-    is_amount,
 )
 from fsm._payload import clean_payload
+from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.clock import Clock, SystemClock, require_aware
-from fsm.definition.flow import AMOUNT_FIELDS, Actor, FlowDefinition, GuardContext, TransitionSpec
-from fsm.definition.table import CompiledFlow
+from fsm.decide import allowed_events, bound_fields, deadline_at, decide, refusal, step_time
+from fsm.definition import FlowDefinition
 from fsm.errors import (
-    ActorNotAllowed,
     ConcurrentTransition,
     FsmError,
-    GuardRefused,
     IdempotencyKeyReused,
     InstanceNotFound,
-    InvalidInstanceData,
     ReferenceInUse,
     RejectReason,
-    StaleEvent,
     TransitionError,
     TransitionNotAllowed,
     UnknownFlow,
 )
-from fsm.flows import FLOWS
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
-from fsm.store._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.store.sql import SqlStore
 from fsm.store.unit import Unit
 
@@ -68,14 +64,18 @@ class Engine:
         self,
         store: SqlStore,
         *,
-        flows: Mapping[str, FlowDefinition] | None = None,
+        flows: Mapping[str, FlowDefinition],
         clock: Clock | None = None,
     ) -> None:
-        """Bind the engine to ``store``; ``flows`` defaults to every built-in flow."""
+        """Bind the engine to ``store`` and the ``flows`` it runs, by name.
+
+        The payment flows are :data:`fsm.flows.FLOWS`; the actors the engine accepts are those
+        its flows declare.
+        """
         self.store = store
-        self.flows: Mapping[str, FlowDefinition] = dict(FLOWS if flows is None else flows)
+        self.flows: Mapping[str, FlowDefinition] = dict(flows)
         self.clock: Clock = clock or SystemClock()
-        self._compiled = {name: CompiledFlow(flow) for name, flow in self.flows.items()}
+        self._actors = {str(a): str(a) for flow in self.flows.values() for a in flow.actors}
 
     def flow(self, name: str) -> FlowDefinition:
         """The flow called ``name``.
@@ -131,7 +131,7 @@ class Engine:
             reference_no=checked_text("reference_no", reference_no),
             tx_id=checked_text("tx_id", tx_id),
             mandate=checked_text("mandate", mandate),
-            deadline_at=_deadline_at(definition, definition.initial, wallet, now, now),
+            deadline_at=deadline_at(definition, definition.initial, wallet, now, now),
             created_at=now,
             updated_at=now,
         )
@@ -147,7 +147,7 @@ class Engine:
         instance_id: str,
         event: str,
         *,
-        actor: Actor | str,
+        actor: str,
         idempotency_key: str,
         payload: Mapping[str, Any] | None = None,
     ) -> TransitionResult:
@@ -172,15 +172,15 @@ class Engine:
             ReferenceInUse: the step binds a reference another live instance of the flow has;
                 nothing was recorded.
         """
-        who = checked_actor(actor)
+        who = checked_actor(actor, self._actors)
         key = checked_key(idempotency_key)
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
         try:
             flow, outcome = self._transact(instance_id, str(event), who, key, clean, now)
         except Contention:
-            raise ConcurrentTransition(instance_id, "?", str(event), -1) from None
-        _log(flow, outcome, who)
+            raise ConcurrentTransition(instance_id, None, str(event), None) from None
+        log_outcome(flow, outcome, who)
         if isinstance(outcome, TransitionError):
             raise outcome
         return outcome
@@ -201,15 +201,15 @@ class Engine:
                 none got in; the whole batch was rolled back and may be sent again.
         """
         now = require_aware(self.clock.now())
-        checked = [_checked_request(request) for request in requests]
-        valid = [event for event in checked if isinstance(event, _Checked)]
+        checked = [checked_request(request, self._actors) for request in requests]
+        valid = [event for event in checked if isinstance(event, CheckedRequest)]
         written = iter(self._write_batch(valid, now) if valid else ())
-        return [next(written) if isinstance(event, _Checked) else event for event in checked]
+        return [next(written) if isinstance(event, CheckedRequest) else event for event in checked]
 
     def _write_batch(
-        self, events: list[_Checked], now: datetime
+        self, events: list[CheckedRequest], now: datetime
     ) -> list[TransitionResult | FsmError]:
-        written: list[tuple[str, TransitionResult | FsmError]] = []
+        written: list[tuple[str | None, TransitionResult | FsmError]] = []
         try:
             with self.store.unit() as unit:
                 unit.lock_all(event.instance_id for event in events)
@@ -217,34 +217,26 @@ class Engine:
                     try:
                         written.append(self._write(unit, *event, now, True))
                     except InstanceNotFound as missing:
-                        written.append(("?", missing))
-        except Contention:
+                        written.append((None, missing))
+        except (Contention, KeyTaken):  # KeyTaken: a writer that takes no lock logged it first
             first = events[0]
-            raise ConcurrentTransition(first.instance_id, "?", first.event, -1) from None
+            raise ConcurrentTransition(first.instance_id, None, first.event, None) from None
         for (flow, outcome), event in zip(written, events, strict=True):  # once committed
-            _log(flow, outcome, event.actor)
+            log_outcome(flow, outcome, event.actor)
         return [outcome for _, outcome in written]
 
-    def allowed_events(self, instance_id: str, actor: Actor | str | None = None) -> tuple[str, ...]:
+    def allowed_events(self, instance_id: str, actor: str | None = None) -> tuple[str, ...]:
         """Events that would be applied now (by ``actor``, when given), guards included."""
         instance = self.store.get(instance_id)
-        flow = self.flow(instance.flow)
-        wanted = None if actor is None else checked_actor(actor)
-        allowed = []
-        for event in flow.events_from(instance.state):
-            for spec in flow.candidates(instance.state, event):
-                actors = spec.actors if wanted is None else spec.actors & {wanted}
-                if any(_guard_passes(spec, instance, who) for who in sorted(actors)):
-                    allowed.append(event)
-                    break
-        return tuple(allowed)
+        wanted = None if actor is None else checked_actor(actor, self._actors)
+        return allowed_events(self.flow(instance.flow), instance, wanted)
 
     def record_refused(
         self,
         instance_id: str,
         event: str,
         *,
-        actor: Actor | str,
+        actor: str,
         idempotency_key: str,
         reason: RejectReason,
         detail: str,
@@ -258,7 +250,7 @@ class Engine:
             InstanceNotFound: no such instance.
             InvalidInstanceData: the actor, key or payload is malformed.
         """
-        who = checked_actor(actor)
+        who = checked_actor(actor, self._actors)
         key = checked_key(idempotency_key)
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
@@ -267,9 +259,9 @@ class Engine:
             error = TransitionNotAllowed(
                 instance.id, instance.state, str(event), reason=reason, detail=detail
             )
-            rejected = _rejected(instance, str(event), who, key, clean, now, error)
+            rejected = refusal(instance, str(event), who, key, clean, now, reason, detail)
             unit.reject(rejected)
-        _log_refusal(instance.flow, error, who)
+        log_refusal(instance.flow, error, who)
         return rejected
 
     def get(self, instance_id: str) -> Instance:
@@ -288,7 +280,7 @@ class Engine:
         self,
         instance_id: str,
         event: str,
-        actor: Actor,
+        actor: str,
         key: str,
         payload: Mapping[str, Any],
         now: datetime,
@@ -311,7 +303,7 @@ class Engine:
         unit: Unit,
         instance_id: str,
         event: str,
-        actor: Actor,
+        actor: str,
         key: str,
         payload: Mapping[str, Any],
         now: datetime,
@@ -319,8 +311,8 @@ class Engine:
     ) -> tuple[str, TransitionResult | TransitionError]:
         instance = unit.load(instance_id)
         flow = self.flow(instance.flow)
-        stamp = _not_before_last_step(now, instance, event)
-        decision = None if key_first else self._decide(flow, instance, event, actor, payload)
+        stamp = step_time(now, instance, event)
+        decision = None if key_first else decide(flow, instance, event, actor, payload)
         if decision is None or isinstance(decision, TransitionNotAllowed):
             # a repeated key gets its first outcome, whatever the flow would say now
             prior = unit.find_key(instance_id, key)
@@ -329,9 +321,13 @@ class Engine:
                     unit, instance, prior, event, actor, key, payload, stamp
                 )
         if decision is None:
-            decision = self._decide(flow, instance, event, actor, payload)
+            decision = decide(flow, instance, event, actor, payload)
         if isinstance(decision, TransitionNotAllowed):
-            unit.reject(_rejected(instance, event, actor, key, payload, stamp, decision))
+            unit.reject(
+                refusal(
+                    instance, event, actor, key, payload, stamp, decision.reason, decision.detail
+                )
+            )
             return flow.name, decision
         record = TransitionRecord(
             instance_id=instance.id,
@@ -345,12 +341,12 @@ class Engine:
             occurred_at=stamp,
             fingerprint=flow.fingerprint,
         )
-        bound = _bound(decision, payload) if decision.binds else _NOTHING_BOUND
+        bound = bound_fields(decision, payload)
         try:
             unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
                 record,
                 expected_version=instance.version,
-                deadline_at=_deadline_at(
+                deadline_at=deadline_at(
                     flow, decision.dest, instance.wallet, now, instance.created_at
                 ),
                 bound=bound,
@@ -365,7 +361,7 @@ class Engine:
         instance: Instance,
         prior: TransitionRecord,
         event: str,
-        actor: Actor,
+        actor: str,
         key: str,
         payload: Mapping[str, Any],
         now: datetime,
@@ -377,67 +373,15 @@ class Engine:
         else:
             outcome = TransitionResult(prior, duplicate=True)
             reason, detail = RejectReason.DUPLICATE, f"already applied as step {prior.seq}"
-        unit.reject(
-            RejectedEvent(
-                instance_id=instance.id,
-                event=event,
-                state=instance.state,
-                version=instance.version,
-                actor=actor,
-                idempotency_key=key,
-                reason=reason,
-                detail=detail,
-                payload=payload,
-                occurred_at=now,
-            )
-        )
+        unit.reject(refusal(instance, event, actor, key, payload, now, reason, detail))
         return outcome
-
-    def _decide(
-        self,
-        flow: FlowDefinition,
-        instance: Instance,
-        event: str,
-        actor: Actor,
-        payload: Mapping[str, Any],
-    ) -> TransitionSpec | TransitionNotAllowed:
-        moves = self._compiled[flow.name].moves.get((instance.state, event))
-        if moves is None:
-            return _no_transition(flow, instance, event)
-        if actor not in moves.actors:
-            return ActorNotAllowed(
-                instance.id,
-                instance.state,
-                event,
-                detail=f"{actor} may not; allowed: {sorted(map(str, moves.actors))}",
-            )
-        spec = moves.first_passing(instance, actor, payload)
-        if spec is None:
-            guards = sorted(s.guard.name for s in moves.specs if s.guard and actor in s.actors)
-            return GuardRefused(instance.id, instance.state, event, detail=f"guard {guards}")
-        if not spec.binds:
-            return spec
-        missing = [
-            name
-            for name in spec.binds
-            if not _bindable(name, payload.get(name)) and not getattr(instance, name)
-        ]
-        if missing:
-            return TransitionNotAllowed(
-                instance.id,
-                instance.state,
-                event,
-                reason=RejectReason.INVALID_PAYLOAD,
-                detail=f"payload lacks {missing}",
-            )
-        return spec
 
     def fire_with_retry(
         self,
         instance_id: str,
         event: str,
         *,
-        actor: Actor | str,
+        actor: str,
         idempotency_key: str,
         payload: Mapping[str, Any] | None = None,
         policy: RetryPolicy | None = None,
@@ -449,153 +393,3 @@ class Engine:
             ),
             policy or DEFAULT_RETRY,
         )
-
-
-def _no_transition(flow: FlowDefinition, instance: Instance, event: str) -> TransitionNotAllowed:
-    """Why the flow has no transition for ``event`` from where the instance is."""
-    if event not in flow.events:
-        return TransitionNotAllowed(
-            instance.id, instance.state, event, reason=RejectReason.UNKNOWN_EVENT
-        )
-    if flow.state(instance.state).kind.settled:
-        return StaleEvent(instance.id, instance.state, event, detail="instance is settled")
-    return TransitionNotAllowed(instance.id, instance.state, event)
-
-
-_NOTHING_BOUND: Mapping[str, str] = MappingProxyType({})
-
-
-def _bound(spec: TransitionSpec, payload: Mapping[str, Any]) -> dict[str, str]:
-    """The columns ``spec`` sets from the payload, where the payload carries them."""
-    return {name: str(payload[name]) for name in spec.binds if _bindable(name, payload.get(name))}
-
-
-def _bindable(name: str, value: Any) -> bool:
-    """Whether ``value`` may be stored in the instance field ``name``: text of 1 to 64
-    characters, and for a money field an exact amount."""
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
-        return False
-    return name not in AMOUNT_FIELDS or is_amount(value)
-
-
-def _guard_passes(spec: TransitionSpec, instance: Instance, actor: Actor) -> bool:
-    return spec.guard is None or spec.guard.check(GuardContext(instance, actor, {}))
-
-
-def _rejected(
-    instance: Instance,
-    event: str,
-    actor: Actor,
-    key: str,
-    payload: Mapping[str, Any],
-    now: datetime,
-    error: TransitionNotAllowed,
-) -> RejectedEvent:
-    return RejectedEvent(
-        instance_id=instance.id,
-        event=event,
-        state=instance.state,
-        version=instance.version,
-        actor=actor,
-        idempotency_key=key,
-        reason=error.reason,
-        detail=error.detail,
-        payload=payload,
-        occurred_at=now,
-    )
-
-
-def _not_before_last_step(now: datetime, instance: Instance, event: str) -> datetime:
-    """``now``, or the instance's last step time when the clock has stepped back behind it.
-
-    A log whose times run backwards would misorder an audit and a replay ``--at``; the deadline
-    is still counted from the clock's ``now``, since that is the clock the timer reads.
-    """
-    last = instance.updated_at
-    if now >= last:
-        return now
-    logger.warning(
-        "clock behind the last step; stamped at the last step's time",
-        extra={
-            "flow": instance.flow,
-            "instance": instance.id,
-            "event": event,
-            "from": instance.state,
-            "to": None,
-            "actor": None,
-            "reason": f"clock {(last - now).total_seconds():.6f} s behind",
-        },
-    )
-    return last
-
-
-def _deadline_at(
-    flow: FlowDefinition, state: str, wallet: str | None, now: datetime, started_at: datetime
-) -> datetime | None:
-    deadline = flow.state(state).deadline
-    return None if deadline is None else deadline.due_at(wallet, now, started_at)
-
-
-class _Checked(NamedTuple):
-    """A :class:`FireRequest` whose actor, key and payload passed the input checks."""
-
-    instance_id: str
-    event: str
-    actor: Actor
-    key: str
-    payload: dict[str, Any]
-
-
-def _checked_request(request: FireRequest) -> _Checked | InvalidInstanceData:
-    try:
-        return _Checked(
-            request.instance_id,
-            str(request.event),
-            checked_actor(request.actor),
-            checked_key(request.idempotency_key),
-            clean_payload(request.payload),
-        )
-    except InvalidInstanceData as error:
-        return error
-
-
-def _log(flow: str, outcome: TransitionResult | FsmError, actor: Actor) -> None:
-    if isinstance(outcome, TransitionResult):
-        _log_outcome(flow, outcome)
-    elif isinstance(outcome, TransitionError):
-        _log_refusal(flow, outcome, actor)
-
-
-def _log_outcome(flow: str, result: TransitionResult) -> None:
-    if not logger.isEnabledFor(logging.INFO):  # spare building the fields on the hot path
-        return
-    record = result.record
-    message = "duplicate event absorbed" if result.duplicate else "transition applied"
-    logger.info(
-        message,
-        extra={
-            "flow": flow,
-            "instance": record.instance_id,
-            "event": record.event,
-            "from": record.source,
-            "to": record.dest,
-            "actor": str(record.actor),
-            "reason": "duplicate" if result.duplicate else None,
-        },
-    )
-
-
-def _log_refusal(flow: str, error: TransitionError, actor: Actor) -> None:
-    reason = getattr(error, "reason", RejectReason.KEY_REUSED)
-    logger.warning(
-        "event refused",
-        extra={
-            "flow": flow,
-            "instance": error.instance_id,
-            "event": error.event,
-            "from": error.state,
-            "to": None,
-            "actor": str(actor),
-            "reason": str(reason),
-        },
-    )

@@ -1,8 +1,10 @@
-"""Every error the library raises, for the engine and the adapters alike.
+"""Every error the engine, its store and its renderers raise, as one tree.
 
-The adapters' provider errors live here too, in generic form, so that ``fsm`` never has to import
-``adapters`` to name them. Context lives in attributes, not only in the message, and ``retryable``
-says whether trying the same call again can help.
+Context lives in attributes, not only in the message, and ``retryable`` says whether trying the
+same call again can help. :class:`RejectReason` says why a refused event was recorded. An
+integration's own errors (providers, notifications) derive from :class:`FsmError` in their own
+package, so that one ``except FsmError`` still catches everything. The signals a unit of work
+raises to the engine are private (:mod:`fsm._signals`) and derive from none of these.
 
 ::
 
@@ -14,7 +16,7 @@ says whether trying the same call again can help.
     ├── InstanceExists                  an instance with that id is already stored
     ├── ReferenceInUse                  a live instance of the flow has that reference
     ├── InvalidInstanceData             bad amount, naive time, missing bound field, ...
-    ├── TransitionError                 .instance_id, .state, .event
+    ├── TransitionError                 .instance_id, .state (None: not loaded), .event
     │   ├── TransitionNotAllowed        refused; .reason says why
     │   │   ├── ActorNotAllowed         the event exists here, but not for this actor
     │   │   ├── StaleEvent              arrived after the instance settled
@@ -23,18 +25,9 @@ says whether trying the same call again can help.
     │   └── IdempotencyKeyReused        same key, different event
     ├── CallInDoubt                     an exclusive provider call has no stored answer yet
     ├── CallKeyTaken                    a provider call with this key was already recorded
-    ├── ProviderError                   .provider, .http_status, .provider_code, .provider_message
-    │   ├── ProviderUnavailable         transport failure or 5xx; retryable
-    │   │   └── ProviderTimeout         also a TimeoutError; retryable
-    │   ├── ProviderRejected            business refusal (resultCd != "0000")
-    │   └── UnknownProviderStatus       a status code that no table maps
-    ├── NotificationError               an inbound notification or callback was refused
-    │   ├── NotificationSignatureError  token missing or wrong
-    │   └── NotificationPayloadError    unparseable, incomplete, or not matching the payment
     ├── StorageError                    the database failed; .retryable says if a retry can help
     │   └── StorageUnavailable          unreachable, connection lost, locked, read-only; retryable
-    └── ConfigurationError              missing or wrong settings
-        ├── UnknownAdapter              no adapter registered under that name
+    └── ConfigurationError              missing or wrong settings (a schema, a backend, ...)
         └── DiagramBackendUnavailable   the Graphviz binary or package is missing
 """
 
@@ -45,7 +38,7 @@ from enum import StrEnum
 
 
 class FsmError(Exception):
-    """Root of every error raised by ``fsm`` and ``adapters``."""
+    """Root of every error the library raises."""
 
     retryable: bool = False
 
@@ -139,9 +132,13 @@ class RejectReason(StrEnum):
 
 
 class TransitionError(FsmError):
-    """An event could not be applied to an instance."""
+    """An event could not be applied to an instance.
 
-    def __init__(self, instance_id: str, state: str, event: str, message: str) -> None:
+    ``state`` is the state it was refused in; ``None`` when the instance was never loaded (the
+    database gave up on its lock first).
+    """
+
+    def __init__(self, instance_id: str, state: str | None, event: str, message: str) -> None:
         self.instance_id = instance_id
         self.state = state
         self.event = event
@@ -151,6 +148,7 @@ class TransitionError(FsmError):
 class TransitionNotAllowed(TransitionError):
     """The event is not allowed now; it was recorded as rejected and changed nothing."""
 
+    state: str
     reason: RejectReason = RejectReason.NOT_ALLOWED
 
     def __init__(
@@ -188,22 +186,28 @@ class GuardRefused(TransitionNotAllowed):
 
 
 class ConcurrentTransition(TransitionError):
-    """Another writer moved the instance since it was loaded; reload and fire again."""
+    """Another writer moved the instance since it was loaded, or held it locked; fire again.
+
+    ``state`` and ``expected_version`` are what was loaded, or ``None`` when the database gave
+    up waiting for the lock before anything was.
+    """
 
     retryable = True
 
-    def __init__(self, instance_id: str, state: str, event: str, expected_version: int) -> None:
+    def __init__(
+        self, instance_id: str, state: str | None, event: str, expected_version: int | None
+    ) -> None:
         self.expected_version = expected_version
+        moved = "moved" if expected_version is None else f"moved past version {expected_version}"
         super().__init__(
-            instance_id,
-            state,
-            event,
-            f"{instance_id!r} moved past version {expected_version} while {event!r} was applied",
+            instance_id, state, event, f"{instance_id!r} {moved} while {event!r} was applied"
         )
 
 
 class IdempotencyKeyReused(TransitionError):
     """The idempotency key was already used on this instance for a different event."""
+
+    state: str
 
     def __init__(
         self, instance_id: str, state: str, event: str, key: str, original_event: str
@@ -228,8 +232,8 @@ class CallInDoubt(FsmError):
 
     def __init__(self, instance_id: str, call: str) -> None:
         super().__init__(
-            f"the last {call} for {instance_id!r} has no stored answer; `ewallet-fsm "
-            "reconcile` settles it by an inquiry once the grace period has passed"
+            f"the last {call} for {instance_id!r} has no stored answer; reconciling settles it "
+            "by an inquiry once the grace period has passed"
         )
         self.instance_id = instance_id
         self.call = call
@@ -247,58 +251,6 @@ class CallKeyTaken(FsmError):
         self.instance_id = instance_id
         self.call_key = call_key
         self.intent_id = intent_id
-
-
-class ProviderError(FsmError):
-    """A payment provider call failed; carries what the provider said, never credentials."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        provider: str,
-        http_status: int | None = None,
-        provider_code: str | None = None,
-        provider_message: str | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        self.provider = provider
-        self.http_status = http_status
-        self.provider_code = provider_code
-        self.provider_message = provider_message
-        if retryable is not None:
-            self.retryable = retryable
-        super().__init__(message)
-
-
-class ProviderUnavailable(ProviderError):
-    """The provider could not be reached or answered with a server error."""
-
-    retryable = True
-
-
-class ProviderTimeout(ProviderUnavailable, TimeoutError):
-    """The provider did not answer in time."""
-
-
-class ProviderRejected(ProviderError):
-    """The provider answered, and refused the request."""
-
-
-class UnknownProviderStatus(ProviderError):
-    """The provider reported a status code that no mapping table knows."""
-
-
-class NotificationError(FsmError):
-    """An inbound notification or callback was refused; nothing was changed."""
-
-
-class NotificationSignatureError(NotificationError):
-    """The notification's token is missing or does not verify."""
-
-
-class NotificationPayloadError(NotificationError, ValueError):
-    """The notification cannot be parsed or does not match the stored payment."""
 
 
 class StorageError(FsmError):
@@ -327,18 +279,6 @@ class StorageUnavailable(StorageError):
 
 class ConfigurationError(FsmError):
     """Settings are missing or wrong."""
-
-
-class UnknownAdapter(ConfigurationError, KeyError):
-    """No adapter is registered under the requested name."""
-
-    def __init__(self, name: str, known: Sequence[str]) -> None:
-        self.name = name
-        self.known = tuple(known)
-        super().__init__(f"unknown adapter {name!r}; registered: {', '.join(self.known)}")
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 class DiagramBackendUnavailable(ConfigurationError):

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fsm.definition.flow import Actor
 from fsm.errors import RejectReason
 
 
@@ -48,7 +47,7 @@ class TransitionRecord:
     event: str
     source: str
     dest: str
-    actor: Actor
+    actor: str
     idempotency_key: str
     payload: Mapping[str, Any]
     occurred_at: datetime
@@ -64,7 +63,7 @@ class RejectedEvent:
     event: str
     state: str
     version: int
-    actor: Actor
+    actor: str
     idempotency_key: str
     reason: RejectReason
     detail: str
@@ -100,6 +99,6 @@ class FireRequest:
 
     instance_id: str
     event: str
-    actor: Actor | str
+    actor: str
     idempotency_key: str
     payload: Mapping[str, Any] | None = None

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fsm.definition.flow import Actor
 from fsm.model import Instance, TransitionRecord
 
 REQUEST_REFUND = "request_refund"
@@ -26,7 +25,7 @@ class RefundRequestStep:
 
     seq: int
     occurred_at: datetime
-    actor: Actor
+    actor: str
     request_id: str
     amount: str
     reason: str

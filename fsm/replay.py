@@ -9,19 +9,18 @@ back still counts (a replay needs no payload), and is named in ``damaged``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from itertools import groupby
+from operator import attrgetter
+from typing import Any, NamedTuple, Protocol
 
 from fsm._payload import UnreadablePayload
 from fsm.clock import require_aware
-from fsm.definition.flow import FlowDefinition
+from fsm.definition import FlowDefinition
 from fsm.model import Instance, TransitionRecord
-
-if TYPE_CHECKING:
-    from fsm.store.sql import SqlStore
 
 
 class Step(Protocol):
@@ -41,6 +40,8 @@ class Step(Protocol):
     def fingerprint(self) -> str: ...
     @property
     def occurred_at(self) -> datetime | None: ...
+    @property
+    def payload(self) -> Mapping[str, Any] | None: ...
 
 
 class StoredStep(NamedTuple):
@@ -56,6 +57,11 @@ class StoredStep(NamedTuple):
     occurred_at: datetime | None = None
     """Read only when a time cut-off asks for it."""
 
+    @property
+    def payload(self) -> None:
+        """A step read for verification carries no payload."""
+        return None
+
 
 class Verdict(StrEnum):
     """Whether the log agrees with the flow (and with the stored row)."""
@@ -70,8 +76,8 @@ class Verdict(StrEnum):
 class Divergence:
     """The first step the flow does not explain."""
 
-    index: int
-    """Position in the replayed history (0-based); ``-1`` when the stored row disagrees."""
+    index: int | None
+    """Position in the replayed history (0-based); ``None`` when the stored row disagrees."""
     seq: int | None
     reason: str
 
@@ -112,11 +118,21 @@ def replay(
         until_time: stop before the first step that occurred after this aware time.
     """
     cutoff = None if until_time is None else require_aware(until_time)
-    return _fold(flow, history, until_seq, cutoff)
+    return _fold(flow, history, until_seq, cutoff, _ReplayCache(flow))
+
+
+class StepSource(Protocol):
+    """Where :func:`verify_stored` reads logged steps in bulk (:class:`~fsm.SqlStore` does)."""
+
+    def stored_steps(
+        self, instance_ids: Sequence[str], *, with_time: bool = False
+    ) -> Iterable[Any]:
+        """Rows in :class:`StoredStep` order, by instance then sequence."""
+        ...
 
 
 def verify_stored(
-    store: SqlStore,
+    store: StepSource,
     flow: FlowDefinition,
     instance_ids: Iterable[str],
     *,
@@ -125,8 +141,8 @@ def verify_stored(
 ) -> dict[str, ReplayResult]:
     """:func:`replay` of many stored instances at once, reading only the columns it checks.
 
-    The same checks as :func:`replay`, folded over the rows of :meth:`SqlStore.stored_steps`
-    (a bulk read without payloads, ordered by instance) as they arrive, instead of one
+    The same fold as :func:`replay`, over the rows of :meth:`SqlStore.stored_steps` (a bulk read
+    without payloads, ordered by instance) as they arrive, instead of one
     :meth:`SqlStore.history` per instance. An id with no log replays to the flow's initial
     state, as :func:`replay` of an empty history does.
 
@@ -137,9 +153,13 @@ def verify_stored(
     ids = list(dict.fromkeys(instance_ids))
     cache = _ReplayCache(flow)
     results = dict.fromkeys(ids, cache.result(flow.initial, 0))
-    rows = store.stored_steps(ids, with_time=cutoff is not None)
-    results.update(_fold_rows(flow, rows, until_seq, cutoff, cache))
+    steps = map(StoredStep._make, store.stored_steps(ids, with_time=cutoff is not None))
+    for instance_id, instance_steps in groupby(steps, key=_INSTANCE_ID):
+        results[instance_id] = _fold(flow, instance_steps, until_seq, cutoff, cache)
     return results
+
+
+_INSTANCE_ID = attrgetter("instance_id")
 
 
 class _ReplayCache:
@@ -155,52 +175,6 @@ class _ReplayCache:
         if result is None:
             result = self._results[key] = ReplayResult(self._flow, state, applied, None)
         return result
-
-
-def _fold_rows(
-    flow: FlowDefinition,
-    rows: Iterable[tuple[str, int, str, str, str, str, str, datetime | None]],
-    until_seq: int | None,
-    cutoff: datetime | None,
-    cache: _ReplayCache,
-) -> Iterator[tuple[str, ReplayResult]]:
-    """:func:`_fold` over many instances' rows in one pass, ordered by instance then sequence.
-
-    The step check is inlined for a step that fits (nearly all of them); one that does not is
-    explained by :func:`_step_problem`, and the rest of its instance is skipped.
-    """
-    declared = dict(flow.step_actors)  # a plain dict answers faster than its read-only proxy
-    fingerprint = flow.fingerprint
-    current: str | None = None
-    state, applied, finished = flow.initial, 0, False
-    for instance_id, seq, event, source, dest, actor, step_print, occurred_at in rows:
-        if instance_id != current:
-            if current is not None and not finished:
-                yield current, cache.result(state, applied)
-            current, state, applied, finished = instance_id, flow.initial, 0, False
-        if finished:
-            continue
-        if (until_seq is not None and seq > until_seq) or (
-            cutoff is not None and occurred_at is not None and occurred_at > cutoff
-        ):
-            finished = True
-            yield instance_id, cache.result(state, applied)
-        elif (
-            seq == applied + 1
-            and step_print == fingerprint
-            and source == state
-            and actor in declared.get((state, event, dest), ())
-        ):
-            state, applied = dest, seq
-        else:
-            reason = _step_problem(
-                flow, state, applied, seq, event, source, dest, actor, step_print
-            )
-            finished = True
-            divergence = Divergence(applied, seq, reason or "step does not fit")
-            yield instance_id, ReplayResult(flow.name, state, applied, divergence)
-    if current is not None and not finished:
-        yield current, cache.result(state, applied)
 
 
 def replay_instance(
@@ -224,7 +198,7 @@ def replay_instance(
         )
     else:
         return result
-    divergence = Divergence(-1, None, reason)
+    divergence = Divergence(None, None, reason)
     return ReplayResult(flow.name, result.state, result.applied, divergence, result.damaged)
 
 
@@ -233,52 +207,52 @@ def _fold(
     history: Iterable[Step],
     until_seq: int | None,
     cutoff: datetime | None,
+    cache: _ReplayCache,
 ) -> ReplayResult:
+    """The one fold: each step must follow the last, under this definition, as its table allows.
+
+    A step that fits (nearly all of them) is checked inline; the first that does not is explained
+    by :func:`_step_problem`.
+    """
+    steps, fingerprint = flow.table.steps, flow.fingerprint
     state, applied = flow.initial, 0
     damaged: list[str] = []
     for index, step in enumerate(history):
-        if until_seq is not None and step.seq > until_seq:
+        if (until_seq is not None and step.seq > until_seq) or (
+            cutoff is not None and step.occurred_at is not None and step.occurred_at > cutoff
+        ):
             break
-        if cutoff is not None and step.occurred_at is not None and step.occurred_at > cutoff:
-            break
-        payload = getattr(step, "payload", None)  # a stored step read without it has none
+        payload = step.payload
         if isinstance(payload, UnreadablePayload):
             damaged.append(f"step {step.seq}: its stored payload is {payload.problem}")
-        reason = _step_problem(
-            flow, state, applied, step.seq, step.event, step.source, step.dest, step.actor,
-            step.fingerprint,
-        )  # fmt: skip
-        if reason is not None:
-            divergence = Divergence(index, step.seq, reason)
+        moves = steps.get((state, step.event, step.dest))
+        if (
+            step.seq != applied + 1
+            or step.fingerprint != fingerprint
+            or step.source != state
+            or moves is None
+            or step.actor not in moves.actors
+        ):
+            divergence = Divergence(index, step.seq, _step_problem(flow, state, applied, step))
             return ReplayResult(flow.name, state, applied, divergence, tuple(damaged))
         state, applied = step.dest, applied + 1
-    return ReplayResult(flow.name, state, applied, None, tuple(damaged))
+    if damaged:
+        return ReplayResult(flow.name, state, applied, None, tuple(damaged))
+    return cache.result(state, applied)
 
 
-def _step_problem(
-    flow: FlowDefinition,
-    state: str,
-    applied: int,
-    seq: int,
-    event: str,
-    source: str,
-    dest: str,
-    actor: str,
-    fingerprint: str,
-) -> str | None:
-    """Why a step does not follow ``state`` after ``applied`` steps (``None``: it does)."""
-    if seq != applied + 1:
-        return f"step {seq} follows step {applied}: the log has a gap or a repeat"
-    if fingerprint != flow.fingerprint:
+def _step_problem(flow: FlowDefinition, state: str, applied: int, step: Step) -> str:
+    """Why ``step`` does not follow ``state`` after ``applied`` steps."""
+    if step.seq != applied + 1:
+        return f"step {step.seq} follows step {applied}: the log has a gap or a repeat"
+    if step.fingerprint != flow.fingerprint:
         return (
-            f"step {seq} was applied under definition {fingerprint}, "
+            f"step {step.seq} was applied under definition {step.fingerprint}, "
             f"not the current {flow.fingerprint}"
         )
-    if source != state:
-        return f"step {seq} leaves {source!r}, but the log had reached {state!r}"
-    actors = flow.step_actors.get((state, event, dest))
-    if actors is None:
-        return f"step {seq}: the flow has no {event!r} from {state!r} to {dest!r}"
-    if actor not in actors:
-        return f"step {seq}: actor {actor} may not fire {event!r}"
-    return None
+    if step.source != state:
+        return f"step {step.seq} leaves {step.source!r}, but the log had reached {state!r}"
+    moves = flow.table.steps.get((state, step.event, step.dest))
+    if moves is None:
+        return f"step {step.seq}: the flow has no {step.event!r} from {state!r} to {step.dest!r}"
+    return f"step {step.seq}: actor {step.actor} may not fire {step.event!r}"

@@ -1,7 +1,7 @@
 """The performance benchmark: the engine held against the hand-written floor, side by side.
 
-    .venv/bin/python scripts/bench.py                   # the full run (a few minutes)
-    .venv/bin/python scripts/bench.py --quick --json    # under two minutes; bench-results.json
+    .venv/bin/python scripts/bench.py                   # the full run
+    .venv/bin/python scripts/bench.py --quick --json    # smaller sizes; bench-results.json
     .venv/bin/python scripts/bench.py --plot ratios.png # also draw the ratios (needs matplotlib)
 
 The comparisons live in scripts/perf/; scripts/README.md says what each measures.

@@ -1,4 +1,4 @@
-"""Regenerate diagrams/: the DOT and SVG of every built-in flow, drawn from its definition.
+"""Regenerate diagrams/: the DOT and SVG of every payment flow and of the simulator's flow.
 
 Run after changing a flow:      .venv/bin/python scripts/render_diagrams.py
 Check the committed files only: .venv/bin/python scripts/render_diagrams.py --check
@@ -11,10 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from adapters.simulator.flow import NICEPAY_TRANSACTION
 from fsm.flows import FLOWS
 from fsm.render.diagram import flow_to_dot, render
 
 DIAGRAMS = Path(__file__).resolve().parent.parent / "diagrams"
+DRAWN = {**FLOWS, NICEPAY_TRANSACTION.name: NICEPAY_TRANSACTION}
+"""The payment flows, and NICEPAY's own view of a transaction that the simulator runs on."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,8 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DIAGRAMS, help="directory (default: diagrams/)")
     args = parser.parse_args(argv)
     stale = []
-    for name in sorted(FLOWS):
-        dot = flow_to_dot(FLOWS[name])
+    for name in sorted(DRAWN):
+        dot = flow_to_dot(DRAWN[name])
         dot_path, svg_path = args.out / f"{name}.dot", args.out / f"{name}.svg"
         if args.check:
             current = dot_path.is_file() and dot_path.read_text(encoding="utf-8") == dot

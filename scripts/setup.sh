@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh machine of this kind: Graphviz's `dot` (for the
 # SVG diagrams), Chromium (the headless browser that checks the audit report renders) and a
-# virtualenv in .venv holding the package with its development tools.
+# virtualenv in .venv holding the package with every extra and its development tools.
 # Safe to run again: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,4 +20,4 @@ command -v chromium >/dev/null || missing+=(chromium)
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -e '.[dev,postgres,server,simulator]'

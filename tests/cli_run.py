@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fsm import Actor, Engine, ManualClock, SqlStore
+from fsm.flows import FLOWS
 
 EXECUTABLE = Path(sys.executable).parent / "ewallet-fsm"
 PAST = datetime(2020, 1, 6, 3, 0, tzinfo=UTC)
@@ -21,9 +22,9 @@ PAST = datetime(2020, 1, 6, 3, 0, tzinfo=UTC)
 CREDENTIALS = {"EWALLET_FSM_IMID": "IONPAYTEST", "EWALLET_FSM_MERCHANT_KEY": "test-merchant-key"}
 TO_STATUS_CHECK: list[tuple[str, Actor]] = [
     ("send_registration", Actor.MERCHANT),
-    ("accept_registration", Actor.NICEPAY_RESPONSE),
+    ("accept_registration", Actor.PROVIDER_RESPONSE),
     ("request_payment", Actor.MERCHANT),
-    ("push_to_app", Actor.NICEPAY_RESPONSE),
+    ("push_to_app", Actor.PROVIDER_RESPONSE),
     ("check_status", Actor.TIMER),
 ]
 """An OVO payment from checkout to ``status_check_requested``."""
@@ -80,7 +81,7 @@ def engine_at(url: str, start: datetime = PAST) -> tuple[SqlStore, Engine, Manua
     store = SqlStore(url)
     store.create_schema()
     clock = ManualClock(start)
-    return store, Engine(store, clock=clock), clock
+    return store, Engine(store, flows=FLOWS, clock=clock), clock
 
 
 def awaiting_check(engine: Engine, clock: ManualClock, pid: str = "pay-1") -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from adapters.cli import main
 from fsm import Actor, Engine, RejectReason, SqlStore, replay_instance
-from fsm.flows import EWALLET_PAYMENT, PaymentEvent
+from fsm.flows import EWALLET_PAYMENT, FLOWS, PaymentEvent
 from fsm.render.audit import audit_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +85,7 @@ def test_payment_path_shows_the_duplicate_and_the_refused_notification(
     attached = re.findall(r'"(?::refused:\d+)" -> "([^"]+)"', dot)
     assert len(attached) == len(labels)
     assert "[current state]" in dot
-    assert "referenceNo ORD-" in dot.splitlines()[1]
+    assert "reference_no ORD-" in dot.splitlines()[1]
 
 
 @pytest.mark.parametrize("suffix", [".dot", ".svg", ".png"])
@@ -231,7 +231,7 @@ def test_audit_report_holds_diagram_tables_and_verdict(report: Path) -> None:
 def test_audit_escapes_everything_and_hides_secrets(tmp_path: Path) -> None:
     store = SqlStore(f"sqlite:///{tmp_path / 'evil.sqlite3'}")
     store.create_schema()
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
     payment = engine.start("ewallet_payment", wallet="ovo", amount=1000, reference_no="<i>R</i>")
     engine.fire(
         payment.id,
@@ -243,7 +243,7 @@ def test_audit_escapes_everything_and_hides_secrets(tmp_path: Path) -> None:
     engine.record_refused(
         payment.id,
         "<img src=x onerror=alert(2)>",
-        actor=Actor.NICEPAY_NOTIFICATION,
+        actor=Actor.PROVIDER_NOTIFICATION,
         idempotency_key='"><b>',
         reason=RejectReason.INVALID_PAYLOAD,
         detail="--><script>alert(3)</script>",

@@ -15,9 +15,8 @@ from sqlalchemy import text
 
 from adapters.cli import main
 from fsm import Actor, Engine, RejectReason, SqlStore
-from fsm.definition.flow import flow_to_dict
-from fsm.definition.loading import dump_flow, load_flow_file
-from fsm.flows import FLOWS, PaymentEvent
+from fsm.definition import dump_flow, flow_to_dict, load_flow_file
+from fsm.flows import FLOWS, GUARDS, PaymentEvent
 from tests.cli_run import EXECUTABLE, ewallet_fsm
 
 FINAL_STATES = {
@@ -151,12 +150,7 @@ def test_check_json_gives_each_flow_and_its_fingerprint(cli: Cli) -> None:
     data = run.json()
     assert data["valid"] is True
     flows = {entry["flow"]: entry for entry in data["flows"]}
-    assert set(flows) == {
-        "ewallet_payment",
-        "astrapay_link",
-        "astrapay_payment",
-        "nicepay_transaction",
-    }
+    assert set(flows) == {"ewallet_payment", "astrapay_link", "astrapay_payment"}
     for name, entry in flows.items():
         assert entry["valid"] is True
         assert entry["problems"] == []
@@ -194,7 +188,7 @@ def _name_unknown_guard(data: dict[str, Any]) -> None:
 
 def _settle_by_notification(data: dict[str, Any]) -> None:
     confirm = next(t for t in data["transitions"] if t["event"] == "confirm_payment")
-    confirm["actors"].append("nicepay_notification")
+    confirm["actors"].append("provider_notification")
 
 
 BROKEN = [
@@ -232,7 +226,7 @@ BROKEN = [
         _settle_by_notification,
         [
             "event 'confirm_payment' settles into 'paid' but may be fired by "
-            "['nicepay_notification']"
+            "['provider_notification']"
         ],
         id="untrusted-settlement",
     ),
@@ -306,7 +300,7 @@ def test_export_round_trips(cli: Cli, tmp_path: Path, name: str) -> None:
     path = tmp_path / f"{name}.json"
     path.write_text(run.out, encoding="utf-8")
 
-    loaded = load_flow_file(path)
+    loaded = load_flow_file(path, guards=GUARDS)
     assert loaded.fingerprint == FLOWS[name].fingerprint
     assert dump_flow(loaded) == run.out
 
@@ -556,7 +550,7 @@ def test_database_defaults_to_the_environment(
 def test_replay_reports_a_stored_row_that_disagrees_with_its_log(cli: Cli, sqlite_url: str) -> None:
     store = SqlStore(sqlite_url)
     store.create_schema()
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
     payment = engine.start("ewallet_payment", instance_id="tampered", wallet="ovo", amount=1000)
     engine.fire(
         payment.id, PaymentEvent.SEND_REGISTRATION, actor=Actor.MERCHANT, idempotency_key="k1"
@@ -569,7 +563,7 @@ def test_replay_reports_a_stored_row_that_disagrees_with_its_log(cli: Cli, sqlit
     assert run.code == 1
     data = run.json()
     assert (data["verdict"], data["state"], data["applied"]) == ("diverged", "registration_sent", 1)
-    assert data["divergence"]["index"] == -1
+    assert data["divergence"]["index"] is None
     assert "stored row says 'paid' at version 1" in data["divergence"]["reason"]
     text_run = cli("replay", "tampered", "--db", sqlite_url)
     assert text_run.code == 1

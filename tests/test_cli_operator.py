@@ -115,7 +115,7 @@ def test_resolve_attaches_an_astrapay_mandate(db_url: str, tmp_path: Path) -> No
     store, engine, _clock = engine_at(db_url)
     link = engine.start("astrapay_link", instance_id="link-1", wallet="astrapay").id
     engine.fire(
-        link, "confirm_link_without_mandate", actor="nicepay_notification", idempotency_key="n1"
+        link, "confirm_link_without_mandate", actor="provider_notification", idempotency_key="n1"
     )
     base = ("resolve", link, "--reason", "mandate read from the partner portal", "--by", "dina")
     missing, wrong, bad = ewallet_fsm_many(

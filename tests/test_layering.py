@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pytest
 
+import adapters
 import fsm
+import fsm.definition
 import fsm.flows
 
 ROOT = Path(__file__).resolve().parents[1]
 FSM_DIR = ROOT / "fsm"
 ADAPTERS_DIR = ROOT / "adapters"
 FORBIDDEN_IN_FSM = frozenset({"adapters", "httpx"})
-MACHINE_MODULE = FSM_DIR / "_machine.py"
+MACHINE_MODULE = FSM_DIR / "definition" / "table.py"
 
 
 def modules_under(directory: Path) -> list[Path]:
@@ -137,7 +139,11 @@ def test_export_order_puts_constants_then_classes_then_functions() -> None:
     ]
 
 
-@pytest.mark.parametrize("package", [fsm, fsm.flows], ids=["fsm", "fsm.flows"])
+@pytest.mark.parametrize(
+    "package",
+    [fsm, fsm.definition, fsm.flows, adapters],
+    ids=["fsm", "fsm.definition", "fsm.flows", "adapters"],
+)
 def test_all_is_sorted_and_every_name_resolves(package: types.ModuleType) -> None:
     names = list(package.__all__)
     assert names == sorted(names, key=export_order)
@@ -157,8 +163,11 @@ def _public(package: types.ModuleType) -> set[str]:
     }
 
 
-def test_fsm_exports_every_public_name() -> None:
-    assert sorted(_public(fsm) - set(fsm.__all__)) == []
+@pytest.mark.parametrize(
+    "package", [fsm, fsm.definition, adapters], ids=["fsm", "fsm.definition", "adapters"]
+)
+def test_every_public_name_is_exported(package: types.ModuleType) -> None:
+    assert sorted(_public(package) - set(package.__all__)) == []
 
 
 def test_flows_export_every_name_they_define() -> None:
@@ -173,16 +182,21 @@ def test_flows_export_every_name_they_define() -> None:
     assert sorted(public - set(fsm.flows.__all__)) == []
 
 
-def test_the_library_only_installs_a_null_handler() -> None:
-    handlers = logging.getLogger("fsm").handlers
+@pytest.mark.parametrize("package", ["fsm", "adapters"])
+def test_the_library_only_installs_a_null_handler(package: str) -> None:
+    handlers = logging.getLogger(package).handlers
     assert len(handlers) == 1
     assert type(handlers[0]) is logging.NullHandler
 
 
-def test_a_fresh_import_installs_exactly_one_null_handler() -> None:
+@pytest.mark.parametrize(
+    ("package", "imports"),
+    [("fsm", "fsm, fsm.engine, fsm.flows"), ("adapters", "adapters, adapters.service")],
+)
+def test_a_fresh_import_installs_exactly_one_null_handler(package: str, imports: str) -> None:
     program = (
-        "import logging, fsm, fsm.engine, fsm.flows\n"
-        "print([type(h).__name__ for h in logging.getLogger('fsm').handlers])\n"
+        f"import logging, {imports}\n"
+        f"print([type(h).__name__ for h in logging.getLogger({package!r}).handlers])\n"
         "print([type(h).__name__ for h in logging.getLogger().handlers])\n"
     )
     result = subprocess.run(  # noqa: S603 - this interpreter, a fixed program
@@ -218,10 +232,20 @@ def test_no_fsm_module_configures_logging() -> None:
     assert _logging_calls("import logging\nlogging.basicConfig()\n", {"basicConfig"}) == [2]
 
 
-def test_only_the_package_init_adds_a_handler() -> None:
+@pytest.mark.parametrize("directory", [FSM_DIR, ADAPTERS_DIR], ids=["fsm", "adapters"])
+def test_only_the_package_init_adds_a_handler(directory: Path) -> None:
     found = {
         str(path.relative_to(ROOT))
-        for path in modules_under(FSM_DIR)
+        for path in modules_under(directory)
         if _logging_calls(path.read_text(encoding="utf-8"), {"addHandler"})
     }
-    assert found == {"fsm/__init__.py"}
+    assert found == {f"{directory.name}/__init__.py"}
+
+
+def test_only_the_command_configures_logging_in_the_adapters() -> None:
+    found = {
+        str(path.relative_to(ROOT))
+        for path in modules_under(ADAPTERS_DIR)
+        if _logging_calls(path.read_text(encoding="utf-8"), {"basicConfig", "dictConfig"})
+    }
+    assert found <= {"adapters/cli/__init__.py"}

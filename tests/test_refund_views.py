@@ -17,7 +17,7 @@ import pytest
 
 from adapters.cli import main
 from fsm import Actor, Engine, SqlStore, replay_instance
-from fsm.flows import EWALLET_PAYMENT
+from fsm.flows import EWALLET_PAYMENT, FLOWS
 from fsm.model import Instance
 from fsm.refunds import REQUEST_REFUND
 from fsm.render.audit import audit_html
@@ -55,7 +55,7 @@ def request_then_refund(
 
 @pytest.fixture
 def refunded(store: SqlStore) -> Instance:
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
     pid = start_ovo(engine, "pay-refunded")
     drive(engine, pid, TO_PAID)
     first = {"amount": "50000", "reason": "one shirt returned", "requested_by": "siti@shop"}

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 from adapters.cli import (
     _demo,
@@ -21,6 +22,8 @@ from adapters.cli import (
 )
 from adapters.cli._arguments import OneLineParser
 from adapters.cli._errors import report
+
+DISTRIBUTION = "ewallet-fsm"
 
 _COMMANDS = (
     _flows,
@@ -45,10 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log every event and call to stderr"
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _COMMANDS:
         module.register(subparsers)
     return parser
+
+
+def installed_version() -> str:
+    """The version of the installed ``ewallet-fsm`` distribution (``unknown`` if not installed)."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

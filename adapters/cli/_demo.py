@@ -1,12 +1,15 @@
-"""``ewallet-fsm demo``: every wallet end to end against the loopback NICEPAY simulator."""
+"""``ewallet-fsm demo``: every wallet end to end against the loopback NICEPAY simulator.
+
+The demo needs the ``simulator`` extra, imported only when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
 
+from adapters.cli._extras import require_extra
 from adapters.cli._output import default_db, table, write, write_json
-from adapters.simulator.demo import run_demo
 
 
 def register(subparsers: Any) -> None:
@@ -20,6 +23,9 @@ def register(subparsers: Any) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    require_extra("demo", "simulator", "adapters.simulator.demo", "uvicorn")
+    from adapters.simulator.demo import run_demo  # checked above
+
     outcomes = run_demo(args.db)
     if args.json:
         write_json(

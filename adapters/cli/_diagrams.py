@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters.cli._output import default_db, open_existing, write, write_json
-from fsm.definition.loading import load_flow_file
-from fsm.flows import FLOWS, get_flow
+from fsm.definition import load_flow_file
+from fsm.flows import FLOWS, GUARDS, get_flow
 from fsm.render.audit import audit_report
 from fsm.render.diagram import compare_to_dot, flow_to_dot, format_for, path_to_dot, write_diagram
 from fsm.replay import Verdict, replay_instance
@@ -69,7 +69,7 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
 def _flow_dot(args: argparse.Namespace) -> str:
     flow = get_flow(args.flow)
     if args.against:
-        return compare_to_dot(load_flow_file(args.against), flow)
+        return compare_to_dot(load_flow_file(args.against, guards=GUARDS), flow)
     return flow_to_dot(flow)
 
 

@@ -14,6 +14,7 @@ from typing import IO
 
 from sqlalchemy import exc, make_url
 
+from adapters.cli._extras import MissingExtra
 from fsm.errors import ConfigurationError, FsmError, StorageError
 
 _OWN_PACKAGES = ("fsm", "adapters")
@@ -46,7 +47,7 @@ def one_line(error: BaseException, db_url: str | None) -> str | None:
     """
     if isinstance(error, StorageError):
         return _database(db_url, error)
-    if isinstance(error, FsmError):
+    if isinstance(error, FsmError | MissingExtra):
         return _flat(str(error))
     if isinstance(error, ImportError):
         return _missing_module(error, db_url)

@@ -6,10 +6,9 @@ import argparse
 from typing import Any
 
 from adapters.cli._output import table, write, write_json
-from fsm.definition.flow import FlowDefinition
-from fsm.definition.loading import dump_flow, load_flow_file
+from fsm.definition import FlowDefinition, dump_flow, load_flow_file
 from fsm.errors import FlowDefinitionError
-from fsm.flows import FLOWS, get_flow
+from fsm.flows import FLOWS, GUARDS, get_flow
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +29,7 @@ def _check(args: argparse.Namespace) -> int:
     results = [_summary(flow) for flow in FLOWS.values()]
     for path in args.files:
         try:
-            results.append(_summary(load_flow_file(path), source=path))
+            results.append(_summary(load_flow_file(path, guards=GUARDS), source=path))
         except FlowDefinitionError as exc:
             results.append(
                 {"flow": exc.flow, "source": path, "valid": False, "problems": list(exc.problems)}

@@ -28,6 +28,7 @@ from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from fsm.engine import Engine
+from fsm.flows import FLOWS
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         open_store(args.db) as store,
         httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http,
     ):
-        engine = Engine(store)
+        engine = Engine(store, flows=FLOWS)
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),

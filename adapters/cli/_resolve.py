@@ -14,9 +14,10 @@ from typing import Any
 from adapters.cli._arguments import bounded_text
 from adapters.cli._output import default_db, open_existing, write, write_json
 from adapters.cli._records import record_json
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
+from fsm.flows import FLOWS
 from fsm.model import Instance, TransitionResult
 
 MAX_REASON = 500
@@ -142,7 +143,7 @@ def _check_binds(
 def _resolve(args: argparse.Namespace) -> int:
     with open_existing(args.db) as store:
         result = resolve(
-            Engine(store),
+            Engine(store, flows=FLOWS),
             args.id,
             args.event,
             reason=args.reason,

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 
 from adapters.cli._arguments import port_number
 from adapters.cli._errors import check_can_listen
+from adapters.cli._extras import require_extra
 from adapters.cli._output import default_db, open_store, write
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
@@ -27,6 +27,7 @@ from adapters.nicepay.config import Environment, NicepayCredentials
 from adapters.service import PaymentService
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
+from fsm.flows import FLOWS
 from fsm.store.inbound_journal import DEFAULT_RETENTION
 from fsm.store.sql import SqlStore
 
@@ -104,6 +105,9 @@ def credentials_from_env(nicepay_url: str) -> NicepayCredentials:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    require_extra("serve", "server", "uvicorn")
+    import uvicorn  # the server extra, present: checked above
+
     credentials = credentials_from_env(args.nicepay_url)
     check_can_listen(args.host, args.port)
     try:
@@ -113,7 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = writable_store(args.db, busy_timeout=args.busy_timeout)
     public = f"http://{args.host}:{args.port}"
     with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
-        engine = Engine(store)
+        engine = Engine(store, flows=FLOWS)
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),

@@ -1,9 +1,13 @@
-"""``ewallet-fsm simulator``: the loopback NICEPAY simulator, served until interrupted."""
+"""``ewallet-fsm simulator``: the loopback NICEPAY simulator, served until interrupted.
+
+The simulator comes with the ``simulator`` extra, imported only when the command runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 from typing import Any
@@ -12,8 +16,8 @@ from pydantic import SecretStr, ValidationError
 
 from adapters.cli._arguments import port_number
 from adapters.cli._errors import check_can_listen
+from adapters.cli._extras import require_extra
 from adapters.cli._output import write
-from adapters.simulator import NicepaySimulator, SimulatorConfig
 
 DEFAULT_KEY_ENV = "NICEPAY_MERCHANT_KEY"
 
@@ -44,6 +48,9 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    require_extra("simulator", "simulator", "adapters.simulator", "uvicorn")
+    from adapters.simulator import NicepaySimulator, SimulatorConfig  # checked above
+
     key = os.environ.get(args.merchant_key_env, "")
     if not key:
         sys.stderr.write(f"ewallet-fsm: error: set ${args.merchant_key_env} to the merchant key\n")
@@ -61,13 +68,24 @@ def _run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"ewallet-fsm: error: invalid simulator settings: {fields}\n")
         return 2
     check_can_listen("127.0.0.1", args.port)
+    stop = _stop_on_signals()
     with NicepaySimulator(config).serve(port=args.port) as sim:
         write(f"NICEPAY simulator: {sim.nicepay_url} (iMid {config.imid})")
         write(f"wallet pages: {sim.base_url}/partner/, test control: {sim.base_url}/_sim/")
         write("press Ctrl-C to stop")
         sys.stdout.flush()
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            write("simulator stopped")
+        stop.wait()
+    write("simulator stopped")
     return 0
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by Ctrl-C or SIGTERM, installed before serving.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be (while it starts the server
+    or prints the URL) could skip the simulator's shutdown; an event set by the handler can't.
+    """
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stop.set())
+    return stop

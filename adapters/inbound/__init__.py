@@ -1,1 +1,1 @@
-"""Inbound endpoints: parsing and verification, the notification handler, the ASGI app."""
+"""Inbound endpoints: parsing, matching and verification, the handler, its journal, the ASGI app."""

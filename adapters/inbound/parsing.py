@@ -6,22 +6,28 @@ parameters are accepted too (reference §11), except its token: a query string e
 logs and proxies' records, so a ``merchantToken`` there is refused. T3 covers only
 ``iMid + tXid + amt``: it proves the sender knows the merchant key, never the status, so a
 verified notification only triggers an inquiry. The browser callback carries no signature at
-all. The typed refusals live here too; their messages quote at most a short piece of the input,
-token-shaped text blanked, since the input may hold a token.
+all. Refusals are the typed errors of :mod:`adapters.errors`; their messages quote at most a short
+piece of the input, token-shaped text blanked, since the input may hold a token.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 from pydantic import SecretStr
 
+from adapters.errors import (
+    BodyTooLarge,
+    NotificationError,
+    NotificationPayloadError,
+    NotificationSignatureError,
+    TokenInQuery,
+)
 from adapters.inbound.redact import redact, secrets_of, shown
 from adapters.nicepay.tokens import link_enable_token, notification_token, token_matches
-from fsm.errors import NotificationError, NotificationPayloadError, NotificationSignatureError
 
 MAX_BODY_BYTES = 16 * 1024
 """Real notifications are well under 2 KiB; anything this large is refused unread."""
@@ -36,42 +42,6 @@ class InboundRequest:
     query: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     client_ip: str | None = None
-
-
-class UnknownTransaction(NotificationPayloadError):
-    """No stored payment or link matches the request's ``tXid`` or ``referenceNo``."""
-
-
-class MissingFields(NotificationPayloadError):
-    """Fields the request needs are absent or empty; ``fields`` names them."""
-
-    def __init__(self, fields: Sequence[str], *, alternatives: bool = False) -> None:
-        self.fields = tuple(fields)
-        super().__init__(f"missing fields: {(' or ' if alternatives else ', ').join(self.fields)}")
-
-
-class UnknownNotificationStatus(NotificationPayloadError):
-    """A link notification's ``status`` is neither ``0`` (linked) nor ``1`` (failed).
-
-    A payment notification's status is never read (an inquiry decides), but no inquiry exists for
-    an account link, so its status decides, and one we do not know moves nothing.
-    """
-
-
-class SourceNotAllowed(NotificationError):
-    """The notification came from an address outside the configured allowlist."""
-
-
-class BodyTooLarge(NotificationPayloadError):
-    """The body exceeds :data:`MAX_BODY_BYTES`."""
-
-
-class BodyTimeout(NotificationPayloadError):
-    """The body did not arrive whole within the read timeout; answered 408, its bytes unread."""
-
-
-class TokenInQuery(NotificationPayloadError):
-    """A ``merchantToken`` came in the query string, which access logs and proxies record."""
 
 
 def refuse_token_in_query(request: InboundRequest) -> None:

@@ -1,1 +1,4 @@
-"""The NICEPAY V2 wire: client, exchange, tokens, messages and configuration."""
+"""The NICEPAY V2 wire: client, exchange, signing, tokens, messages, result codes, configuration.
+
+Nothing here knows the engine: the wire is the same whatever records its calls.
+"""

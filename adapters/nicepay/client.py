@@ -1,23 +1,13 @@
 """``NicepayClient``: the NICEPAY V2 Direct calls over an injected ``httpx.Client``.
 
-The client is the one place where NICEPAY's failures become typed errors:
-
-- ``httpx.TimeoutException`` -> :class:`~fsm.errors.ProviderTimeout` (retryable);
-- any other ``httpx.TransportError`` -> :class:`~fsm.errors.ProviderUnavailable` (retryable);
-- HTTP 5xx, 408 and 429 -> ``ProviderUnavailable`` (retryable), because a later try can succeed;
-- any other non-2xx -> :class:`~fsm.errors.ProviderRejected` (not retryable): NICEPAY answers
-  its documented errors inside a 2xx body, so another status means a wrong URL or a proxy refusal
-  that repeating will not fix;
-- a 2xx body that is not a JSON object with a ``resultCd`` ->
-  :class:`~adapters.errors.MalformedResponse` (retryable: the reference counts a non-JSON body as
-  a transport failure);
-- ``resultCd`` other than ``"0000"`` -> the class of :data:`~adapters.errors.RESULT_CODES`.
-
-Only inquiry is retried, with bounded exponential backoff and a fresh timeStamp and token per try.
-Registration is sent exactly once (:mod:`~adapters.wallets.registration` recovers it), cancel too:
-a repeated partial cancel could refund twice. The payment step and the AstraPay calls are browser
-steps: the client builds them and never sends them. The merchant key and the tokens never appear
-in a log record or an error; ``resultMsg`` is scrubbed of both in case an echo carries them.
+Every call goes through one exchange (:mod:`adapters.nicepay.exchange`), where NICEPAY's failures
+become typed errors, and every body is built and signed without I/O
+(:mod:`adapters.nicepay.signing`). Only inquiry is retried, with bounded exponential backoff and
+a fresh timeStamp and token per try. Registration is sent exactly once
+(:mod:`~adapters.wallets.registration` recovers it), cancel too: a repeated partial cancel could
+refund twice. The payment step and the AstraPay calls are browser steps: the client builds them
+and never sends them. The merchant key and the tokens never appear in a log record or an error;
+``resultMsg`` is scrubbed of both in case an echo carries them.
 """
 
 from __future__ import annotations
@@ -26,35 +16,40 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from enum import StrEnum
+from typing import Final, TypedDict, TypeVar
 
 import httpx
 from pydantic import BaseModel, SecretStr
 
-from adapters.nicepay.config import NicepayCredentials
+from adapters.errors import ProviderError
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.exchange import SUCCESS, fetch_payment_links, parse_response, send_json
 from adapters.nicepay.messages import (
-    PAY_METHOD_EWALLET,
     BrowserForm,
-    CancelResponse,
-    InquiryResponse,
     LinkEnableRequest,
     LinkInitiateRequest,
     PaymentStep,
     RegistrationRequest,
-    RegistrationResponse,
-    ShopeePayRedirect,
     amount_string,
 )
-from adapters.nicepay.tokens import (
-    cancel_token,
-    link_enable_token,
-    link_initiate_token,
-    nicepay_timestamp,
-    registration_token,
+from adapters.nicepay.responses import (
+    CancelResponse,
+    InquiryResponse,
+    RegistrationResponse,
+    ShopeePayRedirect,
 )
+from adapters.nicepay.signing import (
+    cancel_body,
+    inquiry_body,
+    link_enable_form,
+    link_initiate_form,
+    payment_step_fields,
+    registration_body,
+)
+from adapters.nicepay.tokens import nicepay_timestamp
 from fsm.clock import Clock
-from fsm.errors import ConfigurationError, ProviderError
+from fsm.errors import ConfigurationError
 
 logger = logging.getLogger(__name__)
 
@@ -68,32 +63,20 @@ LINK_INITIATE_PATH: Final = "/api/linkInitiate.do"
 R = TypeVar("R", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class InquiryRetry:
-    """How often and how patiently an inquiry is retried after a retryable failure.
+class Call(StrEnum):
+    """The calls the client sends to NICEPAY; a server records each as an intent first."""
 
-    Delays double from ``base_delay`` up to ``max_delay``, without jitter: one payment is polled
-    by one caller, so there is no herd to spread, and fixed delays keep runs reproducible.
+    REGISTRATION = "registration"
+    PAYMENT_LINKS = "payment_links"
+    """ShopeePay's payment step asked for its app and web links as JSON."""
+    INQUIRY = "inquiry"
+    CANCEL = "cancel"
 
-    Attributes:
-        attempts: Total tries, the first included; 1 disables retrying.
-        base_delay: Seconds to wait after the first failure.
-        max_delay: The longest single wait, in seconds.
-    """
 
-    attempts: int = 4
-    base_delay: float = 0.5
-    max_delay: float = 8.0
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ConfigurationError(f"inquiry retry needs at least 1 attempt, not {self.attempts}")
-        if self.base_delay < 0 or self.max_delay < self.base_delay:
-            raise ConfigurationError("inquiry retry needs 0 <= base_delay <= max_delay")
-
-    def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` failed tries (1 or more)."""
-        return float(min(self.max_delay, self.base_delay * 2 ** (failures - 1)))
+class _Signer(TypedDict):
+    imid: str
+    key: SecretStr
+    timestamp: str
 
 
 @dataclass(frozen=True)
@@ -172,18 +155,9 @@ class NicepayClient:
             ProviderError: the matching subclass for a transport failure, an HTTP error, a
                 malformed body or a ``resultCd`` other than ``0000``.
         """
-        timestamp = self._timestamp()
-        token = registration_token(
-            timestamp, self.imid, request.reference_no, request.amount, self._key
-        )
-        body = {
-            "timeStamp": timestamp,
-            "iMid": self.imid,
-            **request.wire_fields(),
-            "merchantToken": token,
-        }
-        call = _Call("registration", request.reference_no)
-        return self._post(REGISTRATION_PATH, body, RegistrationResponse, call, token)
+        body = registration_body(request, **self._signer())
+        call = _Call(Call.REGISTRATION, request.reference_no)
+        return self._post(REGISTRATION_PATH, body, RegistrationResponse, call)
 
     def payment_step(
         self,
@@ -215,15 +189,9 @@ class NicepayClient:
         amt = amount_string(amount)
         if not tx_id or not callback_url:
             raise ValueError("payment step needs a tXid and a callBackUrl")
-        timestamp = self._timestamp()
-        fields = {
-            "timeStamp": timestamp,
-            "tXid": tx_id,
-            "merchantToken": registration_token(timestamp, self.imid, reference_no, amt, self._key),
-            "callBackUrl": callback_url,
-        }
-        if return_json:
-            fields["returnJsonFormat"] = "1"
+        fields = payment_step_fields(
+            tx_id, reference_no, amt, callback_url, return_json=return_json, **self._signer()
+        )
         self._log_built(_Call("payment", reference_no, tx_id))
         return PaymentStep.build(self._url(PAYMENT_PATH), fields, returns_json=return_json)
 
@@ -249,7 +217,7 @@ class NicepayClient:
         """
         if not step.returns_json:
             raise ValueError("payment_links needs a step built with return_json=True")
-        call = _Call("payment_links", "", step.fields.get("tXid", ""))
+        call = _Call(Call.PAYMENT_LINKS, "", step.fields.get("tXid", ""))
         secrets = (self._key.get_secret_value(), step.fields.get("merchantToken", ""))
         return self._logged(
             call, lambda: fetch_payment_links(self._http, step, call.operation, secrets=secrets)
@@ -272,7 +240,7 @@ class NicepayClient:
                 ``inquiry_retry.attempts`` tries.
         """
         amt = amount_string(amount)
-        call = _Call("inquiry", reference_no, tx_id)
+        call = _Call(Call.INQUIRY, reference_no, tx_id)
         for failures in range(1, self._retry.attempts + 1):
             try:
                 return self._inquire_once(call, amt)
@@ -308,21 +276,11 @@ class NicepayClient:
                 :class:`~adapters.errors.CancelRefused`.
         """
         amt = amount_string(amount)
-        timestamp = self._timestamp()
-        token = cancel_token(timestamp, self.imid, tx_id, amt, self._key)
-        body = {
-            "timeStamp": timestamp,
-            "tXid": tx_id,
-            "iMid": self.imid,
-            "payMethod": PAY_METHOD_EWALLET,
-            "cancelType": "2" if partial else "1",
-            "amt": amt,
-            "referenceNo": reference_no,
-            "cancelMsg": reason,
-            "merchantToken": token,
-        }
-        call = _Call("cancel", reference_no, tx_id)
-        return self._post(CANCEL_PATH, body, CancelResponse, call, token)
+        body = cancel_body(
+            tx_id, reference_no, amt, partial=partial, reason=reason, **self._signer()
+        )
+        call = _Call(Call.CANCEL, reference_no, tx_id)
+        return self._post(CANCEL_PATH, body, CancelResponse, call)
 
     def link_enable(self, request: LinkEnableRequest) -> BrowserForm:
         """Build the AstraPay account-link form (``linkEnable.do``, token T4) for the browser.
@@ -333,9 +291,8 @@ class NicepayClient:
         Returns:
             A POST form; nothing is sent.
         """
-        token = link_enable_token(self.imid, request.reference_no, request.billing_phone, self._key)
         self._log_built(_Call("link_enable", request.reference_no))
-        return self._form(LINK_ENABLE_PATH, request.wire_fields(), token)
+        return link_enable_form(self._url(LINK_ENABLE_PATH), request, **self._signer())
 
     def link_initiate(self, request: LinkInitiateRequest) -> BrowserForm:
         """Build the AstraPay mandate payment form (``linkInitiate.do``, token T5) for the browser.
@@ -346,13 +303,16 @@ class NicepayClient:
         Returns:
             A POST form; nothing is sent.
         """
-        token = link_initiate_token(self.imid, request.reference_no, request.amount, self._key)
         self._log_built(_Call("link_initiate", request.reference_no))
-        return self._form(LINK_INITIATE_PATH, request.wire_fields(), token)
+        return link_initiate_form(self._url(LINK_INITIATE_PATH), request, **self._signer())
 
     @property
     def _key(self) -> SecretStr:
         return self._credentials.merchant_key
+
+    def _signer(self) -> _Signer:
+        """Who signs, with what, and when: a fresh ``timeStamp`` for every body."""
+        return {"imid": self.imid, "key": self._key, "timestamp": self._timestamp()}
 
     def _timestamp(self) -> str:
         return nicepay_timestamp(self._clock.now())
@@ -360,27 +320,13 @@ class NicepayClient:
     def _url(self, path: str) -> str:
         return self._credentials.url(path)
 
-    def _form(self, path: str, fields: Mapping[str, str], token: str) -> BrowserForm:
-        auth = {"timeStamp": self._timestamp(), "iMid": self.imid}
-        return BrowserForm(url=self._url(path), fields={**auth, **fields, "merchantToken": token})
-
     def _inquire_once(self, call: _Call, amt: str) -> InquiryResponse:
-        timestamp = self._timestamp()  # fresh per try: NICEPAY may check the request time (9031)
-        token = registration_token(timestamp, self.imid, call.reference_no, amt, self._key)
-        body = {
-            "timeStamp": timestamp,
-            "tXid": call.tx_id,
-            "iMid": self.imid,
-            "referenceNo": call.reference_no,
-            "amt": amt,
-            "merchantToken": token,
-        }
-        return self._post(INQUIRY_PATH, body, InquiryResponse, call, token)
+        # A fresh timeStamp per try: NICEPAY may check the request time (9031).
+        body = inquiry_body(call.tx_id, call.reference_no, amt, **self._signer())
+        return self._post(INQUIRY_PATH, body, InquiryResponse, call)
 
-    def _post(
-        self, path: str, body: Mapping[str, str], model: type[R], call: _Call, token: str
-    ) -> R:
-        secrets = (self._key.get_secret_value(), token)
+    def _post(self, path: str, body: Mapping[str, str], model: type[R], call: _Call) -> R:
+        secrets = (self._key.get_secret_value(), body["merchantToken"])
 
         def exchange() -> R:
             response = send_json(self._http, self._url(path), body, call.operation)

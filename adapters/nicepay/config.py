@@ -2,16 +2,20 @@
 
 A merchant lives on the classic *or* the cloud stack, and the two stacks issue different
 credentials, so the base URL travels with the ``iMid`` and key it belongs to. The key is a
-:class:`~pydantic.SecretStr`: it never shows in a repr, a log record or a JSON dump.
+:class:`~pydantic.SecretStr`: it never shows in a repr, a log record or a JSON dump. How
+patiently the client retries an inquiry is configured here too (:class:`InquiryRetry`).
 """
 
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from fsm.errors import ConfigurationError
 
 #: Every NICEPAY path is appended to a base URL that ends in this segment.
 BASE_PATH: Final = "/nicepay"
@@ -86,3 +90,31 @@ class NicepayCredentials(BaseModel):
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (e.g. ``/direct/v2/inquiry``) under the base URL."""
         return f"{self.base_url}/{path.lstrip('/')}"
+
+
+@dataclass(frozen=True)
+class InquiryRetry:
+    """How often and how patiently an inquiry is retried after a retryable failure.
+
+    Delays double from ``base_delay`` up to ``max_delay``, without jitter: one payment is polled
+    by one caller, so there is no herd to spread, and fixed delays keep runs reproducible.
+
+    Attributes:
+        attempts: Total tries, the first included; 1 disables retrying.
+        base_delay: Seconds to wait after the first failure.
+        max_delay: The longest single wait, in seconds.
+    """
+
+    attempts: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ConfigurationError(f"inquiry retry needs at least 1 attempt, not {self.attempts}")
+        if self.base_delay < 0 or self.max_delay < self.base_delay:
+            raise ConfigurationError("inquiry retry needs 0 <= base_delay <= max_delay")
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` failed tries (1 or more)."""
+        return float(min(self.max_delay, self.base_delay * 2 ** (failures - 1)))

@@ -1,8 +1,21 @@
 """One JSON exchange with NICEPAY: send a body, and turn the answer into a model or a typed error.
 
-This is the boundary where httpx's exceptions, HTTP statuses, unparseable bodies and ``resultCd``
-values become the provider errors of :mod:`fsm.errors` and :mod:`adapters.errors`. A response is
-parsed only when its status is 2xx and its body is a JSON object with a ``resultCd``.
+This is the one boundary where NICEPAY's failures become the typed errors of
+:mod:`adapters.errors`:
+
+- ``httpx.TimeoutException`` -> ``ProviderTimeout`` (retryable);
+- any other ``httpx.TransportError`` -> ``ProviderUnavailable`` (retryable);
+- HTTP 5xx, 408 and 429 -> ``ProviderUnavailable`` (retryable), because a later try can succeed;
+- any other non-2xx -> ``ProviderRejected`` (not retryable): NICEPAY answers its documented
+  errors inside a 2xx body, so another status means a wrong URL or a proxy refusal that repeating
+  will not fix;
+- a 2xx body that is not a JSON object with a ``resultCd`` -> ``MalformedResponse`` (retryable:
+  the reference counts a non-JSON body as a transport failure);
+- ``resultCd`` other than ``"0000"`` -> the class NICEPAY's table names
+  (:mod:`adapters.nicepay.result_codes`).
+
+A response is parsed only when its status is 2xx and its body is a JSON object with a
+``resultCd``.
 """
 
 from __future__ import annotations
@@ -14,9 +27,15 @@ from typing import Final, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from adapters.errors import PROVIDER, MalformedResponse, error_for_result
-from adapters.nicepay.messages import PaymentStep, ResultBody, ShopeePayRedirect
-from fsm.errors import ProviderRejected, ProviderTimeout, ProviderUnavailable
+from adapters.errors import (
+    MalformedResponse,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from adapters.nicepay.messages import PaymentStep
+from adapters.nicepay.responses import ResultBody, ShopeePayRedirect
+from adapters.nicepay.result_codes import PROVIDER, error_for_result
 
 SUCCESS: Final = "0000"
 # A request timeout or rate limit is the server asking us to come back later.
@@ -63,8 +82,8 @@ def parse_response(
     Raises:
         ProviderUnavailable: HTTP 5xx, 408 or 429.
         ProviderRejected: any other non-2xx status, or a ``resultCd`` other than ``0000``
-            (the subclass of :data:`adapters.errors.RESULT_CODES`; transport codes are
-            :class:`adapters.errors.NicepayUnavailable` instead).
+            (the subclass NICEPAY's table names; transport codes are
+            :class:`~adapters.errors.NicepayUnavailable` instead).
         MalformedResponse: the body is not a JSON object with a ``resultCd``, or a success lacks
             a field the model requires.
     """

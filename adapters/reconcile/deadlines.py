@@ -19,12 +19,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from adapters.errors import ProviderError
 from adapters.reconcile.intents import INTENT_GRACE
-from adapters.reconcile.status import CHECK_STATUS
-from adapters.service import PaymentService
-from fsm.definition.flow import Actor
+from adapters.reconcile.status import CHECK_STATUS, StatusChecks
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import ProviderError, TransitionNotAllowed
+from fsm.errors import TransitionNotAllowed
 from fsm.model import Instance
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class DeadlineRun:
 
 
 def run_due(
-    service: PaymentService,
+    service: StatusChecks,
     *,
     now: datetime | None = None,
     limit: int = 100,
@@ -111,7 +111,7 @@ def report_skipped(instance: Instance, problem: str) -> str:
     return f"skipped: {problem}"
 
 
-def _call_under_way(service: PaymentService, instance_id: str, since: datetime) -> bool:
+def _call_under_way(service: StatusChecks, instance_id: str, since: datetime) -> bool:
     """Whether a NICEPAY call for the instance, recorded after ``since``, has no answer yet.
 
     Its answer decides what the instance becomes; a timer firing first would guess (fail a
@@ -121,7 +121,7 @@ def _call_under_way(service: PaymentService, instance_id: str, since: datetime) 
     return any(intent.recorded_at > since for intent in open_calls)
 
 
-def _expire(service: PaymentService, instance: Instance, now: datetime) -> DeadlineRun:
+def _expire(service: StatusChecks, instance: Instance, now: datetime) -> DeadlineRun:
     deadline = service.engine.flow(instance.flow).state(instance.state).deadline
     event = deadline.event_at(instance.wallet, now - instance.created_at) if deadline else ""
     error = None
@@ -147,7 +147,7 @@ def _expire(service: PaymentService, instance: Instance, now: datetime) -> Deadl
     return DeadlineRun(instance.id, event, instance.state, after, error)
 
 
-def _give_up(service: PaymentService, instance: Instance, event: str) -> None:
+def _give_up(service: StatusChecks, instance: Instance, event: str) -> None:
     """One last status check (reference §14: at expiry plus grace), then ``event`` if unsettled."""
     try:
         instance = service.check_status(instance.id, actor=Actor.TIMER)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.reconcile.intents import Call
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.model import RejectedEvent
@@ -84,12 +84,12 @@ def recorded_hints(
     named: list[tuple[Any, Any]] = [
         (record.occurred_at, record.payload.get("tXid"))
         for record in engine.history(payment_id)
-        if record.actor is Actor.BROWSER_CALLBACK
+        if record.actor == Actor.BROWSER_CALLBACK
     ]
     named += [
         (rejected.occurred_at, rejected.payload.get("tXid"))
         for rejected in refused
-        if rejected.actor is Actor.BROWSER_CALLBACK
+        if rejected.actor == Actor.BROWSER_CALLBACK
         and rejected.reason is not RejectReason.UNVERIFIED
     ]
     newest_first = reversed(sorted(named, key=lambda item: item[0]))
@@ -109,7 +109,7 @@ def _inquiries(engine: Engine, payment_id: str, rejections: Sequence[RejectedEve
     disproved.update(
         str(rejected.payload.get("tXid"))
         for rejected in rejections
-        if rejected.actor is Actor.STATUS_INQUIRY and rejected.reason is RejectReason.UNVERIFIED
+        if rejected.actor == Actor.STATUS_INQUIRY and rejected.reason is RejectReason.UNVERIFIED
     )
     return _Inquiries(asked, frozenset(disproved))
 

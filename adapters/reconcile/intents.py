@@ -10,23 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
-from enum import StrEnum
 from typing import Any
 
+from adapters.errors import ProviderError
+from adapters.nicepay.client import Call
 from fsm.engine import Engine
-from fsm.errors import CallInDoubt, CallKeyTaken, ProviderError
+from fsm.errors import CallInDoubt, CallKeyTaken
 from fsm.model import Instance
-
-
-class Call(StrEnum):
-    """The NICEPAY calls a server makes."""
-
-    REGISTRATION = "registration"
-    PAYMENT_LINKS = "payment_links"
-    """ShopeePay's payment step asked for its app and web links as JSON."""
-    INQUIRY = "inquiry"
-    CANCEL = "cancel"
-
 
 INTENT_GRACE = timedelta(minutes=10)
 """How long a call may take, from its intent to the commit of its answer, before the reconciler

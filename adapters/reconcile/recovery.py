@@ -21,7 +21,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Final
 
+from adapters.errors import ProviderError
 from adapters.reconcile.deadlines import (
     DEFAULT_LEASE,
     DeadlineRun,
@@ -31,15 +33,21 @@ from adapters.reconcile.deadlines import (
     unfit,
 )
 from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
-from adapters.refunds import repair_outcome
-from adapters.service import PaymentService
-from fsm.definition.flow import Actor
-from fsm.errors import ConfigurationError, FsmError, ProviderError, TransitionNotAllowed
+from adapters.reconcile.status import StatusChecks
+from fsm.definition import Actor
+from fsm.engine import Engine
+from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
+from fsm.refunds import REQUEST_REFUND
 from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
+
+REPAIRED_REFUNDED: Final = "repaired:refunded"
+"""A refund request's intent, closed by a repair: NICEPAY's refunded total covers it."""
+REPAIRED_NOT_REFUNDED: Final = "repaired:not_refunded"
+"""A refund request's intent, closed by a repair: it took nothing, and its amount is free."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,7 @@ class Reconciler:
     Any number may run against one database (one per replica): they claim what they work on.
     """
 
-    service: PaymentService
+    service: StatusChecks
     owner: str = field(default_factory=reconciler_id)
     grace: timedelta = INTENT_GRACE
     """How old an open intent must be to count as abandoned."""
@@ -136,7 +144,7 @@ def _still_open(store: SqlStore, intent: CallIntent) -> bool:
     return any(i.id == intent.id for i in store.open_intents(instance_id=intent.instance_id))
 
 
-def _repair(service: PaymentService, intent: CallIntent) -> Repair:
+def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
     engine = service.engine
     before = engine.get(intent.instance_id)
     problem = unfit(engine, before)
@@ -168,7 +176,7 @@ def _repair(service: PaymentService, intent: CallIntent) -> Repair:
 
 
 def _unrepaired(
-    service: PaymentService, intent: CallIntent, before: str, error: FsmError, *, gives_up: bool
+    service: StatusChecks, intent: CallIntent, before: str, error: FsmError, *, gives_up: bool
 ) -> Repair:
     """Report a repair that failed; the intent stays open unless asking again cannot help.
 
@@ -196,7 +204,29 @@ def _unrepaired(
     return Repair(intent.instance_id, intent.call, before, after, outcome, str(error))
 
 
-def _fail_lost_registration(service: PaymentService, intent: CallIntent, state: str) -> str:
+def repair_outcome(engine: Engine, intent: CallIntent) -> str:
+    """After the reconciler's inquiry, whether a refund request's cancel took effect.
+
+    The request's step holds the refunded total before it; the cancel took effect when the
+    total now covers that plus the request's amount. Without the step the cancel was never
+    sent: the request is recorded after its intent and before the call.
+    """
+    history = engine.history(intent.instance_id)
+    step = next(
+        (r for r in history if r.event == REQUEST_REFUND and r.idempotency_key == intent.call_key),
+        None,
+    )
+    if step is None:
+        return REPAIRED_NOT_REFUNDED
+    before = str(step.payload.get("refunded_before") or "0")
+    needed = (int(before) if before.isdigit() else 0) + int(intent.amount or 0)
+    refunded = int(engine.get(intent.instance_id).refunded_amount or 0)
+    # Every void or refund binds a total (the whole amount when NICEPAY gave none), so a
+    # total short of ``needed`` means this cancel took nothing.
+    return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
+
+
+def _fail_lost_registration(service: StatusChecks, intent: CallIntent, state: str) -> str:
     if state != PaymentState.REGISTRATION_SENT:
         return f"registration already ended in {state}"
     payload = {
@@ -218,4 +248,12 @@ def _fail_lost_registration(service: PaymentService, intent: CallIntent, state: 
     return "registration answer lost: failed"
 
 
-__all__ = ["INTENT_GRACE", "ReconcilePass", "Reconciler", "Repair"]
+__all__ = [
+    "INTENT_GRACE",
+    "REPAIRED_NOT_REFUNDED",
+    "REPAIRED_REFUNDED",
+    "ReconcilePass",
+    "Reconciler",
+    "Repair",
+    "repair_outcome",
+]

@@ -2,8 +2,8 @@
 
 This is the only automatic path to a settlement. A payment not yet settled first moves to its
 status-check state (so the log shows who asked and why), then the inquiry's ``status`` becomes the
-event through the inquiry table (:mod:`~adapters.wallets.status_codes`). Repeated answers are
-absorbed by
+event its wallet adapter names (:meth:`~adapters.wallets.base.FlowAdapter.inquiry_event`, from
+the inquiry table of :mod:`~adapters.wallets.status_codes`). Repeated answers are absorbed by
 idempotency keys built from ``(tXid, event)``, as the reference recommends; an answer that would
 move a settled payment backwards is refused by the flow and recorded as stale; an unknown code is
 recorded (and so counted), logged as a warning and changes nothing, and the state's deadline,
@@ -18,12 +18,14 @@ import logging
 import re
 from typing import Protocol
 
+from adapters.errors import ProviderError
 from adapters.reconcile.hints import hints_to_ask
 from adapters.reconcile.intents import Call, recorded_call
-from adapters.wallets.status_codes import PENDING_EVENTS, event_for_status
-from fsm.definition.flow import Actor
+from adapters.wallets.registry import adapter_of
+from adapters.wallets.status_codes import PENDING_EVENTS
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import ProviderError, RejectReason, TransitionNotAllowed
+from fsm.errors import RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent
 from fsm.model import Instance
 
@@ -77,13 +79,36 @@ class Inquirer(Protocol):
         ...
 
 
+class StatusChecks(Protocol):
+    """What the reconciler and the inbound handler need of the payment service.
+
+    :class:`~adapters.service.PaymentService` is one; the layers below it name this instead.
+    """
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the payments are stored in."""
+        ...
+
+    def check_status(
+        self,
+        payment_id: str,
+        *,
+        actor: Actor = Actor.MERCHANT,
+        tx_id_hint: str | None = None,
+        call_key: str | None = None,
+    ) -> Instance:
+        """Ask NICEPAY for the payment's status and apply the answer (:func:`check_status`)."""
+        ...
+
+
 def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
     """Move an unsettled payment to its status-check state, if the flow allows it from here."""
     flow = engine.flow(payment.flow)
     checks = flow.candidates(payment.state, CHECK_STATUS)
     if flow.state(payment.state).kind.settled or not checks:
         return payment
-    if checks[0].dest == payment.state and actor is not Actor.TIMER:
+    if checks[0].dest == payment.state and actor != Actor.TIMER:
         return payment  # already waiting for this answer; only the timer records a retry
     key = f"check:{payment.version}"  # one check per version: a retry of the same check is absorbed
     with contextlib.suppress(TransitionNotAllowed):  # recorded; the state moved on meanwhile
@@ -120,7 +145,7 @@ def apply_answer(
             payload=payload,
         )
         return payment
-    event = event_for_status(payment.wallet or "", status, current_state=payment.state)
+    event = adapter_of(payment).inquiry_event(status, payment.state)
     if event is None:
         logger.warning(
             "unknown inquiry status",
@@ -221,7 +246,7 @@ def check_status(
     payment = engine.get(payment_id)
     asked = [payment.tx_id] if payment.tx_id else hints_to_ask(engine, payment.id, given=tx_id_hint)
     if not (asked and payment.reference_no and payment.amount):
-        return request_check(engine, payment, actor) if actor is Actor.TIMER else payment
+        return request_check(engine, payment, actor) if actor == Actor.TIMER else payment
     payment = request_check(engine, payment, actor)
     if payment.tx_id:  # also when a notification bound it meanwhile
         return _inquire(engine, inquirer, payment, payment.tx_id, call_key)

@@ -123,17 +123,42 @@ class AsgiApp:
         await _write(send, response)
 
     async def _answer(self, request: Request, fault: ResponseFault | None) -> Response:
-        if fault is not None and not fault.process:
-            return _fault_response(fault)
-        response = await asyncio.to_thread(self._handler, request)
-        if fault is not None and fault.status is not None:
-            return _fault_response(fault)
+        return await asyncio.to_thread(answer, self._handler, request, fault)
+
+
+def answer(handler: Handler, request: Request, fault: ResponseFault | None) -> Response:
+    """What ``handler`` answers to ``request``, as ``fault`` changes it.
+
+    Timeouts and slowness belong to the connection: each server applies those itself.
+    """
+    if fault is not None and not fault.process:
+        return _fault_response(fault)
+    response = handler(request)
+    if fault is None:
         return response
+    if fault.status is not None or fault.body is not None:
+        return _fault_response(fault)
+    if fault.fields is not None:
+        return _rewritten(response, fault.fields)
+    return response
 
 
 def _fault_response(fault: ResponseFault) -> Response:
+    if fault.body is not None:
+        return Response(fault.status or 200, fault.body, (("content-type", fault.content_type),))
     status = fault.status or 503
     return Response.html(f"<html><body><h1>{status}</h1>Service error</body></html>", status)
+
+
+def _rewritten(response: Response, fields: Mapping[str, Any]) -> Response:
+    """The JSON object in ``response`` with ``fields`` replaced; any other answer as it is."""
+    try:
+        document = json.loads(response.body)
+    except ValueError:
+        return response
+    if not isinstance(document, dict):
+        return response
+    return Response.json({**document, **fields}, status=response.status)
 
 
 async def _read(scope: Scope, receive: Receive) -> Request:

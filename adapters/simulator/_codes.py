@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from fsm.flows import STATUS_CODE, NicepayState, Wallet
+from adapters.simulator.flow import STATUS_CODE, NicepayState
+from fsm.flows import Wallet
 
 PAY_METHOD = "05"
 CURRENCY = "IDR"

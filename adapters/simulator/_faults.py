@@ -2,14 +2,16 @@
 
 A fault is armed for a ``referenceNo`` (notifications, callbacks) or a path suffix (responses) and
 is used up by the next ``times`` matching calls (``times=None``: every call until cleared).
+Faults on one path apply in the order they were armed.
 """
 
 from __future__ import annotations
 
+import json as _json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _F = TypeVar("_F")
 
@@ -46,13 +48,18 @@ class ResponseFault:
     """How the next response on a path goes wrong."""
 
     status: int | None = None
-    """Answer with this HTTP status and a non-JSON body."""
+    """Answer with this HTTP status (and, without ``body``, an HTML error page)."""
     timeout: bool = False
     """Keep the connection open without an answer until the client gives up."""
     slow: float = 0.0
     """Seconds to wait before answering."""
     process: bool = False
     """Whether the request is carried out before the fault strikes (a lost response)."""
+    body: bytes | None = None
+    """Answer with these bytes instead (``status`` defaults to 200)."""
+    content_type: str = "text/html; charset=utf-8"
+    fields: Mapping[str, Any] | None = None
+    """Replace these fields of the JSON answer (``None`` as a value: JSON ``null``)."""
 
 
 class _Armed:
@@ -80,6 +87,28 @@ class _Armed:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+
+
+def _check_response_fault(
+    status: int | None,
+    timeout: bool,
+    slow: float,
+    body: bytes | Mapping[str, Any] | None,
+    fields: Mapping[str, Any] | None,
+) -> None:
+    lowest = 200 if body is not None else 400
+    if status is not None and not lowest <= status <= 599:
+        raise ValueError(f"status must be from {lowest} to 599")
+    if body is not None and fields is not None:
+        raise ValueError("give a body or fields to replace, not both")
+    if status is None and body is None and fields is None and not timeout and slow <= 0:
+        raise ValueError("give a status, a body, fields, timeout=True or slow=seconds")
+
+
+def _body(body: bytes | Mapping[str, Any] | None) -> dict[str, Any]:
+    if body is None or isinstance(body, bytes):
+        return {"body": body}
+    return {"body": _json.dumps(body).encode(), "content_type": "application/json"}
 
 
 def _use(
@@ -131,24 +160,32 @@ class Faults:
         timeout: bool = False,
         slow: float = 0.0,
         process: bool | None = None,
+        body: bytes | Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
         times: int | None = 1,
     ) -> None:
         """Break the next ``times`` responses on paths ending in ``path_suffix``.
 
         Args:
             path_suffix: e.g. ``"/inquiry"`` or ``"/direct/v2/registration"``.
-            status: answer with this 4xx/5xx status and an HTML body.
+            status: answer with this status: 4xx/5xx and an HTML body, or any with ``body``.
             timeout: answer nothing until the client disconnects (or ``timeout_hold`` passes).
             slow: wait this many seconds before answering.
-            process: carry the request out first; by default only ``timeout`` and ``slow`` do.
+            process: carry the request out first; by default all but ``status`` and ``body`` do.
+            body: answer with these bytes, or this object as JSON: an answer NICEPAY's own
+                checks would never give (a result code, a garbled or truncated body).
+            fields: carry the request out, then answer its JSON with these fields replaced,
+                e.g. ``{"status": "7"}`` for an inquiry reporting a code no table knows.
             times: how many calls the fault applies to; ``None`` for every call.
+
+        Raises:
+            ValueError: the arguments describe no fault, or one that cannot happen.
         """
-        if status is not None and not 400 <= status <= 599:
-            raise ValueError("status must be a 4xx or 5xx code")
-        if status is None and not timeout and slow <= 0:
-            raise ValueError("give a status, timeout=True or slow=seconds")
-        done = (status is None) if process is None else process
-        fault = ResponseFault(status, timeout, slow, done)
+        _check_response_fault(status, timeout, slow, body, fields)
+        done = (status is None and body is None) if process is None else process
+        if fields is not None and not done:
+            raise ValueError("fields rewrite an answer: the request must be carried out")
+        fault = ResponseFault(status, timeout, slow, done, fields=fields, **_body(body))
         self._armed.arm(f"path:{path_suffix}", fault, times)
 
     def clear(self) -> None:

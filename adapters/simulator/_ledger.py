@@ -18,10 +18,11 @@ from enum import StrEnum
 from adapters.nicepay.tokens import nicepay_timestamp
 from adapters.simulator._codes import MITRA_OF, PAY_METHOD
 from adapters.simulator._config import SimulatorConfig
-from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateSpec
+from adapters.simulator.flow import NICEPAY_TRANSACTION, NicepayEvent, NicepayState
+from fsm.definition import Actor, Deadline, FlowDefinition, StateSpec
 from fsm.engine import Engine
 from fsm.errors import TransitionError
-from fsm.flows import NICEPAY_TRANSACTION, NicepayEvent, NicepayState, Wallet
+from fsm.flows import Wallet
 from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -175,7 +176,7 @@ class Ledger:
         self.expire_if_due(tx_id)
         return self.engine.get(tx_id).state
 
-    def fire(self, tx_id: str, event: NicepayEvent, actor: Actor, key: str) -> bool:
+    def fire(self, tx_id: str, event: NicepayEvent, actor: str, key: str) -> bool:
         """Apply ``event``; ``False`` when the flow refuses it or it was applied before."""
         try:
             result = self.engine.fire_with_retry(

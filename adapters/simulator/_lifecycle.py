@@ -14,8 +14,9 @@ from adapters.simulator._ledger import OPEN_STATES, Ledger, Link, LinkState, Tra
 from adapters.simulator._notify import Notification, Notifier, link_fields, payment_fields
 from adapters.simulator._scheduler import Scheduler
 from adapters.simulator._validation import Refused
-from fsm.definition.flow import Actor
-from fsm.flows import NicepayEvent, NicepayState, Wallet
+from adapters.simulator.flow import NicepayEvent, NicepayState, SimulatorActor
+from fsm.definition import Actor
+from fsm.flows import Wallet
 
 E, S = NicepayEvent, NicepayState
 _REVERSIBLE = frozenset({S.PAID, S.REFUNDED})
@@ -47,12 +48,14 @@ class Lifecycle:
         """The browser reached the payment page: status 3, and for OVO the push goes out."""
         with self.ledger.lock:
             tx.callback_url = callback_url
-            self.ledger.fire(tx.tx_id, E.OPEN_PAYMENT_PAGE, Actor.CUSTOMER, "page")
+            self.ledger.fire(tx.tx_id, E.OPEN_PAYMENT_PAGE, SimulatorActor.CUSTOMER, "page")
         if tx.wallet is Wallet.OVO:
             self._push(tx)
 
     def _push(self, tx: Transaction) -> None:
-        if not self.ledger.fire(tx.tx_id, E.START_PROCESSING, Actor.WALLET_PARTNER, "push"):
+        if not self.ledger.fire(
+            tx.tx_id, E.START_PROCESSING, SimulatorActor.WALLET_PARTNER, "push"
+        ):
             return
         script = self.script_for(tx.reference_no, tx.billing_phone)
         script = script or Script(self.config.ovo_default_action)
@@ -74,9 +77,9 @@ class Lifecycle:
         """The customer logged in on the wallet's page: status 4 while they confirm."""
         with self.ledger.lock:
             if self.ledger.state(tx.tx_id) == S.UNPAID:
-                self.ledger.fire(tx.tx_id, E.START_PROCESSING, Actor.CUSTOMER, "confirm")
+                self.ledger.fire(tx.tx_id, E.START_PROCESSING, SimulatorActor.CUSTOMER, "confirm")
 
-    def pay(self, tx: Transaction, actor: Actor = Actor.WALLET_PARTNER) -> bool:
+    def pay(self, tx: Transaction, actor: str = SimulatorActor.WALLET_PARTNER) -> bool:
         """The wallet approves: status 0, and the payment notification is sent."""
         with self.ledger.lock:
             self.log_in(tx)
@@ -86,7 +89,7 @@ class Lifecycle:
         self.notify(tx, "payment", "0")
         return True
 
-    def decline(self, tx: Transaction, actor: Actor = Actor.WALLET_PARTNER) -> bool:
+    def decline(self, tx: Transaction, actor: str = SimulatorActor.WALLET_PARTNER) -> bool:
         """The customer or the wallet refuses: status 8 (no notification: nothing was paid)."""
         return self.ledger.fire(tx.tx_id, E.DECLINE, actor, "wallet")
 

@@ -17,7 +17,7 @@ from adapters.simulator._ledger import OPEN_STATES, Link, LinkState, Transaction
 from adapters.simulator._lifecycle import Lifecycle
 from adapters.simulator._pages import LINK_RESULT_PATH, PAYMENT_RESULT_PATH, browser_error
 from adapters.simulator._validation import Refused
-from fsm.definition.flow import Actor
+from adapters.simulator.flow import SimulatorActor
 from fsm.flows import Wallet
 
 SAMPLE_SECRET = "123456"  # noqa: S105 - a demo OTP on a simulated page
@@ -119,7 +119,7 @@ class PartnerPages:
         if fields.get("action") == "pay":
             self._life.pay(tx)
         elif fields.get("action") == "decline":
-            self._life.decline(tx, Actor.CUSTOMER)
+            self._life.decline(tx, SimulatorActor.CUSTOMER)
         else:
             raise Refused("9751", "action must be pay or decline")
         return Response.redirect(f"{request.base_url}{PAYMENT_RESULT_PATH}?tXid={tx.tx_id}")

@@ -1,4 +1,8 @@
-"""Serve an ASGI app with uvicorn on loopback, in a background thread, for the length of a block."""
+"""Serve an ASGI app with uvicorn on loopback, in a background thread, for the length of a block.
+
+uvicorn comes with the ``simulator`` and ``server`` extras and is imported only when a server
+starts, so the simulator's in-process transport works without it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
+if TYPE_CHECKING:
+    import uvicorn
 
 LOOPBACK = "127.0.0.1"
 _START_TIMEOUT = 10.0
@@ -25,6 +30,8 @@ def serve_app(app: Callable[..., Any], *, port: int = 0) -> Iterator[str]:
         OSError: the port is taken.
         RuntimeError: the server did not start.
     """
+    import uvicorn  # optional (the simulator and server extras): only serving needs it
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -45,6 +52,8 @@ def serve_app(app: Callable[..., Any], *, port: int = 0) -> Iterator[str]:
 
 
 def _config(app: Callable[..., Any]) -> uvicorn.Config:
+    import uvicorn  # see serve_app
+
     return uvicorn.Config(
         app,
         lifespan="off",

@@ -6,6 +6,14 @@
         sim.script_customer(reference_no="ORD-1", action="pay")
         sim.faults.notification("ORD-1", duplicate=1)
         ...  # point the client at sim.nicepay_url
+
+or in-process, without a socket, for a client's unit tests::
+
+    sim = NicepaySimulator(config)
+    sim.open()
+    http = httpx.Client(transport=sim.mock_transport(), base_url="http://nicepay.test")
+    ...  # the client's base URL is "http://nicepay.test/nicepay"
+    sim.close()
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from adapters.simulator._customer import CustomerScripts, Script
 from adapters.simulator._faults import Faults
 from adapters.simulator._ledger import Ledger, Transaction
 from adapters.simulator._lifecycle import Lifecycle
+from adapters.simulator._mock import mock_transport
 from adapters.simulator._notify import Delivery, Notifier
 from adapters.simulator._pages import LINK_RESULT_PATH, PAYMENT_RESULT_PATH, NicepayPages
 from adapters.simulator._partner import PARTNER_WALLETS, PartnerPages
@@ -42,9 +51,21 @@ NICEPAY_PREFIX = "/nicepay"
 class NicepaySimulator:
     """A simulated NICEPAY V2 Direct e-wallet service (see the package docstring)."""
 
-    def __init__(self, config: SimulatorConfig) -> None:
-        """Prepare a simulator; nothing runs until :meth:`serve` (or :meth:`open`)."""
+    def __init__(
+        self,
+        config: SimulatorConfig,
+        *,
+        notification_transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Prepare a simulator; nothing runs until :meth:`serve` (or :meth:`open`).
+
+        Args:
+            config: how the simulated NICEPAY behaves.
+            notification_transport: what carries notifications to ``dbProcessUrl`` (by
+                default the network); a test may keep them in-process.
+        """
         self.config = config
+        self._notification_transport = notification_transport
         self.faults = Faults()
         """Fault injection: ``notification``, ``callback`` and ``response``."""
         self.base_url: str | None = None
@@ -84,7 +105,11 @@ class NicepaySimulator:
         ledger = Ledger(self.config, db_url)
         stack.callback(ledger.close)
         http = stack.enter_context(
-            httpx.Client(timeout=self.config.notification_timeout, trust_env=False)
+            httpx.Client(
+                timeout=self.config.notification_timeout,
+                trust_env=False,
+                transport=self._notification_transport,
+            )
         )
         deliveries = _started(stack, Scheduler("nicepay-sim-notifications"))
         customers = _started(stack, Scheduler("nicepay-sim-customers"))
@@ -129,6 +154,13 @@ class NicepaySimulator:
         finally:
             self.base_url = None
             self.close()
+
+    def mock_transport(self) -> httpx.MockTransport:
+        """This simulator in-process, as a transport for ``httpx.Client`` (serving once open).
+
+        Response faults apply as on loopback; a ``timeout`` raises ``httpx.ReadTimeout``.
+        """
+        return mock_transport(self._handle, self.faults)
 
     @property
     def lifecycle(self) -> Lifecycle:

@@ -22,8 +22,8 @@ from pydantic import SecretStr
 
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.messages import Billing, CartItem
 from adapters.nicepay.tokens import notification_token
 from adapters.reconcile.recovery import Reconciler
@@ -35,9 +35,9 @@ from adapters.simulator import (
     SimulatorConfig,
     serve_app,
 )
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
+from fsm.flows import FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 
@@ -105,7 +105,7 @@ def run_demo(db_url: str) -> list[Outcome]:
     """Run every scenario against a fresh simulator; payments go to ``db_url``."""
     store = SqlStore(db_url)
     store.create_schema()
-    with merchant_rig(Engine(store)) as rig:
+    with merchant_rig(Engine(store, flows=FLOWS)) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]
         played += _play_astrapay(rig)
         played.append(_play_partial_refund(rig))

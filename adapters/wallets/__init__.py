@@ -1,1 +1,2 @@
-"""Wallet adapters: the protocol, the registry, each wallet, status codes and cancel rules."""
+"""Wallet adapters: the protocol, orders, answers given without I/O, each wallet, the registry,
+and the status and cancel tables."""

@@ -9,34 +9,36 @@ from __future__ import annotations
 
 import contextlib
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
+from adapters.errors import ProviderError
+from adapters.nicepay.client import Call
 from adapters.nicepay.messages import RegistrationRequest
-from adapters.reconcile.intents import Call, recorded_call
-from adapters.wallets.base import CustomerStep
+from adapters.wallets.answers import PaymentAnswers
+from adapters.wallets.base import CustomerStep, Gateway, PaymentSteps
+from adapters.wallets.orders import PaymentOrder
 from adapters.wallets.registration import register_with_recovery
-from fsm.definition.flow import Actor
-from fsm.errors import InvalidInstanceData, ProviderError
-from fsm.flows import PaymentEvent, Wallet
-
-if TYPE_CHECKING:
-    from adapters.service import PaymentOrder, PaymentService
-    from fsm.model import Instance
+from fsm.definition import Actor
+from fsm.errors import InvalidInstanceData
+from fsm.flows import EWALLET_PAYMENT, PaymentEvent, Wallet
+from fsm.model import Instance
 
 
-class _RegisteredWallet:
+class _RegisteredWallet(PaymentAnswers):
     """Registration and the payment step, shared by every non-AstraPay wallet."""
 
     wallet: ClassVar[Wallet]
     mitra_cd: ClassVar[str]
-    flow: ClassVar[str] = "ewallet_payment"
+    flow: ClassVar[str] = EWALLET_PAYMENT.name
+    return_event = PaymentEvent.RETURN_FROM_PARTNER
+    """Back from the wallet's page (or the app)."""
     customer_event: ClassVar[PaymentEvent]
     note: ClassVar[str]
     step_call: ClassVar[Call | None] = None
     """The NICEPAY call the payment step makes on the server, if any (recorded as an intent)."""
 
     def begin(
-        self, service: PaymentService, payment: Instance, order: PaymentOrder
+        self, payment: Instance, order: PaymentOrder, gateway: Gateway, steps: PaymentSteps
     ) -> CustomerStep:
         """Register the payment at NICEPAY and send the customer on.
 
@@ -45,55 +47,38 @@ class _RegisteredWallet:
             TransitionNotAllowed: the payment moved on while NICEPAY answered (the reconciler
                 failed a registration it took for lost); recorded, and no step is handed out.
         """
-        tx_id, reference_no = self._register(service, payment, order)
-        engine = service.engine
+        tx_id, reference_no = self._register(payment, order, gateway, steps)
         # Each step must be applied before the customer is sent on: a payment the reconciler
         # failed meanwhile must never hand out a payable page.
-        engine.fire_with_retry(
-            payment.id,
-            PaymentEvent.REQUEST_PAYMENT,
-            actor=Actor.MERCHANT,
-            idempotency_key="request-payment",
-        )
-        registered = engine.get(payment.id)
-        with self._step_call(service, registered, tx_id, reference_no):
-            step = self.customer_step(service, registered, tx_id, reference_no)
-            engine.fire_with_retry(
-                payment.id,
-                self.customer_event,
-                actor=Actor.MERCHANT,
-                idempotency_key="send-customer",
-            )
+        steps.fire(PaymentEvent.REQUEST_PAYMENT, actor=Actor.MERCHANT, key="request-payment")
+        with self._step_call(steps, payment, tx_id, reference_no):
+            step = self.customer_step(gateway, payment, tx_id, reference_no)
+            steps.fire(self.customer_event, actor=Actor.MERCHANT, key="send-customer")
         return step
 
     def _step_call(
-        self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
+        self, steps: PaymentSteps, payment: Instance, tx_id: str, reference_no: str
     ) -> AbstractContextManager[object]:
         """The intent of the payment step's NICEPAY call, for a wallet whose step makes one."""
         if self.step_call is None:
             return contextlib.nullcontext()
         asked = {"tXid": tx_id, "referenceNo": reference_no, "amt": payment.amount}
-        return recorded_call(service.engine, payment, self.step_call, request=asked, tx_id=tx_id)
+        return steps.recorded_call(self.step_call, request=asked, tx_id=tx_id)
 
     def customer_step(
-        self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
+        self, gateway: Gateway, payment: Instance, tx_id: str, reference_no: str
     ) -> CustomerStep:
         """Where the customer's browser goes: NICEPAY's payment step as a GET URL."""
-        step = service.client.payment_step(
-            tx_id, reference_no, payment.amount or "", service.callback_url
+        step = gateway.client.payment_step(
+            tx_id, reference_no, payment.amount or "", gateway.callback_url
         )
         return CustomerStep(kind="redirect", url=step.get_url, note=self.note)
 
     def _register(
-        self, service: PaymentService, payment: Instance, order: PaymentOrder
+        self, payment: Instance, order: PaymentOrder, gateway: Gateway, steps: PaymentSteps
     ) -> tuple[str, str]:
-        sent = service.engine.fire_with_retry(
-            payment.id,
-            PaymentEvent.SEND_REGISTRATION,
-            actor=Actor.MERCHANT,
-            idempotency_key="register",
-        )
-        if sent.duplicate:  # registration is never sent twice under one referenceNo
+        first = steps.fire(PaymentEvent.SEND_REGISTRATION, actor=Actor.MERCHANT, key="register")
+        if not first:  # registration is never sent twice under one referenceNo
             raise InvalidInstanceData(f"payment {payment.id!r} was already sent to NICEPAY")
         request = RegistrationRequest.model_validate(
             {
@@ -104,7 +89,7 @@ class _RegisteredWallet:
                 "billing": order.billing,
                 "cart": order.cart,
                 "userIP": order.user_ip,
-                "dbProcessUrl": service.notification_url,
+                "dbProcessUrl": gateway.notification_url,
                 "description": order.description,
             }
         )
@@ -113,10 +98,10 @@ class _RegisteredWallet:
             "amt": request.amount,
             "mitraCd": self.mitra_cd,
         }
-        with recorded_call(service.engine, payment, Call.REGISTRATION, request=sent_fields):
+        with steps.recorded_call(Call.REGISTRATION, request=sent_fields):
             try:
                 response, reference_no = register_with_recovery(
-                    service.client, request, suffix=service.reference_suffix
+                    gateway.client, request, suffix=gateway.reference_suffix
                 )
             except ProviderError as error:
                 payload = {
@@ -125,19 +110,17 @@ class _RegisteredWallet:
                     "error": type(error).__name__,
                     "retryable": error.retryable,
                 }
-                service.fire(
-                    payment.id,
+                steps.report(
                     PaymentEvent.FAIL_REGISTRATION,
-                    Actor.NICEPAY_RESPONSE,
-                    "registration-failed",
-                    payload,
+                    actor=Actor.PROVIDER_RESPONSE,
+                    key="registration-failed",
+                    payload=payload,
                 )
                 raise
-            service.engine.fire_with_retry(  # a refusal (failed meanwhile) is raised, not ignored
-                payment.id,
+            steps.fire(  # a refusal (failed meanwhile) is raised, not ignored
                 PaymentEvent.ACCEPT_REGISTRATION,
-                actor=Actor.NICEPAY_RESPONSE,
-                idempotency_key=f"registered:{response.tx_id}",
+                actor=Actor.PROVIDER_RESPONSE,
+                key=f"registered:{response.tx_id}",
                 payload={
                     "tx_id": response.tx_id,
                     "reference_no": reference_no,
@@ -184,13 +167,13 @@ class ShopeePayAdapter(_RegisteredWallet):
     step_call = Call.PAYMENT_LINKS
 
     def customer_step(
-        self, service: PaymentService, payment: Instance, tx_id: str, reference_no: str
+        self, gateway: Gateway, payment: Instance, tx_id: str, reference_no: str
     ) -> CustomerStep:
         """The app and web links NICEPAY answers for ``returnJsonFormat=1``."""
-        step = service.client.payment_step(
-            tx_id, reference_no, payment.amount or "", service.callback_url, return_json=True
+        step = gateway.client.payment_step(
+            tx_id, reference_no, payment.amount or "", gateway.callback_url, return_json=True
         )
-        links = service.client.payment_links(step)
+        links = gateway.client.payment_links(step)
         return CustomerStep(
             kind="app_link",
             url=links.app_url or links.web_url or step.get_url,
@@ -198,3 +181,6 @@ class ShopeePayAdapter(_RegisteredWallet):
             web_url=links.web_url,
             note=self.note,
         )
+
+
+__all__ = ["DanaAdapter", "LinkAjaAdapter", "OvoAdapter", "ShopeePayAdapter"]

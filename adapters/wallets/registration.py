@@ -23,10 +23,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from adapters.errors import DuplicateReference
+from adapters.errors import DuplicateReference, ProviderError
 from adapters.nicepay.client import NicepayClient
-from adapters.nicepay.messages import RegistrationRequest, RegistrationResponse
-from fsm.errors import ProviderError
+from adapters.nicepay.messages import RegistrationRequest
+from adapters.nicepay.responses import RegistrationResponse
 
 logger = logging.getLogger(__name__)
 

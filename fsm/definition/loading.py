@@ -1,7 +1,8 @@
 """Flow definitions from JSON: the format ``flow_to_dict`` writes, read back and validated.
 
 This lets a reviewer check a proposed flow, or compare a flow with an older version of itself,
-without writing Python. Guards are referred to by name and resolved from a registry.
+without writing Python. Guards are referred to by name and resolved from the registry the caller
+passes (the built-in flows' is :data:`fsm.flows.GUARDS`).
 """
 
 from __future__ import annotations
@@ -10,23 +11,24 @@ import json
 from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from fsm.definition.flow import (
-    Actor,
+from fsm.definition.flow import FlowDefinition, flow_to_dict
+from fsm.definition.spec import (
+    DEFAULT_SETTLED_BY,
     Deadline,
-    FlowDefinition,
     GiveUp,
     Guard,
     StateKind,
     StateSpec,
     TransitionSpec,
-    flow_to_dict,
 )
 from fsm.errors import FlowDefinitionError
-from fsm.flows import GUARDS
+
+_NO_GUARDS: Mapping[str, Guard] = MappingProxyType({})
 
 
 class _Doc(BaseModel):
@@ -60,7 +62,7 @@ class _TransitionDoc(_Doc):
     event: str = Field(min_length=1)
     sources: list[str]
     dest: str
-    actors: list[Actor]
+    actors: list[str]
     guard: str | None = None
     reversal: bool = False
     binds: list[str] = []
@@ -72,15 +74,16 @@ class _FlowDoc(_Doc):
     description: str = ""
     initial: str
     wallets: list[str] = []
-    settled_by: list[Actor] = [Actor.STATUS_INQUIRY, Actor.OPERATOR]
+    actors: list[str]
+    settled_by: list[str] = sorted(DEFAULT_SETTLED_BY)
     states: list[_StateDoc]
     transitions: list[_TransitionDoc]
 
 
 def flow_from_dict(
-    data: Mapping[str, Any], *, guards: Mapping[str, Guard] = GUARDS
+    data: Mapping[str, Any], *, guards: Mapping[str, Guard] = _NO_GUARDS
 ) -> FlowDefinition:
-    """Build and validate a flow from ``flow_to_dict`` data.
+    """Build and validate a flow from ``flow_to_dict`` data, resolving guard names in ``guards``.
 
     Raises:
         FlowDefinitionError: the data is malformed, names an unknown guard, or the flow is invalid.
@@ -99,14 +102,15 @@ def flow_from_dict(
         description=doc.description,
         initial=doc.initial,
         wallets=tuple(doc.wallets),
+        actors=tuple(doc.actors),
         settled_by=frozenset(doc.settled_by),
         states=tuple(_state(state) for state in doc.states),
         transitions=tuple(_transition(spec, guards) for spec in doc.transitions),
     )
 
 
-def load_flow_file(path: str | Path) -> FlowDefinition:
-    """Read a flow from a JSON file.
+def load_flow_file(path: str | Path, *, guards: Mapping[str, Guard] = _NO_GUARDS) -> FlowDefinition:
+    """Read a flow from a JSON file, resolving guard names in ``guards``.
 
     Raises:
         FlowDefinitionError: the file is not JSON, or the flow in it is invalid.
@@ -118,7 +122,7 @@ def load_flow_file(path: str | Path) -> FlowDefinition:
         raise FlowDefinitionError(source.name, [f"cannot read {source}: {exc}"]) from None
     if not isinstance(data, dict):
         raise FlowDefinitionError(source.name, ["the file must hold one JSON object"])
-    return flow_from_dict(data)
+    return flow_from_dict(data, guards=guards)
 
 
 def dump_flow(flow: FlowDefinition) -> str:

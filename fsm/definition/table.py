@@ -1,46 +1,38 @@
-"""The only module that imports ``transitions``.
+"""A flow's one decision table, compiled through ``transitions``: the only module importing it.
 
-One ``Machine`` is compiled per flow and shared by every instance of it: nothing is bound onto
-any object (``model=None``), there are no ``to_<state>()`` backdoors (``auto_transitions=False``)
-and an illegal trigger raises. The machine's own table (each event's transitions by source, in
-the order they are tried, each with its condition) is read once into :attr:`CompiledFlow.moves`,
-and the engine decides from that table: the same first transition whose condition holds that
-``Event.trigger`` would take, without the event data, carrier object and empty callback rounds
-it builds for every event. :meth:`CompiledFlow.step` still runs the machine itself; a test holds
-the two to the same answer for every flow, state, event, actor and guard outcome.
+Each flow is compiled once, when its definition is built, into a ``transitions`` machine: nothing
+is bound onto any object (``model=None``), there are no ``to_<state>()`` backdoors
+(``auto_transitions=False``) and an illegal trigger raises. The machine's own table (each event's
+transitions by source, in the order its trigger tries them, each behind its condition) is read
+into a :class:`DecisionTable`, and everything that asks what a flow allows reads that table: the
+definition's checks, :meth:`fsm.Engine.fire` and :meth:`fsm.Engine.allowed_events` (through
+:mod:`fsm.decide`), replay, and the diagrams. Deciding walks the candidates in the machine's order
+and takes the first open to the actor whose guard passes, as the trigger would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from types import MappingProxyType
+from typing import Any, cast
 
-from transitions import EventData, Machine, MachineError
+from transitions import EventData, Machine
 
-from fsm.definition.flow import Actor, FlowDefinition, GuardContext, TransitionSpec
-
-if TYPE_CHECKING:
-    from fsm.model import Instance
-
-
-class _Carrier:
-    __slots__ = ("state",)
-
-    def __init__(self, state: str) -> None:
-        self.state = state
+from fsm.definition.spec import GuardContext, StateSpec, TransitionSpec
+from fsm.model import Instance
 
 
 @dataclass(frozen=True, slots=True)
 class Moves:
-    """What one event may do from one state: the transitions in the order the machine tries them."""
+    """Transitions sharing a source and an event (a step: a destination too), in trigger order."""
 
     specs: tuple[TransitionSpec, ...]
-    actors: frozenset[Actor]
+    actors: frozenset[str]
     """Every actor any of them allows."""
 
     def first_passing(
-        self, instance: Instance, actor: Actor, payload: Mapping[str, Any]
+        self, instance: Instance, actor: str, payload: Mapping[str, Any]
     ) -> TransitionSpec | None:
         """The first transition open to ``actor`` whose guard passes (``None``: none does)."""
         ctx = None
@@ -55,58 +47,76 @@ class Moves:
         return None
 
 
-class CompiledFlow:
-    """A flow compiled once into a ``transitions`` machine, and its table of moves."""
+_NO_MOVES = Moves((), frozenset())
 
-    def __init__(self, flow: FlowDefinition) -> None:
-        self.flow = flow
-        specs: dict[Callable[[EventData], bool], TransitionSpec] = {}
-        self._machine = Machine(
+
+class DecisionTable:
+    """What each event may do from each state, read from the flow's ``transitions`` machine."""
+
+    __slots__ = ("events", "moves", "steps")
+
+    def __init__(
+        self, states: Iterable[StateSpec], initial: str, transitions: Iterable[TransitionSpec]
+    ) -> None:
+        """Compile the machine and read its table; the names must already be known to be valid."""
+        conditions: dict[Callable[[EventData], bool], TransitionSpec] = {}
+        machine = Machine(
             model=None,
-            states=[state.name for state in flow.states],
-            initial=flow.initial,
-            transitions=[_config(spec, specs) for spec in flow.transitions],
+            states=[state.name for state in states],
+            initial=initial,
+            transitions=[_config(spec, conditions) for spec in transitions],
             auto_transitions=False,
             ignore_invalid_triggers=False,
             send_event=True,
         )
-        self.moves: Mapping[tuple[str, str], Moves] = _moves(self._machine, specs)
+        self.moves: Mapping[tuple[str, str], Moves] = _read_moves(machine, conditions)
+        """By ``(source, event)``."""
+        self.events: tuple[str, ...] = tuple(machine.events)
+        """Every event, in order of first declaration."""
+        self.steps: Mapping[tuple[str, str, str], Moves] = _by_destination(self.moves)
+        """By ``(source, event, dest)``: who may take that step, as replay checks it."""
 
-    def step(self, state: str, event: str, ctx: GuardContext) -> str | None:
-        """The state the machine's own trigger reaches, or ``None`` when no condition holds.
+    def candidates(self, source: str, event: str) -> tuple[TransitionSpec, ...]:
+        """The transitions ``event`` may take from ``source``, in the order they are tried."""
+        return self.moves.get((source, event), _NO_MOVES).specs
 
-        Raises:
-            LookupError: the flow has no transition for ``event`` from ``state``.
-        """
-        carrier = _Carrier(state)
-        try:
-            moved = self._machine.events[event].trigger(carrier, ctx)
-        except (KeyError, MachineError) as exc:
-            raise LookupError(f"no transition for {event!r} from {state!r}") from exc
-        return carrier.state if moved else None
+    def events_from(self, source: str) -> tuple[str, ...]:
+        """Events that have at least one transition out of ``source``."""
+        return tuple(event for event in self.events if (source, event) in self.moves)
 
 
-def _moves(
-    machine: Machine, specs: Mapping[Callable[[EventData], bool], TransitionSpec]
-) -> dict[tuple[str, str], Moves]:
+def _read_moves(
+    machine: Machine, conditions: Mapping[Callable[[EventData], bool], TransitionSpec]
+) -> Mapping[tuple[str, str], Moves]:
     table: dict[tuple[str, str], Moves] = {}
     for event_name, event in machine.events.items():
         for source, candidates in event.transitions.items():
-            if not candidates:
-                continue
-            chosen = tuple(
-                specs[cast(Any, candidate.conditions[0].func)] for candidate in candidates
-            )
-            actors = frozenset[Actor]().union(*(spec.actors for spec in chosen))
-            table[source, event_name] = Moves(chosen, actors)
-    return table
+            specs = tuple(conditions[cast(Any, t.conditions[0].func)] for t in candidates)
+            if specs:
+                table[source, event_name] = _moves(specs)
+    return MappingProxyType(table)
+
+
+def _by_destination(
+    moves: Mapping[tuple[str, str], Moves],
+) -> Mapping[tuple[str, str, str], Moves]:
+    grouped: dict[tuple[str, str, str], tuple[TransitionSpec, ...]] = {}
+    for (source, event), found in moves.items():
+        for spec in found.specs:
+            key = (source, event, spec.dest)
+            grouped[key] = (*grouped.get(key, ()), spec)
+    return MappingProxyType({key: _moves(specs) for key, specs in grouped.items()})
+
+
+def _moves(specs: tuple[TransitionSpec, ...]) -> Moves:
+    return Moves(specs, frozenset[str]().union(*(spec.actors for spec in specs)))
 
 
 def _config(
-    spec: TransitionSpec, specs: dict[Callable[[EventData], bool], TransitionSpec]
+    spec: TransitionSpec, conditions: dict[Callable[[EventData], bool], TransitionSpec]
 ) -> dict[str, Any]:
     condition = _condition(spec)
-    specs[condition] = spec
+    conditions[condition] = spec
     return {
         "trigger": spec.event,
         "source": sorted(spec.sources),
@@ -116,6 +126,7 @@ def _config(
 
 
 def _condition(spec: TransitionSpec) -> Callable[[EventData], bool]:
+    """The machine's condition for ``spec``: the actor is allowed and the guard passes."""
     guard = spec.guard
 
     def holds(event_data: EventData) -> bool:

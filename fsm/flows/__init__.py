@@ -1,13 +1,13 @@
-"""The built-in flows, each validated when this package is imported."""
+"""The built-in merchant-side flows, each validated (and its table compiled) when imported."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from fsm.definition.flow import FlowDefinition
+from fsm.definition import FlowDefinition
 from fsm.errors import UnknownFlow
-from fsm.flows._common import GUARDS, Wallet
+from fsm.flows._common import GUARDS, WALLET_EXPIRY, Wallet
 from fsm.flows.astrapay_link import ASTRAPAY_LINK, LinkEvent, LinkState
 from fsm.flows.astrapay_payment import (
     ASTRAPAY_PAYMENT,
@@ -15,20 +15,11 @@ from fsm.flows.astrapay_payment import (
     AstrapayPaymentState,
 )
 from fsm.flows.ewallet_payment import EWALLET_PAYMENT, PaymentEvent, PaymentState
-from fsm.flows.nicepay_transaction import (
-    NICEPAY_TRANSACTION,
-    STATUS_CODE,
-    NicepayEvent,
-    NicepayState,
-)
 
 FLOWS: Mapping[str, FlowDefinition] = MappingProxyType(
-    {
-        flow.name: flow
-        for flow in (EWALLET_PAYMENT, ASTRAPAY_LINK, ASTRAPAY_PAYMENT, NICEPAY_TRANSACTION)
-    }
+    {flow.name: flow for flow in (EWALLET_PAYMENT, ASTRAPAY_LINK, ASTRAPAY_PAYMENT)}
 )
-"""Every built-in flow by name."""
+"""Every built-in flow by name: the merchant's payment flows, for ``Engine(store, flows=FLOWS)``."""
 
 
 def get_flow(name: str) -> FlowDefinition:
@@ -49,14 +40,11 @@ __all__ = [
     "EWALLET_PAYMENT",
     "FLOWS",
     "GUARDS",
-    "NICEPAY_TRANSACTION",
-    "STATUS_CODE",
+    "WALLET_EXPIRY",
     "AstrapayPaymentEvent",
     "AstrapayPaymentState",
     "LinkEvent",
     "LinkState",
-    "NicepayEvent",
-    "NicepayState",
     "PaymentEvent",
     "PaymentState",
     "Wallet",

@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from fsm.definition.flow import Actor, GiveUp, Guard, GuardContext, TransitionSpec, transition
+from fsm.definition import Actor, GiveUp, Guard, GuardContext, TransitionSpec, transition
 
 
 class Wallet(StrEnum):
@@ -19,6 +19,17 @@ class Wallet(StrEnum):
     SHOPEEPAY = "shopeepay"
     ASTRAPAY = "astrapay"
 
+
+PAYMENT_ACTORS = (
+    Actor.MERCHANT,
+    Actor.PROVIDER_RESPONSE,
+    Actor.BROWSER_CALLBACK,
+    Actor.PROVIDER_NOTIFICATION,
+    Actor.STATUS_INQUIRY,
+    Actor.TIMER,
+    Actor.OPERATOR,
+)
+"""The actors a payment flow declares: every one the engine knows."""
 
 REDIRECT_WALLETS = frozenset({Wallet.DANA, Wallet.LINKAJA, Wallet.SHOPEEPAY})
 

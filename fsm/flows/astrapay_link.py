@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
+from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
 from fsm.flows._common import Wallet
 
 
@@ -66,6 +66,14 @@ ASTRAPAY_LINK = FlowDefinition(
     description="AstraPay account link (linkEnable.do) for a customer without one",
     wallets=(Wallet.ASTRAPAY,),
     initial=S.LINK_REQUESTED,
+    actors=(
+        A.MERCHANT,
+        A.PROVIDER_RESPONSE,
+        A.BROWSER_CALLBACK,
+        A.PROVIDER_NOTIFICATION,
+        A.TIMER,
+        A.OPERATOR,
+    ),
     states=(
         _pending(S.LINK_REQUESTED, StateKind.START, 20, "linkEnable form handed to the browser"),
         _pending(
@@ -89,7 +97,7 @@ ASTRAPAY_LINK = FlowDefinition(
             E.RECEIVE_PARTNER_REDIRECT,
             S.LINK_REQUESTED,
             S.PARTNER_REDIRECT_RECEIVED,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
         ),
         transition(
             E.SHOW_REGISTRATION_PAGE,
@@ -109,7 +117,7 @@ ASTRAPAY_LINK = FlowDefinition(
             E.CONFIRM_LINK,
             PENDING,
             S.LINKED,
-            A.NICEPAY_NOTIFICATION,
+            A.PROVIDER_NOTIFICATION,
             A.OPERATOR,
             binds=("mandate",),
         ),
@@ -117,7 +125,7 @@ ASTRAPAY_LINK = FlowDefinition(
             E.CONFIRM_LINK_WITHOUT_MANDATE,
             PENDING,
             S.MANDATE_MISSING,
-            A.NICEPAY_NOTIFICATION,
+            A.PROVIDER_NOTIFICATION,
             A.OPERATOR,
         ),
         transition(E.ATTACH_MANDATE, S.MANDATE_MISSING, S.LINKED, A.OPERATOR, binds=("mandate",)),
@@ -125,8 +133,8 @@ ASTRAPAY_LINK = FlowDefinition(
             E.FAIL_LINK,
             (*PENDING, S.MANDATE_MISSING),
             S.LINK_FAILED,
-            A.NICEPAY_RESPONSE,
-            A.NICEPAY_NOTIFICATION,
+            A.PROVIDER_RESPONSE,
+            A.PROVIDER_NOTIFICATION,
             A.TIMER,
             A.OPERATOR,
         ),

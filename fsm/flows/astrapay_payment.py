@@ -17,10 +17,11 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
+from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
 from fsm.flows._common import (
     ASTRAPAY_EXPIRY,
     HAS_MANDATE,
+    PAYMENT_ACTORS,
     STATUS_CHECK_CAP,
     Wallet,
     refund_requests,
@@ -117,6 +118,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
     description="AstraPay payment with a linked account's mandate (linkInitiate.do)",
     wallets=(Wallet.ASTRAPAY,),
     initial=S.CHECKOUT_REQUESTED,
+    actors=PAYMENT_ACTORS,
     states=(
         _state(
             S.CHECKOUT_REQUESTED,
@@ -215,14 +217,14 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.RECEIVE_PAYMENT_PAGE,
             S.LINK_INITIATE_SUBMITTED,
             S.PAYMENT_PAGE_RECEIVED,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             A.MERCHANT,
         ),
         transition(
             E.FAIL_INITIATE,
             S.LINK_INITIATE_SUBMITTED,
             S.INITIATE_FAILED,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             A.TIMER,
             A.OPERATOR,
         ),
@@ -232,7 +234,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.RECEIVE_NOTIFICATION,
             AWAITING_OUTCOME,
             S.NOTIFICATION_RECEIVED,
-            A.NICEPAY_NOTIFICATION,
+            A.PROVIDER_NOTIFICATION,
             binds=("tx_id",),
         ),
         # Under review only a settlement leaves, but a verified notification still binds its
@@ -242,7 +244,7 @@ ASTRAPAY_PAYMENT = FlowDefinition(
             E.RECEIVE_NOTIFICATION,
             S.NEEDS_REVIEW,
             S.NEEDS_REVIEW,
-            A.NICEPAY_NOTIFICATION,
+            A.PROVIDER_NOTIFICATION,
             binds=("tx_id",),
         ),
         transition(

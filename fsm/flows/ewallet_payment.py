@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 
-from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
+from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
 from fsm.flows._common import (
+    PAYMENT_ACTORS,
     PUSH_WALLET,
     REDIRECT_WALLET,
     STATUS_CHECK_CAP,
@@ -101,6 +102,7 @@ EWALLET_PAYMENT = FlowDefinition(
     description="E-wallet payment through NICEPAY V2 Direct: OVO push or partner redirect",
     wallets=(Wallet.OVO, Wallet.DANA, Wallet.LINKAJA, Wallet.SHOPEEPAY),
     initial=S.CHECKOUT_REQUESTED,
+    actors=PAYMENT_ACTORS,
     states=(
         StateSpec(
             S.CHECKOUT_REQUESTED,
@@ -204,7 +206,7 @@ EWALLET_PAYMENT = FlowDefinition(
             E.ACCEPT_REGISTRATION,
             S.REGISTRATION_SENT,
             S.REGISTERED,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             A.OPERATOR,
             binds=("tx_id", "reference_no"),
         ),
@@ -212,7 +214,7 @@ EWALLET_PAYMENT = FlowDefinition(
             E.FAIL_REGISTRATION,
             S.REGISTRATION_SENT,
             S.REGISTRATION_FAILED,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             A.TIMER,
             A.OPERATOR,
         ),
@@ -222,7 +224,7 @@ EWALLET_PAYMENT = FlowDefinition(
             S.PAYMENT_REQUESTED,
             S.AWAITING_APPROVAL,
             A.MERCHANT,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             guard=PUSH_WALLET,
         ),
         transition(
@@ -230,11 +232,14 @@ EWALLET_PAYMENT = FlowDefinition(
             S.PAYMENT_REQUESTED,
             S.REDIRECTED_TO_PARTNER,
             A.MERCHANT,
-            A.NICEPAY_RESPONSE,
+            A.PROVIDER_RESPONSE,
             guard=REDIRECT_WALLET,
         ),
         transition(
-            E.RECEIVE_NOTIFICATION, INQUIRY_PENDING, S.NOTIFICATION_RECEIVED, A.NICEPAY_NOTIFICATION
+            E.RECEIVE_NOTIFICATION,
+            INQUIRY_PENDING,
+            S.NOTIFICATION_RECEIVED,
+            A.PROVIDER_NOTIFICATION,
         ),
         transition(
             E.RETURN_FROM_PARTNER,

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fsm._payload import REDACTED, UnreadablePayload, is_secret_field
-from fsm.definition.flow import FlowDefinition
+from fsm.definition import FlowDefinition
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import refund_requests, refunded_total
 from fsm.render.diagram import path_to_dot, render
@@ -137,8 +137,8 @@ def _summary(
         ("definition", flow.fingerprint),
         ("wallet", instance.wallet),
         ("amount", amount),
-        ("referenceNo", instance.reference_no),
-        ("tXid", instance.tx_id),
+        ("reference_no", instance.reference_no),
+        ("tx_id", instance.tx_id),
         ("state", instance.state),
         ("refunded", refunded_total(instance) if instance.amount else None),
         ("version", str(instance.version)),

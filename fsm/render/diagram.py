@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from fsm.definition.flow import FlowDefinition, StateSpec
+from fsm.definition import FlowDefinition, StateSpec
 from fsm.errors import DiagramBackendUnavailable, UnknownDiagramFormat
 from fsm.render.flow_dot import (
     FlowEdge,

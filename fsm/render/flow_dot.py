@@ -1,7 +1,7 @@
 """DOT text for flow diagrams: quoting, statements, styles, and the parts every diagram shares.
 
 Everything here is a pure function of its arguments and emits in a fixed order (states and
-transitions as declared, actors as :class:`~fsm.Actor` declares them, wallets sorted),
+transitions as declared, actors as the flow declares them, wallets sorted),
 so one definition always gives byte-identical DOT. Every identifier and label is quoted, so no
 state, event or refusal detail can break out of its string.
 """
@@ -14,14 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from html import escape
 
-from fsm.definition.flow import (
-    Actor,
-    Deadline,
-    FlowDefinition,
-    StateKind,
-    StateSpec,
-    TransitionSpec,
-)
+from fsm.definition import Actor, Deadline, FlowDefinition, Moves, StateKind, StateSpec
 
 FONT = "Helvetica"
 START_NODE = ":start"
@@ -52,18 +45,18 @@ KIND_STYLE: Mapping[StateKind, tuple[str, str]] = {
 }
 """Fill and border colour of each kind of state."""
 
-ACTOR_COLOR: Mapping[Actor, str] = {
+ACTOR_COLOR: Mapping[str, str] = {
     Actor.MERCHANT: "#0072b2",
-    Actor.NICEPAY_RESPONSE: "#009e73",
+    Actor.PROVIDER_RESPONSE: "#009e73",
     Actor.BROWSER_CALLBACK: "#e69f00",
-    Actor.NICEPAY_NOTIFICATION: "#cc79a7",
+    Actor.PROVIDER_NOTIFICATION: "#cc79a7",
     Actor.STATUS_INQUIRY: "#d55e00",
     Actor.TIMER: "#56b4e9",
     Actor.OPERATOR: "#000000",
-    Actor.CUSTOMER: "#8c564b",
-    Actor.WALLET_PARTNER: "#7b68ee",
 }
-"""One colour per actor, from a palette that stays apart for colour-blind readers."""
+"""One colour per actor the engine knows, from a palette that stays apart for colour-blind
+readers; a flow's own actors are drawn in :data:`OTHER_ACTOR_COLOR`."""
+OTHER_ACTOR_COLOR = "#111827"
 
 Attrs = Mapping[str, str]
 
@@ -198,7 +191,7 @@ class FlowEdge:
     source: str
     event: str
     dest: str
-    actors: tuple[Actor, ...]
+    actors: tuple[str, ...]
     guards: tuple[str, ...]
     """Guard names; empty when some transition on this arrow is unguarded."""
     reversal: bool
@@ -211,24 +204,28 @@ class FlowEdge:
 
 
 def flow_edges(flow: FlowDefinition) -> tuple[FlowEdge, ...]:
-    """The flow's arrows, in declaration order of transitions, then of their source states."""
+    """The steps of the flow's table as arrows, in declaration order of their first transition,
+    then of their source states."""
     order = {state.name: index for index, state in enumerate(flow.states)}
-    grouped: dict[tuple[str, str, str], list[TransitionSpec]] = {}
-    for spec in flow.transitions:
-        for source in sorted(spec.sources, key=lambda name: (order.get(name, len(order)), name)):
-            grouped.setdefault((source, spec.event, spec.dest), []).append(spec)
-    return tuple(_merge(key, specs) for key, specs in grouped.items())
+    declared = {id(spec): index for index, spec in enumerate(flow.transitions)}
+
+    def position(item: tuple[tuple[str, str, str], Moves]) -> tuple[int, int]:
+        (source, _event, _dest), moves = item
+        return min(declared[id(spec)] for spec in moves.specs), order[source]
+
+    steps = sorted(flow.table.steps.items(), key=position)
+    return tuple(_edge(flow, key, moves) for key, moves in steps)
 
 
-def _merge(key: tuple[str, str, str], specs: list[TransitionSpec]) -> FlowEdge:
-    actors = frozenset().union(*(spec.actors for spec in specs))
+def _edge(flow: FlowDefinition, key: tuple[str, str, str], moves: Moves) -> FlowEdge:
+    specs = moves.specs
     unguarded = any(spec.guard is None for spec in specs)
     guards = () if unguarded else tuple(dict.fromkeys(s.guard.name for s in specs if s.guard))
     return FlowEdge(
         source=key[0],
         event=key[1],
         dest=key[2],
-        actors=tuple(actor for actor in Actor if actor in actors),
+        actors=tuple(actor for actor in flow.actors if actor in moves.actors),
         guards=guards,
         reversal=any(spec.reversal for spec in specs),
         binds=tuple(dict.fromkeys(name for spec in specs for name in spec.binds)),

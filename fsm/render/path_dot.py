@@ -14,12 +14,13 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from fsm.definition.flow import Actor, FlowDefinition, StateSpec
+from fsm.definition import FlowDefinition, StateSpec
 from fsm.errors import RejectReason
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import RefundRequestStep, refund_requests, refunded_total
 from fsm.render.flow_dot import (
     ACTOR_COLOR,
+    OTHER_ACTOR_COLOR,
     START_NODE,
     FlowEdge,
     LegendEntry,
@@ -47,8 +48,8 @@ _REASON_STYLE = {
 }
 _REFUSED_STYLE = ("#fee2e2", "#b91c1c")
 
-StepKey = tuple[str, str, str, Actor]
-RefusalKey = tuple[str, str, Actor, RejectReason, str]
+StepKey = tuple[str, str, str, str]
+RefusalKey = tuple[str, str, str, RejectReason, str]
 
 
 def path_to_dot(
@@ -83,7 +84,7 @@ def path_to_dot(
     declared = {e.key for e in flow_edges(flow)}
     body += [_step_edge(key, records, key[:3] in declared) for key, records in steps.items()]
     body += _refusal_notes(rejections)
-    body += legend("actors", [_actor_entry(actor) for actor in _actors(history, rejections)])
+    body += legend("actors", [_actor_entry(actor) for actor in _actors(flow, history, rejections)])
     return digraph(
         f"{flow.name} {instance.id}", _caption(flow, instance, history, rejections), body
     )
@@ -153,7 +154,7 @@ def _step_edge(key: StepKey, records: list[TransitionRecord], declared: bool) ->
         lines += _more(len(records))
     if not declared:
         lines.append("(not in this definition)")
-    color = ACTOR_COLOR.get(actor, "#111827")
+    color = ACTOR_COLOR.get(actor, OTHER_ACTOR_COLOR)
     attrs = {"label": "\n".join(lines), "color": color, "fontcolor": color, "penwidth": "2.5"}
     attrs["weight"] = "3"
     if not declared:
@@ -194,14 +195,16 @@ def _refusal_label(key: RefusalKey, events: list[RejectedEvent]) -> str:
 
 
 def _actors(
-    history: Iterable[TransitionRecord], rejections: Iterable[RejectedEvent]
-) -> list[Actor]:
+    flow: FlowDefinition, history: Iterable[TransitionRecord], rejections: Iterable[RejectedEvent]
+) -> list[str]:
+    """The actors in the log: the flow's in its declared order, then any others sorted."""
     used = {record.actor for record in history} | {rejected.actor for rejected in rejections}
-    return [actor for actor in Actor if actor in used]
+    declared = [actor for actor in flow.actors if actor in used]
+    return declared + sorted(used - set(declared))
 
 
-def _actor_entry(actor: Actor) -> LegendEntry:
-    color = ACTOR_COLOR.get(actor, "#111827")
+def _actor_entry(actor: str) -> LegendEntry:
+    color = ACTOR_COLOR.get(actor, OTHER_ACTOR_COLOR)
     return LegendEntry(str(actor), border=color, font=color, width=3)
 
 
@@ -211,7 +214,7 @@ def _caption(
     history: Sequence[TransitionRecord],
     rejections: Sequence[RejectedEvent],
 ) -> str:
-    references = [f"referenceNo {instance.reference_no or '-'}", f"tXid {instance.tx_id or '-'}"]
+    references = [f"reference_no {instance.reference_no or '-'}", f"tx_id {instance.tx_id or '-'}"]
     if instance.wallet:
         references.append(f"wallet {instance.wallet}")
     reasons = Counter(str(rejected.reason) for rejected in rejections)

@@ -48,7 +48,6 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from fsm.errors import FsmError, StorageError, StorageUnavailable
-from fsm.store._signals import Refused
 
 _SQLITE_TRANSIENT = frozenset(
     {"BUSY", "LOCKED", "READONLY", "IOERR", "FULL", "CANTOPEN", "PROTOCOL", "NOMEM", "INTERRUPT"}
@@ -109,7 +108,7 @@ class Database:
             yield conn
 
     @contextmanager
-    def begin(self, refused: type[Refused] | None = None) -> Iterator[Connection]:
+    def begin(self, refused: type[Exception] | None = None) -> Iterator[Connection]:
         """One transaction on a pooled connection, committed when the block ends.
 
         A constraint refusing a write raises ``refused`` when given; every other database
@@ -131,7 +130,7 @@ class Database:
 
     @contextmanager
     def translated(
-        self, doing: str = "", *, refused: type[Refused] | None = None
+        self, doing: str = "", *, refused: type[Exception] | None = None
     ) -> Iterator[None]:
         """The boundary: driver and SQLAlchemy errors raised in the block become the library's."""
         try:

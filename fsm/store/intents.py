@@ -2,7 +2,7 @@
 
 A process can stop at any point: after its request reached the provider and before the answer
 was stored, the provider has acted (registered, cancelled) and the database knows nothing.
-So the intent (which call, for which instance, its ``referenceNo``, amount and request) is
+So the intent (which call, for which instance, its reference, amount and request) is
 committed first, and finished only once the answer's transition is committed. An intent left
 open past any call's time marks exactly the instances a crash left behind; the reconciler
 repairs them from the provider's own answer (an inquiry), and never by sending a call that

@@ -24,8 +24,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, column, func, insert, select, table, update
 
 from fsm._payload import read_payload
+from fsm._signals import Refused
 from fsm.clock import require_aware
-from fsm.definition.flow import Actor
 from fsm.errors import (
     CallInDoubt,
     CallKeyTaken,
@@ -37,7 +37,6 @@ from fsm.errors import (
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.replay import StoredStep
 from fsm.store import inbound_journal, intents, leases, listing
-from fsm.store._signals import Refused
 from fsm.store.connect import Database
 from fsm.store.inbound_journal import InboundAttempt
 from fsm.store.intents import CallIntent
@@ -260,7 +259,7 @@ class SqlStore:
             return int(conn.execute(query).scalar_one())
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
-        """Instances with the given NICEPAY ``tXid`` and/or ``referenceNo``."""
+        """Instances with the given provider transaction id and/or merchant reference."""
         query = select(*INSTANCE_COLUMNS)
         if tx_id is not None:
             query = query.where(_INSTANCE.c.tx_id == tx_id)
@@ -428,7 +427,7 @@ class SqlStore:
     ) -> None:
         """Append one inbound request to ``inbound_attempt``; whatever it held, it is stored.
 
-        Secret-looking parameters (``merchantToken``, ...) are stored as ``[redacted]``; the
+        Secret-looking parameters (tokens, keys, ...) are stored as ``[redacted]``; the
         caller leaves out what it must not keep (an oversized body: its size only). Text is
         stored as PostgreSQL can hold it (no NUL characters) and cut to its column's size, and
         parameters too large for a payload are replaced by a note of their size.
@@ -492,7 +491,7 @@ class SqlStore:
 
         ``with store.unit() as unit:`` commits when the block ends and rolls back whole when it
         raises. Lock contention the database gave up on, and the log's unique key, surface as
-        the engine's private signals (:mod:`fsm.store._signals`); other database failures as
+        the engine's private signals (:mod:`fsm._signals`); other database failures as
         :class:`~fsm.errors.StorageError`.
         """
         return Unit(self._database, self._sql)
@@ -512,7 +511,6 @@ def _instance(row: Mapping[str, Any]) -> Instance:
 def _rejected(row: Mapping[str, Any]) -> RejectedEvent:
     values = dict(row)
     del values["id"]
-    values["actor"] = Actor(values["actor"])
     values["reason"] = RejectReason(values["reason"])
     values["payload"] = read_payload(values["payload"])
     return RejectedEvent(**values)

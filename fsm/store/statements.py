@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ClauseElement
 
 from fsm._payload import read_payload
 from fsm.clock import as_utc, require_aware
-from fsm.definition.flow import BINDABLE_FIELDS, Actor
+from fsm.definition import BINDABLE_FIELDS
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE
 
@@ -178,7 +178,7 @@ class UnitSql:
             event,
             source,
             dest,
-            Actor(actor),
+            actor,
             key,
             read_payload(payload),  # a damaged row reads as empty and is named by replay
             self.read_time(occurred_at),

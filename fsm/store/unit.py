@@ -11,10 +11,10 @@ Everything a unit guarantees:
 - the compare-and-set ``UPDATE`` on ``version`` must change exactly one row, else
   :class:`~fsm.errors.ConcurrentTransition`;
 - the log's unique ``(instance_id, idempotency_key)`` refusing a row raises the private
-  :class:`~fsm.store._signals.KeyTaken`, the live reference index
-  :class:`~fsm.store._signals.ReferenceTaken`;
+  :class:`~fsm._signals.KeyTaken`, the live reference index
+  :class:`~fsm._signals.ReferenceTaken`;
 - lock contention the database gave up on (SQLite's "database is locked", PostgreSQL's lock
-  timeout, deadlock or serialisation failure) raises :class:`~fsm.store._signals.Contention`;
+  timeout, deadlock or serialisation failure) raises :class:`~fsm._signals.Contention`;
 - every other database failure leaves as :class:`~fsm.errors.StorageError`, translated by the
   store's :class:`~fsm.store.connect.Database`;
 - on PostgreSQL the instance is read ``FOR UPDATE``;
@@ -28,10 +28,10 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, cast
 
-from fsm.definition.flow import BINDABLE_FIELDS
+from fsm._signals import Contention, KeyTaken, ReferenceTaken
+from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.store._signals import Contention, KeyTaken, ReferenceTaken, Refused
 from fsm.store.connect import Database
 from fsm.store.statements import REPLAY_CHUNK, UnitSql, log_args, rejected_args
 
@@ -195,7 +195,7 @@ class Unit:
         return ((*row[:7], read(row[7])) for row in rows)
 
     def _execute(
-        self, sql: str, args: Sequence[Any], *, refused: type[Refused] | None = None
+        self, sql: str, args: Sequence[Any], *, refused: type[Exception] | None = None
     ) -> Any:
         """Run ``sql`` on the cursor; a constraint refusing it raises ``refused`` when given."""
         try:
@@ -211,7 +211,7 @@ class Unit:
         self._fresh = False
         return self._cursor
 
-    def _failure(self, error: Exception, refused: type[Refused] | None = None) -> Exception:
+    def _failure(self, error: Exception, refused: type[Exception] | None = None) -> Exception:
         """What a driver error means to the unit's caller."""
         database = self._database
         if refused is not None and isinstance(error, database.integrity_error):

@@ -26,14 +26,14 @@ from sqlalchemy import func, select
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp, Reply
 from adapters.inbound.handler import OK, NotificationHandler
 from adapters.inbound.parsing import InboundRequest
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.tokens import notification_token
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
 from adapters.simulator.demo import demo_order
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore, TransitionLogRow
 from perf.harness import Comparison, Variant
@@ -79,7 +79,7 @@ def rig(config: Settings) -> Iterator[Rig]:
     )
     store = SqlStore(f"sqlite:///{config.workdir / 'burst-merchant.sqlite3'}")
     store.create_schema()
-    engine, app = Engine(store), NotificationApp()
+    engine, app = Engine(store, flows=FLOWS), NotificationApp()
     with (
         NicepaySimulator(sim_config).serve() as sim,
         serve_app(app) as merchant_url,

@@ -17,10 +17,10 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from fsm.definition.flow import Actor, GuardContext
-from fsm.definition.table import CompiledFlow
+from fsm.decide import decide
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import PaymentEvent, PaymentState
+from fsm.flows import FLOWS, PaymentEvent, PaymentState
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store.sql import SqlStore
 from perf.durable import RawSqlite, Workload, timed
@@ -101,7 +101,7 @@ def _instance() -> Instance:
 def engine_batch(keys: list[str]) -> Callable[[int], float]:
     """``Engine.fire`` on the in-memory store."""
     instance = _instance()
-    engine = Engine(cast(SqlStore, MemoryStore(instance)))
+    engine = Engine(cast(SqlStore, MemoryStore(instance)), flows=FLOWS)
 
     def run(size: int) -> float:
         fire = engine.fire
@@ -144,15 +144,14 @@ def dict_batch(keys: list[str]) -> Callable[[int], float]:
     return run
 
 
-def machine_batch() -> Callable[[int], float]:
-    """The compiled ``transitions`` machine alone, stepping the same event (for reference)."""
-    compiled, instance = CompiledFlow(FLOW), _instance()
-    ctx = GuardContext(instance=instance, actor=ACTOR, payload={})
+def decision_batch() -> Callable[[int], float]:
+    """The decision alone, read from the flow's compiled table (for reference)."""
+    instance = _instance()
 
     def run(size: int) -> float:
         start = time.perf_counter()
         for _ in range(size):
-            compiled.step(instance.state, EVENT, ctx)
+            decide(FLOW, instance, EVENT, ACTOR, {})
         return time.perf_counter() - start
 
     return run
@@ -172,7 +171,7 @@ def comparison(config: Settings, stack: ExitStack) -> Comparison:
         variants=(
             Variant("dict FSM", dict_batch(keys), "table lookup, actor, guard, key, record"),
             Variant("Engine.fire, store in memory", engine_batch(keys), "everything but SQL"),
-            Variant("transitions Machine.step only", machine_batch(), "for reference"),
+            Variant("fsm.decide.decide only", decision_batch(), "for reference"),
             Variant(
                 "raw durable fire, NORMAL",
                 timed(Workload(config.payments), raw),

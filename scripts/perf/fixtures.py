@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.flows import FLOWS, PaymentEvent
 from fsm.store.sql import SqlStore
 
@@ -37,10 +37,10 @@ CYCLE = (
 
 PATH = (
     (PaymentEvent.SEND_REGISTRATION, Actor.MERCHANT),
-    (PaymentEvent.ACCEPT_REGISTRATION, Actor.NICEPAY_RESPONSE),
+    (PaymentEvent.ACCEPT_REGISTRATION, Actor.PROVIDER_RESPONSE),
     (PaymentEvent.REQUEST_PAYMENT, Actor.MERCHANT),
     (PaymentEvent.REDIRECT_CUSTOMER, Actor.MERCHANT),
-    (PaymentEvent.RECEIVE_NOTIFICATION, Actor.NICEPAY_NOTIFICATION),
+    (PaymentEvent.RECEIVE_NOTIFICATION, Actor.PROVIDER_NOTIFICATION),
     (PaymentEvent.CHECK_STATUS, Actor.MERCHANT),
     (PaymentEvent.REPORT_PENDING, Actor.STATUS_INQUIRY),
     (PaymentEvent.CHECK_STATUS, Actor.MERCHANT),

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import PaymentEvent, PaymentState
+from fsm.flows import FLOWS, PaymentEvent, PaymentState
 from fsm.store.sql import SqlStore
 from perf.durable import RawSqlite
 from perf.fixtures import PENDING_PAYLOAD, payment_id, seeded_sqlite
@@ -62,7 +62,7 @@ def query_plans(path: str) -> dict[str, str]:
 
 def engine_batch(store: SqlStore, size: int, seed: int) -> Callable[[int], float]:
     """Poll random stored payments; returns seconds for ``2 * ops`` events."""
-    engine, rng, laps = Engine(store), random.Random(seed), [0]  # noqa: S311 - sampling
+    engine, rng, laps = Engine(store, flows=FLOWS), random.Random(seed), [0]  # noqa: S311 - sampling
 
     def run(ops: int) -> float:
         picks = [payment_id(rng.randrange(size)) for _ in range(ops)]

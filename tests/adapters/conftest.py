@@ -1,17 +1,25 @@
-"""Fixtures the notification tests share: a service on a fake NICEPAY, and its handler."""
+"""Fixtures the adapter tests share: NICEPAY (the simulator in-process), a service, its handler."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import pytest
 
 from adapters.inbound.handler import NotificationHandler
 from fsm.store.sql import SqlStore
-from tests.adapters.nicepay_fake import ServiceRig, service_rig
+from tests.adapters.mock_nicepay import Nicepay, ServiceRig, open_nicepay, service_rig
 
 
 @pytest.fixture
-def rig(store: SqlStore) -> ServiceRig:
-    return service_rig(store)
+def nicepay() -> Iterator[Nicepay]:
+    with open_nicepay() as opened:
+        yield opened
+
+
+@pytest.fixture
+def rig(store: SqlStore, nicepay: Nicepay) -> ServiceRig:
+    return service_rig(store, nicepay)
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from adapters.nicepay.client import INQUIRY_PATH, InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import INQUIRY_PATH, NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
 from adapters.simulator.demo import IMID
 from fsm.clock import ManualClock

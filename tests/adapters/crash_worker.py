@@ -36,15 +36,14 @@ from adapters.nicepay.client import (
     INQUIRY_PATH,
     PAYMENT_PATH,
     REGISTRATION_PATH,
-    InquiryRetry,
     NicepayClient,
 )
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.intents import Call
 from adapters.service import PaymentService
 from adapters.simulator.demo import demo_order
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.store.sql import SqlStore
 
 CHILD_LIMIT = 20
@@ -221,7 +220,7 @@ def build_service(setting: Setting, fuse: Fuse) -> PaymentService:
         trust_env=False,
         event_hooks={"response": [fuse.answer_received]},
     )
-    return service_on(setting, Engine(CrashingStore(setting.db_url, fuse)), http)
+    return service_on(setting, Engine(CrashingStore(setting.db_url, fuse), flows=FLOWS), http)
 
 
 def service_on(setting: Setting, engine: Engine, http: httpx.Client) -> PaymentService:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
-from adapters.nicepay.client import InquiryRetry
+from adapters.nicepay.config import InquiryRetry
 from adapters.service import LinkOrder, PaymentOrder, PaymentService, Started
 from adapters.simulator import (
     BrowserResult,
@@ -30,9 +30,9 @@ from adapters.simulator import (
 )
 from adapters.simulator.demo import DEMO_AMOUNT, IMID, MerchantRig, demo_order, merchant_rig
 from adapters.wallets.status_codes import event_for_status
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
 from fsm.replay import Verdict, replay_instance
@@ -183,7 +183,7 @@ def assert_settled_by_inquiry(engine: Engine, instance_id: str) -> None:
         if not flow.state(record.dest).settlement or record.event == REQUEST_REFUND:
             continue  # a refund request stays where it is: it settles nothing
         assert record.dest in SETTLEMENTS, record
-        assert record.actor is Actor.STATUS_INQUIRY, (instance_id, record)
+        assert record.actor == Actor.STATUS_INQUIRY, (instance_id, record)
         status = str(record.payload.get("status"))
         mapped = event_for_status(instance.wallet or "", status, current_state=record.source)
         assert mapped == record.event, (instance_id, status, record)
@@ -221,7 +221,7 @@ def open_rig(
     """A rig on a fresh schema at ``db_url``; every instance it stored is audited at the end."""
     store = SqlStore(db_url)
     store.create_schema()
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
     try:
         with merchant_rig(
             engine,

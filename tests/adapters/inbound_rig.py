@@ -33,7 +33,7 @@ from adapters.simulator import serve_app
 from adapters.simulator.demo import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import TABLES, SqlStore
 from tests.adapters.counted_nicepay import Nicepay
@@ -96,7 +96,7 @@ def open_replicas(db_url: str, nicepay: Nicepay, count: int = 2) -> Iterator[Rep
             store = SqlStore(db_url)
             stack.callback(store.dispose)
             store.create_schema()
-            engine = Engine(store, clock=clock)
+            engine = Engine(store, flows=FLOWS, clock=clock)
             app = NotificationApp()
             url = stack.enter_context(serve_app(app))
             base = urls[0] if urls else url

@@ -14,13 +14,14 @@ from multiprocessing.synchronize import Barrier
 
 import httpx
 
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.deadlines import DeadlineRun
 from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
 from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
+from fsm.flows import FLOWS
 from fsm.store.sql import SqlStore
 
 BARRIER_WAIT = 30.0
@@ -96,7 +97,7 @@ def _reconciler(
 ) -> Reconciler:
     # The engine's clock stands at the round's moment, so what a pass schedules (the next poll,
     # the order confirmation) falls after it and the round ends once the due work is done.
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     credentials = NicepayCredentials(
         imid=replica.imid, merchant_key=replica.merchant_key, base_url=replica.nicepay_url
     )

@@ -23,7 +23,7 @@ from adapters.simulator import NicepaySimulator
 from adapters.simulator.demo import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from tests.adapters.counted_nicepay import Nicepay, counted_simulator
@@ -87,7 +87,7 @@ def refund_rig(
     store = store or SqlStore(db_url)
     store.create_schema()
     clock = ManualClock(start)
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     try:
         with (
             counted_simulator(sim_config(clock=clock, **overrides), CANCEL_PATH) as nicepay,

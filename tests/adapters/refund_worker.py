@@ -16,12 +16,13 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.errors import RefundError
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import NicepayClient
+from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.intents import CallInDoubt
 from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
+from fsm.flows import FLOWS
 from fsm.store.sql import SqlStore
 
 BARRIER_WAIT = 60.0
@@ -88,7 +89,7 @@ def _service(replica: Replica, store: SqlStore, http: httpx.Client) -> PaymentSe
     )
     retry = InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1)
     client = NicepayClient(http, credentials, clock=clock, inquiry_retry=retry)
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     return PaymentService(engine, client, notification_url="/unused", callback_url="/unused")
 
 

@@ -23,7 +23,7 @@ import httpx
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from adapters.nicepay.client import InquiryRetry
+from adapters.nicepay.config import InquiryRetry
 from adapters.reconcile.recovery import Reconciler
 from adapters.simulator import CustomerAction
 from adapters.simulator.demo import IMID

@@ -4,7 +4,8 @@ AstraPay's payment is a browser submit, so the server may first hear of its tXid
 unauthenticated return. Whatever came first (a forged return, a genuine one whose inquiry failed),
 the verified notification and the genuine return still get through, and later status checks
 (merchant, timer, reconciler) ask about the recorded hints until NICEPAY confirms one. The service
-runs on a real store (SQLite and PostgreSQL) and a fake NICEPAY that keeps its transactions.
+runs on a real store (SQLite and PostgreSQL) and the simulator in-process, which keeps its
+transactions.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urlencode
 
-import httpx
 import pytest
 
 from adapters.inbound.handler import NotificationHandler
@@ -22,34 +22,35 @@ from adapters.nicepay.client import INQUIRY_PATH
 from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.hints import HINTS_ASKED, recorded_hints
 from adapters.reconcile.recovery import Reconciler
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.model import Instance
-from tests.adapters.nicepay_fake import (
-    AMOUNT,
-    ServiceRig,
-    astrapay_notification,
-    linked_account,
-    new_tx_id,
-    payment_order,
-)
-from tests.adapters.nicepay_fake import inquiries_sent as inquiries
+from tests.adapters.mock_nicepay import ServiceRig, linked_account, submit_at_nicepay
+from tests.adapters.mock_nicepay import inquiries_sent as inquiries
+from tests.adapters.values import AMOUNT, astrapay_notification, new_tx_id, payment_order
 
-UNAVAILABLE = [httpx.Response(503, text="busy")] * 2  # the rig's client tries an inquiry twice
+
+def unavailable(rig: ServiceRig) -> None:
+    """NICEPAY's next inquiry fails: both of the rig's client's tries answer 503."""
+    rig.sim.faults.response(INQUIRY_PATH, status=503, body=b"busy", times=2)
 
 
 def submitted(rig: ServiceRig, reference_no: str = "ORD-A") -> Instance:
-    """An AstraPay payment whose linkInitiate form went to the browser (no tXid yet)."""
+    """An AstraPay payment whose linkInitiate form the browser submitted (no tXid here yet)."""
     link = linked_account(rig, f"LNK-{reference_no}")
     order = payment_order("astrapay", reference_no, link_id=link.id)
-    payment = rig.service.start_payment(order, payment_id=f"pay-{reference_no}").instance
+    started = rig.service.start_payment(order, payment_id=f"pay-{reference_no}")
+    submit_at_nicepay(rig, started)
+    payment = started.instance
     assert (payment.state, payment.tx_id) == ("link_initiate_submitted", None)
     return payment
 
 
 def at_nicepay(rig: ServiceRig, payment: Instance, status: str = "0") -> str:
-    """NICEPAY's transaction for the payment (the browser submitted it); returns its tXid."""
-    tx_id = new_tx_id()
-    rig.ledger.add(tx_id, payment.reference_no or "", AMOUNT, status=status, mitra_cd="ASTR")
+    """NICEPAY's transaction for the payment, paid (or left unpaid: ``3``); returns its tXid."""
+    tx_id = rig.tx_id(payment.reference_no or "")
+    if status == "0":
+        rig.sim.approve(tx_id)
+    assert rig.sim.transaction(tx_id).status == status
     return tx_id
 
 
@@ -63,7 +64,7 @@ def stranded_by_a_failed_inquiry(rig: ServiceRig, handler: NotificationHandler) 
     """The genuine return arrived, its inquiry failed, and the notification never came."""
     payment = submitted(rig)
     tx_id = at_nicepay(rig, payment)
-    rig.ledger.script[INQUIRY_PATH] = list(UNAVAILABLE)
+    unavailable(rig)
     assert handler.handle_callback(returned(payment, tx_id)).status == 200
     stranded = rig.engine.get(payment.id)
     assert (stranded.state, stranded.tx_id) == ("status_check_requested", None)
@@ -114,7 +115,7 @@ def test_a_notification_while_a_check_waits_binds_its_verified_txid(
 ) -> None:
     payment = stranded_by_a_failed_inquiry(rig, handler)
     tx_id = recorded_hints(rig.engine, payment.id)[0]
-    rig.ledger.script[INQUIRY_PATH] = list(UNAVAILABLE)  # its inquiry fails too
+    unavailable(rig)  # its inquiry fails too
     assert handler.handle_notification(astrapay_notification(payment, tx_id)).status == 200
     bound = rig.engine.get(payment.id)
     assert (bound.state, bound.tx_id) == ("status_check_requested", tx_id)
@@ -156,14 +157,14 @@ def test_forged_hints_cost_an_inquiry_each_and_never_crowd_out_the_genuine_one(
     forged = [new_tx_id() for _ in range(HINTS_ASKED + 1)]
     for tx_id in forged:  # each one's own inquiry fails too, so none is disproved yet
         rig.clock.advance(timedelta(seconds=30))  # a throttle slot each
-        rig.ledger.script[INQUIRY_PATH] = list(UNAVAILABLE)
+        unavailable(rig)
         assert handler.handle_callback(returned(payment, tx_id)).status == 200
     assert recorded_hints(rig.engine, payment.id) == [*reversed(forged), genuine]
     assert rig.engine.get(payment.id).tx_id is None
 
     sent = inquiries(rig)
     assert rig.service.check_status(payment.id).state == "status_check_requested"
-    assert inquiries(rig) - sent == HINTS_ASKED  # the most recent forged ones, refused (9010)
+    assert inquiries(rig) - sent == HINTS_ASKED  # the most recent forged ones, unknown (9751)
     sent = inquiries(rig)
     assert rig.service.check_status(payment.id).state == "paid"
     assert inquiries(rig) - sent == 2  # the last forged one, then the genuine one

@@ -1,7 +1,7 @@
 """Only verified sources set an AstraPay mandate: a link notification (T4), or an operator.
 
 The browser's return is unauthenticated: a mandate it carries is recorded as a hint an operator
-can read, and sets or changes nothing. On SQLite and PostgreSQL, against a fake NICEPAY.
+can read, and sets or changes nothing. On SQLite and PostgreSQL, against the simulator.
 """
 
 from __future__ import annotations
@@ -12,17 +12,12 @@ import pytest
 
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import InboundRequest
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import ActorNotAllowed, InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.model import Instance
-from tests.adapters.nicepay_fake import (
-    MANDATE,
-    ServiceRig,
-    link_notification,
-    link_order,
-    payment_order,
-)
-from tests.adapters.nicepay_fake import form_request as form
+from tests.adapters.mock_nicepay import ServiceRig
+from tests.adapters.values import MANDATE, link_notification, link_order, payment_order
+from tests.adapters.values import form_request as form
 
 FORGED = "6600000000001"
 

@@ -1,9 +1,14 @@
-"""NicepayClient on MockTransport fakes: exact request bodies, every failure class, retries."""
+"""NicepayClient on the simulator in-process: exact request bodies, every failure class, retries.
+
+An answer NICEPAY's own checks would not give (a result code, a garbled body) is armed as a
+response fault; everything else is the simulator's own answer.
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -14,33 +19,36 @@ from adapters.errors import (
     CancelRefused,
     InvalidToken,
     MalformedResponse,
-)
-from adapters.nicepay.client import InquiryRetry, NicepayClient
-from adapters.nicepay.config import Environment, NicepayCredentials
-from adapters.nicepay.messages import LinkEnableRequest, LinkInitiateRequest
-from fsm.clock import ManualClock
-from fsm.errors import (
-    ConfigurationError,
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
 )
-from tests.adapters.nicepay_fake import (
+from adapters.nicepay.client import (
+    CANCEL_PATH,
+    INQUIRY_PATH,
+    PAYMENT_PATH,
+    REGISTRATION_PATH,
+    NicepayClient,
+)
+from adapters.nicepay.config import Environment, InquiryRetry, NicepayCredentials
+from adapters.nicepay.messages import LinkEnableRequest, LinkInitiateRequest
+from fsm.clock import ManualClock
+from fsm.errors import ConfigurationError
+from tests.adapters.mock_nicepay import Nicepay, harness
+from tests.adapters.values import (
     BASE,
     CREDENTIALS,
     IMID,
     KEY_TEXT,
+    ORIGIN,
     START,
     START_TS,
     TXID,
     billing,
-    harness,
     ok,
-    refused,
-    registered,
+    refusal,
     registration,
     sha,
-    timeout,
 )
 
 # --- construction -----------------------------------------------------------------------------
@@ -66,16 +74,16 @@ def test_inquiry_retry_policy_is_validated() -> None:
 # --- registration -----------------------------------------------------------------------------
 
 
-def test_register_sends_every_field_as_a_string_with_t1() -> None:
-    h = harness(registered())
+def test_register_sends_every_field_as_a_string_with_t1(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     response = h.client.register(registration())
 
-    assert response.tx_id == TXID
-    (request,) = h.fake.requests
+    assert response.tx_id == h.sim.transaction(reference_no="ORD-1").tx_id
+    (request,) = h.line.requests
     assert request.method == "POST"
     assert str(request.url) == f"{BASE}/direct/v2/registration"
     assert request.headers["content-type"] == "application/json"
-    body = h.fake.bodies()[0]
+    body = h.line.bodies()[0]
     assert all(isinstance(value, str) for value in body.values())
     assert body["merchantToken"] == sha(START_TS, IMID, "ORD-1", "12000", KEY_TEXT)
     assert {k: body[k] for k in ("timeStamp", "iMid", "payMethod", "currency", "amt")} == {
@@ -94,10 +102,10 @@ def test_register_sends_every_field_as_a_string_with_t1() -> None:
     assert body["payValidDt"] == body["payValidTm"] == ""
 
 
-def test_register_sends_cart_data_as_one_compact_string_that_adds_up() -> None:
-    h = harness(registered())
+def test_register_sends_cart_data_as_one_compact_string_that_adds_up(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     h.client.register(registration())
-    cart_text = h.fake.bodies()[0]["cartData"]
+    cart_text = h.line.bodies()[0]["cartData"]
 
     assert isinstance(cart_text, str)
     assert " " not in cart_text.replace("Budi Santoso", "")
@@ -108,36 +116,38 @@ def test_register_sends_cart_data_as_one_compact_string_that_adds_up() -> None:
     assert str(total) == "12000"
 
 
-def test_register_is_sent_once_even_after_a_timeout() -> None:
-    h = harness(timeout(), registered())
+def test_register_is_sent_once_even_after_a_timeout(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(REGISTRATION_PATH, timeout=True)
     with pytest.raises(ProviderTimeout) as caught:
         h.client.register(registration())
     assert caught.value.retryable
     assert isinstance(caught.value, TimeoutError)
-    assert len(h.fake.requests) == 1
+    assert len(h.line.requests) == 1
 
 
-def test_register_is_not_retried_after_a_server_error() -> None:
-    h = harness(httpx.Response(503, text="busy"), registered())
+def test_register_is_not_retried_after_a_server_error(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(REGISTRATION_PATH, status=503)
     with pytest.raises(ProviderUnavailable):
         h.client.register(registration())
-    assert len(h.fake.requests) == 1
+    assert len(h.line.requests) == 1
 
 
-def test_a_cart_that_does_not_add_up_is_refused_before_any_request() -> None:
-    h = harness(registered())
+def test_a_cart_that_does_not_add_up_is_refused_before_any_request(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     with pytest.raises(ValidationError, match="cartData adds up to 12000"):
         h.client.register(registration(amount="13000"))
-    assert h.fake.requests == []
+    assert h.line.requests == []
 
 
-def test_the_configured_base_url_is_used() -> None:
+def test_the_configured_base_url_is_used(nicepay: Nicepay) -> None:
     cloud = NicepayCredentials(
         imid=IMID, merchant_key=KEY_TEXT, base_url=Environment.CLOUD_PRODUCTION
     )
-    h = harness(registered(), credentials=cloud)
+    h = harness(nicepay, credentials=cloud)
     h.client.register(registration())
-    assert str(h.fake.requests[0].url) == (
+    assert str(h.line.requests[0].url) == (
         "https://services.nicepay.co.id/nicepay/direct/v2/registration"
     )
 
@@ -145,13 +155,13 @@ def test_the_configured_base_url_is_used() -> None:
 # --- payment step -----------------------------------------------------------------------------
 
 
-def test_payment_step_is_built_not_sent_with_a_fresh_t1() -> None:
-    h = harness()
+def test_payment_step_is_built_not_sent_with_a_fresh_t1(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     h.clock.advance(timedelta(minutes=2))
     callback = "https://merchant.example/return?order=ORD-1&x=a b"
     step = h.client.payment_step(TXID, "ORD-1", "12000", callback)
 
-    assert h.fake.requests == []
+    assert h.line.requests == []
     fresh = "20250201003200"
     assert step.fields == {
         "timeStamp": fresh,
@@ -169,77 +179,82 @@ def test_payment_step_is_built_not_sent_with_a_fresh_t1() -> None:
     )
 
 
-def test_payment_step_for_shopeepay_asks_for_json() -> None:
-    h = harness()
+def test_payment_step_for_shopeepay_asks_for_json(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     step = h.client.payment_step(TXID, "ORD-1", 12000, "https://m.example/cb", return_json=True)
     assert step.returns_json
     assert step.fields["returnJsonFormat"] == "1"
     assert "returnJsonFormat=1" in step.get_url
 
 
-def test_payment_links_fetches_the_shopeepay_json_once() -> None:
-    links = {"redirectUrlApp": "shopeeid://pay?x=1", "redirectUrlHttp": "https://shopee.test/p"}
-    h = harness(ok(tXid=TXID, **links))
-    step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb", return_json=True)
+def test_payment_links_fetches_the_shopeepay_json_once(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    tx_id = h.client.register(registration(mitra_cd="ESHP")).tx_id or ""
+    step = h.client.payment_step(tx_id, "ORD-1", "12000", "https://m.example/cb", return_json=True)
     answer = h.client.payment_links(step)
 
-    assert (answer.app_url, answer.web_url) == (links["redirectUrlApp"], links["redirectUrlHttp"])
-    (request,) = h.fake.requests
+    page = f"{ORIGIN}/partner/shopeepay?tXid={tx_id}"  # the simulator's ShopeePay page
+    assert (answer.app_url, answer.web_url) == (f"{page}&via=app", page)
+    (request,) = h.line.sent(PAYMENT_PATH)
     assert request.method == "POST"  # a form keeps the token out of logged URLs
     assert str(request.url) == step.url
     assert request.headers["content-type"] == "application/x-www-form-urlencoded"
     assert dict(parse_qsl(request.content.decode())) == step.fields
 
 
-def test_payment_links_accepts_json_without_a_result_code() -> None:
-    h = harness(httpx.Response(200, json={"redirectUrlHttp": "https://shopee.test/p"}))
+def test_payment_links_accepts_json_without_a_result_code(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(PAYMENT_PATH, body={"redirectUrlHttp": "https://shopee.test/p"})
     step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb", return_json=True)
     assert h.client.payment_links(step).redirect_url == "https://shopee.test/p"
 
 
 @pytest.mark.parametrize(
-    ("reply", "error"),
+    ("fault", "error"),
     [
-        (refused("9010", "bad token"), InvalidToken),
-        (ok(tXid=TXID), MalformedResponse),
-        (httpx.Response(200, text="<html>redirecting</html>"), MalformedResponse),
-        (timeout(), ProviderTimeout),
+        ({"body": refusal("9010", "bad token")}, InvalidToken),
+        ({"body": ok(tXid=TXID)}, MalformedResponse),
+        ({"body": b"<html>redirecting</html>"}, MalformedResponse),
+        ({"timeout": True}, ProviderTimeout),
     ],
 )
 def test_payment_links_failures_are_typed_and_not_retried(
-    reply: httpx.Response | Exception, error: type[ProviderError]
+    nicepay: Nicepay, fault: dict[str, Any], error: type[ProviderError]
 ) -> None:
-    h = harness(reply, ok(redirectUrlHttp="https://shopee.test/p"))
+    h = harness(nicepay)
+    h.sim.faults.response(PAYMENT_PATH, **fault)
     step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb", return_json=True)
     with pytest.raises(error):
         h.client.payment_links(step)
-    assert len(h.fake.requests) == 1
+    assert len(h.line.requests) == 1
 
 
-def test_payment_links_needs_a_json_step() -> None:
-    h = harness()
+def test_payment_links_needs_a_json_step(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     step = h.client.payment_step(TXID, "ORD-1", "12000", "https://m.example/cb")
     with pytest.raises(ValueError, match="return_json"):
         h.client.payment_links(step)
-    assert h.fake.requests == []
+    assert h.line.requests == []
 
 
 @pytest.mark.parametrize("amount", ["12000.00", "12,000", "-1", "", "1234567890123"])
-def test_payment_step_refuses_inexact_amounts(amount: str) -> None:
+def test_payment_step_refuses_inexact_amounts(nicepay: Nicepay, amount: str) -> None:
     with pytest.raises(ValueError, match="digits"):
-        harness().client.payment_step(TXID, "ORD-1", amount, "https://m.example/cb")
+        harness(nicepay).client.payment_step(TXID, "ORD-1", amount, "https://m.example/cb")
 
 
 # --- inquiry ----------------------------------------------------------------------------------
 
 
-def test_inquiry_sends_t1_and_parses_the_status() -> None:
-    h = harness(ok(tXid=TXID, status="2", amt="12000", cancelAmt=2000, cardNo=None, x="y"))
+def test_inquiry_sends_t1_and_parses_the_status(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    answer = ok(tXid=TXID, status="2", amt="12000", cancelAmt=2000, cardNo=None, x="y")
+    h.sim.faults.response(INQUIRY_PATH, body=answer)
     response = h.client.inquiry(TXID, "ORD-1", "12000")
 
     assert response.status == "2"
     assert response.cancel_amount == "2000"
-    (body,) = h.fake.bodies()
+    (body,) = h.line.bodies()
     assert body == {
         "timeStamp": START_TS,
         "tXid": TXID,
@@ -248,47 +263,57 @@ def test_inquiry_sends_t1_and_parses_the_status() -> None:
         "amt": "12000",
         "merchantToken": sha(START_TS, IMID, "ORD-1", "12000", KEY_TEXT),
     }
-    assert str(h.fake.requests[0].url) == f"{BASE}/direct/v2/inquiry"
+    assert str(h.line.requests[0].url) == f"{BASE}/direct/v2/inquiry"
 
 
-def test_inquiry_retries_with_backoff_and_a_fresh_token_per_try() -> None:
-    h = harness(timeout(), httpx.Response(502), ok(tXid=TXID, status="0"))
-    assert h.client.inquiry(TXID, "ORD-1", "12000").status == "0"
+def test_inquiry_retries_with_backoff_and_a_fresh_token_per_try(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    tx_id = h.client.register(registration()).tx_id or ""
+    h.sim.approve(tx_id)
+    h.sim.faults.response(INQUIRY_PATH, timeout=True)
+    h.sim.faults.response(INQUIRY_PATH, status=502)
+    assert h.client.inquiry(tx_id, "ORD-1", "12000").status == "0"
 
     assert h.sleeps == [1.0, 2.0]
-    stamps = [body["timeStamp"] for body in h.fake.bodies()]
+    bodies = [json.loads(request.content) for request in h.line.sent(INQUIRY_PATH)]
+    stamps = [body["timeStamp"] for body in bodies]
     assert stamps == ["20250201003000", "20250201003001", "20250201003003"]
-    for body in h.fake.bodies():
+    for body in bodies:
         assert body["merchantToken"] == sha(body["timeStamp"], IMID, "ORD-1", "12000", KEY_TEXT)
 
 
-def test_inquiry_retries_are_bounded() -> None:
+def test_inquiry_retries_are_bounded(nicepay: Nicepay) -> None:
     retry = InquiryRetry(attempts=5, base_delay=1.0, max_delay=3.0)
-    h = harness(*[httpx.Response(503)] * 5, retry=retry)
+    h = harness(nicepay, retry=retry)
+    h.sim.faults.response(INQUIRY_PATH, status=503, times=5)
     with pytest.raises(ProviderUnavailable) as caught:
         h.client.inquiry(TXID, "ORD-1", "12000")
     assert caught.value.http_status == 503
-    assert len(h.fake.requests) == 5
+    assert len(h.line.requests) == 5
     assert h.sleeps == [1.0, 2.0, 3.0, 3.0]
 
 
 @pytest.mark.parametrize("code", ["1001", "1002", "1003", "1004", "9002"])
-def test_inquiry_retries_transport_result_codes(code: str) -> None:
-    h = harness(refused(code, "busy"), ok(tXid=TXID, status="3"))
+def test_inquiry_retries_transport_result_codes(nicepay: Nicepay, code: str) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(INQUIRY_PATH, body=refusal(code, "busy"))
+    h.sim.faults.response(INQUIRY_PATH, body=ok(tXid=TXID, status="3"))
     assert h.client.inquiry(TXID, "ORD-1", "12000").status == "3"
-    assert len(h.fake.requests) == 2
+    assert len(h.line.requests) == 2
 
 
-def test_inquiry_does_not_retry_a_business_refusal() -> None:
-    h = harness(refused("9010", "Invalid merchantToken"), ok(tXid=TXID, status="0"))
+def test_inquiry_does_not_retry_a_business_refusal(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    tx_id = h.client.register(registration()).tx_id or ""
     with pytest.raises(InvalidToken):
-        h.client.inquiry(TXID, "ORD-1", "12000")
-    assert len(h.fake.requests) == 1
+        h.client.inquiry(tx_id, "ORD-1", "13000")  # NICEPAY's own answer: 9010
+    assert len(h.line.sent(INQUIRY_PATH)) == 1
     assert h.sleeps == []
 
 
-def test_inquiry_without_status_is_parsed_with_status_none() -> None:
-    h = harness(ok(tXid=TXID))
+def test_inquiry_without_status_is_parsed_with_status_none(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(INQUIRY_PATH, body=ok(tXid=TXID))
     assert h.client.inquiry(TXID, "ORD-1", 12000).status is None
 
 
@@ -296,12 +321,15 @@ def test_inquiry_without_status_is_parsed_with_status_none() -> None:
 
 
 @pytest.mark.parametrize(("partial", "cancel_type"), [(False, "1"), (True, "2")])
-def test_cancel_sends_t2_over_the_cancelled_amount(partial: bool, cancel_type: str) -> None:
-    h = harness(ok(tXid=TXID, canceltXid="CANCEL-1", amt="2000"))
+def test_cancel_sends_t2_over_the_cancelled_amount(
+    nicepay: Nicepay, partial: bool, cancel_type: str
+) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(CANCEL_PATH, body=ok(tXid=TXID, canceltXid="CANCEL-1", amt="2000"))
     response = h.client.cancel(TXID, "ORD-1", "2000", partial=partial, reason="out of stock")
 
     assert response.cancel_tx_id == "CANCEL-1"
-    (body,) = h.fake.bodies()
+    (body,) = h.line.bodies()
     assert body == {
         "timeStamp": START_TS,
         "tXid": TXID,
@@ -313,18 +341,20 @@ def test_cancel_sends_t2_over_the_cancelled_amount(partial: bool, cancel_type: s
         "cancelMsg": "out of stock",
         "merchantToken": sha(START_TS, IMID, TXID, "2000", KEY_TEXT),
     }
-    assert str(h.fake.requests[0].url) == f"{BASE}/direct/v2/cancel"
+    assert str(h.line.requests[0].url) == f"{BASE}/direct/v2/cancel"
 
 
-def test_cancel_is_never_retried() -> None:
-    h = harness(timeout(), ok(tXid=TXID))
+def test_cancel_is_never_retried(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(CANCEL_PATH, timeout=True)
     with pytest.raises(ProviderTimeout):
         h.client.cancel(TXID, "ORD-1", "12000", partial=False)
-    assert len(h.fake.requests) == 1
+    assert len(h.line.requests) == 1
 
 
-def test_cancel_refusal_is_typed() -> None:
-    h = harness(refused("9334", "cancel period exceeded"))
+def test_cancel_refusal_is_typed(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
+    h.sim.faults.response(CANCEL_PATH, body=refusal("9334", "cancel period exceeded"))
     with pytest.raises(CancelRefused) as caught:
         h.client.cancel(TXID, "ORD-1", "12000", partial=False)
     assert caught.value.provider_code == "9334"
@@ -334,8 +364,8 @@ def test_cancel_refusal_is_typed() -> None:
 # --- AstraPay forms ---------------------------------------------------------------------------
 
 
-def test_link_enable_builds_a_t4_form_with_extra_fields() -> None:
-    h = harness()
+def test_link_enable_builds_a_t4_form_with_extra_fields(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     request = LinkEnableRequest(
         reference_no="LINK-1",
         billing_name="Budi",
@@ -348,7 +378,7 @@ def test_link_enable_builds_a_t4_form_with_extra_fields() -> None:
     )
     form = h.client.link_enable(request)
 
-    assert h.fake.requests == []
+    assert h.line.requests == []
     assert form.method == "POST"
     assert form.url == f"{BASE}/api/linkEnable.do"
     assert form.fields["merchantToken"] == sha(IMID, "LINK-1", "08123456789", KEY_TEXT)
@@ -361,8 +391,8 @@ def test_link_enable_builds_a_t4_form_with_extra_fields() -> None:
     assert all(isinstance(value, str) for value in form.fields.values())
 
 
-def test_link_initiate_builds_a_t5_form_with_the_mandate() -> None:
-    h = harness()
+def test_link_initiate_builds_a_t5_form_with_the_mandate(nicepay: Nicepay) -> None:
+    h = harness(nicepay)
     request = LinkInitiateRequest(
         mandate_id="1234567890",
         amount="25000",
@@ -373,7 +403,7 @@ def test_link_initiate_builds_a_t5_form_with_the_mandate() -> None:
     )
     form = h.client.link_initiate(request)
 
-    assert h.fake.requests == []
+    assert h.line.requests == []
     assert form.url == f"{BASE}/api/linkInitiate.do"
     assert form.fields["merchantToken"] == sha(IMID, "ORD-9", "25000", KEY_TEXT)
     assert form.fields["mandateID"] == "1234567890"

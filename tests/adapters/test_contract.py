@@ -1,7 +1,7 @@
 """One contract for every registered wallet adapter: a new wallet inherits every test here.
 
 Each adapter runs through :class:`~adapters.service.PaymentService` on a real engine and store
-(SQLite and PostgreSQL), its NICEPAY client on a ``MockTransport`` fake that keeps transactions
+(SQLite and PostgreSQL), its NICEPAY client on the simulator in-process, which keeps transactions
 and checks every token. The contract: the customer step each wallet documents (reference §8, §13),
 the log of who did what, registration failures that are recorded and raised, no second
 registration, and the one inquiry table of §6.3 applied to every wallet, only by
@@ -16,38 +16,50 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from adapters.errors import DuplicateReference, InvalidToken, MalformedResponse, WalletRefused
+from adapters.errors import (
+    DuplicateReference,
+    InvalidToken,
+    MalformedResponse,
+    ProviderError,
+    ProviderRejected,
+    ProviderTimeout,
+    ProviderUnavailable,
+    UnknownAdapter,
+    WalletRefused,
+)
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import InboundRequest
 from adapters.nicepay.client import INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.reconcile.status import REPORT_STATUS, apply_answer, request_check
-from adapters.service import Started
+from adapters.service import PaymentOrder, Started
 from adapters.wallets.base import CustomerStep
 from adapters.wallets.registry import ADAPTERS, adapter_for, names
 from adapters.wallets.status_codes import INQUIRY_STATUS, event_for_status
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import (
     GuardRefused,
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
-    ProviderError,
-    ProviderRejected,
-    ProviderTimeout,
-    ProviderUnavailable,
     RejectReason,
-    UnknownAdapter,
 )
 from fsm.flows import ASTRAPAY_PAYMENT, EWALLET_PAYMENT, FLOWS
 from fsm.model import Instance, RejectedEvent
-from fsm.store.sql import SqlStore
-from tests.adapters.nicepay_fake import (
+from tests.adapters.mock_nicepay import (
+    Forward,
+    ServiceRig,
+    inquiry_answers,
+    linked_account,
+    submit_at_nicepay,
+)
+from tests.adapters.values import (
     AMOUNT,
     BASE,
     CALLBACK_URL,
@@ -55,21 +67,16 @@ from tests.adapters.nicepay_fake import (
     KEY_TEXT,
     MANDATE,
     NOTIFY_URL,
-    Reply,
-    ServiceRig,
+    ORIGIN,
     link_order,
-    linked_account,
-    new_tx_id,
     payment_order,
-    refused,
-    service_rig,
+    refusal,
     sha,
-    timeout,
 )
 
 WIB = ZoneInfo("Asia/Jakarta")
 FORM = "application/x-www-form-urlencoded"
-M, NR, SI = Actor.MERCHANT, Actor.NICEPAY_RESPONSE, Actor.STATUS_INQUIRY
+M, NR, SI = Actor.MERCHANT, Actor.PROVIDER_RESPONSE, Actor.STATUS_INQUIRY
 WALLETS = sorted(ADAPTERS)
 REGISTERING = [w for w in WALLETS if ADAPTERS[w].flow == EWALLET_PAYMENT.name]
 STALE, DUPLICATE = "stale", "duplicate"
@@ -82,7 +89,7 @@ class Contract:
     mitra_cd: str
     flow: str
     step: str
-    events: tuple[tuple[str, Actor], ...]
+    events: tuple[tuple[str, str], ...]
     state: str
     deadline: timedelta
 
@@ -205,10 +212,10 @@ def waiting(rig: ServiceRig, wallet: str, tag: str = "1") -> Instance:
     AstraPay's linkInitiate is a browser step, so its tXid arrives with the first notification:
     it is delivered here through the real handler (whose inquiry answers 3, unpaid).
     """
-    payment = start(rig, wallet, tag).instance
+    started = start(rig, wallet, tag)
+    payment = started.instance
     if needs_link(wallet):
-        tx_id, reference_no = new_tx_id(), payment.reference_no or ""
-        rig.ledger.add(tx_id, reference_no, AMOUNT, status="3", mitra_cd="ASTR")
+        tx_id, reference_no = submit_at_nicepay(rig, started), payment.reference_no or ""
         params = {
             "tXid": tx_id,
             "referenceNo": reference_no,
@@ -225,12 +232,12 @@ def waiting(rig: ServiceRig, wallet: str, tag: str = "1") -> Instance:
 
 
 def answer(rig: ServiceRig, payment: Instance, status: str | None) -> Instance:
-    """Let NICEPAY's inquiry answer ``status`` and run one status check."""
-    rig.ledger.status[payment.tx_id or ""] = status
+    """Let NICEPAY's next inquiry answer ``status`` and run one status check."""
+    inquiry_answers(rig, status)
     return rig.service.check_status(payment.id)
 
 
-def events(rig: ServiceRig, payment_id: str) -> list[tuple[str, Actor]]:
+def events(rig: ServiceRig, payment_id: str) -> list[tuple[str, str]]:
     return [(record.event, record.actor) for record in rig.engine.history(payment_id)]
 
 
@@ -243,11 +250,6 @@ def assert_settled_only_by_inquiry(rig: ServiceRig, payment_id: str) -> None:
     for record in rig.engine.history(payment_id):
         if flow.state(record.dest).settlement:
             assert record.actor == SI, f"{record.event} settled by {record.actor}"
-
-
-@pytest.fixture
-def rig(store: SqlStore) -> ServiceRig:
-    return service_rig(store)
 
 
 @pytest.fixture(params=WALLETS)
@@ -295,21 +297,20 @@ def check_redirect(rig: ServiceRig, payment: Instance, step: CustomerStep) -> No
     assert set(query) == {"timeStamp", "tXid", "merchantToken", "callBackUrl"}
     assert query["tXid"] == payment.tx_id
     assert query["timeStamp"] == wib(rig)  # fresh: signed now, not at registration
-    (registration,) = rig.ledger.sent(REGISTRATION_PATH)
+    (registration,) = rig.line.sent(REGISTRATION_PATH)
     assert json.loads(registration.content)["timeStamp"] < query["timeStamp"]
     assert query["merchantToken"] == sha(
         query["timeStamp"], IMID, payment.reference_no or "", AMOUNT, KEY_TEXT
     )
     assert query["callBackUrl"] == CALLBACK_URL
-    assert rig.ledger.sent(PAYMENT_PATH) == []  # a browser step: never sent by the server
+    assert rig.line.sent(PAYMENT_PATH) == []  # a browser step: never sent by the server
 
 
 def check_app_link(rig: ServiceRig, payment: Instance, step: CustomerStep) -> None:
-    tx_id = payment.tx_id or ""
-    assert step.app_url == f"shopeeid://main/pay?tXid={tx_id}"
-    assert step.web_url == f"https://pay.shopee.test/checkout/{tx_id}"
+    page = f"{ORIGIN}/partner/shopeepay?tXid={payment.tx_id}"  # the simulator's ShopeePay page
+    assert (step.app_url, step.web_url) == (f"{page}&via=app", page)
     assert step.url == step.app_url
-    (sent,) = rig.ledger.sent(PAYMENT_PATH)  # the ledger answers 9010 to a wrong T1
+    (sent,) = rig.line.sent(PAYMENT_PATH)  # NICEPAY answers a wrong T1 with an error
     form = dict(parse_qsl(sent.content.decode()))
     assert form["returnJsonFormat"] == "1"
     assert form["timeStamp"] == wib(rig)
@@ -319,13 +320,13 @@ def check_app_link(rig: ServiceRig, payment: Instance, step: CustomerStep) -> No
 def check_form(rig: ServiceRig, payment: Instance, step: CustomerStep) -> None:
     assert (step.method, step.url) == ("POST", f"{BASE}/api/linkInitiate.do")
     fields = step.fields
-    assert fields["mandateID"] == MANDATE == payment.mandate
+    assert fields["mandateID"] == payment.mandate == rig.sim.mandate_of("LNK-1")
     assert fields["merchantToken"] == sha(IMID, "ORD-1", AMOUNT, KEY_TEXT)  # T5
     assert (fields["iMid"], fields["referenceNo"], fields["amt"]) == (IMID, "ORD-1", AMOUNT)
     assert (fields["payMethod"], fields["currency"]) == ("05", "IDR")
     assert fields["timeStamp"] == wib(rig)
     assert (fields["callBackUrl"], fields["dbProcessUrl"]) == (CALLBACK_URL, NOTIFY_URL)
-    assert rig.ledger.requests == []  # nothing is registered: the browser submits the form
+    assert rig.line.requests == []  # nothing is registered: the browser submits the form
 
 
 STEP_CHECKS: dict[str, Callable[[ServiceRig, Instance, CustomerStep], None]] = {
@@ -338,11 +339,11 @@ STEP_CHECKS: dict[str, Callable[[ServiceRig, Instance, CustomerStep], None]] = {
 def test_start_hands_the_customer_the_documented_step(rig: ServiceRig, wallet: str) -> None:
     contract = contract_of(wallet)
 
-    def slow_registration(request: httpx.Request) -> httpx.Response:
+    def slow_registration(request: httpx.Request, nicepay: Forward) -> httpx.Response:
         rig.clock.advance(timedelta(seconds=3))  # the step must be signed after this
-        return rig.ledger.registration(request)
+        return nicepay(request)
 
-    rig.ledger.script[REGISTRATION_PATH] = [slow_registration]
+    rig.line.intercept(REGISTRATION_PATH, slow_registration)
     started = start(rig, wallet)
 
     assert started.step.kind == contract.step
@@ -361,27 +362,31 @@ def test_start_logs_each_step_with_its_actor_and_sets_the_wallet_deadline(
     assert payment.version == len(contract.events)
     assert payment.deadline_at == rig.clock.now() + contract.deadline
     assert refusals(rig, payment.id) == []
-    for request in rig.ledger.sent(REGISTRATION_PATH):
+    for request in rig.line.sent(REGISTRATION_PATH):
         body = json.loads(request.content)
         assert (body["mitraCd"], body["dbProcessUrl"]) == (contract.mitra_cd, NOTIFY_URL)
         assert (body["referenceNo"], body["amt"], body["payMethod"]) == ("ORD-1", AMOUNT, "05")
 
 
-Script = Callable[[], list[Reply]]
-REGISTRATION_FAILURES: dict[str, tuple[Script, type[ProviderError], int]] = {
-    "9001": (lambda: [refused("9001", "Registration failed")], WalletRefused, 1),
-    "timeout-twice": (lambda: [timeout(), timeout()], ProviderTimeout, 2),
+Faults = list[dict[str, Any]]
+"""Response faults armed on one path, in the order the calls meet them (``fields={}``: the call
+gets NICEPAY's own answer in its turn)."""
+TAKEN: dict[str, Any] = {"fields": {}}
+"""A resend of a registration whose answer was lost: NICEPAY's own 9009."""
+REGISTRATION_FAILURES: dict[str, tuple[Faults, type[ProviderError], int]] = {
+    "9001": ([{"body": refusal("9001", "Registration failed")}], WalletRefused, 1),
+    "timeout-twice": ([{"timeout": True}, {"timeout": True}], ProviderTimeout, 2),
     "timeout-9009-9001": (
-        lambda: [timeout(), refused("9009"), refused("9001")],
+        [{"timeout": True}, TAKEN, {"body": refusal("9001")}],
         WalletRefused,
         3,
     ),
     "503-9009-timeout": (
-        lambda: [httpx.Response(503), refused("9009"), timeout()],
+        [{"status": 503, "process": True}, TAKEN, {"timeout": True}],
         ProviderTimeout,
         3,
     ),
-    "9009-first": (lambda: [refused("9009")], DuplicateReference, 1),
+    "9009-first": ([{"body": refusal("9009")}], DuplicateReference, 1),
 }
 
 
@@ -389,10 +394,11 @@ REGISTRATION_FAILURES: dict[str, tuple[Script, type[ProviderError], int]] = {
 def test_a_failed_registration_is_recorded_and_raised(
     rig: ServiceRig, wallet: str, subtests: pytest.Subtests
 ) -> None:
-    for tag, (script, error, sends) in REGISTRATION_FAILURES.items():
+    for tag, (faults, error, sends) in REGISTRATION_FAILURES.items():
         with subtests.test(tag):
-            before = len(rig.ledger.requests)
-            rig.ledger.script[REGISTRATION_PATH] = script()
+            before = len(rig.line.requests)
+            for fault in faults:
+                rig.sim.faults.response(REGISTRATION_PATH, **fault)
             with pytest.raises(error) as raised:
                 start(rig, wallet, tag)
 
@@ -403,46 +409,54 @@ def test_a_failed_registration_is_recorded_and_raised(
             assert failure.payload["resultCd"] == raised.value.provider_code
             if isinstance(raised.value, ProviderRejected):
                 assert failure.payload["resultCd"] in {"9001", "9009"}
-            assert len(rig.ledger.requests) - before == sends
+            assert len(rig.line.requests) - before == sends
             assert payment.tx_id is None
 
+            again = payment_order(wallet, f"ORD-{tag}")
             with pytest.raises(InvalidInstanceData, match="already sent"):  # never twice
-                ADAPTERS[wallet].begin(rig.service, payment, payment_order(wallet, f"ORD-{tag}"))
-            assert len(rig.ledger.requests) - before == sends
+                begin_again(rig, wallet, payment, again)
+            assert len(rig.line.requests) - before == sends
             assert rig.engine.get(payment.id).version == payment.version
+
+
+def begin_again(rig: ServiceRig, wallet: str, payment: Instance, order: PaymentOrder) -> None:
+    """The wallet's adapter asked to begin a payment it has begun already."""
+    service = rig.service
+    ADAPTERS[wallet].begin(payment, order, service.gateway, service.steps_of(payment.id))
 
 
 @pytest.mark.parametrize("wallet", REGISTERING)
 def test_a_lost_registration_answer_is_recovered_under_the_registered_reference(
     rig: ServiceRig, wallet: str
 ) -> None:
-    rig.ledger.script[REGISTRATION_PATH] = [timeout()]
+    rig.sim.faults.response(REGISTRATION_PATH, timeout=True, process=False)  # it never got there
     resent = start(rig, wallet, "resent").instance
-    rig.ledger.script[REGISTRATION_PATH] = [timeout(), refused("9009")]
+    rig.sim.faults.response(REGISTRATION_PATH, timeout=True)  # registered; the resend meets 9009
     renamed = start(rig, wallet, "renamed").instance
 
     assert (resent.reference_no, renamed.reference_no) == ("ORD-resent", "ORD-renamed-R1")
     for payment in (resent, renamed):
         assert payment.state == contract_of(wallet).state
-        known = rig.ledger.transactions[payment.tx_id or ""]
-        assert known["referenceNo"] == payment.reference_no
-        assert answer(rig, payment, "0").state == "paid"  # inquiry signs the registered one
+        known = rig.sim.transaction(payment.tx_id)
+        assert known.reference_no == payment.reference_no
+        rig.sim.approve(known.tx_id)
+        assert rig.service.check_status(payment.id).state == "paid"  # signed as registered
 
 
 def test_a_second_start_of_the_same_payment_sends_nothing(rig: ServiceRig, wallet: str) -> None:
     started = start(rig, wallet)
-    payment, sent = started.instance, len(rig.ledger.requests)
+    payment, sent = started.instance, len(rig.line.requests)
     links = rig.engine.store.find(reference_no="LNK-1")
     order = payment_order(wallet, link_id=links[0].id if links else None)
 
     with pytest.raises(InstanceExists):
         rig.service.start_payment(order, payment_id=payment.id)
     with pytest.raises(InvalidInstanceData, match="already sent"):
-        ADAPTERS[wallet].begin(rig.service, payment, order)
+        begin_again(rig, wallet, payment, order)
 
-    assert len(rig.ledger.requests) == sent
+    assert len(rig.line.requests) == sent
     assert rig.engine.get(payment.id).version == payment.version
-    assert len(rig.ledger.sent(REGISTRATION_PATH)) == (0 if needs_link(wallet) else 1)
+    assert len(rig.line.sent(REGISTRATION_PATH)) == (0 if needs_link(wallet) else 1)
 
 
 # --- AstraPay needs a linked account ----------------------------------------------------------
@@ -455,7 +469,7 @@ def test_astrapay_without_a_link_is_refused_before_anything_is_stored(rig: Servi
         rig.engine.get("pay-astrapay")
     with pytest.raises(InstanceNotFound):
         rig.service.start_payment(payment_order("astrapay", link_id="no-such-link"))
-    assert rig.ledger.requests == []
+    assert rig.line.requests == []
 
 
 def _unconfirmed(rig: ServiceRig) -> Instance:
@@ -493,7 +507,7 @@ def test_astrapay_with_a_link_lacking_a_usable_mandate_is_refused_and_recorded(
     assert (payment.state, payment.version, payment.mandate) == ("checkout_requested", 0, None)
     (refusal,) = refusals(rig, payment.id)
     assert (refusal.event, refusal.reason) == ("submit_link_initiate", RejectReason.GUARD_REFUSED)
-    assert rig.ledger.requests == []
+    assert rig.line.requests == []
 
 
 def test_astrapay_refuses_a_link_id_that_is_not_an_account_link(rig: ServiceRig) -> None:
@@ -590,7 +604,7 @@ def test_an_undocumented_status_changes_nothing_and_the_deadline_checks_again(
 def test_a_repeated_answer_is_absorbed(rig: ServiceRig, wallet: str) -> None:
     payment = request_check(rig.engine, waiting(rig, wallet), M)
     pending = next(c for c, e in INQUIRY_STATUS.items() if e == "report_pending")
-    rig.ledger.status[payment.tx_id or ""] = pending
+    inquiry_answers(rig, pending)
     reply = rig.client.inquiry(payment.tx_id or "", payment.reference_no or "", AMOUNT)
 
     first = apply_answer(rig.engine, payment, reply)
@@ -606,24 +620,22 @@ def test_a_repeated_answer_is_absorbed(rig: ServiceRig, wallet: str) -> None:
     assert [event for event, _ in events(rig, paid.id)].count("confirm_payment") == 1
 
 
-INQUIRY_FAILURES: dict[str, tuple[Script, type[ProviderError]]] = {
-    "timeout": (lambda: [timeout(), timeout()], ProviderTimeout),
-    "5xx": (lambda: [httpx.Response(502), httpx.Response(503)], ProviderUnavailable),
-    "9010": (lambda: [refused("9010", "Invalid merchantToken")], InvalidToken),
-    "html": (
-        lambda: [httpx.Response(200, text="<html>busy</html>") for _ in "ab"],
-        MalformedResponse,
-    ),
+INQUIRY_FAILURES: dict[str, tuple[Faults, type[ProviderError]]] = {
+    "timeout": ([{"timeout": True}, {"timeout": True}], ProviderTimeout),
+    "5xx": ([{"status": 502}, {"status": 503}], ProviderUnavailable),
+    "9010": ([{"body": refusal("9010", "Invalid merchantToken")}], InvalidToken),
+    "html": ([{"body": b"<html>busy</html>"} for _ in "ab"], MalformedResponse),
 }
 
 
 def test_an_inquiry_failure_propagates_and_leaves_the_check_pending(
     rig: ServiceRig, wallet: str, subtests: pytest.Subtests
 ) -> None:
-    for tag, (script, error) in INQUIRY_FAILURES.items():
+    for tag, (faults, error) in INQUIRY_FAILURES.items():
         with subtests.test(tag):
             payment = waiting(rig, wallet, tag)
-            rig.ledger.script[INQUIRY_PATH] = script()
+            for fault in faults:
+                rig.sim.faults.response(INQUIRY_PATH, **fault)
 
             with pytest.raises(error):
                 rig.service.check_status(payment.id)

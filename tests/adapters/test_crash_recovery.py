@@ -38,10 +38,11 @@ from adapters.refunds import RefundStatus
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, serve_app
 from adapters.simulator.demo import demo_order
+from adapters.simulator.flow import NicepayEvent
 from adapters.wallets.status_codes import event_for_status
 from fsm.engine import Engine
 from fsm.errors import RejectReason
-from fsm.flows import NicepayEvent, PaymentEvent, PaymentState, Wallet
+from fsm.flows import FLOWS, PaymentEvent, PaymentState, Wallet
 from fsm.model import Instance
 from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
@@ -191,7 +192,7 @@ def open_crash_rig(db_url: str) -> Iterator[CrashRig]:
     """A fresh schema at ``db_url``, the simulator, and the survivor's service, for a block."""
     store = SqlStore(db_url)
     store.create_schema()
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
     config = sim_config(expiry=dict.fromkeys(Wallet, NICEPAY_EXPIRY))
     sent: list[str] = []
     try:

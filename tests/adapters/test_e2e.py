@@ -25,12 +25,13 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 
-from adapters.nicepay.client import InquiryRetry
+from adapters.errors import ProviderTimeout
+from adapters.nicepay.config import InquiryRetry
 from adapters.simulator import BrowserOutcome, BrowserResult, CustomerAction, ScriptedBrowser
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import GuardRefused, ProviderTimeout, RejectReason
-from fsm.flows import AstrapayPaymentEvent, PaymentEvent, Wallet
+from fsm.errors import GuardRefused, RejectReason
+from fsm.flows import FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from tests.adapters.e2e_rig import (
@@ -54,11 +55,11 @@ CUSTOMER_STEP = {
 }
 START = [
     ("send_registration", "registration_sent", "merchant"),
-    ("accept_registration", "registered", "nicepay_response"),
+    ("accept_registration", "registered", "provider_response"),
     ("request_payment", "payment_requested", "merchant"),
 ]
 BY_NOTIFICATION = [
-    ("receive_notification", "notification_received", "nicepay_notification"),
+    ("receive_notification", "notification_received", "provider_notification"),
     ("check_status", "status_check_requested", "merchant"),
 ]
 BY_CALLBACK = [("return_from_partner", "status_check_requested", "browser_callback")]
@@ -211,11 +212,11 @@ def test_astrapay_links_then_pays(sqlite_url: str, mandate_in: str) -> None:
         link_events = rig.events(link.id)
         if mandate_in == "callback":
             assert link_events == [
-                ("confirm_link_without_mandate", "mandate_missing", "nicepay_notification"),
+                ("confirm_link_without_mandate", "mandate_missing", "provider_notification"),
                 ("attach_mandate", "linked", "operator"),
             ]
         else:
-            assert link_events == [("confirm_link", "linked", "nicepay_notification")]
+            assert link_events == [("confirm_link", "linked", "provider_notification")]
 
         started = rig.start("astra", Wallet.ASTRAPAY, link_id=link.id)
         assert started.step.kind == "form"
@@ -271,7 +272,7 @@ def test_astrapay_dropped_notification_settles_through_the_callback(rig: Rig) ->
     assert payment.state == "paid"
     assert payment.tx_id == rig.sim.transaction(reference_no=ref).tx_id
     bound_by = [r for r in rig.history(payment.id) if r.event == "confirm_payment"]
-    assert [r.actor.value for r in bound_by] == ["status_inquiry"]
+    assert [r.actor for r in bound_by] == ["status_inquiry"]
 
 
 def test_astrapay_mandate_lost_with_its_callback_waits_and_cannot_pay(sqlite_url: str) -> None:
@@ -281,7 +282,7 @@ def test_astrapay_mandate_lost_with_its_callback_waits_and_cannot_pay(sqlite_url
         assert link.state == "mandate_missing"
         assert link.mandate is None
         assert rig.events(link.id) == [
-            ("confirm_link_without_mandate", "mandate_missing", "nicepay_notification")
+            ("confirm_link_without_mandate", "mandate_missing", "provider_notification")
         ]
         with pytest.raises(GuardRefused):
             rig.start("nomandate", Wallet.ASTRAPAY, link_id=link.id)
@@ -450,7 +451,7 @@ def test_dropped_callback_settles_through_the_notification(rig: Rig) -> None:
     payment = rig.engine.get(started.instance.id)
     assert payment.state == "paid"
     assert rig.events(payment.id)[4:] == [*BY_NOTIFICATION, *PAID]
-    callbacks = [r for r in rig.rejections(payment.id) if r.actor is Actor.BROWSER_CALLBACK]
+    callbacks = [r for r in rig.rejections(payment.id) if r.actor == Actor.BROWSER_CALLBACK]
     assert callbacks == []
     settled_once(rig, payment, "paid", "0")
 
@@ -503,7 +504,7 @@ def test_forged_token_is_refused_and_the_genuine_notification_settles(rig: Rig) 
     assert rig.events(payment.id) == redirect_steps(Wallet.DANA)
     [refusal] = rig.rejections(payment.id)
     assert (refusal.event, refusal.reason) == ("receive_notification", RejectReason.UNVERIFIED)
-    assert refusal.actor is Actor.NICEPAY_NOTIFICATION
+    assert refusal.actor == Actor.PROVIDER_NOTIFICATION
     assert refusal.payload["merchantToken"] == "[redacted]"
 
     rig.sim.send_notification(payment.tx_id or "")  # NICEPAY's genuine one, later
@@ -827,11 +828,11 @@ def test_the_audit_catches_a_settlement_without_an_inquiry(sqlite_url: str) -> N
     """The suite's invariant is not vacuous: an operator's settlement replays, but fails it."""
     store = SqlStore(sqlite_url)
     store.create_schema()
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
     payment = engine.start("ewallet_payment", wallet=Wallet.DANA, amount=AMOUNT, reference_no="X")
     steps: list[tuple[str, Actor, dict[str, str] | None]] = [
         ("send_registration", Actor.MERCHANT, None),
-        ("accept_registration", Actor.NICEPAY_RESPONSE, {"tx_id": "T1", "reference_no": "X"}),
+        ("accept_registration", Actor.PROVIDER_RESPONSE, {"tx_id": "T1", "reference_no": "X"}),
         ("check_status", Actor.MERCHANT, None),
         ("confirm_payment", Actor.OPERATOR, {"status": "0"}),
     ]

@@ -16,7 +16,7 @@ import pytest
 
 from adapters.reconcile.deadlines import run_due
 from adapters.simulator import BrowserOutcome, CustomerAction, ScriptedBrowser
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.flows import Wallet
 from fsm.model import Instance
 from tests.adapters.e2e_rig import Rig, open_rig, sim_config

@@ -34,16 +34,8 @@ from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest
 from fsm.model import Instance
 from fsm.store.sql import TABLES, SqlStore
 from fsm.store.tables import INBOUND_TABLE
-from tests.adapters.nicepay_fake import (
-    AMOUNT,
-    IMID,
-    KEY_TEXT,
-    ServiceRig,
-    link_order,
-    payment_order,
-    service_rig,
-    sha,
-)
+from tests.adapters.mock_nicepay import ServiceRig, open_nicepay, service_rig
+from tests.adapters.values import AMOUNT, IMID, KEY_TEXT, link_order, payment_order, sha
 from tests.conftest import postgres_url_or_skip
 
 EXAMPLES = {"sqlite": 2500, "postgres": 400}
@@ -156,26 +148,29 @@ def world(
 ) -> Iterator[World]:
     backend: str = request.param
     for store in _store(backend, tmp_path_factory.mktemp("fuzz")):
-        rig = service_rig(store)
-        payments = [
-            rig.service.start_payment(payment_order("dana", f"ORD-F{n}"), payment_id=f"pay-f{n}")
-            for n in (1, 2, 3)
-        ]
-        link = rig.service.start_link(link_order("LNK-F"), link_id="link-f").instance
-        targets = [payment.instance for payment in payments] + [link]
-        world = World(
-            rig=rig,
-            handler=NotificationHandler(rig.service),
-            guarded=NotificationHandler(rig.service, allowed_sources=[ALLOWED]),
-            targets=targets,
-        )
-        for target in targets:
-            world.tokens[target.id] = (
-                sha(IMID, target.reference_no or "", PHONE, KEY_TEXT)
-                if target.tx_id is None
-                else sha(IMID, target.tx_id, target.amount or "", KEY_TEXT)
+        with open_nicepay() as nicepay:
+            rig = service_rig(store, nicepay)
+            payments = [
+                rig.service.start_payment(
+                    payment_order("dana", f"ORD-F{n}"), payment_id=f"pay-f{n}"
+                )
+                for n in (1, 2, 3)
+            ]
+            link = rig.service.start_link(link_order("LNK-F"), link_id="link-f").instance
+            targets = [payment.instance for payment in payments] + [link]
+            world = World(
+                rig=rig,
+                handler=NotificationHandler(rig.service),
+                guarded=NotificationHandler(rig.service, allowed_sources=[ALLOWED]),
+                targets=targets,
             )
-        yield world
+            for target in targets:
+                world.tokens[target.id] = (
+                    sha(IMID, target.reference_no or "", PHONE, KEY_TEXT)
+                    if target.tx_id is None
+                    else sha(IMID, target.tx_id, target.amount or "", KEY_TEXT)
+                )
+            yield world
 
 
 # --- strategies -------------------------------------------------------------------------------

@@ -25,42 +25,42 @@ from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH,
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest
 from adapters.simulator import serve_app
-from fsm.definition.flow import Actor
+from fsm.definition import Actor
 from fsm.errors import InvalidInstanceData, RejectReason
 from fsm.model import Instance
 from fsm.store.sql import TABLES, InboundAttempt, SqlStore
-from tests.adapters.nicepay_fake import (
+from tests.adapters.mock_nicepay import ServiceRig
+from tests.adapters.mock_nicepay import (
+    inquiries_sent as inquiries,
+)
+from tests.adapters.mock_nicepay import (
+    logged_events as events,
+)
+from tests.adapters.values import (
     AMOUNT,
     FORM,
     IMID,
     KEY_TEXT,
-    ServiceRig,
     link_order,
     new_tx_id,
     payment_order,
     sha,
 )
-from tests.adapters.nicepay_fake import (
+from tests.adapters.values import (
     form_request as form,
 )
-from tests.adapters.nicepay_fake import (
-    inquiries_sent as inquiries,
-)
-from tests.adapters.nicepay_fake import (
-    logged_events as events,
-)
-from tests.adapters.nicepay_fake import (
+from tests.adapters.values import (
     signed_notification as notification,
 )
 
 JSON = "application/json"
 OK = {"resultCd": "0000", "resultMsg": "SUCCESS"}
 PHONE = "08123456789"
-NN, BC, SI = Actor.NICEPAY_NOTIFICATION, Actor.BROWSER_CALLBACK, Actor.STATUS_INQUIRY
+NN, BC, SI = Actor.PROVIDER_NOTIFICATION, Actor.BROWSER_CALLBACK, Actor.STATUS_INQUIRY
 
 
 def registered(rig: ServiceRig, tag: str = "1") -> Instance:
-    """A DANA payment of 12000 registered at the fake NICEPAY (inquiry status 9)."""
+    """A DANA payment of 12000 registered at NICEPAY (inquiry status 9)."""
     order = payment_order("dana", f"ORD-{tag}")
     return rig.service.start_payment(order, payment_id=f"pay-{tag}").instance
 
@@ -276,7 +276,7 @@ def test_extra_fields_are_ignored_for_the_decision_but_stored(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     extra = {"promoCode": "HEMAT10", "vendorRef": "v-1", "nested": '{"a": 1}'}
 
     reply = handler.handle_notification(form({**notification(payment), **extra}))
@@ -345,7 +345,7 @@ def test_any_notification_status_leads_to_an_inquiry_that_alone_decides(
         ("report_pending", SI),
     ]
 
-    rig.ledger.status[tx_id] = "0"  # paid at NICEPAY, whatever the next notification says
+    rig.sim.approve(tx_id)  # paid at NICEPAY, whatever the next notification says
     # The same notification with other unsigned fields is a redelivery: nothing new, no inquiry.
     again = notification(payment, status=status, transTm="003612", junk="x")
     assert handler.handle_notification(form(again)).status == 200
@@ -391,7 +391,7 @@ def test_an_old_notification_replayed_after_settlement_is_200_and_changes_nothin
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     body = form(notification(payment))
     assert handler.handle_notification(body).status == 200
     paid = rig.engine.get(payment.id)
@@ -606,7 +606,7 @@ def test_over_http_hundreds_of_hostile_requests_leave_the_server_serving(
         assert snapshot(rig, payment) == before
         assert inquiries(rig) == 0
 
-        rig.ledger.status[payment.tx_id or ""] = "0"
+        rig.sim.approve(payment.tx_id or "")
         with httpx.Client(base_url=url, timeout=httpx.Timeout(10.0)) as http:
             served = http.post(NOTIFICATION_PATH, data=notification(payment))
             assert (served.status_code, served.json()) == (200, OK)

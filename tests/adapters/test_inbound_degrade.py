@@ -32,8 +32,9 @@ from fsm.errors import StorageUnavailable
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from tests.adapters.inbound_rig import free_port, run_cli, send_partial, serving
-from tests.adapters.nicepay_fake import IMID, KEY_TEXT, ServiceRig, payment_order, service_rig
-from tests.adapters.nicepay_fake import signed_notification as notification
+from tests.adapters.mock_nicepay import Nicepay, ServiceRig, service_rig
+from tests.adapters.values import IMID, KEY_TEXT, payment_order
+from tests.adapters.values import signed_notification as notification
 from tests.conftest import postgres_url_or_skip
 
 ENV = {"EWALLET_FSM_IMID": IMID, "EWALLET_FSM_MERCHANT_KEY": KEY_TEXT}
@@ -42,7 +43,7 @@ READ_ONLY_PG = "-cdefault_transaction_read_only%3Don%20"
 
 
 def registered(rig: ServiceRig) -> Instance:
-    """A DANA payment registered at the rig's fake NICEPAY."""
+    """A DANA payment registered at the rig's NICEPAY."""
     return rig.service.start_payment(payment_order("dana", "ORD-D"), payment_id="pay-d").instance
 
 
@@ -82,17 +83,17 @@ def read_only(db_url: str) -> str:
     return db_url.replace("options=", "options=" + READ_ONLY_PG)
 
 
-def test_a_read_only_database_answers_503(db_url: str) -> None:
+def test_a_read_only_database_answers_503(db_url: str, nicepay: Nicepay) -> None:
     writable = SqlStore(db_url)
     writable.create_schema()
-    payment = registered(service_rig(writable))
+    payment = registered(service_rig(writable, nicepay))
     writable.dispose()
     file = Path(db_url.removeprefix("sqlite:///"))
     if db_url.startswith("sqlite"):
         file.chmod(stat.S_IRUSR | stat.S_IRGRP)  # and opened read-only, which binds root too
     store = SqlStore(read_only(db_url))
 
-    with endpoints(service_rig(store)) as http:
+    with endpoints(service_rig(store, nicepay)) as http:
         hit_both(http, payment)
     with pytest.raises(StorageUnavailable, match=r"cannot write to the database: .*read"):
         store.check_writable()
@@ -106,11 +107,13 @@ def test_a_read_only_database_answers_503(db_url: str) -> None:
     after.dispose()
 
 
-def test_a_locked_sqlite_file_answers_503_and_the_redelivery_is_applied(tmp_path: Path) -> None:
+def test_a_locked_sqlite_file_answers_503_and_the_redelivery_is_applied(
+    tmp_path: Path, nicepay: Nicepay
+) -> None:
     path = tmp_path / "shop.sqlite3"
     store = SqlStore(f"sqlite:///{path}", sqlite_busy_timeout=0.1)
     store.create_schema()
-    rig = service_rig(store)
+    rig = service_rig(store, nicepay)
     payment = registered(rig)
     other = sqlite3.connect(path, isolation_level=None)
 
@@ -130,12 +133,12 @@ def test_a_locked_sqlite_file_answers_503_and_the_redelivery_is_applied(tmp_path
 
 
 def test_ended_postgresql_backends_answer_503_and_the_redelivery_is_applied(
-    postgres_schema_url: str,
+    postgres_schema_url: str, nicepay: Nicepay
 ) -> None:
     name = f"ewallet-fsm-degrade-{uuid.uuid4().hex[:12]}"
     store = SqlStore(f"{postgres_schema_url}&application_name={name}")
     store.create_schema()
-    rig = service_rig(store)
+    rig = service_rig(store, nicepay)
     payment = registered(rig)
     admin = create_engine(postgres_url_or_skip())
     schema = postgres_schema_url.rsplit("%3D", 1)[1]
@@ -172,11 +175,13 @@ def end_waiting_backends(conn: Connection, name: str, *, until: Callable[[], boo
     return ended
 
 
-def test_serve_answers_503_on_a_locked_sqlite_file_within_its_busy_timeout(tmp_path: Path) -> None:
+def test_serve_answers_503_on_a_locked_sqlite_file_within_its_busy_timeout(
+    tmp_path: Path, nicepay: Nicepay
+) -> None:
     path = tmp_path / "serve.sqlite3"
     with serving("--db", f"sqlite:///{path}", "--busy-timeout", "0.2", env=ENV) as served:
         store = SqlStore(f"sqlite:///{path}")
-        payment = registered(service_rig(store))
+        payment = registered(service_rig(store, nicepay))
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         started = time.monotonic()

@@ -37,16 +37,9 @@ from tests.adapters.inbound_rig import (
     serving,
     stored_rows,
 )
-from tests.adapters.nicepay_fake import (
-    AMOUNT,
-    FORM,
-    IMID,
-    KEY_TEXT,
-    ServiceRig,
-    payment_order,
-    sha,
-)
-from tests.adapters.nicepay_fake import signed_notification as notification
+from tests.adapters.mock_nicepay import ServiceRig
+from tests.adapters.values import AMOUNT, FORM, IMID, KEY_TEXT, payment_order, sha
+from tests.adapters.values import signed_notification as notification
 
 JSON = "application/json"
 STALL = 0.5

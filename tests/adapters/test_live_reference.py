@@ -18,18 +18,17 @@ from adapters.reconcile.deadlines import run_due
 from adapters.service import Started
 from fsm.errors import InstanceNotFound, ReferenceInUse
 from fsm.store.sql import SqlStore
-from tests.adapters.nicepay_fake import (
-    AMOUNT,
+from tests.adapters.mock_nicepay import (
+    Nicepay,
     ServiceRig,
-    astrapay_notification,
-    link_notification,
-    link_order,
+    delivered,
+    link_at_nicepay,
     linked_account,
-    new_tx_id,
-    payment_order,
     service_rig,
+    submit_at_nicepay,
 )
-from tests.adapters.nicepay_fake import form_request as form
+from tests.adapters.values import astrapay_notification, link_order, payment_order
+from tests.adapters.values import form_request as form
 
 
 def start(rig: ServiceRig, wallet: str, payment_id: str, reference_no: str = "ORD-1") -> Started:
@@ -43,20 +42,20 @@ def test_a_second_live_payment_with_the_reference_is_refused_before_anything_is_
     rig: ServiceRig, wallet: str
 ) -> None:
     first = start(rig, wallet, "pay-1").instance
-    registrations = len(rig.ledger.sent(REGISTRATION_PATH))
+    registrations = len(rig.line.sent(REGISTRATION_PATH))
     with pytest.raises(ReferenceInUse) as refused:
         start(rig, wallet, "pay-2")
     assert (refused.value.live_id, refused.value.reference_no) == (first.id, "ORD-1")
-    assert len(rig.ledger.sent(REGISTRATION_PATH)) == registrations  # nothing sent
+    assert len(rig.line.sent(REGISTRATION_PATH)) == registrations  # nothing sent
     with pytest.raises(InstanceNotFound):
         rig.engine.get("pay-2")
     assert rig.engine.get(first.id).version == first.version
 
 
-def test_two_concurrent_starts_with_one_reference_one_wins(db_url: str) -> None:
+def test_two_concurrent_starts_with_one_reference_one_wins(db_url: str, nicepay: Nicepay) -> None:
     stores = [SqlStore(db_url) for _ in range(2)]
     stores[0].create_schema()
-    rigs = [service_rig(store) for store in stores]  # two replicas, each with its own client
+    rigs = [service_rig(store, nicepay) for store in stores]  # two replicas, one NICEPAY
     barrier = threading.Barrier(2)
     outcomes: list[Started | Exception] = []
 
@@ -79,7 +78,7 @@ def test_two_concurrent_starts_with_one_reference_one_wins(db_url: str) -> None:
         lost = [o for o in outcomes if isinstance(o, ReferenceInUse)]
         assert (len(won), len(lost)) == (1, 1), outcomes
         assert lost[0].live_id == won[0].instance.id
-        assert sum(len(rig.ledger.sent(REGISTRATION_PATH)) for rig in rigs) == 1
+        assert sum(len(rig.line.sent(REGISTRATION_PATH)) for rig in rigs) == 1
         assert [i.id for i in stores[0].find(reference_no="ORD-1")] == [won[0].instance.id]
     finally:
         for store in stores:
@@ -94,9 +93,10 @@ def test_once_the_first_is_final_a_new_one_starts_and_its_notification_finds_it(
     assert (ended.instance_id, ended.after) == (first.id, "initiate_failed")  # never came back
     first = rig.engine.get(first.id)
 
-    second = start(rig, "astrapay", "pay-2").instance
-    tx_id = new_tx_id()
-    rig.ledger.add(tx_id, "ORD-1", AMOUNT, status="0", mitra_cd="ASTR")
+    started = start(rig, "astrapay", "pay-2")
+    second = started.instance
+    tx_id = submit_at_nicepay(rig, started)
+    rig.sim.approve(tx_id)
     assert handler.handle_notification(astrapay_notification(second, tx_id)).status == 200
     assert (rig.engine.get(second.id).state, rig.engine.get(second.id).tx_id) == ("paid", tx_id)
     assert rig.engine.get(first.id) == first
@@ -105,13 +105,16 @@ def test_once_the_first_is_final_a_new_one_starts_and_its_notification_finds_it(
 def test_a_link_and_a_payment_sharing_a_reference_each_get_their_notification(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
-    link = rig.service.start_link(link_order("SHARED-1")).instance
-    payment = start(rig, "astrapay", "pay-1", reference_no="SHARED-1").instance
+    linking = rig.service.start_link(link_order("SHARED-1"))
+    link = linking.instance
+    paying = start(rig, "astrapay", "pay-1", reference_no="SHARED-1")
+    payment = paying.instance
 
-    assert handler.handle_notification(form(link_notification("SHARED-1"))).status == 200
+    link_at_nicepay(rig, linking)
+    assert handler.handle_notification(form(delivered(rig, "link", "SHARED-1"))).status == 200
     assert rig.engine.get(link.id).state == "linked"
 
-    tx_id = new_tx_id()
-    rig.ledger.add(tx_id, "SHARED-1", AMOUNT, status="0", mitra_cd="ASTR")
+    tx_id = submit_at_nicepay(rig, paying)
+    rig.sim.approve(tx_id)
     assert handler.handle_notification(astrapay_notification(payment, tx_id)).status == 200
     assert rig.engine.get(payment.id).state == "paid"

@@ -14,15 +14,13 @@ from adapters.nicepay.messages import (
     BrowserForm,
     CartItem,
     Delivery,
-    InquiryResponse,
     LinkEnableRequest,
     PaymentStep,
-    RegistrationResponse,
-    ShopeePayRedirect,
     amount_string,
     cart_data,
 )
-from tests.adapters.nicepay_fake import billing, registration
+from adapters.nicepay.responses import InquiryResponse, RegistrationResponse, ShopeePayRedirect
+from tests.adapters.values import billing, registration
 
 # --- amounts ----------------------------------------------------------------------------------
 

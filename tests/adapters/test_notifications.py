@@ -2,8 +2,8 @@
 loopback over real HTTP.
 
 The service behind the handler runs on a real engine and store (SQLite and PostgreSQL); its
-inquiries go to a ``MockTransport`` fake NICEPAY. Tokens are computed here with hashlib, not with
-the library's own functions. Reference §8 and §11: a verified notification (T3) only triggers an
+inquiries go to the simulator in-process. Tokens are computed here with hashlib, not with the
+library's own functions. Reference §8 and §11: a verified notification (T3) only triggers an
 inquiry, the browser return is a hint that triggers one too, and only the inquiry settles.
 """
 
@@ -20,16 +20,30 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from adapters.errors import NotificationSignatureError
 from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest, verify_notification_token
 from adapters.nicepay.config import NicepayCredentials
 from adapters.nicepay.tokens import link_enable_token
 from adapters.simulator import serve_app
-from fsm.definition.flow import Actor
-from fsm.errors import NotificationSignatureError, RejectReason
+from fsm.definition import Actor
+from fsm.errors import RejectReason
 from fsm.model import Instance
-from tests.adapters.nicepay_fake import (
+from tests.adapters.mock_nicepay import (
+    ServiceRig,
+    delivered,
+    link_at_nicepay,
+    open_page,
+    submit_at_nicepay,
+)
+from tests.adapters.mock_nicepay import (
+    inquiries_sent as inquiries,
+)
+from tests.adapters.mock_nicepay import (
+    logged_events as events,
+)
+from tests.adapters.values import (
     AMOUNT,
     BASE,
     FORM,
@@ -37,28 +51,21 @@ from tests.adapters.nicepay_fake import (
     KEY_TEXT,
     MANDATE,
     PHONE,
-    ServiceRig,
     link_notification,
     link_order,
     new_tx_id,
     payment_order,
     sha,
 )
-from tests.adapters.nicepay_fake import (
+from tests.adapters.values import (
     form_request as form,
 )
-from tests.adapters.nicepay_fake import (
-    inquiries_sent as inquiries,
-)
-from tests.adapters.nicepay_fake import (
-    logged_events as events,
-)
-from tests.adapters.nicepay_fake import (
+from tests.adapters.values import (
     signed_notification as notification,
 )
 
 NN, BC, SI, M = (
-    Actor.NICEPAY_NOTIFICATION,
+    Actor.PROVIDER_NOTIFICATION,
     Actor.BROWSER_CALLBACK,
     Actor.STATUS_INQUIRY,
     Actor.MERCHANT,
@@ -67,7 +74,7 @@ OK = {"resultCd": "0000", "resultMsg": "SUCCESS"}
 
 
 def registered(rig: ServiceRig, wallet: str = "dana", tag: str = "1") -> Instance:
-    """A payment registered at the fake NICEPAY, its customer sent on (inquiry status 9)."""
+    """A payment registered at NICEPAY, its customer sent on (inquiry status 9)."""
     order = payment_order(wallet, f"ORD-{tag}")
     return rig.service.start_payment(order, payment_id=f"pay-{tag}").instance
 
@@ -139,7 +146,7 @@ def test_a_valid_notification_is_acknowledged_recorded_raw_and_settled_by_inquir
 ) -> None:
     caplog.set_level(logging.DEBUG)
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     params = notification(payment)
 
     reply = handler.handle_notification(encode(params))
@@ -176,7 +183,7 @@ def test_a_duplicate_delivery_is_acknowledged_and_applies_nothing_new(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     request = form(notification(payment))
     assert handler.handle_notification(request).status == 200
     paid = rig.engine.get(payment.id)
@@ -195,7 +202,7 @@ def test_a_duplicate_while_pending_is_absorbed_without_another_transition(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "3"
+    open_page(rig, payment)  # NICEPAY: unpaid
     request = form(notification(payment))
     for _ in range(2):
         assert handler.handle_notification(request).status == 200
@@ -217,7 +224,7 @@ def test_a_forged_token_is_refused_recorded_and_leaks_no_key(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     forged = notification(payment, merchantToken=sha(IMID, payment.tx_id or "", AMOUNT, "guess"))
     missing = notification(payment)
     del missing["merchantToken"]
@@ -393,7 +400,7 @@ def test_a_callback_claiming_success_only_triggers_an_inquiry_which_decides(
     rig: ServiceRig, handler: NotificationHandler, encode: Any
 ) -> None:
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "3"  # NICEPAY: unpaid
+    open_page(rig, payment)  # NICEPAY: unpaid
 
     reply = handler.handle_callback(encode(callback(payment)))
 
@@ -409,7 +416,7 @@ def test_a_callback_claiming_success_only_triggers_an_inquiry_which_decides(
     assert (again.status, again.body["state"]) == (200, "payment_pending")
     assert inquiries(rig) == 1
 
-    rig.ledger.status[payment.tx_id or ""] = "0"  # the customer pays; the next check settles it
+    rig.sim.approve(payment.tx_id or "")  # the customer pays; the next check settles it
     assert rig.service.check_status(payment.id, actor=Actor.TIMER).state == "paid"
     returns = [r for r in rig.engine.history(payment.id) if r.actor == BC]
     assert [r.dest for r in returns] == ["status_check_requested"]  # a return never settles
@@ -439,35 +446,28 @@ def test_the_link_token_is_t4() -> None:
 def test_a_link_notification_with_a_mandate_links_the_account_and_it_pays(
     rig: ServiceRig, handler: NotificationHandler
 ) -> None:
-    link = rig.service.start_link(link_order()).instance
+    started = rig.service.start_link(link_order())
+    link = started.instance
+    mandate = link_at_nicepay(rig, started)
 
-    reply = handler.handle_notification(form(link_notification("LNK-1")))
+    reply = handler.handle_notification(form(delivered(rig, "link", "LNK-1")))
 
     assert (reply.status, reply.body) == (200, OK)
     linked = rig.engine.get(link.id)
-    assert (linked.state, linked.mandate) == ("linked", MANDATE)
+    assert (linked.state, linked.mandate) == ("linked", mandate)
     (confirmed,) = rig.engine.history(link.id)
     assert (confirmed.event, confirmed.actor) == ("confirm_link", NN)
     assert (confirmed.payload["mandateID"], confirmed.payload["merchantToken"]) == (
-        MANDATE,
+        mandate,
         "[redacted]",
     )
 
     order = payment_order("astrapay", "ORD-A", link_id=link.id)
     paying = rig.service.start_payment(order, payment_id="pay-a")
-    assert paying.step.fields["mandateID"] == MANDATE
-    tx_id = new_tx_id()
-    rig.ledger.add(tx_id, "ORD-A", AMOUNT, status="0", mitra_cd="ASTR")
-    paid = handler.handle_notification(
-        form(
-            notification(
-                paying.instance,
-                tXid=tx_id,
-                mitraCd="ASTR",
-                merchantToken=sha(IMID, tx_id, AMOUNT, KEY_TEXT),
-            )
-        )
-    )
+    assert paying.step.fields["mandateID"] == mandate
+    tx_id = submit_at_nicepay(rig, paying)
+    rig.sim.approve(tx_id)
+    paid = handler.handle_notification(form(delivered(rig, "payment", "ORD-A")))
     assert paid.status == 200
     payment = rig.engine.get("pay-a")
     assert (payment.state, payment.tx_id) == ("paid", tx_id)
@@ -552,7 +552,7 @@ def test_over_http_a_notification_is_acknowledged_and_settled(
 ) -> None:
     served.app.handler = NotificationHandler(rig.service)
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     body = urlencode(notification(payment))
 
     response = served.http.post(
@@ -605,7 +605,7 @@ def test_over_http_a_callback_by_get_only_triggers_an_inquiry(
 ) -> None:
     served.app.handler = NotificationHandler(rig.service)
     payment = registered(rig)
-    rig.ledger.status[payment.tx_id or ""] = "3"
+    open_page(rig, payment)  # NICEPAY: unpaid
 
     response = served.http.get(CALLBACK_PATH, params=callback(payment))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select, text
 
@@ -20,7 +21,8 @@ from fsm._payload import UnreadablePayload
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
-from tests.adapters.nicepay_fake import ServiceRig, payment_order
+from tests.adapters.mock_nicepay import Forward, ServiceRig
+from tests.adapters.values import payment_order
 
 OWNER = "reconciler-under-test"
 CHECKOUT_WINDOW = timedelta(minutes=15)
@@ -88,10 +90,15 @@ def stopped_inquiry(rig: ServiceRig, payment_id: str, reference_no: str) -> Inst
     """A DANA payment whose process stopped with its inquiry on the way; NICEPAY says paid."""
     order = payment_order("dana", reference_no=reference_no)
     payment = rig.service.start_payment(order, payment_id=payment_id).instance
-    rig.ledger.script[INQUIRY_PATH] = [ProcessStopped()]
+
+    def stopped(request: httpx.Request, nicepay: Forward) -> httpx.Response:
+        nicepay(request)
+        raise ProcessStopped
+
+    rig.line.intercept(INQUIRY_PATH, stopped)
     with pytest.raises(ProcessStopped):
         rig.service.check_status(payment.id)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     return payment
 
 

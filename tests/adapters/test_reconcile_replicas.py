@@ -40,7 +40,7 @@ from adapters.service import PaymentService
 from adapters.simulator.demo import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
-from fsm.flows import Wallet
+from fsm.flows import FLOWS, Wallet
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.counted_nicepay import Nicepay
@@ -130,7 +130,7 @@ def shop_service(engine: Engine, client: NicepayClient) -> PaymentService:
 @contextmanager
 def open_shop(store: SqlStore, nicepay: Nicepay, start: datetime) -> Iterator[Shop]:
     clock = ManualClock(start)
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
 
     def stop(_request: httpx.Request) -> httpx.Response:
         raise ProcessStopped

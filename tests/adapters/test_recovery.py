@@ -1,10 +1,11 @@
 """Call intents and their repair: every NICEPAY call is written down first, and the reconciler
 repairs what a stopped process (or a lost answer) left open, on SQLite and PostgreSQL.
 
-NICEPAY is the fake ledger of ``nicepay_fake`` (it remembers transactions and their status, and
-serves a scripted reply first). A process that stops in the middle of a call is played by its
-transport raising :class:`ProcessStopped`: the request is recorded as sent, and nothing after it
-runs, exactly what a killed process leaves in the database.
+NICEPAY is the simulator in-process (it keeps transactions, settles them when told, and carries out
+cancels by its wallet rules); answers it would not give are armed as response faults. A process
+that stops in the middle of a call is played by its line raising :class:`ProcessStopped` once the
+request has reached NICEPAY: nothing after it runs, exactly what a killed process leaves in the
+database.
 """
 
 from __future__ import annotations
@@ -15,28 +16,20 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from adapters.errors import RefundError
+from adapters.errors import ProviderError, ProviderTimeout, RefundError
 from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.intents import Call, CallInDoubt
 from adapters.reconcile.recovery import INTENT_GRACE, Reconciler
 from adapters.refunds import RefundStatus
-from fsm.definition.flow import Actor
-from fsm.errors import ConfigurationError, ProviderError, ProviderTimeout, TransitionNotAllowed
+from fsm.definition import Actor
+from fsm.errors import ConfigurationError, TransitionNotAllowed
 from fsm.model import Instance
 from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
-from tests.adapters.nicepay_fake import (
-    AMOUNT,
-    ServiceRig,
-    inquiries_sent,
-    new_tx_id,
-    ok,
-    payment_order,
-    refused,
-    timeout,
-)
+from tests.adapters.mock_nicepay import Forward, ServiceRig, inquiries_sent
+from tests.adapters.values import AMOUNT, payment_order, refusal, registration
 
 PAST_GRACE = INTENT_GRACE + timedelta(seconds=1)
 OWNER = "reconciler-under-test"
@@ -62,7 +55,12 @@ def open_intent(rig: ServiceRig, payment_id: str) -> CallIntent:
 
 def stop_during(rig: ServiceRig, path: str) -> None:
     """The next call to ``path`` reaches NICEPAY, and its process stops before the answer."""
-    rig.ledger.script[path] = [ProcessStopped()]
+
+    def stopped(request: httpx.Request, nicepay: Forward) -> httpx.Response:
+        nicepay(request)
+        raise ProcessStopped
+
+    rig.line.intercept(path, stopped)
 
 
 def claimed_by(store: SqlStore, payment_id: str) -> str | None:
@@ -79,7 +77,7 @@ def redirected(rig: ServiceRig, wallet: str = "dana", payment_id: str = "pay-1")
 
 def paid(rig: ServiceRig, wallet: str = "linkaja") -> Instance:
     payment = redirected(rig, wallet)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     assert rig.service.check_status(payment.id).state == "paid"
     return rig.engine.get(payment.id)
 
@@ -90,20 +88,16 @@ def cut_short_inquiry(rig: ServiceRig) -> Instance:
     stop_during(rig, INQUIRY_PATH)
     with pytest.raises(ProcessStopped):
         rig.service.check_status(payment.id)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     return rig.engine.get(payment.id)
 
 
-def cancel_in_doubt(rig: ServiceRig, payment: Instance, request_id: str = "rf-1") -> None:
-    """The cancel reaches NICEPAY and its answer is lost in transport."""
-    rig.ledger.script[CANCEL_PATH] = [timeout()]
-    refund = rig.service.cancel(payment.id, request_id=request_id)
+def cancel_in_doubt(rig: ServiceRig, payment: Instance, *, reached: bool = True) -> None:
+    """The cancel's answer is lost in transport; it was carried out if it ``reached`` NICEPAY."""
+    rig.sim.faults.response(CANCEL_PATH, timeout=True, process=reached)
+    refund = rig.service.cancel(payment.id, request_id="rf-1")
     assert refund.status is RefundStatus.IN_DOUBT
     assert open_intent(rig, payment.id).call == Call.CANCEL
-
-
-def cancelled(tx_id: str) -> httpx.Response:
-    return ok(tXid=tx_id, referenceNo="ORD-1", amt=AMOUNT, canceltXid=new_tx_id())
 
 
 # --- every call is recorded, and closed by its answer ------------------------------------------
@@ -112,10 +106,8 @@ def cancelled(tx_id: str) -> httpx.Response:
 def test_every_answered_call_leaves_a_finished_intent(rig: ServiceRig) -> None:
     payment = redirected(rig, "shopeepay")
     tx_id = payment.tx_id or ""
-    rig.ledger.status[tx_id] = "0"
+    rig.sim.approve(tx_id)
     rig.service.check_status(payment.id)
-    rig.ledger.script[CANCEL_PATH] = [cancelled(tx_id)]
-    rig.ledger.status[tx_id] = "1"  # what NICEPAY reports once the cancel voided it
     assert rig.service.cancel(payment.id, request_id="rf-1").state == "voided"
     # the cancel stays open until the inquiry that follows it has stored the void
     assert intents(rig, payment.id) == [
@@ -140,7 +132,7 @@ def test_every_answered_call_leaves_a_finished_intent(rig: ServiceRig) -> None:
 def test_a_refusal_while_starting_closes_the_intent_with_its_code(
     rig: ServiceRig, call: Call, path: str, code: str, wallet: str
 ) -> None:
-    rig.ledger.script[path] = [refused(code)]
+    rig.sim.faults.response(path, body=refusal(code))
     with pytest.raises(ProviderError):
         redirected(rig, wallet)
     assert intents(rig, "pay-1")[-1] == (call, f"refused:{code}")
@@ -149,11 +141,11 @@ def test_a_refusal_while_starting_closes_the_intent_with_its_code(
 
 def test_a_refusal_after_payment_closes_the_intent_with_its_code(rig: ServiceRig) -> None:
     payment = paid(rig)
-    rig.ledger.script[INQUIRY_PATH] = [refused("9010")]
+    rig.sim.faults.response(INQUIRY_PATH, body=refusal("9010"))
     with pytest.raises(ProviderError):
         rig.service.check_status(payment.id)
     assert intents(rig, payment.id)[-1] == (Call.INQUIRY, "refused:9010")
-    rig.ledger.script[CANCEL_PATH] = [refused("9314")]
+    rig.sim.faults.response(CANCEL_PATH, body=refusal("9314"))
     refund = rig.service.cancel(payment.id, request_id="rf-1")  # declined: an answer, no error
     assert (refund.status, refund.provider_code) == (RefundStatus.DECLINED, "9314")
     assert intents(rig, payment.id)[-1] == (Call.CANCEL, "refused:9314")
@@ -162,7 +154,7 @@ def test_a_refusal_after_payment_closes_the_intent_with_its_code(rig: ServiceRig
 
 def test_a_lost_answer_closes_the_intent_except_a_cancels(rig: ServiceRig) -> None:
     payment = paid(rig)
-    rig.ledger.script[INQUIRY_PATH] = [timeout(), timeout()]  # both of the client's tries
+    rig.sim.faults.response(INQUIRY_PATH, timeout=True, times=2)  # both of the client's tries
     with pytest.raises(ProviderTimeout):
         rig.service.check_status(payment.id)
     assert intents(rig, payment.id)[-1] == (Call.INQUIRY, "failed:ProviderTimeout")
@@ -180,7 +172,7 @@ def test_a_registration_lost_without_its_txid_is_failed_and_never_sent_again(
     with pytest.raises(ProcessStopped):
         redirected(rig)
     assert rig.engine.get("pay-1").state == "registration_sent"
-    sent = len(rig.ledger.requests)
+    sent = len(rig.line.requests)
     rig.clock.advance(PAST_GRACE)  # the registration's own deadline (1 minute) has passed too
     done = reconciler(rig).run_once()
     ((repair,), deadlines) = (done.repairs, done.deadlines)
@@ -195,7 +187,7 @@ def test_a_registration_lost_without_its_txid_is_failed_and_never_sent_again(
     assert (failure.event, failure.actor) == ("fail_registration", Actor.TIMER)
     assert (failure.payload["error"], failure.payload["referenceNo"]) == ("AnswerLost", "ORD-1")
     assert "lost" in failure.payload["detail"]
-    assert len(rig.ledger.requests) == sent  # nothing asked or registered again
+    assert len(rig.line.requests) == sent  # nothing asked or registered again
     assert intents(rig, "pay-1") == [(Call.REGISTRATION, "repaired:registration_failed")]
 
 
@@ -220,12 +212,12 @@ def test_a_registration_whose_txid_was_stored_is_repaired_by_an_inquiry(rig: Ser
     payment = engine.start("ewallet_payment", instance_id="pay-1", wallet="dana", amount=AMOUNT)
     engine.fire(payment.id, "send_registration", actor=Actor.MERCHANT, idempotency_key="register")
     store.record_intent(payment.id, Call.REGISTRATION, at=rig.clock.now(), reference_no="ORD-1")
-    tx_id = new_tx_id()
-    rig.ledger.add(tx_id, "ORD-1", AMOUNT, status="0")
+    tx_id = rig.client.register(registration("ORD-1")).tx_id or ""  # what NICEPAY answered
+    rig.sim.approve(tx_id)
     engine.fire(
         payment.id,
         "accept_registration",
-        actor=Actor.NICEPAY_RESPONSE,
+        actor=Actor.PROVIDER_RESPONSE,
         idempotency_key=f"registered:{tx_id}",
         payload={"tx_id": tx_id, "reference_no": "ORD-1"},
     )
@@ -249,7 +241,7 @@ def test_an_inquiry_cut_short_is_asked_again_and_applied(rig: ServiceRig) -> Non
         "status_check_requested",
         "paid",
     )
-    assert rig.engine.history(payment.id)[-1].actor is Actor.STATUS_INQUIRY
+    assert rig.engine.history(payment.id)[-1].actor == Actor.STATUS_INQUIRY
     assert intents(rig, payment.id)[-2:] == [
         (Call.INQUIRY, "repaired:paid"),
         (Call.INQUIRY, "answered"),
@@ -263,29 +255,32 @@ def test_payment_links_cut_short_are_repaired_by_an_inquiry(rig: ServiceRig) -> 
     assert open_intent(rig, "pay-1").call == Call.PAYMENT_LINKS
     rig.clock.advance(PAST_GRACE)
     (repair,) = reconciler(rig).repair_open_intents()
-    # NICEPAY still has it initiated: the payment waits, polled from now on by its deadline
+    # NICEPAY has it unpaid: the payment waits, polled from now on by its deadline
     assert (repair.before, repair.after) == ("payment_requested", "payment_pending")
     assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
 
 
-@pytest.mark.parametrize(("status", "reversed_to"), [("1", "voided"), ("2", "refunded")])
+@pytest.mark.parametrize(
+    ("wallet", "paid_for", "reversed_to"),
+    [("linkaja", timedelta(0), "voided"), ("dana", timedelta(hours=25), "refunded")],
+)
 def test_a_cancel_in_doubt_blocks_another_until_an_inquiry_settles_it(
-    rig: ServiceRig, status: str, reversed_to: str
+    rig: ServiceRig, wallet: str, paid_for: timedelta, reversed_to: str
 ) -> None:
-    payment = paid(rig)
-    cancel_in_doubt(rig, payment)
-    rig.ledger.status[payment.tx_id or ""] = status  # it reached NICEPAY; only the answer was lost
-    sent = len(rig.ledger.requests)
+    payment = paid(rig, wallet)
+    rig.clock.advance(paid_for)  # NICEPAY voids a DANA payment for a day, then refunds it
+    cancel_in_doubt(rig, payment)  # it reached NICEPAY; only the answer was lost
+    sent = len(rig.line.requests)
     with pytest.raises(CallInDoubt) as doubt:
         rig.service.cancel(payment.id, request_id="rf-2")
     assert (doubt.value.instance_id, doubt.value.call) == (payment.id, Call.CANCEL)
     again = rig.service.cancel(payment.id, request_id="rf-1")  # the first, asked again
     assert again.status is RefundStatus.PENDING  # perhaps still under way
-    assert len(rig.ledger.requests) == sent  # neither was sent
+    assert len(rig.line.requests) == sent  # neither was sent
 
     rig.clock.advance(INTENT_GRACE - timedelta(seconds=1))
     assert reconciler(rig).repair_open_intents() == []  # perhaps its process still waits
-    assert len(rig.ledger.requests) == sent
+    assert len(rig.line.requests) == sent
     rig.clock.advance(timedelta(seconds=2))
     (repair,) = reconciler(rig).repair_open_intents()
     assert (repair.call, repair.before, repair.after) == (Call.CANCEL, "paid", reversed_to)
@@ -301,30 +296,26 @@ def test_a_cancel_in_doubt_blocks_another_until_an_inquiry_settles_it(
     )
     with pytest.raises(RefundError):  # nothing left to refund: refused here, never sent
         rig.service.cancel(payment.id, request_id="rf-3")
-    assert len(rig.ledger.sent(CANCEL_PATH)) == 1
+    assert len(rig.line.sent(CANCEL_PATH)) == 1
 
 
 def test_a_cancel_that_never_reached_nicepay_leaves_the_payment_paid(rig: ServiceRig) -> None:
     payment = paid(rig)
-    cancel_in_doubt(rig, payment)
+    cancel_in_doubt(rig, payment, reached=False)
     rig.clock.advance(PAST_GRACE)
     (repair,) = reconciler(rig).repair_open_intents()
     assert (repair.before, repair.after, repair.error) == ("paid", "paid", None)
     assert intents(rig, payment.id)[-2][1] == "repaired:not_refunded"
     first = rig.service.cancel(payment.id, request_id="rf-1")  # asked again: it never happened
     assert (first.status, first.state) == (RefundStatus.FAILED, "paid")
-    tx_id = payment.tx_id or ""
-    rig.ledger.script[CANCEL_PATH] = [cancelled(tx_id)]
-    rig.ledger.status[tx_id] = "1"
     second = rig.service.cancel(payment.id, request_id="rf-2")  # no longer in doubt: sent
     assert (second.status, second.state) == (RefundStatus.SUCCEEDED, "voided")
-    assert len(rig.ledger.sent(CANCEL_PATH)) == 2
+    assert len(rig.line.sent(CANCEL_PATH)) == 2
 
 
 def test_repairs_come_before_deadlines_in_one_pass(rig: ServiceRig) -> None:
     payment = paid(rig)
-    cancel_in_doubt(rig, payment)
-    rig.ledger.status[payment.tx_id or ""] = "1"
+    cancel_in_doubt(rig, payment)  # it reached NICEPAY, which voided the payment
     rig.clock.advance(timedelta(minutes=11))  # paid's 10 minutes: confirm the order
     done = reconciler(rig).run_once()
     assert [(r.call, r.after) for r in done.repairs] == [(Call.CANCEL, "voided")]
@@ -351,7 +342,7 @@ def test_a_payment_another_reconciler_holds_is_left_to_it(rig: ServiceRig) -> No
 def test_a_repair_whose_inquiry_fails_keeps_the_intent_open(rig: ServiceRig) -> None:
     payment = cut_short_inquiry(rig)
     stuck = open_intent(rig, payment.id)
-    rig.ledger.script[INQUIRY_PATH] = [httpx.Response(503), httpx.Response(503)]
+    rig.sim.faults.response(INQUIRY_PATH, status=503, times=2)
     rig.clock.advance(PAST_GRACE)
     done = reconciler(rig).run_once()
     (repair,) = done.repairs
@@ -386,44 +377,44 @@ def test_a_reconciler_needs_a_positive_grace_lease_and_limit(
 
 def test_a_cancel_answered_then_an_inquiry_refused_stays_in_doubt(rig: ServiceRig) -> None:
     payment = paid(rig, "shopeepay")  # partial refunds are ShopeePay's (and DANA's)
-    rig.ledger.script[CANCEL_PATH] = [cancelled(payment.tx_id or "")]
-    rig.ledger.script[INQUIRY_PATH] = [refused("9999", "inquiry unavailable")]
+    rig.sim.faults.response(INQUIRY_PATH, body=refusal("9999", "inquiry unavailable"))
     refund = rig.service.cancel(payment.id, request_id="rf-1", amount="5000")
     assert refund.status is RefundStatus.IN_DOUBT
     assert open_intent(rig, payment.id).call == Call.CANCEL  # NICEPAY accepted it: in doubt
-    cancels = len(rig.ledger.sent(CANCEL_PATH))
+    cancels = len(rig.line.sent(CANCEL_PATH))
     with pytest.raises(CallInDoubt):
         rig.service.cancel(payment.id, request_id="rf-2", amount="5000")
     assert rig.service.cancel(payment.id, request_id="rf-1").status is RefundStatus.PENDING
-    assert len(rig.ledger.sent(CANCEL_PATH)) == cancels  # no second refund went out
+    assert len(rig.line.sent(CANCEL_PATH)) == cancels  # no second refund went out
 
 
 def test_a_registration_answered_after_the_reconciler_failed_it_hands_out_no_step(
     rig: ServiceRig,
 ) -> None:
-    def failed_meanwhile(request: httpx.Request) -> httpx.Response:
+    def failed_meanwhile(request: httpx.Request, nicepay: Forward) -> httpx.Response:
         # The live call outlasted the grace: a reconciler took it for lost and failed it.
         rig.clock.advance(PAST_GRACE)
         (repair,) = reconciler(rig).repair_open_intents()
         assert repair.after == "registration_failed"
-        return rig.ledger.registration(request)
+        return nicepay(request)
 
-    rig.ledger.script[REGISTRATION_PATH] = [failed_meanwhile]
+    rig.line.intercept(REGISTRATION_PATH, failed_meanwhile)
     with pytest.raises(TransitionNotAllowed):
         redirected(rig)
     payment = rig.engine.get("pay-1")
     assert (payment.state, payment.tx_id) == ("registration_failed", None)
     (late,) = rig.engine.rejections("pay-1")
     assert late.event == "accept_registration"
-    assert late.payload["tx_id"] in rig.ledger.transactions  # the tXid NICEPAY gave is kept
-    assert rig.ledger.sent(PAYMENT_PATH) == []
+    assert late.payload["tx_id"] == rig.tx_id("ORD-1")  # the tXid NICEPAY gave is kept
+    assert rig.line.sent(PAYMENT_PATH) == []
 
 
 def test_an_inquiry_nicepay_refuses_for_good_no_longer_holds_the_deadlines(
     rig: ServiceRig,
 ) -> None:
     payment = cut_short_inquiry(rig)
-    rig.ledger.transactions.pop(payment.tx_id or "")  # NICEPAY now answers 9010, every time
+    invalid = refusal("9010", "Invalid merchantToken")
+    rig.sim.faults.response(INQUIRY_PATH, body=invalid, times=None)  # from now on, every time
     rig.clock.advance(PAST_GRACE)
     (repair,) = reconciler(rig).repair_open_intents()
     assert (repair.outcome, repair.error is not None) == ("unrepaired", True)
@@ -451,14 +442,14 @@ def test_a_payment_whose_lease_lapsed_mid_pass_is_left_to_its_new_holder(
     )
     lease = timedelta(seconds=30)
 
-    def slow_inquiry(request: httpx.Request) -> httpx.Response:
+    def slow_inquiry(request: httpx.Request, nicepay: Forward) -> httpx.Response:
         # The first inquiry outlasts the lease; another reconciler takes the second payment.
         rig.clock.advance(lease + timedelta(seconds=1))
         assert rig.engine.store.claim(second.id, owner="other", now=rig.clock.now(), lease=lease)
-        return rig.ledger.inquiry(request)
+        return nicepay(request)
 
     rig.clock.advance(timedelta(minutes=6))  # LinkAja's 5 minutes have passed for both
-    rig.ledger.script[INQUIRY_PATH] = [slow_inquiry]
+    rig.line.intercept(INQUIRY_PATH, slow_inquiry)
     before = inquiries_sent(rig)
     runs = run_due(rig.service, owner=OWNER, lease=lease)
     assert [run.instance_id for run in runs] == [first.id]

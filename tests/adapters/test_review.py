@@ -1,11 +1,12 @@
 """No polling forever: status checks back off, and a payment past its window waits for a person.
 
 Each payment runs through the real service and the reconciler's ``run_due`` on SQLite and
-PostgreSQL, on a fake NICEPAY that keeps each transaction's inquiry status, with a manual clock
-moved to each stored deadline in turn. A payment NICEPAY keeps reporting as pending gets one last
-inquiry at its window plus the grace and then waits in ``needs_review`` (not settled, nothing
-sent but inquiries) until an operator, a later inquiry or a genuine notification settles it. An
-unknown code is recorded, counted and logged, and the next check backs off.
+PostgreSQL, on the simulator in-process (where the customer opened the page and went no
+further), with a manual clock moved to each stored deadline in turn. A payment NICEPAY keeps
+reporting as pending gets one last inquiry at its window plus the grace and then waits in
+``needs_review`` (not settled, nothing sent but inquiries) until an operator, a later inquiry or
+a genuine notification settles it. An unknown code is recorded, counted and logged, and the next
+check backs off.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from adapters.inbound.handler import NotificationHandler
@@ -27,14 +27,16 @@ from adapters.nicepay.client import INQUIRY_PATH
 from adapters.reconcile.deadlines import DeadlineRun, run_due
 from fsm import Actor, Engine, RejectReason, SqlStore
 from fsm.model import Instance
-from tests.adapters.nicepay_fake import (
+from tests.adapters.mock_nicepay import (
+    Nicepay,
     ServiceRig,
-    form_request,
     inquiries_sent,
+    inquiry_answers,
+    open_page,
     service_rig,
-    signed_notification,
 )
 from tests.adapters.test_contract import waiting
+from tests.adapters.values import form_request, signed_notification
 
 GRACE = timedelta(minutes=30)
 REVIEW_AGE = {
@@ -48,15 +50,17 @@ LAST_STEPS = ["check_status", "report_pending", "flag_for_review"]
 EXECUTABLE = Path(sys.executable).parent / "ewallet-fsm"
 
 
-@pytest.fixture
-def rig(store: SqlStore) -> ServiceRig:
-    return service_rig(store)
+def pending(rig: ServiceRig, wallet: str, status: str | None = None) -> Instance:
+    """A payment of ``wallet`` waiting on its customer, who opened the payment page.
 
-
-def pending(rig: ServiceRig, wallet: str, status: str | None = "3") -> Instance:
-    """A payment of ``wallet`` waiting on its customer, NICEPAY answering ``status`` from now on."""
+    NICEPAY answers its own pending status (3; OVO, whose push went out, 4), or ``status`` from
+    now on.
+    """
     payment = waiting(rig, wallet)
-    rig.ledger.status[payment.tx_id or ""] = status
+    if wallet in {"ovo", "dana", "linkaja"}:  # the others' customers are at the page already
+        open_page(rig, payment)
+    if status is not None:
+        inquiry_answers(rig, status, times=None)
     return payment
 
 
@@ -81,7 +85,7 @@ def run_deadlines(
     raise AssertionError(f"{payment_id} never reached needs_review")
 
 
-def steps(engine: Engine, payment_id: str) -> list[tuple[str, str, Actor]]:
+def steps(engine: Engine, payment_id: str) -> list[tuple[str, str, str]]:
     return [(r.event, r.dest, r.actor) for r in engine.history(payment_id)]
 
 
@@ -108,7 +112,7 @@ def test_a_payment_pending_past_its_window_and_grace_ends_in_needs_review(
     assert history[-1].occurred_at == moments[-1]
     flow = rig.engine.flow(flagged.flow)
     assert not any(flow.state(r.dest).kind.settled for r in history)  # nothing settled
-    assert {r.url.path for r in rig.ledger.requests} <= {
+    assert {r.url.path for r in rig.line.requests} <= {
         "/nicepay/direct/v2/registration",
         "/nicepay/direct/v2/inquiry",
         "/nicepay/direct/v2/payment",
@@ -120,7 +124,7 @@ def test_a_payment_pending_past_its_window_and_grace_ends_in_needs_review(
 def test_the_daily_check_of_a_flagged_payment_settles_it(rig: ServiceRig) -> None:
     payment = pending(rig, "linkaja")
     run_deadlines(rig, payment.id)
-    rig.ledger.status[payment.tx_id or ""] = "5"  # NICEPAY finally reports the expiry
+    rig.sim.expire(payment.tx_id or "")  # NICEPAY finally reports the expiry
     rig.clock.advance(timedelta(days=1))
     (run,) = run_due(rig.service)
     assert (run.event, run.before, run.after, run.error) == (
@@ -139,7 +143,7 @@ def test_a_merchants_check_settles_a_flagged_payment(rig: ServiceRig) -> None:
     payment = pending(rig, "dana")
     run_deadlines(rig, payment.id)
     version = rig.engine.get(payment.id).version
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     paid = rig.service.check_status(payment.id)
     assert paid.state == "paid"
     assert paid.version == version + 1  # the merchant's check itself moves nothing
@@ -149,7 +153,7 @@ def test_a_merchants_check_settles_a_flagged_payment(rig: ServiceRig) -> None:
 def test_a_genuine_notification_settles_a_flagged_payment(rig: ServiceRig) -> None:
     payment = pending(rig, "shopeepay")
     run_deadlines(rig, payment.id)
-    rig.ledger.status[payment.tx_id or ""] = "0"
+    rig.sim.approve(payment.tx_id or "")
     flagged = rig.engine.get(payment.id)
     request = form_request(signed_notification(flagged))
     assert NotificationHandler(rig.service).handle_notification(request).status == 200
@@ -176,7 +180,7 @@ def test_a_last_check_that_fails_still_hands_the_payment_to_a_person(rig: Servic
     giving_up = payment.created_at + REVIEW_AGE["linkaja"]
     run_deadlines(rig, payment.id, stop_at=giving_up)
     rig.clock.advance(giving_up - rig.clock.now())
-    rig.ledger.script[INQUIRY_PATH] = [httpx.Response(503), httpx.Response(503)]
+    rig.sim.faults.response(INQUIRY_PATH, status=503, times=2)
     (run,) = run_due(rig.service)
     assert (run.event, run.after, run.error) == ("flag_for_review", "needs_review", None)
     assert [r.event for r in rig.engine.history(payment.id)[-2:]] == [
@@ -226,12 +230,14 @@ def test_an_unknown_code_of_any_length_is_recorded_and_counted(rig: ServiceRig) 
     assert rig.engine.store.count_rejections(unknown, instance_id=payment.id) == 1
 
 
-def test_history_shows_how_many_unknown_codes_a_payment_got(tmp_path: Path) -> None:
+def test_history_shows_how_many_unknown_codes_a_payment_got(
+    tmp_path: Path, nicepay: Nicepay
+) -> None:
     url = f"sqlite:///{tmp_path / 'review.sqlite3'}"
     store = SqlStore(url)
     store.create_schema()
     try:
-        rig = service_rig(store)
+        rig = service_rig(store, nicepay)
         payment = pending(rig, "dana", status="X")
         rig.service.check_status(payment.id)
         rig.service.check_status(payment.id, actor=Actor.TIMER)

@@ -480,7 +480,7 @@ def test_a_paid_redirect_payment_moves_through_the_engine(
     assert paid["transDt"] is not None
     assert paid["cancelAmt"] == "0"
     history = sim.engine.history(tx_id)
-    steps = [(r.event, r.actor.value, r.dest) for r in history]
+    steps = [(r.event, r.actor, r.dest) for r in history]
     assert steps == [
         ("open_payment_page", "customer", "unpaid"),
         ("start_processing", "customer", "processing"),
@@ -532,7 +532,7 @@ def test_ovo_ignored_push_expires_and_reports_5(
     assert inquire(http, sim, tx_id, ref)["status"] == "4"  # the push is out: processing
     wait_until(lambda: sim.engine.get(tx_id).state == "expired")
     expire = sim.engine.history(tx_id)[-1]
-    assert (expire.event, expire.actor.value) == ("expire", "timer")
+    assert (expire.event, expire.actor) == ("expire", "timer")
     assert inquire(http, sim, tx_id, ref)["status"] == "5"
     again = ScriptedBrowser(http).open(payment_url(sim, payment_fields(merchant, tx_id, ref)))
     assert again.outcome is BrowserOutcome.ERROR

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from fsm import Engine, ManualClock, SqlStore
+from fsm.flows import FLOWS
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 """Where every test's manual clock starts."""
@@ -20,7 +21,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def engine(store: SqlStore, clock: ManualClock) -> Engine:
-    return Engine(store, clock=clock)
+    return Engine(store, flows=FLOWS, clock=clock)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import sys
 import time
 
 from fsm import Engine, ManualClock, SqlStore
+from fsm.flows import FLOWS
 from tests.fsm.conftest import T0
 from tests.fsm.sessions import Sessions, keep_several
 
@@ -23,7 +24,7 @@ KEPT = 3
 
 def main(url: str, admin_url: str | None) -> None:
     store = SqlStore(url)
-    engine = Engine(store, clock=ManualClock(T0))
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     keep_several(store, KEPT)
     name = store.engine.url.query.get("application_name")

@@ -29,6 +29,7 @@ from fsm import (
     TransitionNotAllowed,
     TransitionResult,
 )
+from fsm.flows import FLOWS
 
 FLOW = "ewallet_payment"
 WALLETS = ("ovo", "dana", "linkaja", "shopeepay")
@@ -88,16 +89,16 @@ def payment_path(index: int) -> list[Firing]:
         Firing(
             pid,
             "accept_registration",
-            Actor.NICEPAY_RESPONSE,
+            Actor.PROVIDER_RESPONSE,
             f"registration-reply:{pid}",
             {"tx_id": tx_id, "reference_no": f"ORD-{index:04d}", "resultCd": "0000"},
         ),
         Firing(pid, "request_payment", Actor.MERCHANT, f"payment-request:{pid}"),
-        Firing(pid, reach, Actor.NICEPAY_RESPONSE, f"payment-reply:{pid}"),
+        Firing(pid, reach, Actor.PROVIDER_RESPONSE, f"payment-reply:{pid}"),
         Firing(
             pid,
             "receive_notification",
-            Actor.NICEPAY_NOTIFICATION,
+            Actor.PROVIDER_NOTIFICATION,
             f"notification:{tx_id}:1",
             {"tXid": tx_id, "status": "9"},
         ),
@@ -106,7 +107,7 @@ def payment_path(index: int) -> list[Firing]:
         Firing(
             pid,
             "receive_notification",
-            Actor.NICEPAY_NOTIFICATION,
+            Actor.PROVIDER_NOTIFICATION,
             f"notification:{tx_id}:2",
             {"tXid": tx_id, "status": "0"},
         ),
@@ -217,7 +218,7 @@ def run_worker(assignment: Assignment, barrier: Barrier, reports: Queue[Report])
         if assignment.busy_timeout_ms is not None:
             _set_busy_timeout(store, assignment.busy_timeout_ms)
         try:
-            engine = CountingEngine(store)
+            engine = CountingEngine(store, flows=FLOWS)
             engine.get(assignment.script[0].instance_id)  # connect before the start line
             started = 0.0
             for step, firing in enumerate(assignment.script):

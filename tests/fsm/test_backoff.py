@@ -19,7 +19,6 @@ from fsm import (
     Actor,
     Deadline,
     Engine,
-    FlowDefinition,
     FlowDefinitionError,
     GiveUp,
     ManualClock,
@@ -27,12 +26,11 @@ from fsm import (
     StateSpec,
     TransitionNotAllowed,
 )
-from fsm.definition.flow import flow_to_dict
-from fsm.definition.loading import flow_from_dict
-from fsm.flows import FLOWS, Wallet
+from fsm.definition import flow_from_dict, flow_to_dict
+from fsm.flows import FLOWS, GUARDS, Wallet
 from fsm.render.diagram import flow_to_dot
 from tests.fsm.conftest import T0
-from tests.fsm.test_definition import base_states, base_transitions, build, only, problems_of
+from tests.fsm.test_definition import base_states, build, only, problems_of
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -120,7 +118,7 @@ def test_a_give_up_for_an_unknown_wallet_is_named() -> None:
     give_up = GiveUp(HOUR, "expire", {"gopay": HOUR})
     states = with_waiting(Deadline(MINUTE, "expire", give_up=give_up))
     with pytest.raises(FlowDefinitionError) as info:
-        FlowDefinition("tiny", tuple(states), "new", tuple(base_transitions()), wallets=("dana",))
+        build(states, wallets=("dana",))
     problem = only(info.value.problems)
     assert "'waiting' gives up at an age names unknown wallets ['gopay']" in problem
 
@@ -134,7 +132,7 @@ def test_backoff_and_give_up_survive_json_and_change_the_fingerprint() -> None:
         "event": "expire",
         "per_wallet": {"dana": 7200.0},
     }
-    again = flow_from_dict(copy.deepcopy(data))
+    again = flow_from_dict(copy.deepcopy(data), guards=GUARDS)
     assert again.state("waiting").deadline == POLL
     assert again.fingerprint == flow.fingerprint != build().fingerprint
     assert "backoff_cap_seconds" not in flow_to_dict(build())["states"][1]["deadline"]
@@ -144,7 +142,7 @@ def test_a_malformed_cap_in_json_is_refused() -> None:
     data: dict[str, Any] = flow_to_dict(build(with_waiting(POLL)))
     data["states"][1]["deadline"]["backoff_cap_seconds"] = 0
     with pytest.raises(FlowDefinitionError, match="backoff_cap_seconds"):
-        flow_from_dict(data)
+        flow_from_dict(data, guards=GUARDS)
 
 
 @pytest.mark.parametrize("name", ["ewallet_payment", "astrapay_payment"])
@@ -181,7 +179,7 @@ def test_needs_review_is_unsettled_and_left_only_by_a_settlement(name: str) -> N
 REGISTERED = {"tx_id": "TXDANA0001", "reference_no": "ORD-1"}
 TO_CHECK = [
     ("send_registration", Actor.MERCHANT, None),
-    ("accept_registration", Actor.NICEPAY_RESPONSE, REGISTERED),
+    ("accept_registration", Actor.PROVIDER_RESPONSE, REGISTERED),
     ("request_payment", Actor.MERCHANT, None),
     ("send_customer", Actor.MERCHANT, None),
     ("check_status", Actor.MERCHANT, None),
@@ -261,7 +259,7 @@ def test_a_flagged_payment_waits_a_day_and_only_settles_by_inquiry_or_operator(
     )
     resolved = engine.get(payment_id)
     assert (resolved.state, resolved.deadline_at) == ("expired", None)
-    assert engine.history(payment_id)[-1].actor is Actor.OPERATOR
+    assert engine.history(payment_id)[-1].actor == Actor.OPERATOR
 
 
 def test_flagging_is_for_the_timer_and_operators_from_a_polling_state(

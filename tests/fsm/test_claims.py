@@ -10,6 +10,7 @@ import pytest
 
 from fsm import Engine, InstanceNotFound, ManualClock, SqlStore
 from fsm.errors import CallInDoubt, InvalidInstanceData
+from fsm.flows import FLOWS
 from tests.fsm.conftest import T0
 
 LEASE = timedelta(minutes=2)
@@ -64,7 +65,7 @@ def test_a_lapsed_claim_returns_the_instance_to_the_others(engine: Engine, store
 
 
 def test_only_due_instances_are_claimed_earliest_first(store: SqlStore, clock: ManualClock) -> None:
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     late = engine.start("ewallet_payment", instance_id="late", wallet="ovo", amount=1).id
     clock.advance(timedelta(minutes=5))
     engine.start("ewallet_payment", instance_id="early-not-due", wallet="ovo", amount=1)

@@ -24,7 +24,7 @@ FLOW = FLOWS["ewallet_payment"]
 STEP = timedelta(minutes=1)
 PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, {"note": "sent"}),
-    ("accept_registration", Actor.NICEPAY_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
+    ("accept_registration", Actor.PROVIDER_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
     ("request_payment", Actor.MERCHANT, None),
 ]
 
@@ -79,7 +79,7 @@ def test_a_payload_that_is_not_a_json_object_is_read_empty_and_named(
 
     # the engine carries on: a repeated key still finds its (damaged) first outcome
     repeat = engine.fire(
-        pid, "accept_registration", actor="nicepay_response", idempotency_key="accept_registration"
+        pid, "accept_registration", actor="provider_response", idempotency_key="accept_registration"
     )
     assert repeat.duplicate
     assert repeat.record.seq == 2
@@ -160,7 +160,7 @@ def test_a_step_is_never_stamped_before_the_one_it_follows(
         step = engine.fire(
             pid,
             "accept_registration",
-            actor="nicepay_response",
+            actor="provider_response",
             idempotency_key="acc",
             payload={"tx_id": "TX1", "reference_no": "ORD-1"},
         ).record

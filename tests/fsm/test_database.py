@@ -21,6 +21,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from fsm import Engine, ManualClock, SqlStore
 from fsm.errors import ConcurrentTransition, FsmError, StorageError, StorageUnavailable
+from fsm.flows import FLOWS
 from tests.fsm.conftest import T0
 
 
@@ -44,7 +45,7 @@ def count_connections(store: SqlStore) -> list[Any]:
 
 
 def test_units_and_reads_of_one_caller_reuse_one_connection(store: SqlStore) -> None:
-    engine = Engine(store, clock=ManualClock(T0))
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
     opened = count_connections(store)
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     for _ in range(3):  # applied, then answered twice as a duplicate
@@ -69,7 +70,7 @@ def test_a_database_in_memory_is_one_connection_units_share_with_reads() -> None
     store = SqlStore("sqlite://")
     try:
         store.create_schema()
-        engine = Engine(store, clock=ManualClock(T0))
+        engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
         pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
         engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
         assert store.get(pid).version == 1  # read through SQLAlchemy, from the same memory
@@ -90,7 +91,7 @@ def assert_translated(error: StorageError) -> None:
 
 def test_a_store_without_its_schema_raises_storage_error_on_every_path(db_url: str) -> None:
     store = SqlStore(db_url)  # create_schema never ran
-    engine = Engine(store, clock=ManualClock(T0))
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
     try:
         calls: list[Callable[[], object]] = [
             lambda: store.get("pay-1"),  # through SQLAlchemy
@@ -114,7 +115,7 @@ def test_a_locked_sqlite_file_is_storage_unavailable_outside_units(tmp_path: Pat
     path = tmp_path / "locked.sqlite3"
     store = SqlStore(f"sqlite:///{path}", sqlite_busy_timeout=0.05)
     store.create_schema()
-    engine = Engine(store, clock=ManualClock(T0))
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     other = sqlite3.connect(path, isolation_level=None)
     try:

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 
 from fsm import Actor, Deadline, FlowDefinition, FlowDefinitionError, Guard, StateKind, StateSpec
-from fsm.definition.flow import TransitionSpec, flow_to_dict, transition
-from fsm.definition.loading import flow_from_dict
+from fsm.definition import TransitionSpec, flow_from_dict, flow_to_dict, transition
 from fsm.flows import FLOWS, GUARDS, Wallet
 
 MINUTE = timedelta(minutes=1)
@@ -41,19 +40,29 @@ def base_transitions() -> list[TransitionSpec]:
     ]
 
 
+def used_actors(transitions: Sequence[TransitionSpec]) -> tuple[str, ...]:
+    """The actors the transitions name, in order of first use: what a flow declares."""
+    return tuple(dict.fromkeys(actor for spec in transitions for actor in sorted(spec.actors)))
+
+
 def build(
     states: Sequence[StateSpec] | None = None,
     transitions: Sequence[TransitionSpec] | None = None,
     *,
     initial: str = "new",
-    settled_by: frozenset[Actor] | None = None,
+    actors: Sequence[str] | None = None,
+    settled_by: frozenset[str] | None = None,
+    wallets: Sequence[str] = (),
 ) -> FlowDefinition:
     extra: dict[str, Any] = {} if settled_by is None else {"settled_by": settled_by}
+    chosen = tuple(base_transitions() if transitions is None else transitions)
     return FlowDefinition(
         name="tiny",
         states=tuple(base_states() if states is None else states),
         initial=initial,
-        transitions=tuple(base_transitions() if transitions is None else transitions),
+        transitions=chosen,
+        actors=used_actors(chosen) if actors is None else tuple(actors),
+        wallets=tuple(wallets),
         **extra,
     )
 
@@ -285,10 +294,46 @@ def test_settlement_by_actor_outside_settled_by_is_named() -> None:
 
 def test_settled_by_decides_who_may_settle() -> None:
     transitions = base_transitions()
-    transitions[1] = transition("confirm", "waiting", "done", Actor.CUSTOMER)
+    transitions[1] = transition("confirm", "waiting", "done", "customer")
     assert problems_of(transitions=transitions)  # not trusted by default
-    flow = build(transitions=transitions, settled_by=frozenset({Actor.CUSTOMER, Actor.OPERATOR}))
-    assert flow.settled_by == frozenset({Actor.CUSTOMER, Actor.OPERATOR})
+    flow = build(transitions=transitions, settled_by=frozenset({"customer", Actor.OPERATOR}))
+    assert flow.settled_by == frozenset({"customer", Actor.OPERATOR})
+
+
+# --- actors ----------------------------------------------------------------------------------
+
+
+def test_a_flow_may_declare_actors_of_its_own() -> None:
+    transitions = [*base_transitions(), transition("poke", "waiting", "waiting", "robot")]
+    flow = build(transitions=transitions)
+    assert flow.actors == ("merchant", "status_inquiry", "timer", "operator", "robot")
+    assert flow.candidates("waiting", "poke")[0].actors == {"robot"}
+
+
+def test_an_undeclared_actor_is_named() -> None:
+    transitions = [*base_transitions(), transition("poke", "waiting", "waiting", "robot")]
+    problem = only(problems_of(transitions=transitions, actors=used_actors(base_transitions())))
+    assert "transition #5 ('poke') names actor 'robot', which the flow does not declare" in problem
+
+
+def test_an_actor_declared_twice_or_never_used_is_named() -> None:
+    declared = (*used_actors(base_transitions()), "merchant", "ghost")
+    problems = problems_of(actors=declared)
+    assert naming(problems, "actor 'merchant' is declared 2 times")
+    assert naming(problems, "actor 'ghost' is declared, but no transition names it")
+    assert len(problems) == 2
+
+
+def test_settled_by_must_name_declared_actors() -> None:
+    problem = only(problems_of(settled_by=frozenset({Actor.STATUS_INQUIRY, "auditor"})))
+    assert "settled_by names actor 'auditor', which the flow does not declare" in problem
+
+
+def test_an_actor_name_too_long_to_store_is_named() -> None:
+    name = "a" * 33
+    transitions = [*base_transitions(), transition("poke", "waiting", "waiting", name)]
+    problem = only(problems_of(transitions=transitions))
+    assert f"actor name {name!r} is not 1 to 32 characters" in problem
 
 
 def test_settled_state_leading_back_to_unsettled_is_named() -> None:
@@ -338,12 +383,12 @@ def base_dict() -> dict[str, Any]:
 
 def json_problems(data: dict[str, Any]) -> tuple[str, ...]:
     with pytest.raises(FlowDefinitionError) as info:
-        flow_from_dict(data)
+        flow_from_dict(data, guards=GUARDS)
     return info.value.problems
 
 
 def test_dict_round_trip_of_valid_flow() -> None:
-    flow = flow_from_dict(base_dict())
+    flow = flow_from_dict(base_dict(), guards=GUARDS)
     assert flow.fingerprint == build().fingerprint
     assert flow_to_dict(flow) == flow_to_dict(build())
 
@@ -364,10 +409,24 @@ def test_dict_without_deadline_is_refused() -> None:
 
 def test_dict_with_untrusted_settlement_is_refused() -> None:
     data = base_dict()
-    data["transitions"][1]["actors"].append("nicepay_notification")
+    data["actors"].append("provider_notification")
+    data["transitions"][1]["actors"].append("provider_notification")
     problem = only(json_problems(data))
     assert "'done'" in problem
-    assert "nicepay_notification" in problem
+    assert "provider_notification" in problem
+
+
+def test_dict_with_an_undeclared_actor_is_refused() -> None:
+    data = base_dict()
+    data["transitions"][1]["actors"].append("provider_notification")
+    problem = only(json_problems(data))
+    assert "names actor 'provider_notification', which the flow does not declare" in problem
+
+
+def test_dict_without_actors_is_refused() -> None:
+    data = base_dict()
+    del data["actors"]
+    assert naming(json_problems(data), "actors")
 
 
 def test_dict_with_unknown_guard_is_refused() -> None:
@@ -380,7 +439,7 @@ def test_dict_with_unknown_guard_is_refused() -> None:
 def test_dict_with_known_guard_resolves_it() -> None:
     data = base_dict()
     data["transitions"][1]["guard"] = "push_wallet"
-    flow = flow_from_dict(data)
+    flow = flow_from_dict(data, guards=GUARDS)
     (confirm,) = flow.candidates("waiting", "confirm")
     assert confirm.guard is GUARDS["push_wallet"]
 
@@ -388,7 +447,7 @@ def test_dict_with_known_guard_resolves_it() -> None:
 def test_dict_with_malformed_field_names_its_location() -> None:
     data = base_dict()
     data["states"][0]["kind"] = "sleepy"
-    data["transitions"][0]["actors"] = ["martian"]
+    data["transitions"][0]["actors"] = [7]
     problems = json_problems(data)
     assert naming(problems, "states.0.kind")
     assert naming(problems, "transitions.0.actors.0")
@@ -412,16 +471,11 @@ def test_dict_with_duplicate_states_is_refused() -> None:
 
 MERCHANT_FLOWS = ("ewallet_payment", "astrapay_payment")
 SETTLING_STATES = frozenset({"paid", "failed", "expired", "voided", "refunded"})
-HINT_ACTORS = frozenset({Actor.BROWSER_CALLBACK, Actor.NICEPAY_NOTIFICATION})
+HINT_ACTORS = frozenset({Actor.BROWSER_CALLBACK, Actor.PROVIDER_NOTIFICATION})
 
 
-def test_all_four_built_in_flows_exist() -> None:
-    assert set(FLOWS) == {
-        "ewallet_payment",
-        "astrapay_link",
-        "astrapay_payment",
-        "nicepay_transaction",
-    }
+def test_the_three_built_in_flows_exist() -> None:
+    assert set(FLOWS) == {"ewallet_payment", "astrapay_link", "astrapay_payment"}
     for name, flow in FLOWS.items():
         assert flow.name == name
 
@@ -434,6 +488,7 @@ def test_built_in_flow_is_valid_when_rebuilt(name: str) -> None:
         states=flow.states,
         initial=flow.initial,
         transitions=flow.transitions,
+        actors=flow.actors,
         description=flow.description,
         wallets=flow.wallets,
         settled_by=flow.settled_by,
@@ -461,7 +516,7 @@ def test_merchant_flow_settles_only_by_inquiry_or_operator(name: str) -> None:
 def test_merchant_flow_hints_never_settle(name: str) -> None:
     flow = FLOWS[name]
     hinted = [spec for spec in flow.transitions if spec.actors & HINT_ACTORS]
-    assert {Actor.BROWSER_CALLBACK, Actor.NICEPAY_NOTIFICATION} <= set().union(
+    assert {Actor.BROWSER_CALLBACK, Actor.PROVIDER_NOTIFICATION} <= set().union(
         *(spec.actors for spec in hinted)
     )
     for spec in hinted:
@@ -505,7 +560,7 @@ def test_every_non_final_state_of_built_in_flow_has_timer_deadline(name: str) ->
 @pytest.mark.parametrize("name", sorted(FLOWS))
 def test_json_round_trip_keeps_fingerprint(name: str) -> None:
     flow = FLOWS[name]
-    again = flow_from_dict(flow_to_dict(flow))
+    again = flow_from_dict(flow_to_dict(flow), guards=GUARDS)
     assert again.fingerprint == flow.fingerprint
     assert flow_to_dict(again) == flow_to_dict(flow)
     guards = {(s.event, s.dest): s.guard for s in flow.transitions}
@@ -518,7 +573,7 @@ def test_description_changes_keep_fingerprint() -> None:
     data["description"] = "reworded"
     data["states"][0]["description"] = "reworded too"
     data["transitions"][0]["description"] = "and this"
-    assert flow_from_dict(data).fingerprint == flow.fingerprint
+    assert flow_from_dict(data, guards=GUARDS).fingerprint == flow.fingerprint
 
 
 def test_transition_change_changes_fingerprint() -> None:
@@ -526,7 +581,9 @@ def test_transition_change_changes_fingerprint() -> None:
     data = flow_to_dict(flow)
     request = next(t for t in data["transitions"] if t["event"] == "request_payment")
     request["actors"].append("operator")
-    changed = flow_from_dict(data)  # still valid: an operator may also request the payment
+    changed = flow_from_dict(
+        data, guards=GUARDS
+    )  # still valid: an operator may also request the payment
     assert changed.fingerprint != flow.fingerprint
 
 
@@ -535,7 +592,7 @@ def test_deadline_change_changes_fingerprint() -> None:
     data = flow_to_dict(flow)
     approval = next(s for s in data["states"] if s["name"] == "awaiting_approval")
     approval["deadline"]["per_wallet"]["ovo"] = 60.0
-    assert flow_from_dict(data).fingerprint != flow.fingerprint
+    assert flow_from_dict(data, guards=GUARDS).fingerprint != flow.fingerprint
 
 
 def test_built_in_flow_with_unknown_guard_in_json_is_refused() -> None:
@@ -543,6 +600,6 @@ def test_built_in_flow_with_unknown_guard_in_json_is_refused() -> None:
     push = next(t for t in data["transitions"] if t["event"] == "push_to_app")
     push["guard"] = "ovo_only"
     with pytest.raises(FlowDefinitionError) as info:
-        flow_from_dict(data)
+        flow_from_dict(data, guards=GUARDS)
     assert info.value.flow == "ewallet_payment"
     assert info.value.problems == ("unknown guard 'ovo_only'",)

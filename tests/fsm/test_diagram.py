@@ -18,16 +18,16 @@ from typing import Any
 
 import pytest
 
+from adapters.simulator.flow import NICEPAY_TRANSACTION
 from fsm import Engine, ManualClock, SqlStore
-from fsm.definition.flow import Actor, StateKind, flow_to_dict
-from fsm.definition.loading import dump_flow, flow_from_dict, load_flow_file
+from fsm.definition import Actor, StateKind, dump_flow, flow_from_dict, flow_to_dict, load_flow_file
 from fsm.errors import (
     DiagramBackendUnavailable,
     RejectReason,
     TransitionError,
     UnknownDiagramFormat,
 )
-from fsm.flows import EWALLET_PAYMENT, FLOWS, PaymentEvent
+from fsm.flows import EWALLET_PAYMENT, FLOWS, GUARDS, PaymentEvent
 from fsm.render.diagram import (
     ADDED,
     CHANGED,
@@ -79,7 +79,9 @@ def test_every_flow_renders_as_dot_svg_and_png(name: str, tmp_path: Path) -> Non
 @pytest.mark.parametrize("name", sorted(FLOWS))
 def test_dot_is_deterministic_for_the_same_definition(name: str) -> None:
     flow = FLOWS[name]
-    rebuilt = flow_from_dict(flow_to_dict(flow))  # an equal definition, built anew from JSON
+    rebuilt = flow_from_dict(
+        flow_to_dict(flow), guards=GUARDS
+    )  # an equal definition, built anew from JSON
     assert flow_to_dot(flow) == flow_to_dot(flow) == flow_to_dot(rebuilt)
 
 
@@ -111,7 +113,7 @@ def test_edges_name_their_event_and_actors() -> None:
         '"checkout_requested" -> "checkout_abandoned" '
         '[label="abandon_checkout\\nmerchant, timer, operator"]'
     ) in dot
-    assert "push_to_app\\nmerchant, nicepay_response\\nif push_wallet" in dot
+    assert "push_to_app\\nmerchant, provider_response\\nif push_wallet" in dot
 
 
 def test_deadlines_appear_on_their_states_per_wallet_too() -> None:
@@ -130,25 +132,29 @@ def test_caption_gives_the_fingerprint() -> None:
 # --- committed diagrams --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", sorted(FLOWS))
+DRAWN = {**FLOWS, NICEPAY_TRANSACTION.name: NICEPAY_TRANSACTION}
+"""The flows diagrams/ holds: the payment flows, and the simulator's view of a transaction."""
+
+
+@pytest.mark.parametrize("name", sorted(DRAWN))
 def test_committed_dot_is_a_fresh_render(name: str) -> None:
     committed = DIAGRAMS / f"{name}.dot"
     assert committed.is_file(), "run scripts/render_diagrams.py"
-    assert committed.read_bytes() == flow_to_dot(FLOWS[name]).encode("utf-8"), (
+    assert committed.read_bytes() == flow_to_dot(DRAWN[name]).encode("utf-8"), (
         f"{committed.name} is stale: run scripts/render_diagrams.py"
     )
 
 
-@pytest.mark.parametrize("name", sorted(FLOWS))
+@pytest.mark.parametrize("name", sorted(DRAWN))
 def test_committed_svg_parses_and_names_every_state(name: str) -> None:
     committed = DIAGRAMS / f"{name}.svg"
     assert committed.is_file(), "run scripts/render_diagrams.py"
     texts = svg_texts(committed.read_bytes())
-    assert {state.name for state in FLOWS[name].states} <= texts
+    assert {state.name for state in DRAWN[name].states} <= texts
 
 
 def test_diagrams_folder_holds_exactly_the_flows() -> None:
-    expected = {f"{name}{suffix}" for name in FLOWS for suffix in (".dot", ".svg")}
+    expected = {f"{name}{suffix}" for name in DRAWN for suffix in (".dot", ".svg")}
     assert {path.name for path in DIAGRAMS.iterdir()} == expected
 
 
@@ -172,7 +178,7 @@ class Hostile:
         self.store = SqlStore(f"sqlite:///{tmp_path / 'path.sqlite3'}")
         self.store.create_schema()
         self.clock = ManualClock(START)
-        self.engine = Engine(self.store, clock=self.clock)
+        self.engine = Engine(self.store, flows=FLOWS, clock=self.clock)
         self.id = self.engine.start(
             "ewallet_payment",
             instance_id="pay-1",
@@ -192,18 +198,18 @@ class Hostile:
 
     def play(self) -> None:
         self.fire(P.SEND_REGISTRATION, A.MERCHANT)
-        self.fire(P.ACCEPT_REGISTRATION, A.NICEPAY_RESPONSE, **_ACCEPTED)
+        self.fire(P.ACCEPT_REGISTRATION, A.PROVIDER_RESPONSE, **_ACCEPTED)
         self.fire(P.REQUEST_PAYMENT, A.MERCHANT)
         self.fire(P.REDIRECT_CUSTOMER, A.MERCHANT)
-        self.fire(P.RECEIVE_NOTIFICATION, A.NICEPAY_NOTIFICATION, key="notify-1")
-        self.fire(P.RECEIVE_NOTIFICATION, A.NICEPAY_NOTIFICATION, key="notify-1")  # duplicate
-        self.fire(P.CONFIRM_PAYMENT, A.NICEPAY_NOTIFICATION)  # forged settlement
+        self.fire(P.RECEIVE_NOTIFICATION, A.PROVIDER_NOTIFICATION, key="notify-1")
+        self.fire(P.RECEIVE_NOTIFICATION, A.PROVIDER_NOTIFICATION, key="notify-1")  # duplicate
+        self.fire(P.CONFIRM_PAYMENT, A.PROVIDER_NOTIFICATION)  # forged settlement
         self.fire(P.CHECK_STATUS, A.MERCHANT)
         self.fire(P.CHECK_STATUS, A.TIMER)  # the same arrow, twice
         self.fire(P.CHECK_STATUS, A.TIMER)
         self.fire(P.CONFIRM_PAYMENT, A.STATUS_INQUIRY, status="0")
         self.fire(P.CONFIRM_ORDER, A.MERCHANT)
-        self.fire(P.RECEIVE_NOTIFICATION, A.NICEPAY_NOTIFICATION, key="notify-late")  # stale
+        self.fire(P.RECEIVE_NOTIFICATION, A.PROVIDER_NOTIFICATION, key="notify-late")  # stale
 
     def dot(self) -> str:
         instance = self.store.get(self.id)
@@ -249,7 +255,7 @@ def test_refused_events_are_notes_at_the_state_they_arrived_in(hostile: Hostile)
     assert arrived[by_reason["stale"]] == "order_confirmed"
     forged = [n for n, label in notes.items() if label.startswith("refused: confirm_payment")]
     assert [arrived[n] for n in forged] == ["notification_received"]
-    assert "by nicepay_notification" in notes[forged[0]]
+    assert "by provider_notification" in notes[forged[0]]
 
 
 def test_current_state_is_highlighted_and_caption_names_references(hostile: Hostile) -> None:
@@ -260,8 +266,8 @@ def test_current_state_is_highlighted_and_caption_names_references(hostile: Host
     assert "[current state]" not in node_line(dot, "paid")
     caption = dot.splitlines()[1]
     assert EWALLET_PAYMENT.fingerprint in caption
-    assert "referenceNo ORD-1" in caption
-    assert "tXid TX123" in caption
+    assert "reference_no ORD-1" in caption
+    assert "tx_id TX123" in caption
     assert "S3CR3T" not in dot
     assert "notify-1" not in dot  # no payloads, no keys
 
@@ -279,7 +285,7 @@ def test_hostile_text_cannot_break_out_of_its_label(hostile: Hostile) -> None:
     hostile.engine.record_refused(
         hostile.id,
         "forged\\event\n" + evil,
-        actor=A.NICEPAY_NOTIFICATION,
+        actor=A.PROVIDER_NOTIFICATION,
         idempotency_key="evil",
         reason=RejectReason.INVALID_PAYLOAD,
         detail=evil,
@@ -293,7 +299,7 @@ def test_hostile_text_cannot_break_out_of_its_label(hostile: Hostile) -> None:
 def test_a_fresh_instance_shows_only_its_current_state(tmp_path: Path) -> None:
     store = SqlStore(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
     store.create_schema()
-    instance = Engine(store).start("ewallet_payment", wallet="ovo", amount=1000)
+    instance = Engine(store, flows=FLOWS).start("ewallet_payment", wallet="ovo", amount=1000)
     dot = path_to_dot(EWALLET_PAYMENT, instance, [], [])
     store.dispose()
     assert "[current state]" in node_line(dot, EWALLET_PAYMENT.initial)
@@ -342,8 +348,8 @@ def older_ewallet() -> dict[str, Any]:
 
 def test_comparison_marks_added_removed_and_changed(tmp_path: Path) -> None:
     old_file = tmp_path / "old.json"
-    old_file.write_text(dump_flow(flow_from_dict(older_ewallet())), encoding="utf-8")
-    dot = compare_to_dot(load_flow_file(old_file), EWALLET_PAYMENT)
+    old_file.write_text(dump_flow(flow_from_dict(older_ewallet(), guards=GUARDS)), encoding="utf-8")
+    dot = compare_to_dot(load_flow_file(old_file, guards=GUARDS), EWALLET_PAYMENT)
     added = node_line(dot, "payment_pending")
     assert 'label="+ payment_pending' in added
     assert f'color="{ADDED}"' in added

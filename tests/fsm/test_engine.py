@@ -45,12 +45,12 @@ REGISTRATION_REPLY = {"tx_id": "TXOVO0001", "reference_no": "ORD-1", "resultCd":
 
 TO_PAYMENT_REQUESTED: list[Step] = [
     ("send_registration", Actor.MERCHANT, None),
-    ("accept_registration", Actor.NICEPAY_RESPONSE, REGISTRATION_REPLY),
+    ("accept_registration", Actor.PROVIDER_RESPONSE, REGISTRATION_REPLY),
     ("request_payment", Actor.MERCHANT, None),
 ]
 TO_STATUS_CHECK: list[Step] = [
     *TO_PAYMENT_REQUESTED,
-    ("push_to_app", Actor.NICEPAY_RESPONSE, None),
+    ("push_to_app", Actor.PROVIDER_RESPONSE, None),
     ("check_status", Actor.TIMER, None),
 ]
 TO_PAID: list[Step] = [*TO_STATUS_CHECK, ("confirm_payment", Actor.STATUS_INQUIRY, None)]
@@ -188,13 +188,15 @@ class NaiveClock:
 
 def test_start_refuses_naive_clock_time(store: SqlStore) -> None:
     with pytest.raises(InvalidInstanceData, match="naive"):
-        Engine(store, clock=NaiveClock()).start("ewallet_payment", wallet="ovo", amount=1000)
+        Engine(store, flows=FLOWS, clock=NaiveClock()).start(
+            "ewallet_payment", wallet="ovo", amount=1000
+        )
     assert store.list_instances() == []
 
 
 def test_fire_refuses_naive_clock_time(engine: Engine, store: SqlStore) -> None:
     pid = start_ovo(engine)
-    naive = Engine(store, clock=NaiveClock())
+    naive = Engine(store, flows=FLOWS, clock=NaiveClock())
     with pytest.raises(InvalidInstanceData, match="naive"):
         naive.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
     assert engine.get(pid).version == 0
@@ -264,7 +266,7 @@ def test_fire_sets_deadline_for_the_wallet(
     pid = engine.start("ewallet_payment", wallet=wallet, amount=1000).id
     drive(engine, pid, TO_PAYMENT_REQUESTED)
     moment = clock.advance(timedelta(minutes=3))
-    engine.fire(pid, event, actor="nicepay_response", idempotency_key="wallet-step")
+    engine.fire(pid, event, actor="provider_response", idempotency_key="wallet-step")
     stored = engine.get(pid)
     assert stored.state == state
     assert stored.deadline_at == moment + window
@@ -290,7 +292,7 @@ def test_accept_registration_binds_tx_id(engine: Engine, store: SqlStore) -> Non
     engine.fire(
         pid,
         "accept_registration",
-        actor="nicepay_response",
+        actor="provider_response",
         idempotency_key="accept",
         payload={**REGISTRATION_REPLY, "tx_id": "TXOVO42"},
     )
@@ -313,7 +315,7 @@ def test_accept_registration_without_usable_tx_id_is_refused(
                 engine.fire(
                     pid,
                     "accept_registration",
-                    actor="nicepay_response",
+                    actor="provider_response",
                     idempotency_key=f"accept:{tx_id!r}",
                     payload=payload,
                 )
@@ -370,7 +372,7 @@ def test_same_key_for_another_event_is_refused(engine: Engine) -> None:
         engine.fire(
             pid,
             "accept_registration",
-            actor="nicepay_response",
+            actor="provider_response",
             idempotency_key="k",
             payload=REGISTRATION_REPLY,
         )
@@ -400,13 +402,13 @@ REFUSALS: list[tuple[str, str, str | None, list[Step], str, Actor, type, RejectR
     ("browser may not register", "ovo", None, [], "send_registration", Actor.BROWSER_CALLBACK,
      ActorNotAllowed, RejectReason.WRONG_ACTOR),
     ("notification may not settle", "ovo", None, TO_STATUS_CHECK, "confirm_payment",
-     Actor.NICEPAY_NOTIFICATION, ActorNotAllowed, RejectReason.WRONG_ACTOR),
+     Actor.PROVIDER_NOTIFICATION, ActorNotAllowed, RejectReason.WRONG_ACTOR),
     ("ovo cannot redirect", "ovo", None, TO_PAYMENT_REQUESTED, "redirect_customer",
-     Actor.NICEPAY_RESPONSE, GuardRefused, RejectReason.GUARD_REFUSED),
+     Actor.PROVIDER_RESPONSE, GuardRefused, RejectReason.GUARD_REFUSED),
     ("dana cannot push", "dana", None, TO_PAYMENT_REQUESTED, "push_to_app",
-     Actor.NICEPAY_RESPONSE, GuardRefused, RejectReason.GUARD_REFUSED),
+     Actor.PROVIDER_RESPONSE, GuardRefused, RejectReason.GUARD_REFUSED),
     ("notification after paid", "ovo", None, TO_PAID, "receive_notification",
-     Actor.NICEPAY_NOTIFICATION, StaleEvent, RejectReason.STALE),
+     Actor.PROVIDER_NOTIFICATION, StaleEvent, RejectReason.STALE),
     ("late paid after failed", "ovo", None, TO_FAILED, "confirm_payment",
      Actor.STATUS_INQUIRY, StaleEvent, RejectReason.STALE),
 ]  # fmt: skip
@@ -506,8 +508,8 @@ WAITING_HINTS = ("receive_notification", "return_from_partner", "check_status")
         ("ovo", None, ("push_to_app", *WAITING_HINTS)),
         ("dana", None, ("redirect_customer", *WAITING_HINTS)),
         ("ovo", "merchant", ("push_to_app", "check_status")),
-        ("dana", Actor.NICEPAY_RESPONSE, ("redirect_customer",)),
-        ("ovo", "nicepay_notification", ("receive_notification",)),
+        ("dana", Actor.PROVIDER_RESPONSE, ("redirect_customer",)),
+        ("ovo", "provider_notification", ("receive_notification",)),
         ("ovo", "status_inquiry", ()),
     ],
 )  # fmt: skip
@@ -573,7 +575,7 @@ def test_secrets_are_redacted_in_stored_payloads(engine: Engine, store: SqlStore
     pid = start_ovo(engine)
     engine.fire(pid, "send_registration", actor="merchant", idempotency_key="r")
     engine.fire(
-        pid, "accept_registration", actor="nicepay_response", idempotency_key="a",
+        pid, "accept_registration", actor="provider_response", idempotency_key="a",
         payload=secret_payload(),
     )  # fmt: skip
     with pytest.raises(TransitionNotAllowed):
@@ -678,7 +680,7 @@ def run_threads(work: Callable[[int], object]) -> list[object]:
 
 @pytest.fixture
 def two_engines(store: SqlStore, other_store: SqlStore, clock: ManualClock) -> list[Engine]:
-    return [Engine(store, clock=clock), Engine(other_store, clock=clock)]
+    return [Engine(store, flows=FLOWS, clock=clock), Engine(other_store, flows=FLOWS, clock=clock)]
 
 
 def test_racing_engines_apply_each_step_once(two_engines: list[Engine]) -> None:

@@ -19,6 +19,7 @@ from fsm import (
     TransitionNotAllowed,
     TransitionResult,
 )
+from fsm.flows import FLOWS
 from tests.fsm.test_persistence import interleaving_flow
 
 ACCEPTED = {"tx_id": "TX-1", "reference_no": "ORD-1"}
@@ -68,7 +69,7 @@ def test_a_refused_event_is_recorded_and_rolls_nothing_back(engine: Engine) -> N
 
 def test_events_for_one_payment_apply_in_order(engine: Engine) -> None:
     (pid,) = started(engine, 1)
-    accept = FireRequest(pid, "accept_registration", "nicepay_response", "acc", ACCEPTED)
+    accept = FireRequest(pid, "accept_registration", "provider_response", "acc", ACCEPTED)
 
     first, second = engine.fire_many([send(pid), accept])
 
@@ -138,7 +139,10 @@ def test_fire_many_answers_as_fire_does_one_event_at_a_time(
     store: SqlStore, clock: ManualClock
 ) -> None:
     """The same mixed batch, once through fire_many and once through fire, on twin payments."""
-    batched, single = Engine(store, clock=clock), Engine(store, clock=clock)
+    batched, single = (
+        Engine(store, flows=FLOWS, clock=clock),
+        Engine(store, flows=FLOWS, clock=clock),
+    )
     # One live payment per reference: each twin has its own, so the accepted step binds none.
     twins = [
         [
@@ -152,7 +156,7 @@ def test_fire_many_answers_as_fire_does_one_event_at_a_time(
     scripts = [
         [
             send(pids[0]),
-            FireRequest(pids[0], "accept_registration", Actor.NICEPAY_RESPONSE, "acc", TX_ONLY),
+            FireRequest(pids[0], "accept_registration", Actor.PROVIDER_RESPONSE, "acc", TX_ONLY),
             send(pids[0], key="reg"),
             FireRequest(pids[1], "accept_registration", Actor.MERCHANT, "acc"),
             FireRequest(pids[1], "no_such_event", Actor.MERCHANT, "x"),
@@ -229,7 +233,10 @@ def test_a_batch_that_cannot_lock_its_payments_in_time_stores_nothing(
     impatient = SqlStore(postgres_schema_url + "%20-clock_timeout%3D200")  # milliseconds
     try:
         holder.create_schema()
-        engine, batch = Engine(holder, clock=clock), Engine(impatient, clock=clock)
+        engine, batch = (
+            Engine(holder, flows=FLOWS, clock=clock),
+            Engine(impatient, flows=FLOWS, clock=clock),
+        )
         free, held = started(engine, 2)
         with holder.unit() as unit:
             unit.load(held)  # its row stays locked until this unit ends

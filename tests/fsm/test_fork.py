@@ -23,6 +23,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from fsm import Engine, ManualClock, SqlStore
+from fsm.flows import FLOWS
 from tests.conftest import postgres_url_or_skip
 from tests.fsm.conftest import T0
 from tests.fsm.sessions import Sessions, keep_several
@@ -106,7 +107,7 @@ def test_a_forked_child_runs_units_on_connections_it_opened(
     opened: tuple[SqlStore, list[tuple[Any, int]]],
 ) -> None:
     store, openings = opened
-    engine = Engine(store, clock=ManualClock(T0))
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     keep_several(store, KEPT)
     assert engine.get(pid).version == 0  # the pool holds a connection idle too

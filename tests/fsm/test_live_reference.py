@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from fsm import Actor, CallKeyTaken, Engine, ManualClock, ReferenceInUse, SqlStore
+from fsm.flows import FLOWS
 from tests.fsm.conftest import T0
 
 
@@ -40,7 +41,7 @@ def test_binding_another_live_payments_reference_is_refused_and_stores_nothing(
         engine.fire(
             other.id,
             "accept_registration",
-            actor=Actor.NICEPAY_RESPONSE,
+            actor=Actor.PROVIDER_RESPONSE,
             idempotency_key="acc",
             payload={"tx_id": "TX-2", "reference_no": "ORD-1"},
         )
@@ -50,7 +51,7 @@ def test_binding_another_live_payments_reference_is_refused_and_stores_nothing(
 
 
 def test_of_two_racing_starts_with_one_reference_exactly_one_wins(store: SqlStore) -> None:
-    engines = [Engine(store, clock=ManualClock(T0)) for _ in range(4)]
+    engines = [Engine(store, flows=FLOWS, clock=ManualClock(T0)) for _ in range(4)]
     barrier = threading.Barrier(len(engines))
     outcomes: list[str] = []
 

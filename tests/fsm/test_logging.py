@@ -23,6 +23,7 @@ from fsm import (
     SqlStore,
     TransitionNotAllowed,
 )
+from fsm.flows import FLOWS
 
 FIELDS = ("flow", "instance", "event", "from", "to", "actor", "reason")
 SECRET = "mk-0123456789-DO-NOT-LOG"
@@ -34,7 +35,7 @@ REPLY = {"tx_id": "TXOVO1", "reference_no": "ORD-1"}
 def engine(tmp_path: Path) -> Iterator[Engine]:
     store = SqlStore(f"sqlite:///{tmp_path / 'log.sqlite3'}")
     store.create_schema()
-    yield Engine(store, clock=ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC)))
+    yield Engine(store, flows=FLOWS, clock=ManualClock(datetime(2026, 11, 23, 3, 0, tzinfo=UTC)))
     store.dispose()
 
 
@@ -50,7 +51,7 @@ def registered(engine: Engine) -> str:
     pid = engine.start("ewallet_payment", instance_id="pay-1", wallet="ovo", amount=1000).id
     engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
     engine.fire(
-        pid, "accept_registration", actor="nicepay_response", idempotency_key="acc", payload=REPLY
+        pid, "accept_registration", actor="provider_response", idempotency_key="acc", payload=REPLY
     )
     return pid
 
@@ -97,7 +98,7 @@ def test_duplicate_is_logged_as_absorbed(engine: Engine, caplog: pytest.LogCaptu
         ("teleport", "merchant", "t", "unknown_event"),
         ("confirm_payment", "status_inquiry", "c", "not_allowed"),
         ("request_payment", "browser_callback", "r", "wrong_actor"),
-        ("accept_registration", "nicepay_response", "reg", "key_reused"),
+        ("accept_registration", "provider_response", "reg", "key_reused"),
     ],
 )
 def test_refused_event_is_logged_with_its_reason(
@@ -136,7 +137,7 @@ def test_guard_refusal_and_invalid_payload_are_logged(
     with pytest.raises(FsmError):
         engine.fire(pid, "redirect_customer", actor="merchant", idempotency_key="redirect")
     with pytest.raises(FsmError):
-        engine.fire(other, "accept_registration", actor="nicepay_response", idempotency_key="a")
+        engine.fire(other, "accept_registration", actor="provider_response", idempotency_key="a")
     reasons = [(r.__dict__["instance"], r.__dict__["reason"]) for r in engine_records(caplog)]
     assert reasons == [("pay-1", "guard_refused"), (other, "invalid_payload")]
 
@@ -148,7 +149,7 @@ def test_stale_event_is_logged(engine: Engine, caplog: pytest.LogCaptureFixture)
     engine.fire(pid, "fail_payment", actor="status_inquiry", idempotency_key="fail")
     caplog.set_level(logging.INFO, logger="fsm.engine")
     with pytest.raises(FsmError):
-        engine.fire(pid, "receive_notification", actor="nicepay_notification", idempotency_key="n")
+        engine.fire(pid, "receive_notification", actor="provider_notification", idempotency_key="n")
     (record,) = engine_records(caplog)
     assert (record.__dict__["from"], record.__dict__["reason"]) == ("failed", "stale")
 
@@ -162,10 +163,10 @@ def test_secrets_never_reach_any_log_record(
     steps: list[tuple[str, str, str, type[FsmError] | None]] = [
         ("send_registration", "merchant", "reg", None),
         ("send_registration", "merchant", "reg", None),  # duplicate
-        ("accept_registration", "nicepay_response", "reg", IdempotencyKeyReused),
+        ("accept_registration", "provider_response", "reg", IdempotencyKeyReused),
         ("confirm_payment", "status_inquiry", "c", TransitionNotAllowed),
         ("accept_registration", "browser_callback", "b", ActorNotAllowed),
-        ("accept_registration", "nicepay_response", "acc", None),  # applies, binding tx_id
+        ("accept_registration", "provider_response", "acc", None),  # applies, binding tx_id
     ]
     for event, actor, key, error in steps:
         with pytest.raises(error) if error else nullcontext():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +24,9 @@ from fsm.store.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alemb
 from fsm.store.sql import TABLES
 from tests.fsm.conftest import T0
 
-REVISIONS = [HEAD_REVISION, "0004", "0003", "0002", FIRST_REVISION]
+RELEASED_EWALLET_FINGERPRINT = "sha256:1c7f6c76c11df6c4"
+"""ewallet_payment's fingerprint as the release at revision 0005 logged it."""
+REVISIONS = [HEAD_REVISION, "0005", "0004", "0003", "0002", FIRST_REVISION]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
@@ -31,11 +34,11 @@ PREVIOUS_TABLES = FIRST_TABLES | {"inbound_attempt"}
 ALL_TABLES = PREVIOUS_TABLES | {"call_intent"}
 BEFORE: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, None),
-    ("accept_registration", Actor.NICEPAY_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
+    ("accept_registration", Actor.PROVIDER_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
     ("request_payment", Actor.MERCHANT, None),
 ]
 AFTER: list[tuple[str, Actor, dict[str, Any] | None]] = [
-    ("push_to_app", Actor.NICEPAY_RESPONSE, None),
+    ("push_to_app", Actor.PROVIDER_RESPONSE, None),
     ("check_status", Actor.TIMER, None),
     ("confirm_payment", Actor.STATUS_INQUIRY, None),
 ]
@@ -77,7 +80,7 @@ def migrate(store: SqlStore, action: str, revision: str) -> None:
 
 
 def drive(store: SqlStore, clock: ManualClock, pid: str, steps: list[Any]) -> Engine:
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     for event, actor, payload in steps:
         clock.advance(STEP)
         engine.fire(pid, event, actor=actor, idempotency_key=event, payload=payload)
@@ -87,7 +90,11 @@ def drive(store: SqlStore, clock: ManualClock, pid: str, steps: list[Any]) -> En
 def started(store: SqlStore) -> tuple[Engine, str, list[TransitionRecord]]:
     """An OVO payment part-way to paid, and its history, written to the store."""
     clock = ManualClock(T0)
-    pid = Engine(store, clock=clock).start("ewallet_payment", wallet="ovo", amount=25000).id
+    pid = (
+        Engine(store, flows=FLOWS, clock=clock)
+        .start("ewallet_payment", wallet="ovo", amount=25000)
+        .id
+    )
     engine = drive(store, clock, pid, BEFORE)
     with pytest.raises(TransitionNotAllowed):  # recorded in rejected_event
         engine.fire(pid, "confirm_order", actor="merchant", idempotency_key="early")
@@ -222,12 +229,18 @@ def test_create_schema_twice_changes_nothing(store: SqlStore) -> None:
     assert schema_differences(store) == []
 
 
+def as_released(record: TransitionRecord) -> TransitionRecord:
+    """``record`` as the release before revision 0006 logged it."""
+    actor = {"provider_response": "nicepay_response"}.get(record.actor, record.actor)
+    return replace(record, actor=actor, fingerprint=RELEASED_EWALLET_FINGERPRINT)
+
+
 def test_downgrade_to_the_first_revision_and_back(store: SqlStore) -> None:
     _, pid, before = started(store)
     migrate(store, "downgrade", FIRST_REVISION)
     assert store.schema_version() == FIRST_REVISION
     assert table_names(store) == FIRST_TABLES | {"ewallet_fsm_version"}
-    assert store.history(pid) == before
+    assert store.history(pid) == [as_released(record) for record in before]
     store.create_schema()
     assert_works_at_head(store, pid, before)
 
@@ -265,3 +278,62 @@ def test_concurrent_create_schema_calls_all_succeed(db_url: str) -> None:
     finally:
         for sql_store in stores:
             sql_store.dispose()
+
+
+# --- 0006: provider-neutral actors -----------------------------------------------------------
+
+
+def log_columns(store: SqlStore, pid: str) -> list[tuple[str, str]]:
+    with store.engine.connect() as conn:
+        query = "select actor, fingerprint from transition_log where instance_id = :pid"
+        rows = conn.execute(text(query + " order by seq"), {"pid": pid})
+        return [(row.actor, row.fingerprint) for row in rows]
+
+
+def rejected_actors(store: SqlStore, pid: str) -> list[str]:
+    with store.engine.connect() as conn:
+        query = text("select actor from rejected_event where instance_id = :pid order by id")
+        return list(conn.execute(query, {"pid": pid}).scalars())
+
+
+def test_a_log_of_the_previous_release_replays_consistent_after_the_upgrade(
+    bare: SqlStore,
+) -> None:
+    pid, before = at_revision_with_rows(bare, "0005")
+    with bare.engine.begin() as conn:  # a rejection the previous release recorded
+        conn.execute(
+            text(
+                "update rejected_event set actor = 'nicepay_notification' where instance_id = :pid"
+            ),
+            {"pid": pid},
+        )
+    assert bare.history(pid) == [as_released(record) for record in before]
+
+    bare.create_schema()
+
+    assert bare.schema_version() == HEAD_REVISION
+    assert log_columns(bare, pid) == [
+        ("merchant", FLOW.fingerprint),
+        ("provider_response", FLOW.fingerprint),
+        ("merchant", FLOW.fingerprint),
+    ]
+    assert rejected_actors(bare, pid) == ["provider_notification"]
+    assert bare.history(pid) == before
+    result = replay_instance(FLOW, bare.get(pid), bare.history(pid))
+    assert (result.verdict, result.applied) == (Verdict.CONSISTENT, len(BEFORE))
+
+
+def test_steps_under_another_definition_keep_their_fingerprint(bare: SqlStore) -> None:
+    pid, _ = at_revision_with_rows(bare, "0005")
+    with bare.engine.begin() as conn:
+        conn.execute(
+            text("update transition_log set fingerprint = 'sha256:0000000000000000' where seq = 1")
+        )
+    bare.create_schema()
+    assert [fingerprint for _, fingerprint in log_columns(bare, pid)] == [
+        "sha256:0000000000000000",
+        FLOW.fingerprint,
+        FLOW.fingerprint,
+    ]
+    result = replay_instance(FLOW, bare.get(pid), bare.history(pid))
+    assert result.verdict == Verdict.DIVERGED  # applied under a definition the flow is not

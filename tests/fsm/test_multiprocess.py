@@ -69,7 +69,7 @@ def start_payments(url: str, count: int = PAYMENTS) -> SqlStore:
     """A store on ``url`` with its schema and ``count`` payments in their initial state."""
     store = SqlStore(url)
     store.create_schema()
-    engine = Engine(store)
+    engine = Engine(store, flows=FLOWS)
     for index in range(count):
         engine.start(
             FLOW,
@@ -272,7 +272,7 @@ def test_sqlite_lock_held_past_the_busy_timeout_ends_in_concurrent_transition(
             assert 0.9 * policy.attempts * busy_ms / 1000 <= report.seconds < 5, report.seconds
         pid = first.instance_id
         assert (store.get(pid).version, store.history(pid), store.rejections(pid)) == (0, [], [])
-        retried = Engine(store).fire_with_retry(
+        retried = Engine(store, flows=FLOWS).fire_with_retry(
             pid, first.event, actor=first.actor, idempotency_key=first.key, policy=policy
         )
         assert retried.applied

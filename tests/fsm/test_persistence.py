@@ -35,9 +35,9 @@ from fsm import (
     TransitionRecord,
     TransitionResult,
 )
-from fsm.definition.flow import transition
+from fsm._signals import KeyTaken
+from fsm.definition import transition
 from fsm.flows import FLOWS
-from fsm.store._signals import KeyTaken
 from fsm.store.sql import TransitionLogRow
 from tests.fsm.conftest import T0
 
@@ -143,9 +143,9 @@ def test_duplicate_instance_id_is_refused(store: SqlStore) -> None:
 
 PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, None),
-    ("accept_registration", Actor.NICEPAY_RESPONSE, REGISTRATION_REPLY),
+    ("accept_registration", Actor.PROVIDER_RESPONSE, REGISTRATION_REPLY),
     ("request_payment", Actor.MERCHANT, None),
-    ("push_to_app", Actor.NICEPAY_RESPONSE, None),
+    ("push_to_app", Actor.PROVIDER_RESPONSE, None),
     ("check_status", Actor.TIMER, None),
 ]
 
@@ -267,9 +267,11 @@ def test_engine_deadline_becomes_due_on_time(engine: Engine, store: SqlStore) ->
 def test_stale_compare_and_set_writes_nothing(
     store: SqlStore, other_store: SqlStore, clock: ManualClock
 ) -> None:
-    Engine(store, clock=clock).start("ewallet_payment", instance_id="pay-1", wallet="ovo")
+    Engine(store, flows=FLOWS, clock=clock).start(
+        "ewallet_payment", instance_id="pay-1", wallet="ovo"
+    )
     loaded = store.get("pay-1")  # version 0
-    rival = Engine(other_store, clock=clock)
+    rival = Engine(other_store, flows=FLOWS, clock=clock)
     rival.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
     moved = store.get("pay-1")
 
@@ -307,6 +309,7 @@ def interleaving_flow(meanwhile: Callable[[], None]) -> FlowDefinition:
             transition("grab", "open", "taken", Actor.OPERATOR),
             transition("close", ("open", "taken"), "closed", Actor.TIMER),
         ),
+        actors=(Actor.MERCHANT, Actor.OPERATOR, Actor.TIMER),
     )
 
 
@@ -360,7 +363,7 @@ def test_a_loaded_row_is_held_until_the_unit_ends_only_on_postgres(
                     {"id": pid},
                 )
         else:  # SQLite locks nothing on read: a rival may move the row meanwhile
-            rival = Engine(other_store, clock=clock)
+            rival = Engine(other_store, flows=FLOWS, clock=clock)
             rival.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
     assert other_store.get(pid).version == (0 if store.dialect == "postgresql" else 1)
 
@@ -379,16 +382,20 @@ def test_postgres_fire_waits_for_the_row_lock(postgres_schema_url: str) -> None:
     holder, waiter = SqlStore(postgres_schema_url), SqlStore(postgres_schema_url)
     holder.create_schema()
     clock = ManualClock(T0)
-    pid = Engine(holder, clock=clock).start("ewallet_payment", wallet="ovo", amount=1000).id
+    pid = (
+        Engine(holder, flows=FLOWS, clock=clock)
+        .start("ewallet_payment", wallet="ovo", amount=1000)
+        .id
+    )
     outcome: list[object] = []
 
     def accept() -> None:
         try:
             outcome.append(
-                Engine(waiter, clock=clock).fire(
+                Engine(waiter, flows=FLOWS, clock=clock).fire(
                     pid,
                     "accept_registration",
-                    actor="nicepay_response",
+                    actor="provider_response",
                     idempotency_key="accept",
                     payload=REGISTRATION_REPLY,
                 )
@@ -430,13 +437,13 @@ def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
     store: SqlStore, clock: ManualClock
 ) -> None:
     """The log insert failing on the unique key must not leave the state update behind."""
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     engine.start("ewallet_payment", instance_id="pay-1", wallet="ovo")
     engine.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
     moved = store.get("pay-1")
     # same key as step 1, written as if by a writer that did not see it: the CAS passes
     clash = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
-    with pytest.raises(KeyTaken), store.unit() as unit:  # the engine answers it from the log
+    with pytest.raises(KeyTaken), store.unit() as unit:
         unit.apply(clash, expected_version=moved.version, deadline_at=None, bound={})
     assert store.get("pay-1") == moved
     assert [record.seq for record in store.history("pay-1")] == [1]

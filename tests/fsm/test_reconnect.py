@@ -15,6 +15,7 @@ import pytest
 
 from fsm import Engine, ManualClock, SqlStore
 from fsm.errors import StorageUnavailable
+from fsm.flows import FLOWS
 from tests.conftest import postgres_url_or_skip
 from tests.fsm.conftest import T0
 from tests.fsm.sessions import Sessions, keep_several
@@ -43,7 +44,7 @@ def sessions(named_store: SqlStore) -> Iterator[Sessions]:
 def test_units_and_reads_reconnect_after_the_server_ended_the_session(
     named_store: SqlStore, sessions: Sessions
 ) -> None:
-    engine = Engine(named_store, clock=ManualClock(T0))
+    engine = Engine(named_store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     sessions.end_all()
 
@@ -59,7 +60,7 @@ def test_units_and_reads_reconnect_after_the_server_ended_the_session(
 def test_a_unit_whose_connection_died_before_its_first_statement_reconnects(
     named_store: SqlStore, sessions: Sessions
 ) -> None:
-    engine = Engine(named_store, clock=ManualClock(T0))
+    engine = Engine(named_store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     with named_store.unit() as unit:
         sessions.end_all()  # after the checkout's check: only the first statement can tell
@@ -70,7 +71,7 @@ def test_a_unit_whose_connection_died_before_its_first_statement_reconnects(
 def test_a_connection_lost_after_a_write_fails_the_unit_and_stores_nothing(
     named_store: SqlStore, sessions: Sessions
 ) -> None:
-    engine = Engine(named_store, clock=ManualClock(T0))
+    engine = Engine(named_store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
 
     def lose_the_session_midway() -> None:
@@ -89,7 +90,7 @@ def test_a_connection_lost_after_a_write_fails_the_unit_and_stores_nothing(
 def test_units_keep_one_session_between_them_and_dispose_ends_it(
     named_store: SqlStore, sessions: Sessions
 ) -> None:
-    engine = Engine(named_store, clock=ManualClock(T0))
+    engine = Engine(named_store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
     for _ in range(10):
@@ -108,7 +109,7 @@ KEPT = 4
 def test_every_kept_connection_is_replaced_when_the_server_ended_them_all(
     named_store: SqlStore, sessions: Sessions
 ) -> None:
-    engine = Engine(named_store, clock=ManualClock(T0))
+    engine = Engine(named_store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     uses: list[Callable[[], Any]] = [
         lambda: engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg"),
@@ -129,7 +130,7 @@ def test_every_kept_connection_is_replaced_when_the_server_ended_them_all(
 def test_a_unit_reconnecting_does_not_take_another_dead_kept_connection(
     named_store: SqlStore, sessions: Sessions
 ) -> None:
-    engine = Engine(named_store, clock=ManualClock(T0))
+    engine = Engine(named_store, flows=FLOWS, clock=ManualClock(T0))
     pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
     keep_several(named_store, KEPT)
     with named_store.unit() as unit:

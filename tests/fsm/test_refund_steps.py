@@ -78,7 +78,7 @@ def test_a_refund_request_is_logged_on_a_settled_payment_and_moves_nothing(
         "one shirt returned",
         "siti@shop",
     )
-    assert step.actor is Actor.MERCHANT
+    assert step.actor == Actor.MERCHANT
     result = replay_instance(FLOWS["ewallet_payment"], after, engine.history(pid))
     assert result.verdict is Verdict.CONSISTENT
 

@@ -22,18 +22,17 @@ from fsm import (
     replay_instance,
     verify_stored,
 )
-from fsm.definition.flow import flow_to_dict
-from fsm.definition.loading import flow_from_dict
-from fsm.flows import FLOWS
+from fsm.definition import flow_from_dict, flow_to_dict
+from fsm.flows import FLOWS, GUARDS
 from tests.fsm.conftest import T0
 
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, None),
-    ("accept_registration", Actor.NICEPAY_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
+    ("accept_registration", Actor.PROVIDER_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
     ("request_payment", Actor.MERCHANT, None),
-    ("push_to_app", Actor.NICEPAY_RESPONSE, None),
+    ("push_to_app", Actor.PROVIDER_RESPONSE, None),
     ("check_status", Actor.TIMER, None),
     ("confirm_payment", Actor.STATUS_INQUIRY, None),
 ]
@@ -44,7 +43,7 @@ PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
 def paid(store: SqlStore) -> tuple[Instance, list[TransitionRecord]]:
     """An OVO payment driven to paid through the engine, with a refusal and a duplicate."""
     clock = ManualClock(T0)
-    engine = Engine(store, clock=clock)
+    engine = Engine(store, flows=FLOWS, clock=clock)
     pid = engine.start("ewallet_payment", wallet="ovo", amount=25000).id
     for index, (event, actor, payload) in enumerate(PATH):
         clock.advance(STEP)
@@ -111,11 +110,11 @@ def test_transition_not_in_flow_diverges(paid: tuple[Instance, list[TransitionRe
 def test_actor_not_allowed_diverges(paid: tuple[Instance, list[TransitionRecord]]) -> None:
     _, history = paid
     # a notification may never settle a payment, even if someone wrote that it did
-    tampered = [*history[:-1], replace(history[-1], actor=Actor.NICEPAY_NOTIFICATION)]
+    tampered = [*history[:-1], replace(history[-1], actor=Actor.PROVIDER_NOTIFICATION)]
     result = replay(FLOW, tampered)
     assert result.divergence is not None
     assert result.divergence.index == len(PATH) - 1
-    assert "nicepay_notification" in result.divergence.reason
+    assert "provider_notification" in result.divergence.reason
     assert "'confirm_payment'" in result.divergence.reason
 
 
@@ -137,7 +136,7 @@ def test_changed_definition_diverges_on_fingerprint(
     data = flow_to_dict(FLOW)
     request = next(t for t in data["transitions"] if t["event"] == "request_payment")
     request["actors"].append("operator")
-    changed = flow_from_dict(data)
+    changed = flow_from_dict(data, guards=GUARDS)
     assert changed.fingerprint != FLOW.fingerprint
 
     result = replay(changed, history)
@@ -165,7 +164,7 @@ def test_stored_state_disagreeing_with_log_diverges(
     instance, history = paid
     result = replay_instance(FLOW, replace(instance, state="failed"), history)
     assert result.divergence is not None
-    assert (result.divergence.index, result.divergence.seq) == (-1, None)
+    assert (result.divergence.index, result.divergence.seq) == (None, None)
     assert "'failed'" in result.divergence.reason
     assert "'paid'" in result.divergence.reason
     assert (result.state, result.applied) == ("paid", len(PATH))  # what the log says
@@ -177,7 +176,7 @@ def test_stored_version_disagreeing_with_log_diverges(
     instance, history = paid
     result = replay_instance(FLOW, replace(instance, version=instance.version + 1), history)
     assert result.divergence is not None
-    assert result.divergence.index == -1
+    assert result.divergence.index is None
 
 
 def test_log_missing_its_last_step_diverges_from_row(
@@ -187,7 +186,7 @@ def test_log_missing_its_last_step_diverges_from_row(
     result = replay_instance(FLOW, instance, history[:-1])
     assert result.verdict == Verdict.DIVERGED
     assert result.divergence is not None
-    assert result.divergence.index == -1
+    assert result.divergence.index is None
 
 
 def test_until_seq_gives_state_as_of_each_step(
@@ -278,7 +277,7 @@ def test_verify_stored_reports_the_first_divergence_like_replay(
     data = flow_to_dict(FLOW)
     request = next(t for t in data["transitions"] if t["event"] == "request_payment")
     request["actors"].append("operator")
-    changed = flow_from_dict(data)
+    changed = flow_from_dict(data, guards=GUARDS)
     got = verify_stored(store, changed, [instance.id])[instance.id]
     assert got == replay(changed, history)
     assert got.verdict is Verdict.DIVERGED

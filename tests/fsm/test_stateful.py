@@ -57,26 +57,26 @@ Opener = Callable[[], tuple[str, Callable[[], None]]]
 """Gives a fresh database URL and the function that removes that database afterwards."""
 
 
-Step = tuple[str, Actor]
+Step = tuple[str, str]
 
 _A = Actor
 _REGISTER: tuple[Step, ...] = (
     ("send_registration", _A.MERCHANT),
-    ("accept_registration", _A.NICEPAY_RESPONSE),
+    ("accept_registration", _A.PROVIDER_RESPONSE),
     ("request_payment", _A.MERCHANT),
 )
 _SETTLE: tuple[Step, ...] = (
-    ("receive_notification", _A.NICEPAY_NOTIFICATION),
+    ("receive_notification", _A.PROVIDER_NOTIFICATION),
     ("check_status", _A.MERCHANT),
     ("confirm_payment", _A.STATUS_INQUIRY),
     ("confirm_order", _A.MERCHANT),
     ("refund_payment", _A.OPERATOR),
 )
-PUSH_SCRIPT = (*_REGISTER, ("push_to_app", _A.NICEPAY_RESPONSE), *_SETTLE)
+PUSH_SCRIPT = (*_REGISTER, ("push_to_app", _A.PROVIDER_RESPONSE), *_SETTLE)
 REDIRECT_SCRIPT = (*_REGISTER, ("redirect_customer", _A.MERCHANT), *_SETTLE)
 ASTRAPAY_SCRIPT: tuple[Step, ...] = (
     ("submit_link_initiate", _A.MERCHANT),
-    ("receive_payment_page", _A.NICEPAY_RESPONSE),
+    ("receive_payment_page", _A.PROVIDER_RESPONSE),
     ("redirect_customer", _A.MERCHANT),
     ("receive_callback", _A.BROWSER_CALLBACK),
     ("check_status", _A.MERCHANT),
@@ -85,10 +85,10 @@ ASTRAPAY_SCRIPT: tuple[Step, ...] = (
     ("refund_payment", _A.STATUS_INQUIRY),
 )
 LINK_SCRIPT: tuple[Step, ...] = (
-    ("receive_partner_redirect", _A.NICEPAY_RESPONSE),
+    ("receive_partner_redirect", _A.PROVIDER_RESPONSE),
     ("show_registration_page", _A.BROWSER_CALLBACK),
     ("begin_registration", _A.BROWSER_CALLBACK),
-    ("confirm_link", _A.NICEPAY_NOTIFICATION),
+    ("confirm_link", _A.PROVIDER_NOTIFICATION),
     ("unlink", _A.MERCHANT),
 )
 
@@ -174,7 +174,7 @@ class Delivery:
 
     payment: int
     event: str
-    actor: Actor
+    actor: str
     key: str
     payload: Mapping[str, Any]
 
@@ -208,7 +208,7 @@ def predict(
     instance: Instance,
     keys: Mapping[str, str],
     event: str,
-    actor: Actor,
+    actor: str,
     key: str,
     payload: Mapping[str, Any],
 ) -> Outcome:
@@ -261,7 +261,7 @@ class EngineMachine(RuleBasedStateMachine):
         url, self._remove = self.open_database()
         self.store = SqlStore(url, sqlite_synchronous="OFF")
         self.store.create_schema()
-        self.engine = Engine(self.store)
+        self.engine = Engine(self.store, flows=FLOWS)
         self.payments: list[Tracked] = []
         self.deliveries: list[Delivery] = []
         self._keys = itertools.count(1)
@@ -302,7 +302,7 @@ class EngineMachine(RuleBasedStateMachine):
         self,
         which: int,
         event_index: int,
-        actor: Actor,
+        actor: str,
         key_choice: int | None,
         payload: Mapping[str, Any],
     ) -> None:
@@ -361,7 +361,7 @@ class EngineMachine(RuleBasedStateMachine):
         self._deliver(old.payment, old.event, old.actor, old.key, old.payload)
 
     def _deliver(
-        self, index: int, event: str, actor: Actor, key: str, payload: Mapping[str, Any]
+        self, index: int, event: str, actor: str, key: str, payload: Mapping[str, Any]
     ) -> None:
         tracked = self.payments[index]
         payload = _own_reference(payload, tracked)
@@ -409,7 +409,7 @@ class EngineMachine(RuleBasedStateMachine):
         self,
         tracked: Tracked,
         event: str,
-        actor: Actor,
+        actor: str,
         key: str,
         payload: Mapping[str, Any],
     ) -> tuple[Outcome, TransitionRecord | None]:

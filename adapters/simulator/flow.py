@@ -1,8 +1,9 @@
 """NICEPAY's own view of one e-wallet transaction, as its inquiry ``status`` codes describe it.
 
 The loopback simulator runs on this flow, and auditors can set it beside the merchant's flows.
-Here the customer and the wallet settle a transaction, so ``settled_by`` is wider than in the
-merchant's flows, where only an inquiry result or an operator may settle.
+Here the customer and the wallet settle a transaction, so the flow declares them as its own
+actors (:class:`SimulatorActor`) and ``settled_by`` is wider than in the merchant's flows, where
+only an inquiry result or an operator may settle.
 """
 
 from __future__ import annotations
@@ -11,8 +12,17 @@ from datetime import timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from fsm.definition.flow import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
-from fsm.flows._common import WALLET_EXPIRY, Wallet
+from fsm.definition import Actor, Deadline, FlowDefinition, StateKind, StateSpec, transition
+from fsm.flows import WALLET_EXPIRY, Wallet
+
+
+class SimulatorActor(StrEnum):
+    """The actors of NICEPAY's own view that a merchant never sees."""
+
+    CUSTOMER = "customer"
+    """The payer acting on a payment page."""
+    WALLET_PARTNER = "wallet_partner"
+    """The wallet's answer to NICEPAY."""
 
 
 class NicepayState(StrEnum):
@@ -54,7 +64,7 @@ STATUS_CODE = MappingProxyType(
 )
 """The inquiry ``status`` code of each state, in the general V2 table."""
 
-S, E, A = NicepayState, NicepayEvent, Actor
+S, E, A, SA = NicepayState, NicepayEvent, Actor, SimulatorActor
 OPEN = (S.INITIATED, S.UNPAID, S.PROCESSING)
 _EXPIRY = Deadline(
     timedelta(minutes=15),
@@ -73,8 +83,9 @@ NICEPAY_TRANSACTION = FlowDefinition(
     name="nicepay_transaction",
     description="One e-wallet transaction inside NICEPAY, by inquiry status code",
     wallets=tuple(Wallet),
-    settled_by=frozenset({A.CUSTOMER, A.WALLET_PARTNER, A.TIMER, A.MERCHANT, A.OPERATOR}),
+    settled_by=frozenset({SA.CUSTOMER, SA.WALLET_PARTNER, A.TIMER, A.MERCHANT, A.OPERATOR}),
     initial=S.INITIATED,
+    actors=(A.MERCHANT, A.TIMER, A.OPERATOR, SA.CUSTOMER, SA.WALLET_PARTNER),
     states=(
         StateSpec(S.INITIATED, StateKind.START, deadline=_EXPIRY, description="status 9"),
         StateSpec(S.UNPAID, StateKind.WAITING_CUSTOMER, deadline=_EXPIRY, description="status 3"),
@@ -88,10 +99,10 @@ NICEPAY_TRANSACTION = FlowDefinition(
         _final(S.REFUNDED, StateKind.REVERSED),
     ),
     transitions=(
-        transition(E.OPEN_PAYMENT_PAGE, S.INITIATED, S.UNPAID, A.CUSTOMER),
-        transition(E.START_PROCESSING, S.UNPAID, S.PROCESSING, A.CUSTOMER, A.WALLET_PARTNER),
-        transition(E.APPROVE, OPEN, S.PAID, A.WALLET_PARTNER, A.OPERATOR),
-        transition(E.DECLINE, OPEN, S.FAILED, A.WALLET_PARTNER, A.CUSTOMER, A.OPERATOR),
+        transition(E.OPEN_PAYMENT_PAGE, S.INITIATED, S.UNPAID, SA.CUSTOMER),
+        transition(E.START_PROCESSING, S.UNPAID, S.PROCESSING, SA.CUSTOMER, SA.WALLET_PARTNER),
+        transition(E.APPROVE, OPEN, S.PAID, SA.WALLET_PARTNER, A.OPERATOR),
+        transition(E.DECLINE, OPEN, S.FAILED, SA.WALLET_PARTNER, SA.CUSTOMER, A.OPERATOR),
         transition(E.EXPIRE, OPEN, S.EXPIRED, A.TIMER, A.OPERATOR),
         transition(E.CANCEL, OPEN, S.VOIDED, A.MERCHANT, A.OPERATOR),
         transition(E.CANCEL, S.PAID, S.VOIDED, A.MERCHANT, A.OPERATOR, reversal=True),
