@@ -11,7 +11,9 @@ The package is in layers, each importing only from the ones below it::
     nicepay/        the V2 wire: client, one exchange boundary, signing, messages, result codes
     wallets/        what each wallet does, answered without I/O where it can; the registry
     reconcile/      the call journal, status checks, repair and deadlines
-    inbound/        parsing and verification, the handler, the ASGI app; refunds beside it
+    inbound/        parsing and verification, the journal, the handler, the ASGI app
+    refunds         cancel requests, keyed and recorded (a layer with inbound/, neither imports
+                    the other)
     service         the one place where the adapters meet the engine
     cli/            the ``ewallet-fsm`` command; the simulator is a tool beside the layers
 """
@@ -52,11 +54,13 @@ from adapters.errors import (
 )
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp, Reply
 from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.journal import InboundAttempt, InboundJournal
 from adapters.inbound.parsing import InboundRequest
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import Environment, InquiryRetry, NicepayCredentials
 from adapters.nicepay.messages import Billing, CartItem, Delivery
 from adapters.reconcile.deadlines import DeadlineRun
+from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
 from adapters.refunds import Refund, RefundStatus
 from adapters.service import PaymentService, Started
@@ -73,6 +77,8 @@ __all__ = [
     "Billing",
     "BodyTimeout",
     "BodyTooLarge",
+    "CallIntent",
+    "CallJournal",
     "CancelNotAllowed",
     "CancelRefused",
     "CartItem",
@@ -82,6 +88,8 @@ __all__ = [
     "Delivery",
     "DuplicateReference",
     "Environment",
+    "InboundAttempt",
+    "InboundJournal",
     "InboundRequest",
     "InquiryRetry",
     "InvalidRefundRequest",

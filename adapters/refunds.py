@@ -38,6 +38,7 @@ from adapters.errors import (
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.messages import amount_string
 from adapters.reconcile.intents import INTENT_GRACE, Call, OpenCall, recorded_call
+from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.recovery import REPAIRED_REFUNDED
 from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
@@ -46,7 +47,6 @@ from fsm.engine import Engine
 from fsm.errors import CallKeyTaken, InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
-from fsm.store.intents import CallIntent
 
 MAX_REQUEST_ID: Final = 64
 MAX_REASON: Final = 255
@@ -142,11 +142,12 @@ def refund_request(
 
 
 class Refunds:
-    """Carries out refund requests for one engine and NICEPAY client."""
+    """Carries out refund requests for one engine, call journal and NICEPAY client."""
 
-    def __init__(self, engine: Engine, client: NicepayClient) -> None:
-        """Bind the engine (state, log, intents) and the client that sends the cancel."""
+    def __init__(self, engine: Engine, calls: CallJournal, client: NicepayClient) -> None:
+        """Bind the engine (state, log), the journal of calls, and the client that cancels."""
         self.engine = engine
+        self.calls = calls
         self.client = client
 
     def request(self, req: RefundRequest) -> Refund:
@@ -162,7 +163,7 @@ class Refunds:
                 sent. Ask again once the reconciler has settled it.
         """
         payment = self.engine.get(req.payment_id)
-        known = self.engine.store.intent_by_key(payment.id, req.key)
+        known = self.calls.by_key(payment.id, req.key)
         if known is not None:
             return self._answer(req, known, lost=False)
         amount, partial = self._plan(payment, req)
@@ -170,14 +171,14 @@ class Refunds:
         lost = False
         try:
             with recorded_call(
-                self.engine, payment, Call.CANCEL, request=asked, amount=amount, call_key=req.key
+                self.calls, payment, Call.CANCEL, request=asked, amount=amount, call_key=req.key
             ) as call:
                 self._carry_out(call, req, amount, partial)
         except CallKeyTaken:
             pass  # a racing repeat recorded it first: its intent answers
         except ProviderError:
             lost = True  # refused (the intent says so) or lost (the intent stays open)
-        recorded = self.engine.store.intent_by_key(payment.id, req.key)
+        recorded = self.calls.by_key(payment.id, req.key)
         if recorded is None:  # the key's intent is never deleted
             raise RuntimeError(f"the intent of {req.key!r} of {payment.id!r} vanished")
         return self._answer(req, recorded, lost=lost)
@@ -212,7 +213,7 @@ class Refunds:
     def _carry_out(self, call: OpenCall, req: RefundRequest, amount: str, partial: bool) -> None:
         """Inside the recorded intent: check again, record the request, send, then inquire."""
         payment = self.engine.get(req.payment_id)
-        others = [i for i in self.engine.store.intents(payment.id) if i.id != call.intent_id]
+        others = [i for i in self.calls.of_instance(payment.id) if i.id != call.intent_id]
         before = committed(payment, others)
         if int(amount) > int(payment.amount or 0) - before:  # a request that finished meanwhile
             call.refuse(EXCEEDS_PAYMENT)
@@ -244,7 +245,7 @@ class Refunds:
         )
         call.mark_answered()
         # Only the inquiry's void or refund moves the payment and binds its refunded total.
-        check_status(self.engine, self.client, payment.id)
+        check_status(self.engine, self.calls, self.client, payment.id)
 
     def _answer(self, req: RefundRequest, intent: CallIntent, *, lost: bool) -> Refund:
         """The request's outcome from its intent (the first request's, for a repeat)."""
@@ -274,7 +275,7 @@ class Refunds:
 
     def _left(self, payment: Instance) -> int:
         """What is left to refund of the payment (negative if NICEPAY refunded too much)."""
-        return int(payment.amount or 0) - committed(payment, self.engine.store.intents(payment.id))
+        return int(payment.amount or 0) - committed(payment, self.calls.of_instance(payment.id))
 
     @staticmethod
     def _not_refundable(req: RefundRequest, state: str) -> CancelNotAllowed:

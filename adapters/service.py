@@ -18,8 +18,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.inbound.journal import InboundJournal
 from adapters.nicepay.client import Call, NicepayClient
 from adapters.reconcile.intents import recorded_call
+from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.status import check_status
 from adapters.refunds import Refund, Refunds, refund_request
 from adapters.wallets.astrapay import MANDATE_FIELDS
@@ -31,6 +33,8 @@ from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.flows import LinkEvent, LinkState, Wallet
 from fsm.model import Instance, TransitionResult
+from fsm.store.leases import Leases
+from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +54,14 @@ def _timestamp_suffix() -> str:
 class _Steps:
     """One payment's steps, as its wallet adapter may take them (:class:`PaymentSteps`)."""
 
-    def __init__(self, engine: Engine, payment_id: str) -> None:
+    def __init__(
+        self, engine: Engine, calls: CallJournal, payment_id: str, latest: Instance | None = None
+    ) -> None:
         self._engine = engine
+        self._calls = calls
         self._payment_id = payment_id
+        self.latest = latest
+        """The payment as the last step left it, when one was taken here."""
 
     def fire(
         self, event: str, *, actor: Actor, key: str, payload: Mapping[str, Any] | None = None
@@ -60,6 +69,7 @@ class _Steps:
         result = self._engine.fire_with_retry(
             self._payment_id, event, actor=actor, idempotency_key=key, payload=payload
         )
+        self.latest = result.instance
         return not result.duplicate
 
     def report(
@@ -71,8 +81,9 @@ class _Steps:
     def recorded_call(
         self, call: Call, *, request: Mapping[str, Any], tx_id: str | None = None
     ) -> AbstractContextManager[object]:
-        payment = self._engine.get(self._payment_id)  # its registered referenceNo, if renamed
-        return recorded_call(self._engine, payment, call, request=request, tx_id=tx_id)
+        # its registered referenceNo, if renamed
+        payment = self.latest or self._engine.get(self._payment_id)
+        return recorded_call(self._calls, payment, call, request=request, tx_id=tx_id)
 
 
 class PaymentService:
@@ -83,14 +94,22 @@ class PaymentService:
         engine: Engine,
         client: NicepayClient,
         *,
+        store: SqlStore,
         notification_url: str,
         callback_url: str,
         mandate_fields: tuple[str, ...] = MANDATE_FIELDS,
         reference_suffix: Callable[[], str] = _timestamp_suffix,
     ) -> None:
-        """Bind the engine and client; the URLs are where NICEPAY and the browser reach us."""
+        """Bind the engine and client; the URLs are where NICEPAY and the browser reach us.
+
+        ``store`` is the database the engine keeps its instances in: the journal of NICEPAY
+        calls, the journal of inbound requests and the reconcilers' leases are kept there too.
+        """
         self.engine = engine
         self.client = client
+        self.calls = CallJournal(store, clock=engine.clock)
+        self.inbound = InboundJournal(store)
+        self.leases = Leases(store)
         self.notification_url = notification_url
         self.callback_url = callback_url
         self.mandate_fields = mandate_fields
@@ -103,7 +122,7 @@ class PaymentService:
 
     def steps_of(self, payment_id: str) -> PaymentSteps:
         """The steps of one payment, as its wallet adapter takes them."""
-        return _Steps(self.engine, payment_id)
+        return _Steps(self.engine, self.calls, payment_id)
 
     def start_payment(self, order: PaymentOrder, *, payment_id: str | None = None) -> Started:
         """Create the payment and send it to NICEPAY; returns where the customer goes.
@@ -124,8 +143,9 @@ class PaymentService:
             reference_no=order.reference_no,
             mandate=self._mandate(order),
         )
-        step = adapter.begin(payment, order, self.gateway, self.steps_of(payment.id))
-        return Started(self.engine.get(payment.id), step)
+        steps = _Steps(self.engine, self.calls, payment.id, payment)
+        step = adapter.begin(payment, order, self.gateway, steps)
+        return Started(steps.latest or payment, step)
 
     def start_link(self, order: LinkOrder, *, link_id: str | None = None) -> Started:
         """Create an AstraPay account link; returns the form the customer's browser submits.
@@ -218,7 +238,7 @@ class PaymentService:
             requested_by=requested_by,
             actor=actor,
         )
-        return Refunds(self.engine, self.client).request(request)
+        return Refunds(self.engine, self.calls, self.client).request(request)
 
     def check_status(
         self,
@@ -231,6 +251,7 @@ class PaymentService:
         """Ask NICEPAY for the payment's status and apply the answer (see ``check_status``)."""
         return check_status(
             self.engine,
+            self.calls,
             self.client,
             payment_id,
             actor=actor,

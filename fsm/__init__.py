@@ -49,6 +49,8 @@ from fsm.errors import (
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
+from fsm.store.memory import MemoryStore
+from fsm.store.protocol import Store
 from fsm.store.sql import DEFAULT_DB_URL, SqlStore
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
@@ -82,6 +84,7 @@ __all__ = [
     "InstanceNotFound",
     "InvalidInstanceData",
     "ManualClock",
+    "MemoryStore",
     "ReferenceInUse",
     "RejectReason",
     "RejectedEvent",
@@ -93,6 +96,7 @@ __all__ = [
     "StateSpec",
     "StorageError",
     "StorageUnavailable",
+    "Store",
     "SystemClock",
     "TransitionError",
     "TransitionNotAllowed",

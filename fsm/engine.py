@@ -46,14 +46,13 @@ from fsm.errors import (
 )
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
-from fsm.store.sql import SqlStore
-from fsm.store.unit import Unit
+from fsm.store.protocol import Store, Unit
 
 logger = logging.getLogger(__name__)
 
 
 class Engine:
-    """Starts and moves flow instances stored in a :class:`~fsm.store.sql.SqlStore`.
+    """Starts and moves flow instances kept in a store (:class:`~fsm.store.protocol.Store`).
 
     A database failure (a lost connection, a full disk) reaches the caller as
     :class:`~fsm.errors.StorageError`, from every method; lock contention the database gave up
@@ -62,7 +61,7 @@ class Engine:
 
     def __init__(
         self,
-        store: SqlStore,
+        store: Store,
         *,
         flows: Mapping[str, FlowDefinition],
         clock: Clock | None = None,
@@ -161,7 +160,7 @@ class Engine:
             payload: JSON-ready data recorded with the step; secret-looking fields are redacted.
 
         Returns:
-            The applied transition, or for a repeated key the first one with ``duplicate=True``.
+            The applied transition and the instance it left; for a repeated key, the first one.
 
         Raises:
             InstanceNotFound: no such instance.
@@ -268,6 +267,10 @@ class Engine:
         """The stored instance (``InstanceNotFound`` when there is none)."""
         return self.store.get(instance_id)
 
+    def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
+        """Instances with the given provider transaction id and/or reference, by id."""
+        return self.store.find(tx_id=tx_id, reference_no=reference_no)
+
     def history(self, instance_id: str) -> list[TransitionRecord]:
         """The instance's applied transitions, in order."""
         return self.store.history(instance_id)
@@ -275,6 +278,10 @@ class Engine:
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events, in arrival order."""
         return self.store.rejections(instance_id)
+
+    def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
+        """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
+        return self.store.has_rejection(instance_id, idempotency_key)
 
     def _transact(
         self,
@@ -342,18 +349,14 @@ class Engine:
             fingerprint=flow.fingerprint,
         )
         bound = bound_fields(decision, payload)
+        due = deadline_at(flow, decision.dest, instance.wallet, now, instance.created_at)
         try:
             unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
-                record,
-                expected_version=instance.version,
-                deadline_at=deadline_at(
-                    flow, decision.dest, instance.wallet, now, instance.created_at
-                ),
-                bound=bound,
+                record, expected_version=instance.version, deadline_at=due, bound=bound
             )
         except ReferenceTaken:
             raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
-        return flow.name, TransitionResult(record)
+        return flow.name, TransitionResult(record, instance.advanced(record, due, bound))
 
     def _repeat(
         self,
@@ -371,7 +374,7 @@ class Engine:
             outcome = IdempotencyKeyReused(instance.id, instance.state, event, key, prior.event)
             reason, detail = RejectReason.KEY_REUSED, f"key used for {prior.event!r}"
         else:
-            outcome = TransitionResult(prior, duplicate=True)
+            outcome = TransitionResult(prior, instance, duplicate=True)
             reason, detail = RejectReason.DUPLICATE, f"already applied as step {prior.seq}"
         unit.reject(refusal(instance, event, actor, key, payload, now, reason, detail))
         return outcome

@@ -36,6 +36,29 @@ class Instance:
     """The total the provider confirmed as voided or refunded so far, a digit string; bound by
     the void and refund transitions (the last field, so positional rows keep their order)."""
 
+    def advanced(
+        self, record: TransitionRecord, deadline_at: datetime | None, bound: Mapping[str, str]
+    ) -> Instance:
+        """The instance once ``record`` is applied: its state, version and deadline, and the
+        fields the step binds (``bound``, names from ``BINDABLE_FIELDS``) set."""
+        get = bound.get
+        return Instance(
+            self.id,
+            self.flow,
+            record.dest,
+            record.seq,
+            self.wallet,
+            self.amount,
+            self.currency,
+            get("reference_no", self.reference_no),
+            get("tx_id", self.tx_id),
+            get("mandate", self.mandate),
+            deadline_at,
+            self.created_at,
+            record.occurred_at,
+            get("refunded_amount", self.refunded_amount),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class TransitionRecord:
@@ -73,13 +96,15 @@ class RejectedEvent:
 
 @dataclass(frozen=True, slots=True)
 class TransitionResult:
-    """What :meth:`fsm.Engine.fire` did.
+    """What :meth:`fsm.Engine.fire` did, and the instance it left.
 
     ``duplicate`` is true when the idempotency key had already been applied: ``record`` is then
-    the first outcome and nothing new was applied.
+    the first outcome, nothing new was applied, and ``instance`` is the instance as it stands.
     """
 
     record: TransitionRecord
+    instance: Instance
+    """The instance once the event was handled, as stored: no need to read it again."""
     duplicate: bool = False
 
     @property

@@ -15,16 +15,18 @@ from datetime import datetime
 from enum import StrEnum
 from itertools import groupby
 from operator import attrgetter
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from fsm._payload import UnreadablePayload
 from fsm.clock import require_aware
 from fsm.definition import FlowDefinition
 from fsm.model import Instance, TransitionRecord
+from fsm.store.protocol import StoredStep
 
 
 class Step(Protocol):
-    """What a replay reads of a step: a :class:`TransitionRecord` or a :class:`StoredStep`."""
+    """What a replay reads of a step: a :class:`TransitionRecord` or a
+    :class:`~fsm.store.protocol.StoredStep`."""
 
     @property
     def seq(self) -> int: ...
@@ -42,25 +44,6 @@ class Step(Protocol):
     def occurred_at(self) -> datetime | None: ...
     @property
     def payload(self) -> Mapping[str, Any] | None: ...
-
-
-class StoredStep(NamedTuple):
-    """The columns of a log row that verification needs, read without the payload."""
-
-    instance_id: str
-    seq: int
-    event: str
-    source: str
-    dest: str
-    actor: str
-    fingerprint: str
-    occurred_at: datetime | None = None
-    """Read only when a time cut-off asks for it."""
-
-    @property
-    def payload(self) -> None:
-        """A step read for verification carries no payload."""
-        return None
 
 
 class Verdict(StrEnum):
@@ -122,7 +105,8 @@ def replay(
 
 
 class StepSource(Protocol):
-    """Where :func:`verify_stored` reads logged steps in bulk (:class:`~fsm.SqlStore` does)."""
+    """Where :func:`verify_stored` reads logged steps in bulk (:class:`~fsm.SqlStore` and
+    :class:`~fsm.MemoryStore` do)."""
 
     def stored_steps(
         self, instance_ids: Sequence[str], *, with_time: bool = False
@@ -141,9 +125,9 @@ def verify_stored(
 ) -> dict[str, ReplayResult]:
     """:func:`replay` of many stored instances at once, reading only the columns it checks.
 
-    The same fold as :func:`replay`, over the rows of :meth:`SqlStore.stored_steps` (a bulk read
-    without payloads, ordered by instance) as they arrive, instead of one
-    :meth:`SqlStore.history` per instance. An id with no log replays to the flow's initial
+    The same fold as :func:`replay`, over the rows of ``store.stored_steps`` (a bulk read
+    without payloads, ordered by instance) as they arrive, instead of one ``history`` per
+    instance. An id with no log replays to the flow's initial
     state, as :func:`replay` of an empty history does.
 
     Returns:

@@ -1,4 +1,5 @@
-"""Shared fixtures: stores on SQLite and PostgreSQL, and a guard that keeps tests on loopback."""
+"""Shared fixtures: stores in memory, on SQLite and PostgreSQL, and a guard that keeps tests on
+loopback."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from adapters.inbound.journal import INBOUND_TABLE
+from adapters.reconcile.journal import CALL_INTENT_TABLE
+from fsm.engine import Engine
+from fsm.store.memory import MemoryStore
 from fsm.store.sql import SqlStore
+from fsm.store.tables import TABLES
+
+AnyStore = MemoryStore | SqlStore
+"""A store the engine's contract tests run on: each of them, one after the other."""
+SCHEMA_TABLES = (*TABLES, INBOUND_TABLE, CALL_INTENT_TABLE)
+"""Every table the migrations create: the engine's, then the adapters' journals."""
 
 PG_URL = os.environ.get("EWALLET_FSM_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EWALLET_FSM_REQUIRE_POSTGRES") == "1"
@@ -74,10 +85,32 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def store(db_url: str) -> Iterator[SqlStore]:
     """A store with its schema created, on each database."""
-    sql_store = SqlStore(db_url)
+    yield from _created(db_url)
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
+    """A fresh store in memory, then on each database: for what every store must do alike."""
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "sqlite":
+        yield from _created(f"sqlite:///{tmp_path / 'fsm.sqlite3'}")
+    else:
+        yield from _created(request.getfixturevalue("postgres_schema_url"))
+
+
+def _created(url: str) -> Iterator[SqlStore]:
+    sql_store = SqlStore(url)
     sql_store.create_schema()
     yield sql_store
     sql_store.dispose()
+
+
+def database(engine: Engine) -> SqlStore:
+    """The SQL store under ``engine``, for a test that reads the database itself."""
+    store = engine.store
+    assert isinstance(store, SqlStore)
+    return store
 
 
 @pytest.fixture(autouse=True, scope="session")

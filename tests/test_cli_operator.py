@@ -62,7 +62,7 @@ def test_resolve_fires_an_operator_event_recorded_with_who_and_why(
     )
     assert engine.get(pid).version == 6
     assert engine.rejections(pid) == []
-    engine.store.dispose()
+    store.dispose()
 
 
 def test_identical_resolves_at_once_apply_once(db_url: str, tmp_path: Path) -> None:
@@ -295,4 +295,4 @@ def test_resolve_settles_a_void_and_a_refund_with_the_refunded_total(
     after = engine.get(refunded)
     assert (after.state, after.refunded_amount) == ("refunded", "400")
     assert done.json()["transition"]["payload"]["refunded_amount"] == "400"
-    engine.store.dispose()
+    store.dispose()

@@ -19,6 +19,7 @@ import adapters
 import fsm
 import fsm.definition
 import fsm.flows
+import fsm.store
 
 ROOT = Path(__file__).resolve().parents[1]
 FSM_DIR = ROOT / "fsm"
@@ -141,8 +142,8 @@ def test_export_order_puts_constants_then_classes_then_functions() -> None:
 
 @pytest.mark.parametrize(
     "package",
-    [fsm, fsm.definition, fsm.flows, adapters],
-    ids=["fsm", "fsm.definition", "fsm.flows", "adapters"],
+    [fsm, fsm.definition, fsm.flows, fsm.store, adapters],
+    ids=["fsm", "fsm.definition", "fsm.flows", "fsm.store", "adapters"],
 )
 def test_all_is_sorted_and_every_name_resolves(package: types.ModuleType) -> None:
     names = list(package.__all__)
@@ -249,3 +250,60 @@ def test_only_the_command_configures_logging_in_the_adapters() -> None:
         if _logging_calls(path.read_text(encoding="utf-8"), {"basicConfig", "dictConfig"})
     }
     assert found <= {"adapters/cli/__init__.py"}
+
+
+def engine_store_uses(source: str) -> list[int]:
+    """Lines that reach the store behind an engine: ``engine.store``, ``x.engine.store``,
+    ``getattr(engine, "store")``."""
+    return sorted(
+        node.lineno
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Attribute | ast.Call)
+        and _reads_attribute(node, "store")
+        and _is_engine(_owner(node))
+    )
+
+
+def _reads_attribute(node: ast.Attribute | ast.Call, name: str) -> bool:
+    if isinstance(node, ast.Attribute):
+        return node.attr == name
+    return (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "getattr"
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Constant)
+        and node.args[1].value == name
+    )
+
+
+def _owner(node: ast.Attribute | ast.Call) -> ast.expr:
+    return node.value if isinstance(node, ast.Attribute) else node.args[0]
+
+
+def _is_engine(node: ast.expr) -> bool:
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+    return name in {"engine", "_engine"}
+
+
+def test_the_engine_store_scanner_sees_every_way_in() -> None:
+    source = (
+        "engine.store.find()\n"
+        "self.service.engine.store\n"
+        "self._engine.store.get('x')\n"
+        "getattr(service.engine, 'store')\n"
+        "self.store.due(now)\n"
+        "engine.find(tx_id='x')\n"
+    )
+    assert engine_store_uses(source) == [1, 2, 3, 4]
+
+
+def test_no_adapter_reaches_the_store_behind_an_engine() -> None:
+    """Adapters read and move instances through the engine, and are handed the journals and
+    leases they keep; none opens its own transactions on the engine's store."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in modules_under(ADAPTERS_DIR)
+        for line in engine_store_uses(path.read_text(encoding="utf-8"))
+    ]
+    assert len(modules_under(ADAPTERS_DIR)) >= 20, "the scan found too few modules to mean anything"
+    assert found == []

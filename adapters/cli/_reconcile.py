@@ -79,6 +79,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),
+            store=store,
             notification_url=NOTIFICATION_PATH,  # not used: reconciling registers nothing
             callback_url=CALLBACK_PATH,
         )

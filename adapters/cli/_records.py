@@ -20,13 +20,13 @@ from adapters.cli._output import (
     write,
     write_json,
 )
+from adapters.reconcile.journal import CallIntent, CallJournal
 from fsm._payload import UnreadablePayload
 from fsm.errors import RejectReason
 from fsm.flows import FLOWS, get_flow
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import RefundRequestStep, refund_requests, refunded_total
 from fsm.replay import Verdict, replay_instance
-from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
 
 
@@ -69,7 +69,7 @@ def _opened(
 def _history(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     records, refused = store.history(args.id), store.rejections(args.id)
-    calls, refunds = store.intents(args.id), refund_requests(records)
+    calls, refunds = CallJournal(store).of_instance(args.id), refund_requests(records)
     unknown = store.count_rejections(RejectReason.UNKNOWN_STATUS, instance_id=args.id)
     damaged = damage_notes(instance, records, refused, calls)
     if args.json:

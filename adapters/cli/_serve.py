@@ -22,13 +22,13 @@ from adapters.cli._extras import require_extra
 from adapters.cli._output import default_db, open_store, write
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.journal import DEFAULT_RETENTION, InboundJournal
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import Environment, NicepayCredentials
 from adapters.service import PaymentService
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
 from fsm.flows import FLOWS
-from fsm.store.inbound_journal import DEFAULT_RETENTION
 from fsm.store.sql import SqlStore
 
 KEY_ENV = "EWALLET_FSM_MERCHANT_KEY"
@@ -121,6 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),
+            store=store,
             notification_url=public + NOTIFICATION_PATH,
             callback_url=public + CALLBACK_PATH,
         )
@@ -160,6 +161,6 @@ def _prune(args: argparse.Namespace) -> int:
         raise ConfigurationError("--days must not be negative")
     before = datetime.now(UTC) - timedelta(days=args.days)
     with open_store(args.db) as store:
-        pruned = store.prune_inbound(before)
+        pruned = InboundJournal(store).prune(before)
     write(f"pruned {pruned} inbound requests received before {before.isoformat()}")
     return 0

@@ -1,9 +1,9 @@
 """Every inbound request, refused or accepted, as one journal row, and the refusal it is answered.
 
-Each request is appended to the store's ``inbound_attempt`` table
-(:meth:`~fsm.store.sql.SqlStore.record_inbound`): when it arrived, the endpoint, the outcome and
-status code, the typed error and its reason, the matched instance if any, the parameters compactly
-with the token redacted (an oversized or stalled body: its size only), and the client's address.
+Each request is appended to the inbound journal (:mod:`adapters.inbound.journal`): when it
+arrived, the endpoint, the outcome and status code, the typed error and its reason, the matched
+instance if any, the parameters compactly with the token redacted (an oversized or stalled body:
+its size only), and the client's address.
 A refused request that names a payment is also noted on the payment, once per throttle slot. The
 merchant key and tokens are blanked wherever they appear in what is stored, logged or answered
 (:mod:`~adapters.inbound.redact`).
@@ -27,6 +27,7 @@ from adapters.errors import (
     UnknownTransaction,
 )
 from adapters.inbound.asgi import Reply
+from adapters.inbound.journal import InboundJournal
 from adapters.inbound.keys import callback_key
 from adapters.inbound.parsing import InboundRequest, parsed_or_empty
 from adapters.inbound.redact import compact, redact, redact_all, secrets_of
@@ -75,9 +76,17 @@ _MESSAGE_LIMIT = 300
 class Attempts:
     """Journals inbound requests for one engine, and answers the refused ones."""
 
-    def __init__(self, engine: Engine, merchant_key: SecretStr, kept: Collection[str]) -> None:
-        """Journal into ``engine``'s store, blanking ``merchant_key``, keeping ``kept`` first."""
+    def __init__(
+        self,
+        engine: Engine,
+        journal: InboundJournal,
+        merchant_key: SecretStr,
+        kept: Collection[str],
+    ) -> None:
+        """Journal into ``journal`` and note refusals through ``engine``, blanking
+        ``merchant_key`` and keeping ``kept`` first."""
         self._engine = engine
+        self._journal = journal
         self._merchant_key = merchant_key
         self.kept = kept
 
@@ -134,7 +143,7 @@ class Attempts:
         """
         engine = self._engine
         key = f"refused:{endpoint}:{callback_key(engine.clock.now())}"
-        if engine.store.has_rejection(instance.id, key):
+        if engine.has_rejection(instance.id, key):
             return
         engine.record_refused(
             instance.id,
@@ -158,9 +167,8 @@ class Attempts:
         reason: str = "",
     ) -> None:
         """Append the request to ``inbound_attempt``; ``parameters`` are already scrubbed."""
-        engine = self._engine
-        engine.store.record_inbound(
-            received_at=engine.clock.now(),
+        self._journal.record(
+            received_at=self._engine.clock.now(),
             endpoint=endpoint,
             outcome=outcome,
             status_code=status,

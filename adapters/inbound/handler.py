@@ -34,6 +34,7 @@ from adapters.errors import (
 )
 from adapters.inbound.asgi import Reply
 from adapters.inbound.attempts import CALLBACK, NOTIFICATION, Attempts, Outcome
+from adapters.inbound.journal import InboundJournal
 from adapters.inbound.keys import callback_key
 from adapters.inbound.matching import (
     answering_adapter,
@@ -79,6 +80,11 @@ class Payments(StatusChecks, Protocol):
         """Where an account link's notification carries the mandate."""
         ...
 
+    @property
+    def inbound(self) -> InboundJournal:
+        """The journal every inbound request is appended to."""
+        ...
+
     def fire(
         self,
         instance_id: str,
@@ -115,7 +121,9 @@ class NotificationHandler:
             else [ipaddress.ip_network(net, strict=False) for net in allowed_sources]
         )
         kept = DOCUMENTED_FIELDS | set(service.mandate_fields)
-        self._attempts = Attempts(service.engine, service.client.credentials.merchant_key, kept)
+        self._attempts = Attempts(
+            service.engine, service.inbound, service.client.credentials.merchant_key, kept
+        )
 
     def handle_notification(self, request: InboundRequest) -> Reply:
         """Verify, record and confirm one notification; never raises for what it is sent.
@@ -168,16 +176,16 @@ class NotificationHandler:
         )
 
     def _notification(self, request: InboundRequest) -> Reply:
-        store = self._service.engine.store
+        engine = self._service.engine
         instance: Instance | None = None
         params: dict[str, str] | None = None
         try:
             check_source(request, self._sources)
             refuse_token_in_query(request)
             params = parse_text(request)
-            require_ids(params, store)
-            found = find_instance(params, store)
-            adapter = answering_adapter(found)  # one this service handles, or nothing to note
+            require_ids(params, engine)
+            found = find_instance(params, engine)
+            adapter = answering_adapter(found, params)  # else refused as unknown, noted nowhere
             instance = found
             check_reference(instance, params)
             verify_notification(adapter, instance, params, self._service.client.credentials)
@@ -193,8 +201,8 @@ class NotificationHandler:
         params: dict[str, str] | None = None
         try:
             params = parse_text(request)
-            found = find_instance(params, self._service.engine.store)
-            adapter = answering_adapter(found)
+            found = find_instance(params, self._service.engine)
+            adapter = answering_adapter(found, params)
             instance = found
             check_reference(instance, params)
             returned = adapter.on_return(instance)
@@ -227,7 +235,7 @@ class NotificationHandler:
         if not engine.flow(instance.flow).candidates(instance.state, event):
             self._keep_hint(instance, returned, stored, tx_id_hint)
             return Outcome.NOT_APPLIED  # the flow takes no return here: only the journal keeps it
-        if engine.store.intent_by_key(instance.id, key) is not None:
+        if self._service.calls.by_key(instance.id, key) is not None:
             self._keep_hint(instance, returned, stored, tx_id_hint)
             return Outcome.DUPLICATE  # this slot's status check was asked already
         result = self._service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, stored)
@@ -307,7 +315,7 @@ class NotificationHandler:
         settled = engine.flow(current.flow).state(current.state).kind.settled
         if settled and not notified.claims_reversal:
             return
-        if engine.store.intent_by_key(instance_id, notified.key) is None:  # spares the step
+        if self._service.calls.by_key(instance_id, notified.key) is None:  # spares the step
             self._confirm(instance_id, call_key=notified.key)
 
     def _confirm(

@@ -10,6 +10,7 @@ amount, an account link's with T4. Every refusal is a typed error of :mod:`adapt
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -33,6 +34,8 @@ from fsm.model import Instance
 TX_ID_LENGTH = 30
 """NICEPAY's tXid: iMid (10), payMethod (2), WIB date and time (14), a counter (4) (§5)."""
 _LINK_STATUSES = frozenset({"0", "1"})
+
+logger = logging.getLogger(__name__)
 
 
 class InstanceFinder(Protocol):
@@ -88,14 +91,23 @@ def find_instance(params: Mapping[str, str], store: InstanceFinder) -> Instance:
     if not found and reference_no:
         found = _by_reference(store.find(reference_no=reference_no), tx_id)
     if len(found) != 1:
-        raise UnknownTransaction(
-            f"no single payment for tXid {shown(tx_id)} / referenceNo {shown(reference_no)}"
-        )
+        raise _not_found(params)
     return found[0]
 
 
-def answering_adapter(instance: Instance) -> FlowAdapter:
-    """The adapter that answers for ``instance``.
+def _not_found(params: Mapping[str, str]) -> UnknownTransaction:
+    """One answer for every request no payment here takes, so it tells a caller nothing more."""
+    tx_id, reference_no = params.get("tXid"), params.get("referenceNo")
+    return UnknownTransaction(
+        f"no single payment for tXid {shown(tx_id)} / referenceNo {shown(reference_no)}"
+    )
+
+
+def answering_adapter(instance: Instance, params: Mapping[str, str]) -> FlowAdapter:
+    """The adapter that answers for ``instance``, which ``params`` named.
+
+    An instance no adapter serves is answered as if it did not exist: the caller is not
+    authenticated yet, and must learn neither its id nor the flows this service runs.
 
     Raises:
         UnknownTransaction: no adapter here serves its flow and wallet.
@@ -103,9 +115,11 @@ def answering_adapter(instance: Instance) -> FlowAdapter:
     try:
         return adapter_of(instance)
     except UnknownAdapter as error:
-        raise UnknownTransaction(
-            f"{instance.id!r} is not one this service handles: {error}"
-        ) from None
+        logger.warning(
+            "inbound request names an instance no adapter serves",
+            extra={"instance": instance.id, "reason": str(error)},
+        )
+        raise _not_found(params) from None
 
 
 def check_reference(instance: Instance, params: Mapping[str, str]) -> None:

@@ -71,11 +71,11 @@ def run_due(
     is unknown: see :func:`unfit`) is reported, skipped, and keeps its claim until the lease
     runs out, so it neither stops the pass nor takes a place in every pass after it.
     """
-    store = service.engine.store
+    leases = service.leases
     moment = now or service.engine.clock.now()
     owner = owner or reconciler_id()
     runs = []
-    for instance in store.claim_due(moment, owner=owner, lease=lease, limit=limit):
+    for instance in leases.claim_due(moment, owner=owner, lease=lease, limit=limit):
         problem = unfit(service.engine, instance)
         if problem is not None:
             error = report_skipped(instance, problem)
@@ -84,11 +84,11 @@ def run_due(
         try:
             # The pass may run at a given ``now`` (tests, a catch-up); real time moves on from it.
             renew_at = max(moment, service.engine.clock.now())
-            renewed = store.claim(instance.id, owner=owner, now=renew_at, lease=lease)
+            renewed = leases.claim(instance.id, owner=owner, now=renew_at, lease=lease)
             if renewed and not _call_under_way(service, instance.id, moment - grace):
                 runs.append(_expire(service, instance, moment))
         finally:
-            store.release([instance.id], owner=owner)
+            leases.release([instance.id], owner=owner)
     return runs
 
 
@@ -117,7 +117,7 @@ def _call_under_way(service: StatusChecks, instance_id: str, since: datetime) ->
     Its answer decides what the instance becomes; a timer firing first would guess (fail a
     registration that went through, confirm an order whose cancel is under way).
     """
-    open_calls = service.engine.store.open_intents(instance_id=instance_id)
+    open_calls = service.calls.still_open(instance_id=instance_id)
     return any(intent.recorded_at > since for intent in open_calls)
 
 
@@ -127,27 +127,34 @@ def _expire(service: StatusChecks, instance: Instance, now: datetime) -> Deadlin
     error = None
     try:
         if deadline and event != deadline.on_expiry:
-            _give_up(service, instance, event)
+            after = _give_up(service, instance, event)
         elif event == CHECK_STATUS:  # without a tXid, the check asks about the recorded hints
-            service.check_status(instance.id, actor=Actor.TIMER)
+            after = service.check_status(instance.id, actor=Actor.TIMER)
         elif event:
-            service.engine.fire_with_retry(
-                instance.id,
-                event,
-                actor=Actor.TIMER,
-                idempotency_key=f"deadline:{instance.version}:{event}",
-            )
+            after = _fire_timer(service, instance, event)
+        else:
+            after = service.engine.get(instance.id)
     except (ProviderError, TransitionNotAllowed) as exc:
         error = f"{type(exc).__name__}: {exc}"
         logger.warning(
             "deadline action failed",
             extra={"instance": instance.id, "event": event, "reason": type(exc).__name__},
         )
-    after = service.engine.get(instance.id).state
-    return DeadlineRun(instance.id, event, instance.state, after, error)
+        after = service.engine.get(instance.id)
+    return DeadlineRun(instance.id, event, instance.state, after.state, error)
 
 
-def _give_up(service: StatusChecks, instance: Instance, event: str) -> None:
+def _fire_timer(service: StatusChecks, instance: Instance, event: str) -> Instance:
+    """Fire the deadline's ``event``, once per version of the instance; the instance it left."""
+    return service.engine.fire_with_retry(
+        instance.id,
+        event,
+        actor=Actor.TIMER,
+        idempotency_key=f"deadline:{instance.version}:{event}",
+    ).instance
+
+
+def _give_up(service: StatusChecks, instance: Instance, event: str) -> Instance:
     """One last status check (reference §14: at expiry plus grace), then ``event`` if unsettled."""
     try:
         instance = service.check_status(instance.id, actor=Actor.TIMER)
@@ -158,10 +165,5 @@ def _give_up(service: StatusChecks, instance: Instance, event: str) -> None:
         )
         instance = service.engine.get(instance.id)
     if service.engine.flow(instance.flow).state(instance.state).kind.settled:
-        return
-    service.engine.fire_with_retry(
-        instance.id,
-        event,
-        actor=Actor.TIMER,
-        idempotency_key=f"deadline:{instance.version}:{event}",
-    )
+        return instance
+    return _fire_timer(service, instance, event)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.reconcile.intents import Call
+from adapters.reconcile.journal import CallJournal
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import RejectReason
@@ -42,12 +43,18 @@ class _Inquiries:
 
 
 def hints_to_ask(
-    engine: Engine, payment_id: str, *, given: str | None = None, limit: int = HINTS_ASKED
+    engine: Engine,
+    calls: CallJournal,
+    payment_id: str,
+    *,
+    given: str | None = None,
+    limit: int = HINTS_ASKED,
 ) -> list[str]:
     """The tXids a status check of the payment, which has none bound, asks about, in order.
 
     Args:
         engine: the engine the payment is stored in.
+        calls: the journal of the inquiries made about it.
         payment_id: the payment.
         given: the tXid of a browser return being handled now: asked alone (each return buys
             at most one inquiry), unless NICEPAY disproved it before.
@@ -58,7 +65,7 @@ def hints_to_ask(
         has not disproved: those asked before first, then the most recent.
     """
     rejections = engine.rejections(payment_id)
-    inquiries = _inquiries(engine, payment_id, rejections)
+    inquiries = _inquiries(calls, payment_id, rejections)
     if given is not None:
         return [given] if is_tx_id(given) and given not in inquiries.disproved else []
     fresh = [
@@ -96,11 +103,13 @@ def recorded_hints(
     return list(dict.fromkeys(tx_id for _, tx_id in newest_first if is_tx_id(tx_id)))
 
 
-def _inquiries(engine: Engine, payment_id: str, rejections: Sequence[RejectedEvent]) -> _Inquiries:
+def _inquiries(
+    calls: CallJournal, payment_id: str, rejections: Sequence[RejectedEvent]
+) -> _Inquiries:
     asked: Counter[str] = Counter()
     disproved = set()
     refusals = {f"refused:{code}" for code in DISPROVING_CODES}
-    for intent in engine.store.intents(payment_id):
+    for intent in calls.of_instance(payment_id):
         if intent.call == Call.INQUIRY and intent.tx_id:
             asked[intent.tx_id] += 1
             if intent.outcome in refusals:

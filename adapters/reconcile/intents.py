@@ -1,8 +1,9 @@
-"""Every NICEPAY call is recorded as an intent before it is sent (see :mod:`fsm.store.intents`).
+"""Every NICEPAY call is recorded as an intent before it is sent.
 
-The intent is committed first, then the request goes out, then the answer's transition is
-committed, and only then is the intent finished. A process that stops anywhere in between
-leaves the intent open, and :mod:`adapters.reconcile.recovery` repairs its payment from an inquiry.
+The intent (:mod:`adapters.reconcile.journal`) is committed first, then the request goes out,
+then the answer's transition is committed, and only then is the intent finished. A process that
+stops anywhere in between leaves the intent open, and :mod:`adapters.reconcile.recovery` repairs
+its payment from an inquiry.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from adapters.errors import ProviderError
 from adapters.nicepay.client import Call
-from fsm.engine import Engine
+from adapters.reconcile.journal import CallJournal
 from fsm.errors import CallInDoubt, CallKeyTaken
 from fsm.model import Instance
 
@@ -50,7 +51,7 @@ class OpenCall:
 
 @contextmanager
 def recorded_call(
-    engine: Engine,
+    calls: CallJournal,
     instance: Instance,
     call: Call,
     *,
@@ -77,9 +78,9 @@ def recorded_call(
             was sent.
         CallInDoubt: a cancel for the payment is still open; nothing was sent.
     """
-    store, clock = engine.store, engine.clock
+    clock = calls.clock
     handle = OpenCall(
-        store.record_intent(
+        calls.record(
             instance.id,
             call,
             at=clock.now(),
@@ -96,10 +97,10 @@ def recorded_call(
     except ProviderError as error:
         in_doubt = call in MONEY_MOVING and (error.retryable or handle.answered)
         if not in_doubt:
-            store.finish_intent(handle.intent_id, outcome=_failure(error), at=clock.now())
+            calls.finish(handle.intent_id, outcome=_failure(error), at=clock.now())
         raise
     outcome = "answered" if handle.refusal is None else f"refused:{handle.refusal}"
-    store.finish_intent(handle.intent_id, outcome=outcome, at=clock.now())
+    calls.finish(handle.intent_id, outcome=outcome, at=clock.now())
 
 
 def _failure(error: ProviderError) -> str:

@@ -33,14 +33,14 @@ from adapters.reconcile.deadlines import (
     unfit,
 )
 from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
+from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.status import StatusChecks
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
+from fsm.model import Instance
 from fsm.refunds import REQUEST_REFUND
-from fsm.store.intents import CallIntent
-from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -126,22 +126,22 @@ class Reconciler:
         An intent whose payment nobody can act on (its flow or state is unknown) is reported as
         skipped and stays open; the intents after it are repaired in the same pass.
         """
-        store = self.service.engine.store
+        calls, leases = self.service.calls, self.service.leases
         moment = now or self.service.engine.clock.now()
         repairs = []
-        for intent in store.open_intents(recorded_before=moment - self.grace, limit=self.limit):
-            if not store.claim(intent.instance_id, owner=self.owner, now=moment, lease=self.lease):
+        for intent in calls.still_open(recorded_before=moment - self.grace, limit=self.limit):
+            if not leases.claim(intent.instance_id, owner=self.owner, now=moment, lease=self.lease):
                 continue
             try:
-                if _still_open(store, intent):  # another replica may have repaired it meanwhile
+                if _still_open(calls, intent):  # another replica may have repaired it meanwhile
                     repairs.append(_repair(self.service, intent))
             finally:
-                store.release([intent.instance_id], owner=self.owner)
+                leases.release([intent.instance_id], owner=self.owner)
         return repairs
 
 
-def _still_open(store: SqlStore, intent: CallIntent) -> bool:
-    return any(i.id == intent.id for i in store.open_intents(instance_id=intent.instance_id))
+def _still_open(calls: CallJournal, intent: CallIntent) -> bool:
+    return any(i.id == intent.id for i in calls.still_open(instance_id=intent.instance_id))
 
 
 def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
@@ -153,21 +153,21 @@ def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
         return Repair(before.id, intent.call, before.state, before.state, "skipped", error)
     try:
         if intent.call == Call.REGISTRATION and not before.tx_id:
-            outcome = _fail_lost_registration(service, intent, before.state)
+            outcome, repaired = _fail_lost_registration(service, intent, before)
         elif before.tx_id or intent.tx_id:
-            service.check_status(before.id, actor=Actor.TIMER, tx_id_hint=intent.tx_id)
+            repaired = service.check_status(before.id, actor=Actor.TIMER, tx_id_hint=intent.tx_id)
             outcome = "inquired"
         else:
-            outcome = "nothing to ask: no tXid"
+            outcome, repaired = "nothing to ask: no tXid", before
     except ProviderError as error:
         return _unrepaired(service, intent, before.state, error, gives_up=not error.retryable)
     except FsmError as error:  # e.g. contention outlasting the retries: the next pass tries again
         return _unrepaired(service, intent, before.state, error, gives_up=False)
-    after = engine.get(before.id).state
+    after = repaired.state
     closed = f"repaired:{after}"
     if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
         closed = repair_outcome(engine, intent)
-    engine.store.finish_intent(intent.id, outcome=closed[:32], at=engine.clock.now())
+    service.calls.finish(intent.id, outcome=closed[:32], at=engine.clock.now())
     logger.info(
         "abandoned call repaired",
         extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
@@ -187,7 +187,7 @@ def _unrepaired(
     engine = service.engine
     closes = gives_up and intent.call not in MONEY_MOVING
     if closes:
-        engine.store.finish_intent(
+        service.calls.finish(
             intent.id, outcome=f"unrepaired:{type(error).__name__}"[:32], at=engine.clock.now()
         )
     logger.warning(
@@ -226,9 +226,12 @@ def repair_outcome(engine: Engine, intent: CallIntent) -> str:
     return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
 
 
-def _fail_lost_registration(service: StatusChecks, intent: CallIntent, state: str) -> str:
-    if state != PaymentState.REGISTRATION_SENT:
-        return f"registration already ended in {state}"
+def _fail_lost_registration(
+    service: StatusChecks, intent: CallIntent, payment: Instance
+) -> tuple[str, Instance]:
+    """Fail a payment whose registration's answer was lost; what became of it, and the payment."""
+    if payment.state != PaymentState.REGISTRATION_SENT:
+        return f"registration already ended in {payment.state}", payment
     payload = {
         "error": "AnswerLost",
         "referenceNo": intent.reference_no,
@@ -236,7 +239,7 @@ def _fail_lost_registration(service: StatusChecks, intent: CallIntent, state: st
         "its tXid the transaction can never be paid, so it is abandoned",
     }
     try:
-        service.engine.fire_with_retry(
+        result = service.engine.fire_with_retry(
             intent.instance_id,
             PaymentEvent.FAIL_REGISTRATION,
             actor=Actor.TIMER,
@@ -244,8 +247,8 @@ def _fail_lost_registration(service: StatusChecks, intent: CallIntent, state: st
             payload=payload,
         )
     except TransitionNotAllowed:  # recorded by the engine; the payment moved on meanwhile
-        return "registration moved on"
-    return "registration answer lost: failed"
+        return "registration moved on", service.engine.get(intent.instance_id)
+    return "registration answer lost: failed", result.instance
 
 
 __all__ = [

@@ -12,7 +12,6 @@ backing off, schedules the next check.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import re
@@ -21,6 +20,7 @@ from typing import Protocol
 from adapters.errors import ProviderError
 from adapters.reconcile.hints import hints_to_ask
 from adapters.reconcile.intents import Call, recorded_call
+from adapters.reconcile.journal import CallJournal
 from adapters.wallets.registry import adapter_of
 from adapters.wallets.status_codes import PENDING_EVENTS
 from fsm.definition import Actor
@@ -28,6 +28,7 @@ from fsm.engine import Engine
 from fsm.errors import RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent
 from fsm.model import Instance
+from fsm.store.leases import Leases
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,16 @@ class StatusChecks(Protocol):
         """The engine the payments are stored in."""
         ...
 
+    @property
+    def calls(self) -> CallJournal:
+        """The journal of the NICEPAY calls made for the payments."""
+        ...
+
+    @property
+    def leases(self) -> Leases:
+        """The reconcilers' claims on the payments."""
+        ...
+
     def check_status(
         self,
         payment_id: str,
@@ -111,9 +122,12 @@ def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
     if checks[0].dest == payment.state and actor != Actor.TIMER:
         return payment  # already waiting for this answer; only the timer records a retry
     key = f"check:{payment.version}"  # one check per version: a retry of the same check is absorbed
-    with contextlib.suppress(TransitionNotAllowed):  # recorded; the state moved on meanwhile
-        engine.fire_with_retry(payment.id, CHECK_STATUS, actor=actor, idempotency_key=key)
-    return engine.get(payment.id)
+    try:
+        return engine.fire_with_retry(
+            payment.id, CHECK_STATUS, actor=actor, idempotency_key=key
+        ).instance
+    except TransitionNotAllowed:  # recorded; the state moved on meanwhile
+        return engine.get(payment.id)
 
 
 def apply_answer(
@@ -169,9 +183,9 @@ def apply_answer(
     else:
         key = f"inquiry:{tx_id}:{event}:{answer.cancel_amount or ''}"
     try:
-        engine.fire_with_retry(
+        return engine.fire_with_retry(
             payment.id, event, actor=Actor.STATUS_INQUIRY, idempotency_key=key, payload=payload
-        )
+        ).instance
     except TransitionNotAllowed as refused:
         logger.info(
             "inquiry answer not applied",
@@ -219,6 +233,7 @@ def _mismatch(payment: Instance, answer: InquiryAnswer, tx_id: str) -> str | Non
 
 def check_status(
     engine: Engine,
+    calls: CallJournal,
     inquirer: Inquirer,
     payment_id: str,
     *,
@@ -234,8 +249,8 @@ def check_status(
     the few recorded ones NICEPAY has not disproved, until one is confirmed. NICEPAY's answer is
     applied, and the tXid bound, only when it agrees with the stored referenceNo and amount. With
     nothing to ask, the payment is returned unchanged; only the timer's check is still recorded,
-    so that the state's deadline schedules the next one. ``call_key`` names the (first) inquiry
-    (see :func:`~adapters.reconcile.intents.recorded_call`).
+    so that the state's deadline schedules the next one. Each inquiry is recorded in ``calls``,
+    and ``call_key`` names the (first) one (see :func:`~adapters.reconcile.intents.recorded_call`).
 
     Raises:
         ProviderError: the inquiry failed (for hints: none was confirmed and one could not be
@@ -244,28 +259,35 @@ def check_status(
         CallKeyTaken: an inquiry under ``call_key`` was already recorded; none was sent.
     """
     payment = engine.get(payment_id)
-    asked = [payment.tx_id] if payment.tx_id else hints_to_ask(engine, payment.id, given=tx_id_hint)
+    if payment.tx_id:
+        asked = [payment.tx_id]
+    else:
+        asked = hints_to_ask(engine, calls, payment.id, given=tx_id_hint)
     if not (asked and payment.reference_no and payment.amount):
         return request_check(engine, payment, actor) if actor == Actor.TIMER else payment
     payment = request_check(engine, payment, actor)
     if payment.tx_id:  # also when a notification bound it meanwhile
-        return _inquire(engine, inquirer, payment, payment.tx_id, call_key)
-    return _ask_hints(engine, inquirer, payment, asked, call_key)
+        return _inquire(engine, calls, inquirer, payment, payment.tx_id, call_key)
+    return _ask_hints(engine, calls, inquirer, payment, asked, call_key)
 
 
 def _inquire(
-    engine: Engine, inquirer: Inquirer, payment: Instance, tx_id: str, call_key: str | None
+    engine: Engine,
+    calls: CallJournal,
+    inquirer: Inquirer,
+    payment: Instance,
+    tx_id: str,
+    call_key: str | None,
 ) -> Instance:
     asked = {"tXid": tx_id, "referenceNo": payment.reference_no, "amt": payment.amount}
-    with recorded_call(
-        engine, payment, Call.INQUIRY, request=asked, tx_id=tx_id, call_key=call_key
-    ):
+    with recorded_call(calls, payment, Call.INQUIRY, request=asked, tx_id=tx_id, call_key=call_key):
         answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
         return apply_answer(engine, engine.get(payment.id), answer, asked_tx_id=tx_id)
 
 
 def _ask_hints(
     engine: Engine,
+    calls: CallJournal,
     inquirer: Inquirer,
     payment: Instance,
     hints: list[str],
@@ -278,7 +300,8 @@ def _ask_hints(
     failed: ProviderError | None = None
     for number, tx_id in enumerate(hints):
         try:
-            payment = _inquire(engine, inquirer, payment, tx_id, call_key if number == 0 else None)
+            key = call_key if number == 0 else None
+            payment = _inquire(engine, calls, inquirer, payment, tx_id, key)
         except ProviderError as error:  # the call intent keeps the outcome
             logger.info(
                 "tXid hint not confirmed",

@@ -23,6 +23,7 @@ from fsm.definition import Actor, Deadline, FlowDefinition, StateSpec
 from fsm.engine import Engine
 from fsm.errors import TransitionError
 from fsm.flows import Wallet
+from fsm.store.leases import Leases
 from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -202,7 +203,7 @@ class Ledger:
         """Expire every transaction whose deadline has passed; returns their tXids."""
         return [
             instance.id
-            for instance in self.store.due(self.now())
+            for instance in Leases(self.store).due(self.now())
             if self.fire(instance.id, NicepayEvent.EXPIRE, Actor.TIMER, "deadline")
         ]
 

@@ -105,7 +105,7 @@ def run_demo(db_url: str) -> list[Outcome]:
     """Run every scenario against a fresh simulator; payments go to ``db_url``."""
     store = SqlStore(db_url)
     store.create_schema()
-    with merchant_rig(Engine(store, flows=FLOWS)) as rig:
+    with merchant_rig(Engine(store, flows=FLOWS), store) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]
         played += _play_astrapay(rig)
         played.append(_play_partial_refund(rig))
@@ -138,6 +138,7 @@ def demo_config() -> SimulatorConfig:
 @contextmanager
 def merchant_rig(
     engine: Engine,
+    store: SqlStore,
     config: SimulatorConfig | None = None,
     *,
     api_timeout: httpx.Timeout | None = None,
@@ -147,6 +148,7 @@ def merchant_rig(
 
     Args:
         engine: the merchant's engine; payments and links are stored through it.
+        store: the engine's database, where the service keeps its journals too.
         config: the simulator's settings (default :func:`demo_config`); the merchant signs
             with its ``imid`` and ``merchant_key``.
         api_timeout: the merchant's NICEPAY client timeout (default 10 s).
@@ -174,6 +176,7 @@ def merchant_rig(
         service = PaymentService(
             engine,
             client,
+            store=store,
             notification_url=merchant_url + NOTIFICATION_PATH,
             callback_url=merchant_url + CALLBACK_PATH,
         )

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
 from fsm.clock import require_aware
 from fsm.errors import InvalidInstanceData
 from fsm.model import Instance
+from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE
 
 _T = INSTANCE_TABLE
@@ -66,7 +67,64 @@ def _due_candidates(limit: int) -> Select[Any]:
     )
 
 
-def lease_end(now: datetime, lease: timedelta) -> datetime:
+def _due(limit: int) -> Select[Any]:
+    return (
+        select(*INSTANCE_COLUMNS)
+        .where(_T.c.deadline_at <= bindparam("now"))
+        .order_by(_T.c.deadline_at)
+        .limit(limit)
+    )
+
+
+class Leases:
+    """Reconcilers' claims on the instances of one :class:`~fsm.store.sql.SqlStore`."""
+
+    def __init__(self, store: SqlStore) -> None:
+        """Claim in ``store``'s database, on the instances it keeps."""
+        self._store = store
+
+    def due(self, now: datetime, *, limit: int = 100) -> list[Instance]:
+        """Instances whose deadline passed at ``now`` (aware), claimed or not, earliest first."""
+        with self._store.connection() as conn:
+            rows = conn.execute(_due(limit), {"now": require_aware(now)})
+            return [Instance(*row) for row in rows]
+
+    def claim_due(
+        self, now: datetime, *, owner: str, lease: timedelta, limit: int = 100
+    ) -> list[Instance]:
+        """Claim up to ``limit`` due instances no other reconciler holds, earliest deadline first.
+
+        Each stays claimed by ``owner`` until :meth:`release` or until ``lease`` has passed. The
+        instances are returned as they were read when claimed.
+
+        Raises:
+            InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
+        """
+        until = _lease_end(now, lease)
+        with self._store.transaction() as conn:
+            if self._store.dialect == "postgresql":
+                return _claim_skipping_locked(conn, owner=owner, now=now, until=until, limit=limit)
+            return _claim_each(conn, owner=owner, now=now, until=until, limit=limit)
+
+    def claim(self, instance_id: str, *, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Claim one instance, or renew ``owner``'s own claim; false when another holds it.
+
+        Raises:
+            InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
+        """
+        until = _lease_end(now, lease)
+        values = {"instance_id": instance_id, "owner": owner, "now": now, "until": until}
+        with self._store.transaction() as conn:
+            return conn.execute(_CLAIM_ONE, values).rowcount == 1
+
+    def release(self, instance_ids: Sequence[str], *, owner: str) -> None:
+        """Give back ``owner``'s claims on ``instance_ids``; another's claim there is left alone."""
+        with self._store.transaction() as conn:
+            for instance_id in instance_ids:
+                conn.execute(_RELEASE, {"instance_id": instance_id, "owner": owner})
+
+
+def _lease_end(now: datetime, lease: timedelta) -> datetime:
     """When a claim taken at ``now`` lapses.
 
     Raises:
@@ -77,39 +135,22 @@ def lease_end(now: datetime, lease: timedelta) -> datetime:
     return require_aware(now) + lease
 
 
-def claim_one(
-    conn: Connection, instance_id: str, *, owner: str, now: datetime, until: datetime
-) -> bool:
-    """Claim one instance, or renew ``owner``'s own claim, unless another reconciler holds it.
-
-    True when ``owner`` holds it now.
-    """
-    values = {"instance_id": instance_id, "owner": owner, "now": now, "until": until}
-    return conn.execute(_CLAIM_ONE, values).rowcount == 1
-
-
-def claim_due(
-    conn: Connection,
-    *,
-    skip_locked: bool,
-    owner: str,
-    now: datetime,
-    until: datetime,
-    limit: int,
+def _claim_skipping_locked(
+    conn: Connection, *, owner: str, now: datetime, until: datetime, limit: int
 ) -> list[Instance]:
-    """Claim up to ``limit`` unclaimed instances whose deadline passed at ``now``, earliest first.
+    """PostgreSQL: lock the due rows no other transaction holds, then claim them all."""
+    query = _due_candidates(limit).with_for_update(skip_locked=True, of=_T)
+    claimed = [Instance(*row) for row in conn.execute(query, {"now": now}).all()]
+    if claimed:
+        ids = [instance.id for instance in claimed]
+        conn.execute(_CLAIM_MANY, {"ids": ids, "owner": owner, "until": until})
+    return claimed
 
-    The returned instances are as they were read when claimed; the transaction must commit
-    before another reconciler can see the claims.
-    """
-    if skip_locked:
-        query = _due_candidates(limit).with_for_update(skip_locked=True, of=_T)
-        rows = conn.execute(query, {"now": now}).all()
-        claimed = [Instance(*row) for row in rows]
-        if claimed:
-            ids = [instance.id for instance in claimed]
-            conn.execute(_CLAIM_MANY, {"ids": ids, "owner": owner, "until": until})
-        return claimed
+
+def _claim_each(
+    conn: Connection, *, owner: str, now: datetime, until: datetime, limit: int
+) -> list[Instance]:
+    """SQLite: claim each due row with a compare-and-set that fails if it moved since read."""
     candidates = [Instance(*row) for row in conn.execute(_due_candidates(limit), {"now": now})]
     values = {"owner": owner, "now": now, "until": until}
     return [
@@ -122,10 +163,4 @@ def claim_due(
     ]
 
 
-def release(conn: Connection, instance_ids: Sequence[str], *, owner: str) -> None:
-    """Give back ``owner``'s claims on ``instance_ids``; another's claim there is left alone."""
-    for instance_id in instance_ids:
-        conn.execute(_RELEASE, {"instance_id": instance_id, "owner": owner})
-
-
-__all__ = ["claim_due", "claim_one", "lease_end", "release"]
+__all__ = ["Leases"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, Engine, inspect, sql
 
 from fsm.errors import ConfigurationError
 
@@ -35,7 +35,14 @@ _UNVERSIONED_TABLES = {
 }
 """The tables of each revision, to recognise a database made without the migrations: by a
 release before them, or by the models' ``create_all``."""
-_KNOWN_TABLES = frozenset().union(*_UNVERSIONED_TABLES.values())
+SCHEMA_TABLES: frozenset[str] = frozenset().union(*_UNVERSIONED_TABLES.values())
+"""Every table the migrations create: the engine's (:mod:`fsm.store.tables`) and those the
+adapters declare on the same sqlmodel metadata for their journals."""
+_SCHEMA_LOCK_SQL = "SELECT pg_advisory_xact_lock(28560232962352500)"
+"""Serialises schema migrations on PostgreSQL (the key spells ``ewallet`` in ASCII)."""
+_VERSION = sql.table(VERSION_TABLE, sql.column("version_num"))
+_TOUCH_VERSION = sql.update(_VERSION).values(version_num=_VERSION.c.version_num)
+"""A write that changes nothing, rolled back: whether the database takes writes at all."""
 
 
 def alembic_config(connection: Connection | None = None, *, url: str | None = None) -> Config:
@@ -55,6 +62,31 @@ def current_revision(connection: Connection) -> str | None:
     """The revision recorded in ``ewallet_fsm_version``; ``None`` when there is none."""
     context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
     return context.get_current_revision()
+
+
+def migrate_to_head(engine: Engine) -> None:
+    """Migrate the database of ``engine`` to the head revision in one transaction, if need be.
+
+    Concurrent callers queue: on PostgreSQL behind an advisory lock, on SQLite behind the file's
+    write lock (``BEGIN IMMEDIATE``); whoever comes second finds nothing to do.
+    """
+    with engine.connect() as conn:
+        if current_revision(conn) == HEAD_REVISION:
+            return
+    with engine.connect() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(_SCHEMA_LOCK_SQL)
+        upgrade_to_head(conn)
+        conn.commit()
+
+
+def touch_version(engine: Engine) -> None:
+    """Write the version row unchanged and roll back: fails when the database takes no write."""
+    with engine.connect() as conn:
+        conn.execute(_TOUCH_VERSION)
+        conn.rollback()
 
 
 def upgrade_to_head(connection: Connection) -> None:
@@ -93,7 +125,7 @@ def _columns(connection: Connection, table: str) -> set[str]:
 
 
 def _revision_of_tables(connection: Connection) -> str | None:
-    present = set(inspect(connection).get_table_names()) & _KNOWN_TABLES
+    present = set(inspect(connection).get_table_names()) & SCHEMA_TABLES
     if not present:
         return None
     for revision, tables in _UNVERSIONED_TABLES.items():
@@ -108,9 +140,12 @@ def _revision_of_tables(connection: Connection) -> str | None:
 __all__ = [
     "FIRST_REVISION",
     "HEAD_REVISION",
+    "SCHEMA_TABLES",
     "SCRIPT_LOCATION",
     "VERSION_TABLE",
     "alembic_config",
     "current_revision",
+    "migrate_to_head",
+    "touch_version",
     "upgrade_to_head",
 ]

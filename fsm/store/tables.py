@@ -1,7 +1,8 @@
-"""The schema as sqlmodel tables, and the timestamp type that keeps every stored time aware.
+"""The engine's tables as sqlmodel tables, and the timestamp type that keeps stored times aware.
 
-The Alembic revisions (:mod:`fsm.store.migrations`) create exactly these tables; a test compares
-them."""
+The Alembic revisions (:mod:`fsm.store.migrations`) create exactly these tables, and beside them
+the tables the adapters declare on the same sqlmodel metadata for their journals (the provider
+calls, the inbound requests); a test compares them."""
 
 from __future__ import annotations
 
@@ -108,87 +109,14 @@ class RejectedEventRow(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UtcDateTime)
 
 
-class InboundAttemptRow(SQLModel, table=True):
-    """One request to an inbound endpoint (a notification, a callback), refused or accepted.
-
-    Rows are only ever inserted. Unlike ``rejected_event`` it needs no matching instance, so
-    requests for unknown transactions and unparseable or oversized bodies are kept too.
-    """
-
-    __tablename__ = "inbound_attempt"
-
-    id: int | None = Field(default=None, primary_key=True)
-    received_at: datetime = Field(sa_type=UtcDateTime, index=True)
-    endpoint: str = Field(max_length=32)
-    outcome: str = Field(max_length=16)
-    status_code: int
-    error: str | None = Field(default=None, max_length=64)
-    reason: str = Field(sa_type=Text)
-    instance_id: str | None = Field(default=None, max_length=64, index=True)
-    parameters: str = Field(sa_type=Text)
-    body_bytes: int
-    client_ip: str | None = Field(default=None, max_length=64)
-
-
-class CallIntentRow(SQLModel, table=True):
-    """One call to the provider, recorded before it is sent and finished once its answer is stored.
-
-    An intent still open long after it was recorded marks a process that stopped between sending
-    and storing the answer; the reconciler repairs its instance (see :mod:`fsm.store.intents`).
-    """
-
-    __tablename__ = "call_intent"
-    __table_args__ = (
-        Index("ix_call_intent_open", "finished_at", "recorded_at"),
-        # The database, not a read before the insert, keeps a second exclusive call (a cancel)
-        # out while the first has no stored answer: two racing callers cannot both pass.
-        Index(
-            "ux_call_intent_exclusive_open",
-            "instance_id",
-            "call",
-            unique=True,
-            sqlite_where=text("exclusive AND finished_at IS NULL"),
-            postgresql_where=text("exclusive AND finished_at IS NULL"),
-        ),
-        # A caller's key for one call (a refund request's id): a second caller with the same
-        # key finds the first call instead of sending another, whichever replica it runs on.
-        Index(
-            "ux_call_intent_key",
-            "instance_id",
-            "call_key",
-            unique=True,
-            sqlite_where=text("call_key IS NOT NULL"),
-            postgresql_where=text("call_key IS NOT NULL"),
-        ),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    instance_id: str = Field(foreign_key="flow_instance.id", max_length=64, index=True)
-    call: str = Field(max_length=32)
-    reference_no: str | None = Field(default=None, max_length=64)
-    amount: str | None = Field(default=None, max_length=24)
-    tx_id: str | None = Field(default=None, max_length=64)
-    exclusive: bool = False
-    """At most one exclusive call per instance and kind may be open at a time."""
-    request: str = Field(sa_type=Text)
-    """The identifying fields of what was sent, as JSON with secrets redacted."""
-    recorded_at: datetime = Field(sa_type=UtcDateTime)
-    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    outcome: str | None = Field(default=None, max_length=32)
-    call_key: str | None = Field(default=None, max_length=200)
-    """The caller's idempotency key for this call, unique per instance when given."""
-
-
 TABLES = (
     FlowInstanceRow.__table__,  # type: ignore[attr-defined]
     TransitionLogRow.__table__,  # type: ignore[attr-defined]
     RejectedEventRow.__table__,  # type: ignore[attr-defined]
-    InboundAttemptRow.__table__,  # type: ignore[attr-defined]
-    CallIntentRow.__table__,  # type: ignore[attr-defined]
 )
-"""Every table of the schema, in creation order."""
+"""The engine's tables, in creation order."""
 
-INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE, INBOUND_TABLE, INTENT_TABLE = TABLES
+INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE = TABLES
 INSTANCE_COLUMNS = tuple(INSTANCE_TABLE.c[name] for name in Instance.__dataclass_fields__)
 """The columns an :class:`~fsm.model.Instance` holds (claims are the reconciler's, not engine
 state)."""
@@ -196,9 +124,7 @@ state)."""
 __all__ = [
     "INSTANCE_COLUMNS",
     "TABLES",
-    "CallIntentRow",
     "FlowInstanceRow",
-    "InboundAttemptRow",
     "RejectedEventRow",
     "TransitionLogRow",
     "UtcDateTime",

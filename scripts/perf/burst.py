@@ -35,7 +35,8 @@ from adapters.simulator.demo import demo_order
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
-from fsm.store.sql import SqlStore, TransitionLogRow
+from fsm.store.sql import SqlStore
+from fsm.store.tables import TransitionLogRow
 from perf.harness import Comparison, Variant
 from perf.settings import Settings
 
@@ -98,6 +99,7 @@ def rig(config: Settings) -> Iterator[Rig]:
         service = PaymentService(
             engine,
             client,
+            store=store,
             notification_url=merchant_url + NOTIFICATION_PATH,
             callback_url=merchant_url + CALLBACK_PATH,
         )

@@ -1,19 +1,20 @@
 """Decide: what ``Engine.fire`` does in memory, against a dict-table FSM doing the same lookup.
 
-The engine runs its real ``fire`` on a store kept in memory: the input checks, the payload's
-clean copy, the actor check, the guard (``redirect_customer`` from ``payment_requested`` is
-guarded by the wallet) and the record built with its deadline. An allowed step's key is
-checked by the log's unique key as it is written, so the engine looks nothing up here; the dict
-FSM does its lookup all the same. The raw durable floor (dict FSM plus ``sqlite3`` commit at
-NORMAL) runs in the same rounds, for the issue's target that deciding stays under a quarter of
-one commit.
+The engine runs its real ``fire`` on the library's :class:`~fsm.store.memory.MemoryStore`: the
+input checks, the payload's clean copy, the actor check, the guard (``redirect_customer`` from
+``payment_requested`` is guarded by the wallet), the record built with its deadline, and the
+store's compare-and-set and log append. Each event moves a payment of its own, so every one is
+decided from ``payment_requested``. An allowed step's key is checked by the log's unique key as
+it is written, so the engine looks nothing up here; the dict FSM does its lookup all the same.
+The raw durable floor (dict FSM plus ``sqlite3`` commit at NORMAL) runs in the same rounds, for
+the issue's target that deciding stays under a quarter of one commit.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -21,8 +22,8 @@ from fsm.decide import decide
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.flows import FLOWS, PaymentEvent, PaymentState
-from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.store.sql import SqlStore
+from fsm.model import Instance
+from fsm.store.memory import MemoryStore
 from perf.durable import RawSqlite, Workload, timed
 from perf.fixtures import FLOW, WALLET, DictFlow, dict_flow, seeded_sqlite
 from perf.harness import Comparison, Target, Variant
@@ -33,63 +34,17 @@ ACTOR = Actor.MERCHANT
 REDIRECT_WALLETS = frozenset({"dana", "linkaja", "shopeepay"})
 
 
-class MemoryUnit:
-    """``fsm.store.sql.Unit``'s methods over one instance held in memory."""
-
-    def __init__(self, instance: Instance) -> None:
-        """Serve ``instance`` to every load."""
-        self.instance = instance
-        self.keys: dict[str, TransitionRecord] = {}
-        self.applied = 0
-
-    def load(self, instance_id: str) -> Instance:
-        """The one instance."""
-        return self.instance
-
-    def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
-        """The record applied under ``key`` (none: every key is fresh)."""
-        return self.keys.get(key)
-
-    def apply(
-        self,
-        record: TransitionRecord,
-        *,
-        expected_version: int,
-        deadline_at: datetime | None,
-        bound: Mapping[str, str],
-    ) -> None:
-        """Count the record; the instance stays where it is, so the next event decides alike."""
-        self.applied += 1
-
-    def reject(self, rejected: RejectedEvent) -> None:
-        """No event of this benchmark is refused."""
-        raise AssertionError(rejected)
-
-
-class MemoryStore:
-    """Just enough of ``SqlStore`` for ``Engine.fire``: a unit that never touches a database."""
-
-    def __init__(self, instance: Instance) -> None:
-        """Hold ``instance``."""
-        self.memory = MemoryUnit(instance)
-
-    @contextmanager
-    def unit(self) -> Iterator[MemoryUnit]:
-        """The in-memory unit."""
-        yield self.memory
-
-
-def _instance() -> Instance:
+def _instance(instance_id: str = "pay-decide") -> Instance:
     now = datetime.now(UTC)
     return Instance(
-        id="pay-decide",
+        id=instance_id,
         flow=FLOW.name,
         state=str(PaymentState.PAYMENT_REQUESTED),  # as loaded: text, not the enum
         version=3,
         wallet=WALLET,
         amount="150000",
         currency="IDR",
-        reference_no="ORD-decide",
+        reference_no=f"ORD-{instance_id}",
         tx_id="TX-decide",
         mandate=None,
         deadline_at=None,
@@ -99,15 +54,18 @@ def _instance() -> Instance:
 
 
 def engine_batch(keys: list[str]) -> Callable[[int], float]:
-    """``Engine.fire`` on the in-memory store."""
-    instance = _instance()
-    engine = Engine(cast(SqlStore, MemoryStore(instance)), flows=FLOWS)
+    """``Engine.fire`` on a fresh in-memory store each round, one waiting payment per event."""
 
     def run(size: int) -> float:
+        store = MemoryStore()
+        engine = Engine(store, flows=FLOWS)
+        ids = [f"pay-decide-{number}" for number in range(size)]
+        for instance_id in ids:
+            store.insert_instance(_instance(instance_id))
         fire = engine.fire
         start = time.perf_counter()
-        for key in keys[:size]:
-            fire(instance.id, EVENT, actor=ACTOR, idempotency_key=key)
+        for instance_id, key in zip(ids, keys[:size], strict=True):
+            fire(instance_id, EVENT, actor=ACTOR, idempotency_key=key)
         return time.perf_counter() - start
 
     return run

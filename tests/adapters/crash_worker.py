@@ -40,8 +40,10 @@ from adapters.nicepay.client import (
 )
 from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.intents import Call
+from adapters.reconcile.journal import CallJournal
 from adapters.service import PaymentService
 from adapters.simulator.demo import demo_order
+from fsm.clock import Clock
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet
 from fsm.store.sql import SqlStore
@@ -190,40 +192,54 @@ class _WatchedUnit:
 
 
 class CrashingStore(SqlStore):
-    """The child's store: tells the fuse about intents and applied transitions."""
+    """The child's store: tells the fuse about applied transitions."""
 
     def __init__(self, url: str, fuse: Fuse) -> None:
         """Open ``url`` (its schema already exists) with ``fuse`` attached."""
         super().__init__(url)
         self.fuse = fuse
 
-    def record_intent(self, instance_id: str, call: str, **fields: Any) -> int:
-        """Record the intent as the library does; the fuse hears of it once it is committed."""
-        intent_id = super().record_intent(instance_id, call, **fields)
-        self.fuse.intent_recorded(call, intent_id)
-        return intent_id
-
-    def finish_intent(self, intent_id: int, **fields: Any) -> bool:
-        """Finish the intent, unless the fuse kills the process first."""
-        self.fuse.finishing(intent_id)
-        return super().finish_intent(intent_id, **fields)
-
     def unit(self) -> Any:
         """The library's unit, watched for an applied transition before it commits."""
         return _WatchedUnit(super().unit(), self.fuse)
 
 
+class CrashingJournal(CallJournal):
+    """The child's call journal: tells the fuse about intents."""
+
+    def __init__(self, store: SqlStore, fuse: Fuse, clock: Clock) -> None:
+        """Record calls in ``store`` with ``fuse`` attached."""
+        super().__init__(store, clock=clock)
+        self.fuse = fuse
+
+    def record(self, instance_id: str, call: str, **fields: Any) -> int:
+        """Record the intent as the library does; the fuse hears of it once it is committed."""
+        intent_id = super().record(instance_id, call, **fields)
+        self.fuse.intent_recorded(call, intent_id)
+        return intent_id
+
+    def finish(self, intent_id: int, **fields: Any) -> bool:
+        """Finish the intent, unless the fuse kills the process first."""
+        self.fuse.finishing(intent_id)
+        return super().finish(intent_id, **fields)
+
+
 def build_service(setting: Setting, fuse: Fuse) -> PaymentService:
-    """The dying process's service: its own store and HTTP client, both watched by ``fuse``."""
+    """The dying process's service: its own store and HTTP client, all watched by ``fuse``."""
     http = httpx.Client(
         timeout=httpx.Timeout(5.0),
         trust_env=False,
         event_hooks={"response": [fuse.answer_received]},
     )
-    return service_on(setting, Engine(CrashingStore(setting.db_url, fuse), flows=FLOWS), http)
+    store = CrashingStore(setting.db_url, fuse)
+    service = service_on(setting, Engine(store, flows=FLOWS), store, http)
+    service.calls = CrashingJournal(store, fuse, service.engine.clock)
+    return service
 
 
-def service_on(setting: Setting, engine: Engine, http: httpx.Client) -> PaymentService:
+def service_on(
+    setting: Setting, engine: Engine, store: SqlStore, http: httpx.Client
+) -> PaymentService:
     """A payment service on ``engine`` that reaches the simulated NICEPAY through ``http``.
 
     Inquiries are tried once: the simulator always answers, and a retry would hide which
@@ -240,6 +256,7 @@ def service_on(setting: Setting, engine: Engine, http: httpx.Client) -> PaymentS
     return PaymentService(
         engine,
         client,
+        store=store,
         notification_url=setting.notification_url,
         callback_url=setting.callback_url,
     )

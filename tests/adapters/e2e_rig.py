@@ -201,9 +201,9 @@ def assert_replays(engine: Engine, instance: Instance) -> None:
     assert result.state == instance.state
 
 
-def audit_store(engine: Engine) -> list[Instance]:
-    """Check every stored payment and link; returns them."""
-    instances = engine.store.list_instances()
+def audit_store(engine: Engine, store: SqlStore) -> list[Instance]:
+    """Check every payment and link stored in ``store``, through ``engine``; returns them."""
+    instances = store.list_instances()
     for instance in instances:
         assert_replays(engine, instance)
         assert_settled_by_inquiry(engine, instance.id)
@@ -225,12 +225,13 @@ def open_rig(
     try:
         with merchant_rig(
             engine,
+            store,
             config or sim_config(),
             api_timeout=api_timeout,
             inquiry_retry=inquiry_retry or InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1),
         ) as merchant:
             rig = Rig(merchant, engine)
             yield rig
-        audit_store(engine)
+        audit_store(engine, store)
     finally:
         store.dispose()

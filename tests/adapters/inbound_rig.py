@@ -35,8 +35,9 @@ from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
-from fsm.store.sql import TABLES, SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.counted_nicepay import Nicepay
+from tests.conftest import SCHEMA_TABLES
 
 WAIT = 10.0
 
@@ -50,6 +51,11 @@ class Replicas:
     services: list[PaymentService]
     urls: list[str]
     http: httpx.Client
+
+    @property
+    def service(self) -> PaymentService:
+        """The first replica's service."""
+        return self.services[0]
 
     @property
     def engine(self) -> Engine:
@@ -103,6 +109,7 @@ def open_replicas(db_url: str, nicepay: Nicepay, count: int = 2) -> Iterator[Rep
             service = PaymentService(
                 engine,
                 nicepay.client(http, clock),
+                store=store,
                 notification_url=base + NOTIFICATION_PATH,
                 callback_url=base + CALLBACK_PATH,
             )
@@ -207,7 +214,7 @@ def send_partial(url: str, path: str, body: bytes) -> bytes:
 def stored_rows(store: SqlStore) -> str:
     """Every row of every table, as one JSON text."""
     with store.engine.connect() as conn:
-        rows = [row._asdict() for table in TABLES for row in conn.execute(select(table))]
+        rows = [row._asdict() for table in SCHEMA_TABLES for row in conn.execute(select(table))]
     return json.dumps(rows, default=str)
 
 

@@ -213,6 +213,7 @@ def service_rig(store: SqlStore, nicepay: Nicepay) -> ServiceRig:
     service = PaymentService(
         engine,
         client,
+        store=store,
         notification_url=NOTIFY_URL,
         callback_url=CALLBACK_URL,
         reference_suffix=lambda: "R1",

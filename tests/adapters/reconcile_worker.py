@@ -22,6 +22,7 @@ from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import FLOWS
+from fsm.store.leases import Leases
 from fsm.store.sql import SqlStore
 
 BARRIER_WAIT = 30.0
@@ -80,7 +81,7 @@ def run_replica(replica: Replica, barrier: Barrier, reports: Queue[ReplicaReport
                 clock = ManualClock(replica.rounds[0])
                 reconciler = _reconciler(replica, store, http, clock)
                 report.owner = reconciler.owner
-                store.due(replica.rounds[0], limit=1)  # connect before the start line
+                Leases(store).due(replica.rounds[0], limit=1)  # connect before the start line
                 for moment in replica.rounds:
                     barrier.wait(timeout=BARRIER_WAIT)
                     clock.advance(moment - clock.now())
@@ -108,7 +109,7 @@ def _reconciler(
         inquiry_retry=InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1),
     )
     service = PaymentService(
-        engine, client, notification_url="/unused", callback_url="/unused"
+        engine, client, store=store, notification_url="/unused", callback_url="/unused"
     )  # a reconciler registers nothing, so NICEPAY never needs these URLs
     return Reconciler(service, lease=replica.lease, limit=replica.limit)
 

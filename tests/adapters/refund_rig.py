@@ -35,9 +35,11 @@ UNUSED_URL = "http://127.0.0.1:9/unused"
 """Where NICEPAY would notify: every notification is dropped, so nothing is ever sent there."""
 
 
-def merchant(engine: Engine, client: NicepayClient) -> PaymentService:
+def merchant(engine: Engine, store: SqlStore, client: NicepayClient) -> PaymentService:
     """A payment service whose notification and callback URLs NICEPAY never uses."""
-    return PaymentService(engine, client, notification_url=UNUSED_URL, callback_url=UNUSED_URL)
+    return PaymentService(
+        engine, client, store=store, notification_url=UNUSED_URL, callback_url=UNUSED_URL
+    )
 
 
 @dataclass
@@ -93,8 +95,8 @@ def refund_rig(
             counted_simulator(sim_config(clock=clock, **overrides), CANCEL_PATH) as nicepay,
             httpx.Client(timeout=httpx.Timeout(10.0)) as http,
         ):
-            service = merchant(engine, nicepay.client(http, clock))
+            service = merchant(engine, store, nicepay.client(http, clock))
             yield RefundRig(engine, service, nicepay, clock, secrets.token_hex(3))
-        audit_store(engine)
+        audit_store(engine, store)
     finally:
         store.dispose()

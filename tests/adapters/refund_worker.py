@@ -90,7 +90,9 @@ def _service(replica: Replica, store: SqlStore, http: httpx.Client) -> PaymentSe
     retry = InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1)
     client = NicepayClient(http, credentials, clock=clock, inquiry_retry=retry)
     engine = Engine(store, flows=FLOWS, clock=clock)
-    return PaymentService(engine, client, notification_url="/unused", callback_url="/unused")
+    return PaymentService(
+        engine, client, store=store, notification_url="/unused", callback_url="/unused"
+    )
 
 
 def _ask(service: PaymentService, replica: Replica, refund_round: RefundRound) -> list[str]:

@@ -137,5 +137,9 @@ def test_a_notification_about_an_instance_no_adapter_serves_is_refused_unnoted(
     assert (back.status, back.body["error"]) == (404, "UnknownTransaction")
     assert rig.engine.get(payment.id).version == payment.version
     assert rig.engine.rejections(payment.id) == []
-    attempts = rig.engine.store.inbound_attempts()
+    attempts = rig.service.inbound.latest()
     assert [(a.error, a.instance_id) for a in attempts] == [("UnknownTransaction", None)] * 2
+    for answer in (reply, back):  # worded as for no payment at all: no id, no flow names
+        assert answer.body["message"].startswith("no single payment for tXid")
+        assert "pay-1" not in answer.body["message"]
+        assert "gopay" not in answer.body["message"]

@@ -31,6 +31,7 @@ from adapters.wallets.status_codes import event_for_status
 from fsm.flows import Wallet
 from fsm.model import Instance
 from tests.adapters.e2e_rig import Rig, open_rig, sim_config
+from tests.conftest import database
 
 EXAMPLES = {"sqlite": 25, "postgresql": 8}
 INQUIRY = "/direct/v2/inquiry"
@@ -163,7 +164,7 @@ def test_astrapay_ends_as_nicepay_says_whatever_the_faults(db_url: str) -> None:
     ) as rig:
         link = rig.link("acct")
         names = (f"f{n}" for n in itertools.count())
-        examples = EXAMPLES[rig.engine.store.dialect]
+        examples = EXAMPLES[database(rig.engine).dialect]
 
         @settings(
             max_examples=examples,

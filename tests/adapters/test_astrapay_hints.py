@@ -183,7 +183,7 @@ def test_a_return_naming_another_orders_transaction_binds_nothing(
     others_tx = at_nicepay(rig, other)
     assert handler.handle_callback(returned(payment, others_tx)).status == 200
     assert rig.engine.get(payment.id).tx_id is None
-    (intent,) = rig.engine.store.intents(payment.id)
+    (intent,) = rig.service.calls.of_instance(payment.id)
     assert (intent.tx_id, intent.outcome) == (others_tx, "refused:9010")
     sent = inquiries(rig)
     assert rig.service.check_status(payment.id).state == "status_check_requested"

@@ -72,7 +72,7 @@ def test_each_rule_refuses_before_sending_and_what_passes_succeeds(
         assert refused.value.rule == rule
         assert (refused.value.payment_id, refused.value.request_id) == (payment.id, "rf-1")
         assert rig.engine.get(payment.id) == before
-        assert rig.engine.store.intent_by_key(payment.id, "refund:rf-1") is None
+        assert rig.service.calls.by_key(payment.id, "refund:rf-1") is None
         assert rig.cancels_sent(payment) == 0
 
 

@@ -73,6 +73,7 @@ from tests.adapters.values import (
     refusal,
     sha,
 )
+from tests.conftest import database
 
 WIB = ZoneInfo("Asia/Jakarta")
 FORM = "application/x-www-form-urlencoded"
@@ -446,7 +447,7 @@ def test_a_lost_registration_answer_is_recovered_under_the_registered_reference(
 def test_a_second_start_of_the_same_payment_sends_nothing(rig: ServiceRig, wallet: str) -> None:
     started = start(rig, wallet)
     payment, sent = started.instance, len(rig.line.requests)
-    links = rig.engine.store.find(reference_no="LNK-1")
+    links = rig.engine.find(reference_no="LNK-1")
     order = payment_order(wallet, link_id=links[0].id if links else None)
 
     with pytest.raises(InstanceExists):
@@ -587,7 +588,7 @@ def test_an_undocumented_status_changes_nothing_and_the_deadline_checks_again(
             assert refusal.reason == RejectReason.UNKNOWN_STATUS
             assert refusal.payload["status"] == (code or "")
             assert checked.deadline_at == rig.clock.now() + timedelta(minutes=1)
-            due = rig.engine.store.due(rig.clock.now() + timedelta(minutes=1))
+            due = rig.service.leases.due(rig.clock.now() + timedelta(minutes=1))
             assert payment.id in [instance.id for instance in due]
 
             recorded = len(refusals(rig, payment.id))
@@ -595,7 +596,7 @@ def test_an_undocumented_status_changes_nothing_and_the_deadline_checks_again(
             assert (again.state, again.version) == (checked.state, checked.version)
             assert len(refusals(rig, payment.id)) == recorded + 1
             assert refusals(rig, payment.id)[-1].reason == RejectReason.UNKNOWN_STATUS
-            counted = rig.engine.store.count_rejections(
+            counted = database(rig.engine).count_rejections(
                 RejectReason.UNKNOWN_STATUS, instance_id=payment.id
             )
             assert counted == 2

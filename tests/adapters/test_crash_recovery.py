@@ -33,6 +33,7 @@ import pytest
 from adapters.errors import RefundError
 from adapters.nicepay.client import INQUIRY_PATH
 from adapters.reconcile.intents import Call, CallInDoubt
+from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.refunds import RefundStatus
 from adapters.service import PaymentService
@@ -44,7 +45,6 @@ from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.flows import FLOWS, PaymentEvent, PaymentState, Wallet
 from fsm.model import Instance
-from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
 from tests.adapters.crash_worker import (
     CHILD_LIMIT,
@@ -58,6 +58,7 @@ from tests.adapters.crash_worker import (
     service_on,
 )
 from tests.adapters.e2e_rig import assert_replays, assert_settled_by_inquiry, sim_config
+from tests.conftest import database
 
 S, E = PaymentState, PaymentEvent
 POINTS = tuple(KillPoint)
@@ -213,7 +214,7 @@ def open_crash_rig(db_url: str) -> Iterator[CrashRig]:
                 notification_url=f"{merchant_url}/nicepay/notification",
                 callback_url=f"{merchant_url}/nicepay/callback",
             )
-            service = service_on(setting, engine, http)
+            service = service_on(setting, engine, store, http)
             yield CrashRig(engine, sim, service, setting, sent, secrets.token_hex(3))
     finally:
         store.dispose()
@@ -271,7 +272,7 @@ def reconcile_until_quiet(rig: CrashRig) -> list[ReconcilePass]:
 
 def open_intents(store: SqlStore, later: datetime) -> list[CallIntent]:
     """Every intent nobody finished."""
-    return store.open_intents(recorded_before=later, limit=1000)
+    return CallJournal(store).still_open(recorded_before=later, limit=1000)
 
 
 # --- what NICEPAY holds -----------------------------------------------------------------------
@@ -284,7 +285,7 @@ def transactions_of(sim: NicepaySimulator, reference_no: str) -> list[Instance]:
         kept = sim.transaction(tx.id).reference_no
         return kept == reference_no or kept.startswith(reference_no + "-")
 
-    return [tx for tx in sim.engine.store.list_instances() if ours(tx)]
+    return [tx for tx in database(sim.engine).list_instances() if ours(tx)]
 
 
 def moves_of_money(sim: NicepaySimulator, tx_id: str) -> tuple[int, int]:
@@ -353,7 +354,7 @@ def assert_repaired(rig: CrashRig, crash: Crash, ends_in: str, left_open: set[in
     if payment.tx_id is None:
         assert_lost_registration_abandoned(rig, payment)
     assert_money_moved_once(rig, crash)
-    intents = rig.engine.store.intents(payment.id)
+    intents = rig.service.calls.of_instance(payment.id)
     assert all(intent.finished_at is not None for intent in intents), intents
     for intent in intents:
         if intent.id in left_open:
@@ -393,7 +394,7 @@ def test_a_process_killed_at_each_point_of_a_call_is_repaired(db_url: str, name:
         crashes = [rig.crash(name, case, point) for point in POINTS]
         assert_died_at_their_points(die_in_other_processes(rig.setting, crashes))
 
-        store = rig.engine.store
+        store = database(rig.engine)
         far = rig.engine.clock.now() + timedelta(days=1)
         left_open = open_intents(store, far)
         for crash in crashes:

@@ -32,6 +32,7 @@ def _service(store: SqlStore, nicepay: Nicepay) -> tuple[PaymentService, Line]:
     service = PaymentService(
         engine,
         rig.client,
+        store=store,
         notification_url="http://127.0.0.1/nicepay/notification",
         callback_url="http://127.0.0.1/nicepay/callback",
     )
@@ -221,7 +222,9 @@ def test_a_payment_another_reconciler_holds_waits_for_its_lease(
     service, line, payment_id, _tx_id = _pushed(store, nicepay, paid=True)
     _advance(service, 56)
     lease = timedelta(minutes=1)
-    assert store.claim(payment_id, owner="other", now=service.engine.clock.now(), lease=lease)
+    assert service.leases.claim(
+        payment_id, owner="other", now=service.engine.clock.now(), lease=lease
+    )
     assert run_due(service, owner="mine") == []
     assert len(line.requests) == 1  # no inquiry while the other holds it
     _advance(service, lease.total_seconds() + 1)  # the other stopped: its claim lapses

@@ -42,6 +42,7 @@ from tests.adapters.e2e_rig import (
     open_rig,
     sim_config,
 )
+from tests.conftest import database
 
 INQUIRY = "/direct/v2/inquiry"
 REGISTRATION = "/direct/v2/registration"
@@ -128,13 +129,13 @@ def refused(rig: Rig, payment_id: str, event: str) -> list[RejectReason]:
 
 def journalled(rig: Rig, payment_id: str, endpoint: str = "callback") -> str:
     """How the payment's latest request to ``endpoint`` ended, as the inbound journal has it."""
-    attempts = rig.engine.store.inbound_attempts(instance_id=payment_id)
+    attempts = rig.service.inbound.latest(instance_id=payment_id)
     return next(attempt.outcome for attempt in attempts if attempt.endpoint == endpoint)
 
 
 def sim_paid(rig: Rig, order_ref: str) -> list[str]:
     """The simulator's paid transactions for an order (its referenceNo, suffixed or not)."""
-    transactions = (rig.sim.transaction(tx.id) for tx in rig.sim.engine.store.list_instances())
+    transactions = (rig.sim.transaction(tx.id) for tx in database(rig.sim.engine).list_instances())
     return [
         tx.reference_no
         for tx in transactions
@@ -819,7 +820,7 @@ def test_every_payment_in_a_busy_rig_replays(rig: Rig) -> None:
         "busy-lnk": "paid",
         "busy-shp": "failed",
     }
-    for instance in rig.engine.store.list_instances():
+    for instance in database(rig.engine).list_instances():
         assert_replays(rig.engine, instance)
         assert_settled_by_inquiry(rig.engine, instance.id)
 

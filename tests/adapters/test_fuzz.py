@@ -30,13 +30,13 @@ from sqlalchemy import create_engine, func, select, text
 
 from adapters.inbound.asgi import Reply
 from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.journal import INBOUND_TABLE
 from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest
 from fsm.model import Instance
-from fsm.store.sql import TABLES, SqlStore
-from fsm.store.tables import INBOUND_TABLE
+from fsm.store.sql import SqlStore
 from tests.adapters.mock_nicepay import ServiceRig, open_nicepay, service_rig
 from tests.adapters.values import AMOUNT, IMID, KEY_TEXT, link_order, payment_order, sha
-from tests.conftest import postgres_url_or_skip
+from tests.conftest import SCHEMA_TABLES, database, postgres_url_or_skip
 
 EXAMPLES = {"sqlite": 2500, "postgres": 400}
 """Notifications generated per backend; callbacks get a fifth of that."""
@@ -349,11 +349,11 @@ def _carries_token(request: InboundRequest, token: str) -> bool:
 
 
 def _versions(world: World) -> dict[str, tuple[str, int]]:
-    return {i.id: (i.state, i.version) for i in world.rig.engine.store.list_instances()}
+    return {i.id: (i.state, i.version) for i in database(world.rig.engine).list_instances()}
 
 
 def _recorded(world: World) -> int:
-    with world.rig.engine.store.engine.connect() as conn:
+    with database(world.rig.engine).engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(_INBOUND)).scalar_one())
 
 
@@ -378,7 +378,7 @@ def _check_reply(reply: Reply, allowed: frozenset[int]) -> None:
 
 def _check_recorded(world: World, before: int, reply: Reply) -> None:
     assert _recorded(world) == before + 1, "every request is recorded exactly once"
-    (attempt,) = world.rig.engine.store.inbound_attempts(limit=1)
+    (attempt,) = world.rig.service.inbound.latest(limit=1)
     assert attempt.status_code == reply.status
     assert attempt.error == reply.body.get("error")
     assert attempt.parameters.get("merchantToken") in (None, "[redacted]")
@@ -388,15 +388,15 @@ def _check_recorded(world: World, before: int, reply: Reply) -> None:
 def _assert_no_secret_stored(world: World) -> None:
     """Neither the key nor any genuine token (in either case) is in any column of any row."""
     secrets = [KEY_TEXT, *world.tokens.values(), *(t.upper() for t in world.tokens.values())]
-    with world.rig.engine.store.engine.connect() as conn:
-        for table in TABLES:
+    with database(world.rig.engine).engine.connect() as conn:
+        for table in SCHEMA_TABLES:
             for row in conn.execute(select(table)):
                 text = json.dumps(row._asdict(), default=str)
                 assert not [secret for secret in secrets if secret in text], table.name
 
 
 def _examples(world: World) -> int:
-    return EXAMPLES["sqlite" if world.rig.engine.store.dialect == "sqlite" else "postgres"]
+    return EXAMPLES["sqlite" if database(world.rig.engine).dialect == "sqlite" else "postgres"]
 
 
 def test_no_request_moves_anything_without_its_valid_token(world: World) -> None:

@@ -23,12 +23,13 @@ from sqlalchemy import select
 
 from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.journal import InboundAttempt, InboundJournal
 from adapters.inbound.parsing import MAX_BODY_BYTES, InboundRequest
 from adapters.simulator import serve_app
 from fsm.definition import Actor
 from fsm.errors import InvalidInstanceData, RejectReason
 from fsm.model import Instance
-from fsm.store.sql import TABLES, InboundAttempt, SqlStore
+from fsm.store.sql import SqlStore
 from tests.adapters.mock_nicepay import ServiceRig
 from tests.adapters.mock_nicepay import (
     inquiries_sent as inquiries,
@@ -52,6 +53,7 @@ from tests.adapters.values import (
 from tests.adapters.values import (
     signed_notification as notification,
 )
+from tests.conftest import SCHEMA_TABLES, database
 
 JSON = "application/json"
 OK = {"resultCd": "0000", "resultMsg": "SUCCESS"}
@@ -80,7 +82,7 @@ def snapshot(rig: ServiceRig, instance: Instance) -> tuple[str, int, int]:
 
 
 def latest(rig: ServiceRig) -> InboundAttempt:
-    (attempt,) = rig.engine.store.inbound_attempts(limit=1)
+    (attempt,) = rig.service.inbound.latest(limit=1)
     return attempt
 
 
@@ -269,7 +271,7 @@ def test_a_hostile_callback_gets_its_4xx_and_is_recorded(
         assert (latest(rig).outcome, latest(rig).status_code) == ("refused", status)
     assert snapshot(rig, payment) == before
     assert inquiries(rig) == 0
-    assert len(rig.engine.store.inbound_attempts()) == len(cases)
+    assert len(rig.service.inbound.latest()) == len(cases)
 
 
 def test_extra_fields_are_ignored_for_the_decision_but_stored(
@@ -317,8 +319,8 @@ def test_a_merchant_key_or_token_sent_in_any_field_is_never_stored_or_echoed(
     ]
 
     assert [reply.status for reply in replies] == [404, 200, 200, 200, 200]
-    with rig.engine.store.engine.connect() as conn:
-        rows = [row._asdict() for table in TABLES for row in conn.execute(select(table))]
+    with database(rig.engine).engine.connect() as conn:
+        rows = [row._asdict() for table in SCHEMA_TABLES for row in conn.execute(select(table))]
     stored = json.dumps([rows, [reply.body for reply in replies]], default=str)
     assert KEY_TEXT not in stored
     assert token not in stored
@@ -355,7 +357,7 @@ def test_any_notification_status_leads_to_an_inquiry_that_alone_decides(
     assert handler.handle_notification(form(notification(payment, status=other))).status == 200
     assert rig.engine.get(payment.id).state == "paid"
     assert events(rig, payment.id)[-1] == ("confirm_payment", SI)
-    outcomes = [a.outcome for a in rig.engine.store.inbound_attempts()]
+    outcomes = [a.outcome for a in rig.service.inbound.latest()]
     assert outcomes == ["accepted", "duplicate", "accepted"]
 
 
@@ -430,7 +432,7 @@ def test_a_callback_replay_is_recorded_as_duplicate(
     back = InboundRequest(query=urlencode({"tXid": payment.tx_id, "resultCd": "0000"}))
     assert handler.handle_callback(back).status == 200
     assert handler.handle_callback(back).status == 200
-    outcomes = [(a.endpoint, a.outcome) for a in rig.engine.store.inbound_attempts()]
+    outcomes = [(a.endpoint, a.outcome) for a in rig.service.inbound.latest()]
     assert outcomes == [("callback", "duplicate"), ("callback", "accepted")]
 
 
@@ -444,29 +446,31 @@ def test_a_callback_is_stored_compactly_its_documented_fields_first(
     again = handler.handle_callback(InboundRequest(query=huge))
 
     assert (first.status, again.status) == (200, 200)
-    assert [a.outcome for a in rig.engine.store.inbound_attempts()] == ["duplicate", "accepted"]
+    assert [a.outcome for a in rig.service.inbound.latest()] == ["duplicate", "accepted"]
     returned = rig.engine.history(payment.id)[payment.version]
     assert returned.event == "return_from_partner"
     assert returned.payload["tXid"] == payment.tx_id
     assert returned.payload["resultCd"] == f"{'9' * 255}... (300 characters)"
     assert returned.payload["junk"].endswith("... (15000 characters)")
-    for attempt in rig.engine.store.inbound_attempts():
+    for attempt in rig.service.inbound.latest():
         assert len(json.dumps(attempt.parameters)) <= 4096
         assert attempt.parameters["tXid"] == payment.tx_id
 
 
-# --- the store's inbound_attempt table ------------------------------------------------------------
+# --- the inbound journal's table -----------------------------------------------------------------
+# --- the inbound journal's table ----------------------------------------------------------------
 
 
-def test_the_store_records_any_text_redacts_secrets_and_lists_newest_first(
+def test_the_journal_records_any_text_redacts_secrets_and_lists_newest_first(
     store: SqlStore,
 ) -> None:
+    inbound = InboundJournal(store)
     moment = datetime(2025, 2, 1, tzinfo=UTC)
     with pytest.raises(InvalidInstanceData):
-        store.record_inbound(
+        inbound.record(
             received_at=datetime(2025, 2, 1), endpoint="notification", outcome="x", status_code=1
         )
-    store.record_inbound(
+    inbound.record(
         received_at=moment,
         endpoint="notification",
         outcome="refused",
@@ -478,7 +482,7 @@ def test_the_store_records_any_text_redacts_secrets_and_lists_newest_first(
         body_bytes=12,
         client_ip="203.0.113.7",
     )
-    store.record_inbound(
+    inbound.record(
         received_at=moment + timedelta(seconds=1),
         endpoint="callback",
         outcome="accepted",
@@ -487,7 +491,7 @@ def test_the_store_records_any_text_redacts_secrets_and_lists_newest_first(
         parameters={"junk": "x" * 70_000},
     )
 
-    newest, oldest = store.inbound_attempts()
+    newest, oldest = inbound.latest()
     assert (newest.endpoint, newest.instance_id, newest.received_at) == (
         "callback",
         "pay-1",
@@ -501,8 +505,8 @@ def test_the_store_records_any_text_redacts_secrets_and_lists_newest_first(
     }
     assert oldest.reason == "NUL \\x00 and a lone \\ud800"
     assert (oldest.error, oldest.body_bytes, oldest.client_ip) == ("E" * 64, 12, "203.0.113.7")
-    assert store.inbound_attempts(limit=1) == [newest]
-    assert store.inbound_attempts(instance_id="pay-1") == [newest]
+    assert inbound.latest(limit=1) == [newest]
+    assert inbound.latest(instance_id="pay-1") == [newest]
 
 
 # --- over real HTTP: hundreds of hostile requests, and the server still serves --------------------
@@ -617,7 +621,7 @@ def test_over_http_hundreds_of_hostile_requests_leave_the_server_serving(
     assert rig.engine.get(payment.id).state == "paid"
     assert len(statuses) == ROUNDS * len(hostile_requests(payment)) > 250
     assert set(statuses) == {400, 401, 404, 405, 413}
-    attempts = rig.engine.store.inbound_attempts(limit=1000)
+    attempts = rig.service.inbound.latest(limit=1000)
     assert attempts[0].outcome == "accepted"
     refused = [a for a in attempts if a.outcome == "refused"]
     # Every hostile request the handler saw is recorded, and so is each body the app would not

@@ -44,7 +44,7 @@ def burst(count: int, send: Callable[[int], httpx.Response]) -> list[int]:
 def rows(shop: Replicas, payment: Instance) -> tuple[int, int, int]:
     """The payment's applied steps, refused events and recorded inquiries."""
     engine = shop.engine
-    inquiries = [i for i in engine.store.intents(payment.id) if i.call == Call.INQUIRY]
+    inquiries = [i for i in shop.service.calls.of_instance(payment.id) if i.call == Call.INQUIRY]
     return len(engine.history(payment.id)), len(engine.rejections(payment.id)), len(inquiries)
 
 
@@ -75,7 +75,7 @@ def test_forged_returns_to_both_replicas_cost_one_inquiry_per_slot(shop: Replica
     # As many again in the same slot add nothing: no step, no refusal, no inquiry.
     assert burst(BURST, forge) == [200] * BURST
     assert (shop.inquiries(payment), rows(shop, payment)) == (1, (steps, refused, asked))
-    attempts = shop.engine.store.inbound_attempts(limit=1000, instance_id=payment.id)
+    attempts = shop.service.inbound.latest(limit=1000, instance_id=payment.id)
     assert len(attempts) == 2 * BURST
     assert {a.outcome for a in attempts} <= {"accepted", "duplicate", "not_applied"}
     assert max(len(json.dumps(a.parameters)) for a in attempts) <= 4096
@@ -107,7 +107,7 @@ def test_a_genuine_notification_replayed_with_junk_applies_and_asks_nothing(
     assert rows(shop, payment)[::2] == before
     current = shop.engine.get(payment.id)
     assert (current.state, current.version) == ("paid", paid.version)
-    outcomes = {a.outcome for a in shop.engine.store.inbound_attempts(instance_id=payment.id)}
+    outcomes = {a.outcome for a in shop.service.inbound.latest(instance_id=payment.id)}
     assert outcomes == {"accepted", "duplicate"}
 
 

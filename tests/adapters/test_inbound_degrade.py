@@ -27,6 +27,7 @@ from sqlalchemy import Connection, create_engine, text
 
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.journal import InboundJournal
 from adapters.simulator import serve_app
 from fsm.errors import StorageUnavailable
 from fsm.model import Instance
@@ -103,7 +104,7 @@ def test_a_read_only_database_answers_503(db_url: str, nicepay: Nicepay) -> None
         file.chmod(stat.S_IRUSR | stat.S_IWUSR)
     after = SqlStore(db_url)
     assert after.get(payment.id).version == payment.version
-    assert after.inbound_attempts() == []
+    assert InboundJournal(after).latest() == []
     after.dispose()
 
 
@@ -128,7 +129,7 @@ def test_a_locked_sqlite_file_answers_503_and_the_redelivery_is_applied(
         assert redelivered.status_code == 200
         assert rig.engine.get(payment.id).state == "payment_pending"  # asked, and still pending
     other.close()
-    assert [a.status_code for a in store.inbound_attempts()] == [200]
+    assert [a.status_code for a in rig.service.inbound.latest()] == [200]
     store.dispose()
 
 
@@ -227,7 +228,7 @@ def test_a_stalled_body_is_answered_408_and_recorded(rig: ServiceRig, path: str)
     assert b'"error": "BodyTimeout"' in answer
     assert 0.3 <= waited < 5
     assert served.status_code == 200
-    stalled = rig.engine.store.inbound_attempts()[1]
+    stalled = rig.service.inbound.latest()[1]
     assert (stalled.status_code, stalled.error, stalled.outcome) == (408, "BodyTimeout", "refused")
     assert (stalled.body_bytes, stalled.parameters) == (len(partial), {})
     assert stalled.endpoint == ("notification" if path == NOTIFICATION_PATH else "callback")
@@ -259,7 +260,7 @@ def test_allow_from_ignores_forwarding_headers_unless_the_peer_is_a_trusted_prox
         assert source_check(served.url, None) == 403
 
     store = SqlStore(db)
-    addresses = [a.client_ip for a in reversed(store.inbound_attempts())]
+    addresses = [a.client_ip for a in reversed(InboundJournal(store).latest())]
     store.dispose()
     assert addresses == ["127.0.0.1"] * 2 + ["203.0.113.7"] * 2 + ["198.51.100.9", "127.0.0.1"]
 

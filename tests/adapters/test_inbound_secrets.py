@@ -24,6 +24,7 @@ import pytest
 
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
+from adapters.inbound.journal import InboundJournal
 from adapters.inbound.parsing import MAX_BODY_BYTES
 from adapters.simulator import serve_app
 from fsm.errors import InvalidInstanceData
@@ -40,6 +41,7 @@ from tests.adapters.inbound_rig import (
 from tests.adapters.mock_nicepay import ServiceRig
 from tests.adapters.values import AMOUNT, FORM, IMID, KEY_TEXT, payment_order, sha
 from tests.adapters.values import signed_notification as notification
+from tests.conftest import database
 
 JSON = "application/json"
 STALL = 0.5
@@ -144,11 +146,11 @@ def test_no_token_is_stored_or_logged_whatever_fails(
     back = site.http.get(CALLBACK_PATH, params={**notification(payment), "echo": token})
     assert back.status_code == 200
 
-    attempts = site.rig.engine.store.inbound_attempts(limit=100)
+    attempts = site.rig.service.inbound.latest(limit=100)
     assert len(attempts) == len(failures(payment, token)) + 2
     in_query = [a for a in attempts if a.error == "TokenInQuery"]
     assert [a.parameters["merchantToken"] for a in in_query] == ["[redacted]"] * 2
-    assert not leaked(stored_rows(site.rig.engine.store), [token, KEY_TEXT])
+    assert not leaked(stored_rows(database(site.rig.engine)), [token, KEY_TEXT])
     assert not leaked(logged(server_side(caplog.records)), [token, KEY_TEXT])
     assert len(caplog.records) > len(attempts)  # refusals were logged, without the token
 
@@ -160,7 +162,7 @@ def test_an_unauthenticated_request_is_stored_in_a_bounded_size(site: Site) -> N
     reply = site.http.post(NOTIFICATION_PATH, data=forged)
     assert reply.status_code == 401
 
-    (attempt,) = site.rig.engine.store.inbound_attempts(limit=1)
+    (attempt,) = site.rig.service.inbound.latest(limit=1)
     stored = json.dumps(attempt.parameters)
     assert len(stored) <= 4096
     assert attempt.parameters["tXid"] == payment.tx_id  # NICEPAY's own fields come first
@@ -189,9 +191,9 @@ def test_serve_logs_no_request_line_and_refuses_a_token_in_the_query(tmp_path: A
 
 def journal(store: SqlStore, *ages: timedelta) -> datetime:
     """One attempt received each of ``ages`` ago; returns now."""
-    now = datetime.now(UTC)
+    now, inbound = datetime.now(UTC), InboundJournal(store)
     for age in ages:
-        store.record_inbound(
+        inbound.record(
             received_at=now - age, endpoint="callback", outcome="refused", status_code=404
         )
     return now
@@ -199,26 +201,27 @@ def journal(store: SqlStore, *ages: timedelta) -> datetime:
 
 def test_prune_deletes_attempts_older_than_the_cut_off(store: SqlStore) -> None:
     days = [timedelta(days=d) for d in (90, 40, 31, 29, 1, 0)]
-    now = journal(store, *days)
+    now, inbound = journal(store, *days), InboundJournal(store)
 
-    assert store.prune_inbound(now - timedelta(days=30)) == 3
-    kept = store.inbound_attempts()
+    assert inbound.prune(now - timedelta(days=30)) == 3
+    kept = inbound.latest()
     assert sorted(now - a.received_at for a in kept) == sorted(days[3:])
-    assert store.prune_inbound(now - timedelta(days=30)) == 0
+    assert inbound.prune(now - timedelta(days=30)) == 0
     with pytest.raises(InvalidInstanceData):
-        store.prune_inbound(datetime(2025, 1, 1))  # a naive time is refused
+        inbound.prune(datetime(2025, 1, 1))  # a naive time is refused
 
 
 def test_the_prune_command_keeps_thirty_days_by_default(db_url: str) -> None:
     store = SqlStore(db_url)
     store.create_schema()
     journal(store, timedelta(days=45), timedelta(days=31), timedelta(days=2))
+    inbound = InboundJournal(store)
 
     default = run_cli("prune-inbound", "--db", db_url)
     assert default.returncode == 0, default.stderr
     assert default.stdout.startswith("pruned 2 inbound requests received before ")
-    assert len(store.inbound_attempts()) == 1
+    assert len(inbound.latest()) == 1
     shorter = run_cli("prune-inbound", "--db", db_url, "--days", "1")
     assert (shorter.returncode, shorter.stdout.split()[:2]) == (0, ["pruned", "1"])
-    assert store.inbound_attempts() == []
+    assert inbound.latest() == []
     store.dispose()

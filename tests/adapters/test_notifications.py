@@ -243,7 +243,7 @@ def test_a_forged_token_is_refused_recorded_and_leaks_no_key(
     assert [(r.event, r.actor, r.reason) for r in refusals] == [
         ("receive_notification", NN, RejectReason.UNVERIFIED)
     ]
-    assert [a.outcome for a in rig.engine.store.inbound_attempts(limit=10)] == ["refused"] * 2
+    assert [a.outcome for a in rig.service.inbound.latest(limit=10)] == ["refused"] * 2
     assert refusals[0].payload == {**forged, "merchantToken": "[redacted]"}
     assert_no_key_anywhere(rig, payment.id, caplog, *replies)
 
@@ -588,7 +588,7 @@ def test_over_http_refusals_keep_their_status(rig: ServiceRig, served: Served) -
     )
     assert (too_large.status_code, too_large.json()["error"]) == (413, "BodyTooLarge")
     assert_unchanged(rig, payment)
-    newest = rig.service.engine.store.inbound_attempts(limit=1)[0]
+    newest = rig.service.inbound.latest(limit=1)[0]
     assert (newest.status_code, newest.error, newest.outcome) == (413, "BodyTooLarge", "refused")
 
 

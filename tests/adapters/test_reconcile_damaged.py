@@ -23,6 +23,7 @@ from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.mock_nicepay import Forward, ServiceRig
 from tests.adapters.values import payment_order
+from tests.conftest import database
 
 OWNER = "reconciler-under-test"
 CHECKOUT_WINDOW = timedelta(minutes=15)
@@ -64,7 +65,7 @@ def test_a_due_instance_nobody_can_act_on_is_skipped_and_the_pass_goes_on(
     rig: ServiceRig, column: str, value: str, problem: str
 ) -> None:
     damaged, *healthy = checkouts(rig, 4)
-    store = rig.engine.store
+    store = database(rig.engine)
     statement = f"update flow_instance set {column} = :v where id = :i"  # noqa: S608 - fixed names
     run_sql(store, statement, v=value, i=damaged)
     rig.clock.advance(CHECKOUT_WINDOW)
@@ -106,7 +107,7 @@ def test_a_damaged_row_never_stops_the_repairs(rig: ServiceRig) -> None:
     limbo = stopped_inquiry(rig, "pay-limbo", "ORD-1")
     garbled = stopped_inquiry(rig, "pay-garbled", "ORD-2")
     healthy = stopped_inquiry(rig, "pay-healthy", "ORD-3")
-    store = rig.engine.store
+    store = database(rig.engine)
     run_sql(store, "update flow_instance set state = 'limbo' where id = :i", i=limbo.id)
     run_sql(
         store,
@@ -114,7 +115,7 @@ def test_a_damaged_row_never_stops_the_repairs(rig: ServiceRig) -> None:
         "and finished_at is null",
         i=garbled.id,
     )
-    (open_call,) = [i for i in store.intents(garbled.id) if i.finished_at is None]
+    (open_call,) = [i for i in rig.service.calls.of_instance(garbled.id) if i.finished_at is None]
     assert isinstance(open_call.request, UnreadablePayload)
     rig.clock.advance(INTENT_GRACE + timedelta(seconds=1))
 
@@ -124,10 +125,12 @@ def test_a_damaged_row_never_stops_the_repairs(rig: ServiceRig) -> None:
     skipped = by_id[limbo.id]
     assert (skipped.outcome, skipped.after) == ("skipped", "limbo")
     assert skipped.error == "skipped: state 'limbo' is not a state of ewallet_payment"
-    assert [i.call for i in store.intents(limbo.id) if i.finished_at is None] == ["inquiry"]
+    assert [i.call for i in rig.service.calls.of_instance(limbo.id) if i.finished_at is None] == [
+        "inquiry"
+    ]
     for payment in (garbled, healthy):
         assert (by_id[payment.id].error, by_id[payment.id].after) == (None, "paid")
-        assert all(i.finished_at is not None for i in store.intents(payment.id))
+        assert all(i.finished_at is not None for i in rig.service.calls.of_instance(payment.id))
     assert done.failed  # the skipped row is reported: `reconcile --once` exits 1
     skipped_deadlines = [run for run in done.deadlines if run.instance_id == limbo.id]
     assert all(run.error and run.error.startswith("skipped:") for run in skipped_deadlines)

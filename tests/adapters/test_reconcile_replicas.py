@@ -36,11 +36,13 @@ from sqlalchemy import func, select
 from adapters.cli import main
 from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.intents import Call
+from adapters.reconcile.journal import CallJournal
 from adapters.service import PaymentService
 from adapters.simulator.demo import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet
+from fsm.store.leases import Leases
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.counted_nicepay import Nicepay
@@ -122,9 +124,11 @@ class Shop:
         self.lost.append(f"lost-{index}")
 
 
-def shop_service(engine: Engine, client: NicepayClient) -> PaymentService:
+def shop_service(engine: Engine, store: SqlStore, client: NicepayClient) -> PaymentService:
     # Notifications are dropped and no browser returns: NICEPAY never uses these URLs.
-    return PaymentService(engine, client, notification_url="/notify", callback_url="/back")
+    return PaymentService(
+        engine, client, store=store, notification_url="/notify", callback_url="/back"
+    )
 
 
 @contextmanager
@@ -141,8 +145,8 @@ def open_shop(store: SqlStore, nicepay: Nicepay, start: datetime) -> Iterator[Sh
     ):
         yield Shop(
             engine,
-            shop_service(engine, nicepay.client(http, clock)),
-            shop_service(engine, nicepay.client(dead, clock)),
+            shop_service(engine, store, nicepay.client(http, clock)),
+            shop_service(engine, store, nicepay.client(dead, clock)),
             nicepay,
         )
 
@@ -239,7 +243,7 @@ def assert_inquired_once_each(shop: Shop, payment_ids: list[str]) -> None:
     for pid in payment_ids:
         answered = [
             i
-            for i in shop.engine.store.intents(pid)
+            for i in shop.service.calls.of_instance(pid)
             if i.call == Call.INQUIRY and i.outcome == "answered"
         ]
         assert len(answered) == 1, (pid, answered)
@@ -268,7 +272,7 @@ def assert_nothing_left(store: SqlStore, after: datetime) -> None:
     claimed = select(func.count()).where(INSTANCE_TABLE.c.claimed_by.is_not(None))
     with store.engine.connect() as conn:
         assert conn.execute(claimed).scalar_one() == 0
-    assert store.open_intents(recorded_before=after) == []
+    assert CallJournal(store).still_open(recorded_before=after) == []
 
 
 # --- tests -------------------------------------------------------------------------------------
@@ -297,7 +301,7 @@ def test_replicas_handle_every_due_payment_once(store: SqlStore, db_url: str) ->
         assert_as_nicepay_says(shop, shop.due + shop.cut_short)
         assert_lost_registrations_failed(shop)
         assert_nothing_left(store, moment)
-        audit_store(shop.engine)
+        audit_store(shop.engine, store)
 
 
 def test_a_stopped_replicas_claims_hold_until_its_lease_runs_out(
@@ -308,7 +312,7 @@ def test_a_stopped_replicas_claims_hold_until_its_lease_runs_out(
     lease = timedelta(seconds=10)  # shorter than any poll the first round schedules (15 s)
     with counted_simulator() as nicepay, open_shop(store, nicepay, start) as shop:
         fill(shop, 16)
-        held = store.claim_due(moment, owner="stopped-replica", lease=lease, limit=4)
+        held = Leases(store).claim_due(moment, owner="stopped-replica", lease=lease, limit=4)
         held_ids = [payment.id for payment in held]
         assert len(held_ids) == 4
         rounds = (moment, moment + lease, moment + lease + timedelta(seconds=1))
@@ -320,7 +324,7 @@ def test_a_stopped_replicas_claims_hold_until_its_lease_runs_out(
         assert_inquired_once_each(shop, shop.due)
         assert_as_nicepay_says(shop, shop.due)
         assert_nothing_left(store, rounds[-1])
-        audit_store(shop.engine)
+        audit_store(shop.engine, store)
 
 
 def test_the_reconcile_command_prints_its_repairs_and_deadlines(

@@ -20,16 +20,17 @@ from adapters.errors import ProviderError, ProviderTimeout, RefundError
 from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.intents import Call, CallInDoubt
+from adapters.reconcile.journal import CallIntent
 from adapters.reconcile.recovery import INTENT_GRACE, Reconciler
 from adapters.refunds import RefundStatus
 from fsm.definition import Actor
 from fsm.errors import ConfigurationError, TransitionNotAllowed
 from fsm.model import Instance
-from fsm.store.intents import CallIntent
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.mock_nicepay import Forward, ServiceRig, inquiries_sent
 from tests.adapters.values import AMOUNT, payment_order, refusal, registration
+from tests.conftest import database
 
 PAST_GRACE = INTENT_GRACE + timedelta(seconds=1)
 OWNER = "reconciler-under-test"
@@ -45,11 +46,11 @@ def reconciler(rig: ServiceRig) -> Reconciler:
 
 def intents(rig: ServiceRig, payment_id: str) -> list[tuple[str, str | None]]:
     """The payment's calls as ``(call, outcome)``; ``None`` while a call is open."""
-    return [(i.call, i.outcome) for i in rig.engine.store.intents(payment_id)]
+    return [(i.call, i.outcome) for i in rig.service.calls.of_instance(payment_id)]
 
 
 def open_intent(rig: ServiceRig, payment_id: str) -> CallIntent:
-    (only,) = [i for i in rig.engine.store.intents(payment_id) if i.finished_at is None]
+    (only,) = [i for i in rig.service.calls.of_instance(payment_id) if i.finished_at is None]
     return only
 
 
@@ -117,7 +118,7 @@ def test_every_answered_call_leaves_a_finished_intent(rig: ServiceRig) -> None:
         (Call.CANCEL, "answered"),
         (Call.INQUIRY, "answered"),
     ]
-    recorded = rig.engine.store.intents(payment.id)
+    recorded = rig.service.calls.of_instance(payment.id)
     assert all(i.finished_at is not None and i.tx_id == tx_id for i in recorded[1:])
     assert recorded[0].request == {"referenceNo": "ORD-1", "amt": AMOUNT, "mitraCd": "ESHP"}
 
@@ -136,7 +137,7 @@ def test_a_refusal_while_starting_closes_the_intent_with_its_code(
     with pytest.raises(ProviderError):
         redirected(rig, wallet)
     assert intents(rig, "pay-1")[-1] == (call, f"refused:{code}")
-    assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
+    assert rig.service.calls.still_open(recorded_before=rig.clock.now()) == []
 
 
 def test_a_refusal_after_payment_closes_the_intent_with_its_code(rig: ServiceRig) -> None:
@@ -149,7 +150,7 @@ def test_a_refusal_after_payment_closes_the_intent_with_its_code(rig: ServiceRig
     refund = rig.service.cancel(payment.id, request_id="rf-1")  # declined: an answer, no error
     assert (refund.status, refund.provider_code) == (RefundStatus.DECLINED, "9314")
     assert intents(rig, payment.id)[-1] == (Call.CANCEL, "refused:9314")
-    assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
+    assert rig.service.calls.still_open(recorded_before=rig.clock.now()) == []
 
 
 def test_a_lost_answer_closes_the_intent_except_a_cancels(rig: ServiceRig) -> None:
@@ -199,7 +200,7 @@ def test_a_deadline_waits_while_its_payments_call_is_unanswered(rig: ServiceRig)
     early = reconciler(rig).run_once()
     assert (early.repairs, early.deadlines) == ([], [])
     assert rig.engine.get("pay-1").state == "registration_sent"
-    assert claimed_by(rig.engine.store, "pay-1") is None
+    assert claimed_by(database(rig.engine), "pay-1") is None
     rig.clock.advance(INTENT_GRACE)
     (repair,) = reconciler(rig).run_once().repairs
     assert repair.after == "registration_failed"
@@ -208,10 +209,12 @@ def test_a_deadline_waits_while_its_payments_call_is_unanswered(rig: ServiceRig)
 
 def test_a_registration_whose_txid_was_stored_is_repaired_by_an_inquiry(rig: ServiceRig) -> None:
     # What a process leaves that stopped after storing NICEPAY's answer, before closing its call.
-    engine, store = rig.engine, rig.engine.store
+    engine = rig.engine
     payment = engine.start("ewallet_payment", instance_id="pay-1", wallet="dana", amount=AMOUNT)
     engine.fire(payment.id, "send_registration", actor=Actor.MERCHANT, idempotency_key="register")
-    store.record_intent(payment.id, Call.REGISTRATION, at=rig.clock.now(), reference_no="ORD-1")
+    rig.service.calls.record(
+        payment.id, Call.REGISTRATION, at=rig.clock.now(), reference_no="ORD-1"
+    )
     tx_id = rig.client.register(registration("ORD-1")).tx_id or ""  # what NICEPAY answered
     rig.sim.approve(tx_id)
     engine.fire(
@@ -257,7 +260,7 @@ def test_payment_links_cut_short_are_repaired_by_an_inquiry(rig: ServiceRig) -> 
     (repair,) = reconciler(rig).repair_open_intents()
     # NICEPAY has it unpaid: the payment waits, polled from now on by its deadline
     assert (repair.before, repair.after) == ("payment_requested", "payment_pending")
-    assert rig.engine.store.open_intents(recorded_before=rig.clock.now()) == []
+    assert rig.service.calls.still_open(recorded_before=rig.clock.now()) == []
 
 
 @pytest.mark.parametrize(
@@ -326,9 +329,11 @@ def test_repairs_come_before_deadlines_in_one_pass(rig: ServiceRig) -> None:
 def test_a_payment_another_reconciler_holds_is_left_to_it(rig: ServiceRig) -> None:
     payment = cut_short_inquiry(rig)
     rig.clock.advance(PAST_GRACE)
-    store = rig.engine.store
+    store = database(rig.engine)
     lease = timedelta(minutes=1)
-    assert store.claim(payment.id, owner="other-replica", now=rig.clock.now(), lease=lease)
+    assert rig.service.leases.claim(
+        payment.id, owner="other-replica", now=rig.clock.now(), lease=lease
+    )
     asked = inquiries_sent(rig)  # the one cut short
     assert reconciler(rig).repair_open_intents() == []
     assert inquiries_sent(rig) == asked
@@ -350,7 +355,7 @@ def test_a_repair_whose_inquiry_fails_keeps_the_intent_open(rig: ServiceRig) -> 
     assert repair.error
     assert done.failed
     assert open_intent(rig, payment.id) == stuck
-    assert claimed_by(rig.engine.store, payment.id) is None  # released for the next pass
+    assert claimed_by(database(rig.engine), payment.id) is None  # released for the next pass
     rig.clock.advance(timedelta(minutes=2))
     (retried,) = reconciler(rig).run_once().repairs
     assert (retried.after, retried.error) == ("paid", None)
@@ -445,7 +450,7 @@ def test_a_payment_whose_lease_lapsed_mid_pass_is_left_to_its_new_holder(
     def slow_inquiry(request: httpx.Request, nicepay: Forward) -> httpx.Response:
         # The first inquiry outlasts the lease; another reconciler takes the second payment.
         rig.clock.advance(lease + timedelta(seconds=1))
-        assert rig.engine.store.claim(second.id, owner="other", now=rig.clock.now(), lease=lease)
+        assert rig.service.leases.claim(second.id, owner="other", now=rig.clock.now(), lease=lease)
         return nicepay(request)
 
     rig.clock.advance(timedelta(minutes=6))  # LinkAja's 5 minutes have passed for both
@@ -453,5 +458,5 @@ def test_a_payment_whose_lease_lapsed_mid_pass_is_left_to_its_new_holder(
     before = inquiries_sent(rig)
     runs = run_due(rig.service, owner=OWNER, lease=lease)
     assert [run.instance_id for run in runs] == [first.id]
-    assert claimed_by(rig.engine.store, second.id) == "other"
+    assert claimed_by(database(rig.engine), second.id) == "other"
     assert inquiries_sent(rig) == before + 1  # the second payment was not asked about

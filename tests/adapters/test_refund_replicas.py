@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from adapters.reconcile.intents import Call
+from adapters.reconcile.journal import CallJournal
 from fsm.flows import Wallet
 from fsm.refunds import refund_requests
 from fsm.store.sql import SqlStore
@@ -107,7 +108,7 @@ def assert_refunded_once_per_request(rig: RefundRig, payment_id: str) -> None:
     assert asked[:2] == ["refund-A", "refund-B"]
     assert len(asked) == 3
     assert asked[2].startswith("race-")
-    cancels = [i for i in rig.engine.store.intents(payment_id) if i.call == Call.CANCEL]
+    cancels = [i for i in rig.service.calls.of_instance(payment_id) if i.call == Call.CANCEL]
     answered = [i.call_key for i in cancels if i.outcome == "answered"]
     assert answered == [f"refund:{request_id}" for request_id in asked]
     assert {i.outcome for i in cancels} <= {"answered", "refused:exceeds_payment"}
@@ -119,4 +120,4 @@ def test_four_replicas_refund_each_request_once(store: SqlStore, db_url: str) ->
         for index, payment_id in enumerate(payment_ids):
             assert_told([outcomes_of(reports, n, index) for n in range(len(ROUNDS))])
             assert_refunded_once_per_request(rig, payment_id)
-        assert store.open_intents() == []
+        assert CallJournal(store).still_open() == []

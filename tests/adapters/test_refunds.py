@@ -23,6 +23,7 @@ from adapters.errors import (
 )
 from adapters.nicepay.client import CANCEL_PATH
 from adapters.reconcile.intents import INTENT_GRACE, Call, CallInDoubt
+from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.recovery import Reconciler
 from adapters.refunds import Refund, RefundStatus
 from adapters.simulator import CancelRule
@@ -31,8 +32,8 @@ from fsm.errors import InstanceNotFound
 from fsm.flows import Wallet
 from fsm.model import Instance
 from fsm.refunds import REQUEST_REFUND, refund_requests
-from fsm.store.sql import SqlStore
 from tests.adapters.refund_rig import RefundRig, refund_rig
+from tests.conftest import database
 
 AMOUNT = "150000"
 
@@ -47,7 +48,7 @@ def cancel_intents(rig: RefundRig, payment: Instance) -> list[tuple[str | None, 
     """The payment's cancels as ``(key, outcome)``."""
     return [
         (i.call_key, i.outcome)
-        for i in rig.engine.store.intents(payment.id)
+        for i in rig.service.calls.of_instance(payment.id)
         if i.call == Call.CANCEL
     ]
 
@@ -128,7 +129,7 @@ def test_partial_refunds_add_up_to_the_paid_amount_and_no_further(rig: RefundRig
         rig.service.cancel(payment.id, request_id="c", amount="100000")
     assert (over.value.amount, over.value.refundable) == ("100000", "70000")
     nothing_stored(rig, payment, before)
-    assert rig.engine.store.intent_by_key(payment.id, "refund:c") is None
+    assert rig.service.calls.by_key(payment.id, "refund:c") is None
     assert rig.cancels_sent(payment) == 2
     rest = rig.service.cancel(payment.id, request_id="d")  # no amount: whatever is left
     assert (rest.amount, rest.refunded_amount) == ("70000", AMOUNT)
@@ -189,29 +190,30 @@ def test_a_lost_answer_stays_in_doubt_until_the_reconcilers_inquiry(rig: RefundR
 # --- two different requests that no longer both fit --------------------------------------------
 
 
-class InterleavingStore(SqlStore):
-    """A store that, before the first cancel intent it records, lets ``first`` run: another
-    replica's request, carried out between this request's check and its intent."""
+class InterleavingJournal(CallJournal):
+    """A call journal that, before the first cancel intent it records, lets ``first`` run:
+    another replica's request, carried out between this request's check and its intent."""
 
     first: Any = None
 
-    def record_intent(self, instance_id: str, call: str, **fields: Any) -> int:
+    def record(self, instance_id: str, call: str, **fields: Any) -> int:
         run, self.first = self.first, None
         if run is not None and call == Call.CANCEL:
             run()
-        return super().record_intent(instance_id, call, **fields)
+        return super().record(instance_id, call, **fields)
 
 
 def test_a_request_that_no_longer_fits_once_recorded_is_refused_unsent(db_url: str) -> None:
-    store = InterleavingStore(db_url)
-    with refund_rig(db_url, store=store) as rig:
+    with refund_rig(db_url) as rig:
+        journal = InterleavingJournal(database(rig.engine), clock=rig.engine.clock)
+        rig.service.calls = journal
         payment = rig.paid("raced")
         other: dict[str, Refund] = {}
 
         def other_replica() -> None:
             other["b"] = rig.service.cancel(payment.id, request_id="b", amount="100000")
 
-        store.first = other_replica
+        journal.first = other_replica
         with pytest.raises(RefundExceedsPayment) as late:
             rig.service.cancel(payment.id, request_id="a", amount="100000")
         assert late.value.refundable == "50000"
@@ -265,7 +267,7 @@ def test_an_unpaid_or_unknown_payment_takes_no_request(rig: RefundRig) -> None:
     with pytest.raises(CancelNotAllowed) as refused:
         rig.service.cancel(unpaid.id, request_id="rf-1")
     assert refused.value.rule == "state"
-    assert rig.engine.store.intents(unpaid.id)[-1].call != Call.CANCEL
+    assert rig.service.calls.of_instance(unpaid.id)[-1].call != Call.CANCEL
     with pytest.raises(InstanceNotFound):
         rig.service.cancel("no-such-payment", request_id="rf-1")
     assert rig.nicepay.calls.served() == {}

@@ -37,6 +37,7 @@ from tests.adapters.mock_nicepay import (
 )
 from tests.adapters.test_contract import waiting
 from tests.adapters.values import form_request, signed_notification
+from tests.conftest import database
 
 GRACE = timedelta(minutes=30)
 REVIEW_AGE = {
@@ -203,7 +204,7 @@ def test_an_unknown_code_is_recorded_counted_logged_and_backs_off(
     waits = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(moments)]
     assert waits[:5] == [60, 115, 230, 460, 920]  # from 55 s on, doubling with the age
     assert rig.engine.get(payment.id).state == "needs_review"  # and then a person looks
-    store = rig.engine.store
+    store = database(rig.engine)
     count = store.count_rejections(RejectReason.UNKNOWN_STATUS, instance_id=payment.id)
     assert count == len(moments) == inquiries_sent(rig)
     assert store.count_rejections(RejectReason.UNKNOWN_STATUS) == count
@@ -227,7 +228,7 @@ def test_an_unknown_code_of_any_length_is_recorded_and_counted(rig: ServiceRig) 
     assert (refused.reason, refused.payload["status"]) == (RejectReason.UNKNOWN_STATUS, "Z" * 300)
     assert refused.detail == "inquiry status 'ZZZZZZZZZZZZZZZZ' is not in the inquiry table"
     unknown = RejectReason.UNKNOWN_STATUS
-    assert rig.engine.store.count_rejections(unknown, instance_id=payment.id) == 1
+    assert database(rig.engine).count_rejections(unknown, instance_id=payment.id) == 1
 
 
 def test_history_shows_how_many_unknown_codes_a_payment_got(

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from adapters.inbound.journal import InboundJournal
+from adapters.reconcile.journal import CallJournal
 from fsm import Actor, Engine, ManualClock, SqlStore, Verdict, replay_instance
 from fsm._payload import UnreadablePayload
 from fsm.flows import FLOWS
@@ -108,8 +110,9 @@ def test_damaged_refusals_intents_and_inbound_attempts_are_read(
     pid = driven(engine, clock)
     with pytest.raises(Exception, match="refused"):
         engine.fire(pid, "confirm_order", actor="merchant", idempotency_key="early")
-    intent = store.record_intent(pid, "inquiry", at=clock.now(), request={"tXid": "TX1"})
-    store.record_inbound(
+    calls, inbound = CallJournal(store), InboundJournal(store)
+    intent = calls.record(pid, "inquiry", at=clock.now(), request={"tXid": "TX1"})
+    inbound.record(
         received_at=clock.now(),
         endpoint="notification",
         outcome="refused",
@@ -123,10 +126,10 @@ def test_damaged_refusals_intents_and_inbound_attempts_are_read(
     (refused,) = store.rejections(pid)
     assert isinstance(refused.payload, UnreadablePayload)
     assert refused.reason == "not_allowed"
-    (call,) = store.intents(pid)
+    (call,) = calls.of_instance(pid)
     assert isinstance(call.request, UnreadablePayload)
-    assert [i.id for i in store.open_intents()] == [intent]
-    (attempt,) = store.inbound_attempts()
+    assert [i.id for i in calls.still_open()] == [intent]
+    (attempt,) = inbound.latest()
     assert isinstance(attempt.parameters, UnreadablePayload)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from fsm import Engine, ManualClock, SqlStore
 from fsm.errors import ConcurrentTransition, FsmError, StorageError, StorageUnavailable
 from fsm.flows import FLOWS
+from fsm.store.leases import Leases
 from tests.fsm.conftest import T0
 
 
@@ -120,10 +122,15 @@ def test_a_locked_sqlite_file_is_storage_unavailable_outside_units(tmp_path: Pat
     other = sqlite3.connect(path, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
-        with pytest.raises(StorageUnavailable, match="locked") as raised:
-            engine.start("ewallet_payment", wallet="ovo", amount=1000)
-        assert raised.value.retryable
-        assert_translated(raised.value)
+        writes_beside_units: list[Callable[[], object]] = [
+            lambda: engine.start("ewallet_payment", wallet="ovo", amount=1000),
+            lambda: Leases(store).claim(pid, owner="r1", now=T0, lease=timedelta(seconds=30)),
+        ]
+        for write in writes_beside_units:
+            with pytest.raises(StorageUnavailable, match="locked") as raised:
+                write()
+            assert raised.value.retryable
+            assert_translated(raised.value)
         with pytest.raises(ConcurrentTransition):  # inside a unit: the engine's lost race
             engine.fire(pid, "send_registration", actor="merchant", idempotency_key="reg")
         other.execute("ROLLBACK")

@@ -20,10 +20,17 @@ from fsm import (
     TransitionResult,
 )
 from fsm.flows import FLOWS
+from tests.conftest import AnyStore
 from tests.fsm.test_persistence import interleaving_flow
 
 ACCEPTED = {"tx_id": "TX-1", "reference_no": "ORD-1"}
 TX_ONLY = {"tx_id": "TX-1"}
+
+
+@pytest.fixture
+def store(any_store: AnyStore) -> AnyStore:
+    """Every test here runs in memory, on SQLite and on PostgreSQL."""
+    return any_store
 
 
 def started(engine: Engine, count: int) -> list[str]:
@@ -136,7 +143,7 @@ def test_an_empty_batch_does_nothing(engine: Engine) -> None:
 
 
 def test_fire_many_answers_as_fire_does_one_event_at_a_time(
-    store: SqlStore, clock: ManualClock
+    store: AnyStore, clock: ManualClock
 ) -> None:
     """The same mixed batch, once through fire_many and once through fire, on twin payments."""
     batched, single = (
@@ -203,7 +210,7 @@ def strip(engine: Engine, pid: str) -> tuple[object, ...]:
     return instance.state, instance.version, instance.tx_id, steps, refused
 
 
-def test_the_batch_is_one_transaction(store: SqlStore, clock: ManualClock) -> None:
+def test_the_batch_is_one_transaction(store: AnyStore, clock: ManualClock) -> None:
     """An event that fails outright takes the events before it back with it."""
     guard_calls: list[str] = []
 

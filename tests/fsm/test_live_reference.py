@@ -1,4 +1,4 @@
-"""One live instance per flow and reference, and provider calls keyed by their caller."""
+"""One live instance per flow and reference."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ import threading
 
 import pytest
 
-from fsm import Actor, CallKeyTaken, Engine, ManualClock, ReferenceInUse, SqlStore
+from fsm import Actor, Engine, ManualClock, ReferenceInUse
 from fsm.flows import FLOWS
+from tests.conftest import AnyStore
 from tests.fsm.conftest import T0
 
 
+@pytest.fixture
+def store(any_store: AnyStore) -> AnyStore:
+    """Every test here runs in memory, on SQLite and on PostgreSQL."""
+    return any_store
+
+
 def test_a_second_live_payment_with_one_reference_is_refused_until_the_first_ends(
-    engine: Engine, store: SqlStore
+    engine: Engine, store: AnyStore
 ) -> None:
     first = engine.start("ewallet_payment", wallet="dana", amount=1000, reference_no="ORD-7")
     with pytest.raises(ReferenceInUse) as refused:
@@ -50,7 +57,7 @@ def test_binding_another_live_payments_reference_is_refused_and_stores_nothing(
     assert len(engine.history(other.id)) == 1
 
 
-def test_of_two_racing_starts_with_one_reference_exactly_one_wins(store: SqlStore) -> None:
+def test_of_two_racing_starts_with_one_reference_exactly_one_wins(store: AnyStore) -> None:
     engines = [Engine(store, flows=FLOWS, clock=ManualClock(T0)) for _ in range(4)]
     barrier = threading.Barrier(len(engines))
     outcomes: list[str] = []
@@ -70,25 +77,3 @@ def test_of_two_racing_starts_with_one_reference_exactly_one_wins(store: SqlStor
         thread.join(timeout=60)
     assert sorted(outcomes) == ["refused", "refused", "refused", "started"]
     assert len(store.find(reference_no="ORD-RACE")) == 1
-
-
-def test_a_call_key_is_recorded_once_per_instance_whether_or_not_it_is_open(
-    engine: Engine, store: SqlStore
-) -> None:
-    payment = engine.start("ewallet_payment", wallet="dana", amount=1000, reference_no="ORD-K")
-    other = engine.start("ewallet_payment", wallet="dana", amount=1000, reference_no="ORD-L")
-    first = store.record_intent(payment.id, "cancel", at=T0, call_key="refund:r1")
-    with pytest.raises(CallKeyTaken) as taken:
-        store.record_intent(payment.id, "cancel", at=T0, call_key="refund:r1")
-    assert taken.value.intent_id == first
-    store.finish_intent(first, outcome="answered", at=T0)
-    with pytest.raises(CallKeyTaken):
-        store.record_intent(payment.id, "inquiry", at=T0, call_key="refund:r1")
-    # The key is the instance's own; unkeyed calls are unaffected.
-    store.record_intent(other.id, "cancel", at=T0, call_key="refund:r1")
-    store.record_intent(payment.id, "inquiry", at=T0)
-    store.record_intent(payment.id, "inquiry", at=T0)
-    found = store.intent_by_key(payment.id, "refund:r1")
-    assert found is not None
-    assert (found.id, found.call_key, found.outcome) == (first, "refund:r1", "answered")
-    assert store.intent_by_key(payment.id, "refund:r2") is None

@@ -16,12 +16,13 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
+from adapters.inbound.journal import InboundJournal
 from fsm import Actor, Engine, ManualClock, SqlStore, TransitionNotAllowed, TransitionRecord
 from fsm.errors import ConfigurationError
 from fsm.flows import FLOWS
 from fsm.replay import Verdict, replay_instance
 from fsm.store.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
-from fsm.store.sql import TABLES
+from tests.conftest import SCHEMA_TABLES as TABLES
 from tests.fsm.conftest import T0
 
 RELEASED_EWALLET_FINGERPRINT = "sha256:1c7f6c76c11df6c4"
@@ -113,10 +114,9 @@ def assert_works_at_head(store: SqlStore, pid: str, before: list[TransitionRecor
     assert instance.state == "paid"
     result = replay_instance(FLOW, instance, engine.history(pid))
     assert (result.verdict, result.applied) == (Verdict.CONSISTENT, len(BEFORE) + len(AFTER))
-    store.record_inbound(
-        received_at=T0, endpoint="notification", outcome="accepted", status_code=200
-    )
-    assert [attempt.endpoint for attempt in store.inbound_attempts()] == ["notification"]
+    inbound = InboundJournal(store)
+    inbound.record(received_at=T0, endpoint="notification", outcome="accepted", status_code=200)
+    assert [attempt.endpoint for attempt in inbound.latest()] == ["notification"]
 
 
 def test_the_head_revision_is_the_last_script() -> None:

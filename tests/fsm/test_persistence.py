@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +22,18 @@ from fsm import (
     Guard,
     GuardContext,
     Instance,
-    InstanceExists,
     InvalidInstanceData,
     ManualClock,
-    RejectedEvent,
-    RejectReason,
     SqlStore,
     StateKind,
     StateSpec,
-    TransitionNotAllowed,
     TransitionRecord,
     TransitionResult,
 )
-from fsm._signals import KeyTaken
 from fsm.definition import transition
 from fsm.flows import FLOWS
-from fsm.store.sql import TransitionLogRow
+from fsm.store.leases import Leases
+from fsm.store.tables import TransitionLogRow
 from tests.fsm.conftest import T0
 
 WIB = timezone(timedelta(hours=7), "WIB")
@@ -89,37 +84,13 @@ def record_for(
     )
 
 
-# --- times -----------------------------------------------------------------------------------
-
-
-def test_naive_datetime_is_refused_on_insert(store: SqlStore) -> None:
-    with pytest.raises(InvalidInstanceData, match="naive"):
-        store.insert_instance(make_instance(created_at=datetime(2026, 11, 23, 10, 0)))
-    assert store.list_instances() == []
-
-
-def test_naive_deadline_is_refused_on_insert(store: SqlStore) -> None:
-    with pytest.raises(InvalidInstanceData, match="naive"):
-        store.insert_instance(make_instance(deadline_at=datetime(2026, 11, 23, 10, 0)))
-    assert store.list_instances() == []
+# --- times (what every store does alike: tests/fsm/test_store_contract.py) --------------------
 
 
 def test_due_refuses_naive_now(store: SqlStore) -> None:
     store.insert_instance(make_instance(deadline_at=T0))
     with pytest.raises(InvalidInstanceData, match="naive"):
-        store.due(datetime(2026, 11, 23, 10, 0))
-
-
-def test_aware_times_read_back_as_the_same_instant_in_utc(store: SqlStore) -> None:
-    created = datetime(2026, 11, 23, 10, 0, 0, 123456, tzinfo=WIB)  # 03:00:00.123456 UTC
-    store.insert_instance(make_instance(created_at=created, deadline_at=created + MINUTE))
-    stored = store.get("pay-1")
-    assert stored.created_at == created
-    assert stored.deadline_at == created + MINUTE
-    for moment in (stored.created_at, stored.updated_at, stored.deadline_at):
-        assert moment is not None
-        assert moment.utcoffset() == timedelta(0)
-    assert (stored.created_at.hour, stored.created_at.microsecond) == (3, 123456)
+        Leases(store).due(datetime(2026, 11, 23, 10, 0))
 
 
 def test_sqlite_file_holds_utc_wall_time(tmp_path: Path) -> None:
@@ -132,13 +103,6 @@ def test_sqlite_file_holds_utc_wall_time(tmp_path: Path) -> None:
     assert str(raw).startswith("2026-11-23 03:00:00")  # converted, not the WIB wall time
 
 
-def test_duplicate_instance_id_is_refused(store: SqlStore) -> None:
-    store.insert_instance(make_instance())
-    with pytest.raises(InstanceExists):
-        store.insert_instance(replace(make_instance(), amount="999"))
-    assert store.get("pay-1").amount == "1000"
-
-
 # --- the log ---------------------------------------------------------------------------------
 
 PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
@@ -148,29 +112,6 @@ PATH: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("push_to_app", Actor.PROVIDER_RESPONSE, None),
     ("check_status", Actor.TIMER, None),
 ]
-
-
-def test_log_is_append_only_and_ordered(engine: Engine, clock: ManualClock) -> None:
-    pid = engine.start("ewallet_payment", wallet="ovo", amount=1000).id
-    snapshots = []
-    for index, (event_name, actor, payload) in enumerate(PATH):
-        clock.advance(MINUTE)
-        engine.fire(pid, event_name, actor=actor, idempotency_key=f"k{index}", payload=payload)
-        with pytest.raises(TransitionNotAllowed):  # a refusal never touches the log
-            engine.fire(pid, "confirm_order", actor="merchant", idempotency_key=f"no{index}")
-        history = engine.history(pid)
-        assert engine.get(pid).version == len(history) == index + 1
-        snapshots.append(history)
-
-    final = snapshots[-1]
-    for earlier in snapshots:
-        assert final[: len(earlier)] == earlier  # nothing rewritten, only appended
-    assert [record.seq for record in final] == list(range(1, len(PATH) + 1))
-    assert [record.event for record in final] == [step[0] for step in PATH]
-    for previous, record in pairwise(final):
-        assert record.source == previous.dest
-        assert record.occurred_at > previous.occurred_at
-    assert len(engine.rejections(pid)) == len(PATH)
 
 
 def test_log_key_is_unique_per_instance(engine: Engine, store: SqlStore) -> None:
@@ -187,52 +128,7 @@ def vars_of(record: TransitionRecord) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__slots__}
 
 
-def test_unit_commits_all_or_nothing(store: SqlStore) -> None:
-    store.insert_instance(make_instance())
-    loaded = store.get("pay-1")
-    rejected = RejectedEvent(
-        instance_id="pay-1",
-        event="confirm_payment",
-        state=loaded.state,
-        version=0,
-        actor=Actor.STATUS_INQUIRY,
-        idempotency_key="x",
-        reason=RejectReason.NOT_ALLOWED,
-        detail="",
-        payload={},
-        occurred_at=T0,
-    )
-    record = record_for(loaded, "send_registration", "registration_sent", Actor.MERCHANT, "r", T0)
-
-    def write_then_fail() -> None:
-        with store.unit() as unit:
-            unit.reject(rejected)
-            unit.apply(record, expected_version=0, deadline_at=None, bound={})
-            raise RuntimeError("the caller failed after writing")
-
-    with pytest.raises(RuntimeError, match="after writing"):
-        write_then_fail()
-    assert store.get("pay-1") == loaded
-    assert store.history("pay-1") == []
-    assert store.rejections("pay-1") == []
-
-
 # --- lookups ---------------------------------------------------------------------------------
-
-
-def test_find_by_tx_id_and_reference_no(store: SqlStore) -> None:
-    store.insert_instance(make_instance("pay-b", tx_id="TX-B", reference_no="ORD-1"))
-    store.insert_instance(make_instance("pay-a", tx_id="TX-A", reference_no="ORD-1"))
-    store.insert_instance(make_instance("pay-c", tx_id="TX-C", reference_no="ORD-2"))
-
-    def ids(found: list[Instance]) -> list[str]:
-        return [instance.id for instance in found]
-
-    assert ids(store.find(tx_id="TX-A")) == ["pay-a"]
-    assert ids(store.find(reference_no="ORD-1")) == ["pay-a", "pay-b"]  # ordered by id
-    assert ids(store.find(tx_id="TX-C", reference_no="ORD-2")) == ["pay-c"]
-    assert ids(store.find(tx_id="TX-A", reference_no="ORD-2")) == []  # both must match
-    assert ids(store.find(tx_id="TX-Z")) == []
 
 
 def test_due_lists_passed_deadlines_earliest_first(store: SqlStore) -> None:
@@ -242,7 +138,7 @@ def test_due_lists_passed_deadlines_earliest_first(store: SqlStore) -> None:
     store.insert_instance(make_instance("final", deadline_at=None))
 
     def ids(now: datetime, **kwargs: Any) -> list[str]:
-        return [instance.id for instance in store.due(now, **kwargs)]
+        return [instance.id for instance in Leases(store).due(now, **kwargs)]
 
     assert ids(T0) == []
     assert ids(T0 + 5 * MINUTE) == ["soon", "mid"]  # a deadline equal to now is due
@@ -257,35 +153,11 @@ def test_engine_deadline_becomes_due_on_time(engine: Engine, store: SqlStore) ->
     for index, (event_name, actor, payload) in enumerate(PATH[:4]):
         engine.fire(pid, event_name, actor=actor, idempotency_key=f"k{index}", payload=payload)
     assert engine.get(pid).state == "awaiting_approval"  # OVO: 55 s to approve
-    assert pid not in [i.id for i in store.due(T0 + timedelta(seconds=54))]
-    assert pid in [i.id for i in store.due(T0 + timedelta(seconds=55))]
+    assert pid not in [i.id for i in Leases(store).due(T0 + timedelta(seconds=54))]
+    assert pid in [i.id for i in Leases(store).due(T0 + timedelta(seconds=55))]
 
 
 # --- compare-and-set and row locks -----------------------------------------------------------
-
-
-def test_stale_compare_and_set_writes_nothing(
-    store: SqlStore, other_store: SqlStore, clock: ManualClock
-) -> None:
-    Engine(store, flows=FLOWS, clock=clock).start(
-        "ewallet_payment", instance_id="pay-1", wallet="ovo"
-    )
-    loaded = store.get("pay-1")  # version 0
-    rival = Engine(other_store, flows=FLOWS, clock=clock)
-    rival.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
-    moved = store.get("pay-1")
-
-    stale = record_for(loaded, "abandon_checkout", "checkout_abandoned", Actor.TIMER, "ab", T0)
-    with pytest.raises(ConcurrentTransition), store.unit() as unit:
-        unit.apply(stale, expected_version=loaded.version, deadline_at=None, bound={})
-    assert store.get("pay-1") == moved
-    assert [record.event for record in store.history("pay-1")] == ["send_registration"]
-
-    # the version was the only obstacle: the same write against the current version applies
-    fresh = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "ab", T0)
-    with store.unit() as unit:
-        unit.apply(fresh, expected_version=moved.version, deadline_at=None, bound={})
-    assert store.get("pay-1").state == "registration_failed"
 
 
 def interleaving_flow(meanwhile: Callable[[], None]) -> FlowDefinition:
@@ -431,19 +303,3 @@ def test_postgres_fire_waits_for_the_row_lock(postgres_schema_url: str) -> None:
         thread.join(timeout=10)
         holder.dispose()
         waiter.dispose()
-
-
-def test_a_key_logged_by_a_racing_writer_rolls_the_whole_step_back(
-    store: SqlStore, clock: ManualClock
-) -> None:
-    """The log insert failing on the unique key must not leave the state update behind."""
-    engine = Engine(store, flows=FLOWS, clock=clock)
-    engine.start("ewallet_payment", instance_id="pay-1", wallet="ovo")
-    engine.fire("pay-1", "send_registration", actor="merchant", idempotency_key="reg")
-    moved = store.get("pay-1")
-    # same key as step 1, written as if by a writer that did not see it: the CAS passes
-    clash = record_for(moved, "fail_registration", "registration_failed", Actor.TIMER, "reg", T0)
-    with pytest.raises(KeyTaken), store.unit() as unit:
-        unit.apply(clash, expected_version=moved.version, deadline_at=None, bound={})
-    assert store.get("pay-1") == moved
-    assert [record.seq for record in store.history("pay-1")] == [1]

@@ -1,4 +1,4 @@
-"""Refund requests and the refunded total in the engine, on SQLite and PostgreSQL.
+"""Refund requests and the refunded total in the engine, in memory and on both databases.
 
 A refund request is a self-loop step on a settled payment (``request_refund``, by the merchant
 or an operator) that records who asked for what and why and moves nothing; the void or refund
@@ -12,12 +12,20 @@ from typing import Any
 
 import pytest
 
-from fsm import Actor, Engine, ManualClock, SqlStore, TransitionNotAllowed
+from fsm import Actor, Engine, ManualClock, TransitionNotAllowed
 from fsm.errors import RejectReason
 from fsm.flows import FLOWS
 from fsm.refunds import REQUEST_REFUND, refund_requests, refunded_total
 from fsm.replay import Verdict, replay_instance
+from tests.conftest import AnyStore
 from tests.fsm.test_engine import TO_PAID, TO_STATUS_CHECK, drive, start_ovo
+
+
+@pytest.fixture
+def store(any_store: AnyStore) -> AnyStore:
+    """Every test here runs in memory, on SQLite and on PostgreSQL."""
+    return any_store
+
 
 REQUEST = {
     "amount": "50000",
@@ -95,7 +103,7 @@ def test_a_refund_request_before_payment_is_refused(engine: Engine) -> None:
 
 
 def test_refunds_bind_the_cumulative_total_and_a_further_request_is_allowed(
-    engine: Engine, store: SqlStore
+    engine: Engine, store: AnyStore
 ) -> None:
     pid = start_ovo(engine)
     drive(engine, pid, TO_PAID)

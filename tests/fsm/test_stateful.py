@@ -38,6 +38,7 @@ from fsm import (
     GuardRefused,
     IdempotencyKeyReused,
     Instance,
+    MemoryStore,
     RejectReason,
     SqlStore,
     StaleEvent,
@@ -48,13 +49,13 @@ from fsm import (
     replay_instance,
 )
 from fsm.flows import FLOWS
-from tests.conftest import postgres_url_or_skip
+from tests.conftest import AnyStore, postgres_url_or_skip
 
 UNKNOWN_EVENT = "no_such_event"
 SECRET_FIELD = "merchantToken"
 
-Opener = Callable[[], tuple[str, Callable[[], None]]]
-"""Gives a fresh database URL and the function that removes that database afterwards."""
+Opener = Callable[[], tuple[AnyStore, Callable[[], None]]]
+"""Gives a fresh store and the function that closes and removes it afterwards."""
 
 
 Step = tuple[str, str]
@@ -252,22 +253,19 @@ class EngineMachine(RuleBasedStateMachine):
     """Random deliveries to a few payments of the built-in flows."""
 
     @classmethod
-    def open_database(cls) -> tuple[str, Callable[[], None]]:
-        """A fresh database URL and how to remove it; each test's subclass says where."""
+    def open_store(cls) -> tuple[AnyStore, Callable[[], None]]:
+        """A fresh store and how to remove it; each test's subclass says where."""
         raise NotImplementedError
 
     def __init__(self) -> None:
         super().__init__()
-        url, self._remove = self.open_database()
-        self.store = SqlStore(url, sqlite_synchronous="OFF")
-        self.store.create_schema()
+        self.store, self._remove = self.open_store()
         self.engine = Engine(self.store, flows=FLOWS)
         self.payments: list[Tracked] = []
         self.deliveries: list[Delivery] = []
         self._keys = itertools.count(1)
 
     def teardown(self) -> None:
-        self.store.dispose()
         self._remove()
 
     @initialize(kinds=st.lists(st.sampled_from(KINDS), min_size=1, max_size=3, unique=True))
@@ -502,7 +500,7 @@ class EngineMachine(RuleBasedStateMachine):
 def _run(opener: Opener, *, examples: int, steps: int) -> None:
     class Machine(EngineMachine):
         @classmethod
-        def open_database(cls) -> tuple[str, Callable[[], None]]:
+        def open_store(cls) -> tuple[AnyStore, Callable[[], None]]:
             return opener()
 
     run_state_machine_as_test(
@@ -511,12 +509,28 @@ def _run(opener: Opener, *, examples: int, steps: int) -> None:
     )
 
 
+def _sql_store(
+    url: str, remove: Callable[[], None] = lambda: None
+) -> tuple[AnyStore, Callable[[], None]]:
+    store = SqlStore(url, sqlite_synchronous="OFF")
+    store.create_schema()
+
+    def close() -> None:
+        store.dispose()
+        remove()
+
+    return store, close
+
+
+def test_random_deliveries_in_memory() -> None:
+    _run(lambda: (MemoryStore(), lambda: None), examples=60, steps=30)
+
+
 def test_random_deliveries_on_sqlite(tmp_path: Path) -> None:
     numbers = itertools.count(1)
 
-    def opener() -> tuple[str, Callable[[], None]]:
-        path = tmp_path / f"machine-{next(numbers)}.sqlite3"
-        return f"sqlite:///{path}", lambda: None
+    def opener() -> tuple[AnyStore, Callable[[], None]]:
+        return _sql_store(f"sqlite:///{tmp_path / f'machine-{next(numbers)}.sqlite3'}")
 
     _run(opener, examples=60, steps=30)
 
@@ -526,7 +540,7 @@ def test_random_deliveries_on_postgres() -> None:
     base = postgres_url_or_skip()
     admin = create_engine(base)
 
-    def opener() -> tuple[str, Callable[[], None]]:
+    def opener() -> tuple[AnyStore, Callable[[], None]]:
         schema = f"t_{uuid.uuid4().hex[:12]}"
         with admin.begin() as conn:
             conn.execute(text(f'create schema "{schema}"'))
@@ -535,7 +549,7 @@ def test_random_deliveries_on_postgres() -> None:
             with admin.begin() as conn:
                 conn.execute(text(f'drop schema "{schema}" cascade'))
 
-        return f"{base}?options=-csearch_path%3D{schema}", drop
+        return _sql_store(f"{base}?options=-csearch_path%3D{schema}", drop)
 
     try:
         _run(opener, examples=12, steps=15)

@@ -1,20 +1,27 @@
-"""Alembic's environment: runs the migrations on a given connection or on ``sqlalchemy.url``."""
+"""Alembic's environment: runs the migrations on a given connection or on ``sqlalchemy.url``.
+
+The revisions spell out every table they create. The models they are compared with (to
+autogenerate a revision) are the schema's tables on the sqlmodel metadata: the engine's, and the
+adapters' journals where they are loaded (import ``adapters.reconcile.journal`` and
+``adapters.inbound.journal`` first, or a new revision would drop theirs).
+"""
 
 from __future__ import annotations
 
 from alembic import context
 from sqlalchemy import Connection, MetaData, create_engine
 from sqlalchemy.pool import NullPool
+from sqlmodel import SQLModel
 
 from fsm.store.connect import normalise_url
-from fsm.store.schema import VERSION_TABLE
-from fsm.store.tables import TABLES
+from fsm.store.schema import SCHEMA_TABLES, VERSION_TABLE
 
 
 def _target_metadata() -> MetaData:
     metadata = MetaData()
-    for table in TABLES:
-        table.to_metadata(metadata)
+    for table in SQLModel.metadata.sorted_tables:
+        if table.name in SCHEMA_TABLES:  # an application's own models are not ours to migrate
+            table.to_metadata(metadata)
     return metadata
 
 

@@ -1,0 +1,220 @@
+"""The call journal: every call to the provider is written down before it is sent.
+
+A process can stop at any point: after its request reached the provider and before the answer
+was stored, the provider has acted (registered, cancelled) and the database knows nothing.
+So the intent (which call, for which instance, its ``referenceNo``, amount and request) is
+committed first, and finished only once the answer's transition is committed. An intent left
+open past any call's time marks exactly the instances a crash left behind; the reconciler
+repairs them from the provider's own answer (an inquiry), and never by sending a call that
+moves money a second time.
+
+The journal keeps its ``call_intent`` table in the engine's database, declared on the same
+sqlmodel metadata, and the schema's migrations create it with the engine's tables.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, Text, bindparam, insert, select, text, update
+from sqlmodel import Field, SQLModel
+
+from fsm._payload import clean_payload, read_payload
+from fsm.clock import Clock, SystemClock, require_aware
+from fsm.errors import CallInDoubt, CallKeyTaken
+from fsm.store.sql import SqlStore
+from fsm.store.tables import UtcDateTime
+
+
+class CallIntentRow(SQLModel, table=True):
+    """One call to the provider, recorded before it is sent and finished once its answer is stored.
+
+    An intent still open long after it was recorded marks a process that stopped between sending
+    and storing the answer; the reconciler repairs its instance (:mod:`adapters.reconcile`).
+    """
+
+    __tablename__ = "call_intent"
+    __table_args__ = (
+        Index("ix_call_intent_open", "finished_at", "recorded_at"),
+        # The database, not a read before the insert, keeps a second exclusive call (a cancel)
+        # out while the first has no stored answer: two racing callers cannot both pass.
+        Index(
+            "ux_call_intent_exclusive_open",
+            "instance_id",
+            "call",
+            unique=True,
+            sqlite_where=text("exclusive AND finished_at IS NULL"),
+            postgresql_where=text("exclusive AND finished_at IS NULL"),
+        ),
+        # A caller's key for one call (a refund request's id): a second caller with the same
+        # key finds the first call instead of sending another, whichever replica it runs on.
+        Index(
+            "ux_call_intent_key",
+            "instance_id",
+            "call_key",
+            unique=True,
+            sqlite_where=text("call_key IS NOT NULL"),
+            postgresql_where=text("call_key IS NOT NULL"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    instance_id: str = Field(foreign_key="flow_instance.id", max_length=64, index=True)
+    call: str = Field(max_length=32)
+    reference_no: str | None = Field(default=None, max_length=64)
+    amount: str | None = Field(default=None, max_length=24)
+    tx_id: str | None = Field(default=None, max_length=64)
+    exclusive: bool = False
+    """At most one exclusive call per instance and kind may be open at a time."""
+    request: str = Field(sa_type=Text)
+    """The identifying fields of what was sent, as JSON with secrets redacted."""
+    recorded_at: datetime = Field(sa_type=UtcDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    outcome: str | None = Field(default=None, max_length=32)
+    call_key: str | None = Field(default=None, max_length=200)
+    """The caller's idempotency key for this call, unique per instance when given."""
+
+
+CALL_INTENT_TABLE = CallIntentRow.__table__  # type: ignore[attr-defined]
+
+_T = CALL_INTENT_TABLE
+_INSERT = insert(_T)
+_FINISH = (
+    update(_T)
+    .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
+    .values(finished_at=bindparam("at"), outcome=bindparam("result"))
+)
+_OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
+_OF_INSTANCE = select(_T).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.id)
+
+
+@dataclass(frozen=True, slots=True)
+class CallIntent:
+    """One recorded provider call; ``finished_at`` is ``None`` while its answer is not stored."""
+
+    id: int
+    instance_id: str
+    call: str
+    reference_no: str | None
+    amount: str | None
+    tx_id: str | None
+    exclusive: bool
+    request: Mapping[str, Any]
+    """The request's fields as sent, secrets redacted."""
+    recorded_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    call_key: str | None = None
+    """The caller's idempotency key for the call (a refund request's id), if it gave one."""
+
+
+class _Refused(Exception):
+    """A unique index or the foreign key refused an intent; :meth:`CallJournal.record` says why."""
+
+
+class CallJournal:
+    """The provider calls recorded for the instances of one :class:`~fsm.store.sql.SqlStore`."""
+
+    def __init__(self, store: SqlStore, *, clock: Clock | None = None) -> None:
+        """Record calls in ``store``'s database; ``clock`` times the calls :func:`recorded_call`
+        makes (:mod:`adapters.reconcile.intents`)."""
+        self._store = store
+        self.clock: Clock = clock or SystemClock()
+
+    def record(
+        self,
+        instance_id: str,
+        call: str,
+        *,
+        at: datetime,
+        reference_no: str | None = None,
+        amount: str | None = None,
+        tx_id: str | None = None,
+        request: Mapping[str, Any] | None = None,
+        exclusive: bool = False,
+        call_key: str | None = None,
+    ) -> int:
+        """Commit an open intent for a provider call about to be sent; returns its id.
+
+        An ``exclusive`` call (a cancel) is refused while another of its kind for the instance is
+        open, and a call under a ``call_key`` already recorded for the instance is refused
+        whether or not it is still open: the database's unique indexes decide, so of two racing
+        callers one gets through.
+
+        Raises:
+            InvalidInstanceData: ``at`` is naive or ``request`` is not JSON data.
+            InstanceNotFound: no instance ``instance_id`` is stored.
+            CallKeyTaken: a call under ``call_key`` is already recorded for the instance.
+            CallInDoubt: ``exclusive``, and such a call for the instance is still open.
+        """
+        values = {
+            "call_key": call_key,
+            "instance_id": instance_id,
+            "call": call,
+            "exclusive": exclusive,
+            "reference_no": reference_no,
+            "amount": amount,
+            "tx_id": tx_id,
+            "request": json.dumps(clean_payload(request), sort_keys=True, separators=(",", ":")),
+            "recorded_at": require_aware(at),
+        }
+        try:
+            with self._store.transaction(refused=_Refused) as conn:
+                key = conn.execute(_INSERT, values).inserted_primary_key
+        except _Refused:
+            self._store.get(instance_id)  # the foreign key refused it: InstanceNotFound
+            taken = None if call_key is None else self.by_key(instance_id, call_key)
+            if taken is not None:
+                raise CallKeyTaken(instance_id, call_key or "", taken.id) from None
+            raise CallInDoubt(instance_id, call) from None
+        if key is None or key[0] is None:  # an intent that cannot be finished would block forever
+            raise RuntimeError("the database returned no id for the new call intent")
+        return int(key[0])
+
+    def by_key(self, instance_id: str, call_key: str) -> CallIntent | None:
+        """The provider call recorded under ``call_key`` for the instance, if any."""
+        query = select(_T).where(_T.c.instance_id == instance_id, _T.c.call_key == call_key)
+        with self._store.connection() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _intent(row._asdict())
+
+    def finish(self, intent_id: int, *, outcome: str, at: datetime) -> bool:
+        """Close an intent once its answer is stored; false when it was closed already."""
+        values = {"intent_id": intent_id, "at": require_aware(at), "result": outcome[:32]}
+        with self._store.transaction() as conn:
+            return conn.execute(_FINISH, values).rowcount == 1
+
+    def still_open(
+        self,
+        *,
+        recorded_before: datetime | None = None,
+        instance_id: str | None = None,
+        limit: int = 100,
+    ) -> list[CallIntent]:
+        """Intents never finished, oldest first; only those recorded at or before
+        ``recorded_before`` and of ``instance_id``, where given."""
+        query = _OPEN.limit(limit)
+        if recorded_before is not None:
+            query = query.where(_T.c.recorded_at <= require_aware(recorded_before))
+        if instance_id is not None:
+            query = query.where(_T.c.instance_id == instance_id)
+        with self._store.connection() as conn:
+            return [_intent(row._asdict()) for row in conn.execute(query)]
+
+    def of_instance(self, instance_id: str) -> list[CallIntent]:
+        """Every provider call recorded for the instance, in order."""
+        with self._store.connection() as conn:
+            rows = conn.execute(_OF_INSTANCE, {"instance_id": instance_id})
+            return [_intent(row._asdict()) for row in rows]
+
+
+def _intent(row: dict[str, Any]) -> CallIntent:
+    row["request"] = read_payload(row["request"])  # a damaged request must not hide the call
+    return CallIntent(**row)
+
+
+__all__ = ["CALL_INTENT_TABLE", "CallIntent", "CallIntentRow", "CallJournal"]

@@ -1,0 +1,120 @@
+"""The call journal (:mod:`adapters.reconcile.journal`), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from adapters.reconcile.journal import CallJournal
+from fsm import Engine, InstanceNotFound, ManualClock, SqlStore
+from fsm.errors import CallInDoubt, CallKeyTaken, InvalidInstanceData
+from fsm.flows import FLOWS
+from tests.fsm.conftest import T0
+from tests.fsm.test_claims import LATER, due_payments, run_together
+
+
+@pytest.fixture
+def engine(store: SqlStore) -> Engine:
+    return Engine(store, flows=FLOWS, clock=ManualClock(T0))
+
+
+@pytest.fixture
+def calls(store: SqlStore) -> CallJournal:
+    return CallJournal(store)
+
+
+def test_an_intent_stays_open_until_finished(engine: Engine, calls: CallJournal) -> None:
+    (pid,) = due_payments(engine, 1)
+    intent_id = calls.record(
+        pid,
+        "registration",
+        at=T0,
+        reference_no="ORD-1",
+        amount="1000",
+        request={"referenceNo": "ORD-1", "amt": "1000", "merchantToken": "secret-token"},
+    )
+    (open_intent,) = calls.still_open(recorded_before=T0)
+    assert (open_intent.id, open_intent.call, open_intent.amount) == (
+        intent_id,
+        "registration",
+        "1000",
+    )
+    assert open_intent.request["merchantToken"] != "secret-token"
+    assert calls.still_open(recorded_before=T0 - timedelta(seconds=1)) == []
+    assert calls.finish(intent_id, outcome="answered", at=T0 + timedelta(seconds=1))
+    assert not calls.finish(intent_id, outcome="again", at=T0 + timedelta(seconds=2))
+    assert calls.still_open(recorded_before=LATER) == []
+    (done,) = calls.of_instance(pid)
+    assert (done.outcome, done.finished_at) == ("answered", T0 + timedelta(seconds=1))
+
+
+def test_an_intent_for_an_unknown_instance_is_refused(calls: CallJournal) -> None:
+    with pytest.raises(InstanceNotFound):
+        calls.record("nope", "inquiry", at=T0)
+    assert calls.still_open(recorded_before=LATER) == []
+
+
+def test_an_intent_with_a_naive_time_stores_nothing(engine: Engine, calls: CallJournal) -> None:
+    (pid,) = due_payments(engine, 1)
+    with pytest.raises(InvalidInstanceData):
+        calls.record(pid, "inquiry", at=T0.replace(tzinfo=None))
+    assert calls.of_instance(pid) == []
+
+
+def test_an_exclusive_call_is_refused_while_one_of_its_kind_is_open(
+    engine: Engine, calls: CallJournal
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    first = calls.record(pid, "cancel", at=T0, exclusive=True)
+    with pytest.raises(CallInDoubt):
+        calls.record(pid, "cancel", at=T0, exclusive=True)
+    calls.record(pid, "inquiry", at=T0)  # other calls, and non-exclusive ones, go ahead
+    calls.record(pid, "inquiry", at=T0)
+    calls.finish(first, outcome="answered", at=T0)
+    calls.record(pid, "cancel", at=T0, exclusive=True)  # the first one is answered now
+    assert [i.call for i in calls.of_instance(pid)].count("cancel") == 2
+
+
+def test_racing_exclusive_calls_let_exactly_one_through(
+    engine: Engine, calls: CallJournal, db_url: str
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    stores = [SqlStore(db_url) for _ in range(4)]
+    barrier = threading.Barrier(len(stores))
+    outcomes: list[str] = []
+
+    def cancel(own_store: SqlStore) -> None:
+        barrier.wait(timeout=10)
+        try:
+            CallJournal(own_store).record(pid, "cancel", at=T0, exclusive=True)
+            outcomes.append("recorded")
+        except CallInDoubt:
+            outcomes.append("in doubt")
+
+    run_together(stores, lambda _n, own_store: cancel(own_store))
+    assert sorted(outcomes) == ["in doubt"] * 3 + ["recorded"]
+    assert len(calls.of_instance(pid)) == 1
+
+
+def test_a_call_key_is_recorded_once_per_instance_whether_or_not_it_is_open(
+    engine: Engine, calls: CallJournal
+) -> None:
+    payment = engine.start("ewallet_payment", wallet="dana", amount=1000, reference_no="ORD-K")
+    other = engine.start("ewallet_payment", wallet="dana", amount=1000, reference_no="ORD-L")
+    first = calls.record(payment.id, "cancel", at=T0, call_key="refund:r1")
+    with pytest.raises(CallKeyTaken) as taken:
+        calls.record(payment.id, "cancel", at=T0, call_key="refund:r1")
+    assert taken.value.intent_id == first
+    calls.finish(first, outcome="answered", at=T0)
+    with pytest.raises(CallKeyTaken):
+        calls.record(payment.id, "inquiry", at=T0, call_key="refund:r1")
+    # The key is the instance's own; unkeyed calls are unaffected.
+    calls.record(other.id, "cancel", at=T0, call_key="refund:r1")
+    calls.record(payment.id, "inquiry", at=T0)
+    calls.record(payment.id, "inquiry", at=T0)
+    found = calls.by_key(payment.id, "refund:r1")
+    assert found is not None
+    assert (found.id, found.call_key, found.outcome) == (first, "refund:r1", "answered")
+    assert calls.by_key(payment.id, "refund:r2") is None
