@@ -110,8 +110,6 @@ class PaymentService:
         self.calls = CallJournal(store, clock=engine.clock)
         self.inbound = InboundJournal(store)
         self.leases = Leases(store)
-        self.failures: tuple[type[Exception], ...] = store.failures
-        """The exceptions that mean the database failed."""
         self.notification_url = notification_url
         self.callback_url = callback_url
         self.mandate_fields = mandate_fields

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 from fsm.errors import InvalidInstanceData
@@ -82,43 +81,8 @@ def is_secret_field(name: str) -> bool:
     return _SECRET.search(name.lower()) is not None
 
 
-def json_encoder(
-    *, sort_keys: bool, separators: tuple[str, str], allow_nan: bool
-) -> Callable[[Any], str]:
-    """``json.dumps`` with these options (and ``ensure_ascii=False``), at a lower cost per call.
-
-    ``json.dumps`` with options builds a ``JSONEncoder`` on every call, whose ``encode`` builds
-    the C encoder each time; this builds the C encoder once, where Python has it. The payloads
-    it writes are made of plain JSON data (see :func:`clean_payload`), so no circular check.
-    """
-    item_separator, key_separator = separators
-    if c_make_encoder is None:  # an interpreter without the C accelerator
-        return json.JSONEncoder(
-            sort_keys=sort_keys, separators=separators, allow_nan=allow_nan, ensure_ascii=False
-        ).encode
-    encode = c_make_encoder(
-        None,
-        _not_json,
-        encode_basestring,
-        None,
-        key_separator,
-        item_separator,
-        sort_keys,
-        False,
-        allow_nan,
-    )
-
-    def dumps(value: Any) -> str:
-        return "".join(encode(value, 0))
-
-    return dumps
-
-
-def _not_json(value: Any) -> Any:
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-_ENCODER = json_encoder(sort_keys=False, separators=(", ", ": "), allow_nan=False)
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False).encode
+"""The round trip's encoder; what :func:`_redact` returns holds no cycles."""
 _SECRET = re.compile("|".join(map(re.escape, _SECRET_MARKERS)))
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 """Exact types JSON reads back as themselves (a ``str`` or ``int`` subclass would not be)."""

@@ -1,7 +1,8 @@
-"""Signals a unit of work raises to the engine, which turns each into an answer or a public error.
+"""Signals the store raises inside the library, each turned into an answer or a public error.
 
-They are control flow between the store and the engine, never seen by a caller, so they derive
-from ``Exception`` alone: an ``except FsmError`` (or any public class) never catches one.
+A unit of work raises the first three to the engine; the store's own methods catch the last.
+They are control flow, never seen by a caller, so they derive from ``Exception`` alone: an
+``except FsmError`` (or any public class) never catches one.
 """
 
 from __future__ import annotations
@@ -23,4 +24,12 @@ class ReferenceTaken(Exception):
     """A bound reference belongs to another live instance of the flow: the unique index refused it.
 
     The unit rolls back whole; the engine answers :class:`~fsm.errors.ReferenceInUse`.
+    """
+
+
+class Refused(Exception):
+    """A unique or foreign key refused a store method's write; the transaction rolled back whole.
+
+    Never leaves the store: the method that wrote says what it means (``InstanceExists``,
+    ``ReferenceInUse``, ``CallKeyTaken``, ...).
     """

@@ -54,11 +54,9 @@ logger = logging.getLogger(__name__)
 class Engine:
     """Starts and moves flow instances kept in a store (:class:`~fsm.store.protocol.Store`).
 
-    A database failure while firing (a lost connection, a full disk) reaches the caller as the
-    driver's own exception (``sqlite3.Error``, ``psycopg.Error``), since events run on the
-    driver's cursor; :meth:`start` and the reads that go through SQLAlchemy raise
-    ``sqlalchemy.exc`` wrappers. Lock contention becomes
-    :class:`~fsm.errors.ConcurrentTransition` either way.
+    A database failure (a lost connection, a full disk) reaches the caller as
+    :class:`~fsm.errors.StorageError`, from every method; lock contention the database gave up
+    on while firing becomes :class:`~fsm.errors.ConcurrentTransition`.
     """
 
     def __init__(

@@ -25,7 +25,8 @@ raises to the engine are private (:mod:`fsm._signals`) and derive from none of t
     │   └── IdempotencyKeyReused        same key, different event
     ├── CallInDoubt                     an exclusive provider call has no stored answer yet
     ├── CallKeyTaken                    a provider call with this key was already recorded
-    ├── StorageUnavailable              the database refused or could not take a write; retryable
+    ├── StorageError                    the database failed; .retryable says if a retry can help
+    │   └── StorageUnavailable          unreachable, connection lost, locked, read-only; retryable
     └── ConfigurationError              missing or wrong settings (a schema, a backend, ...)
         └── DiagramBackendUnavailable   the Graphviz binary or package is missing
 """
@@ -252,23 +253,28 @@ class CallKeyTaken(FsmError):
         self.intent_id = intent_id
 
 
-class StorageUnavailable(FsmError):
-    """The database could not be reached, or refused a write (locked, read-only, ended session).
+class StorageError(FsmError):
+    """The database failed a call: a driver or SQLAlchemy error, translated by the store.
 
-    What was not committed is lost; sending the same request again later is safe, since
-    idempotency keys absorb whatever of it was committed.
+    The message is the driver's first line (never the statement or its parameters); the driver's
+    own exception is the ``__cause__``. What was not committed is lost. ``retryable`` says whether
+    the same call may succeed later; a constraint or a schema the call did not expect is not.
+    """
+
+    def __init__(self, message: str, *, retryable: bool | None = None) -> None:
+        if retryable is not None:
+            self.retryable = retryable
+        super().__init__(message)
+
+
+class StorageUnavailable(StorageError):
+    """The database could not be reached, or refused for now (locked, read-only, ended session).
+
+    Sending the same request again later is safe, since idempotency keys absorb whatever of it
+    was committed.
     """
 
     retryable = True
-
-    @classmethod
-    def from_error(cls, doing: str, error: BaseException) -> StorageUnavailable:
-        """``doing`` failed with ``error``: says so with the driver's own first line.
-
-        SQLAlchemy's wrappers add the statement and its parameters, which are left out.
-        """
-        text = str(getattr(error, "orig", None) or error).strip()
-        return cls(f"{doing}: {text.splitlines()[0] if text else type(error).__name__}")
 
 
 class ConfigurationError(FsmError):

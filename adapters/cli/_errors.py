@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 import sys
 from typing import IO
 
 from sqlalchemy import exc, make_url
 
 from adapters.cli._extras import MissingExtra
-from fsm.errors import ConfigurationError, FsmError
+from fsm.errors import ConfigurationError, FsmError, StorageError
 
 _OWN_PACKAGES = ("fsm", "adapters")
 _URL_FORMS = "sqlite:///PATH or postgresql://USER@HOST/DB"
@@ -46,6 +45,8 @@ def one_line(error: BaseException, db_url: str | None) -> str | None:
         db_url: the ``--db`` the command was given, if any, to name the database (without its
             password).
     """
+    if isinstance(error, StorageError):
+        return _database(db_url, error)
     if isinstance(error, FsmError | MissingExtra):
         return _flat(str(error))
     if isinstance(error, ImportError):
@@ -54,10 +55,6 @@ def one_line(error: BaseException, db_url: str | None) -> str | None:
         return f"no database dialect for {_scheme(db_url)!r}; use {_URL_FORMS}"
     if isinstance(error, exc.ArgumentError):
         return f"--db is not a database URL ({_flat(str(error))}); use {_URL_FORMS}"
-    if isinstance(error, exc.DBAPIError):
-        return _database(db_url, error.orig or error)
-    if isinstance(error, exc.SQLAlchemyError | sqlite3.Error) or _is_driver_error(error):
-        return _database(db_url, error)
     if isinstance(error, OSError):
         where = f": {error.filename}" if error.filename else ""
         return f"{error.strerror or _flat(str(error))}{where}"
@@ -87,12 +84,6 @@ def _missing_module(error: ImportError, db_url: str | None) -> str | None:
 
 def _database(db_url: str | None, error: BaseException) -> str:
     return f"database {_safe(db_url)}: {_flat(str(error))}"
-
-
-def _is_driver_error(error: BaseException) -> bool:
-    """Whether ``error`` is a database driver's own (units run on the driver's cursor)."""
-    module = type(error).__module__
-    return module.split(".")[0] in {"psycopg", "psycopg2"} and isinstance(error, Exception)
 
 
 def _scheme(db_url: str | None) -> str:

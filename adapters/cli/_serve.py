@@ -143,8 +143,8 @@ def writable_store(url: str, *, busy_timeout: float = SERVE_BUSY_TIMEOUT) -> Sql
     """The store at ``url``, its schema current, once a write to it has gone through.
 
     Raises:
-        StorageUnavailable: the database cannot be written to.
-        sqlalchemy.exc.SQLAlchemyError: it cannot be reached or migrated.
+        StorageError: it cannot be reached, migrated or written to (``StorageUnavailable``
+            when it is unreachable, read-only or locked).
     """
     store = SqlStore(url, sqlite_busy_timeout=busy_timeout)
     try:  # a database that cannot be reached is reported in one line by the command

@@ -57,7 +57,7 @@ from adapters.reconcile.status import StatusChecks
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
 from fsm.definition import Actor
-from fsm.errors import CallKeyTaken, ConcurrentTransition, StorageUnavailable
+from fsm.errors import CallKeyTaken, ConcurrentTransition, StorageError, StorageUnavailable
 from fsm.model import Instance, TransitionResult
 
 logger = logging.getLogger(__name__)
@@ -83,11 +83,6 @@ class Payments(StatusChecks, Protocol):
     @property
     def inbound(self) -> InboundJournal:
         """The journal every inbound request is appended to."""
-        ...
-
-    @property
-    def failures(self) -> tuple[type[Exception], ...]:
-        """The exceptions that mean the database failed."""
         ...
 
     def fire(
@@ -129,11 +124,6 @@ class NotificationHandler:
         self._attempts = Attempts(
             service.engine, service.inbound, service.client.credentials.merchant_key, kept
         )
-        self._failures: tuple[type[Exception], ...] = (
-            *service.failures,
-            ConcurrentTransition,
-            StorageUnavailable,
-        )
 
     def handle_notification(self, request: InboundRequest) -> Reply:
         """Verify, record and confirm one notification; never raises for what it is sent.
@@ -163,9 +153,8 @@ class NotificationHandler:
     ) -> Reply:
         try:
             return handle(request)
-        except self._failures as error:
-            failed = StorageUnavailable.from_error(endpoint, error)
-            reason = redact(str(failed), self._attempts.secrets())
+        except (StorageError, ConcurrentTransition) as error:  # the store's, or a lost race's
+            reason = redact(f"{endpoint}: {error}", self._attempts.secrets())
             logger.warning(
                 "inbound request not handled: the database failed",
                 extra={"endpoint": endpoint, "error": type(error).__name__, "reason": reason},

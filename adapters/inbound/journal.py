@@ -126,7 +126,7 @@ class InboundJournal:
             "body_bytes": int(body_bytes),
             "client_ip": _storable(client_ip, 64),
         }
-        with self._store.engine.begin() as conn:
+        with self._store.transaction() as conn:
             conn.execute(insert(_T), values)
 
     def latest(self, *, limit: int = 100, instance_id: str | None = None) -> list[InboundAttempt]:
@@ -135,7 +135,7 @@ class InboundJournal:
         if instance_id is not None:
             query = query.where(_T.c.instance_id == instance_id)
         query = query.order_by(_T.c.id.desc()).limit(limit)
-        with self._store.engine.connect() as conn:
+        with self._store.connection() as conn:
             return [_attempt(row._asdict()) for row in conn.execute(query)]
 
     def prune(self, before: datetime) -> int:

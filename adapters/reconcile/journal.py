@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Text, bindparam, exc, insert, select, text, update
+from sqlalchemy import Index, Text, bindparam, insert, select, text, update
 from sqlmodel import Field, SQLModel
 
 from fsm._payload import clean_payload, read_payload
@@ -112,6 +112,10 @@ class CallIntent:
     """The caller's idempotency key for the call (a refund request's id), if it gave one."""
 
 
+class _Refused(Exception):
+    """A unique index or the foreign key refused an intent; :meth:`CallJournal.record` says why."""
+
+
 class CallJournal:
     """The provider calls recorded for the instances of one :class:`~fsm.store.sql.SqlStore`."""
 
@@ -159,9 +163,9 @@ class CallJournal:
             "recorded_at": require_aware(at),
         }
         try:
-            with self._store.transaction() as conn:
+            with self._store.transaction(refused=_Refused) as conn:
                 key = conn.execute(_INSERT, values).inserted_primary_key
-        except exc.IntegrityError:
+        except _Refused:
             self._store.get(instance_id)  # the foreign key refused it: InstanceNotFound
             taken = None if call_key is None else self.by_key(instance_id, call_key)
             if taken is not None:
@@ -174,7 +178,7 @@ class CallJournal:
     def by_key(self, instance_id: str, call_key: str) -> CallIntent | None:
         """The provider call recorded under ``call_key`` for the instance, if any."""
         query = select(_T).where(_T.c.instance_id == instance_id, _T.c.call_key == call_key)
-        with self._store.engine.connect() as conn:
+        with self._store.connection() as conn:
             row = conn.execute(query).first()
         return None if row is None else _intent(row._asdict())
 
@@ -198,12 +202,12 @@ class CallJournal:
             query = query.where(_T.c.recorded_at <= require_aware(recorded_before))
         if instance_id is not None:
             query = query.where(_T.c.instance_id == instance_id)
-        with self._store.engine.connect() as conn:
+        with self._store.connection() as conn:
             return [_intent(row._asdict()) for row in conn.execute(query)]
 
     def of_instance(self, instance_id: str) -> list[CallIntent]:
         """Every provider call recorded for the instance, in order."""
-        with self._store.engine.connect() as conn:
+        with self._store.connection() as conn:
             rows = conn.execute(_OF_INSTANCE, {"instance_id": instance_id})
             return [_intent(row._asdict()) for row in rows]
 

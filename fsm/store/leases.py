@@ -85,7 +85,7 @@ class Leases:
 
     def due(self, now: datetime, *, limit: int = 100) -> list[Instance]:
         """Instances whose deadline passed at ``now`` (aware), claimed or not, earliest first."""
-        with self._store.engine.connect() as conn:
+        with self._store.connection() as conn:
             rows = conn.execute(_due(limit), {"now": require_aware(now)})
             return [Instance(*row) for row in rows]
 

@@ -8,54 +8,36 @@ first ``UPDATE``, so a writer that lost the race finds the version moved and rai
 :class:`~fsm.errors.ConcurrentTransition`. The log is append-only, and ``(instance_id,
 idempotency_key)`` is unique there, so no race can apply one key twice.
 
-The hot path (:meth:`SqlStore.unit`, history and replay reads) runs SQLAlchemy Core statements
-on the sqlmodel tables (:mod:`fsm.store.tables`), compiled once per dialect, on the driver's own
-cursor (see :mod:`fsm.store.unit`); the other reads (:mod:`fsm.store._queries`) and writes go
-through SQLAlchemy. Reconcilers' leases (:class:`~fsm.store.leases.Leases`) and the adapters'
-journals keep their rows in the same database, in transactions of their own
-(:meth:`SqlStore.transaction`).
+Everything runs on one SQLAlchemy engine and its pool (:mod:`fsm.store.connect`). The hot path
+(:meth:`SqlStore.unit`, history and replay reads) runs Core statements on the sqlmodel tables
+(:mod:`fsm.store.tables`), compiled once per dialect, on the DBAPI cursor of a pooled connection
+(:mod:`fsm.store.unit`); the other reads (:mod:`fsm.store._queries`) and writes go through
+SQLAlchemy's ``Connection`` and its statement cache. Reconcilers' leases
+(:class:`~fsm.store.leases.Leases`) and the adapters' journals keep their rows in the same
+database, on connections and in transactions of their own (:meth:`SqlStore.connection`,
+:meth:`SqlStore.transaction`), whose errors are translated like the store's.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    create_engine,
-    event,
-    exc,
-    insert,
-)
-from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
+from sqlalchemy import Connection, Engine, insert
 
 import fsm.store._queries as _queries
-from fsm.errors import (
-    InstanceExists,
-    InvalidInstanceData,
-    ReferenceInUse,
-    RejectReason,
-    StorageUnavailable,
-)
+from fsm._signals import Refused
+from fsm.errors import InstanceExists, ReferenceInUse, RejectReason
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.store._connections import (
-    ConnectionSource,
-    KeptConnections,
-    PooledConnections,
-    server_hung_up,
-)
+from fsm.store.connect import Database, normalise_url
 from fsm.store.listing import InstanceFilter, InstancePage, make_page, page_query
-from fsm.store.protocol import Contention, StoredStep
+from fsm.store.protocol import StoredStep
 from fsm.store.schema import current_revision, migrate_to_head, touch_version
+from fsm.store.statements import UnitSql
 from fsm.store.tables import INSTANCE_TABLE
-from fsm.store.unit import Unit, UnitSql
+from fsm.store.unit import Unit
 
 DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 """The embedded default: a SQLite file in the working directory."""
@@ -63,22 +45,15 @@ DEFAULT_DB_URL = "sqlite:///ewallet-fsm.sqlite3"
 _INSTANCE = INSTANCE_TABLE
 
 
-def normalise_url(url: str) -> str:
-    """Point bare PostgreSQL URLs at psycopg 3, the driver this project installs."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
-
-
 class SqlStore:
     """Flow instances and their logs in one SQL database (SQLite file or PostgreSQL).
 
-    Driver errors: units (:meth:`unit`, and so :meth:`history`, :meth:`replay_rows`,
-    :meth:`stored_steps` and every engine ``fire``) run on the driver's own cursor, so a database
-    failure there reaches the caller as the driver's exception (``sqlite3.Error``,
-    ``psycopg.Error`` and their subclasses), not wrapped in ``sqlalchemy.exc``; the other
-    methods go through SQLAlchemy and raise its wrappers. Catch both where both can occur.
+    A database failure leaves every method as :class:`~fsm.errors.StorageError` (its
+    subclass :class:`~fsm.errors.StorageUnavailable` when a retry may help: the database is
+    unreachable, locked, read-only, or ended the session), whichever path the call took; the
+    driver's exception is its ``__cause__``. No ``sqlite3``, ``psycopg`` or ``sqlalchemy.exc``
+    error reaches the caller of a method (building the store may still raise SQLAlchemy's
+    ``ArgumentError`` for a malformed URL, or ``ImportError`` for a driver not installed).
 
     A store may be used across ``os.fork``: the child opens connections of its own, and leaves
     the ones it inherited open for its parent.
@@ -94,12 +69,13 @@ class SqlStore:
     ) -> None:
         """Open the database at ``url``; call :meth:`create_schema` once before first use.
 
-        On a server database a restarted server costs only a reconnect either way: by default
-        a connection, pooled or kept for units, is replaced when its socket shows, as it is
-        handed out, that the server closed it (no round trip), and a unit whose first
-        statement finds its connection gone reconnects and runs it again. Either way every
-        idle connection kept for units is dropped with a dead one, since a restart ended them
-        all.
+        On a server database a restarted server costs only a reconnect: by default a pooled
+        connection is replaced, with every one opened before it, when its socket shows as it is
+        handed out that the server closed it (no round trip), and a unit whose first statement
+        finds its connection gone reconnects and runs it again (see :mod:`fsm.store.connect`).
+
+        Raises:
+            ValueError: ``sqlite_synchronous`` is not a SQLite level.
 
         Args:
             url: SQLAlchemy URL; ``sqlite:///path`` or ``postgresql://user@host/db``.
@@ -111,18 +87,17 @@ class SqlStore:
                 instead (SQLAlchemy's ``pool_pre_ping``), which also catches a connection that
                 died without a word before a read outside a unit uses it. Ignored on SQLite.
         """
-        self.url = normalise_url(url)
-        self.pre_ping = pre_ping
-        self.engine: Engine = create_engine(
-            self.url, **_engine_options(self.url, pre_ping, sqlite_busy_timeout)
+        self._database = Database(
+            url,
+            sqlite_synchronous=sqlite_synchronous,
+            sqlite_busy_timeout=sqlite_busy_timeout,
+            pre_ping=pre_ping,
         )
+        self.url = self._database.url
+        self.pre_ping = pre_ping
+        self.engine: Engine = self._database.engine
         self.dialect = self.engine.dialect.name
-        if self.dialect == "sqlite":
-            _configure_sqlite(self.engine, sqlite_synchronous)
-        elif not pre_ping:
-            _refuse_hung_up_connections(self.engine)
         self._sql = UnitSql(self.engine.dialect)
-        self._connections = self._connection_source()
 
     def create_schema(self) -> None:
         """Create the schema, or migrate it to the latest revision; safe to call at any time.
@@ -132,17 +107,17 @@ class SqlStore:
         Concurrent callers queue: on PostgreSQL behind an advisory lock, on SQLite behind the
         file's write lock (``BEGIN IMMEDIATE``); whoever comes second finds nothing to do.
         """
-        migrate_to_head(self.engine)
+        with self._database.translated():
+            migrate_to_head(self.engine)
 
     def schema_version(self) -> str | None:
         """The schema's Alembic revision (``None`` before :meth:`create_schema` has run)."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return current_revision(conn)
 
     def dispose(self) -> None:
-        """Close every pooled connection, and those kept for units."""
-        self._connections.close()
-        self.engine.dispose()
+        """Close every pooled connection that is not in use."""
+        self._database.dispose()
 
     def insert_instance(self, instance: Instance) -> None:
         """Store a new instance.
@@ -153,20 +128,16 @@ class SqlStore:
             InvalidInstanceData: one of its times is naive; nothing was stored.
         """
         try:
-            with self.engine.begin() as conn:
+            with self._database.begin(refused=Refused) as conn:
                 conn.execute(insert(_INSTANCE), asdict(instance))
-        except exc.IntegrityError:
+        except Refused:
             live = None
             if instance.reference_no is not None and instance.deadline_at is not None:
-                with self.engine.connect() as conn:
+                with self._database.connect() as conn:
                     live = _queries.live_with_reference(conn, instance.flow, instance.reference_no)
             if live is not None and live != instance.id:
                 raise ReferenceInUse(instance.flow, instance.reference_no or "", live) from None
             raise InstanceExists(instance.id) from None
-        except exc.StatementError as error:  # SQLAlchemy wraps UtcDateTime's refusal
-            if isinstance(error.orig, InvalidInstanceData):
-                raise error.orig from None
-            raise
 
     def get(self, instance_id: str) -> Instance:
         """The stored instance.
@@ -174,7 +145,7 @@ class SqlStore:
         Raises:
             InstanceNotFound: nothing is stored under ``instance_id``.
         """
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return _queries.load(conn, instance_id)
 
     def history(self, instance_id: str) -> list[TransitionRecord]:
@@ -211,12 +182,12 @@ class SqlStore:
 
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events in the order they arrived."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return _queries.rejections(conn, instance_id)
 
     def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
         """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return _queries.has_rejection(conn, instance_id, idempotency_key)
 
     def count_rejections(self, reason: RejectReason, *, instance_id: str | None = None) -> int:
@@ -225,17 +196,17 @@ class SqlStore:
         For an operator: ``RejectReason.UNKNOWN_STATUS`` counts inquiry answers with a code
         outside the table.
         """
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return _queries.count_rejections(conn, reason, instance_id)
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
         """Instances with the given provider transaction id and/or reference, by id."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return _queries.find(conn, tx_id=tx_id, reference_no=reference_no)
 
     def list_instances(self, *, limit: int = 1000) -> list[Instance]:
         """Stored instances, oldest first."""
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             return _queries.oldest_first(conn, limit=limit)
 
     def page_instances(
@@ -247,7 +218,7 @@ class SqlStore:
             InvalidInstanceData: a bad ``limit``, a naive time, or a cursor no listing gave.
         """
         query = page_query(where or InstanceFilter(), limit=limit, cursor=cursor)
-        with self.engine.connect() as conn:
+        with self._database.connect() as conn:
             rows = [_queries.instance(row._asdict()) for row in conn.execute(query)]
         return make_page(rows, limit)
 
@@ -256,123 +227,42 @@ class SqlStore:
 
         Raises:
             StorageUnavailable: the database cannot be reached, is read-only, or stays locked;
-                the message is the driver's first line.
+                the message says so with the driver's first line.
+            StorageError: it failed otherwise (no schema, most likely).
         """
-        try:
+        with self._database.translated("cannot write to the database"):
             touch_version(self.engine)
-        except exc.SQLAlchemyError as error:
-            raise StorageUnavailable.from_error("cannot write to the database", error) from None
 
-    @property
-    def failures(self) -> tuple[type[Exception], ...]:
-        """The exceptions that mean the database failed, whichever path the call took.
-
-        Units raise the driver's own errors, other calls SQLAlchemy's wrappers, and lock
-        contention outside a unit :class:`Contention`.
-        """
-        return (exc.SQLAlchemyError, self._sql.driver_error, Contention)
-
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """A short write transaction through SQLAlchemy, committed when the block ends.
+    def connection(self) -> AbstractContextManager[Connection]:
+        """A pooled SQLAlchemy connection for reads of rows kept beside the store's own.
 
         For the objects that keep rows of their own in this database (the reconcilers'
-        :class:`~fsm.store.leases.Leases`, the adapters' journals); lock contention surfaces as
-        :class:`Contention`.
+        :class:`~fsm.store.leases.Leases`, the adapters' journals); a database failure leaves
+        the block as :class:`~fsm.errors.StorageError`.
         """
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except exc.OperationalError as error:
-            if self._sql.is_contention(error.orig):
-                raise Contention() from error
-            raise
+        return self._database.connect()
+
+    def transaction(
+        self, *, refused: type[Exception] | None = None
+    ) -> AbstractContextManager[Connection]:
+        """A short write transaction through SQLAlchemy, committed when the block ends.
+
+        For the same objects as :meth:`connection`. A unique or foreign key refusing a write
+        raises ``refused`` (an exception class of the caller's, raised without arguments) when
+        given; every other database failure, lock contention included, leaves the block as
+        :class:`~fsm.errors.StorageError`.
+        """
+        return self._database.begin(refused)
 
     def unit(self) -> Unit:
-        """One database transaction on a pooled connection's own cursor.
+        """One database transaction on the driver cursor of a pooled connection.
 
         ``with store.unit() as unit:`` commits when the block ends and rolls back whole when it
-        raises; lock contention the database gave up on surfaces as :class:`Contention`. Other
-        database failures surface as the driver's own exceptions (``sqlite3.Error``,
-        ``psycopg.Error``), not as ``sqlalchemy.exc`` wrappers.
+        raises. Lock contention the database gave up on, and the log's unique key, surface as
+        the engine's private signals (:mod:`fsm._signals`); other database failures as
+        :class:`~fsm.errors.StorageError`.
         """
-        return Unit(self._connections, self._sql)
-
-    def _connection_source(self) -> ConnectionSource:
-        """Units keep a few connections of their own, unless each use must be pinged first.
-
-        Only a pool of interchangeable connections lends them: a SQLite database in memory
-        lives in its one connection, which SQLAlchemy's pool must keep (and a forked child
-        keeps its copy of it, where it replaces any other pool to open connections of its own).
-        """
-        pool = self.engine.pool
-        if not isinstance(pool, QueuePool):
-            return PooledConnections(self.engine, per_process=False)
-        if self.pre_ping and self.dialect != "sqlite":
-            return PooledConnections(self.engine)
-        return KeptConnections(self.engine, keep=pool.size(), driver_error=self._sql.driver_error)
-
-
-def _refuse_hung_up_connections(engine: Engine) -> None:
-    """Replace a pooled connection the server has closed when it is checked out.
-
-    A server that restarts, or ends a session, says so on the socket before closing it; a poll of
-    the idle connection's socket sees that at no round trip's cost, where ``pool_pre_ping`` sends
-    a ``SELECT 1`` on every checkout. A connection that died without a word fails its first
-    statement instead, and a unit then reconnects once (see :class:`fsm.store.unit.Unit`).
-    """
-
-    @event.listens_for(engine, "checkout")
-    def _check(
-        dbapi_connection: DBAPIConnection,
-        _record: ConnectionPoolEntry,
-        _proxy: PoolProxiedConnection,
-    ) -> None:
-        if server_hung_up(dbapi_connection):
-            raise exc.DisconnectionError("the server closed the connection")
-
-
-def _engine_options(url: str, pre_ping: bool, busy_timeout: float) -> dict[str, Any]:
-    if url.startswith("sqlite"):
-        # The driver's own busy wait: writers queue this long before "database is locked".
-        return {"connect_args": {"timeout": busy_timeout, "check_same_thread": False}}
-    return {"pool_pre_ping": pre_ping}
-
-
-def _configure_sqlite(engine: Engine, synchronous: str) -> None:
-    level = synchronous.upper()
-    if level not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
-        raise ValueError(f"unknown SQLite synchronous level {synchronous!r}")
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-        cursor = dbapi_connection.cursor()
-        _use_wal(cursor)
-        cursor.execute(f"PRAGMA synchronous={level}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-
-def _use_wal(cursor: Any) -> None:
-    """Put the file in WAL mode, once; the mode is stored in the file and outlives connections.
-
-    Switching needs the file to itself, and SQLite answers "database is locked" at once, without
-    its busy wait, when another connection opened the new file at the same moment; so the switch
-    is retried for a while (it is only ever contended while a file is being created).
-    """
-    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
-    while True:
-        try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-_WAL_SWITCH_SECONDS = 30.0
+        return Unit(self._database, self._sql)
 
 
 __all__ = ["DEFAULT_DB_URL", "SqlStore", "normalise_url"]

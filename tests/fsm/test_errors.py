@@ -95,7 +95,7 @@ def test_internal_signals_derive_from_nothing_public() -> None:
         for value in vars(fsm._signals).values()
         if inspect.isclass(value) and value.__module__ == fsm._signals.__name__
     ]
-    assert len(signals) == 3
+    assert len(signals) == 4
     for signal in signals:
         assert signal.__bases__ == (Exception,), signal
 

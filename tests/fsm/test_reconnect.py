@@ -2,7 +2,7 @@
 
 Each test gives its store's connections an ``application_name`` of their own, so the server can
 end exactly those sessions (as a restart ends them all) while other test runs share the server.
-A restart ends every session at once: the connections units keep idle die with the one in use.
+A restart ends every session at once: the pool's idle connections die with the one in use.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import psycopg
 import pytest
 
 from fsm import Engine, ManualClock, SqlStore
+from fsm.errors import StorageUnavailable
 from fsm.flows import FLOWS
 from tests.conftest import postgres_url_or_skip
 from tests.fsm.conftest import T0
@@ -80,8 +80,9 @@ def test_a_connection_lost_after_a_write_fails_the_unit_and_stores_nothing(
             sessions.end_all()  # running it again elsewhere could apply something twice
             unit.load(pid)
 
-    with pytest.raises(psycopg.OperationalError):
+    with pytest.raises(StorageUnavailable) as lost:
         lose_the_session_midway()
+    assert lost.value.retryable
     assert named_store.get(pid).version == 0
     assert engine.fire(pid, "send_registration", actor="merchant", idempotency_key="r").applied
 

@@ -13,8 +13,8 @@ from sqlalchemy import Connection, MetaData, create_engine
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
+from fsm.store.connect import normalise_url
 from fsm.store.schema import SCHEMA_TABLES, VERSION_TABLE
-from fsm.store.sql import normalise_url
 
 
 def _target_metadata() -> MetaData:
