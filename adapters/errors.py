@@ -29,6 +29,8 @@ same call can succeed later::
     │       ├── BodyTooLarge            over the size limit, refused unread (413)
     │       ├── BodyTimeout             not received whole in time (408)
     │       └── TokenInQuery            a merchantToken in the query string
+    ├── CallInDoubt                     an exclusive provider call has no stored answer yet
+    ├── CallKeyTaken                    a provider call with this key was already recorded
     ├── RefundError                     .payment_id, .request_id; nothing was sent
     │   ├── InvalidRefundRequest        a malformed request id, amount, reason or requester
     │   ├── RefundRequestConflict       the request id was used with another amount
@@ -179,6 +181,36 @@ class TokenInQuery(NotificationPayloadError):
     """A ``merchantToken`` came in the query string, which access logs and proxies record."""
 
 
+class CallInDoubt(FsmError):
+    """An exclusive provider call for the instance has no stored answer yet.
+
+    Sending it again could move money twice (a second refund); the reconciler settles the first
+    by an inquiry once its grace period has passed, since until then it may still be under way.
+    """
+
+    def __init__(self, instance_id: str, call: str) -> None:
+        super().__init__(
+            f"the last {call} for {instance_id!r} has no stored answer; reconciling settles it "
+            "by an inquiry once the grace period has passed"
+        )
+        self.instance_id = instance_id
+        self.call = call
+
+
+class CallKeyTaken(FsmError):
+    """A provider call under this key was already recorded for the instance; nothing was sent.
+
+    The key is the caller's idempotency key for one call (a refund request's id): the first
+    call's intent (``intent_id``) holds what happened, and no second call may be sent.
+    """
+
+    def __init__(self, instance_id: str, call_key: str, intent_id: int) -> None:
+        super().__init__(f"a call keyed {call_key!r} was already recorded for {instance_id!r}")
+        self.instance_id = instance_id
+        self.call_key = call_key
+        self.intent_id = intent_id
+
+
 class RefundError(FsmError):
     """A refund request was refused before anything was sent to NICEPAY."""
 
@@ -244,6 +276,8 @@ class UnknownAdapter(ConfigurationError, KeyError):
 __all__ = [
     "BodyTimeout",
     "BodyTooLarge",
+    "CallInDoubt",
+    "CallKeyTaken",
     "CancelNotAllowed",
     "CancelRefused",
     "ConfigurationError",

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Final
 
 from adapters.errors import (
+    CallKeyTaken,
     CancelNotAllowed,
     InvalidRefundRequest,
     ProviderError,
@@ -44,7 +45,7 @@ from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
 from fsm.definition import Actor, FlowDefinition
 from fsm.engine import Engine
-from fsm.errors import CallKeyTaken, InvalidInstanceData, TransitionNotAllowed
+from fsm.errors import InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
 

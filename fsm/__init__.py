@@ -24,8 +24,6 @@ from fsm.definition import (
 from fsm.engine import Engine
 from fsm.errors import (
     ActorNotAllowed,
-    CallInDoubt,
-    CallKeyTaken,
     ConcurrentTransition,
     ConfigurationError,
     DiagramBackendUnavailable,
@@ -61,8 +59,6 @@ __all__ = [
     "REDACTED",
     "Actor",
     "ActorNotAllowed",
-    "CallInDoubt",
-    "CallKeyTaken",
     "Clock",
     "ConcurrentTransition",
     "ConfigurationError",

@@ -23,8 +23,6 @@ raises to the engine are private (:mod:`fsm._signals`) and derive from none of t
     │   │   └── GuardRefused            the transition's guard said no
     │   ├── ConcurrentTransition        version moved since load; retryable
     │   └── IdempotencyKeyReused        same key, different event
-    ├── CallInDoubt                     an exclusive provider call has no stored answer yet
-    ├── CallKeyTaken                    a provider call with this key was already recorded
     ├── StorageError                    the database failed; .retryable says if a retry can help
     │   └── StorageUnavailable          unreachable, connection lost, locked, read-only; retryable
     └── ConfigurationError              missing or wrong settings (a schema, a backend, ...)
@@ -221,36 +219,6 @@ class IdempotencyKeyReused(TransitionError):
             f"idempotency key {key!r} of {instance_id!r} was used for {original_event!r}, "
             f"not {event!r}",
         )
-
-
-class CallInDoubt(FsmError):
-    """An exclusive provider call for the instance has no stored answer yet.
-
-    Sending it again could move money twice (a second refund); the reconciler settles the first
-    by an inquiry once its grace period has passed, since until then it may still be under way.
-    """
-
-    def __init__(self, instance_id: str, call: str) -> None:
-        super().__init__(
-            f"the last {call} for {instance_id!r} has no stored answer; reconciling settles it "
-            "by an inquiry once the grace period has passed"
-        )
-        self.instance_id = instance_id
-        self.call = call
-
-
-class CallKeyTaken(FsmError):
-    """A provider call under this key was already recorded for the instance; nothing was sent.
-
-    The key is the caller's idempotency key for one call (a refund request's id): the first
-    call's intent (``intent_id``) holds what happened, and no second call may be sent.
-    """
-
-    def __init__(self, instance_id: str, call_key: str, intent_id: int) -> None:
-        super().__init__(f"a call keyed {call_key!r} was already recorded for {instance_id!r}")
-        self.instance_id = instance_id
-        self.call_key = call_key
-        self.intent_id = intent_id
 
 
 class StorageError(FsmError):

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from adapters.errors import (
     BodyTimeout,
     BodyTooLarge,
+    CallKeyTaken,
     NotificationError,
     ProviderError,
 )
@@ -57,7 +58,7 @@ from adapters.reconcile.status import StatusChecks
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
 from fsm.definition import Actor
-from fsm.errors import CallKeyTaken, ConcurrentTransition, StorageError, StorageUnavailable
+from fsm.errors import ConcurrentTransition, StorageError, StorageUnavailable
 from fsm.model import Instance, TransitionResult
 
 logger = logging.getLogger(__name__)

@@ -13,10 +13,9 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from adapters.errors import ProviderError
+from adapters.errors import CallInDoubt, CallKeyTaken, ProviderError
 from adapters.nicepay.client import Call
 from adapters.reconcile.journal import CallJournal
-from fsm.errors import CallInDoubt, CallKeyTaken
 from fsm.model import Instance
 
 INTENT_GRACE = timedelta(minutes=10)

@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import Index, Text, bindparam, insert, select, text, update
 from sqlmodel import Field, SQLModel
 
+from adapters.errors import CallInDoubt, CallKeyTaken
 from fsm._payload import clean_payload, read_payload
 from fsm.clock import Clock, SystemClock, require_aware
-from fsm.errors import CallInDoubt, CallKeyTaken
 from fsm.store.sql import SqlStore
 from fsm.store.tables import UtcDateTime
 

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import pytest
 
+from adapters.errors import CallInDoubt, CallKeyTaken
 from adapters.reconcile.journal import CallJournal
 from fsm import Engine, InstanceNotFound, ManualClock, SqlStore
-from fsm.errors import CallInDoubt, CallKeyTaken, InvalidInstanceData
+from fsm.errors import InvalidInstanceData
 from fsm.flows import FLOWS
 from tests.fsm.conftest import T0
 from tests.fsm.test_claims import LATER, due_payments, run_together
