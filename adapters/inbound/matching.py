@@ -62,7 +62,7 @@ def check_source(request: InboundRequest, networks: Sequence[Network] | None) ->
         raise SourceNotAllowed(f"notifications are not accepted from {address}")
 
 
-def require_ids(params: Mapping[str, str], store: InstanceFinder) -> None:
+def require_ids(params: Mapping[str, str], instances: InstanceFinder) -> None:
     """A notification names its ``referenceNo`` and, unless it is for a link, its ``tXid``.
 
     Raises:
@@ -72,12 +72,12 @@ def require_ids(params: Mapping[str, str], store: InstanceFinder) -> None:
     if "referenceNo" in missing:
         raise MissingFields(missing)
     if missing:  # only an account link's notification has no tXid
-        candidates = store.find(reference_no=params["referenceNo"])
+        candidates = instances.find(reference_no=params["referenceNo"])
         if all(_names_tx_id(instance) for instance in candidates):
             raise MissingFields(missing)
 
 
-def find_instance(params: Mapping[str, str], store: InstanceFinder) -> Instance:
+def find_instance(params: Mapping[str, str], instances: InstanceFinder) -> Instance:
     """The one payment or link a request names.
 
     Raises:
@@ -87,9 +87,9 @@ def find_instance(params: Mapping[str, str], store: InstanceFinder) -> Instance:
     tx_id, reference_no = params.get("tXid"), params.get("referenceNo")
     if not tx_id and not reference_no:
         raise MissingFields(("tXid", "referenceNo"), alternatives=True)
-    found = store.find(tx_id=tx_id) if tx_id else []
+    found = instances.find(tx_id=tx_id) if tx_id else []
     if not found and reference_no:
-        found = _by_reference(store.find(reference_no=reference_no), tx_id)
+        found = _by_reference(instances.find(reference_no=reference_no), tx_id)
     if len(found) != 1:
         raise _not_found(params)
     return found[0]
