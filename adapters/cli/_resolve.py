@@ -14,6 +14,7 @@ from typing import Any
 from adapters.cli._arguments import bounded_text
 from adapters.cli._output import default_db, open_existing, write, write_json
 from adapters.cli._records import record_json
+from fsm.decide import allowed_events
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
@@ -80,10 +81,12 @@ def resolve(
             or was given one it does not take; nothing was recorded.
     """
     instance = engine.get(instance_id)
-    # A refund request is a refund: it goes through ``PaymentService.cancel``, which sends it.
+    # Decided on the snapshot just read, so that a refusal names the state it was decided in
+    # even when another operator moves the payment meanwhile. A refund request is a refund: it
+    # goes through ``PaymentService.cancel``, which sends it.
     allowed = tuple(
         name
-        for name in engine.allowed_events(instance_id, actor=Actor.OPERATOR)
+        for name in allowed_events(engine.flow(instance.flow), instance, Actor.OPERATOR)
         if name != "request_refund"
     )
     if event not in allowed:
