@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
-from adapters.errors import CallInDoubt, CallKeyTaken, ProviderError
+from adapters.errors import ProviderError
 from adapters.nicepay.client import Call
 from adapters.reconcile.journal import CallJournal
 from fsm.model import Instance
@@ -111,8 +111,6 @@ __all__ = [
     "INTENT_GRACE",
     "MONEY_MOVING",
     "Call",
-    "CallInDoubt",
-    "CallKeyTaken",
     "OpenCall",
     "recorded_call",
 ]

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
+from fsm._signals import KeyTaken, ReferenceTaken
 from fsm.clock import require_aware
 from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import (
@@ -29,7 +30,7 @@ from fsm.errors import (
     ReferenceInUse,
 )
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.store.protocol import KeyTaken, ReferenceTaken, StoredStep
+from fsm.store.protocol import StoredStep
 
 _Slot = tuple[str, str]
 """A live instance's flow and reference: at most one instance holds each."""

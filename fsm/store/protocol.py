@@ -25,7 +25,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 
-from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 
 
@@ -152,9 +151,6 @@ class Store(Protocol):
 
 
 __all__ = [
-    "Contention",
-    "KeyTaken",
-    "ReferenceTaken",
     "Store",
     "StoredStep",
     "Unit",

@@ -15,10 +15,9 @@ from multiprocessing.synchronize import Barrier
 import httpx
 from pydantic import SecretStr
 
-from adapters.errors import RefundError
+from adapters.errors import CallInDoubt, RefundError
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import InquiryRetry, NicepayCredentials
-from adapters.reconcile.intents import CallInDoubt
 from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.engine import Engine

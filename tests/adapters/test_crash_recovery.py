@@ -30,9 +30,9 @@ from typing import Any
 import httpx
 import pytest
 
-from adapters.errors import RefundError
+from adapters.errors import CallInDoubt, RefundError
 from adapters.nicepay.client import INQUIRY_PATH
-from adapters.reconcile.intents import Call, CallInDoubt
+from adapters.reconcile.intents import Call
 from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.refunds import RefundStatus

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from adapters.errors import ProviderError, ProviderTimeout, RefundError
+from adapters.errors import CallInDoubt, ProviderError, ProviderTimeout, RefundError
 from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.reconcile.deadlines import run_due
-from adapters.reconcile.intents import Call, CallInDoubt
+from adapters.reconcile.intents import Call
 from adapters.reconcile.journal import CallIntent
 from adapters.reconcile.recovery import INTENT_GRACE, Reconciler
 from adapters.refunds import RefundStatus

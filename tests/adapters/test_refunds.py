@@ -16,13 +16,14 @@ from typing import Any
 import pytest
 
 from adapters.errors import (
+    CallInDoubt,
     CancelNotAllowed,
     InvalidRefundRequest,
     RefundExceedsPayment,
     RefundRequestConflict,
 )
 from adapters.nicepay.client import CANCEL_PATH
-from adapters.reconcile.intents import INTENT_GRACE, Call, CallInDoubt
+from adapters.reconcile.intents import INTENT_GRACE, Call
 from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.recovery import Reconciler
 from adapters.refunds import Refund, RefundStatus

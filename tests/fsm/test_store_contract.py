@@ -30,9 +30,9 @@ from fsm import (
     replay,
     verify_stored,
 )
+from fsm._signals import KeyTaken, ReferenceTaken
 from fsm.definition import BINDABLE_FIELDS
 from fsm.flows import FLOWS
-from fsm.store.protocol import KeyTaken, ReferenceTaken
 from tests.conftest import AnyStore
 from tests.fsm.conftest import T0
 from tests.fsm.test_persistence import FLOW, MINUTE, PATH, WIB, make_instance, record_for
