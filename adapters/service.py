@@ -30,7 +30,7 @@ from adapters.wallets.orders import LinkOrder, PaymentOrder
 from adapters.wallets.registry import ACCOUNT_LINK, adapter_for
 from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import InvalidInstanceData, RejectReason, TransitionNotAllowed
+from fsm.errors import ConfigurationError, InvalidInstanceData, RejectReason, TransitionNotAllowed
 from fsm.flows import LinkEvent, LinkState, Wallet
 from fsm.model import Instance, TransitionResult
 from fsm.store.leases import Leases
@@ -104,7 +104,16 @@ class PaymentService:
 
         ``store`` is the database the engine keeps its instances in: the journal of NICEPAY
         calls, the journal of inbound requests and the reconcilers' leases are kept there too.
+
+        Raises:
+            ConfigurationError: ``store`` is not the engine's store; a journal kept elsewhere
+                could not be read in the transactions that settle its payments.
         """
+        if not engine.uses_store(store):
+            raise ConfigurationError(
+                "PaymentService needs the store its engine keeps instances in: "
+                "build both from the same SqlStore"
+            )
         self.engine = engine
         self.client = client
         self.calls = CallJournal(store, clock=engine.clock)

@@ -71,10 +71,23 @@ class Engine:
         The payment flows are :data:`fsm.flows.FLOWS`; the actors the engine accepts are those
         its flows declare.
         """
-        self.store = store
+        self._store = store
         self.flows: Mapping[str, FlowDefinition] = dict(flows)
         self.clock: Clock = clock or SystemClock()
         self._actors = {str(a): str(a) for flow in self.flows.values() for a in flow.actors}
+
+    @property
+    def store(self) -> Store:
+        """The store the engine keeps its instances in (fixed when the engine is built)."""
+        return self._store
+
+    def uses_store(self, store: object) -> bool:
+        """Whether ``store`` is the very store this engine keeps its instances in.
+
+        For objects that keep rows beside the engine's (journals, leases) and must be given the
+        same database.
+        """
+        return store is self._store
 
     def flow(self, name: str) -> FlowDefinition:
         """The flow called ``name``.
@@ -134,7 +147,7 @@ class Engine:
             created_at=now,
             updated_at=now,
         )
-        self.store.insert_instance(instance)
+        self._store.insert_instance(instance)
         logger.info(
             "instance started",
             extra={"flow": flow, "instance": instance.id, "to": instance.state},
@@ -210,7 +223,7 @@ class Engine:
     ) -> list[TransitionResult | FsmError]:
         written: list[tuple[str | None, TransitionResult | FsmError]] = []
         try:
-            with self.store.unit() as unit:
+            with self._store.unit() as unit:
                 unit.lock_all(event.instance_id for event in events)
                 for event in events:
                     try:
@@ -226,7 +239,7 @@ class Engine:
 
     def allowed_events(self, instance_id: str, actor: str | None = None) -> tuple[str, ...]:
         """Events that would be applied now (by ``actor``, when given), guards included."""
-        instance = self.store.get(instance_id)
+        instance = self._store.get(instance_id)
         wanted = None if actor is None else checked_actor(actor, self._actors)
         return allowed_events(self.flow(instance.flow), instance, wanted)
 
@@ -253,7 +266,7 @@ class Engine:
         key = checked_key(idempotency_key)
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
-        with self.store.unit() as unit:
+        with self._store.unit() as unit:
             instance = unit.load(instance_id)
             error = TransitionNotAllowed(
                 instance.id, instance.state, str(event), reason=reason, detail=detail
@@ -265,23 +278,23 @@ class Engine:
 
     def get(self, instance_id: str) -> Instance:
         """The stored instance (``InstanceNotFound`` when there is none)."""
-        return self.store.get(instance_id)
+        return self._store.get(instance_id)
 
     def find(self, *, tx_id: str | None = None, reference_no: str | None = None) -> list[Instance]:
         """Instances with the given provider transaction id and/or reference, by id."""
-        return self.store.find(tx_id=tx_id, reference_no=reference_no)
+        return self._store.find(tx_id=tx_id, reference_no=reference_no)
 
     def history(self, instance_id: str) -> list[TransitionRecord]:
         """The instance's applied transitions, in order."""
-        return self.store.history(instance_id)
+        return self._store.history(instance_id)
 
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events, in arrival order."""
-        return self.store.rejections(instance_id)
+        return self._store.rejections(instance_id)
 
     def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
         """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
-        return self.store.has_rejection(instance_id, idempotency_key)
+        return self._store.has_rejection(instance_id, idempotency_key)
 
     def _transact(
         self,
@@ -299,10 +312,10 @@ class Engine:
         second unit answers from the logged record (a duplicate, or a reused key).
         """
         try:
-            with self.store.unit() as unit:
+            with self._store.unit() as unit:
                 return self._write(unit, instance_id, event, actor, key, payload, now, False)
         except KeyTaken:
-            with self.store.unit() as unit:
+            with self._store.unit() as unit:
                 return self._write(unit, instance_id, event, actor, key, payload, now, True)
 
     def _write(
