@@ -14,7 +14,8 @@ same call can succeed later::
     │   └── ProviderRejected            the provider answered and refused; not retryable
     │       ├── DuplicateReference      9009: referenceNo already registered
     │       ├── InvalidToken            9010: merchantToken does not verify
-    │       ├── MissingField            9013-9020, 9024-9028: "Undefined" field; .field
+    │       ├── FieldUndefined          9013-9020, 9024-9028: NICEPAY found a field of ours
+    │       │                           "Undefined"; .field
     │       ├── InvalidRequest          9007, 9008, 9022, 9023, 9031, 9301, 9751: our request
     │       ├── MerchantNotAllowed      9011, 9012, 9021: merchant ID or its NICEPAY setup
     │       ├── WalletRefused           9001, 9750, 9752: registration or the wallet failed
@@ -122,7 +123,7 @@ class CancelRefused(ProviderRejected):
     """The cancel or refund is not allowed: amount, state or time window."""
 
 
-class MissingField(ProviderRejected):
+class FieldUndefined(ProviderRejected):
     """NICEPAY reported a required field as "Undefined" (missing).
 
     Attributes:
@@ -282,12 +283,12 @@ __all__ = [
     "CancelRefused",
     "ConfigurationError",
     "DuplicateReference",
+    "FieldUndefined",
     "InvalidRefundRequest",
     "InvalidRequest",
     "InvalidToken",
     "MalformedResponse",
     "MerchantNotAllowed",
-    "MissingField",
     "MissingFields",
     "NicepayUnavailable",
     "NotificationError",

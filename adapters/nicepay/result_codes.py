@@ -14,10 +14,10 @@ from typing import Final
 from adapters.errors import (
     CancelRefused,
     DuplicateReference,
+    FieldUndefined,
     InvalidRequest,
     InvalidToken,
     MerchantNotAllowed,
-    MissingField,
     NicepayUnavailable,
     ProviderError,
     ProviderRejected,
@@ -84,7 +84,7 @@ RESULT_CODES: Final = MappingProxyType(
         "9751": ResultCode(InvalidRequest, False, "e-wallet: invalid parameter"),
         "9752": ResultCode(WalletRefused, False, "e-wallet: payment failed"),
         **{
-            code: ResultCode(MissingField, False, f"undefined field ({field})")
+            code: ResultCode(FieldUndefined, False, f"undefined field ({field})")
             for code, field in UNDEFINED_FIELDS.items()
         },
     }
@@ -147,7 +147,7 @@ def error_for_result(
         provider_message=result_msg,
         retryable=spec.retryable,
     )
-    if isinstance(error, MissingField):
+    if isinstance(error, FieldUndefined):
         error.field = missing_field_name(result_cd, result_msg)
     return error
 

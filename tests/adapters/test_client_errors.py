@@ -15,9 +15,9 @@ import pytest
 
 from adapters.errors import (
     DuplicateReference,
+    FieldUndefined,
     InvalidToken,
     MalformedResponse,
-    MissingField,
     NicepayUnavailable,
     ProviderError,
     ProviderRejected,
@@ -82,7 +82,7 @@ def test_missing_field_names_the_field(
 ) -> None:
     h = harness(nicepay)
     h.sim.faults.response(REGISTRATION_PATH, body=refusal(code, message))
-    with pytest.raises(MissingField) as caught:
+    with pytest.raises(FieldUndefined) as caught:
         h.client.register(registration())
     assert caught.value.field == field
 
