@@ -263,7 +263,7 @@ class Refunds:
             raise _exceeds(req, recorded, self._left(payment))
         if intent.outcome == f"refused:{NOT_REFUNDABLE}":
             raise self._not_refundable(req, payment.state)
-        status, code = _status(intent, lost=lost, now=self.engine.clock.now())
+        status, code = _status(intent, lost=lost, overdue=self.calls.age(intent) >= INTENT_GRACE)
         return Refund(
             request_id=req.request_id,
             payment_id=payment.id,
@@ -303,10 +303,9 @@ def paid_at(flow: FlowDefinition, history: Sequence[TransitionRecord]) -> dateti
     return next((record.occurred_at for record in settled), None)
 
 
-def _status(intent: CallIntent, *, lost: bool, now: datetime) -> tuple[RefundStatus, str | None]:
+def _status(intent: CallIntent, *, lost: bool, overdue: bool) -> tuple[RefundStatus, str | None]:
     outcome = intent.outcome
     if outcome is None:
-        overdue = now - intent.recorded_at >= INTENT_GRACE
         return (RefundStatus.IN_DOUBT if lost or overdue else RefundStatus.PENDING), None
     if outcome in _ACCEPTED:
         return RefundStatus.SUCCEEDED, None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Index, Text, bindparam, insert, select, text, update
@@ -25,7 +25,7 @@ from sqlmodel import Field, SQLModel
 
 from adapters.errors import CallInDoubt, CallKeyTaken
 from fsm._payload import clean_payload, read_payload
-from fsm.clock import Clock, SystemClock, require_aware
+from fsm.clock import Clock, require_aware
 from fsm.store.sql import SqlStore
 from fsm.store.tables import UtcDateTime
 
@@ -119,11 +119,16 @@ class _Refused(Exception):
 class CallJournal:
     """The provider calls recorded for the instances of one :class:`~fsm.store.sql.SqlStore`."""
 
-    def __init__(self, store: SqlStore, *, clock: Clock | None = None) -> None:
-        """Record calls in ``store``'s database; ``clock`` times the calls :func:`recorded_call`
-        makes (:mod:`adapters.reconcile.intents`)."""
+    def __init__(self, store: SqlStore, *, clock: Clock) -> None:
+        """Record calls in ``store``'s database, timed by ``clock``.
+
+        ``clock`` stamps the calls :func:`~adapters.reconcile.intents.recorded_call` makes and
+        tells how old an intent is (:meth:`age`). Give it the engine's clock: a journal on
+        another clock would take a call under way for abandoned, or an abandoned one for under
+        way, by however far the two clocks disagree.
+        """
         self._store = store
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
 
     def record(
         self,
@@ -187,6 +192,10 @@ class CallJournal:
         values = {"intent_id": intent_id, "at": require_aware(at), "result": outcome[:32]}
         with self._store.transaction() as conn:
             return conn.execute(_FINISH, values).rowcount == 1
+
+    def age(self, intent: CallIntent) -> timedelta:
+        """How long ago, on this journal's clock, ``intent`` was recorded."""
+        return require_aware(self.clock.now()) - intent.recorded_at
 
     def still_open(
         self,

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from adapters.errors import CallInDoubt, CallKeyTaken
+from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.journal import CallJournal
 from fsm import Engine, InstanceNotFound, ManualClock, SqlStore
 from fsm.errors import InvalidInstanceData
@@ -22,8 +23,8 @@ def engine(store: SqlStore) -> Engine:
 
 
 @pytest.fixture
-def calls(store: SqlStore) -> CallJournal:
-    return CallJournal(store)
+def calls(store: SqlStore, engine: Engine) -> CallJournal:
+    return CallJournal(store, clock=engine.clock)
 
 
 def test_an_intent_stays_open_until_finished(engine: Engine, calls: CallJournal) -> None:
@@ -49,6 +50,22 @@ def test_an_intent_stays_open_until_finished(engine: Engine, calls: CallJournal)
     assert calls.still_open(recorded_before=LATER) == []
     (done,) = calls.of_instance(pid)
     assert (done.outcome, done.finished_at) == ("answered", T0 + timedelta(seconds=1))
+
+
+def test_a_journal_judges_an_intents_age_on_its_own_clock(engine: Engine, store: SqlStore) -> None:
+    (pid,) = due_payments(engine, 1)
+    clock = ManualClock(T0)
+    calls = CallJournal(store, clock=clock)
+    calls.record(pid, "cancel", at=clock.now())
+    (intent,) = calls.of_instance(pid)
+    assert calls.age(intent) == timedelta(0)  # whatever the host's clock says
+    clock.advance(INTENT_GRACE)
+    assert calls.age(intent) == INTENT_GRACE
+
+
+def test_a_journal_has_no_clock_of_its_own(store: SqlStore) -> None:
+    with pytest.raises(TypeError):
+        CallJournal(store)  # type: ignore[call-arg]
 
 
 def test_an_intent_for_an_unknown_instance_is_refused(calls: CallJournal) -> None:
@@ -89,7 +106,7 @@ def test_racing_exclusive_calls_let_exactly_one_through(
     def cancel(own_store: SqlStore) -> None:
         barrier.wait(timeout=10)
         try:
-            CallJournal(own_store).record(pid, "cancel", at=T0, exclusive=True)
+            CallJournal(own_store, clock=engine.clock).record(pid, "cancel", at=T0, exclusive=True)
             outcomes.append("recorded")
         except CallInDoubt:
             outcomes.append("in doubt")

@@ -41,6 +41,7 @@ from adapters.simulator import NicepaySimulator, serve_app
 from adapters.simulator.demo import demo_order
 from adapters.simulator.flow import NicepayEvent
 from adapters.wallets.status_codes import event_for_status
+from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.flows import FLOWS, PaymentEvent, PaymentState, Wallet
@@ -272,7 +273,8 @@ def reconcile_until_quiet(rig: CrashRig) -> list[ReconcilePass]:
 
 def open_intents(store: SqlStore, later: datetime) -> list[CallIntent]:
     """Every intent nobody finished."""
-    return CallJournal(store).still_open(recorded_before=later, limit=1000)
+    calls = CallJournal(store, clock=ManualClock(later))
+    return calls.still_open(recorded_before=later, limit=1000)
 
 
 # --- what NICEPAY holds -----------------------------------------------------------------------
