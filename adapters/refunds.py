@@ -163,18 +163,21 @@ class Refunds:
             CallInDoubt: another cancel of the payment has no stored answer yet; nothing was
                 sent. Ask again once the reconciler has settled it.
         """
+        # The intent first, then the payment: an intent is finished only after its answer's
+        # transition is committed, so the payment read after it is at least as new.
+        known = self.calls.by_key(req.payment_id, req.key)
         payment = self.engine.get(req.payment_id)
-        known = self.calls.by_key(payment.id, req.key)
         if known is not None:
-            return self._answer(req, known, lost=False)
+            return self._answer(req, known, payment, lost=False)
         amount, partial = self._plan(payment, req)
         asked = {"tXid": payment.tx_id, "amt": amount, "cancelType": "2" if partial else "1"}
+        latest: Instance | None = None
         lost = False
         try:
             with recorded_call(
                 self.calls, payment, Call.CANCEL, request=asked, amount=amount, call_key=req.key
             ) as call:
-                self._carry_out(call, req, amount, partial)
+                latest = self._carry_out(call, req, amount, partial)
         except CallKeyTaken:
             pass  # a racing repeat recorded it first: its intent answers
         except ProviderError:
@@ -182,7 +185,9 @@ class Refunds:
         recorded = self.calls.by_key(payment.id, req.key)
         if recorded is None:  # the key's intent is never deleted
             raise RuntimeError(f"the intent of {req.key!r} of {payment.id!r} vanished")
-        return self._answer(req, recorded, lost=lost)
+        # A racing repeat, or a call that failed part-way, leaves this request no payment of
+        # its own to answer with: the one stored now.
+        return self._answer(req, recorded, latest or self.engine.get(payment.id), lost=lost)
 
     def _plan(self, payment: Instance, req: RefundRequest) -> tuple[str, bool]:
         """The amount to cancel and whether it is partial, once every check has passed."""
@@ -211,14 +216,17 @@ class Refunds:
             )
         return amount, partial
 
-    def _carry_out(self, call: OpenCall, req: RefundRequest, amount: str, partial: bool) -> None:
-        """Inside the recorded intent: check again, record the request, send, then inquire."""
+    def _carry_out(
+        self, call: OpenCall, req: RefundRequest, amount: str, partial: bool
+    ) -> Instance:
+        """Inside the recorded intent: check again, record the request, send, then inquire;
+        the payment as it left it."""
         payment = self.engine.get(req.payment_id)
         others = [i for i in self.calls.of_instance(payment.id) if i.id != call.intent_id]
         before = committed(payment, others)
         if int(amount) > int(payment.amount or 0) - before:  # a request that finished meanwhile
             call.refuse(EXCEEDS_PAYMENT)
-            return
+            return payment
         payload = {
             "amount": amount,
             "request_id": req.request_id,
@@ -236,7 +244,7 @@ class Refunds:
             )
         except TransitionNotAllowed:  # recorded; the payment moved on (voided, say) meanwhile
             call.refuse(NOT_REFUNDABLE)
-            return
+            return self.engine.get(payment.id)  # where it moved to is only in the store
         self.client.cancel(
             payment.tx_id or "",
             payment.reference_no or "",
@@ -246,10 +254,13 @@ class Refunds:
         )
         call.mark_answered()
         # Only the inquiry's void or refund moves the payment and binds its refunded total.
-        check_status(self.engine, self.calls, self.client, payment.id)
+        return check_status(self.engine, self.calls, self.client, payment.id)
 
-    def _answer(self, req: RefundRequest, intent: CallIntent, *, lost: bool) -> Refund:
-        """The request's outcome from its intent (the first request's, for a repeat)."""
+    def _answer(
+        self, req: RefundRequest, intent: CallIntent, payment: Instance, *, lost: bool
+    ) -> Refund:
+        """The request's outcome from its intent (the first request's, for a repeat), and
+        ``payment`` as read after it."""
         recorded = intent.amount or "0"
         if req.amount is not None and int(req.amount) != int(recorded):
             raise RefundRequestConflict(
@@ -258,7 +269,6 @@ class Refunds:
                 recorded=recorded,
                 asked=req.amount,
             )
-        payment = self.engine.get(req.payment_id)
         if intent.outcome == f"refused:{EXCEEDS_PAYMENT}":
             raise _exceeds(req, recorded, self._left(payment))
         if intent.outcome == f"refused:{NOT_REFUNDABLE}":
