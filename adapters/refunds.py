@@ -11,20 +11,25 @@ A new request goes through, in order:
    what is left to refund (the paid amount less the larger of the confirmed refunded total and
    what NICEPAY accepted), and the wallet's documented cancel rules
    (:mod:`adapters.wallets.cancel_rules`); a refusal is a typed error and nothing is stored;
-2. the intent, exclusive per payment, so two cancels of one payment never overlap; what is left
-   is checked again against the requests that finished meanwhile, and a request that no longer
-   fits closes its intent ``refused:exceeds_payment``;
+2. the intent, exclusive per payment, so two cancels of one payment never overlap, recorded
+   with a claim on the payment (as a reconciler claims one) that keeps every reconciler from
+   repairing it until the cancel is done (a reconciler holding it refuses the request:
+   ``InstanceBusy``); what is left is checked again against the requests that finished
+   meanwhile, and a request that no longer fits closes its intent ``refused:exceeds_payment``;
 3. the ``request_refund`` step in the payment's log (amount, request id, reason, who asked);
 4. the cancel: NICEPAY's refusal ends the request declined (``refused:<code>``, its amount no
    longer reserved); a lost answer leaves it in doubt, for the reconciler's inquiry;
 5. a status check, whose void or refund binds the payment's refunded total.
+
+A cancel that outlasts its claim may find its intent closed by a repair that came first; what
+it learnt still counts (:func:`~adapters.reconcile.recovery.keep_late_answer`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -38,9 +43,10 @@ from adapters.errors import (
 )
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.messages import amount_string
-from adapters.reconcile.intents import INTENT_GRACE, Call, OpenCall, recorded_call
-from adapters.reconcile.journal import CallIntent, CallJournal
-from adapters.reconcile.recovery import REPAIRED_REFUNDED
+from adapters.reconcile.deadlines import reconciler_id
+from adapters.reconcile.intents import CALL_LEASE, INTENT_GRACE, Call, OpenCall, recorded_call
+from adapters.reconcile.journal import CallIntent, CallJournal, Hold
+from adapters.reconcile.recovery import ANSWERED_AFTER_REPAIR, REPAIRED_REFUNDED, keep_late_answer
 from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
 from fsm.definition import Actor, FlowDefinition
@@ -57,7 +63,7 @@ REQUESTERS: Final = frozenset({Actor.MERCHANT, Actor.OPERATOR})
 
 EXCEEDS_PAYMENT: Final = "exceeds_payment"
 NOT_REFUNDABLE: Final = "not_refundable"
-_ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED})
+_ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR})
 """Intent outcomes whose amount NICEPAY took: they count against what is left to refund."""
 
 
@@ -145,11 +151,21 @@ def refund_request(
 class Refunds:
     """Carries out refund requests for one engine, call journal and NICEPAY client."""
 
-    def __init__(self, engine: Engine, calls: CallJournal, client: NicepayClient) -> None:
-        """Bind the engine (state, log), the journal of calls, and the client that cancels."""
+    def __init__(
+        self,
+        engine: Engine,
+        calls: CallJournal,
+        client: NicepayClient,
+        *,
+        lease: timedelta = CALL_LEASE,
+    ) -> None:
+        """Bind the engine (state, log), the journal of calls, and the client that cancels;
+        each cancel holds its payment against the reconcilers for at most ``lease`` (positive:
+        :class:`~adapters.service.PaymentService` checks it)."""
         self.engine = engine
         self.calls = calls
         self.client = client
+        self.lease = lease
 
     def request(self, req: RefundRequest) -> Refund:
         """Carry out ``req`` once; a repeat is answered from the first one.
@@ -162,6 +178,8 @@ class Refunds:
             RefundExceedsPayment: it asks for more than is left to refund.
             CallInDoubt: another cancel of the payment has no stored answer yet; nothing was
                 sent. Ask again once the reconciler has settled it.
+            InstanceBusy: a reconciler is acting on the payment; nothing was stored or sent.
+                Ask again shortly.
         """
         # The intent first, then the payment: an intent is finished only after its answer's
         # transition is committed, so the payment read after it is at least as new.
@@ -171,22 +189,30 @@ class Refunds:
             return self._answer(req, known, payment, lost=False)
         amount, partial = self._plan(payment, req)
         asked = {"tXid": payment.tx_id, "amt": amount, "cancelType": "2" if partial else "1"}
+        call: OpenCall | None = None
         latest: Instance | None = None
         lost = False
         try:
             with recorded_call(
-                self.calls, payment, Call.CANCEL, request=asked, amount=amount, call_key=req.key
+                self.calls,
+                payment,
+                Call.CANCEL,
+                request=asked,
+                amount=amount,
+                call_key=req.key,
+                hold=Hold(f"cancel:{reconciler_id()}", self.lease),
             ) as call:
                 latest = self._carry_out(call, req, amount, partial)
         except CallKeyTaken:
             pass  # a racing repeat recorded it first: its intent answers
         except ProviderError:
             lost = True  # refused (the intent says so) or lost (the intent stays open)
+        if call is not None and call.overtaken:
+            keep_late_answer(self.engine, self.calls, call, req.payment_id, req.key)
         recorded = self.calls.by_key(payment.id, req.key)
         if recorded is None:  # the key's intent is never deleted
             raise RuntimeError(f"the intent of {req.key!r} of {payment.id!r} vanished")
-        # A racing repeat, or a call that failed part-way, leaves this request no payment of
-        # its own to answer with: the one stored now.
+        # A racing repeat, or a call that failed part-way, left no payment: read the stored one.
         return self._answer(req, recorded, latest or self.engine.get(payment.id), lost=lost)
 
     def _plan(self, payment: Instance, req: RefundRequest) -> tuple[str, bool]:
