@@ -31,6 +31,7 @@ same call can succeed later::
     │       ├── BodyTimeout             not received whole in time (408)
     │       └── TokenInQuery            a merchantToken in the query string
     ├── CallInDoubt                     an exclusive provider call has no stored answer yet
+    ├── InstanceBusy                    a reconciler is acting on the payment; retryable
     ├── CallKeyTaken                    a provider call with this key was already recorded
     ├── RefundError                     .payment_id, .request_id; nothing was sent
     │   ├── InvalidRefundRequest        a malformed request id, amount, reason or requester
@@ -198,6 +199,25 @@ class CallInDoubt(FsmError):
         self.call = call
 
 
+class InstanceBusy(FsmError):
+    """A reconciler holds the instance (a status check, a repair, a deadline); nothing was
+    recorded or sent.
+
+    A call that moves money claims its instance for as long as it is under way, so that no
+    reconciler repairs its intent meanwhile; it cannot while a reconciler holds the claim. The
+    reconciler's work takes seconds: the same call may be made again shortly.
+    """
+
+    retryable = True
+
+    def __init__(self, instance_id: str, call: str) -> None:
+        super().__init__(
+            f"a reconciler is acting on {instance_id!r}; no {call} was sent, try again shortly"
+        )
+        self.instance_id = instance_id
+        self.call = call
+
+
 class CallKeyTaken(FsmError):
     """A provider call under this key was already recorded for the instance; nothing was sent.
 
@@ -284,6 +304,7 @@ __all__ = [
     "ConfigurationError",
     "DuplicateReference",
     "FieldUndefined",
+    "InstanceBusy",
     "InvalidRefundRequest",
     "InvalidRequest",
     "InvalidToken",

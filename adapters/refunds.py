@@ -11,20 +11,25 @@ A new request goes through, in order:
    what is left to refund (the paid amount less the larger of the confirmed refunded total and
    what NICEPAY accepted), and the wallet's documented cancel rules
    (:mod:`adapters.wallets.cancel_rules`); a refusal is a typed error and nothing is stored;
-2. the intent, exclusive per payment, so two cancels of one payment never overlap; what is left
-   is checked again against the requests that finished meanwhile, and a request that no longer
-   fits closes its intent ``refused:exceeds_payment``;
+2. the intent, exclusive per payment, so two cancels of one payment never overlap, recorded
+   with a claim on the payment (as a reconciler claims one) that keeps every reconciler from
+   repairing it until the cancel is done (a reconciler holding it refuses the request:
+   ``InstanceBusy``); what is left is checked again against the requests that finished
+   meanwhile, and a request that no longer fits closes its intent ``refused:exceeds_payment``;
 3. the ``request_refund`` step in the payment's log (amount, request id, reason, who asked);
 4. the cancel: NICEPAY's refusal ends the request declined (``refused:<code>``, its amount no
    longer reserved); a lost answer leaves it in doubt, for the reconciler's inquiry;
 5. a status check, whose void or refund binds the payment's refunded total.
+
+A cancel that outlasts its claim may find its intent closed by a repair that came first; what
+it learnt still counts (:func:`~adapters.reconcile.recovery.keep_late_answer`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -38,9 +43,10 @@ from adapters.errors import (
 )
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.messages import amount_string
-from adapters.reconcile.intents import INTENT_GRACE, Call, OpenCall, recorded_call
-from adapters.reconcile.journal import CallIntent, CallJournal
-from adapters.reconcile.recovery import REPAIRED_REFUNDED
+from adapters.reconcile.deadlines import reconciler_id
+from adapters.reconcile.intents import CALL_LEASE, INTENT_GRACE, Call, OpenCall, recorded_call
+from adapters.reconcile.journal import CallIntent, CallJournal, Hold
+from adapters.reconcile.recovery import ANSWERED_AFTER_REPAIR, REPAIRED_REFUNDED, keep_late_answer
 from adapters.reconcile.status import check_status
 from adapters.wallets.cancel_rules import cancel_refusal
 from fsm.definition import Actor, FlowDefinition
@@ -57,7 +63,7 @@ REQUESTERS: Final = frozenset({Actor.MERCHANT, Actor.OPERATOR})
 
 EXCEEDS_PAYMENT: Final = "exceeds_payment"
 NOT_REFUNDABLE: Final = "not_refundable"
-_ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED})
+_ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR})
 """Intent outcomes whose amount NICEPAY took: they count against what is left to refund."""
 
 
@@ -145,11 +151,21 @@ def refund_request(
 class Refunds:
     """Carries out refund requests for one engine, call journal and NICEPAY client."""
 
-    def __init__(self, engine: Engine, calls: CallJournal, client: NicepayClient) -> None:
-        """Bind the engine (state, log), the journal of calls, and the client that cancels."""
+    def __init__(
+        self,
+        engine: Engine,
+        calls: CallJournal,
+        client: NicepayClient,
+        *,
+        lease: timedelta = CALL_LEASE,
+    ) -> None:
+        """Bind the engine (state, log), the journal of calls, and the client that cancels;
+        each cancel holds its payment against the reconcilers for at most ``lease`` (positive:
+        :class:`~adapters.service.PaymentService` checks it)."""
         self.engine = engine
         self.calls = calls
         self.client = client
+        self.lease = lease
 
     def request(self, req: RefundRequest) -> Refund:
         """Carry out ``req`` once; a repeat is answered from the first one.
@@ -162,27 +178,42 @@ class Refunds:
             RefundExceedsPayment: it asks for more than is left to refund.
             CallInDoubt: another cancel of the payment has no stored answer yet; nothing was
                 sent. Ask again once the reconciler has settled it.
+            InstanceBusy: a reconciler is acting on the payment; nothing was stored or sent.
+                Ask again shortly.
         """
+        # The intent first, then the payment: an intent is finished only after its answer's
+        # transition is committed, so the payment read after it is at least as new.
+        known = self.calls.by_key(req.payment_id, req.key)
         payment = self.engine.get(req.payment_id)
-        known = self.calls.by_key(payment.id, req.key)
         if known is not None:
-            return self._answer(req, known, lost=False)
+            return self._answer(req, known, payment, lost=False)
         amount, partial = self._plan(payment, req)
         asked = {"tXid": payment.tx_id, "amt": amount, "cancelType": "2" if partial else "1"}
+        call: OpenCall | None = None
+        latest: Instance | None = None
         lost = False
         try:
             with recorded_call(
-                self.calls, payment, Call.CANCEL, request=asked, amount=amount, call_key=req.key
+                self.calls,
+                payment,
+                Call.CANCEL,
+                request=asked,
+                amount=amount,
+                call_key=req.key,
+                hold=Hold(f"cancel:{reconciler_id()}", self.lease),
             ) as call:
-                self._carry_out(call, req, amount, partial)
+                latest = self._carry_out(call, req, amount, partial)
         except CallKeyTaken:
             pass  # a racing repeat recorded it first: its intent answers
         except ProviderError:
             lost = True  # refused (the intent says so) or lost (the intent stays open)
+        if call is not None and call.overtaken:
+            keep_late_answer(self.engine, self.calls, call, req.payment_id, req.key)
         recorded = self.calls.by_key(payment.id, req.key)
         if recorded is None:  # the key's intent is never deleted
             raise RuntimeError(f"the intent of {req.key!r} of {payment.id!r} vanished")
-        return self._answer(req, recorded, lost=lost)
+        # A racing repeat, or a call that failed part-way, left no payment: read the stored one.
+        return self._answer(req, recorded, latest or self.engine.get(payment.id), lost=lost)
 
     def _plan(self, payment: Instance, req: RefundRequest) -> tuple[str, bool]:
         """The amount to cancel and whether it is partial, once every check has passed."""
@@ -211,14 +242,17 @@ class Refunds:
             )
         return amount, partial
 
-    def _carry_out(self, call: OpenCall, req: RefundRequest, amount: str, partial: bool) -> None:
-        """Inside the recorded intent: check again, record the request, send, then inquire."""
+    def _carry_out(
+        self, call: OpenCall, req: RefundRequest, amount: str, partial: bool
+    ) -> Instance:
+        """Inside the recorded intent: check again, record the request, send, then inquire;
+        the payment as it left it."""
         payment = self.engine.get(req.payment_id)
         others = [i for i in self.calls.of_instance(payment.id) if i.id != call.intent_id]
         before = committed(payment, others)
         if int(amount) > int(payment.amount or 0) - before:  # a request that finished meanwhile
             call.refuse(EXCEEDS_PAYMENT)
-            return
+            return payment
         payload = {
             "amount": amount,
             "request_id": req.request_id,
@@ -236,7 +270,7 @@ class Refunds:
             )
         except TransitionNotAllowed:  # recorded; the payment moved on (voided, say) meanwhile
             call.refuse(NOT_REFUNDABLE)
-            return
+            return self.engine.get(payment.id)  # where it moved to is only in the store
         self.client.cancel(
             payment.tx_id or "",
             payment.reference_no or "",
@@ -246,10 +280,13 @@ class Refunds:
         )
         call.mark_answered()
         # Only the inquiry's void or refund moves the payment and binds its refunded total.
-        check_status(self.engine, self.calls, self.client, payment.id)
+        return check_status(self.engine, self.calls, self.client, payment.id)
 
-    def _answer(self, req: RefundRequest, intent: CallIntent, *, lost: bool) -> Refund:
-        """The request's outcome from its intent (the first request's, for a repeat)."""
+    def _answer(
+        self, req: RefundRequest, intent: CallIntent, payment: Instance, *, lost: bool
+    ) -> Refund:
+        """The request's outcome from its intent (the first request's, for a repeat), and
+        ``payment`` as read after it."""
         recorded = intent.amount or "0"
         if req.amount is not None and int(req.amount) != int(recorded):
             raise RefundRequestConflict(
@@ -258,12 +295,11 @@ class Refunds:
                 recorded=recorded,
                 asked=req.amount,
             )
-        payment = self.engine.get(req.payment_id)
         if intent.outcome == f"refused:{EXCEEDS_PAYMENT}":
             raise _exceeds(req, recorded, self._left(payment))
         if intent.outcome == f"refused:{NOT_REFUNDABLE}":
             raise self._not_refundable(req, payment.state)
-        status, code = _status(intent, lost=lost, now=self.engine.clock.now())
+        status, code = _status(intent, lost=lost, overdue=self.calls.age(intent) >= INTENT_GRACE)
         return Refund(
             request_id=req.request_id,
             payment_id=payment.id,
@@ -303,10 +339,9 @@ def paid_at(flow: FlowDefinition, history: Sequence[TransitionRecord]) -> dateti
     return next((record.occurred_at for record in settled), None)
 
 
-def _status(intent: CallIntent, *, lost: bool, now: datetime) -> tuple[RefundStatus, str | None]:
+def _status(intent: CallIntent, *, lost: bool, overdue: bool) -> tuple[RefundStatus, str | None]:
     outcome = intent.outcome
     if outcome is None:
-        overdue = now - intent.recorded_at >= INTENT_GRACE
         return (RefundStatus.IN_DOUBT if lost or overdue else RefundStatus.PENDING), None
     if outcome in _ACCEPTED:
         return RefundStatus.SUCCEEDED, None

@@ -16,11 +16,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from adapters.inbound.journal import InboundJournal
 from adapters.nicepay.client import Call, NicepayClient
-from adapters.reconcile.intents import recorded_call
+from adapters.reconcile.intents import CALL_LEASE, checked_lease, recorded_call
 from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.status import check_status
 from adapters.refunds import Refund, Refunds, refund_request
@@ -99,15 +100,19 @@ class PaymentService:
         callback_url: str,
         mandate_fields: tuple[str, ...] = MANDATE_FIELDS,
         reference_suffix: Callable[[], str] = _timestamp_suffix,
+        cancel_lease: timedelta = CALL_LEASE,
     ) -> None:
         """Bind the engine and client; the URLs are where NICEPAY and the browser reach us.
 
         ``store`` is the database the engine keeps its instances in: the journal of NICEPAY
         calls, the journal of inbound requests and the reconcilers' leases are kept there too.
+        ``cancel_lease`` is how long a cancel holds its payment against the reconcilers: as
+        long as a cancel may take, like the reconcilers' grace (see :meth:`cancel`).
 
         Raises:
-            ConfigurationError: ``store`` is not the engine's store; a journal kept elsewhere
-                could not be read in the transactions that settle its payments.
+            ConfigurationError: ``store`` is not the engine's store (a journal kept elsewhere
+                could not be read in the transactions that settle its payments), or
+                ``cancel_lease`` is not positive.
         """
         if not engine.uses_store(store):
             raise ConfigurationError(
@@ -123,6 +128,7 @@ class PaymentService:
         self.callback_url = callback_url
         self.mandate_fields = mandate_fields
         self.reference_suffix = reference_suffix
+        self.cancel_lease = checked_lease(cancel_lease)
 
     @property
     def gateway(self) -> Gateway:
@@ -237,6 +243,9 @@ class PaymentService:
             CancelNotAllowed: the payment's state or a documented wallet rule says no.
             CallInDoubt: another cancel of the payment has no stored answer yet; nothing was
                 sent. The reconciler settles it by an inquiry after the grace period.
+            InstanceBusy: a reconciler is acting on the payment; nothing was stored or sent.
+                Ask again shortly. The cancel, in turn, holds the payment against the
+                reconcilers while it is under way (for at most ``cancel_lease``).
             InvalidInstanceData: the payment has no tXid yet.
         """
         request = refund_request(
@@ -247,7 +256,8 @@ class PaymentService:
             requested_by=requested_by,
             actor=actor,
         )
-        return Refunds(self.engine, self.calls, self.client).request(request)
+        refunds = Refunds(self.engine, self.calls, self.client, lease=self.cancel_lease)
+        return refunds.request(request)
 
     def check_status(
         self,

@@ -127,6 +127,8 @@ class RejectReason(StrEnum):
     """An unauthenticated hint (a browser return) recorded without effect."""
     UNKNOWN_STATUS = "unknown_status"
     """A provider status that no table maps; nothing changes and the state's deadline re-checks."""
+    LATE_ANSWER = "late_answer"
+    """A provider's answer that came after a repair had closed its call: kept for a person."""
 
 
 class TransitionError(FsmError):

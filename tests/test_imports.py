@@ -2,9 +2,10 @@
 
 The graph is read from the source (every import counts: at module level, inside a function, and
 under ``TYPE_CHECKING``, since a cycle there is still two modules that need each other).
-``from package import name`` depends on the submodule ``name`` when there is one, else on the
-package's ``__init__``; a parent package is imported first by every import of its children, so
-that alone is no edge.
+``from package import name`` depends on the package's ``__init__``, whose namespace it reads
+first, and also on the submodule ``name`` when there is one: a module that takes a sibling through
+its own package's ``__init__`` closes a cycle with an ``__init__`` that re-exports from it. A
+parent package is imported first by every import of its children, so that alone is no edge.
 """
 
 from __future__ import annotations
@@ -68,9 +69,8 @@ def _imported(name: str, path: Path, known: Mapping[str, Path]) -> set[str]:
             targets.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, package)
-            for alias in node.names:
-                submodule = f"{base}.{alias.name}"
-                targets.add(submodule if submodule in known else base)
+            targets.add(base)
+            targets.update(f"{base}.{alias.name}" for alias in node.names)
     return {target for target in targets if target in known}
 
 
@@ -161,7 +161,7 @@ def test_the_detector_finds_a_planted_cycle(tmp_path: Path) -> None:
         },
     )
     graph = import_graph(tmp_path, ["pkg"])
-    assert graph["pkg.d"] == {"pkg.a"}  # the submodule, not the package's __init__
+    assert graph["pkg.d"] == {"pkg", "pkg.a"}  # the submodule, and the __init__ it is read from
     assert cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
 
 
@@ -171,6 +171,22 @@ def test_importing_a_name_from_a_package_depends_on_its_init(tmp_path: Path) -> 
         {"pkg/__init__.py": "from pkg.a import x\n", "pkg/a.py": "from pkg import y\n"},
     )
     assert cycles(import_graph(tmp_path, ["pkg"])) == [["pkg", "pkg.a"]]
+
+
+def test_a_submodule_taken_through_a_reexporting_init_closes_a_cycle(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        {
+            "pkg/__init__.py": "from pkg.a import x\n",
+            "pkg/a.py": "from pkg.b import helper\n",
+            "pkg/b.py": "from pkg import c\n",
+            "pkg/c.py": "",
+            "pkg/d.py": "from pkg.c import thing\n",  # by module: no edge to the __init__
+        },
+    )
+    graph = import_graph(tmp_path, ["pkg"])
+    assert graph["pkg.d"] == {"pkg.c"}
+    assert cycles(graph) == [["pkg", "pkg.a", "pkg.b"]]
 
 
 @pytest.mark.parametrize("package", PACKAGES)

@@ -22,6 +22,7 @@ from adapters.cli._output import (
 )
 from adapters.reconcile.journal import CallIntent, CallJournal
 from fsm._payload import UnreadablePayload
+from fsm.clock import SystemClock
 from fsm.errors import RejectReason
 from fsm.flows import FLOWS, get_flow
 from fsm.model import Instance, RejectedEvent, TransitionRecord
@@ -69,7 +70,9 @@ def _opened(
 def _history(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     records, refused = store.history(args.id), store.rejections(args.id)
-    calls, refunds = CallJournal(store).of_instance(args.id), refund_requests(records)
+    # Only read here: the clock would time new calls, and this journal makes none.
+    calls = CallJournal(store, clock=SystemClock()).of_instance(args.id)
+    refunds = refund_requests(records)
     unknown = store.count_rejections(RejectReason.UNKNOWN_STATUS, instance_id=args.id)
     damaged = damage_notes(instance, records, refused, calls)
     if args.json:

@@ -215,11 +215,10 @@ class NotificationHandler:
         key = callback_key(service.engine.clock.now())
         stored = compact(scrubbed, self._attempts.kept)
         if returned.checks_status:
-            outcome = self._returned(instance, returned, key, stored, scrubbed.get("tXid"))
+            outcome, current = self._returned(instance, returned, key, stored, scrubbed.get("tXid"))
         else:
-            service.record_hint(instance, returned.event, key, stored)
-            outcome = Outcome.ACCEPTED
-        current = service.engine.get(instance.id)
+            service.record_hint(instance, returned.event, key, stored)  # moves nothing
+            outcome, current = Outcome.ACCEPTED, instance
         self._attempts.record(CALLBACK, request, 200, outcome, instance, stored)
         return Reply(200, {"id": current.id, "state": current.state})
 
@@ -230,23 +229,29 @@ class NotificationHandler:
         key: str,
         stored: Mapping[str, Any],
         tx_id_hint: str | None,
-    ) -> Outcome:
-        """Fire a payment's browser return and check its status, once per throttle slot."""
+    ) -> tuple[Outcome, Instance]:
+        """Fire a payment's browser return and check its status, once per throttle slot; what
+        came of it, and the payment as it left it."""
         engine, event = self._service.engine, returned.event
         if not engine.flow(instance.flow).candidates(instance.state, event):
             self._keep_hint(instance, returned, stored, tx_id_hint)
-            return Outcome.NOT_APPLIED  # the flow takes no return here: only the journal keeps it
+            # the flow takes no return here: only the journal keeps it
+            return Outcome.NOT_APPLIED, instance
         if self._service.calls.by_key(instance.id, key) is not None:
             self._keep_hint(instance, returned, stored, tx_id_hint)
-            return Outcome.DUPLICATE  # this slot's status check was asked already
+            return Outcome.DUPLICATE, instance  # this slot's status check was asked already
         result = self._service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, stored)
         if result is None:
-            return Outcome.NOT_APPLIED
+            # Refused where the state as read allowed it: the payment moved on meanwhile, and
+            # where to is only in the store.
+            return Outcome.NOT_APPLIED, engine.get(instance.id)
         if result.duplicate:
-            return Outcome.DUPLICATE
+            return Outcome.DUPLICATE, result.instance
         # The tXid it names is only a hint: the inquiry's answer must confirm it.
-        self._confirm(instance.id, tx_id_hint=tx_id_hint, call_key=key)
-        return Outcome.ACCEPTED
+        checked = self._confirm(instance.id, tx_id_hint=tx_id_hint, call_key=key)
+        # A failed check returns nothing, and may have moved the payment to its status-check
+        # state before its inquiry failed: only the store knows.
+        return Outcome.ACCEPTED, checked or engine.get(instance.id)
 
     def _keep_hint(
         self,
@@ -321,9 +326,10 @@ class NotificationHandler:
 
     def _confirm(
         self, instance_id: str, *, tx_id_hint: str | None = None, call_key: str | None = None
-    ) -> None:
+    ) -> Instance | None:
+        """Run a status check; the payment it left, or ``None`` when it failed (logged)."""
         try:
-            self._service.check_status(instance_id, tx_id_hint=tx_id_hint, call_key=call_key)
+            return self._service.check_status(instance_id, tx_id_hint=tx_id_hint, call_key=call_key)
         except CallKeyTaken:  # another request, on any replica, asked under this key already
             logger.info(
                 "status check already asked", extra={"instance": instance_id, "key": call_key}
@@ -333,6 +339,7 @@ class NotificationHandler:
                 "status check after notification failed",
                 extra={"instance": instance_id, "reason": type(error).__name__},
             )
+        return None
 
 
 __all__ = ["OK", "RETRY_AFTER", "NotificationHandler", "Payments"]

@@ -34,7 +34,8 @@ DEFAULT_LEASE = timedelta(minutes=2)
 
 
 def reconciler_id() -> str:
-    """A name for this reconciler that no other process shares: host, pid and a random part."""
+    """A name for this reconciler (or another claim, a cancel's) that no other process shares:
+    host, pid and a random part."""
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 

@@ -15,7 +15,8 @@ from typing import Any
 
 from adapters.errors import ProviderError
 from adapters.nicepay.client import Call
-from adapters.reconcile.journal import CallJournal
+from adapters.reconcile.journal import CallJournal, Hold
+from fsm.errors import ConfigurationError
 from fsm.model import Instance
 
 INTENT_GRACE = timedelta(minutes=10)
@@ -25,9 +26,26 @@ client's timeout, the inquiry's retries, and the engine's retries, each of which
 SQLite's 30 s busy timeout. A repair that came early could fail a registration that is about to
 succeed, or let a second cancel through while the first is under way."""
 
+CALL_LEASE = INTENT_GRACE
+"""How long a call that moves money holds its instance (:class:`~adapters.reconcile.journal.Hold`):
+as long as a call may take. A process that stops mid-call leaves a claim that runs out when its
+intent becomes due for repair, so the repair waits no longer than it would have; a call that
+outlasts it learns so when it finishes (:attr:`OpenCall.overtaken`)."""
+
 MONEY_MOVING = frozenset({Call.CANCEL})
 """Calls whose lost answer leaves money in doubt: only an inquiry may close them, and only one
 may be open per payment (a second cancel could refund twice)."""
+
+
+def checked_lease(lease: timedelta) -> timedelta:
+    """``lease``, as a call's hold on its instance may last.
+
+    Raises:
+        ConfigurationError: ``lease`` is not positive.
+    """
+    if lease <= timedelta(0):
+        raise ConfigurationError(f"a call's lease must be positive, not {lease}")
+    return lease
 
 
 class OpenCall:
@@ -37,6 +55,10 @@ class OpenCall:
         self.intent_id = intent_id
         self.answered = False
         self.refusal: str | None = None
+        self.outcome: str | None = None
+        """What the call closed its intent with, or would have; ``None`` while in doubt."""
+        self.overtaken = False
+        """Whether a repair closed the intent before the call was done with it."""
 
     def mark_answered(self) -> None:
         """NICEPAY accepted the call: whatever fails after this cannot blame the call itself."""
@@ -58,6 +80,7 @@ def recorded_call(
     amount: str | None = None,
     tx_id: str | None = None,
     call_key: str | None = None,
+    hold: Hold | None = None,
 ) -> Iterator[OpenCall]:
     """Record the intent of ``call``, run the block (the call and its transition), finish it.
 
@@ -72,10 +95,16 @@ def recorded_call(
     call after all marks it (:meth:`OpenCall.refuse`), and the intent closes as
     ``refused:<reason>``.
 
+    With ``hold``, the payment is claimed against the reconcilers from the intent's record to
+    its finish, both in the intent's own transactions, or until the hold's lease runs out. A
+    repair may close the intent only after that; the call then finds its intent closed
+    (:attr:`OpenCall.overtaken`), and its caller decides what its answer still means.
+
     Raises:
         CallKeyTaken: a call under ``call_key`` was recorded for the payment before; nothing
             was sent.
         CallInDoubt: a cancel for the payment is still open; nothing was sent.
+        InstanceBusy: ``hold``, and a reconciler holds the payment; nothing was sent.
     """
     clock = calls.clock
     handle = OpenCall(
@@ -89,17 +118,39 @@ def recorded_call(
             request=request,
             exclusive=call in MONEY_MOVING,
             call_key=call_key,
+            hold=hold,
         )
     )
     try:
         yield handle
     except ProviderError as error:
         in_doubt = call in MONEY_MOVING and (error.retryable or handle.answered)
-        if not in_doubt:
-            calls.finish(handle.intent_id, outcome=_failure(error), at=clock.now())
+        if in_doubt:
+            _leave_open(calls, instance.id, handle, hold)
+        else:
+            _finish(calls, handle, _failure(error), hold)
+        raise
+    except BaseException:  # what reached NICEPAY is unknown: the reconciler finds out
+        _leave_open(calls, instance.id, handle, hold)
         raise
     outcome = "answered" if handle.refusal is None else f"refused:{handle.refusal}"
-    calls.finish(handle.intent_id, outcome=outcome, at=clock.now())
+    _finish(calls, handle, outcome, hold)
+
+
+def _finish(calls: CallJournal, handle: OpenCall, outcome: str, hold: Hold | None) -> None:
+    handle.outcome = outcome
+    at = calls.clock.now()
+    handle.overtaken = not calls.finish(handle.intent_id, outcome=outcome, at=at, hold=hold)
+
+
+def _leave_open(calls: CallJournal, instance_id: str, handle: OpenCall, hold: Hold | None) -> None:
+    """Leave the intent open for the reconciler, giving back the hold so that it may repair."""
+    if hold is None:
+        return
+    calls.release(instance_id, hold)
+    handle.overtaken = all(
+        i.id != handle.intent_id for i in calls.still_open(instance_id=instance_id)
+    )
 
 
 def _failure(error: ProviderError) -> str:
@@ -112,5 +163,6 @@ __all__ = [
     "MONEY_MOVING",
     "Call",
     "OpenCall",
+    "checked_lease",
     "recorded_call",
 ]

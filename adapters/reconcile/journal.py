@@ -8,6 +8,11 @@ open past any call's time marks exactly the instances a crash left behind; the r
 repairs them from the provider's own answer (an inquiry), and never by sending a call that
 moves money a second time.
 
+A call that moves money holds its instance while it is under way (:class:`Hold`): the claim
+a reconciler takes before it repairs an intent is taken in the same transaction as the intent,
+and given back in the one that finishes it, so no repair can close the intent of a call whose
+answer is still to come.
+
 The journal keeps its ``call_intent`` table in the engine's database, declared on the same
 sqlmodel metadata, and the schema's migrations create it with the engine's tables.
 """
@@ -17,15 +22,16 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Index, Text, bindparam, insert, select, text, update
 from sqlmodel import Field, SQLModel
 
-from adapters.errors import CallInDoubt, CallKeyTaken
+from adapters.errors import CallInDoubt, CallKeyTaken, InstanceBusy
 from fsm._payload import clean_payload, read_payload
-from fsm.clock import Clock, SystemClock, require_aware
+from fsm.clock import Clock, require_aware
+from fsm.store.leases import claim_within, release_within
 from fsm.store.sql import SqlStore
 from fsm.store.tables import UtcDateTime
 
@@ -88,6 +94,12 @@ _FINISH = (
     .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
     .values(finished_at=bindparam("at"), outcome=bindparam("result"))
 )
+_OVERRULE = (
+    update(_T)
+    .where(_T.c.id == bindparam("intent_id"), _T.c.outcome == bindparam("closed_as"))
+    .values(finished_at=bindparam("at"), outcome=bindparam("result"))
+)
+_INSTANCE_OF = select(_T.c.instance_id).where(_T.c.id == bindparam("intent_id"))
 _OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
 _OF_INSTANCE = select(_T).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.id)
 
@@ -112,18 +124,38 @@ class CallIntent:
     """The caller's idempotency key for the call (a refund request's id), if it gave one."""
 
 
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A call's claim on its instance while the call is under way, taken as a reconciler takes
+    one (:mod:`fsm.store.leases`): no reconciler repairs the instance while it holds."""
+
+    owner: str
+    """The claim's name, the call's alone."""
+    lease: timedelta
+    """How long the claim holds unless given back first."""
+
+
 class _Refused(Exception):
     """A unique index or the foreign key refused an intent; :meth:`CallJournal.record` says why."""
+
+
+class _Held(Exception):
+    """Another's claim kept a :class:`Hold` from being taken; the intent is rolled back."""
 
 
 class CallJournal:
     """The provider calls recorded for the instances of one :class:`~fsm.store.sql.SqlStore`."""
 
-    def __init__(self, store: SqlStore, *, clock: Clock | None = None) -> None:
-        """Record calls in ``store``'s database; ``clock`` times the calls :func:`recorded_call`
-        makes (:mod:`adapters.reconcile.intents`)."""
+    def __init__(self, store: SqlStore, *, clock: Clock) -> None:
+        """Record calls in ``store``'s database, timed by ``clock``.
+
+        ``clock`` stamps the calls :func:`~adapters.reconcile.intents.recorded_call` makes and
+        tells how old an intent is (:meth:`age`). Give it the engine's clock: a journal on
+        another clock would take a call under way for abandoned, or an abandoned one for under
+        way, by however far the two clocks disagree.
+        """
         self._store = store
-        self.clock: Clock = clock or SystemClock()
+        self.clock = clock
 
     def record(
         self,
@@ -137,20 +169,25 @@ class CallJournal:
         request: Mapping[str, Any] | None = None,
         exclusive: bool = False,
         call_key: str | None = None,
+        hold: Hold | None = None,
     ) -> int:
         """Commit an open intent for a provider call about to be sent; returns its id.
 
         An ``exclusive`` call (a cancel) is refused while another of its kind for the instance is
         open, and a call under a ``call_key`` already recorded for the instance is refused
         whether or not it is still open: the database's unique indexes decide, so of two racing
-        callers one gets through.
+        callers one gets through. With ``hold``, the instance is claimed from ``at`` in the same
+        transaction, and nothing is recorded while a reconciler holds it; give the claim back
+        with :meth:`finish` or :meth:`release`.
 
         Raises:
             InvalidInstanceData: ``at`` is naive or ``request`` is not JSON data.
             InstanceNotFound: no instance ``instance_id`` is stored.
             CallKeyTaken: a call under ``call_key`` is already recorded for the instance.
             CallInDoubt: ``exclusive``, and such a call for the instance is still open.
+            InstanceBusy: ``hold``, and a reconciler holds the instance.
         """
+        recorded_at = require_aware(at)
         values = {
             "call_key": call_key,
             "instance_id": instance_id,
@@ -160,11 +197,17 @@ class CallJournal:
             "amount": amount,
             "tx_id": tx_id,
             "request": json.dumps(clean_payload(request), sort_keys=True, separators=(",", ":")),
-            "recorded_at": require_aware(at),
+            "recorded_at": recorded_at,
         }
         try:
             with self._store.transaction(refused=_Refused) as conn:
                 key = conn.execute(_INSERT, values).inserted_primary_key
+                if hold is not None and not claim_within(
+                    conn, instance_id, owner=hold.owner, now=recorded_at, lease=hold.lease
+                ):
+                    raise _Held
+        except _Held:
+            raise InstanceBusy(instance_id, call) from None
         except _Refused:
             self._store.get(instance_id)  # the foreign key refused it: InstanceNotFound
             taken = None if call_key is None else self.by_key(instance_id, call_key)
@@ -182,11 +225,48 @@ class CallJournal:
             row = conn.execute(query).first()
         return None if row is None else _intent(row._asdict())
 
-    def finish(self, intent_id: int, *, outcome: str, at: datetime) -> bool:
-        """Close an intent once its answer is stored; false when it was closed already."""
+    def finish(
+        self, intent_id: int, *, outcome: str, at: datetime, hold: Hold | None = None
+    ) -> bool:
+        """Close an intent once its answer is stored, giving back ``hold``'s claim in the same
+        transaction; false when it was closed already (by a repair that came first)."""
         values = {"intent_id": intent_id, "at": require_aware(at), "result": outcome[:32]}
         with self._store.transaction() as conn:
-            return conn.execute(_FINISH, values).rowcount == 1
+            finished = conn.execute(_FINISH, values).rowcount == 1
+            if hold is not None:
+                instance_id = conn.execute(_INSTANCE_OF, {"intent_id": intent_id}).scalar_one()
+                release_within(conn, [instance_id], owner=hold.owner)
+        return finished
+
+    def release(self, instance_id: str, hold: Hold) -> None:
+        """Give back ``hold``'s claim on the instance, the intent left open (for a repair)."""
+        with self._store.transaction() as conn:
+            release_within(conn, [instance_id], owner=hold.owner)
+
+    def overrule(
+        self, intent_id: int, *, closed_as: str, outcome: str | None, at: datetime
+    ) -> bool:
+        """Replace the outcome a repair closed an intent with, before the call's own answer came,
+        by what that answer said; ``outcome=None`` opens the intent again, for another repair.
+
+        False, and nothing changed, when the intent's outcome is no longer ``closed_as``, or when
+        opening it again would leave two exclusive calls of the instance open.
+        """
+        values = {
+            "intent_id": intent_id,
+            "closed_as": closed_as,
+            "at": None if outcome is None else require_aware(at),
+            "result": None if outcome is None else outcome[:32],
+        }
+        try:
+            with self._store.transaction(refused=_Refused) as conn:
+                return conn.execute(_OVERRULE, values).rowcount == 1
+        except _Refused:
+            return False
+
+    def age(self, intent: CallIntent) -> timedelta:
+        """How long ago, on this journal's clock, ``intent`` was recorded."""
+        return require_aware(self.clock.now()) - intent.recorded_at
 
     def still_open(
         self,
@@ -217,4 +297,4 @@ def _intent(row: dict[str, Any]) -> CallIntent:
     return CallIntent(**row)
 
 
-__all__ = ["CALL_INTENT_TABLE", "CallIntent", "CallIntentRow", "CallJournal"]
+__all__ = ["CALL_INTENT_TABLE", "CallIntent", "CallIntentRow", "CallJournal", "Hold"]

@@ -14,6 +14,10 @@ call again:
   transaction can never be paid: nobody was ever shown its payment step. The payment is failed
   (``fail_registration``) with the reason stored, instead of registering again for a customer
   who is gone; the intent keeps the ``referenceNo`` that may stand registered and unpaid there.
+
+A cancel holds its payment while it is under way, so its intent is repaired only once the cancel
+is done or its claim has run out; one that outlasted its claim keeps what it learnt after the
+repair (:func:`keep_late_answer`).
 """
 
 from __future__ import annotations
@@ -32,12 +36,12 @@ from adapters.reconcile.deadlines import (
     run_due,
     unfit,
 )
-from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
+from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call, OpenCall
 from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.status import StatusChecks
 from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
+from fsm.errors import ConfigurationError, FsmError, RejectReason, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.model import Instance
 from fsm.refunds import REQUEST_REFUND
@@ -48,6 +52,8 @@ REPAIRED_REFUNDED: Final = "repaired:refunded"
 """A refund request's intent, closed by a repair: NICEPAY's refunded total covers it."""
 REPAIRED_NOT_REFUNDED: Final = "repaired:not_refunded"
 """A refund request's intent, closed by a repair: it took nothing, and its amount is free."""
+ANSWERED_AFTER_REPAIR: Final = "answered:after_repair"
+"""A refund request's intent that a repair closed before NICEPAY accepted its cancel."""
 
 
 @dataclass(frozen=True)
@@ -119,8 +125,9 @@ class Reconciler:
     def repair_open_intents(self, now: datetime | None = None) -> list[Repair]:
         """Repair the payment of every intent open for longer than ``grace``, oldest first.
 
-        Each payment is claimed while it is repaired; one another reconciler holds is left for
-        a later pass, and an intent another one closed since this pass listed it is skipped. A
+        Each payment is claimed while it is repaired; one another reconciler (or a cancel under
+        way) holds is left for a later pass, and an intent another one closed since this pass
+        listed it is skipped. A
         repair whose inquiry fails reports the error and keeps its intent open, unless NICEPAY
         refused the inquiry for good and the call moves no money (see :func:`_unrepaired`).
         An intent whose payment nobody can act on (its flow or state is unknown) is reported as
@@ -226,6 +233,51 @@ def repair_outcome(engine: Engine, intent: CallIntent) -> str:
     return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
 
 
+def keep_late_answer(
+    engine: Engine, calls: CallJournal, call: OpenCall, instance_id: str, call_key: str
+) -> None:
+    """Keep what a cancel learnt after a repair had closed its intent (:attr:`OpenCall.overtaken`).
+
+    The repair asked NICEPAY while the cancel was still under way and may have found nothing
+    refunded yet. An accepted cancel closes its intent :data:`ANSWERED_AFTER_REPAIR` instead,
+    so its amount is taken again; a lost answer opens it again for a later repair, whose inquiry
+    comes after the cancel. Either way the answer is logged as an error and recorded in the
+    payment's log as a refused ``cancel`` (``late_answer``), for a person to look at.
+    """
+    intent = calls.by_key(instance_id, call_key)
+    if intent is None or intent.outcome is None:  # opened again meanwhile: a repair settles it
+        return
+    answer = "answered" if call.answered else call.outcome  # None: the answer was lost
+    if intent.outcome == REPAIRED_NOT_REFUNDED and (call.answered or answer is None):
+        # NICEPAY took, or may have taken, what the repair counted as free again.
+        calls.overrule(
+            intent.id,
+            closed_as=intent.outcome,
+            outcome=ANSWERED_AFTER_REPAIR if call.answered else None,
+            at=calls.clock.now(),
+        )
+    facts = {
+        "intent": intent.id,
+        "call_key": call_key,
+        "amount": intent.amount,
+        "closed_as": intent.outcome,
+        "answer": answer or "lost",
+    }
+    logger.error(
+        "cancel answered after a repair closed its intent", extra={"instance": instance_id, **facts}
+    )
+    engine.record_refused(
+        instance_id,
+        Call.CANCEL,
+        actor=Actor.PROVIDER_RESPONSE,
+        idempotency_key=f"late-answer:{intent.id}",
+        reason=RejectReason.LATE_ANSWER,
+        detail=f"{call_key}: the cancel ended {answer or 'lost'} after a repair had closed its "
+        f"intent as {intent.outcome}",
+        payload=facts,
+    )
+
+
 def _fail_lost_registration(
     service: StatusChecks, intent: CallIntent, payment: Instance
 ) -> tuple[str, Instance]:
@@ -252,11 +304,13 @@ def _fail_lost_registration(
 
 
 __all__ = [
+    "ANSWERED_AFTER_REPAIR",
     "INTENT_GRACE",
     "REPAIRED_NOT_REFUNDED",
     "REPAIRED_REFUNDED",
     "ReconcilePass",
     "Reconciler",
     "Repair",
+    "keep_late_answer",
     "repair_outcome",
 ]

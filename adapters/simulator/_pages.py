@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from adapters.nicepay import tokens as _tokens
-from adapters.simulator import _html
 from adapters.simulator._api import parse
 from adapters.simulator._asgi import Request, Response
 from adapters.simulator._codes import CURRENCY, PAY_METHOD, SUCCESS
 from adapters.simulator._faults import Faults
+from adapters.simulator._html import autosubmit_page, closed_page, error_page, waiting_page
 from adapters.simulator._ledger import OPEN_STATES, Link, LinkState, Transaction
 from adapters.simulator._lifecycle import Lifecycle
 from adapters.simulator._validation import (
@@ -52,7 +52,7 @@ def browser_error(error: Refused, *, as_json: bool = False) -> Response:
     """A refused browser request: an error page (JSON for ``returnJsonFormat=1``)."""
     if as_json:
         return Response.json({"resultCd": error.code, "resultMsg": error.detail})
-    return Response.html(_html.error_page(error.code, error.detail))
+    return Response.html(error_page(error.code, error.detail))
 
 
 class NicepayPages:
@@ -118,17 +118,17 @@ class NicepayPages:
         state = self._ledger.state(tx.tx_id)
         if state in OPEN_STATES:
             url = f"{PAYMENT_RESULT_PATH}?tXid={tx.tx_id}"
-            return Response.html(_html.waiting_page(url, "Waiting for the wallet..."))
+            return Response.html(waiting_page(url, "Waiting for the wallet..."))
         code, message = self._life.callback_result(state)
         return self._back(tx.reference_no, tx.callback_url, _callback_fields(tx, code, message))
 
     def _back(self, reference_no: str, url: str, params: Mapping[str, str]) -> Response:
         fault = self._faults.take_callback(reference_no)
         if fault is not None and fault.drop:
-            return Response.html(_html.closed_page("You may close this window."))
+            return Response.html(closed_page("You may close this window."))
         self._life.notifier.callback_served(reference_no)
         if self._config.callback_method == "post":
-            return Response.html(_html.autosubmit_page(url, params))
+            return Response.html(autosubmit_page(url, params))
         return Response.redirect(with_query(url, params))
 
     def link_enable(self, request: Request) -> Response:
@@ -201,7 +201,7 @@ class NicepayPages:
         if link is None or link.state is LinkState.PENDING:
             return browser_error(Refused("9751", "unknown or unfinished link request"))
         if link.callback_url is None:
-            return Response.html(_html.closed_page("Your AstraPay account is linked."))
+            return Response.html(closed_page("Your AstraPay account is linked."))
         return self._back(link.reference_no, link.callback_url, self._link_fields(link))
 
     def _link_fields(self, link: Link) -> dict[str, str]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
-from adapters.simulator import _html
 from adapters.simulator._api import parse
 from adapters.simulator._asgi import Request, Response
+from adapters.simulator._html import closed_page, partner_page
 from adapters.simulator._ledger import OPEN_STATES, Link, LinkState, Transaction
 from adapters.simulator._lifecycle import Lifecycle
 from adapters.simulator._pages import LINK_RESULT_PATH, PAYMENT_RESULT_PATH, browser_error
@@ -75,7 +75,7 @@ class PartnerPages:
     ) -> Response:
         name, secret = _NAMES[wallet]
         script = self._life.script_for(*key)
-        page = _html.partner_page(
+        page = partner_page(
             title=f"{name}: {step}",
             step=step,
             action=action,
@@ -90,7 +90,7 @@ class PartnerPages:
         tx = self._transaction(request.query, wallet)
         state = self._ledger.state(tx.tx_id)
         if state not in OPEN_STATES:
-            return Response.html(_html.closed_page(f"This payment is {state}."))
+            return Response.html(closed_page(f"This payment is {state}."))
         return self._page(
             wallet,
             "login",
@@ -133,7 +133,7 @@ class PartnerPages:
     def _link_login(self, request: Request, wallet: Wallet) -> Response:
         link = self._link(request.query)
         if link.state is not LinkState.PENDING:
-            return Response.html(_html.closed_page(f"This link request is {link.state}."))
+            return Response.html(closed_page(f"This link request is {link.state}."))
         return self._link_page(
             link, "login", "/partner/astrapay/link/login", (("login", "Log in"),)
         )

@@ -28,13 +28,10 @@ from adapters.nicepay.messages import Billing, CartItem
 from adapters.nicepay.tokens import notification_token
 from adapters.reconcile.recovery import Reconciler
 from adapters.service import LinkOrder, PaymentOrder, PaymentService
-from adapters.simulator import (
-    CustomerAction,
-    NicepaySimulator,
-    ScriptedBrowser,
-    SimulatorConfig,
-    serve_app,
-)
+from adapters.simulator._browser import ScriptedBrowser
+from adapters.simulator._config import CustomerAction, SimulatorConfig
+from adapters.simulator._server import serve_app
+from adapters.simulator._simulator import NicepaySimulator
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.flows import FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet

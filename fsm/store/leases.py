@@ -11,7 +11,9 @@ is a compare-and-set ``UPDATE ... WHERE claimed_until IS NULL OR claimed_until <
 and the file's single writer makes it exact: of two reconcilers reaching for one row, the
 second finds it claimed.
 
-Claims only order reconcilers. The engine ignores them: a notification may still move a
+Claims only order reconcilers, and whatever else must keep them off an instance for a while (a
+call that moves money, while it is under way: :func:`claim_within` takes its claim in the same
+transaction as the call's record). The engine ignores them: a notification may still move a
 claimed instance, and the engine's compare-and-set keeps that safe.
 """
 
@@ -112,16 +114,33 @@ class Leases:
         Raises:
             InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
         """
-        until = _lease_end(now, lease)
-        values = {"instance_id": instance_id, "owner": owner, "now": now, "until": until}
         with self._store.transaction() as conn:
-            return conn.execute(_CLAIM_ONE, values).rowcount == 1
+            return claim_within(conn, instance_id, owner=owner, now=now, lease=lease)
 
     def release(self, instance_ids: Sequence[str], *, owner: str) -> None:
         """Give back ``owner``'s claims on ``instance_ids``; another's claim there is left alone."""
         with self._store.transaction() as conn:
-            for instance_id in instance_ids:
-                conn.execute(_RELEASE, {"instance_id": instance_id, "owner": owner})
+            release_within(conn, instance_ids, owner=owner)
+
+
+def claim_within(
+    conn: Connection, instance_id: str, *, owner: str, now: datetime, lease: timedelta
+) -> bool:
+    """:meth:`Leases.claim` in the caller's transaction on ``conn``: the claim commits, or rolls
+    back, with whatever else the transaction writes.
+
+    Raises:
+        InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
+    """
+    until = _lease_end(now, lease)
+    values = {"instance_id": instance_id, "owner": owner, "now": now, "until": until}
+    return bool(conn.execute(_CLAIM_ONE, values).rowcount == 1)
+
+
+def release_within(conn: Connection, instance_ids: Sequence[str], *, owner: str) -> None:
+    """:meth:`Leases.release` in the caller's transaction on ``conn``."""
+    for instance_id in instance_ids:
+        conn.execute(_RELEASE, {"instance_id": instance_id, "owner": owner})
 
 
 def _lease_end(now: datetime, lease: timedelta) -> datetime:
@@ -163,4 +182,4 @@ def _claim_each(
     ]
 
 
-__all__ = ["Leases"]
+__all__ = ["Leases", "claim_within", "release_within"]

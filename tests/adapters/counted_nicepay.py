@@ -1,16 +1,19 @@
 """The loopback simulator behind a counter of the calls it serves to one path, per tXid.
 
 What NICEPAY received is counted where it receives it, so a test can say how often a call was
-made whatever the merchant's processes believe they sent.
+made whatever the merchant's processes believe they sent. A :class:`Gate` in front of it keeps
+the calls to one path waiting, unanswered and not yet carried out, until the test lets them in:
+a NICEPAY that is slow to take a call up, without a timed sleep.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -57,6 +60,54 @@ class CallCounter:
             return Counter(self._served)
 
 
+GATE_LIMIT = 30.0
+"""Seconds a gate holds a call at most, should a failing test never open it."""
+
+
+class Gate:
+    """Holds the calls to one path in front of NICEPAY while it is closed (it starts open)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._open = threading.Event()
+        self._open.set()
+        self._arrived = threading.Event()
+
+    def close(self) -> None:
+        """Hold every call to the path from now on, until :meth:`open`."""
+        self._arrived.clear()
+        self._open.clear()
+
+    def open(self) -> None:
+        """Let the held calls, and every later one, through."""
+        self._open.set()
+
+    def wait_for_call(self) -> None:
+        """Wait until a call is held at the closed gate."""
+        assert self._arrived.wait(GATE_LIMIT), f"no call to {self.path} reached the gate"
+
+    async def pass_through(self, path: str) -> None:
+        """Hold a call to ``path`` while the gate is closed; any other passes at once."""
+        if not path.endswith(self.path) or self._open.is_set():
+            return
+        self._arrived.set()
+        await asyncio.to_thread(self._open.wait, GATE_LIMIT)
+
+
+class Gated:
+    """An ASGI app behind gates."""
+
+    def __init__(self, app: Any, gates: Sequence[Gate]) -> None:
+        self._app = app
+        self._gates = tuple(gates)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for gate in self._gates:
+                await gate.pass_through(scope["path"])
+        await self._app(scope, receive, send)
+
+
 @dataclass(frozen=True)
 class Nicepay:
     """The served simulator, its call counter, and what a merchant needs to reach it."""
@@ -76,13 +127,16 @@ class Nicepay:
 
 
 @contextmanager
-def counted_simulator(config: SimulatorConfig, path: str) -> Iterator[Nicepay]:
-    """A simulator served on loopback behind a :class:`CallCounter` of the calls to ``path``."""
+def counted_simulator(
+    config: SimulatorConfig, path: str, gates: Sequence[Gate] = ()
+) -> Iterator[Nicepay]:
+    """A simulator served on loopback behind a :class:`CallCounter` of the calls to ``path``,
+    and behind ``gates``."""
     sim = NicepaySimulator(config)
     counter = CallCounter(sim.app, path)
     sim.open()
     try:
-        with serve_app(counter) as base_url:
+        with serve_app(Gated(counter, gates)) as base_url:
             yield Nicepay(sim, counter, base_url + "/nicepay", config)
     finally:
         sim.close()

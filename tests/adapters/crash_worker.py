@@ -24,6 +24,7 @@ import signal
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn
@@ -50,6 +51,10 @@ from fsm.store.sql import SqlStore
 
 CHILD_LIMIT = 20
 """Seconds a child may live; then SIGALRM ends it and the test reports it as hung."""
+
+CANCEL_LEASE = timedelta(seconds=30)
+"""How long a cancel holds its payment here: every process that cancels dies, and the default
+(as long as the slowest live cancel) would keep its payment from the repair for ten minutes."""
 
 CALL_PATH = {
     Call.REGISTRATION: REGISTRATION_PATH,
@@ -259,6 +264,7 @@ def service_on(
         store=store,
         notification_url=setting.notification_url,
         callback_url=setting.callback_url,
+        cancel_lease=CANCEL_LEASE,
     )
 
 

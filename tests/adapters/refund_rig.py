@@ -9,7 +9,7 @@ tXid, refused ones included.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +26,7 @@ from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
-from tests.adapters.counted_nicepay import Nicepay, counted_simulator
+from tests.adapters.counted_nicepay import Gate, Nicepay, counted_simulator
 from tests.adapters.e2e_rig import audit_store, sim_config
 
 NOON_WIB = datetime(2026, 11, 23, 5, 0, tzinfo=UTC)
@@ -79,9 +79,15 @@ class RefundRig:
 
 @contextmanager
 def refund_rig(
-    db_url: str, *, start: datetime = NOON_WIB, store: SqlStore | None = None, **overrides: Any
+    db_url: str,
+    *,
+    start: datetime = NOON_WIB,
+    store: SqlStore | None = None,
+    gates: Sequence[Gate] = (),
+    **overrides: Any,
 ) -> Iterator[RefundRig]:
-    """A fresh schema at ``db_url`` (or ``store``), the simulator and a merchant on one clock.
+    """A fresh schema at ``db_url`` (or ``store``), the simulator (behind ``gates``) and a
+    merchant on one clock.
 
     Every payment it stored is audited at the end: its log replays, and nothing but an inquiry
     settled it.
@@ -92,7 +98,7 @@ def refund_rig(
     engine = Engine(store, flows=FLOWS, clock=clock)
     try:
         with (
-            counted_simulator(sim_config(clock=clock, **overrides), CANCEL_PATH) as nicepay,
+            counted_simulator(sim_config(clock=clock, **overrides), CANCEL_PATH, gates) as nicepay,
             httpx.Client(timeout=httpx.Timeout(10.0)) as http,
         ):
             service = merchant(engine, store, nicepay.client(http, clock))

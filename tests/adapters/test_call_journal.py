@@ -7,13 +7,15 @@ from datetime import timedelta
 
 import pytest
 
-from adapters.errors import CallInDoubt, CallKeyTaken
-from adapters.reconcile.journal import CallJournal
+from adapters.errors import CallInDoubt, CallKeyTaken, InstanceBusy
+from adapters.reconcile.intents import INTENT_GRACE
+from adapters.reconcile.journal import CallJournal, Hold
 from fsm import Engine, InstanceNotFound, ManualClock, SqlStore
 from fsm.errors import InvalidInstanceData
 from fsm.flows import FLOWS
+from fsm.store.leases import Leases
 from tests.fsm.conftest import T0
-from tests.fsm.test_claims import LATER, due_payments, run_together
+from tests.fsm.test_claims import LATER, LEASE, due_payments, run_together
 
 
 @pytest.fixture
@@ -22,8 +24,8 @@ def engine(store: SqlStore) -> Engine:
 
 
 @pytest.fixture
-def calls(store: SqlStore) -> CallJournal:
-    return CallJournal(store)
+def calls(store: SqlStore, engine: Engine) -> CallJournal:
+    return CallJournal(store, clock=engine.clock)
 
 
 def test_an_intent_stays_open_until_finished(engine: Engine, calls: CallJournal) -> None:
@@ -49,6 +51,22 @@ def test_an_intent_stays_open_until_finished(engine: Engine, calls: CallJournal)
     assert calls.still_open(recorded_before=LATER) == []
     (done,) = calls.of_instance(pid)
     assert (done.outcome, done.finished_at) == ("answered", T0 + timedelta(seconds=1))
+
+
+def test_a_journal_judges_an_intents_age_on_its_own_clock(engine: Engine, store: SqlStore) -> None:
+    (pid,) = due_payments(engine, 1)
+    clock = ManualClock(T0)
+    calls = CallJournal(store, clock=clock)
+    calls.record(pid, "cancel", at=clock.now())
+    (intent,) = calls.of_instance(pid)
+    assert calls.age(intent) == timedelta(0)  # whatever the host's clock says
+    clock.advance(INTENT_GRACE)
+    assert calls.age(intent) == INTENT_GRACE
+
+
+def test_a_journal_has_no_clock_of_its_own(store: SqlStore) -> None:
+    with pytest.raises(TypeError):
+        CallJournal(store)  # type: ignore[call-arg]
 
 
 def test_an_intent_for_an_unknown_instance_is_refused(calls: CallJournal) -> None:
@@ -89,7 +107,7 @@ def test_racing_exclusive_calls_let_exactly_one_through(
     def cancel(own_store: SqlStore) -> None:
         barrier.wait(timeout=10)
         try:
-            CallJournal(own_store).record(pid, "cancel", at=T0, exclusive=True)
+            CallJournal(own_store, clock=engine.clock).record(pid, "cancel", at=T0, exclusive=True)
             outcomes.append("recorded")
         except CallInDoubt:
             outcomes.append("in doubt")
@@ -119,3 +137,59 @@ def test_a_call_key_is_recorded_once_per_instance_whether_or_not_it_is_open(
     assert found is not None
     assert (found.id, found.call_key, found.outcome) == (first, "refund:r1", "answered")
     assert calls.by_key(payment.id, "refund:r2") is None
+
+
+# --- a call that holds its instance ----------------------------------------------------------
+
+HOLD = Hold("cancel:test", timedelta(minutes=10))
+
+
+def test_a_held_call_keeps_reconcilers_off_its_instance_until_it_finishes(
+    engine: Engine, calls: CallJournal, store: SqlStore
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    leases = Leases(store)
+    intent_id = calls.record(pid, "cancel", at=T0, exclusive=True, hold=HOLD)
+    assert not leases.claim(pid, owner="reconciler", now=T0 + timedelta(minutes=9), lease=LEASE)
+    assert calls.finish(intent_id, outcome="answered", at=T0, hold=HOLD)
+    assert leases.claim(pid, owner="reconciler", now=T0, lease=LEASE)
+
+
+def test_a_held_call_is_not_recorded_while_a_reconciler_holds_its_instance(
+    engine: Engine, calls: CallJournal, store: SqlStore
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    assert Leases(store).claim(pid, owner="reconciler", now=T0, lease=LEASE)
+    with pytest.raises(InstanceBusy) as busy:
+        calls.record(pid, "cancel", at=T0, exclusive=True, call_key="refund:r1", hold=HOLD)
+    assert (busy.value.instance_id, busy.value.retryable) == (pid, True)
+    assert calls.of_instance(pid) == []  # the intent went with the refused claim
+    calls.record(pid, "cancel", at=T0 + LEASE + timedelta(seconds=1), hold=HOLD)  # lapsed
+
+
+def test_the_open_call_refuses_a_second_one_before_its_hold_does(
+    engine: Engine, calls: CallJournal
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    calls.record(pid, "cancel", at=T0, exclusive=True, call_key="refund:r1", hold=HOLD)
+    other = Hold("cancel:other", HOLD.lease)
+    with pytest.raises(CallKeyTaken):
+        calls.record(pid, "cancel", at=T0, exclusive=True, call_key="refund:r1", hold=other)
+    with pytest.raises(CallInDoubt):
+        calls.record(pid, "cancel", at=T0, exclusive=True, call_key="refund:r2", hold=other)
+
+
+def test_a_repairs_outcome_is_overruled_only_as_it_stands(
+    engine: Engine, calls: CallJournal
+) -> None:
+    (pid,) = due_payments(engine, 1)
+    first = calls.record(pid, "cancel", at=T0, exclusive=True)
+    calls.finish(first, outcome="repaired:not_refunded", at=T0)
+    assert not calls.overrule(first, closed_as="answered", outcome="x", at=T0)
+    assert calls.overrule(first, closed_as="repaired:not_refunded", outcome="late", at=T0)
+    assert not calls.overrule(first, closed_as="repaired:not_refunded", outcome="again", at=T0)
+    second = calls.record(pid, "cancel", at=T0, exclusive=True)
+    calls.finish(second, outcome="repaired:not_refunded", at=T0)
+    calls.record(pid, "cancel", at=T0, exclusive=True)  # open: the second may not open again
+    assert not calls.overrule(second, closed_as="repaired:not_refunded", outcome=None, at=T0)
+    assert [i.outcome for i in calls.of_instance(pid)] == ["late", "repaired:not_refunded", None]

@@ -41,12 +41,14 @@ from adapters.simulator import NicepaySimulator, serve_app
 from adapters.simulator.demo import demo_order
 from adapters.simulator.flow import NicepayEvent
 from adapters.wallets.status_codes import event_for_status
+from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.flows import FLOWS, PaymentEvent, PaymentState, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 from tests.adapters.crash_worker import (
+    CANCEL_LEASE,
     CHILD_LIMIT,
     Crash,
     Ending,
@@ -65,8 +67,9 @@ POINTS = tuple(KillPoint)
 GRACE = timedelta(seconds=30)
 """The reconcilers' grace: short, since every process that made a call here is dead (the
 default covers the slowest live call, and would let a paid order's 10-minute timer run too)."""
-RECONCILE_AFTER = GRACE + timedelta(seconds=30)
-"""How much later the reconciler runs: past the grace of every intent the crashes left open."""
+RECONCILE_AFTER = max(GRACE, CANCEL_LEASE) + timedelta(seconds=30)
+"""How much later the reconciler runs: past the grace of every intent the crashes left open,
+and past the lease of every cancel's claim on its payment."""
 MAX_PASSES = 3
 RUNNER_LIMIT = len(POINTS) * CHILD_LIMIT + 15.0
 """Seconds the dying processes may take in all before the test gives up on them."""
@@ -272,7 +275,8 @@ def reconcile_until_quiet(rig: CrashRig) -> list[ReconcilePass]:
 
 def open_intents(store: SqlStore, later: datetime) -> list[CallIntent]:
     """Every intent nobody finished."""
-    return CallJournal(store).still_open(recorded_before=later, limit=1000)
+    calls = CallJournal(store, clock=ManualClock(later))
+    return calls.still_open(recorded_before=later, limit=1000)
 
 
 # --- what NICEPAY holds -----------------------------------------------------------------------

@@ -272,7 +272,7 @@ def assert_nothing_left(store: SqlStore, after: datetime) -> None:
     claimed = select(func.count()).where(INSTANCE_TABLE.c.claimed_by.is_not(None))
     with store.engine.connect() as conn:
         assert conn.execute(claimed).scalar_one() == 0
-    assert CallJournal(store).still_open(recorded_before=after) == []
+    assert CallJournal(store, clock=ManualClock(after)).still_open(recorded_before=after) == []
 
 
 # --- tests -------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from adapters.reconcile.intents import Call
-from adapters.reconcile.journal import CallJournal
 from fsm.flows import Wallet
 from fsm.refunds import refund_requests
 from fsm.store.sql import SqlStore
@@ -120,4 +119,4 @@ def test_four_replicas_refund_each_request_once(store: SqlStore, db_url: str) ->
         for index, payment_id in enumerate(payment_ids):
             assert_told([outcomes_of(reports, n, index) for n in range(len(ROUNDS))])
             assert_refunded_once_per_request(rig, payment_id)
-        assert CallJournal(store).still_open() == []
+        assert rig.service.calls.still_open() == []

@@ -110,7 +110,7 @@ def test_damaged_refusals_intents_and_inbound_attempts_are_read(
     pid = driven(engine, clock)
     with pytest.raises(Exception, match="refused"):
         engine.fire(pid, "confirm_order", actor="merchant", idempotency_key="early")
-    calls, inbound = CallJournal(store), InboundJournal(store)
+    calls, inbound = CallJournal(store, clock=clock), InboundJournal(store)
     intent = calls.record(pid, "inquiry", at=clock.now(), request={"tXid": "TX1"})
     inbound.record(
         received_at=clock.now(),
