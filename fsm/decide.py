@@ -18,11 +18,12 @@ from fsm.definition import AMOUNT_FIELDS, FlowDefinition, TransitionSpec
 from fsm.errors import (
     ActorNotAllowed,
     GuardRefused,
+    IdempotencyKeyReused,
     RejectReason,
     StaleEvent,
     TransitionNotAllowed,
 )
-from fsm.model import Instance, RejectedEvent
+from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
 
 NOTHING_BOUND: Mapping[str, str] = MappingProxyType({})
 
@@ -108,6 +109,30 @@ def deadline_at(
     """When an instance of ``wallet`` started at ``started_at`` is due to leave ``state``."""
     deadline = flow.state(state).deadline
     return None if deadline is None else deadline.due_at(wallet, now, started_at)
+
+
+def repeated(
+    instance: Instance,
+    prior: TransitionRecord,
+    event: str,
+    actor: str,
+    key: str,
+    payload: Mapping[str, Any],
+    now: datetime,
+) -> tuple[TransitionResult | IdempotencyKeyReused, RejectedEvent]:
+    """What a key the log already holds answers, and the refused event to note it by.
+
+    The same event gets its first outcome back as a duplicate; another event under the key is
+    refused as a reused key.
+    """
+    outcome: TransitionResult | IdempotencyKeyReused
+    if prior.event != event:
+        outcome = IdempotencyKeyReused(instance.id, instance.state, event, key, prior.event)
+        reason, detail = RejectReason.KEY_REUSED, f"key used for {prior.event!r}"
+    else:
+        outcome = TransitionResult(prior, instance, duplicate=True)
+        reason, detail = RejectReason.DUPLICATE, f"already applied as step {prior.seq}"
+    return outcome, refusal(instance, event, actor, key, payload, now, reason, detail)
 
 
 def refusal(

@@ -31,12 +31,19 @@ from fsm._inputs import (
 from fsm._payload import clean_payload
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.clock import Clock, SystemClock, require_aware
-from fsm.decide import allowed_events, bound_fields, deadline_at, decide, refusal, step_time
+from fsm.decide import (
+    allowed_events,
+    bound_fields,
+    deadline_at,
+    decide,
+    refusal,
+    repeated,
+    step_time,
+)
 from fsm.definition import FlowDefinition
 from fsm.errors import (
     ConcurrentTransition,
     FsmError,
-    IdempotencyKeyReused,
     InstanceNotFound,
     ReferenceInUse,
     RejectReason,
@@ -337,9 +344,9 @@ class Engine:
             # a repeated key gets its first outcome, whatever the flow would say now
             prior = unit.find_key(instance_id, key)
             if prior is not None:
-                return flow.name, self._repeat(
-                    unit, instance, prior, event, actor, key, payload, stamp
-                )
+                outcome, noted = repeated(instance, prior, event, actor, key, payload, stamp)
+                unit.reject(noted)
+                return flow.name, outcome
         if decision is None:
             decision = decide(flow, instance, event, actor, payload)
         if isinstance(decision, TransitionNotAllowed):
@@ -370,27 +377,6 @@ class Engine:
         except ReferenceTaken:
             raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
         return flow.name, TransitionResult(record, instance.advanced(record, due, bound))
-
-    def _repeat(
-        self,
-        unit: Unit,
-        instance: Instance,
-        prior: TransitionRecord,
-        event: str,
-        actor: str,
-        key: str,
-        payload: Mapping[str, Any],
-        now: datetime,
-    ) -> TransitionResult | TransitionError:
-        outcome: TransitionResult | TransitionError
-        if prior.event != event:
-            outcome = IdempotencyKeyReused(instance.id, instance.state, event, key, prior.event)
-            reason, detail = RejectReason.KEY_REUSED, f"key used for {prior.event!r}"
-        else:
-            outcome = TransitionResult(prior, instance, duplicate=True)
-            reason, detail = RejectReason.DUPLICATE, f"already applied as step {prior.seq}"
-        unit.reject(refusal(instance, event, actor, key, payload, now, reason, detail))
-        return outcome
 
     def fire_with_retry(
         self,
