@@ -207,8 +207,9 @@ class Refunds:
             pass  # a racing repeat recorded it first: its intent answers
         except ProviderError:
             lost = True  # refused (the intent says so) or lost (the intent stays open)
-        if call is not None and call.overtaken:
-            keep_late_answer(self.engine, self.calls, call, req.payment_id, req.key)
+        finally:  # whatever failed after it, a cancel NICEPAY took after its repair still counts
+            if call is not None and call.overtaken:
+                keep_late_answer(self.engine, self.calls, call, req.payment_id, req.key)
         recorded = self.calls.by_key(payment.id, req.key)
         if recorded is None:  # the key's intent is never deleted
             raise RuntimeError(f"the intent of {req.key!r} of {payment.id!r} vanished")

@@ -36,7 +36,7 @@ from adapters.reconcile.recovery import (
 )
 from adapters.refunds import Refund, RefundStatus
 from adapters.service import PaymentService
-from fsm.errors import ConfigurationError, RejectReason
+from fsm.errors import ConcurrentTransition, ConfigurationError, RejectReason
 from fsm.model import Instance, RejectedEvent
 from fsm.refunds import REQUEST_REFUND
 from tests.adapters.counted_nicepay import Gate
@@ -220,6 +220,31 @@ def test_a_cancel_accepted_after_its_repair_counts_though_its_inquiry_fails(
         with pytest.raises(RefundExceedsPayment) as over:
             rig.service.cancel(payment.id, request_id="rf-whole", amount=AMOUNT)
         assert over.value.refundable == "100000"
+        assert rig.cancels_sent(payment) == 1
+
+
+def test_a_cancel_accepted_after_its_repair_counts_though_its_inquiry_loses_a_race(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The follow-up status check fails with no provider error: here the race it can lose
+    # against the repair that moved the payment meanwhile.
+    def lost_race(_engine: object, _calls: object, _client: object, payment_id: str) -> None:
+        raise ConcurrentTransition(payment_id, None, "check_status", None)
+
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
+        payment = rig.paid("late-raced")
+        with cancel_in_background(rig, payment, gate) as cancelling:
+            later = rig.clock.now() + PAST_THE_CLAIM
+            Reconciler(rig.service).repair_open_intents(now=later)
+            monkeypatch.setattr("adapters.refunds.check_status", lost_race)
+        with pytest.raises(ConcurrentTransition):
+            cancelling.result()
+        monkeypatch.undo()
+        assert cancel_outcomes(rig, payment) == [ANSWERED_AFTER_REPAIR]
+        assert [r.payload["answer"] for r in late_answers(rig, payment)] == ["answered"]
+        assert rig.refunded_at_nicepay(payment) == "50000"
+        with pytest.raises(RefundExceedsPayment):
+            rig.service.cancel(payment.id, request_id="rf-whole", amount=AMOUNT)
         assert rig.cancels_sent(payment) == 1
 
 
