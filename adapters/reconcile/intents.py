@@ -145,12 +145,8 @@ def _finish(calls: CallJournal, handle: OpenCall, outcome: str, hold: Hold | Non
 
 def _leave_open(calls: CallJournal, instance_id: str, handle: OpenCall, hold: Hold | None) -> None:
     """Leave the intent open for the reconciler, giving back the hold so that it may repair."""
-    if hold is None:
-        return
-    calls.release(instance_id, hold)
-    handle.overtaken = all(
-        i.id != handle.intent_id for i in calls.still_open(instance_id=instance_id)
-    )
+    if hold is not None:
+        handle.overtaken = not calls.release(handle.intent_id, instance_id, hold)
 
 
 def _failure(error: ProviderError) -> str:

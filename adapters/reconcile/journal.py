@@ -100,6 +100,7 @@ _OVERRULE = (
     .values(finished_at=bindparam("at"), outcome=bindparam("result"))
 )
 _INSTANCE_OF = select(_T.c.instance_id).where(_T.c.id == bindparam("intent_id"))
+_FINISHED_AT = select(_T.c.finished_at).where(_T.c.id == bindparam("intent_id"))
 _OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
 _OF_INSTANCE = select(_T).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.id)
 
@@ -238,10 +239,17 @@ class CallJournal:
                 release_within(conn, [instance_id], owner=hold.owner)
         return finished
 
-    def release(self, instance_id: str, hold: Hold) -> None:
-        """Give back ``hold``'s claim on the instance, the intent left open (for a repair)."""
+    def release(self, intent_id: int, instance_id: str, hold: Hold) -> bool:
+        """Give back ``hold``'s claim on the instance, the intent left open (for a repair);
+        false when a repair closed the intent first.
+
+        The intent is read in the same transaction, before the claim goes, so a repair that
+        comes after the claim is given back is not taken for one that came before it.
+        """
         with self._store.transaction() as conn:
+            finished_at = conn.execute(_FINISHED_AT, {"intent_id": intent_id}).scalar_one()
             release_within(conn, [instance_id], owner=hold.owner)
+        return finished_at is None
 
     def overrule(
         self, intent_id: int, *, closed_as: str, outcome: str | None, at: datetime

@@ -127,9 +127,9 @@ class Reconciler:
 
         Each payment is claimed while it is repaired; one another reconciler (or a cancel under
         way) holds is left for a later pass, and an intent another one closed since this pass
-        listed it is skipped. A
-        repair whose inquiry fails reports the error and keeps its intent open, unless NICEPAY
-        refused the inquiry for good and the call moves no money (see :func:`_unrepaired`).
+        listed it is skipped. A repair whose inquiry fails reports the error and keeps its intent
+        open, unless NICEPAY refused the inquiry for good and the call moves no money (see
+        :func:`_unrepaired`).
         An intent whose payment nobody can act on (its flow or state is unknown) is reported as
         skipped and stays open; the intents after it are repaired in the same pass.
         """
