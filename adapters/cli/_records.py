@@ -119,7 +119,14 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
         write()
         write("NICEPAY calls (an open one was cut off; reconcile repairs it):")
         made = [
-            (iso(c.recorded_at), c.call, c.reference_no, c.amount, c.call_key, c.outcome or "OPEN")
+            (
+                iso(c.recorded_at),
+                c.call,
+                c.reference_no,
+                c.amount,
+                c.call_key,
+                c.outcome or _open(c),
+            )
             for c in calls
         ]
         write(table(("time (UTC)", "call", "referenceNo", "amount", "key", "outcome"), made))
@@ -255,6 +262,10 @@ def rejected_json(rejected: RejectedEvent) -> dict[str, Any]:
     }
 
 
+def _open(intent: CallIntent) -> str:
+    return "OPEN" if intent.left_open_at is None else "OPEN (answer lost)"
+
+
 def intent_json(intent: CallIntent) -> dict[str, Any]:
     """A recorded NICEPAY call as JSON data."""
     return {
@@ -266,6 +277,7 @@ def intent_json(intent: CallIntent) -> dict[str, Any]:
         "call_key": intent.call_key,
         "recorded_at": iso(intent.recorded_at),
         "finished_at": iso(intent.finished_at),
+        "left_open_at": iso(intent.left_open_at),
         "outcome": intent.outcome,
     }
 

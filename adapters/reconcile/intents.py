@@ -146,7 +146,8 @@ def _finish(calls: CallJournal, handle: OpenCall, outcome: str, hold: Hold | Non
 def _leave_open(calls: CallJournal, instance_id: str, handle: OpenCall, hold: Hold | None) -> None:
     """Leave the intent open for the reconciler, giving back the hold so that it may repair."""
     if hold is not None:
-        handle.overtaken = not calls.release(handle.intent_id, instance_id, hold)
+        at = calls.clock.now()
+        handle.overtaken = not calls.release(handle.intent_id, instance_id, hold, at=at)
 
 
 def _failure(error: ProviderError) -> str:

@@ -83,6 +83,8 @@ class CallIntentRow(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=32)
     call_key: str | None = Field(default=None, max_length=200)
     """The caller's idempotency key for this call, unique per instance when given."""
+    left_open_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """When the call gave its hold back with no stored answer, leaving the intent to a repair."""
 
 
 CALL_INTENT_TABLE = CallIntentRow.__table__  # type: ignore[attr-defined]
@@ -99,8 +101,12 @@ _OVERRULE = (
     .where(_T.c.id == bindparam("intent_id"), _T.c.outcome == bindparam("closed_as"))
     .values(finished_at=bindparam("at"), outcome=bindparam("result"))
 )
+_LEAVE_OPEN = (
+    update(_T)
+    .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
+    .values(left_open_at=bindparam("at"))
+)
 _INSTANCE_OF = select(_T.c.instance_id).where(_T.c.id == bindparam("intent_id"))
-_FINISHED_AT = select(_T.c.finished_at).where(_T.c.id == bindparam("intent_id"))
 _OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
 _OF_INSTANCE = select(_T).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.id)
 
@@ -123,6 +129,9 @@ class CallIntent:
     outcome: str | None
     call_key: str | None = None
     """The caller's idempotency key for the call (a refund request's id), if it gave one."""
+    left_open_at: datetime | None = None
+    """When the call left the intent open for a repair (its answer lost); ``None`` while the
+    call may still be under way, and for a call made without a :class:`Hold`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,17 +248,35 @@ class CallJournal:
                 release_within(conn, [instance_id], owner=hold.owner)
         return finished
 
-    def release(self, intent_id: int, instance_id: str, hold: Hold) -> bool:
-        """Give back ``hold``'s claim on the instance, the intent left open (for a repair);
-        false when a repair closed the intent first.
+    def release(self, intent_id: int, instance_id: str, hold: Hold, *, at: datetime) -> bool:
+        """Give back ``hold``'s claim on the instance and leave the intent open for a repair,
+        stamped ``left_open_at``; false, and nothing stamped, when a repair closed it first.
 
-        The intent is read in the same transaction, before the claim goes, so a repair that
-        comes after the claim is given back is not taken for one that came before it.
+        The stamp and the check that the intent is open are one statement, in the transaction
+        that gives the claim back: a repair under way learns that the call is done with the
+        intent (:meth:`close_repaired`), and one that comes after the claim is given back is not
+        taken for one that came before it.
         """
+        values = {"intent_id": intent_id, "at": require_aware(at)}
         with self._store.transaction() as conn:
-            finished_at = conn.execute(_FINISHED_AT, {"intent_id": intent_id}).scalar_one()
+            still_open = conn.execute(_LEAVE_OPEN, values).rowcount == 1
             release_within(conn, [instance_id], owner=hold.owner)
-        return finished_at is None
+        return still_open
+
+    def close_repaired(self, intent: CallIntent, *, outcome: str, at: datetime) -> bool:
+        """Close ``intent`` with what a repair found, as read before the repair's inquiry; false,
+        and nothing changed, when it was closed meanwhile or its call left it open since.
+
+        A call still under way when the repair read its intent may have reached the provider
+        after the repair's inquiry: once it has said so (:meth:`release`), that inquiry proves
+        nothing about it, and the intent waits for a repair that asks after it.
+        """
+        query = _FINISH
+        if intent.left_open_at is None:
+            query = query.where(_T.c.left_open_at.is_(None))
+        values = {"intent_id": intent.id, "at": require_aware(at), "result": outcome[:32]}
+        with self._store.transaction() as conn:
+            return conn.execute(query, values).rowcount == 1
 
     def overrule(
         self, intent_id: int, *, closed_as: str, outcome: str | None, at: datetime

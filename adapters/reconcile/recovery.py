@@ -16,8 +16,10 @@ call again:
   who is gone; the intent keeps the ``referenceNo`` that may stand registered and unpaid there.
 
 A cancel holds its payment while it is under way, so its intent is repaired only once the cancel
-is done or its claim has run out; one that outlasted its claim keeps what it learnt after the
-repair (:func:`keep_late_answer`).
+is done or its claim has run out. A cancel that outlasts its claim may still reach NICEPAY after
+the repair's inquiry: if it leaves its intent open before the repair closes it, the repair leaves
+it open too, for a pass whose inquiry comes after the cancel (:meth:`CallJournal.close_repaired`);
+if it ends after the repair closed it, it keeps what it learnt (:func:`keep_late_answer`).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ REPAIRED_NOT_REFUNDED: Final = "repaired:not_refunded"
 """A refund request's intent, closed by a repair: it took nothing, and its amount is free."""
 ANSWERED_AFTER_REPAIR: Final = "answered:after_repair"
 """A refund request's intent that a repair closed before NICEPAY accepted its cancel."""
+LEFT_OPEN: Final = "left open: its call ended meanwhile"
+"""A repair's outcome when the intent's own call left it open while the repair was asking
+NICEPAY: what the repair learnt may predate the call, so the next pass asks again."""
 
 
 @dataclass(frozen=True)
@@ -140,15 +145,19 @@ class Reconciler:
             if not leases.claim(intent.instance_id, owner=self.owner, now=moment, lease=self.lease):
                 continue
             try:
-                if _still_open(calls, intent):  # another replica may have repaired it meanwhile
-                    repairs.append(_repair(self.service, intent))
+                current = _still_open(calls, intent)  # read again, now that it is claimed
+                if current is not None:  # another replica may have repaired it meanwhile
+                    repairs.append(_repair(self.service, current))
             finally:
                 leases.release([intent.instance_id], owner=self.owner)
         return repairs
 
 
-def _still_open(calls: CallJournal, intent: CallIntent) -> bool:
-    return any(i.id == intent.id for i in calls.still_open(instance_id=intent.instance_id))
+def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
+    """``intent`` as it stands now, if it is still open."""
+    return next(
+        (i for i in calls.still_open(instance_id=intent.instance_id) if i.id == intent.id), None
+    )
 
 
 def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
@@ -174,12 +183,23 @@ def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
     closed = f"repaired:{after}"
     if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
         closed = repair_outcome(engine, intent)
-    service.calls.finish(intent.id, outcome=closed[:32], at=engine.clock.now())
+    if not service.calls.close_repaired(intent, outcome=closed, at=engine.clock.now()):
+        return _overtaken(intent, before.state, after)
     logger.info(
         "abandoned call repaired",
         extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
     )
     return Repair(before.id, intent.call, before.state, after, outcome)
+
+
+def _overtaken(intent: CallIntent, before: str, after: str) -> Repair:
+    """A repair whose intent its own call left open (or another closed) while the repair ran:
+    the repair's inquiry may predate the call, so the intent waits for the next pass."""
+    logger.warning(
+        "repair overtaken by its call",
+        extra={"instance": intent.instance_id, "call": intent.call, "intent": intent.id},
+    )
+    return Repair(intent.instance_id, intent.call, before, after, LEFT_OPEN)
 
 
 def _unrepaired(
@@ -306,6 +326,7 @@ def _fail_lost_registration(
 __all__ = [
     "ANSWERED_AFTER_REPAIR",
     "INTENT_GRACE",
+    "LEFT_OPEN",
     "REPAIRED_NOT_REFUNDED",
     "REPAIRED_REFUNDED",
     "ReconcilePass",

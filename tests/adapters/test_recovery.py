@@ -278,7 +278,7 @@ def test_a_cancel_in_doubt_blocks_another_until_an_inquiry_settles_it(
         rig.service.cancel(payment.id, request_id="rf-2")
     assert (doubt.value.instance_id, doubt.value.call) == (payment.id, Call.CANCEL)
     again = rig.service.cancel(payment.id, request_id="rf-1")  # the first, asked again
-    assert again.status is RefundStatus.PENDING  # perhaps still under way
+    assert again.status is RefundStatus.IN_DOUBT  # its call left it open: the answer was lost
     assert len(rig.line.requests) == sent  # neither was sent
 
     rig.clock.advance(INTENT_GRACE - timedelta(seconds=1))
@@ -389,7 +389,7 @@ def test_a_cancel_answered_then_an_inquiry_refused_stays_in_doubt(rig: ServiceRi
     cancels = len(rig.line.sent(CANCEL_PATH))
     with pytest.raises(CallInDoubt):
         rig.service.cancel(payment.id, request_id="rf-2", amount="5000")
-    assert rig.service.cancel(payment.id, request_id="rf-1").status is RefundStatus.PENDING
+    assert rig.service.cancel(payment.id, request_id="rf-1").status is RefundStatus.IN_DOUBT
     assert len(rig.line.sent(CANCEL_PATH)) == cancels  # no second refund went out
 
 

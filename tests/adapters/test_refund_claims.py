@@ -9,7 +9,9 @@ each race is played out in one order, with no timed sleep:
   sent, and the same request goes through once it is done;
 - a cancel that outlasts its claim finds its intent repaired as ``repaired:not_refunded``: an
   accepted cancel is kept as ``answered:after_repair``, a lost answer opens the intent again for
-  the next repair, and either way the late answer is logged as an error and recorded.
+  the next repair, and either way the late answer is logged as an error and recorded;
+- a cancel that outlasts its claim and leaves its intent open while a repair is between its
+  inquiry and closing the intent keeps the repair from closing it on that inquiry.
 
 Every count of cancels is the simulator's, and what is left to refund is asked of the library.
 """
@@ -17,6 +19,7 @@ Every count of cancels is the simulator's, and what is left to refund is asked o
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
@@ -30,16 +33,19 @@ from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH
 from adapters.reconcile.intents import CALL_LEASE, INTENT_GRACE, Call
 from adapters.reconcile.recovery import (
     ANSWERED_AFTER_REPAIR,
+    LEFT_OPEN,
     REPAIRED_NOT_REFUNDED,
     REPAIRED_REFUNDED,
     Reconciler,
+    Repair,
+    repair_outcome,
 )
 from adapters.refunds import Refund, RefundStatus
 from adapters.service import PaymentService
 from fsm.errors import ConcurrentTransition, ConfigurationError, RejectReason
 from fsm.model import Instance, RejectedEvent
 from fsm.refunds import REQUEST_REFUND
-from tests.adapters.counted_nicepay import Gate
+from tests.adapters.counted_nicepay import GATE_LIMIT, Gate
 from tests.adapters.refund_rig import UNUSED_URL, RefundRig, refund_rig
 from tests.conftest import database
 
@@ -236,7 +242,7 @@ def test_a_cancel_accepted_after_its_repair_counts_though_its_inquiry_loses_a_ra
         with cancel_in_background(rig, payment, gate) as cancelling:
             later = rig.clock.now() + PAST_THE_CLAIM
             Reconciler(rig.service).repair_open_intents(now=later)
-            monkeypatch.setattr("adapters.refunds.check_status", lost_race)
+            monkeypatch.setattr("adapters.refunds.cancel.check_status", lost_race)
         with pytest.raises(ConcurrentTransition):
             cancelling.result()
         monkeypatch.undo()
@@ -265,6 +271,64 @@ def test_a_cancel_whose_answer_is_lost_after_its_repair_is_repaired_again(db_url
         assert cancel_outcomes(rig, payment) == [REPAIRED_REFUNDED]
         settled = rig.service.cancel(payment.id, request_id="rf-1")
         assert (settled.status, settled.refunded_amount) == (RefundStatus.SUCCEEDED, "50000")
+        assert_refunded_once(rig, payment)
+        assert_only_the_rest_is_refundable(rig, payment)
+
+
+class PausedRepair:
+    """A reconciler pass on another thread, held after its inquiry, before it closes an intent."""
+
+    def __init__(self, rig: RefundRig, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._asked = threading.Event()
+        self._resume = threading.Event()
+
+        def asked_then_wait(engine: Any, intent: Any) -> str:
+            found = repair_outcome(engine, intent)
+            self._asked.set()
+            assert self._resume.wait(GATE_LIMIT), "the paused repair was never resumed"
+            return found
+
+        monkeypatch.setattr("adapters.reconcile.recovery.repair_outcome", asked_then_wait)
+        later = rig.clock.now() + PAST_THE_CLAIM
+        self._pool = ThreadPoolExecutor(1)
+        self._done = self._pool.submit(Reconciler(rig.service).repair_open_intents, now=later)
+        assert self._asked.wait(GATE_LIMIT), "the repair never asked NICEPAY"
+
+    def finish(self) -> list[Repair]:
+        self._resume.set()
+        try:
+            return self._done.result(GATE_LIMIT)
+        finally:
+            self._pool.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("failing", "answer"),
+    [(CANCEL_PATH, "lost"), (INQUIRY_PATH, "accepted, its status check failed")],
+)
+def test_a_repair_that_asked_before_the_cancel_leaves_its_intent_open(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, failing: str, answer: str
+) -> None:
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
+        payment = rig.paid("late-open")
+        with cancel_in_background(rig, payment, gate) as cancelling:
+            # The repair claims the payment once the cancel's claim ran out, and asks NICEPAY
+            # while the cancel is still held: nothing is refunded yet.
+            repairing = PausedRepair(rig, monkeypatch)
+            rig.sim.faults.response(failing, status=503, process=True, times=None)
+        assert told(cancelling.result()) == (RefundStatus.IN_DOUBT, "paid", "0"), answer
+        rig.sim.faults.clear()
+        assert rig.refunded_at_nicepay(payment) == "50000"
+        (repair,) = repairing.finish()
+        monkeypatch.undo()
+        assert (repair.call, repair.outcome) == (Call.CANCEL, LEFT_OPEN)
+        assert cancel_outcomes(rig, payment) == [None]  # never "not refunded"
+        with pytest.raises(CallInDoubt):
+            rig.service.cancel(payment.id, request_id="rf-again", amount="50000")
+        (again,) = Reconciler(rig.service).repair_open_intents(now=rig.clock.now() + PAST_THE_CLAIM)
+        assert (again.before, again.after) == ("paid", "refunded")
+        assert cancel_outcomes(rig, payment) == [REPAIRED_REFUNDED]
+        assert late_answers(rig, payment) == []
         assert_refunded_once(rig, payment)
         assert_only_the_rest_is_refundable(rig, payment)
 

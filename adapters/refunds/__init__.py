@@ -1,0 +1,40 @@
+"""Refunds and voids as recorded, idempotent requests: what ``PaymentService.cancel`` runs.
+
+Each request carries its caller's id (``request_id``, an idempotency key as Stripe's). Its cancel
+call is recorded as an intent under ``refund:<request_id>`` before anything is sent, and the
+database holds one intent per key and payment: the same request again, from any replica, before
+or after the first one finished, is answered from that intent and sends nothing.
+
+A new request goes through, in order:
+
+1. its input, the payment's state (the flow must allow ``request_refund``), the amount against
+   what is left to refund (the paid amount less the larger of the confirmed refunded total and
+   what NICEPAY accepted), and the wallet's documented cancel rules
+   (:mod:`adapters.wallets.cancel_rules`); a refusal is a typed error and nothing is stored;
+2. the intent, exclusive per payment, so two cancels of one payment never overlap, recorded
+   with a claim on the payment (as a reconciler claims one) that keeps every reconciler from
+   repairing it until the cancel is done (a reconciler holding it refuses the request:
+   ``InstanceBusy``); what is left is checked again against the requests that finished
+   meanwhile, and a request that no longer fits closes its intent ``refused:exceeds_payment``;
+3. the ``request_refund`` step in the payment's log (amount, request id, reason, who asked);
+4. the cancel: NICEPAY's refusal ends the request declined (``refused:<code>``, its amount no
+   longer reserved); a lost answer leaves it in doubt, for the reconciler's inquiry;
+5. a status check, whose void or refund binds the payment's refunded total.
+
+A cancel that outlasts its claim may find its intent closed by a repair that came first; what
+it learnt still counts (:func:`~adapters.reconcile.recovery.keep_late_answer`).
+"""
+
+from adapters.refunds.cancel import Refunds, committed, paid_at
+from adapters.refunds.outcome import Refund, RefundStatus
+from adapters.refunds.request import RefundRequest, refund_request
+
+__all__ = [
+    "Refund",
+    "RefundRequest",
+    "RefundStatus",
+    "Refunds",
+    "committed",
+    "paid_at",
+    "refund_request",
+]

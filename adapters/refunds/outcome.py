@@ -1,0 +1,59 @@
+"""What a refund request's answer says: its status, read from its call intent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from adapters.reconcile.journal import CallIntent
+from adapters.reconcile.recovery import ANSWERED_AFTER_REPAIR, REPAIRED_REFUNDED
+
+ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR})
+"""Intent outcomes whose amount NICEPAY took: they count against what is left to refund."""
+
+
+class RefundStatus(StrEnum):
+    """Where a refund request stands."""
+
+    PENDING = "pending"
+    """Recorded, no answer stored yet: its call may still be under way."""
+    IN_DOUBT = "in_doubt"
+    """Its answer was lost (or is overdue): the reconciler's inquiry settles it."""
+    SUCCEEDED = "succeeded"
+    """NICEPAY accepted the cancel."""
+    DECLINED = "declined"
+    """NICEPAY refused it (``provider_code`` says why); nothing was refunded."""
+    FAILED = "failed"
+    """The reconciler's inquiry found that it never took effect."""
+
+
+@dataclass(frozen=True)
+class Refund:
+    """One refund request's outcome, and the payment as it stands."""
+
+    request_id: str
+    payment_id: str
+    amount: str
+    status: RefundStatus
+    provider_code: str | None
+    state: str
+    """The payment's state."""
+    refunded_amount: str
+    """The payment's refunded total as NICEPAY confirmed it (``"0"`` before any)."""
+
+
+def refund_status(
+    intent: CallIntent, *, lost: bool, overdue: bool
+) -> tuple[RefundStatus, str | None]:
+    outcome = intent.outcome
+    if outcome is None:
+        return (RefundStatus.IN_DOUBT if lost or overdue else RefundStatus.PENDING), None
+    if outcome in ACCEPTED:
+        return RefundStatus.SUCCEEDED, None
+    kind, _, code = outcome.partition(":")
+    if kind in ("refused", "failed"):
+        return RefundStatus.DECLINED, code or None
+    return RefundStatus.FAILED, None
+
+
+__all__ = ["ACCEPTED", "Refund", "RefundStatus", "refund_status"]
