@@ -13,9 +13,6 @@ version, so even a runner whose claim lapsed mid-way applies a deadline once.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,17 +23,12 @@ from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import TransitionNotAllowed
 from fsm.model import Instance
+from fsm.store.leases import claim_owner
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=2)
 """How long a claim holds: longer than any one instance's work (an inquiry with its retries)."""
-
-
-def reconciler_id() -> str:
-    """A name for this reconciler (or another claim, a cancel's) that no other process shares:
-    host, pid and a random part."""
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -62,19 +54,19 @@ def run_due(
     """Act on every instance whose deadline has passed at ``now`` (earliest first).
 
     Only instances no other reconciler has claimed are taken; each is claimed for ``owner``
-    (a fresh :func:`reconciler_id` when omitted) and released once acted on. An instance with a
-    NICEPAY call still unanswered within ``grace`` is left to that call (an older one belongs to
-    the reconciler's repair, which runs first). Each instance's claim is renewed right before it
-    is acted on, so one whose lease lapsed while earlier ones took long is left to whoever took
-    it over. A failed inquiry is
-    reported in the run's ``error`` and leaves the instance in its status-check state with a
-    fresh deadline, so the next run tries again. An instance nobody can act on (its flow or state
-    is unknown: see :func:`unfit`) is reported, skipped, and keeps its claim until the lease
+    (a fresh :func:`~fsm.store.leases.claim_owner` when omitted) and released once acted on.
+    An instance with a NICEPAY call still unanswered within ``grace`` is left to that call (an
+    older one belongs to the reconciler's repair, which runs first). Each instance's claim is
+    renewed right before it is acted on, so one whose lease lapsed while earlier ones took long
+    is left to whoever took it over. A failed inquiry is reported in the run's ``error`` and
+    leaves the instance in its status-check state with a fresh deadline, so the next run tries
+    again. An instance nobody can act on (its flow or state is unknown: see :func:`unfit`) is
+    reported, skipped, and keeps its claim until the lease
     runs out, so it neither stops the pass nor takes a place in every pass after it.
     """
     leases = service.leases
     moment = now or service.engine.clock.now()
-    owner = owner or reconciler_id()
+    owner = owner or claim_owner()
     runs = []
     for instance in leases.claim_due(moment, owner=owner, lease=lease, limit=limit):
         problem = unfit(service.engine, instance)

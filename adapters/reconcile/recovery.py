@@ -33,7 +33,6 @@ from adapters.errors import ProviderError
 from adapters.reconcile.deadlines import (
     DEFAULT_LEASE,
     DeadlineRun,
-    reconciler_id,
     report_skipped,
     run_due,
     unfit,
@@ -47,6 +46,7 @@ from fsm.errors import ConfigurationError, FsmError, RejectReason, TransitionNot
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.model import Instance
 from fsm.refunds import REQUEST_REFUND
+from fsm.store.leases import claim_owner
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class Reconciler:
     """
 
     service: StatusChecks
-    owner: str = field(default_factory=reconciler_id)
+    owner: str = field(default_factory=claim_owner)
     grace: timedelta = INTENT_GRACE
     """How old an open intent must be to count as abandoned."""
     lease: timedelta = DEFAULT_LEASE

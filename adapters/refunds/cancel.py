@@ -14,7 +14,6 @@ from adapters.errors import (
     RefundRequestConflict,
 )
 from adapters.nicepay.client import NicepayClient
-from adapters.reconcile.deadlines import reconciler_id
 from adapters.reconcile.intents import (
     CALL_LEASE,
     Call,
@@ -33,6 +32,7 @@ from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
+from fsm.store.leases import claim_owner
 
 EXCEEDS_PAYMENT: Final = "exceeds_payment"
 NOT_REFUNDABLE: Final = "not_refundable"
@@ -94,7 +94,7 @@ class Refunds:
                 request=asked,
                 amount=amount,
                 call_key=req.key,
-                hold=Hold(f"cancel:{reconciler_id()}", self.lease),
+                hold=Hold(claim_owner("cancel"), self.lease),
             ) as call:
                 latest = self._carry_out(call, req, amount, partial)
         except CallKeyTaken:

@@ -19,6 +19,9 @@ claimed instance, and the engine's compare-and-set keeps that safe.
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -182,4 +185,10 @@ def _claim_each(
     ]
 
 
-__all__ = ["Leases", "claim_within", "release_within"]
+def claim_owner(role: str = "") -> str:
+    """A claim's name that no other process shares: ``role``, host, pid and a random part."""
+    prefix = f"{role}:" if role else ""
+    return f"{prefix}{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+__all__ = ["Leases", "claim_owner", "claim_within", "release_within"]
