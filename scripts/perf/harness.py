@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -109,7 +110,12 @@ class Result:
 
 
 def run_rounds(comparison: Comparison, *, warmup: int = 0) -> Result:
-    """Run every variant ``rounds`` times, alternating the order from one round to the next."""
+    """Run every variant ``rounds`` times, alternating the order from one round to the next.
+
+    Before each batch the page cache is written out, untimed: otherwise the kernel's writeback
+    of the batch before (another variant's database file) lands in the next one's fsyncs, and
+    with three variants the one in the middle always pays for a neighbour.
+    """
     variants = list(comparison.variants)
     if warmup:
         for variant in variants:
@@ -118,6 +124,7 @@ def run_rounds(comparison: Comparison, *, warmup: int = 0) -> Result:
     for number in range(comparison.rounds):
         for variant in variants if number % 2 == 0 else reversed(variants):
             gc.collect()
+            os.sync()
             per_op[variant.name].append(variant.run(comparison.ops) / comparison.ops)
             if comparison.after_batch is not None:
                 comparison.after_batch(variant.name)
