@@ -5,7 +5,8 @@ everything the library raises. Context lives in attributes, and ``retryable`` sa
 same call can succeed later::
 
     FsmError (fsm.errors)               root; .retryable (default False)
-    ├── ProviderError                   .provider, .http_status, .provider_code, .provider_message
+    ├── ProviderError                   .provider, .http_status, .provider_code, .provider_message,
+    │                                   .declined (a documented refusal: nothing was done)
     │   ├── ProviderUnavailable         transport failure or 5xx; retryable
     │   │   ├── ProviderTimeout         also a TimeoutError
     │   │   ├── NicepayUnavailable      resultCd 1001-1004 (connection, socket, server,
@@ -55,6 +56,11 @@ from fsm.errors import ConfigurationError, FsmError
 
 class ProviderError(FsmError):
     """A payment provider call failed; carries what the provider said, never credentials."""
+
+    declined = False
+    """Whether the provider refused the request in a way its documentation defines, so it did
+    nothing. Anything else (an undocumented code, a bare HTTP error, a lost answer) may have
+    come after the provider acted: a call that moves money stays in doubt for an inquiry."""
 
     def __init__(
         self,

@@ -127,7 +127,8 @@ def error_for_result(
         http_status: The HTTP status of the answer.
 
     Returns:
-        An error carrying ``provider_code``, ``provider_message`` and ``http_status``.
+        An error carrying ``provider_code``, ``provider_message`` and ``http_status``;
+        ``declined`` only for a documented refusal.
     """
     spec = RESULT_CODES.get(result_cd)
     if spec is None:
@@ -149,6 +150,7 @@ def error_for_result(
     )
     if isinstance(error, FieldUndefined):
         error.field = missing_field_name(result_cd, result_msg)
+    error.declined = not spec.retryable  # a documented refusal: NICEPAY did nothing
     return error
 
 

@@ -8,7 +8,8 @@ its payment from an inquiry.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -51,8 +52,9 @@ def checked_lease(lease: timedelta) -> timedelta:
 class OpenCall:
     """The intent of one call under way; the block marks when NICEPAY's answer has arrived."""
 
-    def __init__(self, intent_id: int) -> None:
+    def __init__(self, intent_id: int, keep_hold: Callable[[], bool] | None = None) -> None:
         self.intent_id = intent_id
+        self._keep_hold = keep_hold
         self.answered = False
         self.refusal: str | None = None
         self.outcome: str | None = None
@@ -67,7 +69,23 @@ class OpenCall:
     def refuse(self, reason: str) -> None:
         """The call will not be sent after all: the block ends, and the intent closes as
         ``refused:<reason>``."""
-        self.refusal = reason
+        self.refusal = f"refused:{reason}"
+
+    def keep_hold(self) -> bool:
+        """Renew the call's hold right before it is sent; false when the hold is lost (a repair
+        took the payment, or closed the intent): the call must then not be sent, and
+        :meth:`give_up` says so. A call made without a hold may always go."""
+        return self._keep_hold is None or self._keep_hold()
+
+    def give_up(self, reason: str) -> None:
+        """The call was never sent, for want of its hold: the intent closes as
+        ``unsent:<reason>``, if a repair has not closed it already."""
+        self.refusal = f"unsent:{reason}"
+
+    @property
+    def sent(self) -> bool:
+        """Whether the block may have sent the call: it neither refused nor gave it up."""
+        return self.refusal is None
 
 
 @contextmanager
@@ -86,8 +104,10 @@ def recorded_call(
 
     The block's normal end finishes the intent as ``answered``; NICEPAY's refusal of the call
     as ``refused:<code>``; an answer lost in transport as ``failed:<error>``. A cancel stays
-    open instead, for the reconciler's inquiry, when its answer was lost or when anything
-    failed after NICEPAY accepted it (:meth:`OpenCall.mark_answered`). Any other exception
+    open instead, for the reconciler's inquiry, unless NICEPAY declined it by a documented code
+    (:attr:`~adapters.errors.ProviderError.declined`): when its answer was lost, when the answer
+    was no documented refusal, or when anything failed after NICEPAY accepted it
+    (:meth:`OpenCall.mark_answered`). Any other exception
     leaves the intent open: what reached NICEPAY is unknown, so the reconciler finds out.
 
     A ``call_key`` makes the call once-only for the payment: a second call under the same key,
@@ -96,9 +116,10 @@ def recorded_call(
     ``refused:<reason>``.
 
     With ``hold``, the payment is claimed against the reconcilers from the intent's record to
-    its finish, both in the intent's own transactions, or until the hold's lease runs out. A
-    repair may close the intent only after that; the call then finds its intent closed
-    (:attr:`OpenCall.overtaken`), and its caller decides what its answer still means.
+    its finish, both in the intent's own transactions, or until the hold's lease runs out; the
+    block renews it right before it sends (:meth:`OpenCall.keep_hold`), and sends nothing once
+    it is lost. A repair may close the intent only after that; the call then finds its intent
+    closed (:attr:`OpenCall.overtaken`), and its caller decides what its answer still means.
 
     Raises:
         CallKeyTaken: a call under ``call_key`` was recorded for the payment before; nothing
@@ -107,24 +128,26 @@ def recorded_call(
         InstanceBusy: ``hold``, and a reconciler holds the payment; nothing was sent.
     """
     clock = calls.clock
-    handle = OpenCall(
-        calls.record(
-            instance.id,
-            call,
-            at=clock.now(),
-            reference_no=instance.reference_no,
-            amount=amount if amount is not None else instance.amount,
-            tx_id=tx_id if tx_id is not None else instance.tx_id,
-            request=request,
-            exclusive=call in MONEY_MOVING,
-            call_key=call_key,
-            hold=hold,
-        )
+    intent_id = calls.record(
+        instance.id,
+        call,
+        at=clock.now(),
+        reference_no=instance.reference_no,
+        amount=amount if amount is not None else instance.amount,
+        tx_id=tx_id if tx_id is not None else instance.tx_id,
+        request=request,
+        exclusive=call in MONEY_MOVING,
+        call_key=call_key,
+        hold=hold,
     )
+    renew = None
+    if hold is not None:
+        renew = functools.partial(_renew, calls, intent_id, instance.id, hold)
+    handle = OpenCall(intent_id, renew)
     try:
         yield handle
     except ProviderError as error:
-        in_doubt = call in MONEY_MOVING and (error.retryable or handle.answered)
+        in_doubt = call in MONEY_MOVING and (handle.answered or not error.declined)
         if in_doubt:
             _leave_open(calls, instance.id, handle, hold)
         else:
@@ -133,8 +156,12 @@ def recorded_call(
     except BaseException:  # what reached NICEPAY is unknown: the reconciler finds out
         _leave_open(calls, instance.id, handle, hold)
         raise
-    outcome = "answered" if handle.refusal is None else f"refused:{handle.refusal}"
+    outcome = "answered" if handle.refusal is None else handle.refusal
     _finish(calls, handle, outcome, hold)
+
+
+def _renew(calls: CallJournal, intent_id: int, instance_id: str, hold: Hold) -> bool:
+    return calls.renew(intent_id, instance_id, hold, at=calls.clock.now())
 
 
 def _finish(calls: CallJournal, handle: OpenCall, outcome: str, hold: Hold | None) -> None:

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Text, bindparam, insert, select, text, update
+from sqlalchemy import Index, Text, bindparam, func, insert, select, text, update
 from sqlmodel import Field, SQLModel
 
 from adapters.errors import CallInDoubt, CallKeyTaken, InstanceBusy
 from fsm._payload import clean_payload, read_payload
 from fsm.clock import Clock, require_aware
-from fsm.store.leases import claim_within, release_within
+from fsm.store.leases import claim_within, release_within, unclaimed
 from fsm.store.sql import SqlStore
 from fsm.store.tables import UtcDateTime
 
@@ -83,6 +83,8 @@ class CallIntentRow(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=32)
     call_key: str | None = Field(default=None, max_length=200)
     """The caller's idempotency key for this call, unique per instance when given."""
+    held_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    """Until when the call holds its instance (:class:`Hold`), as last renewed; none without one."""
     left_open_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     """When the call gave its hold back with no stored answer, leaving the intent to a repair."""
 
@@ -99,12 +101,21 @@ _FINISH = (
 _OVERRULE = (
     update(_T)
     .where(_T.c.id == bindparam("intent_id"), _T.c.outcome == bindparam("closed_as"))
-    .values(finished_at=bindparam("at"), outcome=bindparam("result"))
+    .values(
+        finished_at=bindparam("at"),
+        outcome=bindparam("result"),
+        left_open_at=func.coalesce(bindparam("left_open", type_=UtcDateTime), _T.c.left_open_at),
+    )
 )
 _LEAVE_OPEN = (
     update(_T)
     .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
     .values(left_open_at=bindparam("at"))
+)
+_RENEW = (
+    update(_T)
+    .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
+    .values(held_until=bindparam("until"))
 )
 _INSTANCE_OF = select(_T.c.instance_id).where(_T.c.id == bindparam("intent_id"))
 _OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
@@ -129,9 +140,18 @@ class CallIntent:
     outcome: str | None
     call_key: str | None = None
     """The caller's idempotency key for the call (a refund request's id), if it gave one."""
+    held_until: datetime | None = None
+    """Until when the call holds its instance, as last renewed; ``None`` without a :class:`Hold`."""
     left_open_at: datetime | None = None
     """When the call left the intent open for a repair (its answer lost); ``None`` while the
     call may still be under way, and for a call made without a :class:`Hold`."""
+
+    @property
+    def last_sent_by(self) -> datetime:
+        """The latest the call may have gone out: when it gave up, else when its hold ran out
+        (it renews the hold right before sending, and sends nothing once it has lost it), else
+        when it was recorded."""
+        return self.left_open_at or self.held_until or self.recorded_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +170,7 @@ class _Refused(Exception):
 
 
 class _Held(Exception):
-    """Another's claim kept a :class:`Hold` from being taken; the intent is rolled back."""
+    """A :class:`Hold` could not be taken (or renewed); its transaction is rolled back."""
 
 
 class CallJournal:
@@ -208,6 +228,7 @@ class CallJournal:
             "tx_id": tx_id,
             "request": json.dumps(clean_payload(request), sort_keys=True, separators=(",", ":")),
             "recorded_at": recorded_at,
+            "held_until": None if hold is None else recorded_at + hold.lease,
         }
         try:
             with self._store.transaction(refused=_Refused) as conn:
@@ -248,6 +269,23 @@ class CallJournal:
                 release_within(conn, [instance_id], owner=hold.owner)
         return finished
 
+    def renew(self, intent_id: int, instance_id: str, hold: Hold, *, at: datetime) -> bool:
+        """Take ``hold``'s claim on the instance again for its whole lease from ``at``, right
+        before the call is sent; false, and nothing changed, when the call may no longer go out:
+        its intent was closed (by a repair), or another has claimed the instance.
+        """
+        until = require_aware(at) + hold.lease
+        try:
+            with self._store.transaction() as conn:
+                renewed = conn.execute(_RENEW, {"intent_id": intent_id, "until": until})
+                if renewed.rowcount != 1 or not claim_within(
+                    conn, instance_id, owner=hold.owner, now=at, lease=hold.lease
+                ):
+                    raise _Held
+        except _Held:
+            return False
+        return True
+
     def release(self, intent_id: int, instance_id: str, hold: Hold, *, at: datetime) -> bool:
         """Give back ``hold``'s claim on the instance and leave the intent open for a repair,
         stamped ``left_open_at``; false, and nothing stamped, when a repair closed it first.
@@ -282,16 +320,21 @@ class CallJournal:
         self, intent_id: int, *, closed_as: str, outcome: str | None, at: datetime
     ) -> bool:
         """Replace the outcome a repair closed an intent with, before the call's own answer came,
-        by what that answer said; ``outcome=None`` opens the intent again, for another repair.
+        by what that answer said; ``outcome=None`` opens the intent again, for another repair,
+        stamped ``left_open_at``.
 
         False, and nothing changed, when the intent's outcome is no longer ``closed_as``, or when
         opening it again would leave two exclusive calls of the instance open.
         """
+        moment = require_aware(at)
         values = {
             "intent_id": intent_id,
             "closed_as": closed_as,
-            "at": None if outcome is None else require_aware(at),
+            "at": None if outcome is None else moment,
             "result": None if outcome is None else outcome[:32],
+            # Opened again by its call, which is done with it: a repair that read it before
+            # must not close it on what it learnt then (see close_repaired).
+            "left_open": moment if outcome is None else None,
         }
         try:
             with self._store.transaction(refused=_Refused) as conn:
@@ -308,13 +351,21 @@ class CallJournal:
         *,
         recorded_before: datetime | None = None,
         instance_id: str | None = None,
+        unclaimed_at: datetime | None = None,
         limit: int = 100,
     ) -> list[CallIntent]:
         """Intents never finished, oldest first; only those recorded at or before
-        ``recorded_before`` and of ``instance_id``, where given."""
+        ``recorded_before``, of ``instance_id``, and of instances nobody has claimed at
+        ``unclaimed_at``, where given.
+
+        Passing over claimed instances keeps the intents a reconciler left claimed (one it
+        could not act on, or is waiting on) from taking every pass's places.
+        """
         query = _OPEN.limit(limit)
         if recorded_before is not None:
             query = query.where(_T.c.recorded_at <= require_aware(recorded_before))
+        if unclaimed_at is not None:
+            query = query.where(unclaimed(_T.c.instance_id, require_aware(unclaimed_at)))
         if instance_id is not None:
             query = query.where(_T.c.instance_id == instance_id)
         with self._store.connection() as conn:

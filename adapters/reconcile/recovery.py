@@ -9,7 +9,9 @@ call again:
   status check's is: a registration whose answer was stored, a lost payment-links answer, an
   inquiry cut short, or a cancel whose void or refund was never stored all end in the state
   NICEPAY reports. A refund request's intent closes as ``repaired:refunded`` when the refunded
-  total NICEPAY reports covers it, else ``repaired:not_refunded`` (its amount is free again).
+  total NICEPAY reports covers it, else ``repaired:not_refunded`` (its amount is free again),
+  but only a grace after the cancel's last chance to go out (:attr:`CallIntent.last_sent_by`):
+  before that the intent stays open, for NICEPAY may still be on its way to carry it out.
 - A registration whose answer was lost has no tXid to ask about, and without one NICEPAY's
   transaction can never be paid: nobody was ever shown its payment step. The payment is failed
   (``fail_registration``) with the reason stored, instead of registering again for a customer
@@ -27,7 +29,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final
 
 from adapters.errors import ProviderError
 from adapters.reconcile.deadlines import (
@@ -37,28 +38,22 @@ from adapters.reconcile.deadlines import (
     run_due,
     unfit,
 )
-from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call, OpenCall
+from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
 from adapters.reconcile.journal import CallIntent, CallJournal
+from adapters.reconcile.refund_repair import (
+    AWAITING_CANCEL,
+    LEFT_OPEN,
+    REPAIRED_NOT_REFUNDED,
+    repair_outcome,
+)
 from adapters.reconcile.status import StatusChecks
 from fsm.definition import Actor
-from fsm.engine import Engine
-from fsm.errors import ConfigurationError, FsmError, RejectReason, TransitionNotAllowed
+from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
 from fsm.model import Instance
-from fsm.refunds import REQUEST_REFUND
 from fsm.store.leases import claim_owner
 
 logger = logging.getLogger(__name__)
-
-REPAIRED_REFUNDED: Final = "repaired:refunded"
-"""A refund request's intent, closed by a repair: NICEPAY's refunded total covers it."""
-REPAIRED_NOT_REFUNDED: Final = "repaired:not_refunded"
-"""A refund request's intent, closed by a repair: it took nothing, and its amount is free."""
-ANSWERED_AFTER_REPAIR: Final = "answered:after_repair"
-"""A refund request's intent that a repair closed before NICEPAY accepted its cancel."""
-LEFT_OPEN: Final = "left open: its call ended meanwhile"
-"""A repair's outcome when the intent's own call left it open while the repair was asking
-NICEPAY: what the repair learnt may predate the call, so the next pass asks again."""
 
 
 @dataclass(frozen=True)
@@ -134,23 +129,36 @@ class Reconciler:
         way) holds is left for a later pass, and an intent another one closed since this pass
         listed it is skipped. A repair whose inquiry fails reports the error and keeps its intent
         open, unless NICEPAY refused the inquiry for good and the call moves no money (see
-        :func:`_unrepaired`).
-        An intent whose payment nobody can act on (its flow or state is unknown) is reported as
-        skipped and stays open; the intents after it are repaired in the same pass.
+        :func:`_unrepaired`). An intent whose payment nobody can act on (its flow or state is
+        unknown) is reported as skipped and stays open, its payment claimed until the lease runs
+        out so that it takes no place in the passes in between; the intents after it are
+        repaired in the same pass.
         """
         calls, leases = self.service.calls, self.service.leases
         moment = now or self.service.engine.clock.now()
         repairs = []
-        for intent in calls.still_open(recorded_before=moment - self.grace, limit=self.limit):
+        due = calls.still_open(
+            recorded_before=moment - self.grace, unclaimed_at=moment, limit=self.limit
+        )
+        for intent in due:
             if not leases.claim(intent.instance_id, owner=self.owner, now=moment, lease=self.lease):
                 continue
+            kept = False
             try:
                 current = _still_open(calls, intent)  # read again, now that it is claimed
                 if current is not None:  # another replica may have repaired it meanwhile
-                    repairs.append(_repair(self.service, current))
+                    repairs.append(_repair(self.service, current, now=moment, grace=self.grace))
+                    kept = repairs[-1].outcome in _KEEP_CLAIM
             finally:
-                leases.release([intent.instance_id], owner=self.owner)
+                if not kept:
+                    leases.release([intent.instance_id], owner=self.owner)
         return repairs
+
+
+_KEEP_CLAIM = frozenset({"skipped"})
+"""Repair outcomes whose payment stays claimed for the lease: the next passes would only find
+the same. (A refund waited for is asked about again: its wait ends by itself, and its claim
+would refuse the payment's next refund.)"""
 
 
 def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
@@ -160,7 +168,9 @@ def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
     )
 
 
-def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
+def _repair(
+    service: StatusChecks, intent: CallIntent, *, now: datetime, grace: timedelta
+) -> Repair:
     engine = service.engine
     before = engine.get(intent.instance_id)
     problem = unfit(engine, before)
@@ -182,7 +192,9 @@ def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
     after = repaired.state
     closed = f"repaired:{after}"
     if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
-        closed = repair_outcome(engine, intent)
+        closed = repair_outcome(engine, service.calls, intent)
+        if closed == REPAIRED_NOT_REFUNDED and now < intent.last_sent_by + grace:
+            return _left_waiting(intent, before.state, after)
     if not service.calls.close_repaired(intent, outcome=closed, at=engine.clock.now()):
         return _overtaken(intent, before.state, after)
     logger.info(
@@ -190,6 +202,16 @@ def _repair(service: StatusChecks, intent: CallIntent) -> Repair:
         extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
     )
     return Repair(before.id, intent.call, before.state, after, outcome)
+
+
+def _left_waiting(intent: CallIntent, before: str, after: str) -> Repair:
+    """A refund NICEPAY does not show yet, whose cancel may still reach it: the intent stays
+    open (and the payment's other refunds wait) until a grace after the cancel's last chance."""
+    logger.info(
+        "refund not taken yet; its cancel may still arrive",
+        extra={"instance": intent.instance_id, "call": intent.call, "intent": intent.id},
+    )
+    return Repair(intent.instance_id, intent.call, before, after, AWAITING_CANCEL)
 
 
 def _overtaken(intent: CallIntent, before: str, after: str) -> Repair:
@@ -231,73 +253,6 @@ def _unrepaired(
     return Repair(intent.instance_id, intent.call, before, after, outcome, str(error))
 
 
-def repair_outcome(engine: Engine, intent: CallIntent) -> str:
-    """After the reconciler's inquiry, whether a refund request's cancel took effect.
-
-    The request's step holds the refunded total before it; the cancel took effect when the
-    total now covers that plus the request's amount. Without the step the cancel was never
-    sent: the request is recorded after its intent and before the call.
-    """
-    history = engine.history(intent.instance_id)
-    step = next(
-        (r for r in history if r.event == REQUEST_REFUND and r.idempotency_key == intent.call_key),
-        None,
-    )
-    if step is None:
-        return REPAIRED_NOT_REFUNDED
-    before = str(step.payload.get("refunded_before") or "0")
-    needed = (int(before) if before.isdigit() else 0) + int(intent.amount or 0)
-    refunded = int(engine.get(intent.instance_id).refunded_amount or 0)
-    # Every void or refund binds a total (the whole amount when NICEPAY gave none), so a
-    # total short of ``needed`` means this cancel took nothing.
-    return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
-
-
-def keep_late_answer(
-    engine: Engine, calls: CallJournal, call: OpenCall, instance_id: str, call_key: str
-) -> None:
-    """Keep what a cancel learnt after a repair had closed its intent (:attr:`OpenCall.overtaken`).
-
-    The repair asked NICEPAY while the cancel was still under way and may have found nothing
-    refunded yet. An accepted cancel closes its intent :data:`ANSWERED_AFTER_REPAIR` instead,
-    so its amount is taken again; a lost answer opens it again for a later repair, whose inquiry
-    comes after the cancel. Either way the answer is logged as an error and recorded in the
-    payment's log as a refused ``cancel`` (``late_answer``), for a person to look at.
-    """
-    intent = calls.by_key(instance_id, call_key)
-    if intent is None or intent.outcome is None:  # opened again meanwhile: a repair settles it
-        return
-    answer = "answered" if call.answered else call.outcome  # None: the answer was lost
-    if intent.outcome == REPAIRED_NOT_REFUNDED and (call.answered or answer is None):
-        # NICEPAY took, or may have taken, what the repair counted as free again.
-        calls.overrule(
-            intent.id,
-            closed_as=intent.outcome,
-            outcome=ANSWERED_AFTER_REPAIR if call.answered else None,
-            at=calls.clock.now(),
-        )
-    facts = {
-        "intent": intent.id,
-        "call_key": call_key,
-        "amount": intent.amount,
-        "closed_as": intent.outcome,
-        "answer": answer or "lost",
-    }
-    logger.error(
-        "cancel answered after a repair closed its intent", extra={"instance": instance_id, **facts}
-    )
-    engine.record_refused(
-        instance_id,
-        Call.CANCEL,
-        actor=Actor.PROVIDER_RESPONSE,
-        idempotency_key=f"late-answer:{intent.id}",
-        reason=RejectReason.LATE_ANSWER,
-        detail=f"{call_key}: the cancel ended {answer or 'lost'} after a repair had closed its "
-        f"intent as {intent.outcome}",
-        payload=facts,
-    )
-
-
 def _fail_lost_registration(
     service: StatusChecks, intent: CallIntent, payment: Instance
 ) -> tuple[str, Instance]:
@@ -323,15 +278,4 @@ def _fail_lost_registration(
     return "registration answer lost: failed", result.instance
 
 
-__all__ = [
-    "ANSWERED_AFTER_REPAIR",
-    "INTENT_GRACE",
-    "LEFT_OPEN",
-    "REPAIRED_NOT_REFUNDED",
-    "REPAIRED_REFUNDED",
-    "ReconcilePass",
-    "Reconciler",
-    "Repair",
-    "keep_late_answer",
-    "repair_outcome",
-]
+__all__ = ["INTENT_GRACE", "ReconcilePass", "Reconciler", "Repair"]

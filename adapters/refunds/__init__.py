@@ -17,12 +17,16 @@ A new request goes through, in order:
    ``InstanceBusy``); what is left is checked again against the requests that finished
    meanwhile, and a request that no longer fits closes its intent ``refused:exceeds_payment``;
 3. the ``request_refund`` step in the payment's log (amount, request id, reason, who asked);
-4. the cancel: NICEPAY's refusal ends the request declined (``refused:<code>``, its amount no
-   longer reserved); a lost answer leaves it in doubt, for the reconciler's inquiry;
+4. the cancel, once its claim is renewed (a process that stalled past it sends nothing and
+   closes the intent ``unsent:hold_lost``): NICEPAY's documented refusal ends the request
+   declined (``refused:<code>``, its amount no longer reserved); a lost answer, or one that is
+   no documented refusal, leaves it in doubt, for the reconciler's inquiry;
 5. a status check, whose void or refund binds the payment's refunded total.
 
-A cancel that outlasts its claim may find its intent closed by a repair that came first; what
-it learnt still counts (:func:`~adapters.reconcile.recovery.keep_late_answer`).
+A repair closes a cancel's intent as not refunded only once the cancel can no longer reach
+NICEPAY (a grace after it gave up or its claim ran out). A cancel that outlasts even that may
+find its intent closed; what it learnt still counts
+(:func:`~adapters.reconcile.refund_repair.keep_late_answer`).
 """
 
 from adapters.refunds.cancel import Refunds, committed, paid_at

@@ -22,9 +22,9 @@ from adapters.reconcile.intents import (
     recorded_call,
 )
 from adapters.reconcile.journal import CallIntent, CallJournal, Hold
-from adapters.reconcile.recovery import keep_late_answer
+from adapters.reconcile.refund_repair import keep_late_answer
 from adapters.reconcile.status import check_status
-from adapters.refunds.outcome import ACCEPTED, Refund, refund_status
+from adapters.refunds.outcome import RESERVED, Refund, refund_status
 from adapters.refunds.request import RefundRequest
 from adapters.wallets.cancel_rules import cancel_refusal
 from fsm.definition import FlowDefinition
@@ -36,6 +36,8 @@ from fsm.store.leases import claim_owner
 
 EXCEEDS_PAYMENT: Final = "exceeds_payment"
 NOT_REFUNDABLE: Final = "not_refundable"
+HOLD_LOST: Final = "hold_lost"
+"""Why a cancel closed ``unsent``: its claim ran out before it was sent."""
 
 
 class Refunds:
@@ -102,7 +104,7 @@ class Refunds:
         except ProviderError:
             lost = True  # refused (the intent says so) or lost (the intent stays open)
         finally:  # whatever failed after it, a cancel NICEPAY took after its repair still counts
-            if call is not None and call.overtaken:
+            if call is not None and call.overtaken and call.sent:
                 keep_late_answer(self.engine, self.calls, call, req.payment_id, req.key)
         recorded = self.calls.by_key(payment.id, req.key)
         if recorded is None:  # the key's intent is never deleted
@@ -166,6 +168,9 @@ class Refunds:
         except TransitionNotAllowed:  # recorded; the payment moved on (voided, say) meanwhile
             call.refuse(NOT_REFUNDABLE)
             return self.engine.get(payment.id)  # where it moved to is only in the store
+        if not call.keep_hold():  # this process stalled past its claim: a repair may act
+            call.give_up(HOLD_LOST)
+            return self.engine.get(payment.id)
         self.client.cancel(
             payment.tx_id or "",
             payment.reference_no or "",
@@ -194,10 +199,9 @@ class Refunds:
             raise _exceeds(req, recorded, self._left(payment))
         if intent.outcome == f"refused:{NOT_REFUNDABLE}":
             raise self._not_refundable(req, payment.state)
-        lost = lost or intent.left_open_at is not None
-        status, code = refund_status(
-            intent, lost=lost, overdue=self.calls.age(intent) >= self.lease
-        )
+        given_up = lost or intent.left_open_at is not None
+        overdue = self.calls.age(intent) >= self.lease
+        status, code = refund_status(intent, in_doubt=given_up or overdue)
         return Refund(
             request_id=req.request_id,
             payment_id=payment.id,
@@ -226,7 +230,7 @@ def committed(payment: Instance, intents: Sequence[CallIntent]) -> int:
     """What no further refund may take again: the larger of the refunded total NICEPAY
     confirmed and the amounts of the cancels it accepted (open ones are not counted)."""
     accepted = sum(
-        int(i.amount or 0) for i in intents if i.call == Call.CANCEL and i.outcome in ACCEPTED
+        int(i.amount or 0) for i in intents if i.call == Call.CANCEL and i.outcome in RESERVED
     )
     return max(int(payment.refunded_amount or 0), accepted)
 

@@ -6,10 +6,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from adapters.reconcile.journal import CallIntent
-from adapters.reconcile.recovery import ANSWERED_AFTER_REPAIR, REPAIRED_REFUNDED
+from adapters.reconcile.refund_repair import LOST_AFTER_REPAIR, TAKEN
 
-ACCEPTED = frozenset({"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR})
-"""Intent outcomes whose amount NICEPAY took: they count against what is left to refund."""
+ACCEPTED = TAKEN - {LOST_AFTER_REPAIR}
+"""Intent outcomes whose amount NICEPAY took."""
+RESERVED = TAKEN
+"""Intent outcomes whose amount counts against what is left to refund: taken, or perhaps
+taken, with nothing left to find out whether."""
 
 
 class RefundStatus(StrEnum):
@@ -42,12 +45,14 @@ class Refund:
     """The payment's refunded total as NICEPAY confirmed it (``"0"`` before any)."""
 
 
-def refund_status(
-    intent: CallIntent, *, lost: bool, overdue: bool
-) -> tuple[RefundStatus, str | None]:
+def refund_status(intent: CallIntent, *, in_doubt: bool) -> tuple[RefundStatus, str | None]:
+    """The status of the request whose cancel ``intent`` records, and NICEPAY's refusal code;
+    an open intent is ``in_doubt`` when its answer was lost or is overdue, else pending."""
     outcome = intent.outcome
     if outcome is None:
-        return (RefundStatus.IN_DOUBT if lost or overdue else RefundStatus.PENDING), None
+        return (RefundStatus.IN_DOUBT if in_doubt else RefundStatus.PENDING), None
+    if outcome == LOST_AFTER_REPAIR:
+        return RefundStatus.IN_DOUBT, None
     if outcome in ACCEPTED:
         return RefundStatus.SUCCEEDED, None
     kind, _, code = outcome.partition(":")
@@ -56,4 +61,4 @@ def refund_status(
     return RefundStatus.FAILED, None
 
 
-__all__ = ["ACCEPTED", "Refund", "RefundStatus", "refund_status"]
+__all__ = ["ACCEPTED", "RESERVED", "Refund", "RefundStatus", "refund_status"]

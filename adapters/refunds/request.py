@@ -9,6 +9,8 @@ from adapters.errors import InvalidRefundRequest
 from adapters.nicepay.messages import amount_string
 from fsm.definition import Actor
 
+MAX_PAYMENT_ID: Final = 64
+"""An instance id's column is 64 characters."""
 MAX_REQUEST_ID: Final = 64
 MAX_REASON: Final = 255
 """``cancelMsg`` is AN 255."""
@@ -52,6 +54,8 @@ def refund_request(
     def refuse(problem: str) -> InvalidRefundRequest:
         return InvalidRefundRequest(problem, payment_id=payment_id, request_id=str(request_id))
 
+    if not _printable_word(payment_id, MAX_PAYMENT_ID):
+        raise refuse(f"payment_id must be 1-{MAX_PAYMENT_ID} printable ASCII characters, no spaces")
     if not _printable_word(request_id, MAX_REQUEST_ID):
         raise refuse(f"request_id must be 1-{MAX_REQUEST_ID} printable ASCII characters, no spaces")
     if not _printable_text(reason or "", MAX_REASON):
@@ -94,6 +98,7 @@ def _printable_text(value: object, limit: int, *, empty: bool = True) -> bool:
 
 
 __all__ = [
+    "MAX_PAYMENT_ID",
     "MAX_REASON",
     "MAX_REQUESTER",
     "MAX_REQUEST_ID",

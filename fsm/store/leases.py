@@ -26,7 +26,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, bindparam, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    or_,
+    select,
+    update,
+)
 
 from fsm.clock import require_aware
 from fsm.errors import InvalidInstanceData
@@ -185,10 +195,16 @@ def _claim_each(
     ]
 
 
+def unclaimed(instance_id: ColumnElement[Any], now: datetime) -> ColumnElement[bool]:
+    """A condition: the instance ``instance_id`` names is claimed by nobody at ``now``."""
+    free = or_(_T.c.claimed_until.is_(None), _T.c.claimed_until < now)
+    return exists().where(_T.c.id == instance_id, free)
+
+
 def claim_owner(role: str = "") -> str:
     """A claim's name that no other process shares: ``role``, host, pid and a random part."""
     prefix = f"{role}:" if role else ""
     return f"{prefix}{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-__all__ = ["Leases", "claim_owner", "claim_within", "release_within"]
+__all__ = ["Leases", "claim_owner", "claim_within", "release_within", "unclaimed"]

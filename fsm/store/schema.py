@@ -22,7 +22,8 @@ FIRST_REVISION = "0001"
 """flow_instance, transition_log and rejected_event."""
 
 HEAD_REVISION = "0007"
-"""The latest revision: when a call left its intent open (``call_intent.left_open_at``)."""
+"""The latest revision: a call's hold and its end on its intent (``call_intent.held_until``,
+``left_open_at``)."""
 VERSION_TABLE = "ewallet_fsm_version"
 """Our own version table: an application's Alembic history in the same schema never meets ours."""
 

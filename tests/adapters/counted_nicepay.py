@@ -67,8 +67,11 @@ GATE_LIMIT = 30.0
 class Gate:
     """Holds the calls to one path in front of NICEPAY while it is closed (it starts open)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, takes_in: bool = False) -> None:
         self.path = path
+        self.takes_in = takes_in
+        """Whether NICEPAY reads a held call's request before holding it: it then carries the
+        call out when let in, even if the caller has given up waiting and hung up."""
         self._open = threading.Event()
         self._open.set()
         self._arrived = threading.Event()
@@ -103,9 +106,26 @@ class Gated:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            path = scope["path"]
+            if any(gate.takes_in and path.endswith(gate.path) for gate in self._gates):
+                receive = await _taken_in(receive)
             for gate in self._gates:
-                await gate.pass_through(scope["path"])
+                await gate.pass_through(path)
         await self._app(scope, receive, send)
+
+
+async def _taken_in(receive: Any) -> Any:
+    """Read the whole request now; what reads it later gets it as read, then ``receive``."""
+    messages: list[dict[str, Any]] = []
+    while not messages or messages[-1].get("more_body"):
+        messages.append(await receive())
+        if messages[-1]["type"] != "http.request":
+            break
+
+    async def replay() -> dict[str, Any]:
+        return messages.pop(0) if messages else await receive()
+
+    return replay
 
 
 @dataclass(frozen=True)

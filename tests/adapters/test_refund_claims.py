@@ -7,7 +7,10 @@ each race is played out in one order, with no timed sleep:
   the cancel finishes as answered;
 - a reconciler acting on the payment refuses a cancel (``InstanceBusy``): nothing is stored or
   sent, and the same request goes through once it is done;
-- a cancel that outlasts its claim finds its intent repaired as ``repaired:not_refunded``: an
+- a cancel that outlasts its claim, NICEPAY showing no refund yet, is waited for: the repair
+  leaves its intent open until a grace after the claim ran out;
+- a cancel whose process stalls past its claim before sending sends nothing;
+- a cancel that outlasts that wait finds its intent repaired as ``repaired:not_refunded``: an
   accepted cancel is kept as ``answered:after_repair``, a lost answer opens the intent again for
   the next repair, and either way the late answer is logged as an error and recorded;
 - a cancel that outlasts its claim and leaves its intent open while a repair is between its
@@ -31,13 +34,13 @@ import pytest
 from adapters.errors import CallInDoubt, InstanceBusy, RefundExceedsPayment
 from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH
 from adapters.reconcile.intents import CALL_LEASE, INTENT_GRACE, Call
-from adapters.reconcile.recovery import (
+from adapters.reconcile.recovery import Reconciler, Repair
+from adapters.reconcile.refund_repair import (
     ANSWERED_AFTER_REPAIR,
+    AWAITING_CANCEL,
     LEFT_OPEN,
     REPAIRED_NOT_REFUNDED,
     REPAIRED_REFUNDED,
-    Reconciler,
-    Repair,
     repair_outcome,
 )
 from adapters.refunds import Refund, RefundStatus
@@ -52,7 +55,10 @@ from tests.conftest import database
 AMOUNT = "150000"
 PAST_THE_CLAIM = CALL_LEASE + timedelta(minutes=1)
 """How long after the cancel began a reconciler runs, in the tests where the cancel outlasts
-its claim."""
+its claim, and NICEPAY may still be about to carry it out."""
+PAST_THE_WAIT = CALL_LEASE + INTENT_GRACE + timedelta(minutes=1)
+"""How long after the cancel began a reconciler runs, in the tests where the cancel outlasts
+even the repair's wait for it: its claim, and a grace after."""
 
 
 @contextmanager
@@ -178,6 +184,52 @@ def test_a_cancels_lease_must_be_positive(db_url: str, lease: timedelta) -> None
 # --- a cancel that outlasts its claim ---------------------------------------------------------
 
 
+def test_a_repair_waits_for_a_cancel_that_may_still_reach_nicepay(db_url: str) -> None:
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
+        payment = rig.paid("waited-for")
+        with cancel_in_background(rig, payment, gate) as cancelling:
+            later = rig.clock.now() + PAST_THE_CLAIM
+            (repair,) = Reconciler(rig.service).repair_open_intents(now=later)
+            assert (repair.call, repair.after, repair.outcome) == (
+                Call.CANCEL,
+                "paid",
+                AWAITING_CANCEL,
+            )
+            assert cancel_outcomes(rig, payment) == [None]
+            # The payment's other refunds wait for it, refused with nothing stored or sent.
+            with pytest.raises(CallInDoubt):
+                rig.service.cancel(payment.id, request_id="rf-2", amount="10000")
+            assert rig.service.calls.by_key(payment.id, "refund:rf-2") is None
+        assert told(cancelling.result()) == (RefundStatus.SUCCEEDED, "refunded", "50000")
+        assert cancel_outcomes(rig, payment) == ["answered"]
+        assert late_answers(rig, payment) == []
+        assert_refunded_once(rig, payment)
+        assert_only_the_rest_is_refundable(rig, payment)
+
+
+def test_a_cancel_that_stalls_past_its_claim_before_sending_sends_nothing(db_url: str) -> None:
+    with refund_rig(db_url) as rig:
+        payment = rig.paid("stalled")
+        fire = rig.engine.fire_with_retry
+
+        def stall_after_the_request_step(*args: Any, **kwargs: Any) -> Any:
+            fired = fire(*args, **kwargs)
+            if args[1] == REQUEST_REFUND:  # the process stops here for longer than its claim
+                later = rig.clock.now() + PAST_THE_WAIT
+                (repair,) = Reconciler(rig.service).repair_open_intents(now=later)
+                assert repair.outcome == "inquired"
+            return fired
+
+        rig.engine.fire_with_retry = stall_after_the_request_step  # type: ignore[method-assign]
+        refund = rig.service.cancel(payment.id, request_id="rf-1", amount="50000")
+        rig.engine.fire_with_retry = fire  # type: ignore[method-assign]
+        assert told(refund) == (RefundStatus.FAILED, "paid", "0")
+        assert cancel_outcomes(rig, payment) == [REPAIRED_NOT_REFUNDED]
+        assert (rig.cancels_sent(payment), late_answers(rig, payment)) == (0, [])
+        again = rig.service.cancel(payment.id, request_id="rf-2", amount=AMOUNT)
+        assert (again.status, again.refunded_amount) == (RefundStatus.SUCCEEDED, AMOUNT)
+
+
 def test_a_cancel_accepted_after_its_repair_is_kept_and_reported(
     db_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -187,7 +239,7 @@ def test_a_cancel_accepted_after_its_repair_is_kept_and_reported(
             caplog.at_level(logging.INFO, logger="adapters"),
             cancel_in_background(rig, payment, gate) as cancelling,
         ):
-            later = rig.clock.now() + PAST_THE_CLAIM
+            later = rig.clock.now() + PAST_THE_WAIT
             (repair,) = Reconciler(rig.service).repair_open_intents(now=later)
             assert (repair.call, repair.after) == (Call.CANCEL, "paid")
             assert cancel_outcomes(rig, payment) == [REPAIRED_NOT_REFUNDED]
@@ -213,7 +265,7 @@ def test_a_cancel_accepted_after_its_repair_counts_though_its_inquiry_fails(
     with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
         payment = rig.paid("late-unchecked")
         with cancel_in_background(rig, payment, gate) as cancelling:
-            later = rig.clock.now() + PAST_THE_CLAIM
+            later = rig.clock.now() + PAST_THE_WAIT
             Reconciler(rig.service).repair_open_intents(now=later)
             rig.sim.faults.response(INQUIRY_PATH, status=503, times=None)  # after the repair
         refund = cancelling.result()
@@ -240,7 +292,7 @@ def test_a_cancel_accepted_after_its_repair_counts_though_its_inquiry_loses_a_ra
     with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
         payment = rig.paid("late-raced")
         with cancel_in_background(rig, payment, gate) as cancelling:
-            later = rig.clock.now() + PAST_THE_CLAIM
+            later = rig.clock.now() + PAST_THE_WAIT
             Reconciler(rig.service).repair_open_intents(now=later)
             monkeypatch.setattr("adapters.refunds.cancel.check_status", lost_race)
         with pytest.raises(ConcurrentTransition):
@@ -258,7 +310,7 @@ def test_a_cancel_whose_answer_is_lost_after_its_repair_is_repaired_again(db_url
     with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
         payment = rig.paid("late-lost")
         with cancel_in_background(rig, payment, gate) as cancelling:
-            later = rig.clock.now() + PAST_THE_CLAIM
+            later = rig.clock.now() + PAST_THE_WAIT
             Reconciler(rig.service).repair_open_intents(now=later)
             rig.sim.faults.response(CANCEL_PATH, status=503, process=True)  # refunded, then lost
         assert told(cancelling.result()) == (RefundStatus.IN_DOUBT, "paid", "0")
@@ -276,20 +328,24 @@ def test_a_cancel_whose_answer_is_lost_after_its_repair_is_repaired_again(db_url
 
 
 class PausedRepair:
-    """A reconciler pass on another thread, held after its inquiry, before it closes an intent."""
+    """A reconciler pass on another thread, held after its inquiry, before it closes an intent;
+    any later repair, on any replica, runs through."""
 
-    def __init__(self, rig: RefundRig, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self, rig: RefundRig, monkeypatch: pytest.MonkeyPatch, after: timedelta = PAST_THE_WAIT
+    ) -> None:
         self._asked = threading.Event()
         self._resume = threading.Event()
 
-        def asked_then_wait(engine: Any, intent: Any) -> str:
-            found = repair_outcome(engine, intent)
-            self._asked.set()
-            assert self._resume.wait(GATE_LIMIT), "the paused repair was never resumed"
+        def asked_then_wait(engine: Any, calls: Any, intent: Any) -> str:
+            found = repair_outcome(engine, calls, intent)
+            if not self._asked.is_set():
+                self._asked.set()
+                assert self._resume.wait(GATE_LIMIT), "the paused repair was never resumed"
             return found
 
         monkeypatch.setattr("adapters.reconcile.recovery.repair_outcome", asked_then_wait)
-        later = rig.clock.now() + PAST_THE_CLAIM
+        later = rig.clock.now() + after
         self._pool = ThreadPoolExecutor(1)
         self._done = self._pool.submit(Reconciler(rig.service).repair_open_intents, now=later)
         assert self._asked.wait(GATE_LIMIT), "the repair never asked NICEPAY"
@@ -325,7 +381,7 @@ def test_a_repair_that_asked_before_the_cancel_leaves_its_intent_open(
         assert cancel_outcomes(rig, payment) == [None]  # never "not refunded"
         with pytest.raises(CallInDoubt):
             rig.service.cancel(payment.id, request_id="rf-again", amount="50000")
-        (again,) = Reconciler(rig.service).repair_open_intents(now=rig.clock.now() + PAST_THE_CLAIM)
+        (again,) = Reconciler(rig.service).repair_open_intents(now=rig.clock.now() + PAST_THE_WAIT)
         assert (again.before, again.after) == ("paid", "refunded")
         assert cancel_outcomes(rig, payment) == [REPAIRED_REFUNDED]
         assert late_answers(rig, payment) == []

@@ -1,0 +1,146 @@
+"""What a repair concludes about a refund request's cancel, and what a late answer still says.
+
+A refund request's cancel is repaired from NICEPAY's refunded total, which every cancel it took
+adds up to; a request learns which part is its own from the total before it and the payment's
+other cancels. A cancel that outlasts the repair's wait may still answer after the repair closed
+its intent: what it learnt is kept (:func:`keep_late_answer`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Final
+
+from adapters.reconcile.intents import Call, OpenCall
+from adapters.reconcile.journal import CallIntent, CallJournal
+from fsm.definition import Actor
+from fsm.engine import Engine
+from fsm.errors import RejectReason
+from fsm.refunds import REQUEST_REFUND
+
+logger = logging.getLogger(__name__)
+
+REPAIRED_REFUNDED: Final = "repaired:refunded"
+"""A refund request's intent, closed by a repair: NICEPAY's refunded total covers it."""
+REPAIRED_NOT_REFUNDED: Final = "repaired:not_refunded"
+"""A refund request's intent, closed by a repair: it took nothing, and its amount is free."""
+ANSWERED_AFTER_REPAIR: Final = "answered:after_repair"
+"""A refund request's intent that a repair closed before NICEPAY accepted its cancel."""
+LOST_AFTER_REPAIR: Final = "lost:after_repair"
+"""A refund request's intent a repair closed before its cancel's answer was lost, which could
+not be opened again (another cancel was open): its amount stays reserved, in doubt."""
+TAKEN: Final = frozenset({"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR, LOST_AFTER_REPAIR})
+"""A refund request's intent outcomes whose amount NICEPAY took, or may have taken with
+nothing left to find out whether: they count against what is left to refund."""
+AWAITING_CANCEL: Final = "left open: its cancel may still arrive"
+"""A repair's outcome when NICEPAY shows no refund yet, but the cancel may still reach it: it
+went out (or could have, before its claim ran out) less than a grace ago."""
+LEFT_OPEN: Final = "left open: its call ended meanwhile"
+"""A repair's outcome when the intent's own call left it open while the repair was asking
+NICEPAY: what the repair learnt may predate the call, so the next pass asks again."""
+
+
+def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent) -> str:
+    """After the reconciler's inquiry, whether a refund request's cancel took effect.
+
+    NICEPAY's refunded total is what every cancel it took adds up to. The request's step holds
+    the total before it, and the payment's other cancels that took (or may have taken) effect
+    are known: this cancel took effect when the total covers the larger of the two plus its
+    amount. Counting the others too keeps a cancel that landed late, after this request began,
+    from being taken for this one. The total is the stored one, or a larger one an inquiry
+    reported without it being applied (:func:`reported_total`). Without the step the cancel was
+    never sent: the request is recorded after its intent and before the call.
+    """
+    history = engine.history(intent.instance_id)
+    step = next(
+        (r for r in history if r.event == REQUEST_REFUND and r.idempotency_key == intent.call_key),
+        None,
+    )
+    if step is None:
+        return REPAIRED_NOT_REFUNDED
+    before = str(step.payload.get("refunded_before") or "0")
+    others = sum(
+        int(i.amount or 0)
+        for i in calls.of_instance(intent.instance_id)
+        if i.id != intent.id and i.call == Call.CANCEL and i.outcome in TAKEN
+    )
+    needed = max(int(before) if before.isdigit() else 0, others) + int(intent.amount or 0)
+    stored = int(engine.get(intent.instance_id).refunded_amount or 0)
+    refunded = max(stored, reported_total(engine, intent.instance_id, since=step.occurred_at))
+    # Every void or refund binds a total (the whole amount when NICEPAY gave none), so a
+    # total short of ``needed`` means this cancel took nothing.
+    return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
+
+
+def reported_total(engine: Engine, instance_id: str, *, since: datetime) -> int:
+    """The largest refunded total (``cancelAmt``) NICEPAY's inquiries reported since ``since``,
+    in answers that were recorded without being applied: a status no table maps, or one the
+    payment's state did not take. Answers about another payment do not count."""
+    totals = [
+        str(refused.payload.get("cancelAmt") or "")
+        for refused in engine.rejections(instance_id)
+        if refused.actor == Actor.STATUS_INQUIRY
+        and refused.reason is not RejectReason.UNVERIFIED
+        and refused.occurred_at >= since
+    ]
+    return max((int(total) for total in totals if total.isdigit()), default=0)
+
+
+def keep_late_answer(
+    engine: Engine, calls: CallJournal, call: OpenCall, instance_id: str, call_key: str
+) -> None:
+    """Keep what a cancel learnt after a repair had closed its intent (:attr:`OpenCall.overtaken`).
+
+    The repair asked NICEPAY while the cancel was still under way and may have found nothing
+    refunded yet. An accepted cancel closes its intent :data:`ANSWERED_AFTER_REPAIR` instead,
+    so its amount is taken again; a lost answer opens it again for a later repair, whose inquiry
+    comes after the cancel. Either way the answer is logged as an error and recorded in the
+    payment's log as a refused ``cancel`` (``late_answer``), for a person to look at.
+    """
+    intent = calls.by_key(instance_id, call_key)
+    if intent is None or intent.outcome is None:  # opened again meanwhile: a repair settles it
+        return
+    answer = "answered" if call.answered else call.outcome  # None: the answer was lost
+    if intent.outcome == REPAIRED_NOT_REFUNDED and (call.answered or answer is None):
+        # NICEPAY took, or may have taken, what the repair counted as free again.
+        overruled = ANSWERED_AFTER_REPAIR if call.answered else None
+        at = calls.clock.now()
+        if not calls.overrule(intent.id, closed_as=intent.outcome, outcome=overruled, at=at):
+            # Another cancel of the payment is open now: this one cannot be opened beside it,
+            # so its amount stays reserved, in doubt, for a person to settle.
+            calls.overrule(intent.id, closed_as=intent.outcome, outcome=LOST_AFTER_REPAIR, at=at)
+    facts = {
+        "intent": intent.id,
+        "call_key": call_key,
+        "amount": intent.amount,
+        "closed_as": intent.outcome,
+        "answer": answer or "lost",
+    }
+    logger.error(
+        "cancel answered after a repair closed its intent", extra={"instance": instance_id, **facts}
+    )
+    engine.record_refused(
+        instance_id,
+        Call.CANCEL,
+        actor=Actor.PROVIDER_RESPONSE,
+        idempotency_key=f"late-answer:{intent.id}",
+        reason=RejectReason.LATE_ANSWER,
+        detail=f"{call_key}: the cancel ended {answer or 'lost'} after a repair had closed its "
+        f"intent as {intent.outcome}",
+        payload=facts,
+    )
+
+
+__all__ = [
+    "ANSWERED_AFTER_REPAIR",
+    "AWAITING_CANCEL",
+    "LEFT_OPEN",
+    "LOST_AFTER_REPAIR",
+    "REPAIRED_NOT_REFUNDED",
+    "REPAIRED_REFUNDED",
+    "TAKEN",
+    "keep_late_answer",
+    "repair_outcome",
+    "reported_total",
+]
