@@ -68,7 +68,7 @@ class Event:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Event:
-        """The event :meth:`to_json` wrote.
+        """The event :meth:`to_json` wrote; fields a later schema version added are left out.
 
         Raises:
             InvalidInstanceData: the text is not such an event.
@@ -76,7 +76,8 @@ class Event:
         try:
             data = json.loads(text)
             data["occurred_at"] = require_aware(datetime.fromisoformat(data["occurred_at"]))
-            return cls(**data)
+            known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+            return cls(**known)
         except (ValueError, TypeError, KeyError) as error:
             raise InvalidInstanceData(f"not an event: {error}") from None
 

@@ -6,8 +6,10 @@ Runs in memory, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -99,6 +101,8 @@ def test_a_step_into_a_settled_state_stores_its_event_with_the_schema(
     assert confirmed.version == steps[-1].seq
     assert paid.id != confirmed.id
     assert Event.from_json(paid.to_json()) == paid
+    later = {**paid.as_dict(), "schema": 2, "added_later": "x"}  # a newer sender's event
+    assert Event.from_json(json.dumps(later)) == replace(paid, schema=2)
 
 
 def test_only_steps_into_a_typed_state_store_events(
