@@ -39,6 +39,8 @@ same call can succeed later::
     │   ├── RefundRequestConflict       the request id was used with another amount
     │   ├── RefundExceedsPayment        more than is left to refund; .amount, .refundable
     │   └── CancelNotAllowed            a documented cancel rule, or the state, says no; .rule
+    ├── DeliveryFailed                  a sink could not take an outbox event; retryable
+    ├── WebhookSignatureError           a webhook's signature is missing, wrong or too old
     └── ConfigurationError (fsm.errors) missing or wrong settings
         └── UnknownAdapter              no wallet adapter registered under that name; .known
 
@@ -288,6 +290,23 @@ class CancelNotAllowed(RefundError):
         self.rule = rule
 
 
+class DeliveryFailed(FsmError):
+    """A sink could not take an outbox event (a refused webhook, an unconfirmed publish).
+
+    The relay tries again later; ``sink`` names the sink, never its credentials.
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, *, sink: str) -> None:
+        self.sink = sink
+        super().__init__(message)
+
+
+class WebhookSignatureError(FsmError):
+    """A webhook's ``Ewallet-Signature`` is missing, malformed, wrong, or outside the tolerance."""
+
+
 class UnknownAdapter(ConfigurationError, KeyError):
     """No wallet adapter is registered under the requested name; ``known`` lists the choices."""
 
@@ -308,6 +327,7 @@ __all__ = [
     "CancelNotAllowed",
     "CancelRefused",
     "ConfigurationError",
+    "DeliveryFailed",
     "DuplicateReference",
     "FieldUndefined",
     "InstanceBusy",
@@ -334,4 +354,5 @@ __all__ = [
     "UnknownNotificationStatus",
     "UnknownTransaction",
     "WalletRefused",
+    "WebhookSignatureError",
 ]

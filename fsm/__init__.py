@@ -44,6 +44,8 @@ from fsm.errors import (
     UnknownDiagramFormat,
     UnknownFlow,
 )
+from fsm.events import Event
+from fsm.listeners import Listener, Listeners
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
@@ -66,6 +68,7 @@ __all__ = [
     "DiagramBackendUnavailable",
     "Divergence",
     "Engine",
+    "Event",
     "FireRequest",
     "FlowDefinition",
     "FlowDefinitionError",
@@ -79,6 +82,8 @@ __all__ = [
     "InstanceExists",
     "InstanceNotFound",
     "InvalidInstanceData",
+    "Listener",
+    "Listeners",
     "ManualClock",
     "MemoryStore",
     "ReferenceInUse",

@@ -30,6 +30,7 @@ from fsm._inputs import (
 )
 from fsm._payload import clean_payload
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
+from fsm._tap import Tap
 from fsm.clock import Clock, SystemClock, require_aware
 from fsm.decide import (
     allowed_events,
@@ -51,6 +52,8 @@ from fsm.errors import (
     TransitionNotAllowed,
     UnknownFlow,
 )
+from fsm.events import EventTypes
+from fsm.listeners import Listeners
 from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 from fsm.store.protocol import Store, Unit
@@ -72,13 +75,16 @@ class Engine:
         *,
         flows: Mapping[str, FlowDefinition],
         clock: Clock | None = None,
+        event_types: EventTypes | None = None,
     ) -> None:
-        """Bind the engine to ``store`` and the ``flows`` it runs, by name.
+        """Bind the engine to ``store`` and the ``flows`` it runs (:data:`fsm.flows.FLOWS`).
 
-        The payment flows are :data:`fsm.flows.FLOWS`; the actors the engine accepts are those
-        its flows declare.
-        """
+        Steps emit events of ``event_types`` (:data:`fsm.flows.EVENT_TYPES`, :mod:`fsm.events`);
+        ``listeners`` (:mod:`fsm.listeners`) hear of each once committed. The engine accepts the
+        actors its flows declare."""
         self._store = store
+        self._tap = Tap(store, event_types)
+        self.listeners: Listeners = self._tap.listeners
         self.flows: Mapping[str, FlowDefinition] = dict(flows)
         self.clock: Clock = clock or SystemClock()
         self._actors = {str(a): str(a) for flow in self.flows.values() for a in flow.actors}
@@ -89,11 +95,8 @@ class Engine:
         return self._store
 
     def uses_store(self, store: object) -> bool:
-        """Whether ``store`` is the very store this engine keeps its instances in.
-
-        For objects that keep rows beside the engine's (journals, leases) and must be given the
-        same database.
-        """
+        """Whether ``store`` is the very store this engine keeps its instances in: for objects
+        that keep rows beside the engine's (journals, leases) and must be given the same one."""
         return store is self._store
 
     def flow(self, name: str) -> FlowDefinition:
@@ -230,7 +233,7 @@ class Engine:
     ) -> list[TransitionResult | FsmError]:
         written: list[tuple[str | None, TransitionResult | FsmError]] = []
         try:
-            with self._store.unit() as unit:
+            with self._tap.unit() as unit:
                 unit.lock_all(event.instance_id for event in events)
                 for event in events:
                     try:
@@ -273,7 +276,7 @@ class Engine:
         key = checked_key(idempotency_key)
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
-        with self._store.unit() as unit:
+        with self._tap.unit() as unit:
             instance = unit.load(instance_id)
             error = TransitionNotAllowed(
                 instance.id, instance.state, str(event), reason=reason, detail=detail
@@ -319,10 +322,10 @@ class Engine:
         second unit answers from the logged record (a duplicate, or a reused key).
         """
         try:
-            with self._store.unit() as unit:
+            with self._tap.unit() as unit:
                 return self._write(unit, instance_id, event, actor, key, payload, now, False)
         except KeyTaken:
-            with self._store.unit() as unit:
+            with self._tap.unit() as unit:
                 return self._write(unit, instance_id, event, actor, key, payload, now, True)
 
     def _write(

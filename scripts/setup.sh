@@ -20,4 +20,4 @@ command -v chromium >/dev/null || missing+=(chromium)
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[dev,postgres,server,simulator]'
+.venv/bin/python -m pip install -q -e '.[dev,postgres,server,simulator,rabbitmq]'

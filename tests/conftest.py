@@ -19,12 +19,12 @@ from adapters.reconcile.journal import CALL_INTENT_TABLE
 from fsm.engine import Engine
 from fsm.store.memory import MemoryStore
 from fsm.store.sql import SqlStore
-from fsm.store.tables import TABLES
+from fsm.store.tables import OUTBOX_TABLE, TABLES
 
 AnyStore = MemoryStore | SqlStore
 """A store the engine's contract tests run on: each of them, one after the other."""
-SCHEMA_TABLES = (*TABLES, INBOUND_TABLE, CALL_INTENT_TABLE)
-"""Every table the migrations create: the engine's, then the adapters' journals."""
+SCHEMA_TABLES = (*TABLES, INBOUND_TABLE, CALL_INTENT_TABLE, OUTBOX_TABLE)
+"""Every table the migrations create: the engine's, the adapters' journals, then the outbox."""
 
 PG_URL = os.environ.get("EWALLET_FSM_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EWALLET_FSM_REQUIRE_POSTGRES") == "1"

@@ -23,7 +23,7 @@ Graph = Mapping[str, frozenset[str]]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("adapters.errors",),
-    ("adapters.nicepay",),
+    ("adapters.nicepay", "adapters.events"),
     ("adapters.wallets",),
     ("adapters.reconcile",),
     ("adapters.inbound", "adapters.refunds"),

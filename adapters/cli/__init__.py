@@ -11,6 +11,7 @@ from importlib import metadata
 from adapters.cli import (
     _demo,
     _diagrams,
+    _events,
     _flows,
     _listing,
     _migrate,
@@ -35,6 +36,7 @@ _COMMANDS = (
     _diagrams,
     _serve,
     _reconcile,
+    _events,
     _simulator,
 )
 

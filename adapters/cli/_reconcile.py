@@ -12,14 +12,18 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from adapters.cli._arguments import seconds
+from adapters.cli._events import add_sink_arguments, relay_for, report_round
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
+from adapters.events import Relay
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import Environment
@@ -28,7 +32,8 @@ from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from fsm.engine import Engine
-from fsm.flows import FLOWS
+from fsm.flows import EVENT_TYPES, FLOWS
+from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +71,7 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument(
         "--json", action="store_true", help="print each pass as one line of JSON"
     )
+    add_sink_arguments(reconcile, required=False)  # with --sink, each pass also relays events
     reconcile.set_defaults(handler=_reconcile)
 
 
@@ -74,8 +80,9 @@ def _reconcile(args: argparse.Namespace) -> int:
     with (
         open_store(args.db) as store,
         httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http,
+        relay_or_none(args, store) as relay,
     ):
-        engine = Engine(store, flows=FLOWS)
+        engine = Engine(store, flows=FLOWS, event_types=EVENT_TYPES)
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),
@@ -101,9 +108,23 @@ def _reconcile(args: argparse.Namespace) -> int:
                     _report_json(done)
                 else:
                     _report(done)
+                if relay is not None:
+                    relayed = relay.drain()
+                    if not args.json:
+                        report_round(relayed)
                 if not args.loop:
                     return 1 if done.failed else 0
             time.sleep(args.interval)
+
+
+@contextmanager
+def relay_or_none(args: argparse.Namespace, store: SqlStore) -> Iterator[Relay | None]:
+    """The relay ``--sink`` asks for, or none."""
+    if args.sink is None:
+        yield None
+        return
+    with relay_for(args, store) as relay:
+        yield relay
 
 
 def _report_json(done: ReconcilePass) -> None:

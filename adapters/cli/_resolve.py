@@ -18,7 +18,7 @@ from fsm.decide import allowed_events
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
-from fsm.flows import FLOWS
+from fsm.flows import EVENT_TYPES, FLOWS
 from fsm.model import Instance, TransitionResult
 
 MAX_REASON = 500
@@ -146,7 +146,7 @@ def _check_binds(
 def _resolve(args: argparse.Namespace) -> int:
     with open_existing(args.db) as store:
         result = resolve(
-            Engine(store, flows=FLOWS),
+            Engine(store, flows=FLOWS, event_types=EVENT_TYPES),
             args.id,
             args.event,
             reason=args.reason,

@@ -28,7 +28,7 @@ from adapters.nicepay.config import Environment, NicepayCredentials
 from adapters.service import PaymentService
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
-from fsm.flows import FLOWS
+from fsm.flows import EVENT_TYPES, FLOWS
 from fsm.store.sql import SqlStore
 
 KEY_ENV = "EWALLET_FSM_MERCHANT_KEY"
@@ -117,7 +117,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = writable_store(args.db, busy_timeout=args.busy_timeout)
     public = f"http://{args.host}:{args.port}"
     with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
-        engine = Engine(store, flows=FLOWS)
+        engine = Engine(store, flows=FLOWS, event_types=EVENT_TYPES)
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),

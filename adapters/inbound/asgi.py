@@ -1,6 +1,8 @@
 """A small ASGI app exposing the notification and callback endpoints.
 
-A backend can mount it under any ASGI server or framework, or run it with ``ewallet-fsm serve``.
+A backend can mount it under any ASGI server or framework, under a prefix too (it honours the
+scope's ``root_path``, as Starlette's and FastAPI's ``mount`` set it), or run it with
+``ewallet-fsm serve``.
 It reads at most :data:`~adapters.inbound.parsing.MAX_BODY_BYTES` of a body, and waits at most
 :data:`BODY_TIMEOUT` for it, hands the raw bytes to the framework-agnostic handler, and writes its
 JSON reply. Nothing here interprets a payment.
@@ -119,7 +121,7 @@ class NotificationApp:
         await _send_json(send, reply)
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> Reply:
-        path, method = scope.get("path", ""), scope.get("method", "GET")
+        path, method = route_path(scope), scope.get("method", "GET")
         if path == HEALTH_PATH:
             return Reply(200, {"status": "ok"})
         if self.handler is None:
@@ -165,6 +167,19 @@ class NotificationApp:
             headers=headers,
             client_ip=client_address(peer, headers.get("x-forwarded-for"), self._proxies),
         )
+
+
+def route_path(scope: Scope) -> str:
+    """The request's path below where the app is mounted (``root_path``).
+
+    Servers and frameworks give ``path`` either whole, the mount point included (as the ASGI
+    specification and Starlette's ``Mount`` do), or already without it; both are taken.
+    """
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "").rstrip("/")
+    if root and (path == root or path.startswith(root + "/")):
+        return path[len(root) :] or "/"
+    return path
 
 
 async def _read_body(receive: Receive, limit: int, chunks: list[bytes]) -> bool:

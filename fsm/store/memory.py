@@ -29,6 +29,7 @@ from fsm.errors import (
     InvalidInstanceData,
     ReferenceInUse,
 )
+from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store.protocol import StoredStep
 
@@ -48,6 +49,7 @@ class MemoryStore:
         self._keys: dict[tuple[str, str], TransitionRecord] = {}
         self._rejected: dict[str, list[RejectedEvent]] = {}
         self._live: dict[_Slot, str] = {}
+        self._outbox: list[Event] = []
 
     def insert_instance(self, instance: Instance) -> None:
         """Store a new instance.
@@ -91,6 +93,11 @@ class MemoryStore:
                 and (reference_no is None or instance.reference_no == reference_no)
             ]
         return sorted(found, key=lambda instance: instance.id)
+
+    def outbox_events(self) -> list[Event]:
+        """The events committed steps emitted, oldest first (see :mod:`fsm.events`)."""
+        with self._lock:
+            return list(self._outbox)
 
     def list_instances(self, *, limit: int = 1000) -> list[Instance]:
         """Stored instances, oldest first."""
@@ -229,6 +236,12 @@ class MemoryUnit:
 
     def lock_all(self, instance_ids: Iterable[str]) -> None:
         """Nothing to do: the unit holds the whole store from its start."""
+
+    def emit(self, event: Event) -> None:
+        """Keep ``event`` in the outbox, undone with the unit's other writes."""
+        outbox = self._store._outbox
+        outbox.append(replace(event, occurred_at=require_aware(event.occurred_at)))
+        self._undo.append(outbox.pop)
 
     def _put_instance(self, current: Instance, moved: Instance) -> None:
         instances, live = self._store._instances, self._store._live

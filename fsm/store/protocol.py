@@ -25,6 +25,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 
+from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 
 
@@ -105,6 +106,14 @@ class Unit(Protocol):
 
     def lock_all(self, instance_ids: Iterable[str]) -> None:
         """Hold every given instance until the unit ends, before anything else is read."""
+        ...
+
+    def emit(self, event: Event) -> None:
+        """Store ``event`` in the outbox, committed or rolled back with the unit's step.
+
+        Raises:
+            InvalidInstanceData: its time is naive.
+        """
         ...
 
 

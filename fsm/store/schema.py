@@ -21,9 +21,8 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 """flow_instance, transition_log and rejected_event."""
 
-HEAD_REVISION = "0007"
-"""The latest revision: a call's hold and its end on its intent (``call_intent.held_until``,
-``left_open_at``)."""
+HEAD_REVISION = "0008"
+"""The latest revision: the outbox of events applied transitions emit."""
 VERSION_TABLE = "ewallet_fsm_version"
 """Our own version table: an application's Alembic history in the same schema never meets ours."""
 
@@ -32,6 +31,16 @@ _UNVERSIONED_TABLES = {
     "0002": frozenset({"flow_instance", "transition_log", "rejected_event", "inbound_attempt"}),
     "0003": frozenset(
         {"flow_instance", "transition_log", "rejected_event", "inbound_attempt", "call_intent"}
+    ),
+    "0008": frozenset(
+        {
+            "flow_instance",
+            "transition_log",
+            "rejected_event",
+            "inbound_attempt",
+            "call_intent",
+            "outbox_event",
+        }
     ),
 }
 """The tables of each revision, to recognise a database made without the migrations: by a

@@ -26,8 +26,15 @@ from sqlalchemy.sql.elements import ClauseElement
 from fsm._payload import read_payload
 from fsm.clock import as_utc, require_aware
 from fsm.definition import BINDABLE_FIELDS
+from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE
+from fsm.store.tables import (
+    INSTANCE_COLUMNS,
+    INSTANCE_TABLE,
+    LOG_TABLE,
+    OUTBOX_TABLE,
+    REJECTED_TABLE,
+)
 
 _LOG_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
 _REJECTED_FIELDS = tuple(RejectedEvent.__dataclass_fields__)
@@ -56,6 +63,19 @@ _INSERT_LOG = insert(LOG_TABLE).values({name: bindparam(name) for name in _LOG_F
 _INSERT_REJECTED = insert(REJECTED_TABLE).values(
     {name: bindparam(name) for name in _REJECTED_FIELDS}
 )
+_OUTBOX_FIELDS = (
+    "id",
+    "instance_id",
+    "seq",
+    "type",
+    "body",
+    "created_at",
+    "status",
+    "attempts",
+    "next_attempt_at",
+)
+"""In the table's column order, which the compiled insert binds in."""
+_INSERT_OUTBOX = insert(OUTBOX_TABLE).values({name: bindparam(name) for name in _OUTBOX_FIELDS})
 _LOCK_ALL = (
     select(INSTANCE_TABLE.c.id)
     .where(INSTANCE_TABLE.c.id == any_(bindparam("ids", type_=ARRAY(String))))
@@ -131,6 +151,10 @@ class UnitSql:
         self.insert_rejected = compile_positional(
             _INSERT_REJECTED, positional, _REJECTED_FIELDS
         ).sql
+        outbox = compile_positional(_INSERT_OUTBOX, positional, _OUTBOX_FIELDS)
+        if outbox.arrange is not None:  # pragma: no cover - the fields follow the columns
+            raise ValueError("outbox fields out of column order")
+        self.insert_outbox = outbox.sql
         self.cas = {
             bound: compile_positional(
                 _cas(bound), positional, _CAS_FIELDS + tuple(f"bound_{n}" for n in bound)
@@ -229,6 +253,12 @@ def rejected_args(rejected: RejectedEvent, stamp: Any) -> tuple[Any, ...]:
     )
 
 
+def outbox_args(event: Event, stamp: Any) -> tuple[Any, ...]:
+    """The outbox insert's parameters; ``stamp`` is the event's time as the dialect writes it."""
+    body = event.to_json()
+    return (event.id, event.payment_id, event.version, event.type, body, stamp, "pending", 0, stamp)
+
+
 def _sqlite_text(moment: datetime) -> str:
     """A time as SQLAlchemy writes it to SQLite: UTC wall time with microseconds."""
     text = require_aware(moment).isoformat(" ", "microseconds")
@@ -251,6 +281,7 @@ __all__ = [
     "compile_positional",
     "dump_payload",
     "log_args",
+    "outbox_args",
     "positional_dialect",
     "rejected_args",
 ]

@@ -109,6 +109,35 @@ class RejectedEventRow(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UtcDateTime)
 
 
+class OutboxEventRow(SQLModel, table=True):
+    """One event an applied transition emitted (:mod:`fsm.events`), and its delivery.
+
+    Written in the transition's transaction; a relay (``adapters.events``) claims it, delivers it
+    and marks it ``delivered``, or ``dead`` after its last attempt.
+    """
+
+    __tablename__ = "outbox_event"
+    __table_args__ = (
+        UniqueConstraint("instance_id", "seq"),
+        # The relay's claim: due events oldest first (fsm.store.outbox).
+        Index("ix_outbox_event_due", "status", "next_attempt_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=36)
+    instance_id: str = Field(max_length=64)
+    seq: int
+    type: str = Field(max_length=64)
+    body: str = Field(sa_type=Text)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    status: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_type=UtcDateTime)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
 TABLES = (
     FlowInstanceRow.__table__,  # type: ignore[attr-defined]
     TransitionLogRow.__table__,  # type: ignore[attr-defined]
@@ -117,14 +146,18 @@ TABLES = (
 """The engine's tables, in creation order."""
 
 INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE = TABLES
+OUTBOX_TABLE = OutboxEventRow.__table__  # type: ignore[attr-defined]
+"""The outbox: kept apart from :data:`TABLES`, which are the first revision's."""
 INSTANCE_COLUMNS = tuple(INSTANCE_TABLE.c[name] for name in Instance.__dataclass_fields__)
 """The columns an :class:`~fsm.model.Instance` holds (claims are the reconciler's, not engine
 state)."""
 
 __all__ = [
     "INSTANCE_COLUMNS",
+    "OUTBOX_TABLE",
     "TABLES",
     "FlowInstanceRow",
+    "OutboxEventRow",
     "RejectedEventRow",
     "TransitionLogRow",
     "UtcDateTime",

@@ -31,9 +31,10 @@ from typing import Any, cast
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
+from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store.connect import Database
-from fsm.store.statements import REPLAY_CHUNK, UnitSql, log_args, rejected_args
+from fsm.store.statements import REPLAY_CHUNK, UnitSql, log_args, outbox_args, rejected_args
 
 _CURSOR = "fsm.unit_cursor"
 """Where a pooled connection's ``info`` keeps the cursor units run on."""
@@ -154,6 +155,12 @@ class Unit:
         """
         stamp = self._sql.write_time(rejected.occurred_at)
         self._execute(self._sql.insert_rejected, rejected_args(rejected, stamp))
+
+    def emit(self, event: Event) -> None:
+        """Store ``event`` in the outbox, to be committed or rolled back with the unit."""
+        self._execute(
+            self._sql.insert_outbox, outbox_args(event, self._sql.write_time(event.occurred_at))
+        )
 
     def lock_all(self, instance_ids: Iterable[str]) -> None:
         """Hold every given instance until the unit ends, before anything else is read.

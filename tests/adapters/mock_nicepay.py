@@ -31,6 +31,7 @@ from adapters.wallets.base import CustomerStep
 from fsm.clock import ManualClock
 from fsm.definition import Actor
 from fsm.engine import Engine
+from fsm.events import EventTypes
 from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
@@ -198,7 +199,9 @@ class ServiceRig:
         return self.sim.transaction(reference_no=reference_no).tx_id
 
 
-def service_rig(store: SqlStore, nicepay: Nicepay) -> ServiceRig:
+def service_rig(
+    store: SqlStore, nicepay: Nicepay, *, event_types: EventTypes | None = None
+) -> ServiceRig:
     """A service on ``store`` and ``nicepay``'s clock; inquiries try twice, no wait."""
     line = nicepay.line()
     http = httpx.Client(transport=line, timeout=httpx.Timeout(5.0))
@@ -209,7 +212,7 @@ def service_rig(store: SqlStore, nicepay: Nicepay) -> ServiceRig:
         inquiry_retry=InquiryRetry(attempts=2, base_delay=0.0, max_delay=0.0),
         sleep=lambda _seconds: None,
     )
-    engine = Engine(store, flows=FLOWS, clock=nicepay.clock)
+    engine = Engine(store, flows=FLOWS, clock=nicepay.clock, event_types=event_types)
     service = PaymentService(
         engine,
         client,

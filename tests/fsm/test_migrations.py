@@ -27,12 +27,12 @@ from tests.fsm.conftest import T0
 
 RELEASED_EWALLET_FINGERPRINT = "sha256:1c7f6c76c11df6c4"
 """ewallet_payment's fingerprint as the release at revision 0005 logged it."""
-REVISIONS = [HEAD_REVISION, "0006", "0005", "0004", "0003", "0002", FIRST_REVISION]
+REVISIONS = [HEAD_REVISION, "0007", "0006", "0005", "0004", "0003", "0002", FIRST_REVISION]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
 PREVIOUS_TABLES = FIRST_TABLES | {"inbound_attempt"}
-ALL_TABLES = PREVIOUS_TABLES | {"call_intent"}
+ALL_TABLES = PREVIOUS_TABLES | {"call_intent", "outbox_event"}
 BEFORE: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, None),
     ("accept_registration", Actor.PROVIDER_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),

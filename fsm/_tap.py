@@ -1,0 +1,109 @@
+"""The engine's units with the outbox and the listeners attached, kept out of the engine itself.
+
+:class:`Tap` hands the engine its store's units unchanged while nothing listens and no event
+types are set. Otherwise each unit is wrapped: an applied transition whose target state has an
+event type writes its :class:`~fsm.events.Event` through the same unit (so it commits or rolls
+back with the step), and once the unit has committed the listeners hear of every step it applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from fsm.events import Event, EventTypes, event_of
+from fsm.listeners import Listeners
+from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.store.protocol import Store, Unit
+
+
+class Tap:
+    """Where the engine gets its units: the store's, with events and listeners attached."""
+
+    def __init__(self, store: Store, types: EventTypes | None) -> None:
+        """Attach ``types`` (none: no events are written) to the units of ``store``."""
+        self.store = store
+        self.types: EventTypes = {flow: dict(kinds) for flow, kinds in (types or {}).items()}
+        self.listeners = Listeners()
+
+    def unit(self) -> Unit:
+        """A unit of the store; wrapped when events or listeners need to see its steps."""
+        if not self.types and not self.listeners:
+            return self.store.unit()
+        return TappedUnit(self.store.unit(), self.types, self.listeners)
+
+
+class TappedUnit:
+    """A store's unit that writes each applied step's event and tells the listeners on commit."""
+
+    __slots__ = ("_applied", "_inner", "_listeners", "_seen", "_types")
+
+    def __init__(self, inner: Unit, types: EventTypes, listeners: Listeners) -> None:
+        """Wrap ``inner``."""
+        self._inner = inner
+        self._types = types
+        self._listeners = listeners
+        self._seen: dict[str, Instance] = {}
+        self._applied: list[tuple[TransitionResult, Event | None]] = []
+
+    def __enter__(self) -> Self:
+        """Begin the inner unit."""
+        self._inner.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        """End the inner unit; once it committed, tell the listeners."""
+        self._inner.__exit__(kind, error, trace)
+        if error is None and self._applied:
+            self._listeners.notify(self._applied)
+
+    def load(self, instance_id: str) -> Instance:
+        """The instance, remembered so that its step's event can name it."""
+        instance = self._inner.load(instance_id)
+        self._seen[instance.id] = instance
+        return instance
+
+    def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
+        """As the inner unit."""
+        return self._inner.find_key(instance_id, key)
+
+    def apply(
+        self,
+        record: TransitionRecord,
+        *,
+        expected_version: int,
+        deadline_at: datetime | None,
+        bound: Mapping[str, str],
+    ) -> None:
+        """Apply the step, then write its event in the same transaction."""
+        self._inner.apply(
+            record, expected_version=expected_version, deadline_at=deadline_at, bound=bound
+        )
+        moved = self._seen[record.instance_id].advanced(record, deadline_at, bound)
+        self._seen[moved.id] = moved
+        event = event_of(self._types, moved, record)
+        if event is not None:
+            self._inner.emit(event)
+        self._applied.append((TransitionResult(record, moved), event))
+
+    def reject(self, rejected: RejectedEvent) -> None:
+        """As the inner unit."""
+        self._inner.reject(rejected)
+
+    def lock_all(self, instance_ids: Iterable[str]) -> None:
+        """As the inner unit."""
+        self._inner.lock_all(instance_ids)
+
+    def emit(self, event: Event) -> None:
+        """As the inner unit."""
+        self._inner.emit(event)
+
+
+__all__ = ["Tap", "TappedUnit"]

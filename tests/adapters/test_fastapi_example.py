@@ -1,0 +1,110 @@
+"""The README's FastAPI service, run as written: the endpoints mounted under a prefix, a payment
+started over HTTP, NICEPAY's notification taken at the mounted URL, and the payment's event
+reaching the service's consumer through the relay thread."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import uvicorn
+
+from adapters.inbound.asgi import route_path
+from fsm.events import Event
+from fsm.flows import EVENT_TYPES
+from fsm.store.sql import SqlStore
+from tests.adapters.inbound_rig import free_port
+from tests.adapters.mock_nicepay import Nicepay, service_rig
+from tests.adapters.values import FORM, payment_order, signed_notification
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+MARKER = "<!-- fastapi-example:"
+
+
+def readme_example() -> dict[str, Any]:
+    """The README's example block, executed: its names."""
+    text = README.read_text(encoding="utf-8")
+    after = text[text.index(MARKER) :]
+    code = re.search(r"```python\n(.*?)```", after, re.DOTALL)
+    assert code is not None
+    names: dict[str, Any] = {"__name__": "readme_fastapi_example"}
+    exec(compile(code.group(1), str(README), "exec"), names)  # noqa: S102 - our own README
+    return names
+
+
+@contextmanager
+def served(app: Any) -> Iterator[httpx.Client]:
+    """``app`` served by uvicorn on loopback, its lifespan run; a client on its address."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30.0) as client:
+            for _ in range(300):  # until it listens (bounded)
+                if server.started:
+                    break
+                threading.Event().wait(0.05)
+            yield client
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_the_readme_fastapi_service_starts_pays_and_hears_of_the_payment(
+    store: SqlStore, nicepay: Nicepay
+) -> None:
+    rig = service_rig(store, nicepay, event_types=EVENT_TYPES)
+    heard: list[Event] = []
+    paid = threading.Event()
+
+    def on_event(event: Event) -> None:
+        heard.append(event)
+        if event.type == "payment.paid":
+            paid.set()
+
+    app = readme_example()["create_app"](rig.service, store, on_event)
+    order = payment_order("dana", "ORD-API")
+    with served(app) as client:
+        started = client.post("/orders/pay", json=order.model_dump(mode="json"))
+        assert started.status_code == 200, started.text
+        payment = rig.engine.get(started.json()["payment_id"])
+        assert started.json()["next"]["kind"] in {"redirect", "form", "app_link"}
+        rig.sim.approve(payment.tx_id or "")
+
+        health = client.get("/payments/healthz")
+        body = urlencode(signed_notification(payment)).encode()
+        notified = client.post(
+            "/payments/nicepay/notification", content=body, headers={"content-type": FORM}
+        )
+        unmounted = client.post("/nicepay/notification", content=body)
+        assert paid.wait(timeout=30), heard
+
+    assert (health.status_code, notified.status_code) == (200, 200), notified.text
+    assert unmounted.status_code == 404
+    assert rig.engine.get(payment.id).state == "paid"
+    assert [(event.type, event.payment_id, event.amount) for event in heard] == [
+        ("payment.paid", payment.id, payment.amount)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "root", "expected"),
+    [
+        ("/payments/nicepay/notification", "/payments", "/nicepay/notification"),
+        ("/nicepay/notification", "/payments", "/nicepay/notification"),  # already stripped
+        ("/payments", "/payments", "/"),
+        ("/paymentsx/nicepay/notification", "/payments", "/paymentsx/nicepay/notification"),
+        ("/nicepay/callback", "", "/nicepay/callback"),
+    ],
+)
+def test_the_endpoints_are_found_below_the_mount_point(path: str, root: str, expected: str) -> None:
+    assert route_path({"path": path, "root_path": root}) == expected
