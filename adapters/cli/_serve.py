@@ -60,6 +60,12 @@ def register(subparsers: Any) -> None:
         help="accept notifications only from this network (repeatable; default: any)",
     )
     serve.add_argument(
+        "--return-url",
+        metavar="URL",
+        help="send a customer back from the wallet here (303, with referenceNo and outcome); "
+        "default: a status page",
+    )
+    serve.add_argument(
         "--trusted-proxy",
         action="append",
         default=[],
@@ -125,7 +131,9 @@ def _serve(args: argparse.Namespace) -> int:
             notification_url=public + NOTIFICATION_PATH,
             callback_url=public + CALLBACK_PATH,
         )
-        app.handler = NotificationHandler(service, allowed_sources=args.allow_from)
+        app.handler = NotificationHandler(
+            service, allowed_sources=args.allow_from, return_url=args.return_url
+        )
         write(f"serving {public}{NOTIFICATION_PATH} and {public}{CALLBACK_PATH}")
         uvicorn.run(
             app,

@@ -45,12 +45,14 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @dataclass(frozen=True)
 class Reply:
-    """An HTTP answer: status and JSON body."""
+    """An HTTP answer: status and a JSON body, or an HTML page."""
 
     status: int
     body: dict[str, Any] = field(default_factory=dict)
     headers: tuple[tuple[str, str], ...] = ()
     """Headers besides the content type and length, e.g. ``("retry-after", "30")``."""
+    html: str | None = None
+    """An HTML page sent instead of ``body`` (a browser's answer)."""
 
 
 class InboundHandler(Protocol):
@@ -118,7 +120,7 @@ class NotificationApp:
                 extra={"error": type(error).__name__, "reason": redact(str(error))[:300]},
             )
             reply = Reply(500, {"error": "InternalError", "message": "the request failed"})
-        await _send_json(send, reply)
+        await _send(send, reply)
 
     async def _dispatch(self, scope: Scope, receive: Receive) -> Reply:
         path, method = route_path(scope), scope.get("method", "GET")
@@ -223,14 +225,18 @@ def _within(address: str | None, networks: Sequence[Network]) -> bool:
     return any(parsed in network for network in networks)
 
 
-async def _send_json(send: Send, reply: Reply) -> None:
-    payload = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+async def _send(send: Send, reply: Reply) -> None:
+    if reply.html is not None:
+        payload, content_type = reply.html.encode("utf-8"), b"text/html; charset=utf-8"
+    else:
+        payload = json.dumps(reply.body, ensure_ascii=False).encode("utf-8")
+        content_type = b"application/json; charset=utf-8"
     await send(
         {
             "type": "http.response.start",
             "status": reply.status,
             "headers": [
-                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-type", content_type),
                 (b"content-length", str(len(payload)).encode()),
                 *(
                     (name.encode("latin-1"), value.encode("latin-1"))

@@ -52,6 +52,7 @@ from adapters.inbound.parsing import (
     refuse_token_in_query,
 )
 from adapters.inbound.redact import DOCUMENTED_FIELDS, compact, fit, redact
+from adapters.inbound.return_page import ReturnPage
 from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.reconcile.status import StatusChecks
@@ -107,15 +108,28 @@ class Payments(StatusChecks, Protocol):
 class NotificationHandler:
     """Answers ``dbProcessUrl`` notifications and ``callBackUrl`` browser returns."""
 
-    def __init__(self, service: Payments, *, allowed_sources: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        service: Payments,
+        *,
+        allowed_sources: Sequence[str] | None = None,
+        return_url: str | None = None,
+    ) -> None:
         """Handle requests for ``service``.
 
         Args:
             service: the payment service whose payments the requests concern.
             allowed_sources: networks notifications may come from (e.g. NICEPAY's published
                 ranges); ``None`` turns the check off, as for the loopback simulator.
+            return_url: where a browser coming back from the wallet is sent (``303``, with the
+                order's ``referenceNo`` and its ``outcome``); ``None`` answers a status page
+                (:mod:`adapters.inbound.return_page`).
+
+        Raises:
+            ConfigurationError: ``return_url`` is not an absolute http(s) URL.
         """
         self._service = service
+        self._page = ReturnPage(return_url)
         self._sources = (
             None
             if allowed_sources is None
@@ -220,7 +234,7 @@ class NotificationHandler:
             service.record_hint(instance, returned.event, key, stored)  # moves nothing
             outcome, current = Outcome.ACCEPTED, instance
         self._attempts.record(CALLBACK, request, 200, outcome, instance, stored)
-        return Reply(200, {"id": current.id, "state": current.state})
+        return self._page.reply(service.engine.flow(current.flow), current)
 
     def _returned(
         self,

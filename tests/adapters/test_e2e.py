@@ -42,6 +42,7 @@ from tests.adapters.e2e_rig import (
     open_rig,
     sim_config,
 )
+from tests.adapters.pages import shown_outcome
 from tests.conftest import database
 
 INQUIRY = "/direct/v2/inquiry"
@@ -735,7 +736,7 @@ def test_late_notification_after_paid_is_stale(rig: Rig) -> None:
 
     # The very same return again: a paid payment takes none, so only the journal keeps it.
     reload = reload_callback(rig, browsed)
-    assert (reload.status_code, reload.json()["state"]) == (200, "paid")
+    assert (reload.status_code, shown_outcome(reload.text)) == (200, "paid")
     assert refused(rig, payment.id, "return_from_partner") == []
     assert journalled(rig, payment.id) == "not_applied"
 
@@ -775,7 +776,7 @@ def test_late_paid_notification_after_a_failure_is_stale(rig: Rig) -> None:
 
     rig.sim.send_notification(payment.tx_id or "", status="0")  # valid token, wrong story
     assert rig.deliveries(rig.ref("failed-late"), 1)[0].status_code == 200
-    assert reload_callback(rig, browsed).json()["state"] == "failed"
+    assert shown_outcome(reload_callback(rig, browsed).text) == "failed"
     final = rig.engine.get(payment.id)
     assert (final.state, final.version) == ("failed", payment.version)  # nothing applied
     assert refused(rig, payment.id, "receive_notification") == [RejectReason.STALE]
