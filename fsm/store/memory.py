@@ -130,6 +130,7 @@ class MemoryStore:
                     record.source,
                     record.dest,
                     record.actor,
+                    record.flow_version,
                     record.fingerprint,
                     record.occurred_at if with_time else None,
                 )

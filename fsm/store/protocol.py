@@ -37,6 +37,7 @@ class StoredStep(NamedTuple):
     source: str
     dest: str
     actor: str
+    flow_version: int
     fingerprint: str
     occurred_at: datetime | None = None
     """Read only when a time cut-off asks for it."""
