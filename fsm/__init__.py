@@ -13,7 +13,10 @@ from fsm.clock import Clock, ManualClock, SystemClock
 from fsm.definition import (
     Actor,
     Deadline,
+    FlowCatalog,
     FlowDefinition,
+    FlowMigration,
+    FlowVersions,
     GiveUp,
     Guard,
     GuardContext,
@@ -28,6 +31,7 @@ from fsm.errors import (
     ConfigurationError,
     DiagramBackendUnavailable,
     FlowDefinitionError,
+    FlowMigrationError,
     FsmError,
     GuardRefused,
     IdempotencyKeyReused,
@@ -43,8 +47,17 @@ from fsm.errors import (
     TransitionNotAllowed,
     UnknownDiagramFormat,
     UnknownFlow,
+    UnknownFlowVersion,
+    UnknownMigration,
 )
-from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.model import (
+    FireRequest,
+    Instance,
+    MigratedInstance,
+    RejectedEvent,
+    TransitionRecord,
+    TransitionResult,
+)
 from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 from fsm.store.memory import MemoryStore
@@ -67,8 +80,12 @@ __all__ = [
     "Divergence",
     "Engine",
     "FireRequest",
+    "FlowCatalog",
     "FlowDefinition",
     "FlowDefinitionError",
+    "FlowMigration",
+    "FlowMigrationError",
+    "FlowVersions",
     "FsmError",
     "GiveUp",
     "Guard",
@@ -81,6 +98,7 @@ __all__ = [
     "InvalidInstanceData",
     "ManualClock",
     "MemoryStore",
+    "MigratedInstance",
     "ReferenceInUse",
     "RejectReason",
     "RejectedEvent",
@@ -101,6 +119,8 @@ __all__ = [
     "TransitionSpec",
     "UnknownDiagramFormat",
     "UnknownFlow",
+    "UnknownFlowVersion",
+    "UnknownMigration",
     "Verdict",
     "replay",
     "replay_instance",

@@ -125,6 +125,21 @@ class TransitionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class MigratedInstance:
+    """One instance :meth:`fsm.Engine.migrate` moved (or, in a dry run, would move)."""
+
+    instance_id: str
+    source: str
+    """Its state under the old version."""
+    dest: str
+    """Its state under the new version, as the migration's map says."""
+    from_version: int
+    to_version: int
+    record: TransitionRecord | None
+    """The logged migration step; ``None`` in a dry run."""
+
+
+@dataclass(frozen=True, slots=True)
 class FireRequest:
     """One event for :meth:`fsm.Engine.fire_many`: what :meth:`fsm.Engine.fire` takes."""
 

@@ -86,7 +86,7 @@ def resolve(
     # goes through ``PaymentService.cancel``, which sends it.
     allowed = tuple(
         name
-        for name in allowed_events(engine.flow(instance.flow), instance, Actor.OPERATOR)
+        for name in allowed_events(engine.flow_of(instance), instance, Actor.OPERATOR)
         if name != "request_refund"
     )
     if event not in allowed:
@@ -126,7 +126,7 @@ def _check_refunded_total(instance: Instance, total: str) -> None:
 
 def _binds(engine: Engine, instance: Instance, event: str) -> set[str]:
     """The instance fields ``event`` stores when an operator fires it from here."""
-    specs = engine.flow(instance.flow).candidates(instance.state, event)
+    specs = engine.flow_of(instance).candidates(instance.state, event)
     return {name for spec in specs if Actor.OPERATOR in spec.actors for name in spec.binds}
 
 

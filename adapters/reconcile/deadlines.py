@@ -123,7 +123,7 @@ def _call_under_way(service: StatusChecks, instance_id: str, since: datetime) ->
 
 
 def _expire(service: StatusChecks, instance: Instance, now: datetime) -> DeadlineRun:
-    deadline = service.engine.flow(instance.flow).state(instance.state).deadline
+    deadline = service.engine.flow_of(instance).state(instance.state).deadline
     event = deadline.event_at(instance.wallet, now - instance.created_at) if deadline else ""
     error = None
     try:
@@ -165,6 +165,6 @@ def _give_up(service: StatusChecks, instance: Instance, event: str) -> Instance:
             extra={"instance": instance.id, "event": event, "reason": type(exc).__name__},
         )
         instance = service.engine.get(instance.id)
-    if service.engine.flow(instance.flow).state(instance.state).kind.settled:
+    if service.engine.flow_of(instance).state(instance.state).kind.settled:
         return instance
     return _fire_timer(service, instance, event)

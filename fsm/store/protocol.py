@@ -146,6 +146,10 @@ class Store(Protocol):
         """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
         ...
 
+    def live_ids(self, flow: str, *, flow_version: int) -> list[str]:
+        """Ids of the unfinished instances of ``flow`` pinned to ``flow_version``, by id."""
+        ...
+
     def unit(self) -> Unit:
         """A new transaction, begun when its ``with`` block is entered."""
         ...
