@@ -65,3 +65,8 @@ TO_V2 = FlowMigration(
 )
 
 CATALOG = FlowCatalog((*RELEASED, EWALLET_PAYMENT_V2), (*MIGRATIONS, TO_V2))
+
+EDITED = FlowCatalog(
+    (replace(EWALLET_PAYMENT, states=tuple(map(_state, EWALLET_PAYMENT.states))), *RELEASED[1:])
+)
+"""The built-in flows with v1's checkout window changed in place, without a new version."""

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from adapters.cli._arguments import seconds
+from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH
@@ -28,7 +29,6 @@ from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from fsm.engine import Engine
-from fsm.flows import FLOWS
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         open_store(args.db) as store,
         httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http,
     ):
-        engine = Engine(store, flows=FLOWS)
+        engine = Engine(store, flows=catalog())
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),

@@ -12,13 +12,13 @@ import argparse
 from typing import Any
 
 from adapters.cli._arguments import bounded_text
+from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_existing, write, write_json
 from adapters.cli._records import record_json
 from fsm.decide import allowed_events
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
-from fsm.flows import FLOWS
 from fsm.model import Instance, TransitionResult
 
 MAX_REASON = 500
@@ -146,7 +146,7 @@ def _check_binds(
 def _resolve(args: argparse.Namespace) -> int:
     with open_existing(args.db) as store:
         result = resolve(
-            Engine(store, flows=FLOWS),
+            Engine(store, flows=catalog()),
             args.id,
             args.event,
             reason=args.reason,

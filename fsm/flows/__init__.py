@@ -10,6 +10,8 @@ released version's content changed without a new version number.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fsm.definition import FlowCatalog, FlowDefinition, FlowMigration
 from fsm.errors import UnknownFlow
 from fsm.flows._common import GUARDS, RENAMED_ACTORS, WALLET_EXPIRY, Wallet
@@ -25,6 +27,9 @@ RELEASED: tuple[FlowDefinition, ...] = (EWALLET_PAYMENT, ASTRAPAY_LINK, ASTRAPAY
 """Every released version of every built-in flow."""
 MIGRATIONS: tuple[FlowMigration, ...] = ()
 """The declared migrations between released versions (none yet: each flow has one version)."""
+
+RELEASE_LOCK = Path(__file__).resolve().parent / "released.json"
+"""The fingerprint each released version shipped with (see :mod:`fsm.definition.release`)."""
 
 FLOWS = FlowCatalog(RELEASED, MIGRATIONS)
 """Every built-in flow by name (its newest version), every released version kept beside it:
@@ -51,6 +56,7 @@ __all__ = [
     "GUARDS",
     "MIGRATIONS",
     "RELEASED",
+    "RELEASE_LOCK",
     "RENAMED_ACTORS",
     "WALLET_EXPIRY",
     "AstrapayPaymentEvent",
