@@ -33,6 +33,7 @@ from fsm import (
     verify_stored,
 )
 from fsm.flows import EWALLET_PAYMENT, FLOWS, RELEASED
+from fsm.render.path_dot import path_to_dot
 from fsm.store.schema import alembic_config
 from tests.conftest import AnyStore
 from tests.flow_versions import CATALOG, CHECKOUT_WINDOW_V2, EWALLET_PAYMENT_V2, REMINDED, TO_V2
@@ -266,3 +267,20 @@ def test_the_schema_refuses_a_downgrade_that_would_lose_versions(
             command.downgrade(alembic_config(conn), "0006")
         conn.rollback()
         assert conn.execute(text("select max(flow_version) from flow_instance")).scalar() == 2
+
+
+def test_the_path_diagram_checks_each_step_under_its_own_version(
+    store: AnyStore, clock: ManualClock
+) -> None:
+    paid, _ = v1_payments(store, clock)
+    engine = Engine(store, flows=CATALOG, clock=clock)
+    engine.migrate("ewallet_payment", 1, 2, by="on-call")
+    instance, history = engine.get(paid), engine.history(paid)
+
+    dot = path_to_dot(LINEAGE, instance, history)
+    against_v2_only = path_to_dot(EWALLET_PAYMENT_V2, instance, history)
+
+    assert "(not in this definition)" not in dot
+    assert "steps under earlier versions: v1" in dot
+    assert "#5 migrate_version" in dot
+    assert "(not in this definition)" in against_v2_only
