@@ -95,9 +95,11 @@ def run_due(
 
 def unfit(engine: Engine, instance: Instance) -> str | None:
     """Why no event can be fired at ``instance`` (a damaged row), or ``None`` when one can."""
-    flow = engine.flows.get(instance.flow)
-    if flow is None:
+    if instance.flow not in engine.flows:
         return f"flow {instance.flow!r} is not one this engine runs"
+    flow = engine.catalog.lineage(instance.flow).versions.get(instance.flow_version)
+    if flow is None:
+        return f"flow {instance.flow} has no version {instance.flow_version} in this engine"
     if instance.state not in flow.state_map:
         return f"state {instance.state!r} is not a state of {flow.name}"
     return None
