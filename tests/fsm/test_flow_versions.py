@@ -6,6 +6,7 @@ to v2 only through a recorded migration step that replay accepts; on every store
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
 
@@ -145,6 +146,8 @@ def test_migrate_moves_in_flight_v1_payments_as_recorded_operator_steps(
         (Verdict.CONSISTENT, (1, 2)),
         (Verdict.CONSISTENT, (1, 2)),
     ]
+    bulk = verify_stored(store, LINEAGE, [paid, waiting])
+    assert [(r.verdict, r.versions) for r in bulk.values()] == [(Verdict.CONSISTENT, (1, 2))] * 2
     engine.fire(waiting, "remind_customer", actor="merchant", idempotency_key="remind")
     assert verdicts(engine, waiting) == [(Verdict.CONSISTENT, (1, 2))]
     assert engine.migrate("ewallet_payment", 1, 2, by="on-call") == []  # nothing left to move
@@ -284,3 +287,29 @@ def test_the_path_diagram_checks_each_step_under_its_own_version(
     assert "steps under earlier versions: v1" in dot
     assert "#5 migrate_version" in dot
     assert "(not in this definition)" in against_v2_only
+
+
+def test_two_operators_migrating_at_once_move_each_payment_once(
+    store: AnyStore, clock: ManualClock
+) -> None:
+    before = Engine(store, flows=FLOWS, clock=clock)
+    pids = [before.start("ewallet_payment", wallet="ovo", amount=n + 1).id for n in range(6)]
+    engine = Engine(store, flows=CATALOG, clock=clock)
+    barrier = threading.Barrier(2)
+    moved: list[list[str]] = []
+
+    def migrate() -> None:
+        barrier.wait(timeout=10)
+        done = engine.migrate("ewallet_payment", 1, 2, by="on-call")
+        moved.append([m.instance_id for m in done])
+
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(pid for run in moved for pid in run) == sorted(pids)  # each once, in all
+    for pid in pids:
+        assert [r.event for r in engine.history(pid)] == ["migrate_version"]
+        assert engine.get(pid).flow_version == 2
