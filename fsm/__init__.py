@@ -1,8 +1,9 @@
 """Explicit, persisted finite-state machines for payment lifecycles.
 
-Flows are validated data (:mod:`fsm.definition`; the payment flows are :data:`fsm.flows.FLOWS`),
-:class:`Engine` is the only way to move an instance, every step is stored with its actor and
-idempotency key, and :func:`replay` rebuilds and verifies an instance's state from its log.
+Flows are validated data (:mod:`fsm.definition`; the payment flows are :data:`fsm.flows.FLOWS`,
+every released version of each), :class:`Engine` is the only way to move an instance, every step
+is stored with its actor, idempotency key and flow version, and :func:`replay` rebuilds and
+verifies an instance's state from its log, each step under the version it ran on.
 This package does no network I/O and never imports adapters.
 """
 

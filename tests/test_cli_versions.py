@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 
 from adapters.cli import main
-from fsm import Engine, ManualClock, SqlStore
-from fsm.definition.release import check_lock, read_lock
+from fsm import ConfigurationError, Engine, ManualClock, SqlStore
+from fsm.definition.release import check_lock, locked, read_lock
 from fsm.flows import FLOWS, RELEASE_LOCK
 from fsm.render.audit import audit_html
 from fsm.replay import replay_instance
-from tests.flow_versions import CATALOG, EWALLET_PAYMENT_V2
+from tests.flow_versions import CATALOG, EDITED, EWALLET_PAYMENT_V2
 from tests.fsm.conftest import T0
 
 V2 = ("--flows", "tests.flow_versions:CATALOG")
@@ -34,6 +34,18 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 def test_the_committed_lock_holds_every_built_in_flow_version() -> None:
     report = check_lock(FLOWS, read_lock(RELEASE_LOCK))
     assert (report.changed, report.unreleased) == ((), ())
+
+
+def test_releasing_adds_new_versions_and_refuses_to_release_over_a_changed_one() -> None:
+    committed = read_lock(RELEASE_LOCK)
+    assert locked(FLOWS, committed) == committed
+    released = locked(CATALOG, committed)
+    assert released["ewallet_payment"] == {
+        "1": FLOWS["ewallet_payment"].fingerprint,
+        "2": EWALLET_PAYMENT_V2.fingerprint,
+    }
+    with pytest.raises(ConfigurationError, match="ewallet_payment v1 changed since its release"):
+        locked(EDITED, committed)
 
 
 def test_check_passes_while_every_released_version_is_unchanged(
