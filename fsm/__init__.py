@@ -1,8 +1,9 @@
 """Explicit, persisted finite-state machines for payment lifecycles.
 
-Flows are validated data (:mod:`fsm.definition`; the payment flows are :data:`fsm.flows.FLOWS`),
-:class:`Engine` is the only way to move an instance, every step is stored with its actor and
-idempotency key, and :func:`replay` rebuilds and verifies an instance's state from its log.
+Flows are validated data (:mod:`fsm.definition`; the payment flows are :data:`fsm.flows.FLOWS`,
+every released version of each), :class:`Engine` is the only way to move an instance, every step
+is stored with its actor, idempotency key and flow version, and :func:`replay` rebuilds and
+verifies an instance's state from its log, each step under the version it ran on.
 This package does no network I/O and never imports adapters.
 """
 
@@ -13,7 +14,10 @@ from fsm.clock import Clock, ManualClock, SystemClock
 from fsm.definition import (
     Actor,
     Deadline,
+    FlowCatalog,
     FlowDefinition,
+    FlowMigration,
+    FlowVersions,
     GiveUp,
     Guard,
     GuardContext,
@@ -28,6 +32,7 @@ from fsm.errors import (
     ConfigurationError,
     DiagramBackendUnavailable,
     FlowDefinitionError,
+    FlowMigrationError,
     FsmError,
     GuardRefused,
     IdempotencyKeyReused,
@@ -43,10 +48,19 @@ from fsm.errors import (
     TransitionNotAllowed,
     UnknownDiagramFormat,
     UnknownFlow,
+    UnknownFlowVersion,
+    UnknownMigration,
 )
 from fsm.events import Event
 from fsm.listeners import Listener, Listeners
-from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.model import (
+    FireRequest,
+    Instance,
+    MigratedInstance,
+    RejectedEvent,
+    TransitionRecord,
+    TransitionResult,
+)
 from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instance, verify_stored
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 from fsm.store.memory import MemoryStore
@@ -70,8 +84,12 @@ __all__ = [
     "Engine",
     "Event",
     "FireRequest",
+    "FlowCatalog",
     "FlowDefinition",
     "FlowDefinitionError",
+    "FlowMigration",
+    "FlowMigrationError",
+    "FlowVersions",
     "FsmError",
     "GiveUp",
     "Guard",
@@ -86,6 +104,7 @@ __all__ = [
     "Listeners",
     "ManualClock",
     "MemoryStore",
+    "MigratedInstance",
     "ReferenceInUse",
     "RejectReason",
     "RejectedEvent",
@@ -106,6 +125,8 @@ __all__ = [
     "TransitionSpec",
     "UnknownDiagramFormat",
     "UnknownFlow",
+    "UnknownFlowVersion",
+    "UnknownMigration",
     "Verdict",
     "replay",
     "replay_instance",

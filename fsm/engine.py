@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from functools import partial
 from typing import Any
 
 from fsm._engine_log import log_outcome, log_refusal
@@ -29,34 +29,32 @@ from fsm._inputs import (
     checked_wallet,
 )
 from fsm._payload import clean_payload
-from fsm._signals import Contention, KeyTaken, ReferenceTaken
+from fsm._signals import Contention, KeyTaken
+from fsm._steps import flow_of, migrate_one, transact, write_batch
 from fsm._tap import Tap
 from fsm.clock import Clock, SystemClock, require_aware
-from fsm.decide import (
-    allowed_events,
-    bound_fields,
-    deadline_at,
-    decide,
-    refusal,
-    repeated,
-    step_time,
-)
-from fsm.definition import FlowDefinition
+from fsm.decide import allowed_events, deadline_at, refusal
+from fsm.definition import MIGRATE_EVENT, FlowCatalog, FlowDefinition, FlowMigration
 from fsm.errors import (
     ConcurrentTransition,
     FsmError,
-    InstanceNotFound,
-    ReferenceInUse,
+    InvalidInstanceData,
     RejectReason,
     TransitionError,
     TransitionNotAllowed,
-    UnknownFlow,
 )
 from fsm.events import EventTypes
 from fsm.listeners import Listeners
-from fsm.model import FireRequest, Instance, RejectedEvent, TransitionRecord, TransitionResult
+from fsm.model import (
+    FireRequest,
+    Instance,
+    MigratedInstance,
+    RejectedEvent,
+    TransitionRecord,
+    TransitionResult,
+)
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
-from fsm.store.protocol import Store, Unit
+from fsm.store.protocol import Store
 
 logger = logging.getLogger(__name__)
 
@@ -79,15 +77,19 @@ class Engine:
     ) -> None:
         """Bind the engine to ``store`` and the ``flows`` it runs (:data:`fsm.flows.FLOWS`).
 
-        Steps emit events of ``event_types`` (:data:`fsm.flows.EVENT_TYPES`, :mod:`fsm.events`);
-        ``listeners`` (:mod:`fsm.listeners`) hear of each once committed. The engine accepts the
-        actors its flows declare."""
+        The payment flows are :data:`fsm.flows.FLOWS`, a :class:`~fsm.definition.FlowCatalog`
+        of every released version; a plain mapping gives each flow as its only version. The
+        actors the engine accepts are those its flows declare. Steps emit events of
+        ``event_types`` (:data:`fsm.flows.EVENT_TYPES`, :mod:`fsm.events`); ``listeners``
+        (:mod:`fsm.listeners`) hear of each once committed.
+        """
         self._store = store
         self._tap = Tap(store, event_types)
         self.listeners: Listeners = self._tap.listeners
-        self.flows: Mapping[str, FlowDefinition] = dict(flows)
+        self.catalog = FlowCatalog.of(flows)
+        self.flows: Mapping[str, FlowDefinition] = self.catalog
         self.clock: Clock = clock or SystemClock()
-        self._actors = {str(a): str(a) for flow in self.flows.values() for a in flow.actors}
+        self._actors = {str(a): str(a) for flow in self.catalog.released() for a in flow.actors}
 
     @property
     def store(self) -> Store:
@@ -99,16 +101,66 @@ class Engine:
         that keep rows beside the engine's (journals, leases) and must be given the same one."""
         return store is self._store
 
-    def flow(self, name: str) -> FlowDefinition:
-        """The flow called ``name``.
+    def flow(self, name: str, version: int | None = None) -> FlowDefinition:
+        """Version ``version`` of the flow called ``name``; its newest when ``version`` is None.
 
         Raises:
-            UnknownFlow: the engine has no such flow.
+            UnknownFlow: the engine has no such flow (``UnknownFlowVersion``: no such version).
         """
+        lineage = self.catalog.lineage(name)
+        return lineage.latest if version is None else lineage.version(version)
+
+    def flow_of(self, instance: Instance) -> FlowDefinition:
+        """The definition ``instance`` runs under: the flow version it is pinned to."""
+        return flow_of(self.catalog, instance)
+
+    def migrate(
+        self, flow: str, from_version: int, to_version: int, *, by: str, dry_run: bool = False
+    ) -> list[MigratedInstance]:
+        """Move every unfinished instance of ``flow`` on ``from_version`` to ``to_version``.
+
+        Each is moved by the declared :class:`~fsm.definition.FlowMigration` as a logged step of
+        its own (event ``migrate_version``, actor ``operator``, the migration's name and ``by``
+        in its payload) under the same compare-and-set as any step, retried on a lost race.
+        Instances that finished, or moved version, meanwhile are left as they are; instances of
+        other versions never move.
+
+        Args:
+            flow: the flow's name.
+            from_version: the version to move instances off.
+            to_version: the version after it.
+            by: who asks (an operator's name), recorded with each step.
+            dry_run: only say which instances would move, and where to.
+
+        Raises:
+            UnknownFlow: no such flow.
+            UnknownMigration: no migration is declared between the two versions.
+            InvalidInstanceData: ``by`` is empty or too long.
+        """
+        migration = self.catalog.lineage(flow).migration(from_version, to_version)
+        who = checked_text("by", by.strip() if isinstance(by, str) else by)
+        if not who:
+            raise InvalidInstanceData("by must be 1 to 64 characters: who migrates")
+        moved = []
+        for instance_id in self._store.live_ids(flow, flow_version=from_version):
+            one = retry_concurrent(
+                partial(self._migrate_one, migration, instance_id, who, dry_run), DEFAULT_RETRY
+            )
+            if one is not None:
+                moved.append(one)
+        return moved
+
+    def _migrate_one(
+        self, migration: FlowMigration, instance_id: str, by: str, dry_run: bool
+    ) -> MigratedInstance | None:
+        now = require_aware(self.clock.now())
         try:
-            return self.flows[name]
-        except KeyError:
-            raise UnknownFlow(name, sorted(self.flows)) from None
+            with self._tap.unit() as unit:
+                return migrate_one(
+                    unit, self.catalog, migration, instance_id, now, by=by, dry_run=dry_run
+                )
+        except (Contention, KeyTaken):
+            raise ConcurrentTransition(instance_id, None, MIGRATE_EVENT, None) from None
 
     def start(
         self,
@@ -122,7 +174,8 @@ class Engine:
         tx_id: str | None = None,
         mandate: str | None = None,
     ) -> Instance:
-        """Store a new instance of ``flow`` in its initial state (version 0).
+        """Store a new instance of ``flow`` in its initial state (version 0), pinned to the
+        flow's newest version.
 
         Args:
             flow: name of the flow.
@@ -143,6 +196,7 @@ class Engine:
         definition = self.flow(flow)
         now = require_aware(self.clock.now())  # a naive clock is refused before any write
         instance = Instance(
+            flow_version=definition.version,
             id=checked_id(instance_id or uuid.uuid4().hex),
             flow=definition.name,
             state=definition.initial,
@@ -199,7 +253,9 @@ class Engine:
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
         try:
-            flow, outcome = self._transact(instance_id, str(event), who, key, clean, now)
+            flow, outcome = transact(
+                self._tap, self.catalog, instance_id, str(event), who, key, clean, now
+            )
         except Contention:
             raise ConcurrentTransition(instance_id, None, str(event), None) from None
         log_outcome(flow, outcome, who)
@@ -225,33 +281,14 @@ class Engine:
         now = require_aware(self.clock.now())
         checked = [checked_request(request, self._actors) for request in requests]
         valid = [event for event in checked if isinstance(event, CheckedRequest)]
-        written = iter(self._write_batch(valid, now) if valid else ())
+        written = iter(write_batch(self._tap, self.catalog, valid, now) if valid else ())
         return [next(written) if isinstance(event, CheckedRequest) else event for event in checked]
-
-    def _write_batch(
-        self, events: list[CheckedRequest], now: datetime
-    ) -> list[TransitionResult | FsmError]:
-        written: list[tuple[str | None, TransitionResult | FsmError]] = []
-        try:
-            with self._tap.unit() as unit:
-                unit.lock_all(event.instance_id for event in events)
-                for event in events:
-                    try:
-                        written.append(self._write(unit, *event, now, True))
-                    except InstanceNotFound as missing:
-                        written.append((None, missing))
-        except (Contention, KeyTaken):  # KeyTaken: a writer that takes no lock logged it first
-            first = events[0]
-            raise ConcurrentTransition(first.instance_id, None, first.event, None) from None
-        for (flow, outcome), event in zip(written, events, strict=True):  # once committed
-            log_outcome(flow, outcome, event.actor)
-        return [outcome for _, outcome in written]
 
     def allowed_events(self, instance_id: str, actor: str | None = None) -> tuple[str, ...]:
         """Events that would be applied now (by ``actor``, when given), guards included."""
         instance = self._store.get(instance_id)
         wanted = None if actor is None else checked_actor(actor, self._actors)
-        return allowed_events(self.flow(instance.flow), instance, wanted)
+        return allowed_events(self.flow_of(instance), instance, wanted)
 
     def record_refused(
         self,
@@ -305,81 +342,6 @@ class Engine:
     def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
         """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
         return self._store.has_rejection(instance_id, idempotency_key)
-
-    def _transact(
-        self,
-        instance_id: str,
-        event: str,
-        actor: str,
-        key: str,
-        payload: Mapping[str, Any],
-        now: datetime,
-    ) -> tuple[str, TransitionResult | TransitionError]:
-        """One unit for the event, and a second one when the log already holds its key.
-
-        A step the flow allows is applied without looking its key up first: the log's unique
-        ``(instance_id, idempotency_key)`` refuses a repeat, the unit rolls back whole, and the
-        second unit answers from the logged record (a duplicate, or a reused key).
-        """
-        try:
-            with self._tap.unit() as unit:
-                return self._write(unit, instance_id, event, actor, key, payload, now, False)
-        except KeyTaken:
-            with self._tap.unit() as unit:
-                return self._write(unit, instance_id, event, actor, key, payload, now, True)
-
-    def _write(
-        self,
-        unit: Unit,
-        instance_id: str,
-        event: str,
-        actor: str,
-        key: str,
-        payload: Mapping[str, Any],
-        now: datetime,
-        key_first: bool,
-    ) -> tuple[str, TransitionResult | TransitionError]:
-        instance = unit.load(instance_id)
-        flow = self.flow(instance.flow)
-        stamp = step_time(now, instance, event)
-        decision = None if key_first else decide(flow, instance, event, actor, payload)
-        if decision is None or isinstance(decision, TransitionNotAllowed):
-            # a repeated key gets its first outcome, whatever the flow would say now
-            prior = unit.find_key(instance_id, key)
-            if prior is not None:
-                outcome, noted = repeated(instance, prior, event, actor, key, payload, stamp)
-                unit.reject(noted)
-                return flow.name, outcome
-        if decision is None:
-            decision = decide(flow, instance, event, actor, payload)
-        if isinstance(decision, TransitionNotAllowed):
-            unit.reject(
-                refusal(
-                    instance, event, actor, key, payload, stamp, decision.reason, decision.detail
-                )
-            )
-            return flow.name, decision
-        record = TransitionRecord(
-            instance_id=instance.id,
-            seq=instance.version + 1,
-            event=event,
-            source=instance.state,
-            dest=decision.dest,
-            actor=actor,
-            idempotency_key=key,
-            payload=payload,
-            occurred_at=stamp,
-            fingerprint=flow.fingerprint,
-        )
-        bound = bound_fields(decision, payload)
-        due = deadline_at(flow, decision.dest, instance.wallet, now, instance.created_at)
-        try:
-            unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
-                record, expected_version=instance.version, deadline_at=due, bound=bound
-            )
-        except ReferenceTaken:
-            raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
-        return flow.name, TransitionResult(record, instance.advanced(record, due, bound))
 
     def fire_with_retry(
         self,

@@ -10,7 +10,10 @@ raises to the engine are private (:mod:`fsm._signals`) and derive from none of t
 
     FsmError                            root; .retryable (default False)
     ├── FlowDefinitionError             a flow failed validation; .flow, .problems
+    │   └── FlowMigrationError          a declared version migration failed validation
     ├── UnknownFlow                     no flow registered under that name; .name
+    │   └── UnknownFlowVersion          the flow has no such version; .version, .versions
+    ├── UnknownMigration                no migration declared between two versions of a flow
     ├── UnknownDiagramFormat            a diagram path whose suffix is not .dot, .svg or .png
     ├── InstanceNotFound                no stored instance with that id; .instance_id
     ├── InstanceExists                  an instance with that id is already stored
@@ -61,6 +64,35 @@ class UnknownFlow(FsmError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class FlowMigrationError(FlowDefinitionError):
+    """A declared migration between two versions of a flow failed validation: a non-final state
+    left unmapped, a state that does not exist, or a settled payment moved to an unsettled state
+    (``problems`` lists each)."""
+
+
+class UnknownFlowVersion(UnknownFlow):
+    """The flow exists, but no released version of it has that number."""
+
+    def __init__(self, name: str, version: int, versions: Sequence[int]) -> None:
+        self.version = version
+        self.versions = tuple(versions)
+        super().__init__(name, [name])
+        shown = ", ".join(str(v) for v in self.versions)
+        self.args = (f"flow {name!r} has no version {version!r}; its versions: {shown}",)
+
+
+class UnknownMigration(FsmError, LookupError):
+    """No migration is declared from one version of a flow to another."""
+
+    def __init__(self, flow: str, from_version: int, to_version: int) -> None:
+        self.flow = flow
+        self.from_version = from_version
+        self.to_version = to_version
+        super().__init__(
+            f"flow {flow!r} declares no migration from version {from_version} to {to_version}"
+        )
 
 
 class UnknownDiagramFormat(FsmError, ValueError):

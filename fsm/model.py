@@ -34,7 +34,10 @@ class Instance:
     updated_at: datetime
     refunded_amount: str | None = None
     """The total the provider confirmed as voided or refunded so far, a digit string; bound by
-    the void and refund transitions (the last field, so positional rows keep their order)."""
+    the void and refund transitions (a late field, so positional rows keep their order)."""
+    flow_version: int = 1
+    """The version of the flow the instance runs under: pinned at start, moved only by a
+    recorded migration step (:meth:`fsm.Engine.migrate`)."""
 
     def advanced(
         self, record: TransitionRecord, deadline_at: datetime | None, bound: Mapping[str, str]
@@ -57,6 +60,7 @@ class Instance:
             self.created_at,
             record.occurred_at,
             get("refunded_amount", self.refunded_amount),
+            record.flow_version,
         )
 
 
@@ -76,6 +80,8 @@ class TransitionRecord:
     occurred_at: datetime
     fingerprint: str
     """Fingerprint of the flow definition that applied the step."""
+    flow_version: int = 1
+    """The version of the flow that applied the step (a migration step: the version it moved to)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +122,21 @@ class TransitionResult:
     def applied(self) -> bool:
         """Whether this call applied a new transition."""
         return not self.duplicate
+
+
+@dataclass(frozen=True, slots=True)
+class MigratedInstance:
+    """One instance :meth:`fsm.Engine.migrate` moved (or, in a dry run, would move)."""
+
+    instance_id: str
+    source: str
+    """Its state under the old version."""
+    dest: str
+    """Its state under the new version, as the migration's map says."""
+    from_version: int
+    to_version: int
+    record: TransitionRecord | None
+    """The logged migration step; ``None`` in a dry run."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,20 @@
 """Replay: rebuild an instance's state from its log through its flow definition.
 
-Every step is verified: its sequence number, its source against the state reached so far, that
-the flow declares the transition for that actor, and the definition fingerprint it was applied
-under. No guard and no adapter runs, so a replay is deterministic. The first step that does not
-fit is reported as the divergence, with its reason. A step whose stored payload cannot be read
-back still counts (a replay needs no payload), and is named in ``damaged``.
+Every step is verified against the flow version it ran under (the version logged with it): its
+sequence number, its source against the state reached so far, that that version declares the
+transition for that actor, and that the step's fingerprint is that version's. A step may change
+the version only as a migration step: an operator's ``migrate_version`` to the next version,
+to the state the declared migration maps the current one to. A log written under version 1
+stays ``consistent`` after version 2 ships. No guard and no adapter runs, so a replay is
+deterministic. The first step that does not fit is reported as the divergence, with its
+reason. A step whose stored payload cannot be read back still counts (a replay needs no
+payload), and is named in ``damaged``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from itertools import groupby
@@ -19,7 +23,7 @@ from typing import Any, Protocol
 
 from fsm._payload import UnreadablePayload
 from fsm.clock import require_aware
-from fsm.definition import FlowDefinition
+from fsm.definition import MIGRATE_EVENT, Actor, FlowDefinition, FlowVersions
 from fsm.model import Instance, TransitionRecord
 from fsm.store.protocol import StoredStep
 
@@ -38,6 +42,8 @@ class Step(Protocol):
     def dest(self) -> str: ...
     @property
     def actor(self) -> str: ...
+    @property
+    def flow_version(self) -> int: ...
     @property
     def fingerprint(self) -> str: ...
     @property
@@ -76,6 +82,8 @@ class ReplayResult:
     divergence: Divergence | None
     damaged: tuple[str, ...] = ()
     """The replayed steps whose stored row could not be read whole, each named with why."""
+    versions: tuple[int, ...] = ()
+    """The flow versions the replayed steps ran under, in order (more than one: migrated)."""
 
     @property
     def verdict(self) -> Verdict:
@@ -85,8 +93,12 @@ class ReplayResult:
         return Verdict.DAMAGED if self.damaged else Verdict.CONSISTENT
 
 
+Flow = FlowDefinition | FlowVersions
+"""What a log is checked against: one definition, or every released version of a flow."""
+
+
 def replay(
-    flow: FlowDefinition,
+    flow: Flow,
     history: Iterable[TransitionRecord],
     *,
     until_seq: int | None = None,
@@ -95,13 +107,15 @@ def replay(
     """Fold ``history`` through ``flow``, stopping at the first divergence.
 
     Args:
-        flow: the definition to check the log against.
+        flow: the definition to check the log against, or the flow's released versions (each
+            step is checked against the version it ran under).
         history: the instance's records in log order.
         until_seq: stop after the step with this sequence number (the state as of step N).
         until_time: stop before the first step that occurred after this aware time.
     """
     cutoff = None if until_time is None else require_aware(until_time)
-    return _fold(flow, history, until_seq, cutoff, _ReplayCache(flow))
+    lineage = FlowVersions.of(flow)
+    return _fold(lineage, history, until_seq, cutoff, _ReplayCache(lineage.name))
 
 
 class StepSource(Protocol):
@@ -117,7 +131,7 @@ class StepSource(Protocol):
 
 def verify_stored(
     store: StepSource,
-    flow: FlowDefinition,
+    flow: Flow,
     instance_ids: Iterable[str],
     *,
     until_seq: int | None = None,
@@ -135,11 +149,12 @@ def verify_stored(
     """
     cutoff = None if until_time is None else require_aware(until_time)
     ids = list(dict.fromkeys(instance_ids))
-    cache = _ReplayCache(flow)
-    results = dict.fromkeys(ids, cache.result(flow.initial, 0))
+    lineage = FlowVersions.of(flow)
+    cache = _ReplayCache(lineage.name)
+    results = dict.fromkeys(ids, cache.result(lineage.latest.initial, 0, ()))
     steps = map(StoredStep._make, store.stored_steps(ids, with_time=cutoff is not None))
     for instance_id, instance_steps in groupby(steps, key=_INSTANCE_ID):
-        results[instance_id] = _fold(flow, instance_steps, until_seq, cutoff, cache)
+        results[instance_id] = _fold(lineage, instance_steps, until_seq, cutoff, cache)
     return results
 
 
@@ -147,60 +162,79 @@ _INSTANCE_ID = attrgetter("instance_id")
 
 
 class _ReplayCache:
-    """One result per (state, steps): consistent replays that end alike share a frozen result."""
+    """One result per (state, steps, versions): consistent replays that end alike share one."""
 
-    def __init__(self, flow: FlowDefinition) -> None:
-        self._flow = flow.name
-        self._results: dict[tuple[str, int], ReplayResult] = {}
+    def __init__(self, flow: str) -> None:
+        self._flow = flow
+        self._results: dict[tuple[str, int, tuple[int, ...]], ReplayResult] = {}
 
-    def result(self, state: str, applied: int) -> ReplayResult:
-        key = (state, applied)
+    def result(self, state: str, applied: int, versions: tuple[int, ...]) -> ReplayResult:
+        key = (state, applied, versions)
         result = self._results.get(key)
         if result is None:
-            result = self._results[key] = ReplayResult(self._flow, state, applied, None)
+            result = ReplayResult(self._flow, state, applied, None, versions=versions)
+            self._results[key] = result
         return result
 
 
 def replay_instance(
-    flow: FlowDefinition,
+    flow: Flow,
     instance: Instance,
     history: Iterable[TransitionRecord],
     *,
     until_seq: int | None = None,
     until_time: datetime | None = None,
 ) -> ReplayResult:
-    """:func:`replay`, and for a full replay also check the stored row's state and version."""
-    result = replay(flow, history, until_seq=until_seq, until_time=until_time)
+    """:func:`replay`, and for a full replay also check the stored row's state, step count and
+    flow version."""
+    lineage = FlowVersions.of(flow)
+    result = replay(lineage, history, until_seq=until_seq, until_time=until_time)
     if result.divergence or until_seq is not None or until_time is not None:
         return result
-    if instance.state not in flow.state_map:
-        reason = f"stored row is in state {instance.state!r}, which flow {flow.name} does not know"
-    elif (result.state, result.applied) != (instance.state, instance.version):
-        reason = (
-            f"stored row says {instance.state!r} at version {instance.version}, "
-            f"the log leads to {result.state!r} at version {result.applied}"
-        )
-    else:
+    reason = _row_problem(lineage, instance, result)
+    if reason is None:
         return result
     divergence = Divergence(None, None, reason)
-    return ReplayResult(flow.name, result.state, result.applied, divergence, result.damaged)
+    return replace(result, divergence=divergence)
+
+
+def _row_problem(lineage: FlowVersions, instance: Instance, result: ReplayResult) -> str | None:
+    """Why the stored row does not match where its log leads, if it does not."""
+    pinned = lineage.versions.get(instance.flow_version)
+    ran = result.versions[-1] if result.versions else instance.flow_version
+    if pinned is None:
+        return f"stored row is pinned to version {instance.flow_version}, which its flow lacks"
+    if instance.state not in pinned.state_map:
+        return f"stored row is in state {instance.state!r}, which flow {lineage.name} does not know"
+    if ran != instance.flow_version:
+        return f"stored row is pinned to flow version {instance.flow_version}, the log to {ran}"
+    state = result.state if result.versions else pinned.initial
+    if (state, result.applied) != (instance.state, instance.version):
+        return (
+            f"stored row says {instance.state!r} at version {instance.version}, "
+            f"the log leads to {state!r} at version {result.applied}"
+        )
+    return None
 
 
 def _fold(
-    flow: FlowDefinition,
+    lineage: FlowVersions,
     history: Iterable[Step],
     until_seq: int | None,
     cutoff: datetime | None,
     cache: _ReplayCache,
 ) -> ReplayResult:
-    """The one fold: each step must follow the last, under this definition, as its table allows.
+    """The one fold: each step must follow the last, under its version, as that table allows.
 
     A step that fits (nearly all of them) is checked inline; the first that does not is explained
-    by :func:`_step_problem`.
+    by :func:`_step_problem`. A step under another version than the last is first checked by
+    :func:`_entered`: only a declared migration step may change the version.
     """
+    flow = lineage.latest
+    state, applied, version = flow.initial, 0, 0
     steps, fingerprint = flow.table.steps, flow.fingerprint
-    state, applied = flow.initial, 0
     damaged: list[str] = []
+    versions: list[int] = []
     for index, step in enumerate(history):
         if (until_seq is not None and step.seq > until_seq) or (
             cutoff is not None and step.occurred_at is not None and step.occurred_at > cutoff
@@ -209,6 +243,20 @@ def _fold(
         payload = step.payload
         if isinstance(payload, UnreadablePayload):
             damaged.append(f"step {step.seq}: its stored payload is {payload.problem}")
+        if step.flow_version != version:
+            entered = _entered(lineage, state if versions else None, version, applied, step)
+            if isinstance(entered, str):
+                divergence = Divergence(index, step.seq, entered)
+                return ReplayResult(
+                    lineage.name, state, applied, divergence, tuple(damaged), tuple(versions)
+                )
+            flow, state, passed = entered
+            versions += passed
+            version = step.flow_version
+            steps, fingerprint = flow.table.steps, flow.fingerprint
+            if step.event == MIGRATE_EVENT:  # checked whole by _entered
+                state, applied = step.dest, applied + 1
+                continue
         moves = steps.get((state, step.event, step.dest))
         if (
             step.seq != applied + 1
@@ -218,11 +266,61 @@ def _fold(
             or step.actor not in moves.actors
         ):
             divergence = Divergence(index, step.seq, _step_problem(flow, state, applied, step))
-            return ReplayResult(flow.name, state, applied, divergence, tuple(damaged))
+            return ReplayResult(
+                lineage.name, state, applied, divergence, tuple(damaged), tuple(versions)
+            )
         state, applied = step.dest, applied + 1
     if damaged:
-        return ReplayResult(flow.name, state, applied, None, tuple(damaged))
-    return cache.result(state, applied)
+        return ReplayResult(lineage.name, state, applied, None, tuple(damaged), tuple(versions))
+    return cache.result(state, applied, tuple(versions))
+
+
+def _entered(
+    lineage: FlowVersions, state: str | None, version: int, applied: int, step: Step
+) -> tuple[FlowDefinition, str, tuple[int, ...]] | str:
+    """The version ``step`` runs under, the state it starts from and the versions it adds to
+    the replay's, or why it may not run under it.
+
+    The first step enters its version from that version's initial state, or, when it is a
+    migration step, from the initial state of the version before. Any later change of version
+    must be a declared migration step.
+    """
+    new = lineage.versions.get(step.flow_version)
+    if new is None:
+        known = ", ".join(map(str, lineage.versions))
+        return (
+            f"step {step.seq} ran under version {step.flow_version}, "
+            f"which flow {lineage.name} does not have (versions: {known})"
+        )
+    passed: tuple[int, ...] = (new.version,)
+    if state is None:
+        old = lineage.versions.get(step.flow_version - 1)
+        if step.event != MIGRATE_EVENT or old is None:
+            return new, new.initial, passed
+        state, version, passed = old.initial, old.version, (old.version, new.version)
+    problem = _migration_problem(lineage, state, version, applied, step)
+    return (new, state, passed) if problem is None else problem
+
+
+def _migration_problem(
+    lineage: FlowVersions, state: str, version: int, applied: int, step: Step
+) -> str | None:
+    """Why ``step`` is not the declared migration of an instance in ``state`` on ``version``."""
+    moved = f"step {step.seq} moves from version {version} to {step.flow_version}"
+    migration = lineage.migrations.get(version)
+    if step.event != MIGRATE_EVENT or str(step.actor) != str(Actor.OPERATOR):
+        return f"{moved} by {step.event!r} from {step.actor}, not an operator's {MIGRATE_EVENT!r}"
+    if migration is None or migration.to_version != step.flow_version:
+        return f"{moved}, but no migration between them is declared"
+    if step.seq != applied + 1:
+        return f"step {step.seq} follows step {applied}: the log has a gap or a repeat"
+    if step.source != state or migration.target(state) != step.dest:
+        declared = f"{migration.name} takes {state!r} to {migration.target(state)!r}"
+        return f"{moved} taking {step.source!r} to {step.dest!r}; {declared}"
+    expected = lineage.versions[step.flow_version].fingerprint
+    if step.fingerprint != expected:
+        return f"{moved} under definition {step.fingerprint}, not that version's {expected}"
+    return None
 
 
 def _step_problem(flow: FlowDefinition, state: str, applied: int, step: Step) -> str:
@@ -232,7 +330,7 @@ def _step_problem(flow: FlowDefinition, state: str, applied: int, step: Step) ->
     if step.fingerprint != flow.fingerprint:
         return (
             f"step {step.seq} was applied under definition {step.fingerprint}, "
-            f"not the current {flow.fingerprint}"
+            f"not {flow.name} v{flow.version}'s {flow.fingerprint}"
         )
     if step.source != state:
         return f"step {step.seq} leaves {step.source!r}, but the log had reached {state!r}"

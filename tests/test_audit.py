@@ -216,7 +216,7 @@ def parse(html: str) -> Page:
 def assert_report_shows_the_hostile_payment(page: Page, html: str) -> None:
     transitions = [row for row in page.tables["transitions"] if row]
     assert [row[0] for row in transitions] == [str(n) for n in range(1, len(transitions) + 1)]
-    assert transitions[0][3] == "send_registration"
+    assert transitions[0][3:5] == ["v1", "send_registration"]  # each step names its version
     assert transitions[0][1].endswith("Z")
     assert transitions[0][2].endswith("+07:00")  # Asia/Jakarta
     reasons = {row[6] for row in page.tables["refused"] if row}

@@ -129,11 +129,13 @@ def test_check_lists_every_builtin_flow_as_valid(cli: Cli) -> None:
     run = cli("check")
     assert run.code == 0
     lines = run.out.splitlines()
-    assert lines[0].split() == ["flow", "verdict", "states", "transitions", "fingerprint", "source"]
+    head = ["flow", "version", "verdict", "states", "transitions", "fingerprint", "source"]
+    assert lines[0].split() == head
     for name, flow in FLOWS.items():
         row = next(line.split() for line in lines if line.startswith(name + " "))
         assert row == [
             name,
+            "v1",
             "valid",
             str(len(flow.states)),
             str(len(flow.transitions)),
@@ -417,6 +419,7 @@ def test_history_and_replay_agree_with_the_demo(
             "verdict": "consistent",
             "state": payment["state"],
             "applied": payment["transitions"],
+            "versions": [1],
             "divergence": None,
             "damaged": [],
         }
@@ -447,7 +450,9 @@ def test_replay_until_gives_the_state_after_n_steps(
         data = run.json()
         assert (data["state"], data["applied"], data["verdict"]) == (state, n, "consistent")
     text_run = cli("replay", payment["id"], "--db", demo_url, "--until", "3")
-    assert text_run.out.strip() == f"{payment['id']}: consistent; state {states[3]} after 3 steps"
+    assert text_run.out.strip() == (
+        f"{payment['id']}: consistent; state {states[3]} after 3 steps under ewallet_payment v1"
+    )
 
 
 def test_replay_at_a_time_gives_the_state_then(
@@ -522,7 +527,10 @@ def test_human_readable_history_and_replay(
     replay = cli("replay", hostile, "--db", demo_url)
     assert replay.code == 0
     steps = demo[HOSTILE]["transitions"]
-    assert replay.out == f"{hostile}: consistent; state order_confirmed after {steps} steps\n"
+    assert replay.out == (
+        f"{hostile}: consistent; state order_confirmed after {steps} steps"
+        " under ewallet_payment v1\n"
+    )
 
     listing = cli("list", "--db", demo_url)
     assert listing.out.splitlines()[0].split() == [
@@ -567,7 +575,9 @@ def test_replay_reports_a_stored_row_that_disagrees_with_its_log(cli: Cli, sqlit
     assert "stored row says 'paid' at version 1" in data["divergence"]["reason"]
     text_run = cli("replay", "tampered", "--db", sqlite_url)
     assert text_run.code == 1
-    assert text_run.out.startswith("tampered: diverged; state registration_sent after 1 steps\n")
+    assert text_run.out.startswith(
+        "tampered: diverged; state registration_sent after 1 steps under ewallet_payment v1\n"
+    )
     assert "first divergence" in text_run.out
 
 

@@ -22,7 +22,9 @@ from adapters.cli import (
     _simulator,
 )
 from adapters.cli._arguments import OneLineParser
+from adapters.cli._catalog import choose
 from adapters.cli._errors import report
+from fsm.errors import ConfigurationError
 
 DISTRIBUTION = "ewallet-fsm"
 
@@ -51,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log every event and call to stderr"
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    parser.add_argument(
+        "--flows",
+        metavar="MODULE:NAME",
+        help="the flows to use: a service's FlowCatalog (default: the built-in flows)",
+    )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in _COMMANDS:
         module.register(subparsers)
@@ -72,6 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     unreachable database, a taken port) is one line on standard error, never a traceback.
     """
     arguments = sys.argv[1:] if argv is None else list(argv)
+    try:
+        choose(arguments)
+    except ConfigurationError as exc:
+        sys.stderr.write(f"ewallet-fsm: {exc}\n")
+        return 2
     parser = build_parser()
     if not arguments:
         parser.print_usage(sys.stderr)

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_existing, write, write_json
 from fsm.definition import load_flow_file
-from fsm.flows import FLOWS, GUARDS, RENAMED_ACTORS, get_flow
+from fsm.flows import GUARDS, RENAMED_ACTORS
 from fsm.render.audit import audit_report
 from fsm.render.diagram import compare_to_dot, flow_to_dot, format_for, path_to_dot, write_diagram
 from fsm.replay import Verdict, replay_instance
@@ -22,10 +23,16 @@ def register(subparsers: Any) -> None:
         "diagram",
         help="draw a flow, a flow against an older version of it, or one payment's real path",
     )
-    diagram.add_argument("flow", nargs="?", choices=sorted(FLOWS), help="a built-in flow")
+    diagram.add_argument("flow", nargs="?", choices=sorted(catalog()), help="a flow")
     diagram.add_argument("--payment", metavar="ID", help="draw this payment's path from the log")
     diagram.add_argument(
         "--against", metavar="OLD.json", help="mark what changed since this `export` of FLOW"
+    )
+    diagram.add_argument(
+        "--from", dest="from_version", type=int, metavar="N", help="mark what changed since v N"
+    )
+    diagram.add_argument(
+        "--to", dest="to_version", type=int, metavar="M", help="the version drawn (default: newest)"
     )
     diagram.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     diagram.add_argument(
@@ -63,15 +70,22 @@ def _usage_problem(args: argparse.Namespace) -> str | None:
         return "give either FLOW or --payment ID"
     if args.against and args.flow is None:
         return "--against needs FLOW"
+    if (args.from_version is not None or args.to_version is not None) and args.flow is None:
+        return "--from and --to need FLOW"
+    if args.against and args.from_version is not None:
+        return "give --against or --from, not both"
     return None
 
 
 def _flow_dot(args: argparse.Namespace) -> str:
-    flow = get_flow(args.flow)
+    lineage = catalog().lineage(args.flow)
+    flow = lineage.latest if args.to_version is None else lineage.version(args.to_version)
     if args.against:
         return compare_to_dot(
             load_flow_file(args.against, guards=GUARDS, renamed_actors=RENAMED_ACTORS), flow
         )
+    if args.from_version is not None:
+        return compare_to_dot(lineage.version(args.from_version), flow)
     return flow_to_dot(flow)
 
 
@@ -79,14 +93,14 @@ def _payment_dot(instance_id: str, url: str) -> str:
     with open_existing(url) as store:
         instance = store.get(instance_id)
         history, refused = store.history(instance_id), store.rejections(instance_id)
-    return path_to_dot(get_flow(instance.flow), instance, history, refused)
+    return path_to_dot(catalog().lineage(instance.flow), instance, history, refused)
 
 
 def _audit(args: argparse.Namespace) -> int:
     with open_existing(args.db) as store:
         instance = store.get(args.id)
         history, refused = store.history(args.id), store.rejections(args.id)
-    flow = get_flow(instance.flow)
+    flow = catalog().lineage(instance.flow)
     result = replay_instance(flow, instance, history)
     html = audit_report(flow, instance, history, refused, result, generated_at=datetime.now(UTC))
     target = Path(args.output)
@@ -99,6 +113,7 @@ def _audit(args: argparse.Namespace) -> int:
                 "report": str(target),
                 "verdict": str(result.verdict),
                 "state": result.state,
+                "versions": list(result.versions),
                 "steps": len(history),
                 "refused": len(refused),
                 "divergence": None if divergence is None else divergence.reason,

@@ -1,14 +1,21 @@
-"""``ewallet-fsm check`` and ``ewallet-fsm export``: the flow definitions themselves."""
+"""``ewallet-fsm check`` and ``ewallet-fsm export``: the flow definitions themselves.
+
+``check`` validates every released version of every flow and holds them to the release lock: a
+released version whose content changed without a new version number fails the check.
+"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from adapters.cli._catalog import catalog
 from adapters.cli._output import table, write, write_json
 from fsm.definition import FlowDefinition, dump_flow, load_flow_file
+from fsm.definition.release import LockReport, check_lock, read_lock
 from fsm.errors import FlowDefinitionError
-from fsm.flows import FLOWS, GUARDS, RENAMED_ACTORS, get_flow
+from fsm.flows import GUARDS, RELEASE_LOCK, RENAMED_ACTORS
 
 
 def register(subparsers: Any) -> None:
@@ -18,15 +25,27 @@ def register(subparsers: Any) -> None:
     )
     check.add_argument("files", nargs="*", help="flow definitions as JSON (see `export`)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.add_argument(
+        "--lock",
+        type=Path,
+        default=RELEASE_LOCK,
+        metavar="FILE",
+        help="the released fingerprints to hold the flows to (default: the built-in flows' lock)",
+    )
     check.set_defaults(handler=_check)
 
-    export = subparsers.add_parser("export", help="print a built-in flow as JSON")
-    export.add_argument("flow", choices=sorted(FLOWS))
+    export = subparsers.add_parser("export", help="print a flow version as JSON")
+    export.add_argument("flow", choices=sorted(catalog()))
+    export.add_argument(
+        "--version", dest="flow_version", type=int, metavar="N", help="default: the newest"
+    )
     export.set_defaults(handler=_export)
 
 
 def _check(args: argparse.Namespace) -> int:
-    results = [_summary(flow) for flow in FLOWS.values()]
+    flows = catalog()
+    results = [_summary(flow) for flow in flows.released()]
+    lock = check_lock(flows, read_lock(args.lock))
     for path in args.files:
         try:
             flow = load_flow_file(path, guards=GUARDS, renamed_actors=RENAMED_ACTORS)
@@ -35,16 +54,37 @@ def _check(args: argparse.Namespace) -> int:
             results.append(
                 {"flow": exc.flow, "source": path, "valid": False, "problems": list(exc.problems)}
             )
+    valid = all(result["valid"] for result in results) and lock.holds
     if args.json:
-        write_json({"valid": all(r["valid"] for r in results), "flows": results})
+        write_json({"valid": valid, "flows": results, "lock": _lock_json(lock, args.lock)})
     else:
         _print_check(results)
-    return 0 if all(result["valid"] for result in results) else 1
+        _print_lock(lock, args.lock)
+    return 0 if valid else 1
+
+
+def _lock_json(lock: LockReport, path: Path) -> dict[str, Any]:
+    return {
+        "file": str(path),
+        "holds": lock.holds,
+        "changed": list(lock.changed),
+        "unreleased": list(lock.unreleased),
+    }
+
+
+def _print_lock(lock: LockReport, path: Path) -> None:
+    for line in lock.changed:
+        write(f"release lock: {line}")
+    for line in lock.unreleased:
+        write(f"release lock: {line}, not released yet (scripts/release_flows.py)")
+    if lock.holds:
+        write(f"release lock {path.name}: every released version unchanged")
 
 
 def _summary(flow: FlowDefinition, source: str = "built-in") -> dict[str, Any]:
     return {
         "flow": flow.name,
+        "version": flow.version,
         "source": source,
         "valid": True,
         "states": len(flow.states),
@@ -60,6 +100,7 @@ def _print_check(results: list[dict[str, Any]]) -> None:
     rows = [
         (
             r["flow"],
+            f"v{r['version']}" if "version" in r else "",
             "valid" if r["valid"] else "INVALID",
             r.get("states", ""),
             r.get("transitions", ""),
@@ -68,12 +109,15 @@ def _print_check(results: list[dict[str, Any]]) -> None:
         )
         for r in results
     ]
-    write(table(("flow", "verdict", "states", "transitions", "fingerprint", "source"), rows))
+    head = ("flow", "version", "verdict", "states", "transitions", "fingerprint", "source")
+    write(table(head, rows))
     for result in results:
         for problem in result["problems"]:
             write(f"{result['flow']}: {problem}")
 
 
 def _export(args: argparse.Namespace) -> int:
-    write(dump_flow(get_flow(args.flow)).rstrip("\n"))
+    lineage = catalog().lineage(args.flow)
+    flow = lineage.latest if args.flow_version is None else lineage.version(args.flow_version)
+    write(dump_flow(flow).rstrip("\n"))
     return 0

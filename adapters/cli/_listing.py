@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from adapters.cli._arguments import page_size
+from adapters.cli._catalog import catalog
 from adapters.cli._output import (
     aware_time,
     default_db,
@@ -18,7 +19,7 @@ from adapters.cli._output import (
 )
 from adapters.cli._records import instance_json
 from fsm.errors import InvalidInstanceData
-from fsm.flows import FLOWS, Wallet
+from fsm.flows import Wallet
 from fsm.store.listing import InstanceFilter, InstancePage
 
 _HEADERS = ("id", "flow", "wallet", "state", "version", "referenceNo", "created (UTC)")
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
         "list", help="list stored instances, newest first, filtered and a page at a time"
     )
     listing.add_argument("--state", help="only instances in this state")
-    listing.add_argument("--flow", choices=sorted(FLOWS), help="only instances of this flow")
+    listing.add_argument("--flow", choices=sorted(catalog()), help="only instances of this flow")
     listing.add_argument("--wallet", choices=sorted(Wallet), help="only this wallet's")
     listing.add_argument("--reference", metavar="REFERENCE_NO", help="only this referenceNo")
     listing.add_argument(
@@ -74,11 +75,11 @@ def _known_state(state: str | None, flow: str | None) -> str | None:
     """``--state``, refused when no flow (or not the ``--flow`` given) has such a state."""
     if state is None:
         return None
-    flows = [FLOWS[flow]] if flow else list(FLOWS.values())
+    flows = [catalog()[flow]] if flow else list(catalog().values())
     if any(state in f.state_map for f in flows):
         return state
     if flow:
-        states = ", ".join(FLOWS[flow].state_map)
+        states = ", ".join(catalog()[flow].state_map)
         raise InvalidInstanceData(f"--state {state!r}: flow {flow} has none; its states: {states}")
     raise InvalidInstanceData(f"--state {state!r}: no built-in flow has such a state")
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from adapters.cli._arguments import seconds
+from adapters.cli._catalog import catalog
 from adapters.cli._events import add_sink_arguments, relay_for, report_round
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
@@ -32,7 +33,7 @@ from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.service import PaymentService
 from fsm.engine import Engine
-from fsm.flows import EVENT_TYPES, FLOWS
+from fsm.flows import EVENT_TYPES
 from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def _reconcile(args: argparse.Namespace) -> int:
         httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http,
         relay_or_none(args, store) as relay,
     ):
-        engine = Engine(store, flows=FLOWS, event_types=EVENT_TYPES)
+        engine = Engine(store, flows=catalog(), event_types=EVENT_TYPES)
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),

@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from adapters.cli._catalog import catalog
 from adapters.cli._output import (
     aware_time,
     default_db,
@@ -24,7 +25,6 @@ from adapters.reconcile.journal import CallIntent, CallJournal
 from fsm._payload import UnreadablePayload
 from fsm.clock import SystemClock
 from fsm.errors import RejectReason
-from fsm.flows import FLOWS, get_flow
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import RefundRequestStep, refund_requests, refunded_total
 from fsm.replay import Verdict, replay_instance
@@ -88,7 +88,10 @@ def _history(args: argparse.Namespace, store: SqlStore) -> int:
             }
         )
         return 0
-    write(f"{instance.id}  flow={instance.flow}  wallet={instance.wallet}  state={instance.state}")
+    write(
+        f"{instance.id}  flow={instance.flow}  wallet={instance.wallet}  state={instance.state}"
+        f"  flow_version={instance.flow_version}"
+    )
     write(f"referenceNo={instance.reference_no}  tXid={instance.tx_id}  amount={instance.amount}")
     if refunds or instance.refunded_amount:
         write(refunded_total(instance))
@@ -141,10 +144,13 @@ def damage_notes(
     calls: Sequence[CallIntent] = (),
 ) -> list[str]:
     """What of the instance's stored rows could not be read whole, each naming the row."""
-    flow = FLOWS.get(instance.flow)
+    lineage = catalog().lineage(instance.flow) if instance.flow in catalog() else None
+    flow = None if lineage is None else lineage.versions.get(instance.flow_version)
     notes = []
-    if flow is None:
+    if lineage is None:
         notes.append(f"instance: flow {instance.flow!r} is not a built-in flow")
+    elif flow is None:
+        notes.append(f"instance: flow {instance.flow} has no version {instance.flow_version}")
     elif instance.state not in flow.state_map:
         notes.append(f"instance: state {instance.state!r} is not a state of {flow.name}")
     notes += [
@@ -177,7 +183,7 @@ def _write_damage(notes: Sequence[str]) -> None:
 def _replay(args: argparse.Namespace, store: SqlStore) -> int:
     instance = store.get(args.id)
     result = replay_instance(
-        get_flow(instance.flow),
+        catalog().lineage(instance.flow),
         instance,
         store.history(args.id),
         until_seq=args.until,
@@ -198,12 +204,16 @@ def _replay(args: argparse.Namespace, store: SqlStore) -> int:
                 "verdict": str(result.verdict),
                 "state": result.state,
                 "applied": result.applied,
+                "versions": list(result.versions),
                 "divergence": divergence,
                 "damaged": list(result.damaged),
             }
         )
     else:
-        write(f"{instance.id}: {result.verdict}; state {result.state} after {result.applied} steps")
+        write(
+            f"{instance.id}: {result.verdict}; state {result.state} after {result.applied} steps"
+            f" under {_versions(result.flow, result.versions)}"
+        )
         if divergence:
             seq = divergence["seq"]
             where = "the stored row" if seq is None else f"step {seq}"
@@ -220,6 +230,7 @@ def instance_json(instance: Instance) -> dict[str, Any]:
         "flow": instance.flow,
         "state": instance.state,
         "version": instance.version,
+        "flow_version": instance.flow_version,
         "wallet": instance.wallet,
         "amount": instance.amount,
         "currency": instance.currency,
@@ -243,8 +254,14 @@ def record_json(record: TransitionRecord) -> dict[str, Any]:
         "actor": str(record.actor),
         "idempotency_key": record.idempotency_key,
         "payload": dict(record.payload),
+        "flow_version": record.flow_version,
         "fingerprint": record.fingerprint,
     }
+
+
+def _versions(flow: str, versions: Sequence[int]) -> str:
+    """``ewallet_payment v1`` or ``ewallet_payment v1 -> v2``: the versions a log ran under."""
+    return f"{flow} " + (" -> ".join(f"v{v}" for v in versions) or "(no steps)")
 
 
 def rejected_json(rejected: RejectedEvent) -> dict[str, Any]:

@@ -12,13 +12,14 @@ import argparse
 from typing import Any
 
 from adapters.cli._arguments import bounded_text
+from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_existing, write, write_json
 from adapters.cli._records import record_json
 from fsm.decide import allowed_events
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
-from fsm.flows import EVENT_TYPES, FLOWS
+from fsm.flows import EVENT_TYPES
 from fsm.model import Instance, TransitionResult
 
 MAX_REASON = 500
@@ -86,7 +87,7 @@ def resolve(
     # goes through ``PaymentService.cancel``, which sends it.
     allowed = tuple(
         name
-        for name in allowed_events(engine.flow(instance.flow), instance, Actor.OPERATOR)
+        for name in allowed_events(engine.flow_of(instance), instance, Actor.OPERATOR)
         if name != "request_refund"
     )
     if event not in allowed:
@@ -126,7 +127,7 @@ def _check_refunded_total(instance: Instance, total: str) -> None:
 
 def _binds(engine: Engine, instance: Instance, event: str) -> set[str]:
     """The instance fields ``event`` stores when an operator fires it from here."""
-    specs = engine.flow(instance.flow).candidates(instance.state, event)
+    specs = engine.flow_of(instance).candidates(instance.state, event)
     return {name for spec in specs if Actor.OPERATOR in spec.actors for name in spec.binds}
 
 
@@ -146,7 +147,7 @@ def _check_binds(
 def _resolve(args: argparse.Namespace) -> int:
     with open_existing(args.db) as store:
         result = resolve(
-            Engine(store, flows=FLOWS, event_types=EVENT_TYPES),
+            Engine(store, flows=catalog(), event_types=EVENT_TYPES),
             args.id,
             args.event,
             reason=args.reason,

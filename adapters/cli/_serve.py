@@ -17,6 +17,7 @@ import httpx
 from pydantic import SecretStr
 
 from adapters.cli._arguments import port_number
+from adapters.cli._catalog import catalog
 from adapters.cli._errors import check_can_listen
 from adapters.cli._extras import require_extra
 from adapters.cli._output import default_db, open_store, write
@@ -28,7 +29,7 @@ from adapters.nicepay.config import Environment, NicepayCredentials
 from adapters.service import PaymentService
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
-from fsm.flows import EVENT_TYPES, FLOWS
+from fsm.flows import EVENT_TYPES
 from fsm.store.sql import SqlStore
 
 KEY_ENV = "EWALLET_FSM_MERCHANT_KEY"
@@ -123,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
     store = writable_store(args.db, busy_timeout=args.busy_timeout)
     public = f"http://{args.host}:{args.port}"
     with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
-        engine = Engine(store, flows=FLOWS, event_types=EVENT_TYPES)
+        engine = Engine(store, flows=catalog(), event_types=EVENT_TYPES)
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),

@@ -247,7 +247,7 @@ class NotificationHandler:
         """Fire a payment's browser return and check its status, once per throttle slot; what
         came of it, and the payment as it left it."""
         engine, event = self._service.engine, returned.event
-        if not engine.flow(instance.flow).candidates(instance.state, event):
+        if not engine.flow_of(instance).candidates(instance.state, event):
             self._keep_hint(instance, returned, stored, tx_id_hint)
             # the flow takes no return here: only the journal keeps it
             return Outcome.NOT_APPLIED, instance
@@ -332,7 +332,7 @@ class NotificationHandler:
         """
         engine = self._service.engine
         current = engine.get(instance_id)
-        settled = engine.flow(current.flow).state(current.state).kind.settled
+        settled = engine.flow_of(current).state(current.state).kind.settled
         if settled and not notified.claims_reversal:
             return
         if self._service.calls.by_key(instance_id, notified.key) is None:  # spares the step

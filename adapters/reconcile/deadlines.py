@@ -87,9 +87,11 @@ def run_due(
 
 def unfit(engine: Engine, instance: Instance) -> str | None:
     """Why no event can be fired at ``instance`` (a damaged row), or ``None`` when one can."""
-    flow = engine.flows.get(instance.flow)
-    if flow is None:
+    if instance.flow not in engine.flows:
         return f"flow {instance.flow!r} is not one this engine runs"
+    flow = engine.catalog.lineage(instance.flow).versions.get(instance.flow_version)
+    if flow is None:
+        return f"flow {instance.flow} has no version {instance.flow_version} in this engine"
     if instance.state not in flow.state_map:
         return f"state {instance.state!r} is not a state of {flow.name}"
     return None
@@ -115,7 +117,7 @@ def _call_under_way(service: StatusChecks, instance_id: str, since: datetime) ->
 
 
 def _expire(service: StatusChecks, instance: Instance, now: datetime) -> DeadlineRun:
-    deadline = service.engine.flow(instance.flow).state(instance.state).deadline
+    deadline = service.engine.flow_of(instance).state(instance.state).deadline
     event = deadline.event_at(instance.wallet, now - instance.created_at) if deadline else ""
     error = None
     try:
@@ -157,6 +159,6 @@ def _give_up(service: StatusChecks, instance: Instance, event: str) -> Instance:
             extra={"instance": instance.id, "event": event, "reason": type(exc).__name__},
         )
         instance = service.engine.get(instance.id)
-    if service.engine.flow(instance.flow).state(instance.state).kind.settled:
+    if service.engine.flow_of(instance).state(instance.state).kind.settled:
         return instance
     return _fire_timer(service, instance, event)

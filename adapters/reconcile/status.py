@@ -115,7 +115,7 @@ class StatusChecks(Protocol):
 
 def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
     """Move an unsettled payment to its status-check state, if the flow allows it from here."""
-    flow = engine.flow(payment.flow)
+    flow = engine.flow_of(payment)
     checks = flow.candidates(payment.state, CHECK_STATUS)
     if flow.state(payment.state).kind.settled or not checks:
         return payment

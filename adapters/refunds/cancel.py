@@ -116,7 +116,7 @@ class Refunds:
         """The amount to cancel and whether it is partial, once every check has passed."""
         if not payment.tx_id or not payment.amount:
             raise InvalidInstanceData(f"payment {payment.id!r} was never registered at NICEPAY")
-        flow = self.engine.flow(payment.flow)
+        flow = self.engine.flow_of(payment)
         if not flow.candidates(payment.state, REQUEST_REFUND):
             raise self._not_refundable(req, payment.state)
         left = self._left(payment)

@@ -247,8 +247,8 @@ def _forge(rig: MerchantRig, payment: Instance) -> None:
 def _settle(rig: MerchantRig, payment_id: str, confirm_event: str) -> Instance:
     """Wait for the notification's inquiry to settle the payment; then tell the customer."""
     engine = rig.service.engine
-    payment = _wait(engine, payment_id, lambda p: engine.flow(p.flow).state(p.state).kind.settled)
-    if not engine.flow(payment.flow).state(payment.state).kind.settled:
+    payment = _wait(engine, payment_id, lambda p: engine.flow_of(p).state(p.state).kind.settled)
+    if not engine.flow_of(payment).state(payment.state).kind.settled:
         # Nothing arrived in time: the deadline's status check, run now.
         payment = rig.service.check_status(payment_id, actor=Actor.TIMER)
     if payment.state == "paid":

@@ -1,11 +1,14 @@
 """Flow definitions: the frozen data, the checks it must pass, JSON loading, the compiled table."""
 
+from fsm.definition.catalog import FlowCatalog, FlowVersions
 from fsm.definition.flow import FlowDefinition, flow_to_dict
 from fsm.definition.loading import dump_flow, flow_from_dict, load_flow_file
+from fsm.definition.migration import FlowMigration
 from fsm.definition.spec import (
     AMOUNT_FIELDS,
     BINDABLE_FIELDS,
     DEFAULT_SETTLED_BY,
+    MIGRATE_EVENT,
     Actor,
     Deadline,
     GiveUp,
@@ -22,10 +25,14 @@ __all__ = [
     "AMOUNT_FIELDS",
     "BINDABLE_FIELDS",
     "DEFAULT_SETTLED_BY",
+    "MIGRATE_EVENT",
     "Actor",
     "Deadline",
     "DecisionTable",
+    "FlowCatalog",
     "FlowDefinition",
+    "FlowMigration",
+    "FlowVersions",
     "GiveUp",
     "Guard",
     "GuardContext",

@@ -23,6 +23,7 @@ from typing import Any
 from fsm.definition.checks import graph_problems, naming_problems
 from fsm.definition.spec import (
     DEFAULT_SETTLED_BY,
+    MIGRATE_EVENT,
     Deadline,
     StateSpec,
     TransitionSpec,
@@ -47,6 +48,9 @@ class FlowDefinition:
     """Wallets an instance of this flow may belong to; empty means any."""
     settled_by: frozenset[str] = DEFAULT_SETTLED_BY
     """Actors allowed to enter a settlement state."""
+    version: int = 1
+    """Which released version of the flow this is. Not part of the :attr:`fingerprint`: a
+    version is a name given to content, and the release lock ties each version to its content."""
     table: DecisionTable = field(init=False, repr=False, compare=False)
     """The flow's one decision table, compiled when the definition is built."""
 
@@ -55,7 +59,7 @@ class FlowDefinition:
         set_field(self, "actors", tuple(str(actor) for actor in self.actors))
         set_field(self, "wallets", tuple(str(wallet) for wallet in self.wallets))
         set_field(self, "settled_by", frozenset(str(actor) for actor in self.settled_by))
-        problems = naming_problems(self)
+        problems = naming_problems(self) + _version_problems(self)
         if not problems:  # the machine is built only from names that hold
             set_field(self, "table", DecisionTable(self.states, self.initial, self.transitions))
             problems = graph_problems(self, self.table)
@@ -74,8 +78,10 @@ class FlowDefinition:
 
     @cached_property
     def fingerprint(self) -> str:
-        """A short hash of what the definition does; prose (descriptions) does not count."""
+        """A short hash of what the definition does; prose (descriptions) and the version number
+        do not count."""
         data = _without_descriptions(flow_to_dict(self))
+        del data["version"]
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -92,10 +98,20 @@ class FlowDefinition:
         return self.table.events_from(source)
 
 
+def _version_problems(flow: FlowDefinition) -> list[str]:
+    problems = []
+    if isinstance(flow.version, bool) or not isinstance(flow.version, int) or flow.version < 1:
+        problems.append(f"version {flow.version!r} is not a whole number from 1 up")
+    if any(spec.event == MIGRATE_EVENT for spec in flow.transitions):
+        problems.append(f"event {MIGRATE_EVENT!r} is the engine's own: name it otherwise")
+    return problems
+
+
 def flow_to_dict(flow: FlowDefinition) -> dict[str, Any]:
     """The definition as plain JSON-ready data, in a stable order; guards appear by name."""
     return {
         "name": flow.name,
+        "version": flow.version,
         "description": flow.description,
         "initial": flow.initial,
         "wallets": list(flow.wallets),

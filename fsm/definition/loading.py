@@ -79,6 +79,8 @@ class _TransitionDoc(_Doc):
 
 class _FlowDoc(_Doc):
     name: str = Field(min_length=1)
+    version: int = Field(default=1, ge=1)
+    """Absent from the exports made before flows had versions: those are all version 1."""
     description: str = ""
     initial: str
     wallets: list[str] = []
@@ -116,6 +118,7 @@ def flow_from_dict(
         raise FlowDefinitionError(doc.name, [f"unknown guard {g!r}" for g in unknown])
     return FlowDefinition(
         name=doc.name,
+        version=doc.version,
         description=doc.description,
         initial=doc.initial,
         wallets=tuple(doc.wallets),

@@ -66,6 +66,10 @@ BINDABLE_FIELDS = frozenset({"tx_id", "mandate", "reference_no", "refunded_amoun
 AMOUNT_FIELDS = frozenset({"refunded_amount"})
 """Bindable fields that hold money: only an exact digit string is bound."""
 
+MIGRATE_EVENT = "migrate_version"
+"""The event of a logged migration step: the only step that changes an instance's flow version,
+so no flow may declare an event of that name."""
+
 DEFAULT_SETTLED_BY = frozenset({str(Actor.STATUS_INQUIRY), str(Actor.OPERATOR)})
 """Who may settle when a flow does not say: a status inquiry's result or an operator."""
 

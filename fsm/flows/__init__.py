@@ -1,11 +1,20 @@
-"""The built-in merchant-side flows, each validated (and its table compiled) when imported."""
+"""The built-in merchant-side flows, each validated (and its table compiled) when imported.
+
+Every released version of a flow stays here beside the newest, in a module of its own
+(``<flow>.py`` holds version 1; a later one goes in ``<flow>_v<N>.py``), with the
+:class:`~fsm.definition.FlowMigration` that moves in-flight instances to it. New instances are
+pinned to the newest version; instances and logged steps of an older one keep its definition.
+``released.json`` locks each released version's fingerprint: ``ewallet-fsm check`` fails when a
+released version's content changed without a new version number.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import MappingProxyType
 
-from fsm.definition import FlowDefinition
+from fsm.definition import FlowCatalog, FlowDefinition, FlowMigration
 from fsm.errors import UnknownFlow
 from fsm.flows._common import GUARDS, RENAMED_ACTORS, WALLET_EXPIRY, Wallet
 from fsm.flows._events import event_types
@@ -17,10 +26,17 @@ from fsm.flows.astrapay_payment import (
 )
 from fsm.flows.ewallet_payment import EWALLET_PAYMENT, PaymentEvent, PaymentState
 
-FLOWS: Mapping[str, FlowDefinition] = MappingProxyType(
-    {flow.name: flow for flow in (EWALLET_PAYMENT, ASTRAPAY_LINK, ASTRAPAY_PAYMENT)}
-)
-"""Every built-in flow by name: the merchant's payment flows, for ``Engine(store, flows=FLOWS)``."""
+RELEASED: tuple[FlowDefinition, ...] = (EWALLET_PAYMENT, ASTRAPAY_LINK, ASTRAPAY_PAYMENT)
+"""Every released version of every built-in flow."""
+MIGRATIONS: tuple[FlowMigration, ...] = ()
+"""The declared migrations between released versions (none yet: each flow has one version)."""
+
+RELEASE_LOCK = Path(__file__).resolve().parent / "released.json"
+"""The fingerprint each released version shipped with (see :mod:`fsm.definition.release`)."""
+
+FLOWS = FlowCatalog(RELEASED, MIGRATIONS)
+"""Every built-in flow by name (its newest version), every released version kept beside it:
+the merchant's payment flows, for ``Engine(store, flows=FLOWS)``."""
 
 EVENT_TYPES: Mapping[str, Mapping[str, str]] = MappingProxyType(
     {
@@ -53,6 +69,9 @@ __all__ = [
     "EWALLET_PAYMENT",
     "FLOWS",
     "GUARDS",
+    "MIGRATIONS",
+    "RELEASED",
+    "RELEASE_LOCK",
     "RENAMED_ACTORS",
     "WALLET_EXPIRY",
     "AstrapayPaymentEvent",

@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fsm._payload import REDACTED, UnreadablePayload, is_secret_field
-from fsm.definition import FlowDefinition
+from fsm.definition import FlowDefinition, FlowVersions
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import refund_requests, refunded_total
 from fsm.render.diagram import path_to_dot, render
@@ -30,7 +30,17 @@ _SVG_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _BREAK_AFTER = re.compile(r"([_:|=,])")
 _ZONES = ("time (UTC)", "time (Asia/Jakarta)")
-_TRANSITION_HEAD = ("step", *_ZONES, "event", "from", "to", "actor", "idempotency key", "payload")
+_TRANSITION_HEAD = (
+    "step",
+    *_ZONES,
+    "version",
+    "event",
+    "from",
+    "to",
+    "actor",
+    "idempotency key",
+    "payload",
+)
 _REFUSAL_HEAD = (
     *("after step", *_ZONES, "event", "in state", "actor"),
     *("reason", "detail", "idempotency key", "payload"),
@@ -47,7 +57,7 @@ def jakarta() -> tzinfo:
 
 
 def audit_report(
-    flow: FlowDefinition,
+    flow: FlowDefinition | FlowVersions,
     instance: Instance,
     history: Sequence[TransitionRecord],
     rejections: Sequence[RejectedEvent],
@@ -58,7 +68,7 @@ def audit_report(
     """Render the path diagram with Graphviz and build the report around it.
 
     Args:
-        flow: the instance's flow definition.
+        flow: the instance's flow: every released version, or the one definition it runs on.
         instance: the stored instance.
         history: its applied transitions in log order.
         rejections: its refused events in arrival order.
@@ -78,7 +88,7 @@ def audit_report(
 
 
 def audit_html(
-    flow: FlowDefinition,
+    flow: FlowDefinition | FlowVersions,
     instance: Instance,
     history: Sequence[TransitionRecord],
     rejections: Sequence[RejectedEvent],
@@ -90,9 +100,9 @@ def audit_html(
     """The report as one HTML document around an already rendered SVG diagram.
 
     Args:
-        flow: the instance's flow definition.
+        flow: the instance's flow: every released version, or the one definition it runs on.
         instance: the stored instance.
-        history: its applied transitions in log order.
+        history: its applied transitions in log order, each shown with the version it ran under.
         rejections: its refused events in arrival order.
         result: the replay of ``history``.
         svg: the path diagram as SVG text (Graphviz output).
@@ -102,9 +112,11 @@ def audit_html(
         The whole HTML document.
     """
     title = f"Audit of {instance.id}"
+    lineage = FlowVersions.of(flow)
+    pinned = lineage.versions.get(instance.flow_version, lineage.latest)
     sections = [
         f"<h1>{escape(title)}</h1>",
-        _summary(flow, instance, history, rejections),
+        _summary(pinned, instance, history, rejections),
         _verdict(result, instance),
         _diagram(svg),
         _transitions(history),
@@ -133,7 +145,7 @@ def _summary(
 ) -> str:
     amount = f"{instance.amount} {instance.currency}" if instance.amount else None
     rows = [
-        ("flow", flow.name),
+        ("flow", f"{flow.name} v{instance.flow_version}"),
         ("definition", flow.fingerprint),
         ("wallet", instance.wallet),
         ("amount", amount),
@@ -155,7 +167,8 @@ def _verdict(result: ReplayResult, instance: Instance) -> str:
     verdict = str(result.verdict)
     lines = [
         f"Replaying the log through <code>{escape(result.flow)}</code> gives state "
-        f"<code>{escape(result.state)}</code> after {result.applied} steps; the stored row says "
+        f"<code>{escape(result.state)}</code> after {result.applied} steps"
+        f"{_under(result.versions)}; the stored row says "
         f"<code>{escape(instance.state)}</code> at version {instance.version}."
     ]
     if result.divergence is not None:
@@ -169,6 +182,13 @@ def _verdict(result: ReplayResult, instance: Instance) -> str:
         f'<section id="replay" data-verdict="{escape(verdict)}"><h2>Replay verdict</h2>'
         f'<p class="verdict {escape(verdict)}">{escape(verdict)}</p>{body}</section>'
     )
+
+
+def _under(versions: Sequence[int]) -> str:
+    """`` under v1`` or `` under v1, then v2``: the versions the steps were checked against."""
+    if not versions:
+        return ""
+    return " under " + ", then ".join(f"v{v}" for v in versions)
 
 
 def _diagram(svg: str) -> str:
@@ -194,7 +214,7 @@ def _transitions(history: Sequence[TransitionRecord]) -> str:
         (
             r.seq,
             r.occurred_at,
-            (r.event, r.source, r.dest, str(r.actor), r.idempotency_key),
+            (f"v{r.flow_version}", r.event, r.source, r.dest, str(r.actor), r.idempotency_key),
             r.payload,
         )
         for r in history

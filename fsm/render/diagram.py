@@ -68,7 +68,7 @@ def flow_to_dot(flow: FlowDefinition) -> str:
 
 
 def _flow_caption(flow: FlowDefinition) -> str:
-    lines = [f"{flow.name}   definition {flow.fingerprint}"]
+    lines = [f"{flow.name} v{flow.version}   definition {flow.fingerprint}"]
     if flow.description:
         lines.append(flow.description)
     if flow.wallets:
@@ -167,7 +167,8 @@ def _compare_caption(
     changed = sum(1 for e in new_edges if e.key in old_edges and old_edges[e.key] != e)
     return "\n".join(
         [
-            f"{old.name} {old.fingerprint}  ->  {new.name} {new.fingerprint}",
+            f"{old.name} v{old.version} {old.fingerprint}  ->  "
+            f"{new.name} v{new.version} {new.fingerprint}",
             f"states: +{added_states} -{removed_states}; "
             f"transitions: +{added} -{removed} ~{changed}",
         ]

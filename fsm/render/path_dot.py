@@ -14,7 +14,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from fsm.definition import FlowDefinition, StateSpec
+from fsm.definition import MIGRATE_EVENT, FlowDefinition, FlowVersions, StateSpec
 from fsm.errors import RejectReason
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import RefundRequestStep, refund_requests, refunded_total
@@ -53,15 +53,18 @@ RefusalKey = tuple[str, str, str, RejectReason, str]
 
 
 def path_to_dot(
-    flow: FlowDefinition,
+    flow: FlowDefinition | FlowVersions,
     instance: Instance,
     history: Sequence[TransitionRecord],
     rejections: Sequence[RejectedEvent] = (),
 ) -> str:
     """The flow with ``instance``'s path from its log, its refused events and its current state.
 
+    The flow drawn is the version the instance is pinned to; each step is checked against the
+    version it ran under, and a migration step against the declared migration.
+
     Args:
-        flow: the instance's flow definition.
+        flow: the instance's flow: every released version, or the one definition it runs on.
         instance: the stored instance (its id, state and reference fields label the diagram).
         history: its applied transitions in log order (``SqlStore.history``).
         rejections: its refused events in arrival order (``SqlStore.rejections``).
@@ -69,6 +72,8 @@ def path_to_dot(
     Returns:
         DOT source; identical inputs give identical text.
     """
+    lineage = FlowVersions.of(flow)
+    flow = lineage.versions.get(instance.flow_version, lineage.latest)
     steps = _group(history)
     visited = (
         {flow.initial, instance.state} | {r.source for r in history} | {r.dest for r in history}
@@ -81,13 +86,23 @@ def path_to_dot(
     ]
     taken = {key[:3] for key in steps}
     body += [edge(e.source, e.dest, _faded(e)) for e in flow_edges(flow) if e.key not in taken]
-    declared = {e.key for e in flow_edges(flow)}
-    body += [_step_edge(key, records, key[:3] in declared) for key, records in steps.items()]
+    body += [
+        _step_edge(key, records, all(_declared(lineage, r) for r in records))
+        for key, records in steps.items()
+    ]
     body += _refusal_notes(rejections)
     body += legend("actors", [_actor_entry(actor) for actor in _actors(flow, history, rejections)])
-    return digraph(
-        f"{flow.name} {instance.id}", _caption(flow, instance, history, rejections), body
-    )
+    caption = _caption(lineage, flow, instance, history, rejections)
+    return digraph(f"{flow.name} {instance.id}", caption, body)
+
+
+def _declared(lineage: FlowVersions, record: TransitionRecord) -> bool:
+    """Whether the version ``record`` ran under declares its step (a migration: its map)."""
+    if record.event == MIGRATE_EVENT:
+        migration = lineage.migrations.get(record.flow_version - 1)
+        return migration is not None and migration.target(record.source) == record.dest
+    ran = lineage.versions.get(record.flow_version)
+    return ran is not None and (record.source, record.event, record.dest) in ran.table.steps
 
 
 def _group(history: Iterable[TransitionRecord]) -> dict[StepKey, list[TransitionRecord]]:
@@ -209,6 +224,7 @@ def _actor_entry(actor: str) -> LegendEntry:
 
 
 def _caption(
+    lineage: FlowVersions,
     flow: FlowDefinition,
     instance: Instance,
     history: Sequence[TransitionRecord],
@@ -229,7 +245,11 @@ def _caption(
     if refunds or instance.refunded_amount:
         lines.append(refunded_total(instance))
     lines += [_refund_line(r) for r in refunds[:MAX_TIMES]] + _more(len(refunds))
-    others = sorted({r.fingerprint for r in history} - {flow.fingerprint})
+    versions = sorted({r.flow_version for r in history} - {flow.version})
+    if versions:
+        lines.append("steps under earlier versions: " + ", ".join(f"v{v}" for v in versions))
+    released = {f.fingerprint for f in lineage.versions.values()}
+    others = sorted({r.fingerprint for r in history} - released)
     if others:
         lines.append("steps applied under another definition: " + ", ".join(others))
     return "\n".join(lines)

@@ -52,6 +52,15 @@ def find(conn: Connection, *, tx_id: str | None, reference_no: str | None) -> li
     return [instance(row._asdict()) for row in conn.execute(query.order_by(_I.c.id))]
 
 
+def live_ids(conn: Connection, flow: str, flow_version: int) -> list[str]:
+    """Ids of the unfinished instances of ``flow`` on ``flow_version``: final states have no
+    deadline, every other state has one (the flow checks say so)."""
+    query = select(_I.c.id).where(
+        _I.c.flow == flow, _I.c.flow_version == flow_version, _I.c.deadline_at.is_not(None)
+    )
+    return list(conn.execute(query.order_by(_I.c.id)).scalars())
+
+
 def oldest_first(conn: Connection, *, limit: int) -> list[Instance]:
     """Up to ``limit`` stored instances, oldest first."""
     query = select(*INSTANCE_COLUMNS).order_by(_I.c.created_at, _I.c.id).limit(limit)

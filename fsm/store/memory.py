@@ -105,6 +105,16 @@ class MemoryStore:
             instances = list(self._instances.values())
         return sorted(instances, key=lambda instance: (instance.created_at, instance.id))[:limit]
 
+    def live_ids(self, flow: str, *, flow_version: int) -> list[str]:
+        """Ids of the unfinished instances of ``flow`` pinned to ``flow_version``, by id."""
+        with self._lock:
+            instances = list(self._instances.values())
+        return sorted(
+            i.id
+            for i in instances
+            if i.flow == flow and i.flow_version == flow_version and i.deadline_at is not None
+        )
+
     def history(self, instance_id: str) -> list[TransitionRecord]:
         """The instance's applied transitions in order (empty for an unknown id)."""
         with self._lock:
@@ -137,6 +147,7 @@ class MemoryStore:
                     record.source,
                     record.dest,
                     record.actor,
+                    record.flow_version,
                     record.fingerprint,
                     record.occurred_at if with_time else None,
                 )

@@ -38,6 +38,7 @@ class StoredStep(NamedTuple):
     source: str
     dest: str
     actor: str
+    flow_version: int
     fingerprint: str
     occurred_at: datetime | None = None
     """Read only when a time cut-off asks for it."""
@@ -152,6 +153,10 @@ class Store(Protocol):
 
     def has_rejection(self, instance_id: str, idempotency_key: str) -> bool:
         """Whether a refused event under ``idempotency_key`` is recorded for the instance."""
+        ...
+
+    def live_ids(self, flow: str, *, flow_version: int) -> list[str]:
+        """Ids of the unfinished instances of ``flow`` pinned to ``flow_version``, by id."""
         ...
 
     def unit(self) -> Unit:

@@ -204,6 +204,11 @@ class SqlStore:
         with self._database.connect() as conn:
             return _queries.find(conn, tx_id=tx_id, reference_no=reference_no)
 
+    def live_ids(self, flow: str, *, flow_version: int) -> list[str]:
+        """Ids of the unfinished instances of ``flow`` pinned to ``flow_version``, by id."""
+        with self._database.connect() as conn:
+            return _queries.live_ids(conn, flow, flow_version)
+
     def list_instances(self, *, limit: int = 1000) -> list[Instance]:
         """Stored instances, oldest first."""
         with self._database.connect() as conn:

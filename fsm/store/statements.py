@@ -38,8 +38,25 @@ from fsm.store.tables import (
 
 _LOG_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
 _REJECTED_FIELDS = tuple(RejectedEvent.__dataclass_fields__)
-_REPLAY_FIELDS = ("instance_id", "seq", "event", "source", "dest", "actor", "fingerprint")
-_CAS_FIELDS = ("dest", "seq", "deadline_at", "occurred_at", "instance_id", "expected")
+_REPLAY_FIELDS = (
+    "instance_id",
+    "seq",
+    "event",
+    "source",
+    "dest",
+    "actor",
+    "flow_version",
+    "fingerprint",
+)
+_CAS_FIELDS = (
+    "dest",
+    "seq",
+    "flow_version",
+    "deadline_at",
+    "occurred_at",
+    "instance_id",
+    "expected",
+)
 """The compare-and-set's parameters in the order a unit passes them; bound columns follow."""
 _BOUND_SETS = tuple(
     names
@@ -92,6 +109,7 @@ def _cas(bound: tuple[str, ...]) -> ClauseElement:
         .values(
             state=bindparam("dest"),
             version=bindparam("seq"),
+            flow_version=bindparam("flow_version"),
             deadline_at=bindparam("deadline_at"),
             updated_at=bindparam("occurred_at"),
             **{name: bindparam(f"bound_{name}") for name in bound},
@@ -189,13 +207,25 @@ class UnitSql:
 
     def instance(self, row: Sequence[Any]) -> Instance:
         """An instance from a row of :data:`~fsm.store.tables.INSTANCE_COLUMNS`: ten plain columns,
-        three times, then the refunded total."""
+        three times, then the refunded total and the flow version."""
         read = self.read_time
         return Instance(*row[:10], *[read(value) for value in row[10:13]], *row[13:])
 
     def record(self, row: Sequence[Any]) -> TransitionRecord:
         """A log record from a row of its columns in field order."""
-        instance_id, seq, event, source, dest, actor, key, payload, occurred_at, fingerprint = row
+        (
+            instance_id,
+            seq,
+            event,
+            source,
+            dest,
+            actor,
+            key,
+            payload,
+            occurred_at,
+            fingerprint,
+            flow_version,
+        ) = row
         return TransitionRecord(
             instance_id,
             seq,
@@ -207,6 +237,7 @@ class UnitSql:
             read_payload(payload),  # a damaged row reads as empty and is named by replay
             self.read_time(occurred_at),
             fingerprint,
+            flow_version,
         )
 
 
@@ -234,6 +265,7 @@ def log_args(record: TransitionRecord, stamp: Any) -> tuple[Any, ...]:
         dump_payload(record.payload),
         stamp,
         record.fingerprint,
+        record.flow_version,
     )
 
 

@@ -71,6 +71,8 @@ class FlowInstanceRow(SQLModel, table=True):
     """When that claim lapses, so a crashed reconciler's instances return to the others."""
     refunded_amount: str | None = Field(default=None, max_length=24)
     """The total the provider confirmed as voided or refunded, a digit string."""
+    flow_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    """The flow version the instance is pinned to."""
 
 
 class TransitionLogRow(SQLModel, table=True):
@@ -89,6 +91,8 @@ class TransitionLogRow(SQLModel, table=True):
     payload: str = Field(sa_type=Text)
     occurred_at: datetime = Field(sa_type=UtcDateTime)
     fingerprint: str = Field(max_length=32)
+    flow_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    """The flow version that applied the step."""
 
 
 class RejectedEventRow(SQLModel, table=True):

@@ -131,6 +131,7 @@ class Unit:
         args: tuple[Any, ...] = (
             record.dest,
             record.seq,
+            record.flow_version,
             due,
             stamp,
             record.instance_id,
@@ -180,8 +181,8 @@ class Unit:
         return [make(row) for row in self._execute(self._sql.history, (instance_id,)).fetchall()]
 
     def replay_rows(self, instance_ids: Sequence[str], *, with_time: bool) -> Iterator[Any]:
-        """Log rows of the ids, ``(instance_id, seq, event, source, dest, actor, fingerprint,
-        occurred_at)``, ordered by instance and sequence; ``occurred_at`` only ``with_time``."""
+        """Log rows of the ids, in :class:`~fsm.store.protocol.StoredStep` order, by instance and
+        sequence; ``occurred_at`` only ``with_time``."""
         sql = self._sql
         if not sql.sqlite:  # one array parameter takes any number of ids
             if instance_ids:
@@ -199,7 +200,7 @@ class Unit:
         if not with_time:
             return rows
         read = self._sql.read_time
-        return ((*row[:7], read(row[7])) for row in rows)
+        return ((*row[:8], read(row[8])) for row in rows)
 
     def _execute(
         self, sql: str, args: Sequence[Any], *, refused: type[Exception] | None = None
