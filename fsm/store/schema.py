@@ -21,8 +21,8 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 """flow_instance, transition_log and rejected_event."""
 
-HEAD_REVISION = "0006"
-"""The latest revision: stored actor names and the built-in flows' fingerprints made neutral."""
+HEAD_REVISION = "0008"
+"""The latest revision: the audit chain's links and seals."""
 VERSION_TABLE = "ewallet_fsm_version"
 """Our own version table: an application's Alembic history in the same schema never meets ours."""
 

@@ -71,6 +71,12 @@ class FlowInstanceRow(SQLModel, table=True):
     """When that claim lapses, so a crashed reconciler's instances return to the others."""
     refunded_amount: str | None = Field(default=None, max_length=24)
     """The total the provider confirmed as voided or refunded, a digit string."""
+    chain_link: str | None = Field(default=None, max_length=64)
+    """The link of the instance's last step (empty before its first): :mod:`fsm.chain`."""
+    chain_seal: str | None = Field(default=None, max_length=64)
+    """The MAC over that link and the row's state, version and money fields."""
+    chain_key: str | None = Field(default=None, max_length=32)
+    """The id of the audit key the seal was made with (``sha256``: none), never the key."""
 
 
 class TransitionLogRow(SQLModel, table=True):
@@ -89,6 +95,10 @@ class TransitionLogRow(SQLModel, table=True):
     payload: str = Field(sa_type=Text)
     occurred_at: datetime = Field(sa_type=UtcDateTime)
     fingerprint: str = Field(max_length=32)
+    chain_link: str | None = Field(default=None, max_length=64)
+    """The MAC over the previous step's link and this row's content: :mod:`fsm.chain`."""
+    chain_key: str | None = Field(default=None, max_length=32)
+    """The id of the audit key the link was made with (``sha256``: none), never the key."""
 
 
 class RejectedEventRow(SQLModel, table=True):
