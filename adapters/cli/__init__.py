@@ -19,6 +19,7 @@ from adapters.cli import (
     _resolve,
     _serve,
     _simulator,
+    _verify,
 )
 from adapters.cli._arguments import OneLineParser
 from adapters.cli._errors import report
@@ -28,6 +29,7 @@ DISTRIBUTION = "ewallet-fsm"
 _COMMANDS = (
     _flows,
     _records,
+    _verify,
     _listing,
     _resolve,
     _migrate,

@@ -175,7 +175,7 @@ class _Check:
             seq, link, key_id = row[_SEQ], row[_LINKED], row[_LINKED + 1]
             if seq != expected:
                 raise _Tampered(
-                    seq if isinstance(seq, int) else expected,
+                    expected,
                     f"step {seq!r} stands where step {expected} should: a step was deleted,"
                     " inserted or renumbered",
                 )
