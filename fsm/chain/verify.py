@@ -2,10 +2,10 @@
 
 The verdict is ``intact`` when every link and the seal were recomputed and match, ``tampered``
 with the first step that does not (``seq`` ``None``: the instance row), and ``unverified`` when
-a link could not be recomputed (its key is not given, or a key was required and the chain is only
-hashed) and nothing else was found wrong. It says which protection applied: the key ids the rows
-name, ``sha256`` for the plain hash chain. A history the flow's rules refuse is replay's
-``diverged``, not this.
+nothing was found wrong but a link could not be trusted: its key was not given, or the chain is
+only hashed while a key is held or required (anyone can recompute a hash chain). It says which
+protection applied: the key ids the rows name, ``sha256`` for the plain hash chain. A history the
+flow's rules refuse is replay's ``diverged``, not this.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def verify_chain(
             ``None`` when the instance row is missing.
         step_rows: its log rows ordered by ``seq``: :data:`LINK_FIELDS` then ``chain_link,
             chain_key``.
-        require_key: a chain only hashed (no key) is ``unverified``, not ``intact``.
+        require_key: a chain only hashed (no key) is ``unverified``, not ``intact``; so it is
+            whenever ``chain`` holds keys.
     """
     check = _Check(chain)
     try:
@@ -147,8 +148,11 @@ def verify_chain(
         return ChainVerdict(
             instance_id, ChainStatus.TAMPERED, check.ids, len(step_rows), bad.seq, bad.reason
         )
-    if require_key and HASH_ONLY in check.key_ids:
-        check.unchecked.append("an audit key is required, and rows are only hash-chained")
+    if HASH_ONLY in check.key_ids and (require_key or chain.keys is not None):
+        # anyone can recompute a hash chain: it proves nothing to one who expects a key
+        check.unchecked.append(
+            "rows are only hash-chained (no audit key), which an editor can recompute"
+        )
     if check.unchecked:
         return ChainVerdict(
             instance_id, ChainStatus.UNVERIFIED, check.ids, len(step_rows), None, check.unchecked[0]

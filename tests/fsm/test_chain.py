@@ -170,6 +170,10 @@ def test_a_recomputed_hash_chain_passes_but_not_a_keyed_one(db_url: str) -> None
     other = paid_path(signing)
     rechain(signing, other, Chain(AuditKeys(("k1", OTHER_SECRET))))
     assert verdict_of(signing, other).status is ChainStatus.TAMPERED
+    rechain(signing, other, Chain())  # downgraded to a hash chain: never intact under a key
+    downgraded = verdict_of(signing, other)
+    assert (downgraded.status, downgraded.key_ids) == (ChainStatus.UNVERIFIED, (HASH_ONLY,))
+    assert "only hash-chained" in (downgraded.reason or "")
     store.dispose()
     signing.dispose()
 
