@@ -335,3 +335,23 @@ def test_the_audit_report_of_an_edited_database_says_so_at_its_top(
     assert top < edited.index('<section id="tampered"') < edited.index('<section id="summary"')
     assert "The audit chain breaks at step 7" in edited
     assert 'data-chain="tampered"' in edited
+
+
+def test_values_no_writer_stores_are_reported_not_crashed_on(filled: Filled, copy: str) -> None:
+    if filled.backend != "sqlite":
+        pytest.skip("PostgreSQL's column types refuse these values")
+    instance_id = filled.payments["ovo-paid"]
+    unreadable = Edit(
+        "ovo-paid",
+        (
+            "update transition_log set occurred_at = 'garbage' where instance_id = :id and seq = 3",
+            "update flow_instance set version = 'v' where id = :id",
+        ),
+        3,
+    )
+    apply(copy, unreadable, instance_id)
+    code, report = verify(copy, instance_id, key=KEY if filled.keyed else None)
+    assert code == 1
+    (item,) = report["instances"]
+    assert (item["chain"]["status"], item["chain"]["seq"]) == ("tampered", 3)
+    assert item["problem"].startswith("its rows do not read back")

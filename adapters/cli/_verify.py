@@ -94,13 +94,15 @@ def check(store: SqlStore, instance_ids: Iterable[str], *, require_key: bool) ->
 def _replayed(store: SqlStore, instance_id: str, verdict: ChainVerdict) -> Checked:
     try:
         instance = store.get(instance_id)
+        history = store.history(instance_id)
     except InstanceNotFound:
         return Checked(verdict, None, "no instance row")
+    except (TypeError, ValueError) as unreadable:  # a value no writer stores, e.g. a time
+        return Checked(verdict, None, f"its rows do not read back: {unreadable}")
     flow = FLOWS.get(instance.flow)
     if flow is None:
         return Checked(verdict, None, f"flow {instance.flow!r} is not a built-in flow")
-    result = replay_instance(flow, instance, store.history(instance_id), chain=verdict)
-    return Checked(verdict, result, None)
+    return Checked(verdict, replay_instance(flow, instance, history, chain=verdict), None)
 
 
 def _protection(store: SqlStore) -> str:
