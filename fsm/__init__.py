@@ -3,13 +3,15 @@
 Flows are validated data (:mod:`fsm.definition`; the payment flows are :data:`fsm.flows.FLOWS`,
 every released version of each), :class:`Engine` is the only way to move an instance, every step
 is stored with its actor, idempotency key and flow version, and :func:`replay` rebuilds and
-verifies an instance's state from its log, each step under the version it ran on.
+verifies an instance's state from its log, each step under the version it ran on; every log row
+is chained to the one before it (:mod:`fsm.chain`), so an edit shows as tampered.
 This package does no network I/O and never imports adapters.
 """
 
 import logging
 
 from fsm._payload import REDACTED
+from fsm.chain import AuditKeys, ChainStatus, ChainVerdict, verify_chains
 from fsm.clock import Clock, ManualClock, SystemClock
 from fsm.definition import (
     Actor,
@@ -75,6 +77,9 @@ __all__ = [
     "REDACTED",
     "Actor",
     "ActorNotAllowed",
+    "AuditKeys",
+    "ChainStatus",
+    "ChainVerdict",
     "Clock",
     "ConcurrentTransition",
     "ConfigurationError",
@@ -131,5 +136,6 @@ __all__ = [
     "replay",
     "replay_instance",
     "retry_concurrent",
+    "verify_chains",
     "verify_stored",
 ]

@@ -76,6 +76,17 @@ def read_payload(text: str | None) -> dict[str, Any]:
     return value
 
 
+def dump_payload(payload: Mapping[str, Any]) -> str:
+    """The payload as stored: compact, key-sorted JSON text."""
+    return _dump_sorted(payload) if payload else "{}"
+
+
+_dump_sorted = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), allow_nan=True, ensure_ascii=False, check_circular=False
+).encode
+"""Payloads are plain JSON data by now (see :func:`clean_payload`): no cycles."""
+
+
 def is_secret_field(name: str) -> bool:
     """Whether a field of this name may hold a credential or a signature."""
     return _SECRET.search(name.lower()) is not None

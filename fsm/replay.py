@@ -9,6 +9,10 @@ stays ``consistent`` after version 2 ships. No guard and no adapter runs, so a r
 deterministic. The first step that does not fit is reported as the divergence, with its
 reason. A step whose stored payload cannot be read back still counts (a replay needs no
 payload), and is named in ``damaged``.
+
+Replay checks that the history is valid; the audit chain (:mod:`fsm.chain`) checks that it is
+the history that was written. Where a store's chain is read (:func:`verify_stored`, or a verdict
+given to :func:`replay_instance`), an edited history is ``tampered`` whatever the fold says.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from itertools import groupby
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Protocol
 
 from fsm._payload import UnreadablePayload
+from fsm._stored_row import row_problem
+from fsm.chain.content import LINK_FIELDS
+from fsm.chain.link import Chain
+from fsm.chain.verify import ChainedRows, ChainStatus, ChainVerdict, verify_chain
 from fsm.clock import require_aware
 from fsm.definition import MIGRATE_EVENT, Actor, FlowDefinition, FlowVersions
 from fsm.model import Instance, TransitionRecord
@@ -59,6 +67,8 @@ class Verdict(StrEnum):
     DIVERGED = "diverged"
     DAMAGED = "damaged"
     """Every step fits the flow, but a stored row could not be read whole."""
+    TAMPERED = "tampered"
+    """The stored rows are not the ones written: the audit chain breaks (``chain`` says where)."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +94,15 @@ class ReplayResult:
     """The replayed steps whose stored row could not be read whole, each named with why."""
     versions: tuple[int, ...] = ()
     """The flow versions the replayed steps ran under, in order (more than one: migrated)."""
+    chain: ChainVerdict | None = None
+    """The audit chain's verdict on the stored rows, when they were checked."""
 
     @property
     def verdict(self) -> Verdict:
-        """``consistent`` when nothing diverged and every row read whole."""
+        """``tampered`` when the chain breaks; else ``consistent`` when nothing diverged and
+        every row read whole."""
+        if self.chain is not None and self.chain.status is ChainStatus.TAMPERED:
+            return Verdict.TAMPERED
         if self.divergence is not None:
             return Verdict.DIVERGED
         return Verdict.DAMAGED if self.damaged else Verdict.CONSISTENT
@@ -136,13 +151,16 @@ def verify_stored(
     *,
     until_seq: int | None = None,
     until_time: datetime | None = None,
+    require_key: bool = False,
 ) -> dict[str, ReplayResult]:
     """:func:`replay` of many stored instances at once, reading only the columns it checks.
 
-    The same fold as :func:`replay`, over the rows of ``store.stored_steps`` (a bulk read
-    without payloads, ordered by instance) as they arrive, instead of one ``history`` per
-    instance. An id with no log replays to the flow's initial
-    state, as :func:`replay` of an empty history does.
+    The same fold as :func:`replay`, over the rows of a bulk read ordered by instance, instead
+    of one ``history`` per instance. A store that keeps the audit chain (``store.chained``:
+    :class:`~fsm.SqlStore`, :class:`~fsm.MemoryStore`) is read once for the chained columns,
+    and every result carries its chain verdict (``require_key``: a chain only hashed is
+    ``unverified``); any other is read through ``store.stored_steps``, without payloads. An id
+    with no log replays to the flow's initial state, as :func:`replay` of an empty history does.
 
     Returns:
         The result for every id, in the order given.
@@ -151,11 +169,43 @@ def verify_stored(
     ids = list(dict.fromkeys(instance_ids))
     lineage = FlowVersions.of(flow)
     cache = _ReplayCache(lineage.name)
+    chained = getattr(store, "chained", None)
+    if chained is not None:
+        checker: Chain = getattr(store, "chain")  # noqa: B009 - a store with chained has one
+        return {
+            rows.instance_id: _checked(
+                lineage, rows, checker, require_key, until_seq, cutoff, cache
+            )
+            for rows in chained(ids)
+        }
     results = dict.fromkeys(ids, cache.result(lineage.latest.initial, 0, ()))
     steps = map(StoredStep._make, store.stored_steps(ids, with_time=cutoff is not None))
     for instance_id, instance_steps in groupby(steps, key=_INSTANCE_ID):
         results[instance_id] = _fold(lineage, instance_steps, until_seq, cutoff, cache)
     return results
+
+
+_STORED_STEP = itemgetter(*(LINK_FIELDS.index(name) for name in StoredStep._fields))
+"""A chained log row's columns in :class:`StoredStep` order."""
+
+
+def _checked(
+    lineage: FlowVersions,
+    rows: ChainedRows,
+    checker: Chain,
+    require_key: bool,
+    until_seq: int | None,
+    cutoff: datetime | None,
+    cache: _ReplayCache,
+) -> ReplayResult:
+    if rows.instance_row is None and not rows.step_rows:  # nothing stored: nothing to check
+        return cache.result(lineage.latest.initial, 0, ())
+    verdict = verify_chain(checker, *rows, require_key=require_key)
+    steps = (StoredStep._make(_STORED_STEP(row)) for row in rows.step_rows)
+    if cutoff is not None:  # a time a hand edit left unreadable is not compared
+        steps = (_with_time(step) for step in steps)
+    result = _fold(lineage, steps, until_seq, cutoff, cache)
+    return replace(result, chain=verdict)
 
 
 _INSTANCE_ID = attrgetter("instance_id")
@@ -177,6 +227,10 @@ class _ReplayCache:
         return result
 
 
+def _with_time(step: StoredStep) -> StoredStep:
+    return step if isinstance(step.occurred_at, datetime) else step._replace(occurred_at=None)
+
+
 def replay_instance(
     flow: Flow,
     instance: Instance,
@@ -184,6 +238,23 @@ def replay_instance(
     *,
     until_seq: int | None = None,
     until_time: datetime | None = None,
+    chain: ChainVerdict | None = None,
+) -> ReplayResult:
+    """:func:`replay`, and for a full replay also check the stored row's state and version.
+
+    ``chain``, the audit chain's verdict on the instance's rows (:func:`fsm.chain.verify_chains`),
+    is carried in the result, so a tampered history reads ``tampered``.
+    """
+    result = _replayed_instance(flow, instance, history, until_seq, until_time)
+    return result if chain is None else replace(result, chain=chain)
+
+
+def _replayed_instance(
+    flow: Flow,
+    instance: Instance,
+    history: Iterable[TransitionRecord],
+    until_seq: int | None,
+    until_time: datetime | None,
 ) -> ReplayResult:
     """:func:`replay`, and for a full replay also check the stored row's state, step count and
     flow version."""
@@ -191,30 +262,11 @@ def replay_instance(
     result = replay(lineage, history, until_seq=until_seq, until_time=until_time)
     if result.divergence or until_seq is not None or until_time is not None:
         return result
-    reason = _row_problem(lineage, instance, result)
+    reason = row_problem(lineage, instance, result.state, result.applied, result.versions)
     if reason is None:
         return result
     divergence = Divergence(None, None, reason)
     return replace(result, divergence=divergence)
-
-
-def _row_problem(lineage: FlowVersions, instance: Instance, result: ReplayResult) -> str | None:
-    """Why the stored row does not match where its log leads, if it does not."""
-    pinned = lineage.versions.get(instance.flow_version)
-    ran = result.versions[-1] if result.versions else instance.flow_version
-    if pinned is None:
-        return f"stored row is pinned to version {instance.flow_version}, which its flow lacks"
-    if instance.state not in pinned.state_map:
-        return f"stored row is in state {instance.state!r}, which flow {lineage.name} does not know"
-    if ran != instance.flow_version:
-        return f"stored row is pinned to flow version {instance.flow_version}, the log to {ran}"
-    state = result.state if result.versions else pinned.initial
-    if (state, result.applied) != (instance.state, instance.version):
-        return (
-            f"stored row says {instance.state!r} at version {instance.version}, "
-            f"the log leads to {state!r} at version {result.applied}"
-        )
-    return None
 
 
 def _fold(

@@ -113,6 +113,12 @@ def database(engine: Engine) -> SqlStore:
     return store
 
 
+@pytest.fixture(autouse=True)
+def _no_audit_key_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their audit keys themselves: none from the environment they run in."""
+    monkeypatch.delenv("EWALLET_FSM_AUDIT_KEY", raising=False)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _loopback_only() -> Iterator[None]:
     """Refuse any connection that would leave this machine."""

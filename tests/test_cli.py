@@ -422,6 +422,15 @@ def test_history_and_replay_agree_with_the_demo(
             "versions": [1],
             "divergence": None,
             "damaged": [],
+            "chain": {
+                "status": "intact",
+                "seq": None,
+                "where": None,
+                "reason": None,
+                "key_ids": ["sha256"],
+                "protection": "SHA-256 hash chain (no audit key)",
+                "steps": payment["transitions"],
+            },
         }
         assert data["damaged"] == []
 
@@ -450,9 +459,10 @@ def test_replay_until_gives_the_state_after_n_steps(
         data = run.json()
         assert (data["state"], data["applied"], data["verdict"]) == (state, n, "consistent")
     text_run = cli("replay", payment["id"], "--db", demo_url, "--until", "3")
-    assert text_run.out.strip() == (
-        f"{payment['id']}: consistent; state {states[3]} after 3 steps under ewallet_payment v1"
-    )
+    assert text_run.out.splitlines() == [
+        f"{payment['id']}: consistent; state {states[3]} after 3 steps under ewallet_payment v1",
+        f"audit chain intact, {len(steps)} steps [SHA-256 hash chain (no audit key)]",
+    ]
 
 
 def test_replay_at_a_time_gives_the_state_then(
@@ -530,6 +540,7 @@ def test_human_readable_history_and_replay(
     assert replay.out == (
         f"{hostile}: consistent; state order_confirmed after {steps} steps"
         " under ewallet_payment v1\n"
+        f"audit chain intact, {steps} steps [SHA-256 hash chain (no audit key)]\n"
     )
 
     listing = cli("list", "--db", demo_url)
@@ -570,14 +581,17 @@ def test_replay_reports_a_stored_row_that_disagrees_with_its_log(cli: Cli, sqlit
     run = cli("replay", "tampered", "--db", sqlite_url, "--json")
     assert run.code == 1
     data = run.json()
-    assert (data["verdict"], data["state"], data["applied"]) == ("diverged", "registration_sent", 1)
+    # the edit is what the chain names; replay still says where the row and the log disagree
+    assert (data["verdict"], data["state"], data["applied"]) == ("tampered", "registration_sent", 1)
+    assert (data["chain"]["status"], data["chain"]["where"]) == ("tampered", "the instance row")
     assert data["divergence"]["index"] is None
     assert "stored row says 'paid' at version 1" in data["divergence"]["reason"]
     text_run = cli("replay", "tampered", "--db", sqlite_url)
     assert text_run.code == 1
     assert text_run.out.startswith(
-        "tampered: diverged; state registration_sent after 1 steps under ewallet_payment v1\n"
+        "tampered: tampered; state registration_sent after 1 steps under ewallet_payment v1\n"
     )
+    assert "audit chain tampered at the instance row" in text_run.out
     assert "first divergence" in text_run.out
 
 

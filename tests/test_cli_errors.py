@@ -238,12 +238,16 @@ def test_damaged_rows_are_reported_not_crashed_on(db_url: str, tmp_path: Path) -
     assert history.json()["transitions"][1]["payload"] == {}
     assert f"damaged rows (read as far as they go):\n  {note}\n" in history_text.out
     assert replay.code == 1
-    assert (replay.json()["verdict"], replay.json()["applied"]) == ("damaged", 5)
+    # written by hand, so the chain names the edit; the damage is still named
+    assert (replay.json()["verdict"], replay.json()["applied"]) == ("tampered", 5)
+    assert replay.json()["chain"]["where"] == "step 2"
     assert replay.json()["damaged"] == [note]
     assert replay_text.out.splitlines()[-1] == f"damaged row at {note}"
     assert audit.code == 1
-    assert (audit.json()["verdict"], audit.json()["damaged"]) == ("damaged", [note])
-    assert "Damaged row at step 2" in (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert (audit.json()["verdict"], audit.json()["damaged"]) == ("tampered", [note])
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Damaged row at step 2" in report
+    assert '<section id="tampered"' in report
 
     unknown_history, unknown_replay, unknown_audit = ewallet_fsm_many(
         [
@@ -262,5 +266,6 @@ def test_damaged_rows_are_reported_not_crashed_on(db_url: str, tmp_path: Path) -
         "ewallet_payment does not know"
     )
     assert unknown_audit.code == 1
-    assert "replay diverged" in unknown_audit.out
+    assert "replay tampered" in unknown_audit.out
+    assert "audit chain tampered at the instance row" in unknown_audit.out
     assert "Traceback" not in unknown_audit.err + unknown_replay.err + unknown_history.err

@@ -20,6 +20,7 @@ from adapters.cli import (
     _resolve,
     _serve,
     _simulator,
+    _verify,
 )
 from adapters.cli._arguments import OneLineParser
 from adapters.cli._catalog import choose
@@ -31,6 +32,7 @@ DISTRIBUTION = "ewallet-fsm"
 _COMMANDS = (
     _flows,
     _records,
+    _verify,
     _listing,
     _resolve,
     _migrate,

@@ -10,6 +10,8 @@ from typing import Any
 
 from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_existing, write, write_json
+from adapters.cli._verify import chain_json
+from fsm.chain.verify import verify_chains
 from fsm.definition import load_flow_file
 from fsm.flows import GUARDS, RENAMED_ACTORS
 from fsm.render.audit import audit_report
@@ -41,7 +43,8 @@ def register(subparsers: Any) -> None:
     diagram.set_defaults(handler=_diagram)
 
     audit = subparsers.add_parser(
-        "audit", help="write one payment's self-contained HTML audit report (exit 1: diverged)"
+        "audit",
+        help="write one payment's self-contained HTML audit report (exit 1: diverged or tampered)",
     )
     audit.add_argument("id", help="instance id")
     audit.add_argument("-o", "--output", metavar="PATH", required=True, help="the .html to write")
@@ -100,8 +103,9 @@ def _audit(args: argparse.Namespace) -> int:
     with open_existing(args.db) as store:
         instance = store.get(args.id)
         history, refused = store.history(args.id), store.rejections(args.id)
+        chain = verify_chains(store, [args.id])[args.id]
     flow = catalog().lineage(instance.flow)
-    result = replay_instance(flow, instance, history)
+    result = replay_instance(flow, instance, history, chain=chain)
     html = audit_report(flow, instance, history, refused, result, generated_at=datetime.now(UTC))
     target = Path(args.output)
     target.write_text(html, encoding="utf-8")
@@ -118,12 +122,14 @@ def _audit(args: argparse.Namespace) -> int:
                 "refused": len(refused),
                 "divergence": None if divergence is None else divergence.reason,
                 "damaged": list(result.damaged),
+                "chain": chain_json(chain),
             }
         )
     else:
         write(
             f"wrote {target}: replay {result.verdict}, {len(history)} steps, {len(refused)} refused"
         )
+        write(f"audit chain {chain.describe()}")
         if result.divergence is not None:
             write(f"first divergence: {result.divergence.reason}")
         for note in result.damaged:

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import make_url
 
+from fsm.chain.keys import AuditKeys
 from fsm.errors import ConfigurationError, InvalidInstanceData
 from fsm.store.schema import HEAD_REVISION, alembic_config
 from fsm.store.sql import DEFAULT_DB_URL, SqlStore
@@ -24,8 +25,11 @@ DB_ENV = "EWALLET_FSM_DB"
 
 @contextmanager
 def open_store(url: str) -> Iterator[SqlStore]:
-    """The store at ``url`` with its schema in place; its connections close when the block ends."""
-    store = SqlStore(url)
+    """The store at ``url`` with its schema in place; its connections close when the block ends.
+
+    Rows are chained under the audit keys in ``$EWALLET_FSM_AUDIT_KEY``, when set.
+    """
+    store = SqlStore(url, audit_keys=AuditKeys.from_env())
     try:
         store.create_schema()
         yield store
@@ -42,7 +46,7 @@ def open_existing(url: str) -> Iterator[SqlStore]:
             missing or not at the head revision; the message says what to run.
     """
     _refuse_missing_file(url)
-    store = SqlStore(url)
+    store = SqlStore(url, audit_keys=AuditKeys.from_env())
     try:
         _refuse_other_revision(store, url)
         yield store

@@ -21,8 +21,10 @@ from adapters.cli._output import (
     write,
     write_json,
 )
+from adapters.cli._verify import chain_json
 from adapters.reconcile.journal import CallIntent, CallJournal
 from fsm._payload import UnreadablePayload
+from fsm.chain.verify import verify_chains
 from fsm.clock import SystemClock
 from fsm.errors import RejectReason
 from fsm.model import Instance, RejectedEvent, TransitionRecord
@@ -188,6 +190,7 @@ def _replay(args: argparse.Namespace, store: SqlStore) -> int:
         store.history(args.id),
         until_seq=args.until,
         until_time=aware_time(args.at, "--at"),
+        chain=verify_chains(store, [args.id])[args.id],
     )
     divergence = None
     if result.divergence is not None:
@@ -207,6 +210,7 @@ def _replay(args: argparse.Namespace, store: SqlStore) -> int:
                 "versions": list(result.versions),
                 "divergence": divergence,
                 "damaged": list(result.damaged),
+                "chain": None if result.chain is None else chain_json(result.chain),
             }
         )
     else:
@@ -214,6 +218,8 @@ def _replay(args: argparse.Namespace, store: SqlStore) -> int:
             f"{instance.id}: {result.verdict}; state {result.state} after {result.applied} steps"
             f" under {_versions(result.flow, result.versions)}"
         )
+        if result.chain is not None:
+            write(f"audit chain {result.chain.describe()}")
         if divergence:
             seq = divergence["seq"]
             where = "the stored row" if seq is None else f"step {seq}"

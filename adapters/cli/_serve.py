@@ -27,6 +27,7 @@ from adapters.inbound.journal import DEFAULT_RETENTION, InboundJournal
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import Environment, NicepayCredentials
 from adapters.service import PaymentService
+from fsm.chain.keys import AuditKeys
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
 from fsm.flows import EVENT_TYPES
@@ -155,7 +156,7 @@ def writable_store(url: str, *, busy_timeout: float = SERVE_BUSY_TIMEOUT) -> Sql
         StorageError: it cannot be reached, migrated or written to (``StorageUnavailable``
             when it is unreachable, read-only or locked).
     """
-    store = SqlStore(url, sqlite_busy_timeout=busy_timeout)
+    store = SqlStore(url, sqlite_busy_timeout=busy_timeout, audit_keys=AuditKeys.from_env())
     try:  # a database that cannot be reached is reported in one line by the command
         store.create_schema()
         store.check_writable()

@@ -234,7 +234,7 @@ class NotificationHandler:
             service.record_hint(instance, returned.event, key, stored)  # moves nothing
             outcome, current = Outcome.ACCEPTED, instance
         self._attempts.record(CALLBACK, request, 200, outcome, instance, stored)
-        return self._page.reply(service.engine.flow(current.flow), current)
+        return self._page.reply(service.engine.flow_of(current), current)
 
     def _returned(
         self,

@@ -32,6 +32,7 @@ from adapters.simulator._browser import ScriptedBrowser
 from adapters.simulator._config import CustomerAction, SimulatorConfig
 from adapters.simulator._server import serve_app
 from adapters.simulator._simulator import NicepaySimulator
+from fsm.chain.keys import AuditKeys
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.flows import FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet
@@ -100,7 +101,7 @@ class MerchantRig:
 
 def run_demo(db_url: str) -> list[Outcome]:
     """Run every scenario against a fresh simulator; payments go to ``db_url``."""
-    store = SqlStore(db_url)
+    store = SqlStore(db_url, audit_keys=AuditKeys.from_env())
     store.create_schema()
     with merchant_rig(Engine(store, flows=FLOWS), store) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]

@@ -2,10 +2,12 @@
 
 It holds the path diagram as inline SVG, every applied transition (time in UTC and in Asia/Jakarta,
 event, states, actor, idempotency key, payload fields), every refused event with its reason, the
-refunded total and each refund request (who asked for how much, and why), and the replay
-verdict. Every piece of text is HTML-escaped, secret-looking payload fields are shown as
-``[redacted]``, and the page loads nothing and runs no script (its Content-Security-Policy
-forbids both). The builder is generic: it reads only the flow, the instance and its log.
+refunded total and each refund request (who asked for how much, and why), the replay
+verdict, and the audit chain's verdict with the key ids that protect the rows: a report made from
+an edited database says so at its top. Every piece of text is HTML-escaped, secret-looking
+payload fields are shown as ``[redacted]``, and the page loads nothing and runs no script (its
+Content-Security-Policy forbids both). The builder is generic: it reads only the flow, the
+instance and its log.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fsm._payload import REDACTED, UnreadablePayload, is_secret_field
+from fsm.chain.verify import ChainStatus, ChainVerdict
 from fsm.definition import FlowDefinition, FlowVersions
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import refund_requests, refunded_total
@@ -39,6 +42,7 @@ _TRANSITION_HEAD = (
     "to",
     "actor",
     "idempotency key",
+    "definition",
     "payload",
 )
 _REFUSAL_HEAD = (
@@ -116,8 +120,10 @@ def audit_html(
     pinned = lineage.versions.get(instance.flow_version, lineage.latest)
     sections = [
         f"<h1>{escape(title)}</h1>",
+        _warning(result.chain),
         _summary(pinned, instance, history, rejections),
         _verdict(result, instance),
+        _chain(result.chain),
         _diagram(svg),
         _transitions(history),
         _refusals(rejections),
@@ -191,6 +197,30 @@ def _under(versions: Sequence[int]) -> str:
     return " under " + ", then ".join(f"v{v}" for v in versions)
 
 
+def _warning(chain: ChainVerdict | None) -> str:
+    """The alarm at the top of a report made from rows that are not the ones written."""
+    if chain is None or chain.status is not ChainStatus.TAMPERED:
+        return ""
+    return (
+        '<section id="tampered" class="alarm"><p><strong>This database was edited after the '
+        f"payment was recorded.</strong> The audit chain breaks at {escape(chain.where)}: "
+        f"{escape(chain.reason or '')}. Nothing below can be taken as what happened.</p></section>"
+    )
+
+
+def _chain(chain: ChainVerdict | None) -> str:
+    if chain is None:
+        status, text = "unchecked", "The audit chain was not read for this report."
+    else:
+        status, text = str(chain.status), chain.describe()
+    keys = "" if chain is None else ", ".join(chain.key_ids) or "-"
+    return (
+        f'<section id="chain" data-chain="{escape(status)}"><h2>Audit chain</h2>'
+        f'<p class="verdict {escape(status)}">{escape(status)}</p><p>{escape(text)}</p>'
+        f'<table class="facts"><tr><th>key ids</th><td>{escape(keys)}</td></tr></table></section>'
+    )
+
+
 def _diagram(svg: str) -> str:
     return (
         '<section id="diagram"><h2>Path</h2><figure>'
@@ -214,7 +244,15 @@ def _transitions(history: Sequence[TransitionRecord]) -> str:
         (
             r.seq,
             r.occurred_at,
-            (f"v{r.flow_version}", r.event, r.source, r.dest, str(r.actor), r.idempotency_key),
+            (
+                f"v{r.flow_version}",
+                r.event,
+                r.source,
+                r.dest,
+                str(r.actor),
+                r.idempotency_key,
+                r.fingerprint,
+            ),
             r.payload,
         )
         for r in history
@@ -332,7 +370,10 @@ ul.payload code { overflow-wrap: anywhere; }
 .verdict { display: inline-block; font-weight: 700; font-size: 1.1rem; padding: 0.2rem 0.7rem;
            border-radius: 0.3rem; text-transform: uppercase; }
 .verdict.consistent { background: #dcfce7; color: #15803d; }
-.verdict.diverged { background: #fee2e2; color: #b91c1c; }
+.verdict.diverged, .verdict.tampered { background: #fee2e2; color: #b91c1c; }
+.verdict.intact { background: #dcfce7; color: #15803d; }
+.verdict.unverified, .verdict.unchecked { background: #fef3c7; color: #b45309; }
+.alarm { border: 3px solid #b91c1c; background: #fee2e2; color: #7f1d1d; padding: 0.2rem 1rem; }
 .verdict.damaged, td.damaged { background: #fef3c7; color: #b45309; }
 figure { margin: 0; overflow-x: auto; }
 figure svg { max-width: 100%; height: auto; }

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy import Connection, bindparam, func, select, union
 
 from fsm._payload import read_payload
 from fsm.errors import InstanceNotFound, RejectReason
 from fsm.model import Instance, RejectedEvent
-from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, REJECTED_TABLE
+from fsm.store.tables import INSTANCE_COLUMNS, INSTANCE_TABLE, LOG_TABLE, REJECTED_TABLE
 
 _I, _R = INSTANCE_TABLE, REJECTED_TABLE
 _SELECT_INSTANCE = select(*INSTANCE_COLUMNS).where(_I.c.id == bindparam("instance_id"))
@@ -32,6 +32,12 @@ def load(conn: Connection, instance_id: str) -> Instance:
     if row is None:
         raise InstanceNotFound(instance_id)
     return instance(row._asdict())
+
+
+def every_id(conn: Connection) -> list[str]:
+    """Every instance id, and the id of any log whose instance row is gone, sorted."""
+    ids = union(select(_I.c.id), select(LOG_TABLE.c.instance_id))
+    return sorted(conn.execute(ids).scalars())
 
 
 def live_with_reference(conn: Connection, flow: str, reference_no: str) -> str | None:

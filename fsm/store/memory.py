@@ -19,7 +19,11 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Self, TypeVar
 
+from fsm._payload import dump_payload
 from fsm._signals import KeyTaken, ReferenceTaken
+from fsm.chain.keys import AuditKeys
+from fsm.chain.link import Chain, instance_values, record_values
+from fsm.chain.verify import ChainedRows
 from fsm.clock import require_aware
 from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import (
@@ -35,14 +39,20 @@ from fsm.store.protocol import StoredStep
 
 _Slot = tuple[str, str]
 """A live instance's flow and reference: at most one instance holds each."""
-_Row = TypeVar("_Row", TransitionRecord, RejectedEvent)
+_Row = TypeVar("_Row", TransitionRecord, RejectedEvent, tuple[str, str])
 
 
 class MemoryStore:
     """Flow instances, their logs and their refused events, held in memory and thread-safe."""
 
-    def __init__(self) -> None:
-        """An empty store."""
+    def __init__(self, *, audit_keys: AuditKeys | None = None) -> None:
+        """An empty store; its rows are chained as :class:`~fsm.SqlStore` chains them."""
+        self.chain = Chain(audit_keys)
+        """How this store links and seals rows, and checks them."""
+        self._links: dict[str, list[tuple[str, str]]] = {}
+        """Each instance's log links and their key ids, beside its log."""
+        self._seals: dict[str, tuple[str, str, str]] = {}
+        """Each instance's latest link, seal and key id."""
         self._lock = threading.RLock()
         self._instances: dict[str, Instance] = {}
         self._logs: dict[str, list[TransitionRecord]] = {}
@@ -68,6 +78,7 @@ class MemoryStore:
             if instance.id in self._instances:
                 raise InstanceExists(instance.id)
             self._instances[instance.id] = instance
+            self._seals[instance.id] = _sealed(self.chain, instance, "")
             if slot is not None:
                 self._live[slot] = instance.id
 
@@ -152,6 +163,30 @@ class MemoryStore:
                     record.occurred_at if with_time else None,
                 )
 
+    def chained(self, instance_ids: Iterable[str]) -> Iterator[ChainedRows]:
+        """Each id's rows as the audit chain is checked from, as :meth:`SqlStore.chained
+        <fsm.store.sql.SqlStore.chained>` reads them."""
+        with self._lock:
+            for instance_id in dict.fromkeys(instance_ids):
+                instance = self._instances.get(instance_id)
+                sealed = None
+                if instance is not None:
+                    sealed = (*instance_values(instance), *self._seals[instance_id])
+                steps = [
+                    (*record_values(record, dump_payload(record.payload)), *link)
+                    for record, link in zip(
+                        self._logs.get(instance_id, ()),
+                        self._links.get(instance_id, ()),
+                        strict=True,
+                    )
+                ]
+                yield ChainedRows(instance_id, sealed, steps)
+
+    def instance_ids(self) -> list[str]:
+        """Every instance id, sorted."""
+        with self._lock:
+            return sorted(self._instances)
+
     def unit(self) -> MemoryUnit:
         """A new transaction; it holds the store's lock from entry to exit."""
         return MemoryUnit(self)
@@ -233,6 +268,17 @@ class MemoryUnit:
         self._put_instance(current, moved)
         self._append(store._logs, record.instance_id, record)
         self._remember_key(record)
+        self._chain(record, moved)
+
+    def _chain(self, record: TransitionRecord, moved: Instance) -> None:
+        """Link ``record`` after the instance's latest link and seal ``moved`` with it."""
+        store = self._store
+        chain, seals = store.chain, store._seals
+        before = seals[moved.id]
+        link = chain.link(before[0], record_values(record, dump_payload(record.payload)))
+        self._append(store._links, moved.id, (link, chain.key_id))
+        seals[moved.id] = _sealed(chain, moved, link)
+        self._undo.append(lambda: seals.__setitem__(moved.id, before))
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied.
@@ -280,6 +326,10 @@ class MemoryUnit:
         keys, key = self._store._keys, (record.instance_id, record.idempotency_key)
         keys[key] = record
         self._undo.append(lambda: keys.pop(key))
+
+
+def _sealed(chain: Chain, instance: Instance, link: str) -> tuple[str, str, str]:
+    return link, chain.seal(link, instance_values(instance)), chain.key_id
 
 
 def _restore(live: dict[_Slot, str], slot: _Slot, holder: str | None) -> None:

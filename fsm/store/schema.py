@@ -21,8 +21,8 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 """flow_instance, transition_log and rejected_event."""
 
-HEAD_REVISION = "0009"
-"""The latest revision: each instance and log row names the flow version it runs under."""
+HEAD_REVISION = "0010"
+"""The latest revision: the audit chain's links and seals."""
 VERSION_TABLE = "ewallet_fsm_version"
 """Our own version table: an application's Alembic history in the same schema never meets ours."""
 

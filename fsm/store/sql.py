@@ -29,6 +29,9 @@ from sqlalchemy import Connection, Engine, insert
 
 import fsm.store._queries as _queries
 from fsm._signals import Refused
+from fsm.chain.keys import AuditKeys
+from fsm.chain.link import Chain, instance_values
+from fsm.chain.verify import ChainedRows
 from fsm.errors import InstanceExists, ReferenceInUse, RejectReason
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store.connect import Database, normalise_url
@@ -66,6 +69,7 @@ class SqlStore:
         sqlite_synchronous: str = "FULL",
         pre_ping: bool = False,
         sqlite_busy_timeout: float = 30.0,
+        audit_keys: AuditKeys | None = None,
     ) -> None:
         """Open the database at ``url``; call :meth:`create_schema` once before first use.
 
@@ -86,6 +90,8 @@ class SqlStore:
             pre_ping: test each pooled connection with a ``SELECT 1`` round trip at checkout
                 instead (SQLAlchemy's ``pool_pre_ping``), which also catches a connection that
                 died without a word before a read outside a unit uses it. Ignored on SQLite.
+            audit_keys: the keys the audit chain is signed and checked with (:mod:`fsm.chain`);
+                without them every row is linked by a plain SHA-256 hash chain.
         """
         self._database = Database(
             url,
@@ -98,6 +104,8 @@ class SqlStore:
         self.engine: Engine = self._database.engine
         self.dialect = self.engine.dialect.name
         self._sql = UnitSql(self.engine.dialect)
+        self.chain = Chain(audit_keys)
+        """How this store links and seals rows, and checks them."""
 
     def create_schema(self) -> None:
         """Create the schema, or migrate it to the latest revision; safe to call at any time.
@@ -129,7 +137,7 @@ class SqlStore:
         """
         try:
             with self._database.begin(refused=Refused) as conn:
-                conn.execute(insert(_INSTANCE), asdict(instance))
+                conn.execute(insert(_INSTANCE), {**asdict(instance), **self._sealed(instance)})
         except Refused:
             live = None
             if instance.reference_no is not None and instance.deadline_at is not None:
@@ -138,6 +146,11 @@ class SqlStore:
             if live is not None and live != instance.id:
                 raise ReferenceInUse(instance.flow, instance.reference_no or "", live) from None
             raise InstanceExists(instance.id) from None
+
+    def _sealed(self, instance: Instance) -> dict[str, str]:
+        chain = self.chain
+        seal = chain.seal("", instance_values(instance))
+        return {"chain_link": "", "chain_seal": seal, "chain_key": chain.key_id}
 
     def get(self, instance_id: str) -> Instance:
         """The stored instance.
@@ -179,6 +192,26 @@ class SqlStore:
         """
         with self.unit() as unit:
             yield from unit.replay_rows(instance_ids, with_time=with_time)
+
+    def chained(self, instance_ids: Iterable[str]) -> Iterator[ChainedRows]:
+        """Each id's instance row and log rows as the audit chain is checked from.
+
+        In the order given; the instance row is ``None`` when it is missing. Read in one
+        transaction, so a writer's step is seen in both or in neither.
+        """
+        ids = list(dict.fromkeys(instance_ids))
+        with self.unit() as unit:
+            sealed = unit.sealed_rows(ids)
+            steps: dict[str, list[tuple[Any, ...]]] = {}
+            for row in unit.chained_steps(ids):
+                steps.setdefault(row[0], []).append(row)
+        for instance_id in ids:
+            yield ChainedRows(instance_id, sealed.get(instance_id), steps.get(instance_id, []))
+
+    def instance_ids(self) -> list[str]:
+        """Every id the database holds rows of: its instances and any log without one."""
+        with self._database.connect() as conn:
+            return _queries.every_id(conn)
 
     def rejections(self, instance_id: str) -> list[RejectedEvent]:
         """The instance's refused events in the order they arrived."""
@@ -267,7 +300,7 @@ class SqlStore:
         the engine's private signals (:mod:`fsm._signals`); other database failures as
         :class:`~fsm.errors.StorageError`.
         """
-        return Unit(self._database, self._sql)
+        return Unit(self._database, self._sql, self.chain)
 
 
 __all__ = ["DEFAULT_DB_URL", "SqlStore", "normalise_url"]

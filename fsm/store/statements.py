@@ -11,8 +11,7 @@ naive time is refused (:class:`~fsm.errors.InvalidInstanceData`) before anything
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import combinations
 from operator import itemgetter
@@ -21,9 +20,9 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import Dialect, String, any_, bindparam, insert, null, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.elements import ClauseElement, ColumnElement
 
-from fsm._payload import read_payload
+from fsm._payload import dump_payload, read_payload
 from fsm.clock import as_utc, require_aware
 from fsm.definition import BINDABLE_FIELDS
 from fsm.events import Event
@@ -36,7 +35,9 @@ from fsm.store.tables import (
     REJECTED_TABLE,
 )
 
-_LOG_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
+_RECORD_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
+_LOG_FIELDS = (*_RECORD_FIELDS, "chain_link", "chain_key")
+"""A log insert's columns: the record's, then its link and the id of its key."""
 _REJECTED_FIELDS = tuple(RejectedEvent.__dataclass_fields__)
 _REPLAY_FIELDS = (
     "instance_id",
@@ -54,6 +55,9 @@ _CAS_FIELDS = (
     "flow_version",
     "deadline_at",
     "occurred_at",
+    "chain_link",
+    "chain_seal",
+    "chain_key",
     "instance_id",
     "expected",
 )
@@ -66,13 +70,15 @@ _BOUND_SETS = tuple(
 REPLAY_CHUNK = 512
 """Instance ids per bulk replay query on SQLite, well under its limit on bound parameters."""
 
-_LOAD = select(*INSTANCE_COLUMNS).where(INSTANCE_TABLE.c.id == bindparam("instance_id"))
-_FIND_KEY = select(*(LOG_TABLE.c[name] for name in _LOG_FIELDS)).where(
+_LOAD = select(*INSTANCE_COLUMNS, INSTANCE_TABLE.c.chain_link).where(
+    INSTANCE_TABLE.c.id == bindparam("instance_id")
+)
+_FIND_KEY = select(*(LOG_TABLE.c[name] for name in _RECORD_FIELDS)).where(
     LOG_TABLE.c.instance_id == bindparam("instance_id"),
     LOG_TABLE.c.idempotency_key == bindparam("idempotency_key"),
 )
 _HISTORY = (
-    select(*(LOG_TABLE.c[name] for name in _LOG_FIELDS))
+    select(*(LOG_TABLE.c[name] for name in _RECORD_FIELDS))
     .where(LOG_TABLE.c.instance_id == bindparam("instance_id"))
     .order_by(LOG_TABLE.c.seq)
 )
@@ -112,6 +118,9 @@ def _cas(bound: tuple[str, ...]) -> ClauseElement:
             flow_version=bindparam("flow_version"),
             deadline_at=bindparam("deadline_at"),
             updated_at=bindparam("occurred_at"),
+            chain_link=bindparam("chain_link"),
+            chain_seal=bindparam("chain_seal"),
+            chain_key=bindparam("chain_key"),
             **{name: bindparam(f"bound_{name}") for name in bound},
         )
     )
@@ -185,31 +194,49 @@ class UnitSql:
             else compile_positional(_LOCK_ALL.with_for_update(), positional, ("ids",)).sql
         )
         self._positional = positional
-        self._replay: dict[tuple[int, bool], str] = {}
+        self._bulk: dict[tuple[str, int], str] = {}
         self.write_time: Callable[[datetime], Any] = _sqlite_text if self.sqlite else require_aware
         self.read_time: Callable[[Any], Any] = _from_sqlite_text if self.sqlite else as_utc
 
     def replay(self, count: int, *, with_time: bool) -> str:
         """The bulk replay read for ``count`` ids (SQLite) or for any number (PostgreSQL)."""
-        key = (count if self.sqlite else 0, with_time)
-        sql = self._replay.get(key)
+        return self.bulk(
+            f"replay:{with_time}",
+            count,
+            LOG_TABLE.c.instance_id,
+            lambda ids: _replay(ids, with_time=with_time),
+        )
+
+    def bulk(
+        self,
+        name: str,
+        count: int,
+        id_column: ColumnElement[str],
+        build: Callable[[ColumnElement[bool]], ClauseElement],
+    ) -> str:
+        """The read ``build`` makes of a condition on ``id_column``, compiled for ``count`` ids
+        (SQLite, callers pad with repeated ids) or for any number (PostgreSQL); kept by
+        ``name``."""
+        key = (name, count if self.sqlite else 0)
+        sql = self._bulk.get(key)
         if sql is None:
-            if self.sqlite:  # one statement per size bucket; callers pad with repeated ids
+            ids: ColumnElement[bool]
+            if self.sqlite:  # one statement per size bucket
                 names = tuple(f"id_{n}" for n in range(count))
-                ids = LOG_TABLE.c.instance_id.in_([bindparam(name) for name in names])
+                ids = id_column.in_([bindparam(name) for name in names])
             else:
                 names = ("ids",)
-                ids = LOG_TABLE.c.instance_id == any_(bindparam("ids", type_=ARRAY(String)))
-            statement = _replay(ids, with_time=with_time)
-            sql = compile_positional(statement, self._positional, names).sql
-            self._replay[key] = sql
+                ids = id_column == any_(bindparam("ids", type_=ARRAY(String)))
+            sql = compile_positional(build(ids), self._positional, names).sql
+            self._bulk[key] = sql
         return sql
 
     def instance(self, row: Sequence[Any]) -> Instance:
         """An instance from a row of :data:`~fsm.store.tables.INSTANCE_COLUMNS`: ten plain columns,
-        three times, then the refunded total and the flow version."""
+        three times, then the refunded total and the flow version (a column after them, the
+        chain link, is left)."""
         read = self.read_time
-        return Instance(*row[:10], *[read(value) for value in row[10:13]], *row[13:])
+        return Instance(*row[:10], *[read(value) for value in row[10:13]], *row[13:15])
 
     def record(self, row: Sequence[Any]) -> TransitionRecord:
         """A log record from a row of its columns in field order."""
@@ -241,19 +268,11 @@ class UnitSql:
         )
 
 
-def dump_payload(payload: Mapping[str, Any]) -> str:
-    """The payload as compact, key-sorted JSON text."""
-    return _dump_sorted(payload) if payload else "{}"
-
-
-_dump_sorted = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), allow_nan=True, ensure_ascii=False, check_circular=False
-).encode
-"""Payloads are plain JSON data by now (see :func:`fsm._payload.clean_payload`): no cycles."""
-
-
-def log_args(record: TransitionRecord, stamp: Any) -> tuple[Any, ...]:
-    """The log insert's parameters; ``stamp`` is the record's time as the dialect writes it."""
+def log_args(
+    record: TransitionRecord, stamp: Any, payload: str, link: str, key_id: str
+) -> tuple[Any, ...]:
+    """The log insert's parameters; ``stamp`` is the record's time as the dialect writes it,
+    ``payload`` the text :func:`dump_payload` made of it, ``link`` and ``key_id`` its chain's."""
     return (
         record.instance_id,
         record.seq,
@@ -262,10 +281,12 @@ def log_args(record: TransitionRecord, stamp: Any) -> tuple[Any, ...]:
         record.dest,
         record.actor,
         record.idempotency_key,
-        dump_payload(record.payload),
+        payload,
         stamp,
         record.fingerprint,
         record.flow_version,
+        link,
+        key_id,
     )
 
 

@@ -73,6 +73,12 @@ class FlowInstanceRow(SQLModel, table=True):
     """The total the provider confirmed as voided or refunded, a digit string."""
     flow_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     """The flow version the instance is pinned to."""
+    chain_link: str | None = Field(default=None, max_length=64)
+    """The link of the instance's last step (empty before its first): :mod:`fsm.chain`."""
+    chain_seal: str | None = Field(default=None, max_length=64)
+    """The MAC over that link and the row's state, version and money fields."""
+    chain_key: str | None = Field(default=None, max_length=32)
+    """The id of the audit key the seal was made with (``sha256``: none), never the key."""
 
 
 class TransitionLogRow(SQLModel, table=True):
@@ -93,6 +99,10 @@ class TransitionLogRow(SQLModel, table=True):
     fingerprint: str = Field(max_length=32)
     flow_version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     """The flow version that applied the step."""
+    chain_link: str | None = Field(default=None, max_length=64)
+    """The MAC over the previous step's link and this row's content: :mod:`fsm.chain`."""
+    chain_key: str | None = Field(default=None, max_length=32)
+    """The id of the audit key the link was made with (``sha256``: none), never the key."""
 
 
 class RejectedEventRow(SQLModel, table=True):

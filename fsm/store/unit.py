@@ -23,18 +23,27 @@ Everything a unit guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, cast
 
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
+from fsm.chain.link import Chain, instance_values, record_values
 from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
 from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.store.chained import INSTANCE_ID, LOG_ID, instance_rows, log_rows, with_times
 from fsm.store.connect import Database
-from fsm.store.statements import REPLAY_CHUNK, UnitSql, log_args, outbox_args, rejected_args
+from fsm.store.statements import (
+    REPLAY_CHUNK,
+    UnitSql,
+    dump_payload,
+    log_args,
+    outbox_args,
+    rejected_args,
+)
 
 _CURSOR = "fsm.unit_cursor"
 """Where a pooled connection's ``info`` keeps the cursor units run on."""
@@ -50,12 +59,25 @@ class Unit:
     nothing can be lost or applied twice. A later statement finding it gone fails the unit.
     """
 
-    __slots__ = ("_broken", "_connection", "_cursor", "_database", "_fresh", "_pooled", "_sql")
+    __slots__ = (
+        "_broken",
+        "_chain",
+        "_connection",
+        "_cursor",
+        "_database",
+        "_fresh",
+        "_pooled",
+        "_seen",
+        "_sql",
+    )
 
-    def __init__(self, database: Database, sql: UnitSql) -> None:
+    def __init__(self, database: Database, sql: UnitSql, chain: Chain) -> None:
         """Prepare a unit; the connection is checked out on entry."""
         self._database = database
         self._sql = sql
+        self._chain = chain
+        self._seen: dict[str, tuple[Instance, str]] = {}
+        """Each instance as this unit last loaded or moved it, with its latest chain link."""
         self._fresh = True
         self._broken = False
 
@@ -96,7 +118,9 @@ class Unit:
         rows = self._execute(self._sql.load, (instance_id,)).fetchall()
         if not rows:
             raise InstanceNotFound(instance_id)
-        return self._sql.instance(rows[0])
+        instance = self._sql.instance(rows[0])
+        self._seen[instance_id] = (instance, rows[0][-1] or "")
+        return instance
 
     def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
         """The transition already applied under ``key``, if any."""
@@ -128,12 +152,21 @@ class Unit:
             raise InvalidInstanceData(f"only {sorted(BINDABLE_FIELDS)} may be bound, not {names}")
         stamp = sql.write_time(record.occurred_at)
         due = None if deadline_at is None else sql.write_time(deadline_at)
+        current, previous = self._seen.get(record.instance_id) or self._reload(record.instance_id)
+        payload = dump_payload(record.payload)
+        chain = self._chain
+        link = chain.link(previous, record_values(record, payload))
+        moved = current.advanced(record, deadline_at, bound)
+        seal = chain.seal(link, instance_values(moved))
         args: tuple[Any, ...] = (
             record.dest,
             record.seq,
             record.flow_version,
             due,
             stamp,
+            link,
+            seal,
+            chain.key_id,
             record.instance_id,
             expected_version,
         )
@@ -141,12 +174,19 @@ class Unit:
             args += tuple(bound[name] for name in names)
         arranged = args if cas.arrange is None else cas.arrange(args)
         # only the live-reference index can refuse the update
-        moved = self._execute(cas.sql, arranged, refused=ReferenceTaken)
-        if moved.rowcount != 1:
+        updated = self._execute(cas.sql, arranged, refused=ReferenceTaken)
+        if updated.rowcount != 1:
             raise ConcurrentTransition(
                 record.instance_id, record.source, record.event, expected_version
             )
-        self._execute(sql.insert_log, log_args(record, stamp), refused=KeyTaken)
+        self._execute(
+            sql.insert_log, log_args(record, stamp, payload, link, chain.key_id), refused=KeyTaken
+        )
+        self._seen[record.instance_id] = (moved, link)
+
+    def _reload(self, instance_id: str) -> tuple[Instance, str]:
+        self.load(instance_id)
+        return self._seen[instance_id]
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied.
@@ -184,17 +224,41 @@ class Unit:
         """Log rows of the ids, in :class:`~fsm.store.protocol.StoredStep` order, by instance and
         sequence; ``occurred_at`` only ``with_time``."""
         sql = self._sql
-        if not sql.sqlite:  # one array parameter takes any number of ids
+        for rows in self._bulk(lambda size: sql.replay(size, with_time=with_time), instance_ids):
+            yield from self._times(rows, with_time)
+
+    def chained_steps(self, instance_ids: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """The ids' log rows as the chain is checked from (:mod:`fsm.store.chained`)."""
+        sql = self._sql
+        for rows in self._bulk(
+            lambda size: sql.bulk("chain:log", size, LOG_ID, log_rows),
+            instance_ids,
+        ):
+            yield from with_times(rows, sql.read_time)
+
+    def sealed_rows(self, instance_ids: Sequence[str]) -> dict[str, tuple[Any, ...]]:
+        """The ids' instance rows as the chain is checked from, by id."""
+        sql = self._sql
+        found: dict[str, tuple[Any, ...]] = {}
+        for rows in self._bulk(
+            lambda size: sql.bulk("chain:instance", size, INSTANCE_ID, instance_rows),
+            instance_ids,
+        ):
+            found.update((row[0], tuple(row)) for row in rows)
+        return found
+
+    def _bulk(self, statement: Callable[[int], str], instance_ids: Sequence[str]) -> Iterator[Any]:
+        """The rows of ``statement`` for every id: one query on PostgreSQL (one array parameter
+        takes any number of ids), one per :data:`REPLAY_CHUNK` ids on SQLite."""
+        if not self._sql.sqlite:
             if instance_ids:
-                cursor = self._execute(sql.replay(0, with_time=with_time), (list(instance_ids),))
-                yield from self._times(cursor.fetchall(), with_time)
+                yield self._execute(statement(0), (list(instance_ids),)).fetchall()
             return
         for start in range(0, len(instance_ids), REPLAY_CHUNK):
             chunk = list(instance_ids[start : start + REPLAY_CHUNK])
             size = 1 << (len(chunk) - 1).bit_length()  # a few statement sizes, padded by repeats
             chunk.extend(chunk[-1:] * (size - len(chunk)))
-            rows = self._execute(sql.replay(size, with_time=with_time), chunk).fetchall()
-            yield from self._times(rows, with_time)
+            yield self._execute(statement(size), chunk).fetchall()
 
     def _times(self, rows: list[Any], with_time: bool) -> Iterable[Any]:
         if not with_time:

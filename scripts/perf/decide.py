@@ -24,6 +24,7 @@ from fsm.engine import Engine
 from fsm.flows import FLOWS, PaymentEvent, PaymentState
 from fsm.model import Instance
 from fsm.store.memory import MemoryStore
+from perf.chain import KEYS
 from perf.durable import RawSqlite, Workload, timed
 from perf.fixtures import FLOW, WALLET, DictFlow, dict_flow, seeded_sqlite
 from perf.harness import Comparison, Target, Variant
@@ -57,7 +58,7 @@ def engine_batch(keys: list[str]) -> Callable[[int], float]:
     """``Engine.fire`` on a fresh in-memory store each round, one waiting payment per event."""
 
     def run(size: int) -> float:
-        store = MemoryStore()
+        store = MemoryStore(audit_keys=KEYS)
         engine = Engine(store, flows=FLOWS)
         ids = [f"pay-decide-{number}" for number in range(size)]
         for instance_id in ids:

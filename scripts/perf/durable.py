@@ -1,15 +1,16 @@
-"""Durable fire: ``Engine.fire`` against raw ``sqlite3`` and raw psycopg doing the same work.
-
-Every variant owns a database of its own, seeded alike, and fires the same sequence: payments in
+"""Durable fire: ``Engine.fire`` against raw ``sqlite3`` and raw psycopg doing the same work. Every
+variant owns a database of its own, seeded alike, and fires the same sequence: payments in
 ``payment_pending`` polled round-robin (``check_status`` then ``report_pending``, which carries a
-small payload), each event applied for real. The floor reads the row, decides with a dict,
-compare-and-sets the row, inserts the log row and commits: the same statements the engine sends,
-less its idempotency lookup (the floor leans on the log's unique key). Like SQLAlchemy's pysqlite
+small payload), each event applied for real. The floor reads the row, decides with a dict, compare-
+and-sets the row, inserts the log row and commits: the same statements the engine sends, less its
+idempotency lookup (the floor leans on the log's unique key), writing the same row content, the
+audit chain's link and seal included (``perf.chain``: a user who wants a tamper-evident log
+computes them too). Every variant signs with the same audit key. Like SQLAlchemy's pysqlite
 default, raw ``sqlite3`` opens the write transaction at the ``UPDATE``. ``Engine.fire_many`` runs
-the same workload fifty events per transaction against ``Engine.fire`` in a comparison of its
-own, for the throughput a batch gains at FULL. Beside them runs the peer a user would otherwise
-write (``perf.peer``: ``transitions`` models persisted through the sqlmodel ORM), so the report
-shows the gap between the engine and that.
+the same workload fifty events per transaction against ``Engine.fire`` in a comparison of its own,
+for the throughput a batch gains at FULL. Beside them runs the peer a user would otherwise write
+(``perf.peer``: ``transitions`` models persisted through the sqlmodel ORM), so the report shows the
+gap between the engine and that.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fsm.engine import Engine
 from fsm.flows import FLOWS, PaymentState
 from fsm.model import FireRequest, TransitionResult
 from fsm.store.sql import SqlStore
+from perf.chain import KEY_ID, KEYS, link, seal, utc_text
 from perf.fixtures import (
     CYCLE,
     FLOW,
@@ -51,17 +53,45 @@ Op = tuple[str, str, str, str, Mapping[str, Any]]
 
 SELECT_ROW = (
     "SELECT id, flow, state, version, wallet, amount, currency, reference_no, tx_id, mandate, "
-    "deadline_at, created_at, updated_at FROM flow_instance WHERE id = {p}"
+    "deadline_at, created_at, updated_at, refunded_amount, chain_link "
+    "FROM flow_instance WHERE id = {p}"
 )
 CAS_UPDATE = (
-    "UPDATE flow_instance SET state = {p}, version = {p}, deadline_at = {p}, updated_at = {p} "
-    "WHERE id = {p} AND version = {p}"
+    "UPDATE flow_instance SET state = {p}, version = {p}, deadline_at = {p}, updated_at = {p}, "
+    "chain_link = {p}, chain_seal = {p}, chain_key = {p} WHERE id = {p} AND version = {p}"
 )
 INSERT_LOG = (
     "INSERT INTO transition_log (instance_id, seq, event, source, dest, actor, "
-    "idempotency_key, payload, occurred_at, fingerprint) "
-    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
+    "idempotency_key, payload, occurred_at, fingerprint, chain_link, chain_key) "
+    "VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p}, {p})"
 )
+
+
+def chained(
+    row: Any, event: str, dest: str, actor: str, key: str, body: str, now: datetime
+) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """The log row and the compare-and-set's chain values of one step from ``row`` (the
+    instance as read): the new link after the row's, and the seal of the moved row."""
+    instance_id, seq = row[0], row[3] + 1
+    values = (
+        instance_id,
+        seq,
+        event,
+        row[2],
+        dest,
+        actor,
+        key,
+        body,
+        utc_text(now),
+        FLOW.fingerprint,
+    )
+    new_link = link(row[14] or "", values)
+    sealed = (instance_id, row[1], dest, seq, *row[4:10], row[13])
+    return (*values[:8], now, FLOW.fingerprint, new_link, KEY_ID), (
+        new_link,
+        seal(new_link, sealed),
+        KEY_ID,
+    )
 
 
 class Workload:
@@ -173,12 +203,13 @@ class RawSqlite:
         deadline = self.flow.deadlines.get(dest)
         due = None if deadline is None else sqlite_time(now + deadline)
         seq = version + 1
-        if conn.execute(self._update, (dest, seq, due, stamp, instance_id, version)).rowcount != 1:
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        logged, sealed = chained(row, event, dest, actor, key, body, now)
+        cas = (dest, seq, due, stamp, *sealed, instance_id, version)
+        if conn.execute(self._update, cas).rowcount != 1:
             conn.rollback()
             raise RuntimeError("lost the race")
-        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        values = (instance_id, seq, event, state, dest, actor, key, body, stamp, FLOW.fingerprint)
-        conn.execute(self._insert, values)
+        conn.execute(self._insert, (*logged[:8], stamp, *logged[9:]))
         conn.commit()
         return dest, seq
 
@@ -217,13 +248,13 @@ class RawPsycopg:
             deadline = self.flow.deadlines.get(dest)
             due = None if deadline is None else now + deadline
             seq = version + 1
-            cursor.execute(self._update, (dest, seq, due, now, instance_id, version))
+            body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+            logged, sealed = chained(row, event, dest, actor, key, body, now)
+            cursor.execute(self._update, (dest, seq, due, now, *sealed, instance_id, version))
             if cursor.rowcount != 1:
                 conn.rollback()
                 raise RuntimeError("lost the race")
-            body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-            values = (instance_id, seq, event, state, dest, actor, key, body, now, FLOW.fingerprint)
-            cursor.execute(self._insert, values)
+            cursor.execute(self._insert, logged)
         conn.commit()
         return dest, seq
 
@@ -238,7 +269,7 @@ def sqlite_comparison(config: Settings, stack: ExitStack, synchronous: str) -> C
     raw_path = str(config.workdir / f"fire-raw-{synchronous.lower()}.sqlite3")
     url = seeded_sqlite(engine_path, config.payments, state=PaymentState.PAYMENT_PENDING)
     seeded_sqlite(raw_path, config.payments, state=PaymentState.PAYMENT_PENDING)
-    store = SqlStore(url, sqlite_synchronous=synchronous)
+    store = SqlStore(url, sqlite_synchronous=synchronous, audit_keys=KEYS)
     stack.callback(store.dispose)
     raw = RawSqlite(raw_path, synchronous)
     stack.callback(raw.close)
@@ -281,9 +312,9 @@ def postgres_comparison(config: Settings, stack: ExitStack) -> Comparison:
             )
         schemas.append(schema)
         stack.callback(drop_postgres_schema, config.pg_url, schema)
-    store = SqlStore(urls[0])
+    store = SqlStore(urls[0], audit_keys=KEYS)
     stack.callback(store.dispose)
-    pinged = SqlStore(urls[1], pre_ping=True)
+    pinged = SqlStore(urls[1], pre_ping=True, audit_keys=KEYS)
     stack.callback(pinged.dispose)
     raw = RawPsycopg(urls[2])
     stack.callback(raw.close)
@@ -328,7 +359,7 @@ def batch_comparison(config: Settings, stack: ExitStack) -> Comparison:
     for who in ("single", "batched"):
         path = str(config.workdir / f"fire-{who}-full.sqlite3")
         url = seeded_sqlite(path, config.payments, state=PaymentState.PAYMENT_PENDING)
-        stores.append(SqlStore(url, sqlite_synchronous="FULL"))
+        stores.append(SqlStore(url, sqlite_synchronous="FULL", audit_keys=KEYS))
         stack.callback(stores[-1].dispose)
     many = f"Engine.fire_many, {BATCH} per batch"
     return Comparison(

@@ -5,16 +5,18 @@ the hand-written floors use in place of the engine.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
+from fsm.chain import Chain
 from fsm.definition import Actor
 from fsm.flows import FLOWS, PaymentEvent
 from fsm.store.sql import SqlStore
+from perf.chain import KEYS
 
 FLOW = FLOWS["ewallet_payment"]
 WALLET = "dana"
@@ -22,12 +24,14 @@ CHUNK = 50_000
 
 INSTANCE_COLUMNS = (
     "id, flow, state, version, wallet, amount, currency, reference_no, tx_id, mandate, "
-    "deadline_at, created_at, updated_at"
+    "deadline_at, created_at, updated_at, chain_link, chain_seal, chain_key"
 )
 LOG_COLUMNS = (
     "instance_id, seq, event, source, dest, actor, idempotency_key, payload, occurred_at, "
-    "fingerprint"
+    "fingerprint, chain_link, chain_key"
 )
+CHAIN = Chain(KEYS)
+"""Seeded rows are chained by the library, under the key every variant signs with."""
 
 CYCLE = (
     (PaymentEvent.CHECK_STATUS, Actor.MERCHANT),
@@ -93,50 +97,40 @@ def payment_id(number: int) -> str:
     return f"pay-{number:08d}"
 
 
-def instance_rows(count: int, *, state: str, version: int) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``flow_instance`` (times as aware datetimes)."""
+def instance_rows(
+    count: int, *, state: str, version: int, links: Mapping[str, str] | None = None
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``flow_instance`` (times as aware datetimes), sealed at their latest link."""
     now = datetime.now(UTC)
     spec = FLOW.state(state).deadline
     deadline = None if spec is None else now + spec.for_wallet(WALLET)
     for number in range(count):
-        yield (
-            payment_id(number),
-            FLOW.name,
-            state,
-            version,
-            WALLET,
-            "150000",
-            "IDR",
-            f"ORD-{number:08d}",
-            f"TX{number:018d}",
-            None,
-            deadline,
-            now,
-            now,
-        )
+        pid = payment_id(number)
+        sealed: tuple[Any, ...] = (pid, FLOW.name, state, version, WALLET, "150000", "IDR")
+        sealed += (f"ORD-{number:08d}", f"TX{number:018d}", None, None)
+        latest = "" if links is None else links[pid]
+        yield (*sealed[:10], deadline, now, now, latest, CHAIN.seal(latest, sealed), CHAIN.key_id)
 
 
-def log_rows(count: int, path: Sequence[tuple[str, Actor]]) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``transition_log``: every payment walked along ``path`` from the initial state."""
+def log_rows(
+    count: int, path: Sequence[tuple[str, Actor]], links: dict[str, str]
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``transition_log``: every payment walked along ``path`` from the initial state,
+    chained; each payment's last link is left in ``links``."""
     now = datetime.now(UTC)
     for number in range(count):
-        state = FLOW.initial
+        state, latest, pid = FLOW.initial, "", payment_id(number)
         for seq, (event, actor) in enumerate(path, start=1):
             dest = FLOW.candidates(state, event)[0].dest
             payload = '{"status":"9"}' if event == PaymentEvent.REPORT_PENDING else "{}"
-            yield (
-                payment_id(number),
-                seq,
-                event,
-                state,
-                dest,
-                str(actor),
-                f"seed:{seq}",
-                payload,
-                now,
+            row = (
+                *(pid, seq, event, state, dest, str(actor), f"seed:{seq}", payload, now),
                 FLOW.fingerprint,
             )
+            latest = CHAIN.link(latest, row)
+            yield (*row, latest, CHAIN.key_id)
             state = dest
+        links[pid] = latest
 
 
 def seeded_postgres(base_url: str, schema: str, count: int, *, state: str) -> str:
@@ -185,10 +179,13 @@ def seeded_sqlite(
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=OFF")  # building only; the benchmark reopens the file
-        rows = instance_rows(count, state=state, version=len(path_steps))
-        _insert_sqlite(conn, "flow_instance", INSTANCE_COLUMNS, 13, rows)
+        links: dict[str, str] = {}
+        if path_steps:  # logged first for their links; the instances go in first
+            logged = list(log_rows(count, path_steps, links))
+        rows = instance_rows(count, state=state, version=len(path_steps), links=links or None)
+        _insert_sqlite(conn, "flow_instance", INSTANCE_COLUMNS, 16, rows)
         if path_steps:
-            _insert_sqlite(conn, "transition_log", LOG_COLUMNS, 10, log_rows(count, path_steps))
+            _insert_sqlite(conn, "transition_log", LOG_COLUMNS, 12, iter(logged))
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()

@@ -2,11 +2,13 @@
 
 The log holds ``transitions`` rows: payments of ten steps each (checkout to a confirmed order with
 one pending poll). The engine side verifies every payment with ``fsm.replay.verify_stored``: a bulk
-read of the checked columns (``SqlStore.replay_rows``) folded through the same checks as
-``fsm.replay.replay``. ``SqlStore.history`` and ``replay`` per payment (what ``ewallet-fsm replay``
-does for one payment: full records with their payloads) run alongside for reference. The floor
-runs one raw ``SELECT`` per payment of the columns it needs and checks each step against a dict:
-the sequence, the fingerprint, the source, and that the transition is declared for that actor.
+read of the chained columns (``SqlStore.chained``), every link and seal recomputed under the audit
+key, folded through the same checks as ``fsm.replay.replay``. ``SqlStore.history`` and ``replay``
+per payment (what ``ewallet-fsm replay`` does for one payment: full records with their payloads)
+run alongside for reference. The floor runs raw ``SELECT``s per payment of the same columns (its
+log rows, its instance row) and checks each step against a dict: the sequence, the fingerprint, the
+source, that the transition is declared for that actor, and its link (``perf.chain``); then the
+instance row's seal.
 """
 
 from __future__ import annotations
@@ -15,17 +17,24 @@ import sqlite3
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from typing import Any
 
+from fsm.chain import ChainStatus
 from fsm.flows import PaymentState
-from fsm.replay import replay, verify_stored
+from fsm.replay import Verdict, replay, verify_stored
 from fsm.store.sql import SqlStore
+from perf.chain import KEY_ID, KEYS, link, seal, sqlite_text
 from perf.fixtures import FLOW, PATH, DictFlow, dict_flow, payment_id, seeded_sqlite
 from perf.harness import Comparison, Target, Variant
 from perf.settings import Settings
 
 SELECT_STEPS = (
-    "SELECT seq, event, source, dest, actor, fingerprint FROM transition_log "
-    "WHERE instance_id = ? ORDER BY seq"
+    "SELECT instance_id, seq, event, source, dest, actor, idempotency_key, payload, occurred_at, "
+    "fingerprint, chain_link, chain_key FROM transition_log WHERE instance_id = ? ORDER BY seq"
+)
+SELECT_SEALED = (
+    "SELECT id, flow, state, version, wallet, amount, currency, reference_no, tx_id, mandate, "
+    "refunded_amount, chain_link, chain_seal, chain_key FROM flow_instance WHERE id = ?"
 )
 
 
@@ -52,7 +61,9 @@ def bulk_batch(store: SqlStore, payments: list[str]) -> Callable[[int], float]:
         for _ in range(size):
             results = verify_stored(store, FLOW, payments)
             for result in results.values():
-                if result.divergence is not None or result.applied != len(PATH):
+                if result.verdict is not Verdict.CONSISTENT or result.applied != len(PATH):
+                    raise AssertionError(result)
+                if result.chain is None or result.chain.status is not ChainStatus.INTACT:
                     raise AssertionError(result)
             if len(results) != len(payments):
                 raise AssertionError(len(results))
@@ -61,16 +72,23 @@ def bulk_batch(store: SqlStore, payments: list[str]) -> Callable[[int], float]:
     return run
 
 
-def verify(flow: DictFlow, rows: list[tuple[int, str, str, str, str, str]]) -> tuple[str, int]:
-    """The hand-written verified fold; raises ``ValueError`` at the first bad step."""
-    state, applied = flow.initial, 0
-    for seq, event, source, dest, actor, fingerprint in rows:
+def verify(flow: DictFlow, rows: list[tuple[Any, ...]], sealed: tuple[Any, ...]) -> tuple[str, int]:
+    """The hand-written verified fold with the chain checked: each step's link recomputed, then
+    the instance row's seal; raises ``ValueError`` at the first bad step."""
+    state, applied, latest = flow.initial, 0, ""
+    for row in rows:
+        _, seq, event, source, dest, actor, _, _, at, fingerprint, stored, key_id = row
         if seq != applied + 1 or fingerprint != flow.fingerprint or source != state:
             raise ValueError(seq)
         actors = flow.declared.get((state, event, dest))
-        if actors is None or actor not in actors:
+        if actors is None or actor not in actors or key_id != KEY_ID:
             raise ValueError(seq)
-        state, applied = dest, seq
+        values = (*row[:8], sqlite_text(at), fingerprint)
+        if link(latest, values) != stored:
+            raise ValueError(seq)
+        state, applied, latest = dest, seq, stored
+    if sealed[11] != latest or sealed[13] != KEY_ID or seal(latest, sealed[:11]) != sealed[12]:
+        raise ValueError("instance row")
     return state, applied
 
 
@@ -83,7 +101,9 @@ def raw_batch(path: str, payments: list[str]) -> tuple[Callable[[int], float], s
         start = time.perf_counter()
         for _ in range(size):
             for instance_id in payments:
-                state, applied = verify(flow, conn.execute(SELECT_STEPS, (instance_id,)).fetchall())
+                steps = conn.execute(SELECT_STEPS, (instance_id,)).fetchall()
+                sealed = conn.execute(SELECT_SEALED, (instance_id,)).fetchone()
+                state, applied = verify(flow, steps, sealed)
                 if applied != len(PATH):
                     raise AssertionError((instance_id, state, applied))
         return time.perf_counter() - start
@@ -96,7 +116,7 @@ def comparison(config: Settings, stack: ExitStack) -> Comparison:
     count = config.replay_transitions // len(PATH)
     path = str(config.workdir / "replay.sqlite3")
     url = seeded_sqlite(path, count, state=PaymentState.ORDER_CONFIRMED, path_steps=PATH)
-    store = SqlStore(url)
+    store = SqlStore(url, audit_keys=KEYS)
     stack.callback(store.dispose)
     payments = [payment_id(number) for number in range(count)]
     raw, conn = raw_batch(path, payments)

@@ -20,6 +20,7 @@ from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.flows import FLOWS, PaymentEvent, PaymentState
 from fsm.store.sql import SqlStore
+from perf.chain import KEYS
 from perf.durable import RawSqlite
 from perf.fixtures import PENDING_PAYLOAD, payment_id, seeded_sqlite
 from perf.harness import Comparison, Target, Variant, rss_kib
@@ -121,7 +122,7 @@ def comparison(config: Settings, stack: ExitStack) -> Comparison:
         )
         built[label(size)] = round(time.perf_counter() - started, 2)
         plans[label(size)] = query_plans(path)
-        store = SqlStore(url, sqlite_synchronous="NORMAL")
+        store = SqlStore(url, sqlite_synchronous="NORMAL", audit_keys=KEYS)
         stack.callback(store.dispose)
         variants.append(Variant(label(size), engine_batch(store, size, seed=size)))
         if size in (config.scale_sizes[0], config.scale_sizes[-1]):

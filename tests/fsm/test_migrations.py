@@ -17,7 +17,16 @@ from sqlalchemy import MetaData, func, inspect, select, text
 from sqlmodel import SQLModel
 
 from adapters.inbound.journal import InboundJournal
-from fsm import Actor, Engine, ManualClock, SqlStore, TransitionNotAllowed, TransitionRecord
+from fsm import (
+    Actor,
+    ChainStatus,
+    Engine,
+    ManualClock,
+    SqlStore,
+    TransitionNotAllowed,
+    TransitionRecord,
+    verify_chains,
+)
 from fsm.errors import ConfigurationError
 from fsm.flows import FLOWS
 from fsm.replay import Verdict, replay_instance
@@ -27,7 +36,18 @@ from tests.fsm.conftest import T0
 
 RELEASED_EWALLET_FINGERPRINT = "sha256:1c7f6c76c11df6c4"
 """ewallet_payment's fingerprint as the release at revision 0005 logged it."""
-REVISIONS = [HEAD_REVISION, "0008", "0007", "0006", "0005", "0004", "0003", "0002", FIRST_REVISION]
+REVISIONS = [
+    HEAD_REVISION,
+    "0009",
+    "0008",
+    "0007",
+    "0006",
+    "0005",
+    "0004",
+    "0003",
+    "0002",
+    FIRST_REVISION,
+]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
@@ -157,6 +177,11 @@ def test_the_first_revision_is_the_first_schema(bare: SqlStore) -> None:
         ("add_column", "flow_instance", "refunded_amount"),
         ("add_column", "flow_instance", "flow_version"),
         ("add_column", "transition_log", "flow_version"),
+        ("add_column", "flow_instance", "chain_link"),
+        ("add_column", "flow_instance", "chain_seal"),
+        ("add_column", "flow_instance", "chain_key"),
+        ("add_column", "transition_log", "chain_link"),
+        ("add_column", "transition_log", "chain_key"),
         ("add_index", "ux_flow_instance_live_reference"),
         ("add_index", "ix_flow_instance_created"),
         ("add_index", "ix_flow_instance_state"),
@@ -419,3 +444,23 @@ def test_the_downgrade_leaves_the_actors_of_an_application_flow_alone(bare: SqlS
         ["merchant", "nicepay_response", "merchant"],
         ["nicepay_notification"],
     )
+
+
+# --- 0008: the audit chain -------------------------------------------------------------------
+
+
+def test_rows_stored_before_the_chain_are_hash_chained_by_the_upgrade(bare: SqlStore) -> None:
+    pid, before = at_revision_with_rows(bare, "0006")
+    with bare.engine.connect() as conn:
+        columns = {column["name"] for column in inspect(conn).get_columns("transition_log")}
+    assert "chain_link" not in columns
+    bare.create_schema()
+    verdict = verify_chains(bare, [pid])[pid]
+    assert (verdict.status, verdict.key_ids, verdict.steps) == (
+        ChainStatus.INTACT,
+        ("sha256",),
+        len(before),
+    )
+    with bare.engine.begin() as conn:
+        conn.execute(text("update flow_instance set amount = '1' where id = :pid"), {"pid": pid})
+    assert verify_chains(bare, [pid])[pid].status is ChainStatus.TAMPERED

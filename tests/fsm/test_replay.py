@@ -11,15 +11,18 @@ from sqlalchemy import text
 
 from fsm import (
     Actor,
+    ChainStatus,
     Engine,
     Instance,
     InvalidInstanceData,
     ManualClock,
+    ReplayResult,
     SqlStore,
     TransitionRecord,
     Verdict,
     replay,
     replay_instance,
+    verify_chains,
     verify_stored,
 )
 from fsm.definition import flow_from_dict, flow_to_dict
@@ -243,14 +246,20 @@ def test_naive_until_time_is_refused(paid: tuple[Instance, list[TransitionRecord
         replay(FLOW, history, until_time=datetime(2026, 11, 23, 10, 0))
 
 
+def unchained(result: ReplayResult) -> ReplayResult:
+    """``result`` without its chain verdict: what :func:`replay` of the history gives."""
+    return replace(result, chain=None)
+
+
 def test_verify_stored_agrees_with_replay_of_each_history(
     store: SqlStore, paid: tuple[Instance, list[TransitionRecord]]
 ) -> None:
     instance, history = paid
     results = verify_stored(store, FLOW, [instance.id, "no-such-payment", instance.id])
     assert list(results) == [instance.id, "no-such-payment"]
-    assert results[instance.id] == replay(FLOW, history)
-    assert results["no-such-payment"] == replay(FLOW, [])
+    assert unchained(results[instance.id]) == replay(FLOW, history)
+    assert results[instance.id].chain == verify_chains(store, [instance.id])[instance.id]
+    assert results["no-such-payment"] == replay(FLOW, [])  # nothing stored, no chain to check
     steps = store.replay_rows([instance.id])[instance.id]
     assert [step.seq for step in steps] == [record.seq for record in history]
     assert all(step.occurred_at is None for step in steps)
@@ -262,10 +271,10 @@ def test_verify_stored_cuts_by_seq_and_by_time_like_replay(
     instance, history = paid
     for until_seq in range(len(history) + 1):
         got = verify_stored(store, FLOW, [instance.id], until_seq=until_seq)[instance.id]
-        assert got == replay(FLOW, history, until_seq=until_seq)
+        assert unchained(got) == replay(FLOW, history, until_seq=until_seq)
     for moment in (T0, T0 + STEP * 2.5, T0 + STEP * 3, T0 + STEP * 99):
         got = verify_stored(store, FLOW, [instance.id], until_time=moment)[instance.id]
-        assert got == replay(FLOW, history, until_time=moment)
+        assert unchained(got) == replay(FLOW, history, until_time=moment)
     timed = store.replay_rows([instance.id], with_time=True)[instance.id]
     assert [step.occurred_at for step in timed] == [record.occurred_at for record in history]
 
@@ -279,14 +288,17 @@ def test_verify_stored_reports_the_first_divergence_like_replay(
     request["actors"].append("operator")
     changed = flow_from_dict(data, guards=GUARDS)
     got = verify_stored(store, changed, [instance.id])[instance.id]
-    assert got == replay(changed, history)
-    assert got.verdict is Verdict.DIVERGED
+    assert unchained(got) == replay(changed, history)
+    assert got.verdict is Verdict.DIVERGED  # a valid history under another definition
+    assert got.chain is not None
+    assert got.chain.status is ChainStatus.INTACT
 
 
 def test_verify_stored_folds_many_instances_in_one_pass_like_replay(
     store: SqlStore, engine: Engine
 ) -> None:
-    """Instances of every length, one tampered, among ids with no log, across query chunks."""
+    """Instances of every length, one edited by hand, among ids with no log, across query
+    chunks."""
     real = []
     for number, steps in enumerate((0, 1, 3, 6, 2, 6)):
         pid = engine.start("ewallet_payment", wallet="ovo", amount=25000).id
@@ -310,5 +322,10 @@ def test_verify_stored_folds_many_instances_in_one_pass_like_replay(
         results = verify_stored(store, FLOW, ids, **cut)
         assert list(results) == ids
         expected = {pid: replay(FLOW, store.history(pid), **cut) for pid in ids}
-        assert results == expected
-    assert verify_stored(store, FLOW, ids)[real[2]].verdict is Verdict.DIVERGED
+        assert {pid: unchained(result) for pid, result in results.items()} == expected
+    edited = verify_stored(store, FLOW, ids)[real[2]]
+    assert edited.divergence is not None
+    assert edited.divergence.seq == 2
+    assert edited.verdict is Verdict.TAMPERED  # the edit breaks the chain at the same step
+    assert edited.chain is not None
+    assert edited.chain.seq == 2

@@ -17,6 +17,7 @@ import pytest
 
 from fsm import (
     Actor,
+    ChainStatus,
     ConcurrentTransition,
     Engine,
     Instance,
@@ -28,6 +29,7 @@ from fsm import (
     RejectReason,
     TransitionNotAllowed,
     replay,
+    verify_chains,
     verify_stored,
 )
 from fsm._signals import KeyTaken, ReferenceTaken
@@ -284,7 +286,9 @@ def test_verify_stored_folds_what_each_history_replays_to(store: AnyStore) -> No
     results = verify_stored(store, FLOW, ids)
     assert list(results) == ids
     for pid in ids:
-        assert results[pid] == replay(FLOW, store.history(pid))
+        assert replace(results[pid], chain=None) == replay(FLOW, store.history(pid))
+    assert [results[pid].chain for pid in ids] == [*verify_chains(store, ids[:2]).values(), None]
+    assert all(results[pid].chain.status is ChainStatus.INTACT for pid in ids[:2])  # type: ignore[union-attr]
     cut = verify_stored(store, FLOW, [paid], until_time=T0 - MINUTE)[paid]
     assert (cut.state, cut.applied) == (FLOW.initial, 0)
 

@@ -1,0 +1,149 @@
+"""``ewallet-fsm verify``: whether stored payments are the ones written, and valid.
+
+Each payment's audit chain is recomputed (:mod:`fsm.chain`, under the keys in
+``$EWALLET_FSM_AUDIT_KEY``) and its log replayed through its flow. A row that does not read as
+written (an unknown flow or state, a payload that is not JSON) is reported, never a traceback.
+Exit 1 when any payment is tampered or its replay is not consistent (with ``--require-key``, also
+when its chain could not be checked under a key); 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.cli._output import default_db, open_existing, write, write_json
+from fsm.chain.verify import ChainStatus, ChainVerdict, verify_chains
+from fsm.errors import InstanceNotFound
+from fsm.flows import FLOWS
+from fsm.replay import ReplayResult, Verdict, replay_instance
+from fsm.store.sql import SqlStore
+
+
+def register(subparsers: Any) -> None:
+    """Add the verify command."""
+    verify = subparsers.add_parser(
+        "verify",
+        help="check stored payments against their audit chain and flow (exit 1: tampered)",
+    )
+    verify.add_argument("id", nargs="?", help="one instance id")
+    verify.add_argument("--all", action="store_true", help="every instance in the database")
+    verify.add_argument(
+        "--require-key",
+        action="store_true",
+        help="a chain not checked under an audit key ($EWALLET_FSM_AUDIT_KEY) fails too",
+    )
+    verify.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
+    verify.add_argument("--json", action="store_true", help="print JSON")
+    verify.set_defaults(handler=_verify)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """One instance: its chain verdict, and its replay when its row could be replayed."""
+
+    chain: ChainVerdict
+    replay: ReplayResult | None
+    problem: str | None
+    """Why it was not replayed (its row is gone, its flow unknown)."""
+
+    def failed(self, require_key: bool) -> bool:
+        """Whether this instance makes the command fail."""
+        status = self.chain.status
+        if status is ChainStatus.TAMPERED or (require_key and status is ChainStatus.UNVERIFIED):
+            return True
+        return self.replay is None or self.replay.verdict is not Verdict.CONSISTENT
+
+
+def _verify(args: argparse.Namespace) -> int:
+    if (args.id is None) == (not args.all):
+        sys.stderr.write("ewallet-fsm verify: error: give either ID or --all\n")
+        return 2
+    with open_existing(args.db) as store:
+        ids = store.instance_ids() if args.all else [args.id]
+        checked = list(check(store, ids, require_key=args.require_key))
+    if not args.all and checked[0].chain.steps == 0 and checked[0].problem == "no instance row":
+        raise InstanceNotFound(args.id)
+    failed = [c for c in checked if c.failed(args.require_key)]
+    if args.json:
+        write_json(
+            {
+                "protection": _protection(store),
+                "checked": len(checked),
+                "failed": len(failed),
+                "instances": [checked_json(c) for c in checked],
+            }
+        )
+    else:
+        for item in checked:
+            write(_line(item))
+        write(f"{len(checked)} checked, {len(failed)} failed ({_protection(store)})")
+    return 1 if failed else 0
+
+
+def check(store: SqlStore, instance_ids: Iterable[str], *, require_key: bool) -> Iterable[Checked]:
+    """The chain verdict and the replay of each id."""
+    verdicts = verify_chains(store, instance_ids, require_key=require_key)
+    for instance_id, verdict in verdicts.items():
+        yield _replayed(store, instance_id, verdict)
+
+
+def _replayed(store: SqlStore, instance_id: str, verdict: ChainVerdict) -> Checked:
+    try:
+        instance = store.get(instance_id)
+        history = store.history(instance_id)
+    except InstanceNotFound:
+        return Checked(verdict, None, "no instance row")
+    except (TypeError, ValueError) as unreadable:  # a value no writer stores, e.g. a time
+        return Checked(verdict, None, f"its rows do not read back: {unreadable}")
+    flow = FLOWS.get(instance.flow)
+    if flow is None:
+        return Checked(verdict, None, f"flow {instance.flow!r} is not a built-in flow")
+    return Checked(verdict, replay_instance(flow, instance, history, chain=verdict), None)
+
+
+def _protection(store: SqlStore) -> str:
+    keys = store.chain.keys
+    return "no audit key given" if keys is None else f"audit keys {', '.join(keys.ids)}"
+
+
+def _line(item: Checked) -> str:
+    chain = item.chain
+    if item.replay is None:
+        replayed = f"not replayed: {item.problem}"
+    else:
+        replayed = f"replay {item.replay.verdict}"
+        if item.replay.divergence is not None:
+            replayed += f" ({item.replay.divergence.reason})"
+    return f"{chain.instance_id}: chain {chain.describe()}; {replayed}"
+
+
+def chain_json(verdict: ChainVerdict) -> dict[str, Any]:
+    """A chain verdict as JSON data."""
+    return {
+        "status": str(verdict.status),
+        "seq": verdict.seq,
+        "where": None if verdict.status is not ChainStatus.TAMPERED else verdict.where,
+        "reason": verdict.reason,
+        "key_ids": list(verdict.key_ids),
+        "protection": verdict.protection,
+        "steps": verdict.steps,
+    }
+
+
+def checked_json(item: Checked) -> dict[str, Any]:
+    """One instance's verdicts as JSON data."""
+    result = item.replay
+    return {
+        "instance": item.chain.instance_id,
+        "chain": chain_json(item.chain),
+        "replay": None if result is None else str(result.verdict),
+        "divergence": None
+        if result is None or result.divergence is None
+        else result.divergence.reason,
+        "damaged": [] if result is None else list(result.damaged),
+        "problem": item.problem,
+    }

@@ -1,0 +1,24 @@
+"""The audit chain: every log row linked to the one before it, every instance row sealed.
+
+See :mod:`fsm.chain.content` for what is covered, :mod:`fsm.chain.keys` for the keys and
+:mod:`fsm.chain.verify` for the verdicts.
+"""
+
+from fsm.chain.content import LINK_FIELDS, SEAL_FIELDS, canonical
+from fsm.chain.keys import ENV_VAR, HASH_ONLY, AuditKeys
+from fsm.chain.link import Chain
+from fsm.chain.verify import ChainStatus, ChainVerdict, verify_chain, verify_chains
+
+__all__ = [
+    "ENV_VAR",
+    "HASH_ONLY",
+    "LINK_FIELDS",
+    "SEAL_FIELDS",
+    "AuditKeys",
+    "Chain",
+    "ChainStatus",
+    "ChainVerdict",
+    "canonical",
+    "verify_chain",
+    "verify_chains",
+]
