@@ -27,6 +27,7 @@ from fsm.clock import as_utc, require_aware
 from fsm.definition import BINDABLE_FIELDS
 from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
+from fsm.store.protocol import StoredStep
 from fsm.store.tables import (
     INSTANCE_COLUMNS,
     INSTANCE_TABLE,
@@ -39,16 +40,8 @@ _RECORD_FIELDS = tuple(TransitionRecord.__dataclass_fields__)
 _LOG_FIELDS = (*_RECORD_FIELDS, "chain_link", "chain_key")
 """A log insert's columns: the record's, then its link and the id of its key."""
 _REJECTED_FIELDS = tuple(RejectedEvent.__dataclass_fields__)
-_REPLAY_FIELDS = (
-    "instance_id",
-    "seq",
-    "event",
-    "source",
-    "dest",
-    "actor",
-    "flow_version",
-    "fingerprint",
-)
+_REPLAY_FIELDS = tuple(name for name in StoredStep._fields if name != "occurred_at")
+"""What a bulk replay reads of each log row (its time only when a cut-off asks for it)."""
 _CAS_FIELDS = (
     "dest",
     "seq",
