@@ -86,9 +86,10 @@ class TappedUnit:
         self._inner.apply(
             record, expected_version=expected_version, deadline_at=deadline_at, bound=bound
         )
-        moved = self._seen[record.instance_id].advanced(record, deadline_at, bound)
+        before = self._seen[record.instance_id]
+        moved = before.advanced(record, deadline_at, bound)
         self._seen[moved.id] = moved
-        event = event_of(self._types, moved, record)
+        event = event_of(self._types, before, moved, record)
         if event is not None:
             self._inner.emit(event)
         self._applied.append((TransitionResult(record, moved), event))

@@ -1,7 +1,8 @@
 """What an applied transition tells the rest of a service: the event, with a stable schema.
 
 An engine built with ``event_types`` (for the payment flows :data:`fsm.flows.EVENT_TYPES`) writes
-an :class:`Event` for each applied transition whose target state has a type, in the transaction
+an :class:`Event` for each applied transition that enters a state with a type (see
+:func:`event_of`), in the transaction
 that applies it: an event is stored if and only if its transition committed. A relay
 (``adapters.events``) delivers the stored events at least once, so a consumer deduplicates by
 :attr:`Event.id`.
@@ -17,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from fsm.clock import require_aware
+from fsm.definition import MIGRATE_EVENT
 from fsm.errors import InvalidInstanceData
 from fsm.model import Instance, TransitionRecord
 
@@ -24,8 +26,9 @@ EventTypes = Mapping[str, Mapping[str, str]]
 """Event types by flow name, then by target state, e.g. ``{"ewallet_payment": {"paid":
 "payment.paid"}}``."""
 
-SCHEMA_VERSION = 1
-"""The version of :class:`Event`'s fields; a field is only ever added under a new version."""
+SCHEMA_VERSION = 2
+"""The version of :class:`Event`'s fields; a field is only ever added under a new version
+(2 added ``refunded_amount`` and ``flow_version``)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ class Event:
     """The instance's version after the transition: events of one payment are ordered by it."""
     occurred_at: datetime
     schema: int = SCHEMA_VERSION
+    refunded_amount: str | None = None
+    """The payment's refunded total after the transition (a partial refund says how much)."""
+    flow_version: int = 1
+    """The flow version the instance runs under."""
 
     def as_dict(self) -> dict[str, Any]:
         """The event as JSON-ready data (the time as ISO 8601 with its offset)."""
@@ -82,10 +89,20 @@ class Event:
             raise InvalidInstanceData(f"not an event: {error}") from None
 
 
-def event_of(types: EventTypes, moved: Instance, record: TransitionRecord) -> Event | None:
-    """The event ``record`` emits under ``types``, ``moved`` being the instance it left."""
+def event_of(
+    types: EventTypes, before: Instance, moved: Instance, record: TransitionRecord
+) -> Event | None:
+    """The event ``record`` emits under ``types``, taking ``before`` to ``moved``.
+
+    Only a step that enters its state emits, or one that stays there with a new refunded total
+    (a second partial refund): a refund request, a status check that changes nothing, or a move
+    to another flow version tells a consumer nothing new, and a repeated ``payment.paid`` would
+    look like a second payment to one that deduplicates by event id.
+    """
     kind = types.get(moved.flow, {}).get(record.dest)
-    if kind is None:
+    entered = record.dest != record.source
+    refunded = moved.refunded_amount != before.refunded_amount
+    if kind is None or record.event == MIGRATE_EVENT or not (entered or refunded):
         return None
     return Event(
         id=str(uuid.uuid4()),
@@ -101,6 +118,8 @@ def event_of(types: EventTypes, moved: Instance, record: TransitionRecord) -> Ev
         transition=record.event,
         version=record.seq,
         occurred_at=record.occurred_at,
+        refunded_amount=moved.refunded_amount,
+        flow_version=moved.flow_version,
     )
 
 

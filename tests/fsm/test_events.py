@@ -34,6 +34,7 @@ from fsm.flows import EVENT_TYPES, FLOWS
 from fsm.store.outbox import Delivery, Outbox
 from fsm.store.tables import OUTBOX_TABLE
 from tests.conftest import AnyStore
+from tests.flow_versions import CATALOG as VERSIONED
 from tests.fsm.conftest import T0
 from tests.fsm.test_persistence import MINUTE, PATH, make_instance, record_for
 
@@ -96,13 +97,16 @@ def test_a_step_into_a_settled_state_stores_its_event_with_the_schema(
         "version": steps[-2].seq,
         "occurred_at": steps[-2].occurred_at.isoformat(),
         "schema": SCHEMA_VERSION,
+        "refunded_amount": None,
+        "flow_version": 1,
     }
     assert paid.occurred_at.utcoffset() == timedelta(0)
     assert confirmed.version == steps[-1].seq
     assert paid.id != confirmed.id
     assert Event.from_json(paid.to_json()) == paid
-    later = {**paid.as_dict(), "schema": 2, "added_later": "x"}  # a newer sender's event
-    assert Event.from_json(json.dumps(later)) == replace(paid, schema=2)
+    later = {**paid.as_dict(), "schema": 3, "added_later": "x"}  # a newer sender's event
+    assert Event.from_json(json.dumps(later)) == replace(paid, schema=3)
+    assert Event.from_json(TAKEN).flow_version == 1  # an older sender's event reads too
 
 
 def test_only_steps_into_a_typed_state_store_events(
@@ -113,6 +117,27 @@ def test_only_steps_into_a_typed_state_store_events(
         clock.advance(MINUTE)
         engine.fire(pid, event, actor=actor, idempotency_key=f"k{index}", payload=payload)
     assert stored_events(store) == []
+
+
+def test_only_entering_a_state_or_moving_the_refunded_total_stores_an_event(
+    engine: Engine, store: AnyStore, clock: ManualClock
+) -> None:
+    pid = to_paid(engine, clock)
+    steps = [
+        ("request_refund", "merchant", {"amount": "10000", "request_id": "r1"}),
+        ("refund_payment", "status_inquiry", {"refunded_amount": "10000"}),
+        ("request_refund", "merchant", {"amount": "15000", "request_id": "r2"}),
+        ("refund_payment", "status_inquiry", {"refunded_amount": "25000"}),
+        ("refund_payment", "status_inquiry", {"refunded_amount": "25000"}),  # told again
+    ]
+    for index, (event, actor, payload) in enumerate(steps):
+        clock.advance(MINUTE)
+        engine.fire(pid, event, actor=actor, idempotency_key=f"step-{index}", payload=payload)
+    assert [(e.type, e.previous_state, e.refunded_amount) for e in stored_events(store)] == [
+        ("payment.paid", "status_check_requested", None),
+        ("payment.refunded", "paid", "10000"),
+        ("payment.refunded", "refunded", "25000"),
+    ]
 
 
 def test_a_repeat_or_a_refusal_stores_no_second_event(
@@ -302,3 +327,17 @@ def test_text_that_is_not_an_event_is_refused_with_a_typed_error() -> None:
         Event.from_json('{"id": "x"}')
     with pytest.raises(InvalidInstanceData, match="not an event"):
         Event.from_json("not json")
+
+
+def test_moving_a_payment_to_another_flow_version_stores_no_event(
+    store: AnyStore, clock: ManualClock
+) -> None:
+    old = Engine(store, flows=FLOWS, clock=clock, event_types=EVENT_TYPES)
+    pid = to_paid(old, clock)
+    waiting = old.start("ewallet_payment", wallet="dana", amount=1000).id
+    before = stored_events(store)
+    new = Engine(store, flows=VERSIONED, clock=clock, event_types=EVENT_TYPES)
+    moved = new.migrate("ewallet_payment", 1, 2, by="ops")
+    assert {m.instance_id: (m.source, m.dest) for m in moved}[pid] == ("paid", "paid")
+    assert (new.get(waiting).flow_version, new.get(pid).flow_version) == (2, 2)
+    assert stored_events(store) == before  # the paid payment is not announced again
