@@ -47,12 +47,19 @@ class RabbitMqSink:
             ConfigurationError: pika is not installed, or the URL is not ``amqp(s)://``.
         """
         self._pika = _pika()
-        parts = urlsplit(url)
-        if parts.scheme not in {"amqp", "amqps"} or not parts.hostname:
-            raise ConfigurationError("a RabbitMQ URL must be amqp:// or amqps:// with a host")
-        self._parameters = self._pika.URLParameters(url)
+        try:  # the URL holds the password: no error may quote it
+            parts = urlsplit(url)
+            port = parts.port or 5672
+            if parts.scheme not in {"amqp", "amqps"} or not parts.hostname:
+                raise ValueError
+            self._parameters = self._pika.URLParameters(url)
+        except ValueError:
+            raise ConfigurationError(
+                "a RabbitMQ URL must be amqp:// or amqps:// with a host (and a numeric port; "
+                "a password's reserved characters percent-encoded)"
+            ) from None
         self.queue = queue
-        self.name = f"rabbitmq:{parts.hostname}:{parts.port or 5672}/{queue}"
+        self.name = f"rabbitmq:{parts.hostname}:{port}/{queue}"
         self._connection: Any = None
         self._channel: Any = None
 

@@ -50,7 +50,10 @@ def verify_webhook(
         WebhookSignatureError: the header is missing or malformed, no signature matches, or it
             was made further than ``tolerance`` from ``now``.
         InvalidInstanceData: it verifies, but the body is not an event.
+        ConfigurationError: ``secret`` is empty.
     """
+    if not secret:  # an unset secret would verify what anyone signed with none
+        raise ConfigurationError("verifying a webhook needs its signing secret")
     timestamp, signatures = _parsed(header)
     moment = require_aware(now) if now is not None else SystemClock().now()
     if abs(moment.timestamp() - timestamp) > tolerance.total_seconds():
@@ -68,7 +71,7 @@ def _parsed(header: str | None) -> tuple[int, list[str]]:
     signatures: list[str] = []
     for part in header.split(","):
         key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
+        if key == "t" and value.isascii() and value.isdigit():
             timestamp = int(value)
         elif key == "v1" and value:
             signatures.append(value)
@@ -99,16 +102,22 @@ class WebhookSink:
         Raises:
             ConfigurationError: the URL is not http(s) or the secret is empty.
         """
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConfigurationError("a webhook URL must be http:// or https:// with a host")
+        try:  # the URL may hold a token: no error may quote it
+            parts = urlsplit(url)
+            port = parts.port
+            if parts.scheme not in {"http", "https"} or not parts.hostname:
+                raise ValueError
+        except ValueError:
+            raise ConfigurationError(
+                "a webhook URL must be http:// or https:// with a host and a numeric port"
+            ) from None
         if not secret:
             raise ConfigurationError("a webhook needs a signing secret")
         self._url = url
         self._secret = secret
         self._client = client or httpx.Client(timeout=timeout)
         self._clock = clock or SystemClock()
-        self.name = f"webhook:{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        self.name = f"webhook:{parts.hostname}" + (f":{port}" if port else "")
 
     def deliver(self, event: Event) -> None:
         """POST the event; a 2xx answer is a delivery.

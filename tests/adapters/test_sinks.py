@@ -85,6 +85,7 @@ def test_verify_webhook_refuses_a_wrong_old_or_missing_signature() -> None:
     cases = {
         "no header": None,
         "malformed": "v1=abc",
+        "a time in other digits": f"t=\u00b2{now},v1=abc",
         "other secret": sign_webhook(body, "another", now),
         "tampered body": signed(body + b" ", now),
         "too old": signed(body, now - 301),
@@ -96,6 +97,8 @@ def test_verify_webhook_refuses_a_wrong_old_or_missing_signature() -> None:
             verify_webhook(tampered, header, SECRET, now=clock.now())
     with pytest.raises(InvalidInstanceData):  # the signature holds; the body is no event
         verify_webhook(body, signed(body, now - 299), SECRET, now=clock.now())
+    with pytest.raises(ConfigurationError):  # an unset secret verifies nothing
+        verify_webhook(body, sign_webhook(body, "", now), "", now=clock.now())
 
 
 def test_verify_webhook_accepts_any_of_several_signatures_within_the_tolerance(
@@ -117,6 +120,9 @@ def test_a_webhook_sink_needs_an_http_url_and_a_secret() -> None:
         WebhookSink("ftp://127.0.0.1/x", SECRET)
     with pytest.raises(ConfigurationError):
         WebhookSink("http://127.0.0.1/x", "")
+    with pytest.raises(ConfigurationError) as bad_port:
+        WebhookSink("http://user:s3cr@127.0.0.1:s3cr/x", SECRET)
+    assert "s3cr" not in str(bad_port.value)
 
 
 # --- RabbitMQ --------------------------------------------------------------------------------
@@ -199,3 +205,6 @@ def test_a_rabbitmq_sink_needs_an_amqp_url() -> None:
     pytest.importorskip("pika")
     with pytest.raises(ConfigurationError):
         RabbitMqSink("http://127.0.0.1:5672/")
+    with pytest.raises(ConfigurationError) as unquoted:  # a "/" in the password, not encoded
+        RabbitMqSink("amqp://guest:s3cr/tpw@127.0.0.1/")
+    assert "s3cr" not in str(unquoted.value)
