@@ -150,6 +150,13 @@ def test_migrate_moves_in_flight_payments_and_replay_names_both_versions(
         2,
     )
     assert step["payload"] == {"migration": "ewallet_payment:v1-v2", "by": "on-call"}
+    code, out, _ = run(capsys, *V2, "verify", "--all", "--db", url, "--json")
+    verified = json.loads(out)
+    assert (code, verified["failed"]) == (0, 0)  # each step checked under its own version
+    assert {i["instance"]: i["replay"] for i in verified["instances"]} == {
+        paid: "consistent",
+        waiting: "consistent",
+    }
 
 
 def test_migrate_without_versions_is_refused(

@@ -307,6 +307,23 @@ def test_a_hash_only_database_fails_when_a_key_is_required(filled: Filled, copy:
         assert {i["chain"]["status"] for i in report["instances"]} == {"unverified"}
 
 
+def test_a_key_holder_fails_on_hash_only_chains_unless_it_accepts_them(
+    filled: Filled, copy: str
+) -> None:
+    # Rows rewritten and hashed again without the key read as hash-only chains: whoever holds
+    # the key is not told they pass, unless it says that rows stored before its key may be so.
+    code, report = verify(copy, "--all", key=KEY)
+    if filled.keyed:
+        assert code == 0
+        return
+    assert code == 1
+    assert {i["chain"]["status"] for i in report["instances"]} == {"unverified"}
+    code, _ = verify(copy, "--all", "--accept-unkeyed", key=KEY)
+    assert code == 0
+    code, _ = verify(copy, "--all", key=None)  # no key held: the hash chain is all there is
+    assert code == 0
+
+
 def test_the_audit_report_of_an_edited_database_says_so_at_its_top(
     filled: Filled, copy: str, tmp_path: Path
 ) -> None:

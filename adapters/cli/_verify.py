@@ -3,8 +3,10 @@
 Each payment's audit chain is recomputed (:mod:`fsm.chain`, under the keys in
 ``$EWALLET_FSM_AUDIT_KEY``) and its log replayed through its flow. A row that does not read as
 written (an unknown flow or state, a payload that is not JSON) is reported, never a traceback.
-Exit 1 when any payment is tampered or its replay is not consistent (with ``--require-key``, also
-when its chain could not be checked under a key); 0 otherwise.
+Exit 1 when any payment is tampered or its replay is not consistent, and also when its chain
+could not be checked under a key while one is given (or ``--require-key``): rows rewritten and
+hashed again by someone without the key read as unverified. ``--accept-unkeyed`` accepts such
+chains, for rows stored before the key was set. 0 otherwise.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_existing, write, write_json
 from fsm.chain.verify import ChainStatus, ChainVerdict, verify_chains
 from fsm.errors import InstanceNotFound
-from fsm.flows import FLOWS
 from fsm.replay import ReplayResult, Verdict, replay_instance
 from fsm.store.sql import SqlStore
 
@@ -36,6 +38,12 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="a chain not checked under an audit key ($EWALLET_FSM_AUDIT_KEY) fails too",
     )
+    verify.add_argument(
+        "--accept-unkeyed",
+        action="store_true",
+        help="with an audit key given, accept chains only hashed (rows stored before the key "
+        "was set) instead of failing on them",
+    )
     verify.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     verify.add_argument("--json", action="store_true", help="print JSON")
     verify.set_defaults(handler=_verify)
@@ -50,10 +58,10 @@ class Checked:
     problem: str | None
     """Why it was not replayed (its row is gone, its flow unknown)."""
 
-    def failed(self, require_key: bool) -> bool:
-        """Whether this instance makes the command fail."""
+    def failed(self, strict: bool) -> bool:
+        """Whether this instance makes the command fail (``strict``: unverified does too)."""
         status = self.chain.status
-        if status is ChainStatus.TAMPERED or (require_key and status is ChainStatus.UNVERIFIED):
+        if status is ChainStatus.TAMPERED or (strict and status is ChainStatus.UNVERIFIED):
             return True
         return self.replay is None or self.replay.verdict is not Verdict.CONSISTENT
 
@@ -67,7 +75,10 @@ def _verify(args: argparse.Namespace) -> int:
         checked = list(check(store, ids, require_key=args.require_key))
     if not args.all and checked[0].chain.steps == 0 and checked[0].problem == "no instance row":
         raise InstanceNotFound(args.id)
-    failed = [c for c in checked if c.failed(args.require_key)]
+    # Whoever holds a key must not take a chain it cannot check for a checked one: rows
+    # rewritten and hashed again by someone without the key read as unverified, not tampered.
+    strict = args.require_key or (store.chain.keys is not None and not args.accept_unkeyed)
+    failed = [c for c in checked if c.failed(strict)]
     if args.json:
         write_json(
             {
@@ -99,10 +110,11 @@ def _replayed(store: SqlStore, instance_id: str, verdict: ChainVerdict) -> Check
         return Checked(verdict, None, "no instance row")
     except (TypeError, ValueError) as unreadable:  # a value no writer stores, e.g. a time
         return Checked(verdict, None, f"its rows do not read back: {unreadable}")
-    flow = FLOWS.get(instance.flow)
-    if flow is None:
-        return Checked(verdict, None, f"flow {instance.flow!r} is not a built-in flow")
-    return Checked(verdict, replay_instance(flow, instance, history, chain=verdict), None)
+    flows = catalog()
+    if instance.flow not in flows:
+        return Checked(verdict, None, f"flow {instance.flow!r} is not one of the known flows")
+    lineage = flows.lineage(instance.flow)  # every version: each step under its own
+    return Checked(verdict, replay_instance(lineage, instance, history, chain=verdict), None)
 
 
 def _protection(store: SqlStore) -> str:
