@@ -18,6 +18,7 @@ from sqlalchemy import make_url
 from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_existing, table, write, write_json
 from fsm.engine import Engine
+from fsm.flows import EVENT_TYPES
 from fsm.model import MigratedInstance
 from fsm.store.sql import SqlStore
 
@@ -59,7 +60,7 @@ def _usage(problem: str) -> int:
 def _flow(args: argparse.Namespace) -> int:
     by = args.by or _user()
     with open_existing(args.db) as store:
-        engine = Engine(store, flows=catalog())
+        engine = Engine(store, flows=catalog(), event_types=EVENT_TYPES)
         moved = engine.migrate(
             args.flow, args.from_version, args.to_version, by=by, dry_run=args.dry_run
         )

@@ -1,11 +1,12 @@
 """What the customer's browser is answered when it comes back from the wallet.
 
 The return is unauthenticated and the customer's own: it is answered with where the payment
-stands in a word (``pending``, ``paid``, ``failed``; ``linked`` for an account link) and its
-order reference, never the payment's internal id or state. With a return URL of the merchant's,
-the browser is sent there (``303``) with those two as query parameters; without one, it gets a
-small status page that reloads itself until the outcome is decided.
-"""
+stands in a word (``pending``, ``paid``, ``failed``, ``refunded``; ``linked`` for an account
+link) and its order reference, never the payment's internal id or state. With a return URL of
+the merchant's, the browser is sent there (``303``) with those two as query parameters; without
+one, it gets a small status page that reloads itself until the outcome is decided (or a person
+must look). The return is not authenticated, and neither is what it is answered: act on the
+events (:mod:`fsm.events`), never on a return URL's ``outcome``."""
 
 from __future__ import annotations
 
@@ -32,15 +33,19 @@ class CustomerOutcome(StrEnum):
     PAID = "paid"
     LINKED = "linked"
     FAILED = "failed"
+    REFUNDED = "refunded"
+    """Paid, then voided or refunded (in part or whole)."""
 
 
 def customer_outcome(flow: FlowDefinition, instance: Instance) -> CustomerOutcome:
     """The word for ``instance``'s state: a success is ``paid`` (``linked`` for an instance that
-    moves no money), a failure or a reversal ``failed``, anything else ``pending``."""
+    moves no money), a failure ``failed``, a reversal ``refunded``, anything else ``pending``."""
     kind = flow.state(instance.state).kind
     if kind is StateKind.SUCCEEDED:
         return CustomerOutcome.PAID if instance.amount else CustomerOutcome.LINKED
-    if kind in (StateKind.FAILED, StateKind.REVERSED):
+    if kind is StateKind.REVERSED:
+        return CustomerOutcome.REFUNDED
+    if kind is StateKind.FAILED:
         return CustomerOutcome.FAILED
     return CustomerOutcome.PENDING
 
@@ -72,7 +77,11 @@ class ReturnPage:
             joiner = "&" if "?" in self.return_url else "?"
             location = f"{self.return_url}{joiner}{query}"
             return Reply(303, headers=(("location", location), *NO_STORE))
-        return Reply(200, html=status_page(reference, outcome), headers=NO_STORE)
+        # A payment waiting for a person changes only when someone acts: no reloading.
+        waits = outcome is CustomerOutcome.PENDING and flow.state(instance.state).kind is not (
+            StateKind.REVIEW
+        )
+        return Reply(200, html=status_page(reference, outcome, refresh=waits), headers=NO_STORE)
 
 
 _MESSAGES: Final = {
@@ -80,22 +89,19 @@ _MESSAGES: Final = {
     CustomerOutcome.PAID: "Your payment is complete. Thank you.",
     CustomerOutcome.LINKED: "Your account is linked.",
     CustomerOutcome.FAILED: "The payment did not go through. Nothing was charged.",
+    CustomerOutcome.REFUNDED: "Your payment was refunded.",
 }
 
 
-def status_page(reference: str, outcome: CustomerOutcome) -> str:
-    """The status page for an order ``reference`` and its ``outcome``: it reloads itself every
-    :data:`REFRESH_SECONDS` while pending, and names nothing but the reference."""
-    refresh = (
-        f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
-        if outcome is CustomerOutcome.PENDING
-        else ""
-    )
+def status_page(reference: str, outcome: CustomerOutcome, *, refresh: bool = False) -> str:
+    """The status page for an order ``reference`` and its ``outcome``, naming nothing but the
+    reference; with ``refresh``, it reloads itself every :data:`REFRESH_SECONDS`."""
+    reload = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if refresh else ""
     shown = html.escape(reference)
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"{refresh}<title>Order {shown}</title></head>"
+        f"{reload}<title>Order {shown}</title></head>"
         f'<body data-outcome="{outcome.value}"><main><h1>Order {shown}</h1>'
         f"<p>{_MESSAGES[outcome]}</p></main></body></html>"
     )

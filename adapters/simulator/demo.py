@@ -35,7 +35,7 @@ from adapters.simulator._simulator import NicepaySimulator
 from fsm.chain.keys import AuditKeys
 from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet
+from fsm.flows import EVENT_TYPES, FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 
@@ -103,7 +103,7 @@ def run_demo(db_url: str) -> list[Outcome]:
     """Run every scenario against a fresh simulator; payments go to ``db_url``."""
     store = SqlStore(db_url, audit_keys=AuditKeys.from_env())
     store.create_schema()
-    with merchant_rig(Engine(store, flows=FLOWS), store) as rig:
+    with merchant_rig(Engine(store, flows=FLOWS, event_types=EVENT_TYPES), store) as rig:
         played = [_play(rig, scenario) for scenario in SCENARIOS]
         played += _play_astrapay(rig)
         played.append(_play_partial_refund(rig))

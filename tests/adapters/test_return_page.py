@@ -12,11 +12,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from adapters.inbound.handler import NotificationHandler
-from adapters.inbound.return_page import REFRESH_SECONDS, CustomerOutcome, status_page
+from adapters.inbound.return_page import REFRESH_SECONDS, CustomerOutcome, ReturnPage, status_page
+from fsm import Engine, ManualClock, MemoryStore
 from fsm.errors import ConfigurationError
+from fsm.flows import FLOWS
 from tests.adapters.mock_nicepay import ServiceRig
 from tests.adapters.pages import shown_outcome
 from tests.adapters.test_astrapay_hints import at_nicepay, returned, submitted
+from tests.fsm.conftest import T0
+from tests.fsm.test_events import to_paid
 
 RETURN_URL = "https://shop.example/orders/back?from=wallet"
 
@@ -73,3 +77,20 @@ def test_a_reference_is_shown_escaped() -> None:
 def test_a_return_url_must_be_absolute_http(rig: ServiceRig, url: str) -> None:
     with pytest.raises(ConfigurationError):
         NotificationHandler(rig.service, return_url=url)
+
+
+def test_a_refunded_payment_is_told_refunded_and_the_page_stops_reloading() -> None:
+    clock = ManualClock(T0)
+    engine = Engine(MemoryStore(), flows=FLOWS, clock=clock)
+    pid = to_paid(engine, clock)
+    engine.fire(
+        pid,
+        "refund_payment",
+        actor="status_inquiry",
+        idempotency_key="refunded",
+        payload={"refunded_amount": "25000"},
+    )
+    refunded = engine.get(pid)
+    reply = ReturnPage().reply(engine.flow_of(refunded), refunded)
+    assert (reply.status, shown_outcome(reply.html)) == (200, "refunded")
+    assert "refresh" not in (reply.html or "")
