@@ -27,7 +27,7 @@ from adapters.reconcile.status import check_status
 from adapters.refunds.outcome import RESERVED, Refund, refund_status
 from adapters.refunds.request import RefundRequest
 from adapters.wallets.cancel_rules import cancel_refusal
-from fsm.definition import FlowDefinition
+from fsm.definition import FlowVersions
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord
@@ -124,10 +124,11 @@ class Refunds:
         if int(amount) > left or left <= 0:
             raise _exceeds(req, amount, left)
         partial = int(amount) < int(payment.amount)
+        lineage = self.engine.catalog.lineage(payment.flow)
         refusal = cancel_refusal(
             payment.wallet or "",
             now=self.engine.clock.now(),
-            paid_at=paid_at(flow, self.engine.history(payment.id)) or payment.created_at,
+            paid_at=paid_at(lineage, self.engine.history(payment.id)) or payment.created_at,
             partial=partial,
         )
         if refusal is not None:
@@ -235,10 +236,15 @@ def committed(payment: Instance, intents: Sequence[CallIntent]) -> int:
     return max(int(payment.refunded_amount or 0), accepted)
 
 
-def paid_at(flow: FlowDefinition, history: Sequence[TransitionRecord]) -> datetime | None:
-    """When the payment settled: the time of its first step into a settled state."""
-    settled = (r for r in history if flow.state(r.dest).kind.settled)
-    return next((record.occurred_at for record in settled), None)
+def paid_at(flow: FlowVersions, history: Sequence[TransitionRecord]) -> datetime | None:
+    """When the payment settled: the time of its first step into a settled state, each step's
+    state read in the flow version it ran under (a later one may have renamed or dropped it)."""
+
+    def settles(record: TransitionRecord) -> bool:
+        version = flow.versions.get(record.flow_version, flow.latest)
+        return record.dest in version.state_map and version.state(record.dest).kind.settled
+
+    return next((record.occurred_at for record in history if settles(record)), None)
 
 
 def _exceeds(req: RefundRequest, amount: str, left: int) -> RefundExceedsPayment:
