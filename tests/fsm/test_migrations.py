@@ -446,7 +446,7 @@ def test_the_downgrade_leaves_the_actors_of_an_application_flow_alone(bare: SqlS
     )
 
 
-# --- 0008: the audit chain -------------------------------------------------------------------
+# --- 0010: the audit chain -------------------------------------------------------------------
 
 
 def test_rows_stored_before_the_chain_are_hash_chained_by_the_upgrade(bare: SqlStore) -> None:
