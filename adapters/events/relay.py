@@ -84,8 +84,9 @@ class Relay:
     ) -> None:
         """Relay ``store``'s events to ``sink``.
 
-        ``lease`` must outlast a batch's delivery: a claim that lapses sooner lets another relay
-        deliver the same events (still at least once, but twice).
+        A round sends only while less than half of ``lease`` has passed since its claim: the
+        rest of a batch a slow sink held up is left to lapse, so that no event is sent on a
+        claim another relay may have taken over (give it longer than one delivery may take).
         """
         self.outbox = Outbox(store)
         self.sink = sink
@@ -96,12 +97,16 @@ class Relay:
         self.owner = owner or relay_owner()
 
     def run_once(self) -> RelayRound:
-        """Claim one batch of due events and deliver each; what happened to them."""
-        claimed = self.outbox.claim(
-            self.clock.now(), owner=self.owner, lease=self.lease, limit=self.batch
-        )
+        """Claim one batch of due events and deliver each while the claim is young; what
+        happened to them."""
+        started = self.clock.now()
+        claimed = self.outbox.claim(started, owner=self.owner, lease=self.lease, limit=self.batch)
         delivered = retried = dead = 0
         for entry in claimed:
+            if self.clock.now() - started >= self.lease / 2:
+                # A slow sink: what is left goes out once its claim lapses, from any relay,
+                # rather than from this one while another may have claimed it too.
+                break
             outcome = self._deliver(entry)
             delivered += outcome == "delivered"
             retried += outcome == "retried"

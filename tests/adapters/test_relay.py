@@ -12,6 +12,7 @@ import pytest
 
 from adapters.events import Backoff, CallableSink, Relay
 from fsm import ManualClock, SqlStore
+from fsm.events import Event
 from fsm.store.outbox import Delivery, Outbox
 from tests.adapters.events_rig import Recorder, event_engine, settle
 from tests.fsm.conftest import T0
@@ -132,3 +133,24 @@ def test_replicas_deliver_each_event_once(store: SqlStore, replicas: int) -> Non
     assert len(counts) == 24
     assert set(counts.values()) == {1}
     assert Outbox(store).count(Delivery.DELIVERED) == 24
+
+
+def test_a_slow_sink_leaves_the_rest_of_a_batch_to_lapse_instead_of_sending_it_late(
+    store: SqlStore,
+) -> None:
+    clock = ManualClock(T0)
+    settle(event_engine(store, clock), clock, 5)
+    recorder = Recorder()
+
+    def slow(event: Event) -> None:
+        recorder(event)
+        clock.advance(timedelta(seconds=20))  # each delivery takes a third of the lease
+
+    relay = Relay(store, CallableSink(slow), clock=clock, lease=timedelta(minutes=1))
+    assert relay.run_once().delivered == 2  # 0 s and 20 s; at 40 s half the lease is gone
+    other = Relay(store, CallableSink(recorder), clock=clock)
+    # Only the two delivered payments' next events: the other three are still claimed.
+    assert other.run_once().delivered == 2
+    clock.advance(timedelta(seconds=21))
+    assert other.drain().delivered == 6
+    assert len(recorder.events) == len({event.id for event in recorder.events}) == 10
