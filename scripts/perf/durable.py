@@ -53,7 +53,7 @@ Op = tuple[str, str, str, str, Mapping[str, Any]]
 
 SELECT_ROW = (
     "SELECT id, flow, state, version, wallet, amount, currency, reference_no, tx_id, mandate, "
-    "deadline_at, created_at, updated_at, refunded_amount, chain_link "
+    "deadline_at, created_at, updated_at, refunded_amount, chain_link, flow_version "
     "FROM flow_instance WHERE id = {p}"
 )
 CAS_UPDATE = (
@@ -84,9 +84,10 @@ def chained(
         body,
         utc_text(now),
         FLOW.fingerprint,
+        row[15],
     )
     new_link = link(row[14] or "", values)
-    sealed = (instance_id, row[1], dest, seq, *row[4:10], row[13])
+    sealed = (instance_id, row[1], dest, seq, *row[4:10], row[13], row[15])
     return (*values[:8], now, FLOW.fingerprint, new_link, KEY_ID), (
         new_link,
         seal(new_link, sealed),

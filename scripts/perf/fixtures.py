@@ -28,7 +28,7 @@ INSTANCE_COLUMNS = (
 )
 LOG_COLUMNS = (
     "instance_id, seq, event, source, dest, actor, idempotency_key, payload, occurred_at, "
-    "fingerprint, chain_link, chain_key"
+    "fingerprint, flow_version, chain_link, chain_key"
 )
 CHAIN = Chain(KEYS)
 """Seeded rows are chained by the library, under the key every variant signs with."""
@@ -107,7 +107,7 @@ def instance_rows(
     for number in range(count):
         pid = payment_id(number)
         sealed: tuple[Any, ...] = (pid, FLOW.name, state, version, WALLET, "150000", "IDR")
-        sealed += (f"ORD-{number:08d}", f"TX{number:018d}", None, None)
+        sealed += (f"ORD-{number:08d}", f"TX{number:018d}", None, None, FLOW.version)
         latest = "" if links is None else links[pid]
         yield (*sealed[:10], deadline, now, now, latest, CHAIN.seal(latest, sealed), CHAIN.key_id)
 
@@ -126,6 +126,7 @@ def log_rows(
             row = (
                 *(pid, seq, event, state, dest, str(actor), f"seed:{seq}", payload, now),
                 FLOW.fingerprint,
+                FLOW.version,
             )
             latest = CHAIN.link(latest, row)
             yield (*row, latest, CHAIN.key_id)
@@ -185,7 +186,7 @@ def seeded_sqlite(
         rows = instance_rows(count, state=state, version=len(path_steps), links=links or None)
         _insert_sqlite(conn, "flow_instance", INSTANCE_COLUMNS, 16, rows)
         if path_steps:
-            _insert_sqlite(conn, "transition_log", LOG_COLUMNS, 12, iter(logged))
+            _insert_sqlite(conn, "transition_log", LOG_COLUMNS, 13, iter(logged))
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         conn.close()

@@ -30,11 +30,13 @@ from perf.settings import Settings
 
 SELECT_STEPS = (
     "SELECT instance_id, seq, event, source, dest, actor, idempotency_key, payload, occurred_at, "
-    "fingerprint, chain_link, chain_key FROM transition_log WHERE instance_id = ? ORDER BY seq"
+    "fingerprint, chain_link, chain_key, flow_version FROM transition_log WHERE instance_id = ? "
+    "ORDER BY seq"
 )
 SELECT_SEALED = (
     "SELECT id, flow, state, version, wallet, amount, currency, reference_no, tx_id, mandate, "
-    "refunded_amount, chain_link, chain_seal, chain_key FROM flow_instance WHERE id = ?"
+    "refunded_amount, chain_link, chain_seal, chain_key, flow_version "
+    "FROM flow_instance WHERE id = ?"
 )
 
 
@@ -77,17 +79,20 @@ def verify(flow: DictFlow, rows: list[tuple[Any, ...]], sealed: tuple[Any, ...])
     the instance row's seal; raises ``ValueError`` at the first bad step."""
     state, applied, latest = flow.initial, 0, ""
     for row in rows:
-        _, seq, event, source, dest, actor, _, _, at, fingerprint, stored, key_id = row
+        _, seq, event, source, dest, actor, _, _, at, fingerprint, stored, key_id, version = row
         if seq != applied + 1 or fingerprint != flow.fingerprint or source != state:
+            raise ValueError(seq)
+        if version != FLOW.version:
             raise ValueError(seq)
         actors = flow.declared.get((state, event, dest))
         if actors is None or actor not in actors or key_id != KEY_ID:
             raise ValueError(seq)
-        values = (*row[:8], sqlite_text(at), fingerprint)
+        values = (*row[:8], sqlite_text(at), fingerprint, version)
         if link(latest, values) != stored:
             raise ValueError(seq)
         state, applied, latest = dest, seq, stored
-    if sealed[11] != latest or sealed[13] != KEY_ID or seal(latest, sealed[:11]) != sealed[12]:
+    sealed_values = (*sealed[:11], sealed[14])
+    if sealed[11] != latest or sealed[13] != KEY_ID or seal(latest, sealed_values) != sealed[12]:
         raise ValueError("instance row")
     return state, applied
 
