@@ -11,7 +11,7 @@ it, delivers the event again.
 """
 
 from adapters.events.rabbitmq import DEFAULT_QUEUE, RabbitMqSink
-from adapters.events.relay import Backoff, Relay, RelayRound, relay_owner
+from adapters.events.relay import Backoff, Relay, RelayRound
 from adapters.events.sinks import CallableSink, Sink
 from adapters.events.webhook import (
     DEFAULT_TOLERANCE,
@@ -32,7 +32,6 @@ __all__ = [
     "RelayRound",
     "Sink",
     "WebhookSink",
-    "relay_owner",
     "sign_webhook",
     "verify_webhook",
 ]

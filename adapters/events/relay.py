@@ -11,15 +11,13 @@ delivers it again, hence "at least once" and the consumer's deduplication by eve
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adapters.events.sinks import Sink
 from fsm.clock import Clock, SystemClock
+from fsm.store.leases import claim_owner
 from fsm.store.outbox import Outbox, OutboxEntry
 from fsm.store.sql import SqlStore
 
@@ -63,11 +61,6 @@ class RelayRound:
         return self.delivered + self.retried + self.dead
 
 
-def relay_owner() -> str:
-    """A name no other relay has: host, process and a random part."""
-    return f"relay:{socket.gethostname()[:24]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 class Relay:
     """Delivers one store's outbox to one sink."""
 
@@ -94,7 +87,7 @@ class Relay:
         self.backoff = backoff or Backoff()
         self.batch = batch
         self.lease = lease
-        self.owner = owner or relay_owner()
+        self.owner = owner or claim_owner("relay")
 
     def run_once(self) -> RelayRound:
         """Claim one batch of due events and deliver each while the claim is young; what
@@ -170,4 +163,4 @@ class Relay:
         return outcome
 
 
-__all__ = ["Backoff", "Relay", "RelayRound", "relay_owner"]
+__all__ = ["Backoff", "Relay", "RelayRound"]
