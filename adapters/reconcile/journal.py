@@ -306,10 +306,11 @@ class CallJournal:
         and nothing changed, when it was closed meanwhile or its call left it open since.
 
         A call still under way when the repair read its intent may have reached the provider
-        after the repair's inquiry: once it has said so (:meth:`release`), that inquiry proves
-        nothing about it, and the intent waits for a repair that asks after it.
+        after the repair's inquiry: once it has said so (:meth:`release`), or renewed its hold
+        to send (:meth:`renew`), that inquiry proves nothing about it, and the intent waits for
+        a repair that asks after it.
         """
-        query = _FINISH
+        query = _FINISH.where(_T.c.held_until.is_not_distinct_from(intent.held_until))
         if intent.left_open_at is None:
             query = query.where(_T.c.left_open_at.is_(None))
         values = {"intent_id": intent.id, "at": require_aware(at), "result": outcome[:32]}

@@ -37,8 +37,9 @@ AWAITING_CANCEL: Final = "left open: its cancel may still arrive"
 """A repair's outcome when NICEPAY shows no refund yet, but the cancel may still reach it: it
 went out (or could have, before its claim ran out) less than a grace ago."""
 LEFT_OPEN: Final = "left open: its call ended meanwhile"
-"""A repair's outcome when the intent's own call left it open while the repair was asking
-NICEPAY: what the repair learnt may predate the call, so the next pass asks again."""
+"""A repair's outcome when the intent's own call left it open, or renewed its hold to send,
+while the repair was asking NICEPAY: what the repair learnt may predate the call, so the next
+pass asks again."""
 
 
 def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent) -> str:

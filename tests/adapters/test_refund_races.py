@@ -21,6 +21,7 @@ order of events:
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +37,7 @@ from adapters.reconcile.intents import Call
 from adapters.reconcile.recovery import Reconciler
 from adapters.reconcile.refund_repair import (
     ANSWERED_AFTER_REPAIR,
+    LEFT_OPEN,
     REPAIRED_NOT_REFUNDED,
     REPAIRED_REFUNDED,
 )
@@ -44,6 +46,7 @@ from adapters.service import PaymentService
 from fsm.clock import ManualClock
 from fsm.errors import InstanceNotFound
 from fsm.model import Instance
+from fsm.refunds import REQUEST_REFUND
 from fsm.store.sql import SqlStore
 from tests.adapters.counted_nicepay import GATE_LIMIT, Gate
 from tests.adapters.refund_rig import UNUSED_URL, RefundRig, merchant, refund_rig
@@ -291,3 +294,44 @@ def test_a_payment_id_with_a_nul_is_refused_alike_on_every_database(db_url: str)
             rig.service.cancel(f"{payment.id}\x00", request_id="rf-1", amount="50000")
         assert rig.service.calls.of_instance(payment.id)[-1].call != Call.CANCEL
         assert rig.cancels_sent(payment) == 0
+
+
+def test_a_repair_does_not_close_a_cancel_that_renewed_its_hold_and_went_out_after_it_read(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
+        payment = rig.paid("renewed-late")
+        stepped, go = threading.Event(), threading.Event()
+        fire = rig.engine.fire_with_retry
+
+        def stall(*args: Any, **kwargs: Any) -> Any:
+            fired = fire(*args, **kwargs)
+            if args[1] == REQUEST_REFUND:  # the cancel's process stalls before it sends
+                stepped.set()
+                assert go.wait(GATE_LIMIT)
+            return fired
+
+        rig.engine.fire_with_retry = stall  # type: ignore[method-assign]
+        gate.close()
+        with ThreadPoolExecutor(1) as pool:
+            cancelling = pool.submit(
+                rig.service.cancel, payment.id, request_id="rf-1", amount="50000"
+            )
+            assert stepped.wait(GATE_LIMIT)
+            # A reconciler past the cancel's wait claims the payment and asks NICEPAY: nothing.
+            repairing = PausedRepair(rig, monkeypatch)
+            # Its inquiry outlasts its own claim; the stalled cancel wakes, renews and sends.
+            rig.clock.advance(PAST_THE_WAIT + DEFAULT_LEASE + timedelta(minutes=1))
+            go.set()
+            gate.wait_for_call()
+            (repair,) = repairing.finish()
+            monkeypatch.undo()
+            assert repair.outcome == LEFT_OPEN  # its inquiry predates the send
+            assert cancel_outcomes(rig, payment) == [None]
+            asked_again = rig.service.cancel(payment.id, request_id="rf-1")
+            assert asked_again.status is not RefundStatus.FAILED
+            gate.open()
+            refund = cancelling.result(GATE_LIMIT)
+        assert told(refund) == (RefundStatus.SUCCEEDED, "refunded", "50000")
+        assert cancel_outcomes(rig, payment) == ["answered"]
+        assert rig.refunded_at_nicepay(payment) == "50000"
