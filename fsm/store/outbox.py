@@ -10,11 +10,14 @@ Claims are leases, as the reconcilers' are (:mod:`fsm.store.leases`): ``claimed_
 PostgreSQL claims a batch with ``FOR UPDATE SKIP LOCKED``, so replicas take different events and
 never wait on each other; SQLite claims each row with a compare-and-set, behind the file's one
 writer. An event is only claimable while no earlier event of the same payment is pending: each
-payment's events go out in order, one at a time (a dead one no longer holds the next back).
+payment's events go out in order, one at a time (a dead one no longer holds the next back). A row
+whose stored body is not an event is marked dead when claimed, with ``last_error`` saying so.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -51,6 +54,8 @@ class OutboxEntry(NamedTuple):
     delivered_at: datetime | None
 
 
+logger = logging.getLogger(__name__)
+
 _ENTRY_COLUMNS = (
     _O.c.body,
     _O.c.status,
@@ -82,6 +87,17 @@ _CLAIM_MANY = (
     .where(_O.c.id.in_(bindparam("ids", expanding=True)))
     .values(claimed_by=bindparam("owner"), claimed_until=bindparam("until"))
 )
+_BURY = (
+    update(_O)
+    .where(_O.c.id == bindparam("event_id"))
+    .values(
+        status=Delivery.DEAD.value,
+        attempts=_O.c.attempts + 1,
+        last_error="unreadable: the stored body is not an event",
+        claimed_by=None,
+        claimed_until=None,
+    )
+)
 _HELD = and_(_O.c.id == bindparam("event_id"), _O.c.claimed_by == bindparam("owner"))
 
 
@@ -94,6 +110,15 @@ def _entry(row: Any) -> OutboxEntry:
     return OutboxEntry(
         Event.from_json(body), Delivery(status), attempts, next_at, error, delivered_at
     )
+
+
+def _readable(row: Any) -> OutboxEntry | None:
+    """The row's entry, or ``None`` (logged) when its stored body is not an event."""
+    try:
+        return _entry(row)
+    except InvalidInstanceData as error:
+        logger.warning("outbox row unreadable", extra={"event_id": row[6], "reason": str(error)})
+        return None
 
 
 class Outbox:
@@ -112,9 +137,10 @@ class Outbox:
             where.append(_O.c.status == Delivery(status).value)
         if payment_id is not None:
             where.append(_O.c.instance_id == payment_id)
-        query = select(*_ENTRY_COLUMNS).where(*where).order_by(*_ORDER).limit(limit)
+        query = select(*_ENTRY_COLUMNS, _O.c.id).where(*where).order_by(*_ORDER).limit(limit)
         with self._store.connection() as conn:
-            return [_entry(row) for row in conn.execute(query)]
+            readable = (_readable(row) for row in conn.execute(query))
+            return [entry for entry in readable if entry is not None]
 
     def events(self, *, payment_id: str | None = None, limit: int = 10_000) -> list[Event]:
         """The stored events, oldest first, whatever their delivery."""
@@ -209,17 +235,32 @@ def _claim_skipping_locked(
     rows = conn.execute(query, values).all()
     if rows:
         conn.execute(_CLAIM_MANY, {**values, "ids": [row[6] for row in rows]})
-    return [_entry(row) for row in rows]
+    return _readable_or_dead(conn, rows)
 
 
 def _claim_each(conn: Connection, values: dict[str, Any], limit: int) -> list[OutboxEntry]:
     """SQLite: claim each due row with a compare-and-set that fails if another claimed it."""
     rows = conn.execute(_due(limit), values).all()
-    return [
-        _entry(row)
-        for row in rows
-        if conn.execute(_CLAIM_ONE, {**values, "event_id": row[6]}).rowcount == 1
+    claimed = [
+        row for row in rows if conn.execute(_CLAIM_ONE, {**values, "event_id": row[6]}).rowcount
     ]
+    return _readable_or_dead(conn, claimed)
+
+
+def _readable_or_dead(conn: Connection, rows: Sequence[Any]) -> list[OutboxEntry]:
+    """The claimed rows' entries; one whose body is not an event is marked dead at once.
+
+    Retrying cannot mend a stored body, and left pending it would fail every round's claim and
+    hold its payment's later events back; dead, it is listed for a person and lets them pass.
+    """
+    entries = []
+    for row in rows:
+        entry = _readable(row)
+        if entry is None:
+            conn.execute(_BURY, {"event_id": row[6]})
+        else:
+            entries.append(entry)
+    return entries
 
 
 __all__ = ["Delivery", "Outbox", "OutboxEntry"]

@@ -9,11 +9,13 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from adapters.events import Backoff, CallableSink, Relay
 from fsm import ManualClock, SqlStore
 from fsm.events import Event
 from fsm.store.outbox import Delivery, Outbox
+from fsm.store.tables import OUTBOX_TABLE
 from tests.adapters.events_rig import Recorder, event_engine, settle
 from tests.fsm.conftest import T0
 from tests.fsm.test_claims import run_together
@@ -107,6 +109,26 @@ def test_a_claim_that_lapsed_goes_to_another_relay(store: SqlStore) -> None:
     clock.advance(timedelta(minutes=1, seconds=1))
     assert relay.drain().delivered == 2
     assert not outbox.delivered(claimed[0].event.id, owner="dead-relay", now=clock.now())
+
+
+def test_an_unreadable_event_is_dead_at_once_and_holds_nothing_back(store: SqlStore) -> None:
+    clock = ManualClock(T0)
+    [broken_pid, other_pid] = settle(event_engine(store, clock), clock, 2)
+    outbox = Outbox(store)
+    [paid, confirmed] = outbox.entries(payment_id=broken_pid)
+    with store.transaction() as conn:
+        conn.execute(
+            update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.id == paid.event.id).values(body="{not json")
+        )
+    recorder = Recorder()
+
+    done = Relay(store, CallableSink(recorder), clock=clock).drain()
+
+    assert done.delivered == 3  # the other payment's two events, and the broken one's next
+    assert [e.id for e in recorder.events if e.payment_id == broken_pid] == [confirmed.event.id]
+    assert {e.payment_id for e in recorder.events} == {broken_pid, other_pid}
+    assert outbox.count(Delivery.DEAD) == 1
+    assert [e.event.id for e in outbox.entries(payment_id=broken_pid)] == [confirmed.event.id]
 
 
 @pytest.mark.parametrize("replicas", [2, 4])
