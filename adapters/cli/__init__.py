@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from adapters.cli import (
+    _checkpoint,
     _demo,
     _diagrams,
     _events,
@@ -33,6 +34,7 @@ _COMMANDS = (
     _flows,
     _records,
     _verify,
+    _checkpoint,
     _listing,
     _resolve,
     _migrate,
