@@ -40,8 +40,7 @@ def register(subparsers: Any) -> None:
         "verify",
         help="check stored payments against their audit chain and flow (exit 1: tampered)",
     )
-    verify.add_argument("id", nargs="?", help="one instance id")
-    verify.add_argument("--all", action="store_true", help="every instance in the database")
+    add_selection(verify)
     verify.add_argument(
         "--require-key",
         action="store_true",
@@ -64,6 +63,20 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(handler=_verify)
 
 
+def add_selection(parser: Any) -> None:
+    """Add the choice of one instance (``ID``) or every one (``--all``)."""
+    parser.add_argument("id", nargs="?", help="one instance id")
+    parser.add_argument("--all", action="store_true", help="every instance in the database")
+
+
+def selection_refused(args: argparse.Namespace) -> bool:
+    """Whether neither or both of ``ID`` and ``--all`` were given (said on standard error)."""
+    if (args.id is None) != (not args.all):
+        return False
+    sys.stderr.write(f"ewallet-fsm {args.command}: error: give either ID or --all\n")
+    return True
+
+
 @dataclass(frozen=True)
 class Checked:
     """One instance: its chain verdict, and its replay when its row could be replayed."""
@@ -82,8 +95,7 @@ class Checked:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    if (args.id is None) == (not args.all):
-        sys.stderr.write("ewallet-fsm verify: error: give either ID or --all\n")
+    if selection_refused(args):
         return 2
     with open_existing(args.db) as store:
         # Whoever holds a key must not take a chain it cannot check for a checked one: rows
