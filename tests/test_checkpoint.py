@@ -206,6 +206,15 @@ def test_an_edited_checkpoint_is_refused(rig: Rig) -> None:
         code, _, err = run_cli("verify", "--all", "--db", copy, "--against", str(out))
         assert code == 2
         assert "signed with key 'audit-1', which was not given" in err
+    else:  # a key holder does not take a checkpoint anyone could have made, unless told to
+        with audit_key(KEY):
+            code, _, err = run_cli("verify", "--all", "--db", copy, "--against", str(out))
+            assert code == 2
+            assert "only hashed (no audit key) and a key is required" in err
+            code, _, err = run_cli(
+                "verify", "--all", "--accept-unkeyed", "--db", copy, "--against", str(out)
+            )
+            assert code == 1  # the checkpoint taken: the deleted payment is found
 
 
 def test_no_checkpoint_vouches_for_a_tampered_chain(rig: Rig) -> None:
