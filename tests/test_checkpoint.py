@@ -125,6 +125,7 @@ def test_a_deleted_payment_is_tampered_against_the_checkpoint(rig: Rig) -> None:
     assert chain["status"] == "tampered"
     assert "missing: it was deleted" in chain["reason"]
     assert "against the checkpoint" in chain["reason"]
+    assert ("signed, key audit-1" if filled.keyed else "a plain digest, no key") in chain["reason"]
     code, alone = against(copy, out, key, gone)
     assert (code, alone["instances"][0]["chain"]["status"]) == (1, "tampered")
     assert report["checkpoint"]["protection"].startswith(

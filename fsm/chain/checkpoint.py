@@ -204,7 +204,8 @@ def anchored(verdict: ChainVerdict, rows: ChainedRows, checkpoint: Checkpoint) -
     problem, seq = _departure(head, rows)
     if problem is None or (verdict.status is ChainStatus.TAMPERED and seq is not None):
         return verdict
-    reason = f"{problem}, against the checkpoint of {_moment(checkpoint.taken_at)}"
+    signed = f"signed, key {checkpoint.key_id}" if checkpoint.keyed else "a plain digest, no key"
+    reason = f"{problem}, against the checkpoint of {_moment(checkpoint.taken_at)} ({signed})"
     return ChainVerdict(
         rows.instance_id, ChainStatus.TAMPERED, verdict.key_ids, verdict.steps, seq, reason
     )
