@@ -195,14 +195,15 @@ def anchored(verdict: ChainVerdict, rows: ChainedRows, checkpoint: Checkpoint) -
     """``verdict`` held against the checkpoint's head of the same instance.
 
     An instance the checkpoint holds that is missing, shorter than its head or carries another
-    link at its head's step is tampered (the reason says which, and against which checkpoint);
-    a tampered chain otherwise keeps its own first bad step.
+    link at its head's step is tampered (the reason says which, and against which checkpoint).
+    A chain tampered in itself keeps its own first bad step, unless the whole instance is gone.
     """
     head = checkpoint.head(rows.instance_id)
     if head is None:
         return verdict
     problem, seq = _departure(head, rows)
-    if problem is None or (verdict.status is ChainStatus.TAMPERED and seq is not None):
+    gone = rows.instance_row is None and not rows.step_rows
+    if problem is None or (verdict.status is ChainStatus.TAMPERED and not gone):
         return verdict
     signed = f"signed, key {checkpoint.key_id}" if checkpoint.keyed else "a plain digest, no key"
     reason = f"{problem}, against the checkpoint of {_moment(checkpoint.taken_at)} ({signed})"
