@@ -30,6 +30,7 @@ from fsm.definition import (
 from fsm.engine import Engine
 from fsm.errors import (
     ActorNotAllowed,
+    CheckpointRefused,
     ConcurrentTransition,
     ConfigurationError,
     DiagramBackendUnavailable,
@@ -80,6 +81,7 @@ __all__ = [
     "AuditKeys",
     "ChainStatus",
     "ChainVerdict",
+    "CheckpointRefused",
     "Clock",
     "ConcurrentTransition",
     "ConfigurationError",

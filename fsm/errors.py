@@ -15,6 +15,7 @@ raises to the engine are private (:mod:`fsm._signals`) and derive from none of t
     │   └── UnknownFlowVersion          the flow has no such version; .version, .versions
     ├── UnknownMigration                no migration declared between two versions of a flow
     ├── UnknownDiagramFormat            a diagram path whose suffix is not .dot, .svg or .png
+    ├── CheckpointRefused               a chain checkpoint is malformed, edited or not checkable
     ├── InstanceNotFound                no stored instance with that id; .instance_id
     ├── InstanceExists                  an instance with that id is already stored
     ├── ReferenceInUse                  a live instance of the flow has that reference
@@ -103,6 +104,14 @@ class UnknownDiagramFormat(FsmError, ValueError):
         self.known = tuple(known)
         shown = repr(suffix) if suffix else "no suffix"
         super().__init__(f"unknown diagram format {shown}; use one of: {', '.join(self.known)}")
+
+
+class CheckpointRefused(FsmError, ValueError):
+    """A checkpoint of the audit chains (:mod:`fsm.chain.checkpoint`) cannot be trusted or taken.
+
+    Its file is malformed, its heads or signature do not match (it was edited), its key was not
+    given, or a chain it would vouch for is tampered. Nothing is checked against it or written.
+    """
 
 
 class InstanceNotFound(FsmError, LookupError):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from adapters.cli import (
+    _checkpoint,
     _demo,
     _diagrams,
     _events,
@@ -17,6 +18,7 @@ from adapters.cli import (
     _migrate,
     _reconcile,
     _records,
+    _reseal,
     _resolve,
     _serve,
     _simulator,
@@ -33,6 +35,8 @@ _COMMANDS = (
     _flows,
     _records,
     _verify,
+    _checkpoint,
+    _reseal,
     _listing,
     _resolve,
     _migrate,

@@ -7,6 +7,11 @@ units that commit whole or roll back whole. A unit holds the store's lock from i
 end, as SQLite's writer holds the file, so units on several threads run one after another and
 readers never see a unit's writes before it commits. Nothing outlives the process: it serves
 tests, examples and benchmarks, as ``httpx.MockTransport`` serves an HTTP client's.
+
+Its audit chain is the one :class:`~fsm.store.sql.SqlStore` writes, computed when it is read
+(:meth:`MemoryStore.chained`) rather than on every step: a stored record never changes, so its
+link is the same whenever it is made, and nothing outside the process can edit these rows in
+between. Deciding pays for no MAC.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ from fsm.store.protocol import StoredStep
 
 _Slot = tuple[str, str]
 """A live instance's flow and reference: at most one instance holds each."""
-_Row = TypeVar("_Row", TransitionRecord, RejectedEvent, tuple[str, str])
+_Row = TypeVar("_Row", TransitionRecord, RejectedEvent)
+_Linked = tuple[TransitionRecord, tuple[object, ...], str, str]
+"""A logged record, its chained values, its link and the id of the key that made it."""
 
 
 class MemoryStore:
@@ -49,10 +56,8 @@ class MemoryStore:
         """An empty store; its rows are chained as :class:`~fsm.SqlStore` chains them."""
         self.chain = Chain(audit_keys)
         """How this store links and seals rows, and checks them."""
-        self._links: dict[str, list[tuple[str, str]]] = {}
-        """Each instance's log links and their key ids, beside its log."""
-        self._seals: dict[str, tuple[str, str, str]] = {}
-        """Each instance's latest link, seal and key id."""
+        self._links: dict[str, list[_Linked]] = {}
+        """Each instance's log records linked so far, with their links and key ids."""
         self._lock = threading.RLock()
         self._instances: dict[str, Instance] = {}
         self._logs: dict[str, list[TransitionRecord]] = {}
@@ -78,7 +83,6 @@ class MemoryStore:
             if instance.id in self._instances:
                 raise InstanceExists(instance.id)
             self._instances[instance.id] = instance
-            self._seals[instance.id] = _sealed(self.chain, instance, "")
             if slot is not None:
                 self._live[slot] = instance.id
 
@@ -165,22 +169,38 @@ class MemoryStore:
 
     def chained(self, instance_ids: Iterable[str]) -> Iterator[ChainedRows]:
         """Each id's rows as the audit chain is checked from, as :meth:`SqlStore.chained
-        <fsm.store.sql.SqlStore.chained>` reads them."""
+        <fsm.store.sql.SqlStore.chained>` reads them; links not made yet are made now."""
+        chain = self.chain
         with self._lock:
             for instance_id in dict.fromkeys(instance_ids):
+                linked = self._linked(instance_id)
+                steps = [(*values, link, key_id) for _, values, link, key_id in linked]
                 instance = self._instances.get(instance_id)
                 sealed = None
                 if instance is not None:
-                    sealed = (*instance_values(instance), *self._seals[instance_id])
-                steps = [
-                    (*record_values(record, dump_payload(record.payload)), *link)
-                    for record, link in zip(
-                        self._logs.get(instance_id, ()),
-                        self._links.get(instance_id, ()),
-                        strict=True,
-                    )
-                ]
+                    latest = linked[-1][2] if linked else ""
+                    values = instance_values(instance)
+                    sealed = (*values, latest, chain.seal(latest, values), chain.key_id)
                 yield ChainedRows(instance_id, sealed, steps)
+
+    def _linked(self, instance_id: str) -> list[_Linked]:
+        """The instance's log, each record with its link, the missing links made now.
+
+        A link is kept with the record it was made of: a record a rolled-back unit left behind
+        is never taken for the one that replaced it.
+        """
+        log = self._logs.get(instance_id, [])
+        linked = self._links.setdefault(instance_id, [])
+        kept = 0
+        while kept < min(len(log), len(linked)) and linked[kept][0] is log[kept]:
+            kept += 1
+        del linked[kept:]
+        chain, previous = self.chain, linked[-1][2] if linked else ""
+        for record in log[kept:]:
+            values = record_values(record, dump_payload(record.payload))
+            previous = chain.link(previous, values)
+            linked.append((record, values, previous, chain.key_id))
+        return linked
 
     def instance_ids(self) -> list[str]:
         """Every instance id, sorted."""
@@ -268,17 +288,6 @@ class MemoryUnit:
         self._put_instance(current, moved)
         self._append(store._logs, record.instance_id, record)
         self._remember_key(record)
-        self._chain(record, moved)
-
-    def _chain(self, record: TransitionRecord, moved: Instance) -> None:
-        """Link ``record`` after the instance's latest link and seal ``moved`` with it."""
-        store = self._store
-        chain, seals = store.chain, store._seals
-        before = seals[moved.id]
-        link = chain.link(before[0], record_values(record, dump_payload(record.payload)))
-        self._append(store._links, moved.id, (link, chain.key_id))
-        seals[moved.id] = _sealed(chain, moved, link)
-        self._undo.append(lambda: seals.__setitem__(moved.id, before))
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied.
@@ -326,10 +335,6 @@ class MemoryUnit:
         keys, key = self._store._keys, (record.instance_id, record.idempotency_key)
         keys[key] = record
         self._undo.append(lambda: keys.pop(key))
-
-
-def _sealed(chain: Chain, instance: Instance, link: str) -> tuple[str, str, str]:
-    return link, chain.seal(link, instance_values(instance)), chain.key_id
 
 
 def _restore(live: dict[_Slot, str], slot: _Slot, holder: str | None) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from fsm import (
 )
 from fsm.chain import HASH_ONLY, LINK_FIELDS, Chain, canonical
 from fsm.flows import FLOWS
+from fsm.model import TransitionRecord
 from tests.conftest import AnyStore
 from tests.fsm.conftest import T0
 from tests.fsm.test_persistence import PATH
@@ -243,3 +245,25 @@ def test_no_secret_reaches_a_stored_row(signed: SqlStore) -> None:
         dumped += str(conn.execute(text("select * from flow_instance")).all())
     assert pid in dumped
     assert SECRET not in dumped
+
+
+def test_the_memory_store_never_keeps_a_link_of_a_step_rolled_back() -> None:
+    """Its links are made when read: one read inside a unit that then rolls back is dropped."""
+    store = MemoryStore(audit_keys=KEYS)
+    pid = paid_path(store)
+    last = store.history(pid)[-1]
+    undone = replace(last, seq=last.seq + 1, source=last.dest, idempotency_key="undone")
+    with pytest.raises(RuntimeError):
+        read_in_a_failing_unit(store, undone)
+    engine = Engine(store, flows=FLOWS, clock=ManualClock(T0))
+    engine.fire(pid, "report_pending", actor="status_inquiry", idempotency_key="k9")
+    verdict = verdict_of(store, pid)
+    assert (verdict.status, verdict.steps) == (ChainStatus.INTACT, len(PATH) + 1)
+    assert next(iter(store.chained([pid]))).step_rows[-1][6] == "k9"
+
+
+def read_in_a_failing_unit(store: MemoryStore, record: TransitionRecord) -> None:
+    with store.unit() as unit:
+        unit.apply(record, expected_version=record.seq - 1, deadline_at=None, bound={})
+        assert next(iter(store.chained([record.instance_id]))).step_rows[-1][1] == record.seq
+        raise RuntimeError("the unit fails after the read")
