@@ -3,10 +3,16 @@
 A notification is parsed, matched to its payment and verified (:mod:`adapters.inbound.matching`).
 Only then does the payment's wallet adapter say what it means
 (:meth:`~adapters.wallets.base.FlowAdapter.on_notification`), and the handler records it as that
-event; for a payment, an inquiry decides what it meant, since the token does not cover
+event; for a payment, a status check decides what it meant, since the token does not cover
 ``status``. A browser return is unauthenticated: its adapter names the event it is recorded as
 (:meth:`~adapters.wallets.base.FlowAdapter.on_return`), and a status check follows, nothing
 more. The handler dispatches through the wallet registry and never on a flow's name.
+
+The handler never calls NICEPAY: it verifies, records and answers. A status check is asked for
+as work in the database (:mod:`adapters.reconcile.work`) that a worker runs
+(:class:`~adapters.reconcile.worker.StatusWorker`), so a request is answered whatever NICEPAY
+is doing. While a payment's check waits, further requests for it add nothing. Should the process
+stop between the step and its work, the step's status-check deadline asks instead.
 
 Duplicates are absorbed by keys built only from what a token verified or what the server knows,
 and still answered with success, so added or varied parameters buy nothing. A payment's browser
@@ -26,13 +32,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from adapters.errors import (
-    BodyTimeout,
-    BodyTooLarge,
-    CallKeyTaken,
-    NotificationError,
-    ProviderError,
-)
+from adapters.errors import BodyTimeout, BodyTooLarge, NotificationError
 from adapters.inbound.asgi import Reply
 from adapters.inbound.attempts import CALLBACK, NOTIFICATION, Attempts, Outcome
 from adapters.inbound.journal import InboundJournal
@@ -56,6 +56,7 @@ from adapters.inbound.return_page import ReturnPage
 from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.reconcile.status import StatusChecks
+from adapters.reconcile.work import StatusWork
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
 from fsm.definition import Actor
@@ -85,6 +86,11 @@ class Payments(StatusChecks, Protocol):
     @property
     def inbound(self) -> InboundJournal:
         """The journal every inbound request is appended to."""
+        ...
+
+    @property
+    def status_work(self) -> StatusWork:
+        """Where the status checks requests call for are asked of a worker."""
         ...
 
     def fire(
@@ -141,14 +147,16 @@ class NotificationHandler:
         )
 
     def handle_notification(self, request: InboundRequest) -> Reply:
-        """Verify, record and confirm one notification; never raises for what it is sent.
+        """Verify and record one notification, and ask for its status check; never raises for
+        what it is sent.
 
         A database fault is answered 503 with ``Retry-After``, so that NICEPAY sends it again.
         """
         return self._guarded(NOTIFICATION, self._notification, request)
 
     def handle_callback(self, request: InboundRequest) -> Reply:
-        """Record the browser's return and run a status check; never raises for what it is sent.
+        """Record the browser's return and ask for a status check; never raises for what it is
+        sent.
 
         A database fault is answered 503 with ``Retry-After``.
         """
@@ -244,8 +252,8 @@ class NotificationHandler:
         stored: Mapping[str, Any],
         tx_id_hint: str | None,
     ) -> tuple[Outcome, Instance]:
-        """Fire a payment's browser return and check its status, once per throttle slot; what
-        came of it, and the payment as it left it."""
+        """Fire a payment's browser return and ask for its status check, once per throttle slot;
+        what came of it, and the payment as it left it."""
         engine, event = self._service.engine, returned.event
         if not engine.flow_of(instance).candidates(instance.state, event):
             self._keep_hint(instance, returned, stored, tx_id_hint)
@@ -262,10 +270,8 @@ class NotificationHandler:
         if result.duplicate:
             return Outcome.DUPLICATE, result.instance
         # The tXid it names is only a hint: the inquiry's answer must confirm it.
-        checked = self._confirm(instance.id, tx_id_hint=tx_id_hint, call_key=key)
-        # A failed check returns nothing, and may have moved the payment to its status-check
-        # state before its inquiry failed: only the store knows.
-        return Outcome.ACCEPTED, checked or engine.get(instance.id)
+        self._ask_check(instance.id, tx_id_hint=tx_id_hint, call_key=key)
+        return Outcome.ACCEPTED, result.instance
 
     def _keep_hint(
         self,
@@ -306,13 +312,13 @@ class NotificationHandler:
             self._payload(notified, params, request),
         )
         if result is not None and result.duplicate:
-            return Outcome.DUPLICATE  # a redelivery: its inquiry already ran
+            return Outcome.DUPLICATE  # a redelivery: its check was asked for already
         if result is not None:
             if notified.inquire:
-                self._confirm(instance.id)
+                self._ask_check(instance.id)
             return Outcome.ACCEPTED
         if notified.inquire:
-            self._confirm_refused(instance.id, notified)
+            self._ask_refused(instance.id, notified)
         return Outcome.NOT_APPLIED
 
     def _payload(
@@ -324,7 +330,7 @@ class NotificationHandler:
         scrub = self._attempts.scrub
         return {**fit(scrub(payload), self._attempts.kept), **scrub(notified.binds)}
 
-    def _confirm_refused(self, instance_id: str, notified: Notified) -> None:
+    def _ask_refused(self, instance_id: str, notified: Notified) -> None:
         """Ask about a notification the flow refused (checking already, or settled), once.
 
         A settled payment is asked only about a claimed reversal: the inquiry may reveal a void
@@ -335,25 +341,16 @@ class NotificationHandler:
         settled = engine.flow_of(current).state(current.state).kind.settled
         if settled and not notified.claims_reversal:
             return
-        if self._service.calls.by_key(instance_id, notified.key) is None:  # spares the step
-            self._confirm(instance_id, call_key=notified.key)
+        if self._service.calls.by_key(instance_id, notified.key) is None:  # spares the work
+            self._ask_check(instance_id, call_key=notified.key)
 
-    def _confirm(
+    def _ask_check(
         self, instance_id: str, *, tx_id_hint: str | None = None, call_key: str | None = None
-    ) -> Instance | None:
-        """Run a status check; the payment it left, or ``None`` when it failed (logged)."""
-        try:
-            return self._service.check_status(instance_id, tx_id_hint=tx_id_hint, call_key=call_key)
-        except CallKeyTaken:  # another request, on any replica, asked under this key already
-            logger.info(
-                "status check already asked", extra={"instance": instance_id, "key": call_key}
-            )
-        except ProviderError as error:  # the status check's deadline retries it
-            logger.warning(
-                "status check after notification failed",
-                extra={"instance": instance_id, "reason": type(error).__name__},
-            )
-        return None
+    ) -> None:
+        """Ask a worker for a status check, unless one already waits for the payment."""
+        now = self._service.engine.clock.now()
+        work = self._service.status_work
+        work.request(instance_id, now, tx_id_hint=tx_id_hint, call_key=call_key)
 
 
 __all__ = ["OK", "RETRY_AFTER", "NotificationHandler", "Payments"]
