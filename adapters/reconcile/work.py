@@ -22,6 +22,7 @@ schema's migrations create it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -93,6 +94,16 @@ class StatusWorkRow(SQLModel, table=True):
 STATUS_WORK_TABLE = StatusWorkRow.__table__  # type: ignore[attr-defined]
 _W = STATUS_WORK_TABLE
 _OTHER = _W.alias("other")
+
+
+class CheckRequest(NamedTuple):
+    """A status check an inbound request calls for."""
+
+    instance_id: str
+    tx_id_hint: str | None = None
+    """The tXid a browser return named, asked about alone."""
+    call_key: str | None = None
+    """The key the inquiry is recorded under."""
 
 
 class StatusWorkItem(NamedTuple):
@@ -169,30 +180,32 @@ class StatusWork:
         """Keep the work in ``store``'s database, beside the payments it concerns."""
         self._store = store
 
-    def request(
-        self,
-        instance_id: str,
-        now: datetime,
-        *,
-        tx_id_hint: str | None = None,
-        call_key: str | None = None,
-    ) -> None:
-        """Ask for a status check of the payment, due at ``now``.
+    def request(self, check: CheckRequest, now: datetime) -> None:
+        """Ask for ``check``, due at ``now``, in a transaction of its own (see :meth:`writer`).
 
-        Where one already waits, it is kept and made due at ``now`` (a new request is a reason
-        to ask now, not after a failed attempt's backoff), asking about ``tx_id_hint`` if given
-        (the newest return's hint; older ones stay recorded, :mod:`adapters.reconcile.hints`),
-        under the key it had, or else ``call_key``.
+        Raises:
+            InvalidInstanceData: ``now`` is naive.
+        """
+        with self._store.transaction() as conn:
+            self.writer(check, now)(conn)
+
+    def writer(self, check: CheckRequest, now: datetime) -> Callable[[Connection], None]:
+        """What asks for ``check``, due at ``now``, in the caller's transaction on a connection.
+
+        Where a check already waits for the payment, it is kept and made due at ``now`` (a new
+        request is a reason to ask now, not after a failed attempt's backoff), asking about the
+        new ``tx_id_hint`` if given (the newest return's; older ones stay recorded,
+        :mod:`adapters.reconcile.hints`), under the key it had, or else the new ``call_key``.
 
         Raises:
             InvalidInstanceData: ``now`` is naive.
         """
         values = {
             "id": str(uuid.uuid4()),
-            "instance_id": instance_id,
+            "instance_id": check.instance_id,
             "status": WorkStatus.PENDING.value,
-            "tx_id_hint": tx_id_hint,
-            "call_key": call_key,
+            "tx_id_hint": check.tx_id_hint,
+            "call_key": check.call_key,
             "attempts": 0,
             "created_at": require_aware(now),
             "next_attempt_at": now,
@@ -208,8 +221,11 @@ class StatusWork:
                 "call_key": func.coalesce(_W.c.call_key, insert.excluded.call_key),
             },
         )
-        with self._store.transaction() as conn:
+
+        def write(conn: Connection) -> None:
             conn.execute(statement)
+
+        return write
 
     def items(
         self, *, instance_id: str | None = None, status: WorkStatus | None = None, limit: int = 100
@@ -303,6 +319,7 @@ def _settle(
 
 __all__ = [
     "STATUS_WORK_TABLE",
+    "CheckRequest",
     "StatusWork",
     "StatusWorkItem",
     "StatusWorkRow",
