@@ -98,6 +98,8 @@ class MerchantRig:
     """The customer's browser (a client of its own, apart from the merchant's API client)."""
     run: str
     """A short random token, for unique references and payment ids."""
+    app: NotificationApp
+    """The merchant's served notification app (its handler may be replaced)."""
 
 
 def run_demo(db_url: str) -> list[Outcome]:
@@ -185,7 +187,7 @@ def merchant_rig(
         app.handler = NotificationHandler(service)
         worker = StatusWorker(service).running(interval=0.02) if status_worker else nullcontext()
         with worker:
-            yield MerchantRig(service, sim, browser_http, secrets.token_hex(3))
+            yield MerchantRig(service, sim, browser_http, secrets.token_hex(3), app)
 
 
 DEMO_AMOUNT = "150000"
