@@ -254,7 +254,8 @@ def _forge(rig: MerchantRig, payment: Instance) -> None:
 
 
 def _settle(rig: MerchantRig, payment_id: str, confirm_event: str) -> Instance:
-    """Wait for the notification's inquiry to settle the payment; then tell the customer."""
+    """Wait for the status check the notification asked for (the rig's worker runs it) to
+    settle the payment; then tell the customer."""
     engine = rig.service.engine
     payment = _wait(engine, payment_id, lambda p: engine.flow_of(p).state(p.state).kind.settled)
     if not engine.flow_of(payment).state(payment.state).kind.settled:
