@@ -2,8 +2,9 @@
 
 A backend holds one :class:`PaymentService`: it starts payments and account links, checks their
 status, and refunds them. :class:`NotificationHandler` (served by :class:`NotificationApp`, or
-from any framework) takes NICEPAY's notifications and the customer's browser returns, and a
-:class:`Reconciler` acts on passed deadlines and repairs calls a stopped process left open.
+from any framework) takes NICEPAY's notifications and the customer's browser returns and asks
+for the status checks they call for, which a :class:`StatusWorker` runs off the request path;
+a :class:`Reconciler` acts on passed deadlines and repairs calls a stopped process left open.
 
 The package is in layers, each importing only from the ones below it::
 
@@ -63,6 +64,8 @@ from adapters.nicepay.messages import Billing, CartItem, Delivery
 from adapters.reconcile.deadlines import DeadlineRun
 from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
+from adapters.reconcile.work import StatusWork, StatusWorkItem, WorkStatus
+from adapters.reconcile.worker import StatusWorker, WorkRound
 from adapters.refunds import Refund, RefundStatus
 from adapters.service import PaymentService, Started
 from adapters.wallets.base import CustomerStep, WalletAdapter
@@ -127,11 +130,16 @@ __all__ = [
     "Reply",
     "SourceNotAllowed",
     "Started",
+    "StatusWork",
+    "StatusWorkItem",
+    "StatusWorker",
     "TokenInQuery",
     "UnknownAdapter",
     "UnknownNotificationStatus",
     "UnknownTransaction",
     "WalletAdapter",
     "WalletRefused",
+    "WorkRound",
+    "WorkStatus",
     "adapter_for",
 ]

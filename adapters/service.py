@@ -24,6 +24,7 @@ from adapters.nicepay.client import Call, NicepayClient
 from adapters.reconcile.intents import CALL_LEASE, checked_lease, recorded_call
 from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.status import check_status
+from adapters.reconcile.work import StatusWork
 from adapters.refunds import Refund, Refunds, refund_request
 from adapters.wallets.astrapay import MANDATE_FIELDS
 from adapters.wallets.base import CustomerStep, Gateway, PaymentSteps
@@ -105,7 +106,9 @@ class PaymentService:
         """Bind the engine and client; the URLs are where NICEPAY and the browser reach us.
 
         ``store`` is the database the engine keeps its instances in: the journal of NICEPAY
-        calls, the journal of inbound requests and the reconcilers' leases are kept there too.
+        calls, the journal of inbound requests, the status checks they ask for
+        (:class:`~adapters.reconcile.worker.StatusWorker` runs them) and the reconcilers'
+        leases are kept there too.
         ``cancel_lease`` is how long a cancel holds its payment against the reconcilers: as
         long as a cancel may take, like the reconcilers' grace (see :meth:`cancel`).
 
@@ -123,6 +126,7 @@ class PaymentService:
         self.client = client
         self.calls = CallJournal(store, clock=engine.clock)
         self.inbound = InboundJournal(store)
+        self.status_work = StatusWork(store)
         self.leases = Leases(store)
         self.notification_url = notification_url
         self.callback_url = callback_url

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from adapters.inbound.journal import INBOUND_TABLE
 from adapters.reconcile.journal import CALL_INTENT_TABLE
+from adapters.reconcile.work import STATUS_WORK_TABLE
 from fsm.engine import Engine
 from fsm.store.memory import MemoryStore
 from fsm.store.sql import SqlStore
@@ -23,8 +24,9 @@ from fsm.store.tables import OUTBOX_TABLE, TABLES
 
 AnyStore = MemoryStore | SqlStore
 """A store the engine's contract tests run on: each of them, one after the other."""
-SCHEMA_TABLES = (*TABLES, INBOUND_TABLE, CALL_INTENT_TABLE, OUTBOX_TABLE)
-"""Every table the migrations create: the engine's, the adapters' journals, then the outbox."""
+SCHEMA_TABLES = (*TABLES, INBOUND_TABLE, CALL_INTENT_TABLE, OUTBOX_TABLE, STATUS_WORK_TABLE)
+"""Every table the migrations create: the engine's, the adapters' journals, the outbox, then the
+status checks requested of a worker."""
 
 PG_URL = os.environ.get("EWALLET_FSM_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("EWALLET_FSM_REQUIRE_POSTGRES") == "1"

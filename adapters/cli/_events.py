@@ -6,6 +6,10 @@ arguments, which other users of the machine can read:
 - ``log``: each event as one line of JSON on standard output;
 - ``webhook=URL``: POSTed to ``URL``, signed with ``$EWALLET_FSM_WEBHOOK_SECRET``;
 - ``rabbitmq``: published to the broker at ``$EWALLET_FSM_AMQP_URL``, queue ``--queue``.
+
+With ``--status-checks`` the relay also runs the status checks inbound requests asked for
+(:class:`~adapters.reconcile.worker.StatusWorker`), asking NICEPAY with the merchant's
+credentials from the environment, as ``reconcile`` does.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from adapters.cli._arguments import seconds
 from adapters.cli._output import default_db, iso, open_store, table, write, write_json
+from adapters.cli._serve import NICEPAY_URL_ENV, credentials_from_env
+from adapters.cli._status import WORKER_INTERVAL, report_checks, status_worker
 from adapters.events import (
     DEFAULT_QUEUE,
     Backoff,
@@ -30,6 +36,8 @@ from adapters.events import (
     Sink,
     WebhookSink,
 )
+from adapters.nicepay.config import Environment
+from adapters.reconcile.worker import StatusWorker
 from fsm.clock import SystemClock
 from fsm.errors import ConfigurationError
 from fsm.events import Event
@@ -50,6 +58,16 @@ def register(subparsers: Any) -> None:
     mode.add_argument("--once", action="store_true", help="deliver what is due, then exit")
     mode.add_argument("--loop", action="store_true", help="keep going until interrupted")
     relay.add_argument("--interval", type=seconds, default=1.0, help="seconds between idle rounds")
+    relay.add_argument(
+        "--status-checks",
+        action="store_true",
+        help="also run the requested status checks ($EWALLET_FSM_IMID, $EWALLET_FSM_MERCHANT_KEY)",
+    )
+    relay.add_argument(
+        "--nicepay-url",
+        default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
+        help=f"NICEPAY base URL, for --status-checks (default: ${NICEPAY_URL_ENV} or the sandbox)",
+    )
     add_sink_arguments(relay, required=True)
     relay.set_defaults(handler=_relay)
 
@@ -123,18 +141,38 @@ def _print_event(event: Event) -> None:
 
 
 def _relay(args: argparse.Namespace) -> int:
-    with open_store(args.db) as store, relay_for(args, store) as relay:
+    if args.status_checks:
+        credentials_from_env(args.nicepay_url)  # reported before anything opens
+    with (
+        open_store(args.db) as store,
+        relay_for(args, store) as relay,
+        status_worker_or_none(args, store) as worker,
+    ):
         if not args.loop:
-            done = relay.drain()
-            report_round(done)
+            if worker is not None:
+                report_checks(worker.drain())
+            report_round(relay.drain())
             return 0
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            relay.run(stop, interval=args.interval)
-        except KeyboardInterrupt:
-            stop.set()
+        with worker.running(interval=WORKER_INTERVAL) if worker is not None else nullcontext():
+            try:
+                relay.run(stop, interval=args.interval)
+            except KeyboardInterrupt:
+                stop.set()
     return 0
+
+
+@contextmanager
+def status_worker_or_none(
+    args: argparse.Namespace, store: SqlStore
+) -> Iterator[StatusWorker | None]:
+    """The status worker ``--status-checks`` asks for, or none."""
+    if not args.status_checks:
+        yield None
+        return
+    with status_worker(store, args.nicepay_url) as worker:
+        yield worker
 
 
 def report_round(done: RelayRound) -> None:

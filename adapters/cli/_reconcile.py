@@ -1,7 +1,9 @@
 """``ewallet-fsm reconcile``: repair abandoned calls and act on passed deadlines, once or looping.
 
 Any number of replicas may run it against one database: each pass claims the instances it works
-on, so no two reconcilers ever ask NICEPAY about one payment at the same time.
+on, so no two reconcilers ever ask NICEPAY about one payment at the same time. After each pass
+it runs the status checks notifications and browser returns asked for
+(:class:`~adapters.reconcile.worker.StatusWorker`), which workers claim the same way.
 """
 
 from __future__ import annotations
@@ -20,20 +22,16 @@ from typing import Any
 import httpx
 
 from adapters.cli._arguments import seconds
-from adapters.cli._catalog import catalog
 from adapters.cli._events import add_sink_arguments, relay_for, report_round
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
+from adapters.cli._status import report_checks, service_on
 from adapters.events import Relay
-from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH
-from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import Environment
 from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
-from adapters.service import PaymentService
-from fsm.engine import Engine
-from fsm.flows import EVENT_TYPES
+from adapters.reconcile.worker import StatusWorker, WorkRound
 from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -77,38 +75,33 @@ def register(subparsers: Any) -> None:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    credentials = credentials_from_env(args.nicepay_url)
+    credentials_from_env(args.nicepay_url)  # missing ones are reported before anything opens
     with (
         open_store(args.db) as store,
         httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http,
         relay_or_none(args, store) as relay,
     ):
-        engine = Engine(store, flows=catalog(), event_types=EVENT_TYPES)
-        service = PaymentService(
-            engine,
-            NicepayClient(http, credentials, clock=engine.clock),
-            store=store,
-            notification_url=NOTIFICATION_PATH,  # not used: reconciling registers nothing
-            callback_url=CALLBACK_PATH,
-        )
+        service = service_on(store, http, args.nicepay_url)
         reconciler = Reconciler(
             service,
             grace=timedelta(seconds=args.grace),
             lease=timedelta(seconds=args.lease),
             limit=args.limit,
         )
+        worker = StatusWorker(service)
         while True:
             try:
                 done = reconciler.run_once()
+                checked = worker.drain()
             except Exception:  # a database outage must not end the loop; --once reports it
                 if not args.loop:
                     raise
                 logger.exception("reconcile pass failed; trying again after the interval")
             else:
                 if args.json:
-                    _report_json(done)
+                    _report_json(done, checked)
                 else:
-                    _report(done)
+                    _report(done, checked)
                 if relay is not None:
                     relayed = relay.drain()
                     if not args.json:
@@ -128,17 +121,20 @@ def relay_or_none(args: argparse.Namespace, store: SqlStore) -> Iterator[Relay |
         yield relay
 
 
-def _report_json(done: ReconcilePass) -> None:
+def _report_json(done: ReconcilePass, checked: WorkRound) -> None:
     """One pass as one line of JSON, so a looping reconciler writes JSON Lines."""
     data = {
         "repairs": [dataclasses.asdict(r) for r in done.repairs],
         "deadlines": [dataclasses.asdict(r) for r in done.deadlines],
+        "status_checks": dataclasses.asdict(checked),
         "failed": done.failed,
     }
     write(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
 
 
-def _report(done: ReconcilePass) -> None:
+def _report(done: ReconcilePass, checked: WorkRound) -> None:
+    if checked.claimed:
+        report_checks(checked)
     if done.repairs:
         rows = [
             (r.instance_id, r.call, r.before, r.after, r.error or r.outcome) for r in done.repairs

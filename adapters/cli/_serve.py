@@ -3,13 +3,16 @@
 ``serve`` makes sure at start that it can write to the database, serves without an access log
 (a request line's query string could carry a token; every request is journalled in
 ``inbound_attempt`` instead), and believes ``X-Forwarded-For`` only from ``--trusted-proxy``
-networks. ``prune-inbound`` deletes journalled requests past their retention.
+networks. It runs the status checks its requests ask for in a worker thread of its own, unless
+``--no-status-worker`` leaves them to ``reconcile`` or ``relay --status-checks`` elsewhere.
+``prune-inbound`` deletes journalled requests past their retention.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +29,7 @@ from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.journal import DEFAULT_RETENTION, InboundJournal
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import Environment, NicepayCredentials
+from adapters.reconcile.worker import StatusWorker
 from adapters.service import PaymentService
 from fsm.chain.keys import AuditKeys
 from fsm.engine import Engine
@@ -83,6 +87,12 @@ def register(subparsers: Any) -> None:
         help="SQLite: how long a write waits for another's lock before the request is answered "
         "503 (after the engine's retries; default: %(default)s)",
     )
+    serve.add_argument(
+        "--no-status-worker",
+        dest="status_worker",
+        action="store_false",
+        help="run no status checks here: reconcile or relay --status-checks runs them",
+    )
     serve.set_defaults(handler=_serve)
     prune = subparsers.add_parser(
         "prune-inbound",
@@ -137,15 +147,17 @@ def _serve(args: argparse.Namespace) -> int:
             service, allowed_sources=args.allow_from, return_url=args.return_url
         )
         write(f"serving {public}{NOTIFICATION_PATH} and {public}{CALLBACK_PATH}")
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            lifespan="off",
-            access_log=False,  # a request line may carry a token; inbound_attempt records it
-            proxy_headers=False,  # the app reads X-Forwarded-For, from --trusted-proxy only
-        )
+        worker = StatusWorker(service).running() if args.status_worker else nullcontext()
+        with worker:
+            uvicorn.run(
+                app,
+                host=args.host,
+                port=args.port,
+                log_config=None,
+                lifespan="off",
+                access_log=False,  # a request line may carry a token; inbound_attempt records it
+                proxy_headers=False,  # the app reads X-Forwarded-For, from --trusted-proxy only
+            )
     return 0
 
 

@@ -12,11 +12,12 @@ merchant key and tokens are blanked wherever they appear in what is stored, logg
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from enum import StrEnum
 from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy import Connection
 
 from adapters.errors import (
     BodyTimeout,
@@ -165,8 +166,12 @@ class Attempts:
         parameters: Mapping[str, Any],
         error: str | None = None,
         reason: str = "",
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
-        """Append the request to ``inbound_attempt``; ``parameters`` are already scrubbed."""
+        """Append the request to ``inbound_attempt``; ``parameters`` are already scrubbed.
+
+        ``also`` writes what it led to in the same transaction (:meth:`InboundJournal.record`).
+        """
         self._journal.record(
             received_at=self._engine.clock.now(),
             endpoint=endpoint,
@@ -178,6 +183,7 @@ class Attempts:
             parameters=parameters,
             body_bytes=len(request.body),
             client_ip=request.client_ip,
+            also=also,
         )
 
 

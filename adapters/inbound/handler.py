@@ -3,10 +3,18 @@
 A notification is parsed, matched to its payment and verified (:mod:`adapters.inbound.matching`).
 Only then does the payment's wallet adapter say what it means
 (:meth:`~adapters.wallets.base.FlowAdapter.on_notification`), and the handler records it as that
-event; for a payment, an inquiry decides what it meant, since the token does not cover
+event; for a payment, a status check decides what it meant, since the token does not cover
 ``status``. A browser return is unauthenticated: its adapter names the event it is recorded as
 (:meth:`~adapters.wallets.base.FlowAdapter.on_return`), and a status check follows, nothing
 more. The handler dispatches through the wallet registry and never on a flow's name.
+
+The handler never calls NICEPAY: it verifies, records and answers. A status check is asked for
+as work in the database (:mod:`adapters.reconcile.work`), written in the transaction that
+journals the request, and a worker runs it (:class:`~adapters.reconcile.worker.StatusWorker`),
+so a request is answered whatever NICEPAY is doing. While a payment's check waits, further
+requests for it add no work. Should the process stop between the step and its journal entry,
+the sender, unanswered, sends again (a redelivery asks for nothing) and the step's status-check
+deadline asks instead.
 
 Duplicates are absorbed by keys built only from what a token verified or what the server knows,
 and still answered with success, so added or varied parameters buy nothing. A payment's browser
@@ -26,13 +34,9 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from adapters.errors import (
-    BodyTimeout,
-    BodyTooLarge,
-    CallKeyTaken,
-    NotificationError,
-    ProviderError,
-)
+from sqlalchemy import Connection
+
+from adapters.errors import BodyTimeout, BodyTooLarge, NotificationError
 from adapters.inbound.asgi import Reply
 from adapters.inbound.attempts import CALLBACK, NOTIFICATION, Attempts, Outcome
 from adapters.inbound.journal import InboundJournal
@@ -56,6 +60,7 @@ from adapters.inbound.return_page import ReturnPage
 from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.reconcile.status import StatusChecks
+from adapters.reconcile.work import CheckRequest, StatusWork
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
 from fsm.definition import Actor
@@ -85,6 +90,11 @@ class Payments(StatusChecks, Protocol):
     @property
     def inbound(self) -> InboundJournal:
         """The journal every inbound request is appended to."""
+        ...
+
+    @property
+    def status_work(self) -> StatusWork:
+        """Where the status checks requests call for are asked of a worker."""
         ...
 
     def fire(
@@ -141,14 +151,16 @@ class NotificationHandler:
         )
 
     def handle_notification(self, request: InboundRequest) -> Reply:
-        """Verify, record and confirm one notification; never raises for what it is sent.
+        """Verify and record one notification, and ask for its status check; never raises for
+        what it is sent.
 
         A database fault is answered 503 with ``Retry-After``, so that NICEPAY sends it again.
         """
         return self._guarded(NOTIFICATION, self._notification, request)
 
     def handle_callback(self, request: InboundRequest) -> Reply:
-        """Record the browser's return and run a status check; never raises for what it is sent.
+        """Record the browser's return and ask for a status check; never raises for what it is
+        sent.
 
         A database fault is answered 503 with ``Retry-After``.
         """
@@ -206,9 +218,12 @@ class NotificationHandler:
             verify_notification(adapter, instance, params, self._service.client.credentials)
         except NotificationError as error:
             return self._attempts.refuse(error, instance, request, params, NOTIFICATION)
-        outcome = self._accept_notification(adapter, instance, params, request)
+        outcome, check = self._accept_notification(adapter, instance, params, request)
         stored = compact(self._attempts.scrub(params), self._attempts.kept)
-        self._attempts.record(NOTIFICATION, request, OK.status, outcome, instance, stored)
+        also = self._asking(check)
+        self._attempts.record(
+            NOTIFICATION, request, OK.status, outcome, instance, stored, also=also
+        )
         return OK
 
     def _callback(self, request: InboundRequest) -> Reply:
@@ -228,12 +243,15 @@ class NotificationHandler:
         service, scrubbed = self._service, self._attempts.scrub(params)
         key = callback_key(service.engine.clock.now())
         stored = compact(scrubbed, self._attempts.kept)
+        check: CheckRequest | None = None
         if returned.checks_status:
-            outcome, current = self._returned(instance, returned, key, stored, scrubbed.get("tXid"))
+            hint = scrubbed.get("tXid")
+            outcome, current, check = self._returned(instance, returned, key, stored, hint)
         else:
             service.record_hint(instance, returned.event, key, stored)  # moves nothing
             outcome, current = Outcome.ACCEPTED, instance
-        self._attempts.record(CALLBACK, request, 200, outcome, instance, stored)
+        also = self._asking(check)
+        self._attempts.record(CALLBACK, request, 200, outcome, instance, stored, also=also)
         return self._page.reply(service.engine.flow_of(current), current)
 
     def _returned(
@@ -243,29 +261,27 @@ class NotificationHandler:
         key: str,
         stored: Mapping[str, Any],
         tx_id_hint: str | None,
-    ) -> tuple[Outcome, Instance]:
-        """Fire a payment's browser return and check its status, once per throttle slot; what
-        came of it, and the payment as it left it."""
+    ) -> tuple[Outcome, Instance, CheckRequest | None]:
+        """Fire a payment's browser return, once per throttle slot; what came of it, the payment
+        as it left it, and the status check it calls for."""
         engine, event = self._service.engine, returned.event
         if not engine.flow_of(instance).candidates(instance.state, event):
             self._keep_hint(instance, returned, stored, tx_id_hint)
             # the flow takes no return here: only the journal keeps it
-            return Outcome.NOT_APPLIED, instance
+            return Outcome.NOT_APPLIED, instance, None
         if self._service.calls.by_key(instance.id, key) is not None:
             self._keep_hint(instance, returned, stored, tx_id_hint)
-            return Outcome.DUPLICATE, instance  # this slot's status check was asked already
+            return Outcome.DUPLICATE, instance, None  # this slot's check was asked already
         result = self._service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, stored)
         if result is None:
             # Refused where the state as read allowed it: the payment moved on meanwhile, and
             # where to is only in the store.
-            return Outcome.NOT_APPLIED, engine.get(instance.id)
+            return Outcome.NOT_APPLIED, engine.get(instance.id), None
         if result.duplicate:
-            return Outcome.DUPLICATE, result.instance
+            return Outcome.DUPLICATE, result.instance, None
         # The tXid it names is only a hint: the inquiry's answer must confirm it.
-        checked = self._confirm(instance.id, tx_id_hint=tx_id_hint, call_key=key)
-        # A failed check returns nothing, and may have moved the payment to its status-check
-        # state before its inquiry failed: only the store knows.
-        return Outcome.ACCEPTED, checked or engine.get(instance.id)
+        check = CheckRequest(instance.id, tx_id_hint=tx_id_hint, call_key=key)
+        return Outcome.ACCEPTED, result.instance, check
 
     def _keep_hint(
         self,
@@ -292,7 +308,9 @@ class NotificationHandler:
         instance: Instance,
         params: Mapping[str, str],
         request: InboundRequest,
-    ) -> Outcome:
+    ) -> tuple[Outcome, CheckRequest | None]:
+        """Record a verified notification as its event; what came of it, and the status check
+        it calls for."""
         imid = self._service.client.credentials.imid
         mandate_fields = self._service.mandate_fields
         notified = adapter.on_notification(
@@ -306,14 +324,12 @@ class NotificationHandler:
             self._payload(notified, params, request),
         )
         if result is not None and result.duplicate:
-            return Outcome.DUPLICATE  # a redelivery: its inquiry already ran
+            return Outcome.DUPLICATE, None  # a redelivery: its check was asked for already
         if result is not None:
-            if notified.inquire:
-                self._confirm(instance.id)
-            return Outcome.ACCEPTED
+            return Outcome.ACCEPTED, CheckRequest(instance.id) if notified.inquire else None
         if notified.inquire:
-            self._confirm_refused(instance.id, notified)
-        return Outcome.NOT_APPLIED
+            return Outcome.NOT_APPLIED, self._refused_check(instance.id, notified)
+        return Outcome.NOT_APPLIED, None
 
     def _payload(
         self, notified: Notified, params: Mapping[str, str], request: InboundRequest
@@ -324,8 +340,9 @@ class NotificationHandler:
         scrub = self._attempts.scrub
         return {**fit(scrub(payload), self._attempts.kept), **scrub(notified.binds)}
 
-    def _confirm_refused(self, instance_id: str, notified: Notified) -> None:
-        """Ask about a notification the flow refused (checking already, or settled), once.
+    def _refused_check(self, instance_id: str, notified: Notified) -> CheckRequest | None:
+        """The check a notification the flow refused (checking already, or settled) calls for,
+        once.
 
         A settled payment is asked only about a claimed reversal: the inquiry may reveal a void
         or a refund, where a replayed deposit can reveal nothing new.
@@ -334,26 +351,16 @@ class NotificationHandler:
         current = engine.get(instance_id)
         settled = engine.flow_of(current).state(current.state).kind.settled
         if settled and not notified.claims_reversal:
-            return
-        if self._service.calls.by_key(instance_id, notified.key) is None:  # spares the step
-            self._confirm(instance_id, call_key=notified.key)
+            return None
+        if self._service.calls.by_key(instance_id, notified.key) is not None:
+            return None  # asked under its key already
+        return CheckRequest(instance_id, call_key=notified.key)
 
-    def _confirm(
-        self, instance_id: str, *, tx_id_hint: str | None = None, call_key: str | None = None
-    ) -> Instance | None:
-        """Run a status check; the payment it left, or ``None`` when it failed (logged)."""
-        try:
-            return self._service.check_status(instance_id, tx_id_hint=tx_id_hint, call_key=call_key)
-        except CallKeyTaken:  # another request, on any replica, asked under this key already
-            logger.info(
-                "status check already asked", extra={"instance": instance_id, "key": call_key}
-            )
-        except ProviderError as error:  # the status check's deadline retries it
-            logger.warning(
-                "status check after notification failed",
-                extra={"instance": instance_id, "reason": type(error).__name__},
-            )
-        return None
+    def _asking(self, check: CheckRequest | None) -> Callable[[Connection], None] | None:
+        """What asks a worker for ``check`` in the transaction that journals its request."""
+        if check is None:
+            return None
+        return self._service.status_work.writer(check, self._service.engine.clock.now())
 
 
 __all__ = ["OK", "RETRY_AFTER", "NotificationHandler", "Payments"]

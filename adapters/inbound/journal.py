@@ -12,12 +12,12 @@ sqlmodel metadata, and the schema's migrations create it with the engine's table
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Text, bindparam, delete, insert, select
+from sqlalchemy import Connection, Text, bindparam, delete, insert, select
 from sqlmodel import Field, SQLModel
 
 from fsm._payload import clean_payload, read_payload
@@ -103,8 +103,12 @@ class InboundJournal:
         parameters: Mapping[str, Any] | None = None,
         body_bytes: int = 0,
         client_ip: str | None = None,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
         """Append one inbound request; whatever it held, it is stored.
+
+        ``also`` writes what the request led to (a status check asked for) in the same
+        transaction, so the request is journalled if and only if that is written too.
 
         Secret-looking parameters (``merchantToken``, ...) are stored as ``[redacted]``; the
         caller leaves out what it must not keep (an oversized body: its size only). Text is
@@ -128,6 +132,8 @@ class InboundJournal:
         }
         with self._store.transaction() as conn:
             conn.execute(insert(_T), values)
+            if also is not None:
+                also(conn)
 
     def latest(self, *, limit: int = 100, instance_id: str | None = None) -> list[InboundAttempt]:
         """The latest stored requests, newest first (only ``instance_id``'s, if given)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +27,7 @@ from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.messages import Billing, CartItem
 from adapters.nicepay.tokens import notification_token
 from adapters.reconcile.recovery import Reconciler
+from adapters.reconcile.worker import StatusWorker
 from adapters.service import LinkOrder, PaymentOrder, PaymentService
 from adapters.simulator._browser import ScriptedBrowser
 from adapters.simulator._config import CustomerAction, SimulatorConfig
@@ -97,6 +98,8 @@ class MerchantRig:
     """The customer's browser (a client of its own, apart from the merchant's API client)."""
     run: str
     """A short random token, for unique references and payment ids."""
+    app: NotificationApp
+    """The merchant's served notification app (its handler may be replaced)."""
 
 
 def run_demo(db_url: str) -> list[Outcome]:
@@ -141,6 +144,7 @@ def merchant_rig(
     *,
     api_timeout: httpx.Timeout | None = None,
     inquiry_retry: InquiryRetry | None = None,
+    status_worker: bool = True,
 ) -> Iterator[MerchantRig]:
     """Serve a simulator and the merchant's notification app on loopback, wired to ``engine``.
 
@@ -151,6 +155,8 @@ def merchant_rig(
             with its ``imid`` and ``merchant_key``.
         api_timeout: the merchant's NICEPAY client timeout (default 10 s).
         inquiry_retry: how the client retries inquiries (default 3 tries, 50-200 ms apart).
+        status_worker: run the status checks notifications and returns ask for in a thread, as
+            ``serve`` does; without it the caller runs a :class:`StatusWorker` itself.
     """
     if config is None:
         config = demo_config()
@@ -179,7 +185,9 @@ def merchant_rig(
             callback_url=merchant_url + CALLBACK_PATH,
         )
         app.handler = NotificationHandler(service)
-        yield MerchantRig(service, sim, browser_http, secrets.token_hex(3))
+        worker = StatusWorker(service).running(interval=0.02) if status_worker else nullcontext()
+        with worker:
+            yield MerchantRig(service, sim, browser_http, secrets.token_hex(3), app)
 
 
 DEMO_AMOUNT = "150000"
@@ -246,7 +254,8 @@ def _forge(rig: MerchantRig, payment: Instance) -> None:
 
 
 def _settle(rig: MerchantRig, payment_id: str, confirm_event: str) -> Instance:
-    """Wait for the notification's inquiry to settle the payment; then tell the customer."""
+    """Wait for the status check the notification asked for (the rig's worker runs it) to
+    settle the payment; then tell the customer."""
     engine = rig.service.engine
     payment = _wait(engine, payment_id, lambda p: engine.flow_of(p).state(p.state).kind.settled)
     if not engine.flow_of(payment).state(payment.state).kind.settled:

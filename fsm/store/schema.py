@@ -21,8 +21,8 @@ SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
 """flow_instance, transition_log and rejected_event."""
 
-HEAD_REVISION = "0010"
-"""The latest revision: the audit chain's links and seals."""
+HEAD_REVISION = "0011"
+"""The latest revision: the status checks requested of a worker."""
 VERSION_TABLE = "ewallet_fsm_version"
 """Our own version table: an application's Alembic history in the same schema never meets ours."""
 
@@ -45,9 +45,14 @@ _UNVERSIONED_TABLES = {
 }
 """The tables of each revision, to recognise a database made without the migrations: by a
 release before them, or by the models' ``create_all``."""
-SCHEMA_TABLES: frozenset[str] = frozenset().union(*_UNVERSIONED_TABLES.values())
+_CREATED_IF_MISSING = frozenset({"status_work"})
+"""Tables a later revision creates only where they are missing, so the models' ``create_all``
+may have made them already: they do not tell which revision an unversioned database is at."""
+SCHEMA_TABLES: frozenset[str] = frozenset().union(
+    *_UNVERSIONED_TABLES.values(), _CREATED_IF_MISSING
+)
 """Every table the migrations create: the engine's (:mod:`fsm.store.tables`) and those the
-adapters declare on the same sqlmodel metadata for their journals."""
+adapters declare on the same sqlmodel metadata for their journals and work."""
 _SCHEMA_LOCK_SQL = "SELECT pg_advisory_xact_lock(28560232962352500)"
 """Serialises schema migrations on PostgreSQL (the key spells ``ewallet`` in ASCII)."""
 _VERSION = sql.table(VERSION_TABLE, sql.column("version_num"))
@@ -139,7 +144,7 @@ def _revision_of_tables(connection: Connection) -> str | None:
     if not present:
         return None
     for revision, tables in _UNVERSIONED_TABLES.items():
-        if present == tables:
+        if present - _CREATED_IF_MISSING == tables:
             return _with_added_columns(connection, revision)
     raise ConfigurationError(
         f"the database holds only some of the ewallet-fsm tables ({', '.join(sorted(present))})"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from perf import burst, decide, durable, replay, scale
+from perf import burst, decide, durable, replay, scale, settle
 from perf.fixtures import plain_pg_url
 from perf.harness import Comparison, Result, run_rounds
 from perf.profile import profile
@@ -31,6 +31,7 @@ BUILDERS: dict[str, Builder] = {
     "replay": replay.comparison,
     "scale": scale.comparison,
     "burst": burst.comparison,
+    "settle": settle.comparison,
 }
 WARMUP = {
     "decide": 500,

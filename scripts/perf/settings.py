@@ -29,6 +29,8 @@ class Settings:
     """Notifications per burst (one per payment)."""
     burst_rounds: int
     burst_clients: int
+    settle_payments: int
+    """Payments notified and settled per round (``settle``; it runs ``burst_rounds``)."""
     pg_url: str
     workdir: Path
 
@@ -48,6 +50,7 @@ def settings(*, quick: bool, workdir: Path, pg_url: str | None, rounds: int | No
         burst_payments=200,
         burst_rounds=3,
         burst_clients=8,
+        settle_payments=100,
         pg_url=pg_url or os.environ.get("EWALLET_FSM_PG_URL", DEFAULT_PG_URL),
         workdir=workdir,
     )
@@ -63,6 +66,7 @@ def settings(*, quick: bool, workdir: Path, pg_url: str | None, rounds: int | No
             scale_sizes=(1_000, 20_000, 100_000),
             scale_ops=400,
             burst_payments=60,
+            settle_payments=30,
             burst_rounds=2,
         )
     if rounds is not None:

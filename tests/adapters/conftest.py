@@ -9,6 +9,7 @@ import pytest
 from adapters.inbound.handler import NotificationHandler
 from fsm.store.sql import SqlStore
 from tests.adapters.mock_nicepay import Nicepay, ServiceRig, open_nicepay, service_rig
+from tests.adapters.worked import WorkedHandler
 
 
 @pytest.fixture
@@ -24,4 +25,5 @@ def rig(store: SqlStore, nicepay: Nicepay) -> ServiceRig:
 
 @pytest.fixture
 def handler(rig: ServiceRig) -> NotificationHandler:
-    return NotificationHandler(rig.service)
+    """The handler, its requests' status checks run by a worker before it answers."""
+    return WorkedHandler(rig.service)

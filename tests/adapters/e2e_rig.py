@@ -37,6 +37,7 @@ from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
 from fsm.replay import Verdict, replay_instance
 from fsm.store.sql import SqlStore
+from tests.adapters.worked import WorkedHandler
 
 WAIT = 10.0
 """The longest any wait in the suite may take before it fails."""
@@ -229,7 +230,11 @@ def open_rig(
             config or sim_config(),
             api_timeout=api_timeout,
             inquiry_retry=inquiry_retry or InquiryRetry(attempts=3, base_delay=0.02, max_delay=0.1),
+            status_worker=False,
         ) as merchant:
+            # Each request's status check has run by the time it is answered, so a delivery or
+            # a return the simulator has seen answered has had its whole effect.
+            merchant.app.handler = WorkedHandler(merchant.service)
             rig = Rig(merchant, engine)
             yield rig
         audit_store(engine, store)

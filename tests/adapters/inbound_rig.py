@@ -1,9 +1,9 @@
 """Rigs for the inbound endpoints over real HTTP: replicas on one database, and ``serve`` itself.
 
 :func:`open_replicas` serves the notification app twice on loopback, each replica with its own
-store, engine and NICEPAY client on one database and one clock, in front of a simulator that
-counts the inquiries it answers. :func:`serving` runs ``ewallet-fsm serve`` as a subprocess and
-hands back everything it printed once it has stopped.
+store, engine, NICEPAY client and status worker on one database and one clock, in front of a
+simulator that counts the inquiries it answers. :func:`serving` runs ``ewallet-fsm serve`` as a
+subprocess and hands back everything it printed once it has stopped.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
+from adapters.reconcile.worker import StatusWorker, WorkRound
 from adapters.service import PaymentService
 from adapters.simulator import serve_app
 from adapters.simulator.demo import demo_order
@@ -51,6 +52,7 @@ class Replicas:
     services: list[PaymentService]
     urls: list[str]
     http: httpx.Client
+    workers: list[StatusWorker]
 
     @property
     def service(self) -> PaymentService:
@@ -66,6 +68,13 @@ class Replicas:
         """A payment registered at the simulator, its notifications dropped there."""
         self.nicepay.sim.faults.notification(reference_no, drop=True, times=None)
         return self.services[0].start_payment(demo_order(reference_no, wallet)).instance
+
+    def work(self) -> WorkRound:
+        """Each replica's worker runs the status checks requested so far; what they did."""
+        total = WorkRound()
+        for worker in self.workers:
+            total += worker.drain()
+        return total
 
     def inquiries(self, payment: Instance) -> int:
         """The inquiries the simulator has answered about the payment."""
@@ -116,7 +125,8 @@ def open_replicas(db_url: str, nicepay: Nicepay, count: int = 2) -> Iterator[Rep
             app.handler = NotificationHandler(service)
             services.append(service)
             urls.append(url)
-        yield Replicas(nicepay, clock, services, urls, http)
+        workers = [StatusWorker(service) for service in services]
+        yield Replicas(nicepay, clock, services, urls, http, workers)
 
 
 # --- ewallet-fsm serve as a subprocess ---------------------------------------------------------

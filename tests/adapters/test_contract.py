@@ -34,7 +34,6 @@ from adapters.errors import (
     UnknownAdapter,
     WalletRefused,
 )
-from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.parsing import InboundRequest
 from adapters.nicepay.client import INQUIRY_PATH, PAYMENT_PATH, REGISTRATION_PATH
 from adapters.reconcile.status import REPORT_STATUS, apply_answer, request_check
@@ -73,6 +72,7 @@ from tests.adapters.values import (
     refusal,
     sha,
 )
+from tests.adapters.worked import WorkedHandler
 from tests.conftest import database
 
 WIB = ZoneInfo("Asia/Jakarta")
@@ -226,7 +226,7 @@ def waiting(rig: ServiceRig, wallet: str, tag: str = "1") -> Instance:
             "merchantToken": sha(IMID, tx_id, AMOUNT, KEY_TEXT),
         }
         request = InboundRequest(body=urlencode(params).encode(), content_type=FORM)
-        assert NotificationHandler(rig.service).handle_notification(request).status == 200
+        assert WorkedHandler(rig.service).handle_notification(request).status == 200
     payment = rig.engine.get(payment.id)
     assert payment.tx_id
     return payment

@@ -53,6 +53,7 @@ from tests.adapters.values import (
 from tests.adapters.values import (
     signed_notification as notification,
 )
+from tests.adapters.worked import WorkedHandler
 from tests.conftest import SCHEMA_TABLES, database
 
 JSON = "application/json"
@@ -583,7 +584,7 @@ def test_over_http_hundreds_of_hostile_requests_leave_the_server_serving(
     rig: ServiceRig, server: tuple[NotificationApp, str]
 ) -> None:
     app, url = server
-    app.handler = NotificationHandler(rig.service)
+    app.handler = WorkedHandler(rig.service)
     payment = registered(rig)
     before = snapshot(rig, payment)
 

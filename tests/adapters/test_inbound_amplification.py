@@ -1,7 +1,8 @@
 """Cheap amplification, over real HTTP: what forged and replayed requests can make us do.
 
 Two replicas of the endpoints share one database (SQLite, PostgreSQL) and one clock, in front of
-the loopback simulator, which counts the inquiries it answers per tXid. A browser return carries
+the loopback simulator, which counts the inquiries it answers per tXid. The requests only ask for
+status checks; each replica's status worker runs them afterwards. A browser return carries
 nothing verified, so its key is the throttle slot it arrived in: any number of forged returns, to
 either replica, cost one inquiry per payment per slot and a bounded number of rows. A captured
 genuine notification replayed with junk parameters is the same event (its key is what its token
@@ -66,6 +67,8 @@ def test_forged_returns_to_both_replicas_cost_one_inquiry_per_slot(shop: Replica
         return shop.get(CALLBACK_PATH, replica=n, params=forged_return(payment, n))
 
     assert burst(BURST, forge) == [200] * BURST
+    assert shop.inquiries(payment) == 0  # asked for, not asked yet
+    assert shop.work().done == 1
     assert shop.inquiries(payment) == 1
     steps, refused, asked = rows(shop, payment)
     assert asked == 1
@@ -74,6 +77,7 @@ def test_forged_returns_to_both_replicas_cost_one_inquiry_per_slot(shop: Replica
 
     # As many again in the same slot add nothing: no step, no refusal, no inquiry.
     assert burst(BURST, forge) == [200] * BURST
+    assert shop.work().claimed == 0
     assert (shop.inquiries(payment), rows(shop, payment)) == (1, (steps, refused, asked))
     attempts = shop.service.inbound.latest(limit=1000, instance_id=payment.id)
     assert len(attempts) == 2 * BURST
@@ -83,6 +87,7 @@ def test_forged_returns_to_both_replicas_cost_one_inquiry_per_slot(shop: Replica
     # The next slot buys one more inquiry, however many returns arrive in it.
     shop.clock.advance(timedelta(seconds=30))
     assert burst(BURST // 2, forge) == [200] * (BURST // 2)
+    assert shop.work().done == 1
     assert shop.inquiries(payment) == 2
     assert rows(shop, payment)[2] == 2
 
@@ -94,6 +99,7 @@ def test_a_genuine_notification_replayed_with_junk_applies_and_asks_nothing(
     assert shop.nicepay.sim.approve(payment.tx_id or "")  # NICEPAY's notification is dropped
     genuine = shop.captured(payment)
     assert shop.post(NOTIFICATION_PATH, data=genuine).status_code == 200
+    shop.work()
     paid = shop.engine.get(payment.id)
     assert (paid.state, shop.inquiries(payment)) == ("paid", 1)
     before = rows(shop, payment)[::2]  # steps and inquiries
@@ -103,6 +109,7 @@ def test_a_genuine_notification_replayed_with_junk_applies_and_asks_nothing(
         return shop.post(NOTIFICATION_PATH, replica=n, data=junk)
 
     assert burst(BURST, replay) == [200] * BURST
+    assert shop.work().claimed == 0
     assert shop.inquiries(payment) == 1
     assert rows(shop, payment)[::2] == before
     current = shop.engine.get(payment.id)
@@ -125,6 +132,7 @@ def test_a_settled_payment_asks_nothing_for_a_replay_and_once_for_a_reversal_cla
     # inquiry, since a deposit claimed again can reveal nothing about a settled payment.
     statuses = burst(BURST, lambda n: shop.post(NOTIFICATION_PATH, n, data={**genuine, "n": n}))
     assert statuses == [200] * BURST
+    assert shop.work().claimed == 0
     assert shop.inquiries(payment) == 1
 
     # A reversal claim (status 1: the token does not cover it) may reveal a void: one inquiry,
@@ -132,5 +140,6 @@ def test_a_settled_payment_asks_nothing_for_a_replay_and_once_for_a_reversal_cla
     reversal = {**genuine, "status": "1"}
     statuses = burst(BURST, lambda n: shop.post(NOTIFICATION_PATH, n, data={**reversal, "n": n}))
     assert statuses == [200] * BURST
+    assert shop.work().done == 1
     assert shop.inquiries(payment) == 2
     assert shop.engine.get(payment.id).state == "paid"  # NICEPAY still says paid

@@ -26,7 +26,6 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
-from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.journal import InboundJournal
 from adapters.simulator import serve_app
 from fsm.errors import StorageUnavailable
@@ -36,6 +35,7 @@ from tests.adapters.inbound_rig import free_port, run_cli, send_partial, serving
 from tests.adapters.mock_nicepay import Nicepay, ServiceRig, service_rig
 from tests.adapters.values import IMID, KEY_TEXT, payment_order
 from tests.adapters.values import signed_notification as notification
+from tests.adapters.worked import WorkedHandler
 from tests.conftest import postgres_url_or_skip
 
 ENV = {"EWALLET_FSM_IMID": IMID, "EWALLET_FSM_MERCHANT_KEY": KEY_TEXT}
@@ -51,7 +51,7 @@ def registered(rig: ServiceRig) -> Instance:
 @contextmanager
 def endpoints(rig: ServiceRig) -> Iterator[httpx.Client]:
     """The rig's endpoints served on loopback, and a client for them."""
-    app = NotificationApp(NotificationHandler(rig.service))
+    app = NotificationApp(WorkedHandler(rig.service))
     with serve_app(app) as url, httpx.Client(base_url=url, timeout=30.0) as http:
         yield http
 
@@ -216,7 +216,7 @@ def test_serve_will_not_start_on_a_store_it_cannot_write(db_url: str) -> None:
 @pytest.mark.parametrize("path", [NOTIFICATION_PATH, CALLBACK_PATH])
 def test_a_stalled_body_is_answered_408_and_recorded(rig: ServiceRig, path: str) -> None:
     payment = rig.service.start_payment(payment_order("dana", "ORD-T")).instance
-    app = NotificationApp(NotificationHandler(rig.service), body_timeout=0.3)
+    app = NotificationApp(WorkedHandler(rig.service), body_timeout=0.3)
     partial = b"tXid=" + (payment.tx_id or "").encode()
     with serve_app(app) as url:
         started = time.monotonic()

@@ -64,6 +64,7 @@ from tests.adapters.values import (
 from tests.adapters.values import (
     signed_notification as notification,
 )
+from tests.adapters.worked import WorkedHandler
 
 NN, BC, SI, M = (
     Actor.PROVIDER_NOTIFICATION,
@@ -365,7 +366,7 @@ def test_a_merchant_key_cannot_be_configured_empty() -> None:
 
 def test_the_source_allowlist_refuses_other_addresses(rig: ServiceRig) -> None:
     payment = registered(rig)
-    guarded = NotificationHandler(rig.service, allowed_sources=["103.20.51.0/24"])
+    guarded = WorkedHandler(rig.service, allowed_sources=["103.20.51.0/24"])
     body = urlencode(notification(payment)).encode()
 
     for address in ("127.0.0.1", None, "not-an-ip", "103.20.52.33"):
@@ -554,7 +555,7 @@ def served(server: tuple[NotificationApp, str]) -> Iterator[Served]:
 def test_over_http_a_notification_is_acknowledged_and_settled(
     rig: ServiceRig, served: Served
 ) -> None:
-    served.app.handler = NotificationHandler(rig.service)
+    served.app.handler = WorkedHandler(rig.service)
     payment = registered(rig)
     rig.sim.approve(payment.tx_id or "")
     body = urlencode(notification(payment))
@@ -575,7 +576,7 @@ def test_over_http_a_notification_is_acknowledged_and_settled(
 
 
 def test_over_http_refusals_keep_their_status(rig: ServiceRig, served: Served) -> None:
-    served.app.handler = NotificationHandler(rig.service)
+    served.app.handler = WorkedHandler(rig.service)
     payment = registered(rig)
     forged = notification(payment, merchantToken="0" * 64)
 
@@ -597,7 +598,7 @@ def test_over_http_refusals_keep_their_status(rig: ServiceRig, served: Served) -
 
 
 def test_over_http_the_allowlist_refuses_loopback(rig: ServiceRig, served: Served) -> None:
-    served.app.handler = NotificationHandler(rig.service, allowed_sources=["103.20.51.0/24"])
+    served.app.handler = WorkedHandler(rig.service, allowed_sources=["103.20.51.0/24"])
     payment = registered(rig)
     response = served.http.post(NOTIFICATION_PATH, data=notification(payment))
     assert response.status_code == 403
@@ -607,7 +608,7 @@ def test_over_http_the_allowlist_refuses_loopback(rig: ServiceRig, served: Serve
 def test_over_http_a_callback_by_get_only_triggers_an_inquiry(
     rig: ServiceRig, served: Served
 ) -> None:
-    served.app.handler = NotificationHandler(rig.service)
+    served.app.handler = WorkedHandler(rig.service)
     payment = registered(rig)
     open_page(rig, payment)  # NICEPAY: unpaid
 
@@ -627,7 +628,7 @@ def test_over_http_routing_health_methods_and_readiness(rig: ServiceRig, served:
     assert served.http.get(HEALTH_PATH).json() == {"status": "ok"}
     assert served.http.post(NOTIFICATION_PATH, data={"tXid": "x"}).status_code == 503
 
-    served.app.handler = NotificationHandler(rig.service)
+    served.app.handler = WorkedHandler(rig.service)
     assert served.http.get(HEALTH_PATH).status_code == 200
     assert served.http.get(NOTIFICATION_PATH).status_code == 405
     assert served.http.put(CALLBACK_PATH).status_code == 405

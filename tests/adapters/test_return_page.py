@@ -13,12 +13,14 @@ import pytest
 
 from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.return_page import REFRESH_SECONDS, CustomerOutcome, ReturnPage, status_page
+from adapters.reconcile.worker import StatusWorker
 from fsm import Engine, ManualClock, MemoryStore
 from fsm.errors import ConfigurationError
 from fsm.flows import FLOWS
 from tests.adapters.mock_nicepay import ServiceRig
 from tests.adapters.pages import shown_outcome
 from tests.adapters.test_astrapay_hints import at_nicepay, returned, submitted
+from tests.adapters.worked import WorkedHandler
 from tests.fsm.conftest import T0
 from tests.fsm.test_events import to_paid
 
@@ -30,8 +32,12 @@ def test_a_paid_return_is_sent_to_the_merchants_page_with_the_reference_only(
 ) -> None:
     handler = NotificationHandler(rig.service, return_url=RETURN_URL)
     payment = submitted(rig)
-    reply = handler.handle_callback(returned(payment, at_nicepay(rig, payment)))
+    back = returned(payment, at_nicepay(rig, payment))
+    first = handler.handle_callback(back)  # answered before NICEPAY is asked
+    assert parse_qs(urlsplit(dict(first.headers)["location"]).query)["outcome"] == ["pending"]
+    StatusWorker(rig.service).drain()
     assert rig.engine.get(payment.id).state == "paid"
+    reply = handler.handle_callback(back)  # the customer's reload
     location = dict(reply.headers)["location"]
     target = urlsplit(location)
     assert (reply.status, location.split("?")[0]) == (303, RETURN_URL.split("?")[0])
@@ -58,9 +64,7 @@ def test_without_a_return_url_a_pending_payment_gets_a_page_that_reloads(
 
     rig.sim.approve(rig.tx_id(payment.reference_no or ""))
     rig.service.check_status(payment.id)
-    settled = NotificationHandler(rig.service).handle_callback(
-        returned(payment, stored.tx_id or "")
-    )
+    settled = WorkedHandler(rig.service).handle_callback(returned(payment, stored.tx_id or ""))
     assert shown_outcome(settled.html) == "paid"
     assert "refresh" not in (settled.html or "")
 
@@ -76,7 +80,7 @@ def test_a_reference_is_shown_escaped() -> None:
 )
 def test_a_return_url_must_be_absolute_http(rig: ServiceRig, url: str) -> None:
     with pytest.raises(ConfigurationError):
-        NotificationHandler(rig.service, return_url=url)
+        WorkedHandler(rig.service, return_url=url)
 
 
 def test_a_refunded_payment_is_told_refunded_and_the_page_stops_reloading() -> None:

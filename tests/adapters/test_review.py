@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from adapters.inbound.handler import NotificationHandler
 from adapters.nicepay.client import INQUIRY_PATH
 from adapters.reconcile.deadlines import DeadlineRun, run_due
 from fsm import Actor, Engine, RejectReason, SqlStore
@@ -37,6 +36,7 @@ from tests.adapters.mock_nicepay import (
 )
 from tests.adapters.test_contract import waiting
 from tests.adapters.values import form_request, signed_notification
+from tests.adapters.worked import WorkedHandler
 from tests.conftest import database
 
 GRACE = timedelta(minutes=30)
@@ -157,7 +157,7 @@ def test_a_genuine_notification_settles_a_flagged_payment(rig: ServiceRig) -> No
     rig.sim.approve(payment.tx_id or "")
     flagged = rig.engine.get(payment.id)
     request = form_request(signed_notification(flagged))
-    assert NotificationHandler(rig.service).handle_notification(request).status == 200
+    assert WorkedHandler(rig.service).handle_notification(request).status == 200
     assert rig.engine.get(payment.id).state == "paid"
     (refused,) = [r for r in rig.engine.rejections(payment.id) if r.event == "receive_notification"]
     assert refused.state == "needs_review"  # recorded; its inquiry decided

@@ -38,6 +38,7 @@ RELEASED_EWALLET_FINGERPRINT = "sha256:1c7f6c76c11df6c4"
 """ewallet_payment's fingerprint as the release at revision 0005 logged it."""
 REVISIONS = [
     HEAD_REVISION,
+    "0010",
     "0009",
     "0008",
     "0007",
@@ -52,7 +53,7 @@ STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
 PREVIOUS_TABLES = FIRST_TABLES | {"inbound_attempt"}
-ALL_TABLES = PREVIOUS_TABLES | {"call_intent", "outbox_event"}
+ALL_TABLES = PREVIOUS_TABLES | {"call_intent", "outbox_event", "status_work"}
 BEFORE: list[tuple[str, Actor, dict[str, Any] | None]] = [
     ("send_registration", Actor.MERCHANT, None),
     ("accept_registration", Actor.PROVIDER_RESPONSE, {"tx_id": "TX1", "reference_no": "ORD-1"}),
