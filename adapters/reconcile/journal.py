@@ -20,7 +20,7 @@ sqlmodel metadata, and the schema's migrations create it with the engine's table
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -117,7 +117,6 @@ _RENEW = (
     .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
     .values(held_until=bindparam("until"))
 )
-_INSTANCE_OF = select(_T.c.instance_id).where(_T.c.id == bindparam("intent_id"))
 _OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
 _OF_INSTANCE = select(_T).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.id)
 
@@ -257,16 +256,16 @@ class CallJournal:
         return None if row is None else _intent(row._asdict())
 
     def finish(
-        self, intent_id: int, *, outcome: str, at: datetime, hold: Hold | None = None
+        self, intent_id: int, *, outcome: str, at: datetime, held: tuple[str, Hold] | None = None
     ) -> bool:
-        """Close an intent once its answer is stored, giving back ``hold``'s claim in the same
-        transaction; false when it was closed already (by a repair that came first)."""
+        """Close an intent once its answer is stored, giving back the claim ``held`` (the
+        intent's instance, and its call's :class:`Hold`) in the same transaction; false when it
+        was closed already (by a repair that came first)."""
         values = {"intent_id": intent_id, "at": require_aware(at), "result": outcome[:32]}
         with self._store.transaction() as conn:
             finished = conn.execute(_FINISH, values).rowcount == 1
-            if hold is not None:
-                instance_id = conn.execute(_INSTANCE_OF, {"intent_id": intent_id}).scalar_one()
-                release_within(conn, [instance_id], owner=hold.owner)
+            if held is not None:
+                release_within(conn, [held[0]], owner=held[1].owner)
         return finished
 
     def renew(self, intent_id: int, instance_id: str, hold: Hold, *, at: datetime) -> bool:
@@ -353,11 +352,12 @@ class CallJournal:
         recorded_before: datetime | None = None,
         instance_id: str | None = None,
         unclaimed_at: datetime | None = None,
+        held_after: datetime | None = None,
         limit: int = 100,
     ) -> list[CallIntent]:
         """Intents never finished, oldest first; only those recorded at or before
-        ``recorded_before``, of ``instance_id``, and of instances nobody has claimed at
-        ``unclaimed_at``, where given.
+        ``recorded_before``, of ``instance_id``, of instances nobody has claimed at
+        ``unclaimed_at``, and whose call holds its instance past ``held_after``, where given.
 
         Passing over claimed instances keeps the intents a reconciler left claimed (one it
         could not act on, or is waiting on) from taking every pass's places.
@@ -369,6 +369,15 @@ class CallJournal:
             query = query.where(unclaimed(_T.c.instance_id, require_aware(unclaimed_at)))
         if instance_id is not None:
             query = query.where(_T.c.instance_id == instance_id)
+        if held_after is not None:
+            query = query.where(_T.c.held_until > require_aware(held_after))
+        with self._store.connection() as conn:
+            return [_intent(row._asdict()) for row in conn.execute(query)]
+
+    def closed_as(self, outcomes: Iterable[str], *, limit: int = 100) -> list[CallIntent]:
+        """Intents closed with one of ``outcomes``, earliest closed first."""
+        query = select(_T).where(_T.c.outcome.in_(sorted(outcomes))).limit(limit)
+        query = query.order_by(_T.c.finished_at, _T.c.id)
         with self._store.connection() as conn:
             return [_intent(row._asdict()) for row in conn.execute(query)]
 

@@ -151,7 +151,7 @@ def test_a_held_call_keeps_reconcilers_off_its_instance_until_it_finishes(
     leases = Leases(store)
     intent_id = calls.record(pid, "cancel", at=T0, exclusive=True, hold=HOLD)
     assert not leases.claim(pid, owner="reconciler", now=T0 + timedelta(minutes=9), lease=LEASE)
-    assert calls.finish(intent_id, outcome="answered", at=T0, hold=HOLD)
+    assert calls.finish(intent_id, outcome="answered", at=T0, held=(pid, HOLD))
     assert leases.claim(pid, owner="reconciler", now=T0, lease=LEASE)
 
 
