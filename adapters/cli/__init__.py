@@ -19,6 +19,7 @@ from adapters.cli import (
     _records,
     _resolve,
     _serve,
+    _settle,
     _simulator,
     _verify,
 )
@@ -35,6 +36,7 @@ _COMMANDS = (
     _verify,
     _listing,
     _resolve,
+    _settle,
     _migrate,
     _demo,
     _diagrams,
