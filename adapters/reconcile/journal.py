@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Text, bindparam, func, insert, select, text, update
+from sqlalchemy import Index, Text, bindparam, exists, func, insert, select, text, update
 from sqlmodel import Field, SQLModel
 
 from adapters.errors import CallInDoubt, CallKeyTaken, InstanceBusy
@@ -357,11 +357,8 @@ class CallJournal:
     ) -> list[CallIntent]:
         """Intents never finished, oldest first; only those recorded at or before
         ``recorded_before``, of ``instance_id``, of instances nobody has claimed at
-        ``unclaimed_at``, and whose call holds its instance past ``held_after``, where given.
-
-        Passing over claimed instances keeps the intents a reconciler left claimed (one it
-        could not act on, or is waiting on) from taking every pass's places.
-        """
+        ``unclaimed_at`` (those a reconciler left claimed, to take no pass's places), and whose
+        call holds its instance past ``held_after``, where given."""
         query = _OPEN.limit(limit)
         if recorded_before is not None:
             query = query.where(_T.c.recorded_at <= require_aware(recorded_before))
@@ -374,12 +371,18 @@ class CallJournal:
         with self._store.connection() as conn:
             return [_intent(row._asdict()) for row in conn.execute(query)]
 
-    def closed_as(self, outcomes: Iterable[str], *, limit: int = 100) -> list[CallIntent]:
-        """Intents closed with one of ``outcomes``, earliest closed first."""
-        query = select(_T).where(_T.c.outcome.in_(sorted(outcomes))).limit(limit)
-        query = query.order_by(_T.c.finished_at, _T.c.id)
+    def closed_alone(self, outcomes: Iterable[str], *, limit: int = 100) -> list[CallIntent]:
+        """Intents closed with one of ``outcomes`` whose instance has no other call of theirs
+        open or closed so, earliest closed first."""
+        chosen, other = sorted(outcomes), _T.alias("other")
+        beside = (other.c.instance_id == _T.c.instance_id) & (other.c.call == _T.c.call)
+        alone = ~exists().where(beside, other.c.id != _T.c.id).where(
+            other.c.finished_at.is_(None) | other.c.outcome.in_(chosen)
+        )
+        query = select(_T).where(_T.c.outcome.in_(chosen), alone).limit(limit)
         with self._store.connection() as conn:
-            return [_intent(row._asdict()) for row in conn.execute(query)]
+            rows = conn.execute(query.order_by(_T.c.finished_at, _T.c.id))
+            return [_intent(row._asdict()) for row in rows]
 
     def of_instance(self, instance_id: str) -> list[CallIntent]:
         """Every provider call recorded for the instance, in order."""

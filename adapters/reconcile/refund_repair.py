@@ -32,7 +32,8 @@ ANSWERED_AFTER_REPAIR: Final = "answered:after_repair"
 LOST_AFTER_REPAIR: Final = "lost:after_repair"
 """A refund request's intent a repair closed before its cancel's answer was lost, which could
 not be opened again (another cancel was open): its amount stays reserved, in doubt, until a
-repair opens it again once no other cancel of the payment is open (:func:`reopen_in_doubt`)."""
+repair opens it again once no other cancel of the payment is open or in doubt
+(:func:`reopen_in_doubt`)."""
 REPAIRED_IN_DOUBT: Final = "repaired:in_doubt"
 """A refund request's intent, closed by a repair that cannot tell whether it took effect:
 NICEPAY's cumulative total fits its cancel having taken the money as well as another in-doubt
@@ -166,19 +167,17 @@ def keep_late_answer(
 
 def reopen_in_doubt(calls: CallJournal, *, limit: int) -> list[CallIntent]:
     """Open again, for a repair, the refund requests' intents closed in doubt that a repair may
-    now settle; those opened.
+    now settle, once no other cancel of their payment is open or in doubt (a person settled
+    it, say); those opened.
 
-    One lost after its repair is opened once no other cancel of its payment is open (the
-    database refuses a second open one); one a repair could not tell apart from another cancel
-    in doubt, once no other cancel of its payment is in doubt (a person settled it, say). Each
-    is stamped as left open when it was closed: its call was done with it by then, so a
-    repair's inquiry from now on speaks for it.
+    Each is stamped as left open when it was closed: its call was done with it by then, so a
+    repair's inquiry from now on speaks for it. Two in doubt beside each other stay closed: the
+    total could not tell them apart, and only a person can.
     """
     opened = []
-    for intent in calls.closed_as(IN_DOUBT, limit=limit):
-        if intent.outcome == REPAIRED_IN_DOUBT and _others_in_doubt(calls, intent):
-            continue
+    for intent in calls.closed_alone(IN_DOUBT, limit=limit):
         closed_at = intent.finished_at or calls.clock.now()
+        # The database refuses a second open cancel, should one have been recorded meanwhile.
         if calls.overrule(intent.id, closed_as=intent.outcome or "", outcome=None, at=closed_at):
             logger.info(
                 "refund in doubt opened again for a repair",
@@ -186,13 +185,6 @@ def reopen_in_doubt(calls: CallJournal, *, limit: int) -> list[CallIntent]:
             )
             opened.append(intent)
     return opened
-
-
-def _others_in_doubt(calls: CallJournal, intent: CallIntent) -> bool:
-    return any(
-        i.id != intent.id and i.call == Call.CANCEL and i.outcome in IN_DOUBT
-        for i in calls.of_instance(intent.instance_id)
-    )
 
 
 __all__ = [

@@ -131,8 +131,8 @@ def test_a_total_that_fits_either_of_two_cancels_leaves_both_in_doubt(db_url: st
         Reconciler(rig.service).repair_open_intents()
         # 50000 is rf-1's as much as rf-2's: rf-2 took it, and must never be told failed.
         assert cancel_outcomes(rig, payment) == [LOST_AFTER_REPAIR, REPAIRED_IN_DOUBT]
-        Reconciler(rig.service).repair_open_intents()  # rf-1, no cancel open now, is no clearer
-        assert cancel_outcomes(rig, payment) == [REPAIRED_IN_DOUBT, REPAIRED_IN_DOUBT]
+        Reconciler(rig.service).repair_open_intents()  # in doubt beside rf-2: a person's
+        assert cancel_outcomes(rig, payment) == [LOST_AFTER_REPAIR, REPAIRED_IN_DOUBT]
         assert statuses(rig, payment, "rf-1", "rf-2") == [RefundStatus.IN_DOUBT] * 2
         assert refundable(rig, payment) == "50000"  # both reserved: nothing refunded twice
         # A person who looked at NICEPAY's records settles rf-1; a repair then settles rf-2.
