@@ -150,7 +150,12 @@ class Reconciler:
         :func:`_unrepaired`). An intent whose payment nobody can act on (its flow or state is
         unknown) is reported as skipped and stays open, its payment claimed until the lease runs
         out so that it takes no place in the passes in between; the intents after it are
-        repaired in the same pass.
+        repaired in the same pass. A cancel whose repair failed keeps its payment claimed too,
+        for longer the older it is (:meth:`_keep_claim`).
+
+        Refund requests left in doubt that NICEPAY's total may settle now are opened again
+        first (:func:`reopen_in_doubt`), and repaired with the rest; cancels holding their
+        payment past :attr:`longest_hold` are reported last, for a person.
         """
         calls, leases = self.service.calls, self.service.leases
         moment = now or self.service.engine.clock.now()
