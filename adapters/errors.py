@@ -290,6 +290,11 @@ class CancelNotAllowed(RefundError):
         self.rule = rule
 
 
+class RefundNotSettleable(RefundError):
+    """A person asked to settle a refund request by hand that is not in doubt, or that
+    NICEPAY's refunded total already settles otherwise; nothing was changed."""
+
+
 class DeliveryFailed(FsmError):
     """A sink could not take an outbox event (a refused webhook, an unconfirmed publish).
 
@@ -347,6 +352,7 @@ __all__ = [
     "ProviderUnavailable",
     "RefundError",
     "RefundExceedsPayment",
+    "RefundNotSettleable",
     "RefundRequestConflict",
     "SourceNotAllowed",
     "TokenInQuery",

@@ -170,6 +170,8 @@ class RejectReason(StrEnum):
     """A provider status that no table maps; nothing changes and the state's deadline re-checks."""
     LATE_ANSWER = "late_answer"
     """A provider's answer that came after a repair had closed its call: kept for a person."""
+    SETTLED_BY_HAND = "settled_by_hand"
+    """A person's settlement of a call left in doubt: recorded beside the steps, nothing applied."""
 
 
 class TransitionError(FsmError):

@@ -30,8 +30,20 @@ READ_ONLY = {
 ON_EXISTING = {
     **READ_ONLY,
     "resolve": ("resolve", ID, "--event", "x", "--reason", "r", "--by", "b"),
+    "settle-refund": (
+        "settle-refund",
+        ID,
+        "rf-1",
+        "--as",
+        "refunded",
+        "--reason",
+        "r",
+        "--by",
+        "b",
+    ),
 }
-"""Commands that use a database only as it is (``resolve`` writes, but never creates one)."""
+"""Commands that use a database only as it is (``resolve`` and ``settle-refund`` write, but
+never create one)."""
 ON_ANY = {
     **ON_EXISTING,
     "migrate": ("migrate",),

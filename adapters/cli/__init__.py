@@ -21,6 +21,7 @@ from adapters.cli import (
     _reseal,
     _resolve,
     _serve,
+    _settle,
     _simulator,
     _verify,
 )
@@ -39,6 +40,7 @@ _COMMANDS = (
     _reseal,
     _listing,
     _resolve,
+    _settle,
     _migrate,
     _demo,
     _diagrams,

@@ -30,7 +30,7 @@ from adapters.events import Relay
 from adapters.nicepay.config import Environment
 from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import INTENT_GRACE
-from adapters.reconcile.recovery import ReconcilePass, Reconciler
+from adapters.reconcile.recovery import LONGEST_HOLD, ReconcilePass, Reconciler
 from adapters.reconcile.worker import StatusWorker, WorkRound
 from fsm.store.sql import SqlStore
 
@@ -63,6 +63,13 @@ def register(subparsers: Any) -> None:
         help="seconds a claim outlives a reconciler that stopped (default: %(default)s)",
     )
     reconcile.add_argument(
+        "--longest-hold",
+        type=seconds,
+        default=LONGEST_HOLD.total_seconds(),
+        help="seconds from its record a cancel may hold its payment; a longer hold is reported "
+        "for a person (default: %(default)s)",
+    )
+    reconcile.add_argument(
         "--nicepay-url",
         default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
         help=f"NICEPAY base URL (default: ${NICEPAY_URL_ENV} or the sandbox)",
@@ -87,6 +94,7 @@ def _reconcile(args: argparse.Namespace) -> int:
             grace=timedelta(seconds=args.grace),
             lease=timedelta(seconds=args.lease),
             limit=args.limit,
+            longest_hold=timedelta(seconds=args.longest_hold),
         )
         worker = StatusWorker(service)
         while True:

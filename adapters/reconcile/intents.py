@@ -151,23 +151,26 @@ def recorded_call(
         if in_doubt:
             _leave_open(calls, instance.id, handle, hold)
         else:
-            _finish(calls, handle, _failure(error), hold)
+            _finish(calls, instance.id, handle, _failure(error), hold)
         raise
     except BaseException:  # what reached NICEPAY is unknown: the reconciler finds out
         _leave_open(calls, instance.id, handle, hold)
         raise
     outcome = "answered" if handle.refusal is None else handle.refusal
-    _finish(calls, handle, outcome, hold)
+    _finish(calls, instance.id, handle, outcome, hold)
 
 
 def _renew(calls: CallJournal, intent_id: int, instance_id: str, hold: Hold) -> bool:
     return calls.renew(intent_id, instance_id, hold, at=calls.clock.now())
 
 
-def _finish(calls: CallJournal, handle: OpenCall, outcome: str, hold: Hold | None) -> None:
+def _finish(
+    calls: CallJournal, instance_id: str, handle: OpenCall, outcome: str, hold: Hold | None
+) -> None:
     handle.outcome = outcome
     at = calls.clock.now()
-    handle.overtaken = not calls.finish(handle.intent_id, outcome=outcome, at=at, hold=hold)
+    held = None if hold is None else (instance_id, hold)
+    handle.overtaken = not calls.finish(handle.intent_id, outcome=outcome, at=at, held=held)
 
 
 def _leave_open(calls: CallJournal, instance_id: str, handle: OpenCall, hold: Hold | None) -> None:

@@ -20,12 +20,12 @@ sqlmodel metadata, and the schema's migrations create it with the engine's table
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Text, bindparam, func, insert, select, text, update
+from sqlalchemy import Index, Text, bindparam, exists, func, insert, select, text, update
 from sqlmodel import Field, SQLModel
 
 from adapters.errors import CallInDoubt, CallKeyTaken, InstanceBusy
@@ -117,7 +117,6 @@ _RENEW = (
     .where(_T.c.id == bindparam("intent_id"), _T.c.finished_at.is_(None))
     .values(held_until=bindparam("until"))
 )
-_INSTANCE_OF = select(_T.c.instance_id).where(_T.c.id == bindparam("intent_id"))
 _OPEN = select(_T).where(_T.c.finished_at.is_(None)).order_by(_T.c.recorded_at, _T.c.id)
 _OF_INSTANCE = select(_T).where(_T.c.instance_id == bindparam("instance_id")).order_by(_T.c.id)
 
@@ -257,16 +256,16 @@ class CallJournal:
         return None if row is None else _intent(row._asdict())
 
     def finish(
-        self, intent_id: int, *, outcome: str, at: datetime, hold: Hold | None = None
+        self, intent_id: int, *, outcome: str, at: datetime, held: tuple[str, Hold] | None = None
     ) -> bool:
-        """Close an intent once its answer is stored, giving back ``hold``'s claim in the same
-        transaction; false when it was closed already (by a repair that came first)."""
+        """Close an intent once its answer is stored, giving back the claim ``held`` (the
+        intent's instance, and its call's :class:`Hold`) in the same transaction; false when it
+        was closed already (by a repair that came first)."""
         values = {"intent_id": intent_id, "at": require_aware(at), "result": outcome[:32]}
         with self._store.transaction() as conn:
             finished = conn.execute(_FINISH, values).rowcount == 1
-            if hold is not None:
-                instance_id = conn.execute(_INSTANCE_OF, {"intent_id": intent_id}).scalar_one()
-                release_within(conn, [instance_id], owner=hold.owner)
+            if held is not None:
+                release_within(conn, [held[0]], owner=held[1].owner)
         return finished
 
     def renew(self, intent_id: int, instance_id: str, hold: Hold, *, at: datetime) -> bool:
@@ -353,15 +352,13 @@ class CallJournal:
         recorded_before: datetime | None = None,
         instance_id: str | None = None,
         unclaimed_at: datetime | None = None,
+        held_after: datetime | None = None,
         limit: int = 100,
     ) -> list[CallIntent]:
         """Intents never finished, oldest first; only those recorded at or before
-        ``recorded_before``, of ``instance_id``, and of instances nobody has claimed at
-        ``unclaimed_at``, where given.
-
-        Passing over claimed instances keeps the intents a reconciler left claimed (one it
-        could not act on, or is waiting on) from taking every pass's places.
-        """
+        ``recorded_before``, of ``instance_id``, of instances nobody has claimed at
+        ``unclaimed_at`` (those a reconciler left claimed, to take no pass's places), and whose
+        call holds its instance past ``held_after``, where given."""
         query = _OPEN.limit(limit)
         if recorded_before is not None:
             query = query.where(_T.c.recorded_at <= require_aware(recorded_before))
@@ -369,8 +366,23 @@ class CallJournal:
             query = query.where(unclaimed(_T.c.instance_id, require_aware(unclaimed_at)))
         if instance_id is not None:
             query = query.where(_T.c.instance_id == instance_id)
+        if held_after is not None:
+            query = query.where(_T.c.held_until > require_aware(held_after))
         with self._store.connection() as conn:
             return [_intent(row._asdict()) for row in conn.execute(query)]
+
+    def closed_alone(self, outcomes: Iterable[str], *, limit: int = 100) -> list[CallIntent]:
+        """Intents closed with one of ``outcomes`` whose instance has no other call of theirs
+        open or closed so, earliest closed first."""
+        chosen, other = sorted(outcomes), _T.alias("other")
+        beside = (other.c.instance_id == _T.c.instance_id) & (other.c.call == _T.c.call)
+        alone = ~exists().where(beside, other.c.id != _T.c.id).where(
+            other.c.finished_at.is_(None) | other.c.outcome.in_(chosen)
+        )
+        query = select(_T).where(_T.c.outcome.in_(chosen), alone).limit(limit)
+        with self._store.connection() as conn:
+            rows = conn.execute(query.order_by(_T.c.finished_at, _T.c.id))
+            return [_intent(row._asdict()) for row in rows]
 
     def of_instance(self, instance_id: str) -> list[CallIntent]:
         """Every provider call recorded for the instance, in order."""

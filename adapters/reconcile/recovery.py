@@ -22,6 +22,14 @@ is done or its claim has run out. A cancel that outlasts its claim may still rea
 the repair's inquiry: if it leaves its intent open before the repair closes it, the repair leaves
 it open too, for a pass whose inquiry comes after the cancel (:meth:`CallJournal.close_repaired`);
 if it ends after the repair closed it, it keeps what it learnt (:func:`keep_late_answer`).
+The repair waits for a cancel's hold no longer than :attr:`Reconciler.longest_hold` from its
+record; a hold said to run past that is reported for a person, never closed on.
+
+A refund request a repair left in doubt (:func:`reopen_in_doubt`) is opened again, and repaired
+as any other, once NICEPAY's total may settle it. A call that moves money whose repair failed
+keeps its payment claimed for a while that grows with its age (at most
+:data:`LONGEST_BACKOFF`): NICEPAY refusing its inquiry for good must not keep the newer ones
+from their repair.
 """
 
 from __future__ import annotations
@@ -38,12 +46,13 @@ from adapters.reconcile.deadlines import (
     run_due,
     unfit,
 )
-from adapters.reconcile.intents import INTENT_GRACE, MONEY_MOVING, Call
+from adapters.reconcile.intents import CALL_LEASE, INTENT_GRACE, MONEY_MOVING, Call
 from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.refund_repair import (
     AWAITING_CANCEL,
     LEFT_OPEN,
-    REPAIRED_NOT_REFUNDED,
+    REPAIRED_REFUNDED,
+    reopen_in_doubt,
     repair_outcome,
 )
 from adapters.reconcile.status import StatusChecks
@@ -54,6 +63,10 @@ from fsm.model import Instance
 from fsm.store.leases import claim_owner
 
 logger = logging.getLogger(__name__)
+
+LONGEST_HOLD = CALL_LEASE + INTENT_GRACE
+"""How long a cancel may hold its payment from its intent's record, by default: its lease,
+renewed right before it is sent, which is at most a call's time after the record."""
 
 
 @dataclass(frozen=True)
@@ -95,13 +108,18 @@ class Reconciler:
     lease: timedelta = DEFAULT_LEASE
     limit: int = 100
     """Intents, and due instances, per pass."""
+    longest_hold: timedelta = LONGEST_HOLD
+    """The longest a cancel may hold its payment from its intent's record (its lease, renewed
+    right before it is sent): the repair waits no longer for it, and reports a hold said to run
+    past that (another replica's lease or clock) for a person instead."""
 
     def __post_init__(self) -> None:
         # A grace of zero would "repair" calls other processes are still waiting on.
-        if self.grace <= timedelta(0) or self.lease <= timedelta(0) or self.limit < 1:
+        times = (self.grace, self.lease, self.longest_hold)
+        if min(times) <= timedelta(0) or self.limit < 1:
             raise ConfigurationError(
-                f"a reconciler needs a positive grace, lease and limit, not {self.grace}, "
-                f"{self.lease} and {self.limit}"
+                f"a reconciler needs a positive grace, lease, longest hold and limit, not "
+                f"{self.grace}, {self.lease}, {self.longest_hold} and {self.limit}"
             )
 
     def run_once(self, now: datetime | None = None) -> ReconcilePass:
@@ -132,10 +150,16 @@ class Reconciler:
         :func:`_unrepaired`). An intent whose payment nobody can act on (its flow or state is
         unknown) is reported as skipped and stays open, its payment claimed until the lease runs
         out so that it takes no place in the passes in between; the intents after it are
-        repaired in the same pass.
+        repaired in the same pass. A cancel whose repair failed keeps its payment claimed too,
+        for longer the older it is (:meth:`_keep_claim`).
+
+        Refund requests left in doubt that NICEPAY's total may settle now are opened again
+        first (:func:`reopen_in_doubt`), and repaired with the rest; cancels holding their
+        payment past :attr:`longest_hold` are reported last, for a person.
         """
         calls, leases = self.service.calls, self.service.leases
         moment = now or self.service.engine.clock.now()
+        reopen_in_doubt(calls, limit=self.limit)
         repairs = []
         due = calls.still_open(
             recorded_before=moment - self.grace, unclaimed_at=moment, limit=self.limit
@@ -147,18 +171,52 @@ class Reconciler:
             try:
                 current = _still_open(calls, intent)  # read again, now that it is claimed
                 if current is not None:  # another replica may have repaired it meanwhile
-                    repairs.append(_repair(self.service, current, now=moment, grace=self.grace))
-                    kept = repairs[-1].outcome in _KEEP_CLAIM
+                    repairs.append(self._repair(current, moment))
+                    kept = self._keep_claim(current, repairs[-1], moment)
             finally:
                 if not kept:
                     leases.release([intent.instance_id], owner=self.owner)
-        return repairs
+        return repairs + self._suspect_holds(moment)
+
+    def _repair(self, intent: CallIntent, moment: datetime) -> Repair:
+        return _repair(
+            self.service, intent, now=moment, grace=self.grace, longest_hold=self.longest_hold
+        )
+
+    def _keep_claim(self, intent: CallIntent, repair: Repair, moment: datetime) -> bool:
+        """Whether the payment stays claimed after its repair, keeping it out of the next passes:
+        for the lease when nobody can act on it, and for a time that grows with the intent's
+        age when the repair of a call that moves money failed (NICEPAY refusing its inquiry
+        for good, say), so that such intents do not take every pass's places."""
+        if repair.outcome in _KEEP_CLAIM:
+            return True
+        if not (repair.error and intent.call in MONEY_MOVING):
+            return False
+        pause = min(max(self.lease, (moment - intent.recorded_at) / 4), LONGEST_BACKOFF)
+        leases = self.service.leases
+        return leases.claim(intent.instance_id, owner=self.owner, now=moment, lease=pause)
+
+    def _suspect_holds(self, moment: datetime) -> list[Repair]:
+        """Report the cancels whose hold runs past :attr:`longest_hold` and a grace after it:
+        their payments stay claimed, so no repair reaches them, and nobody may refund them
+        meanwhile; a person looks at them instead of a silent wait. Nothing is changed."""
+        recorded_before = moment - self.longest_hold - self.grace
+        held = self.service.calls.still_open(
+            recorded_before=recorded_before, held_after=moment, limit=self.limit
+        )
+        return [_suspect_hold(self.service, intent) for intent in held]
 
 
 _KEEP_CLAIM = frozenset({"skipped"})
 """Repair outcomes whose payment stays claimed for the lease: the next passes would only find
 the same. (A refund waited for is asked about again: its wait ends by itself, and its claim
 would refuse the payment's next refund.)"""
+LONGEST_BACKOFF = timedelta(hours=1)
+"""The longest a reconciler leaves a call that moves money, whose repair failed, before it
+tries again."""
+SUSPECT_HOLD = "left open: its hold runs past the longest"
+"""A repair's outcome for a cancel whose hold runs past the longest a reconciler waits for
+(:attr:`Reconciler.longest_hold`): reported as failed, for a person, and never closed on it."""
 
 
 def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
@@ -168,8 +226,27 @@ def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
     )
 
 
+def _suspect_hold(service: StatusChecks, intent: CallIntent) -> Repair:
+    error = (
+        f"intent {intent.id}: its call holds the payment until {intent.held_until}, past the "
+        f"longest hold from its record at {intent.recorded_at}: a replica's lease or clock is "
+        f"off; the payment stays claimed and in doubt until a person looks"
+    )
+    logger.error(
+        "a call holds its payment past the longest hold",
+        extra={"instance": intent.instance_id, "call": intent.call, "intent": intent.id},
+    )
+    state = service.engine.get(intent.instance_id).state
+    return Repair(intent.instance_id, intent.call, state, state, SUSPECT_HOLD, error)
+
+
 def _repair(
-    service: StatusChecks, intent: CallIntent, *, now: datetime, grace: timedelta
+    service: StatusChecks,
+    intent: CallIntent,
+    *,
+    now: datetime,
+    grace: timedelta,
+    longest_hold: timedelta,
 ) -> Repair:
     engine = service.engine
     before = engine.get(intent.instance_id)
@@ -193,8 +270,10 @@ def _repair(
     closed = f"repaired:{after}"
     if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
         closed = repair_outcome(engine, service.calls, intent)
-        if closed == REPAIRED_NOT_REFUNDED and now < intent.last_sent_by + grace:
+        if closed != REPAIRED_REFUNDED and now < _honoured(intent, longest_hold) + grace:
             return _left_waiting(intent, before.state, after)
+        if closed != REPAIRED_REFUNDED and now < intent.last_sent_by + grace:
+            return _suspect_hold(service, intent)  # it says it may still go out: a person looks
     if not service.calls.close_repaired(intent, outcome=closed, at=engine.clock.now()):
         return _overtaken(intent, before.state, after)
     logger.info(
@@ -202,6 +281,15 @@ def _repair(
         extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
     )
     return Repair(before.id, intent.call, before.state, after, outcome)
+
+
+def _honoured(intent: CallIntent, longest_hold: timedelta) -> datetime:
+    """The latest a repair takes the call to have gone out: :attr:`CallIntent.last_sent_by`,
+    but a hold no later than ``longest_hold`` from the intent's record (a call that left its
+    intent open said when itself)."""
+    if intent.left_open_at is None and intent.held_until is not None:
+        return min(intent.held_until, intent.recorded_at + longest_hold)
+    return intent.last_sent_by
 
 
 def _left_waiting(intent: CallIntent, before: str, after: str) -> Repair:
@@ -278,4 +366,12 @@ def _fail_lost_registration(
     return "registration answer lost: failed", result.instance
 
 
-__all__ = ["INTENT_GRACE", "ReconcilePass", "Reconciler", "Repair"]
+__all__ = [
+    "INTENT_GRACE",
+    "LONGEST_BACKOFF",
+    "LONGEST_HOLD",
+    "SUSPECT_HOLD",
+    "ReconcilePass",
+    "Reconciler",
+    "Repair",
+]

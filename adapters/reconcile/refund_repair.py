@@ -3,7 +3,9 @@
 A refund request's cancel is repaired from NICEPAY's refunded total, which every cancel it took
 adds up to; a request learns which part is its own from the total before it and the payment's
 other cancels. A cancel that outlasts the repair's wait may still answer after the repair closed
-its intent: what it learnt is kept (:func:`keep_late_answer`).
+its intent: what it learnt is kept (:func:`keep_late_answer`). When the total cannot tell this
+cancel from another in doubt, the request stays in doubt, its amount reserved, until a later
+repair can tell (:func:`reopen_in_doubt`) or a person settles it.
 """
 
 from __future__ import annotations
@@ -29,8 +31,27 @@ ANSWERED_AFTER_REPAIR: Final = "answered:after_repair"
 """A refund request's intent that a repair closed before NICEPAY accepted its cancel."""
 LOST_AFTER_REPAIR: Final = "lost:after_repair"
 """A refund request's intent a repair closed before its cancel's answer was lost, which could
-not be opened again (another cancel was open): its amount stays reserved, in doubt."""
-TAKEN: Final = frozenset({"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR, LOST_AFTER_REPAIR})
+not be opened again (another cancel was open): its amount stays reserved, in doubt, until a
+repair opens it again once no other cancel of the payment is open or in doubt
+(:func:`reopen_in_doubt`)."""
+REPAIRED_IN_DOUBT: Final = "repaired:in_doubt"
+"""A refund request's intent, closed by a repair that cannot tell whether it took effect:
+NICEPAY's cumulative total fits its cancel having taken the money as well as another in-doubt
+cancel of the payment having taken it. Its amount stays reserved, for a person
+(:func:`~adapters.refunds.settle.settle_by_hand`), or for a repair once no other cancel of the
+payment is in doubt."""
+SETTLED_REFUNDED: Final = "settled:refunded"
+"""A refund request's intent a person settled as refunded, from NICEPAY's own records."""
+SETTLED_NOT_REFUNDED: Final = "settled:not_refunded"
+"""A refund request's intent a person settled as not refunded: its amount is free again."""
+ACCEPTED: Final = frozenset(
+    {"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR, SETTLED_REFUNDED}
+)
+"""A refund request's intent outcomes whose amount NICEPAY took."""
+IN_DOUBT: Final = frozenset({LOST_AFTER_REPAIR, REPAIRED_IN_DOUBT})
+"""A refund request's intent outcomes whose amount NICEPAY may have taken: closed, reserved,
+and settled only by a later repair or a person."""
+TAKEN: Final = ACCEPTED | IN_DOUBT
 """A refund request's intent outcomes whose amount NICEPAY took, or may have taken with
 nothing left to find out whether: they count against what is left to refund."""
 AWAITING_CANCEL: Final = "left open: its cancel may still arrive"
@@ -46,12 +67,15 @@ def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent) -> st
     """After the reconciler's inquiry, whether a refund request's cancel took effect.
 
     NICEPAY's refunded total is what every cancel it took adds up to. The request's step holds
-    the total before it, and the payment's other cancels that took (or may have taken) effect
-    are known: this cancel took effect when the total covers the larger of the two plus its
-    amount. Counting the others too keeps a cancel that landed late, after this request began,
-    from being taken for this one. The total is the stored one, or a larger one an inquiry
-    reported without it being applied (:func:`reported_total`). Without the step the cancel was
-    never sent: the request is recorded after its intent and before the call.
+    the total before it, and the payment's other cancels that took effect, or may have (in
+    doubt), are known: the others took at least those that took and at most those plus the
+    ones in doubt. This cancel took effect when the total covers the most the others may have
+    taken plus its amount, and took nothing when it falls short of the least plus its amount;
+    in between the total cannot tell this cancel from one in doubt, and it is left in doubt
+    (:data:`REPAIRED_IN_DOUBT`). Counting the others keeps a cancel that landed late, after
+    this request began, from being taken for this one. The total is the stored one, or a larger
+    one an inquiry reported without it being applied (:func:`reported_total`). Without the step
+    the cancel was never sent: the request is recorded after its intent and before the call.
     """
     history = engine.history(intent.instance_id)
     step = next(
@@ -60,18 +84,22 @@ def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent) -> st
     )
     if step is None:
         return REPAIRED_NOT_REFUNDED
-    before = str(step.payload.get("refunded_before") or "0")
-    others = sum(
-        int(i.amount or 0)
-        for i in calls.of_instance(intent.instance_id)
-        if i.id != intent.id and i.call == Call.CANCEL and i.outcome in TAKEN
-    )
-    needed = max(int(before) if before.isdigit() else 0, others) + int(intent.amount or 0)
+    text = str(step.payload.get("refunded_before") or "0")
+    before = int(text) if text.isdigit() else 0
+    cancels = [i for i in calls.of_instance(intent.instance_id) if i.call == Call.CANCEL]
+    others = [i for i in cancels if i.id != intent.id]
+    took = sum(int(i.amount or 0) for i in others if i.outcome in ACCEPTED)
+    maybe = sum(int(i.amount or 0) for i in others if i.outcome in IN_DOUBT)
+    # The total before may have counted the ones in doubt, which are only reserved.
+    least, most = max(before - maybe, took), max(before, took) + maybe
+    amount = int(intent.amount or 0)
     stored = int(engine.get(intent.instance_id).refunded_amount or 0)
     refunded = max(stored, reported_total(engine, intent.instance_id, since=step.occurred_at))
     # Every void or refund binds a total (the whole amount when NICEPAY gave none), so a
-    # total short of ``needed`` means this cancel took nothing.
-    return REPAIRED_REFUNDED if refunded >= needed else REPAIRED_NOT_REFUNDED
+    # total short of the least the others took plus this amount means this cancel took nothing.
+    if refunded >= most + amount:
+        return REPAIRED_REFUNDED
+    return REPAIRED_NOT_REFUNDED if refunded < least + amount else REPAIRED_IN_DOUBT
 
 
 def reported_total(engine: Engine, instance_id: str, *, since: datetime) -> int:
@@ -103,7 +131,11 @@ def keep_late_answer(
     if intent is None or intent.outcome is None:  # opened again meanwhile: a repair settles it
         return
     answer = "answered" if call.answered else call.outcome  # None: the answer was lost
-    if intent.outcome == REPAIRED_NOT_REFUNDED and (call.answered or answer is None):
+    if intent.outcome == REPAIRED_IN_DOUBT and call.answered:  # in doubt no longer: it took
+        calls.overrule(
+            intent.id, closed_as=intent.outcome, outcome=ANSWERED_AFTER_REPAIR, at=calls.clock.now()
+        )
+    elif intent.outcome == REPAIRED_NOT_REFUNDED and (call.answered or answer is None):
         # NICEPAY took, or may have taken, what the repair counted as free again.
         overruled = ANSWERED_AFTER_REPAIR if call.answered else None
         at = calls.clock.now()
@@ -133,15 +165,43 @@ def keep_late_answer(
     )
 
 
+def reopen_in_doubt(calls: CallJournal, *, limit: int) -> list[CallIntent]:
+    """Open again, for a repair, the refund requests' intents closed in doubt that a repair may
+    now settle, once no other cancel of their payment is open or in doubt (a person settled
+    it, say); those opened.
+
+    Each is stamped as left open when it was closed: its call was done with it by then, so a
+    repair's inquiry from now on speaks for it. Two in doubt beside each other stay closed: the
+    total could not tell them apart, and only a person can.
+    """
+    opened = []
+    for intent in calls.closed_alone(IN_DOUBT, limit=limit):
+        closed_at = intent.finished_at or calls.clock.now()
+        # The database refuses a second open cancel, should one have been recorded meanwhile.
+        if calls.overrule(intent.id, closed_as=intent.outcome or "", outcome=None, at=closed_at):
+            logger.info(
+                "refund in doubt opened again for a repair",
+                extra={"instance": intent.instance_id, "intent": intent.id},
+            )
+            opened.append(intent)
+    return opened
+
+
 __all__ = [
+    "ACCEPTED",
     "ANSWERED_AFTER_REPAIR",
     "AWAITING_CANCEL",
+    "IN_DOUBT",
     "LEFT_OPEN",
     "LOST_AFTER_REPAIR",
+    "REPAIRED_IN_DOUBT",
     "REPAIRED_NOT_REFUNDED",
     "REPAIRED_REFUNDED",
+    "SETTLED_NOT_REFUNDED",
+    "SETTLED_REFUNDED",
     "TAKEN",
     "keep_late_answer",
+    "reopen_in_doubt",
     "repair_outcome",
     "reported_total",
 ]

@@ -27,11 +27,16 @@ A repair closes a cancel's intent as not refunded only once the cancel can no lo
 NICEPAY (a grace after it gave up or its claim ran out). A cancel that outlasts even that may
 find its intent closed; what it learnt still counts
 (:func:`~adapters.reconcile.refund_repair.keep_late_answer`).
+
+A request NICEPAY's cumulative total cannot settle (its cancel and another in doubt each fit it)
+stays in doubt, its amount reserved, until a later repair can tell, or a person settles it by
+hand (:func:`settle_by_hand`, ``ewallet-fsm settle-refund``).
 """
 
 from adapters.refunds.cancel import Refunds, committed, paid_at
 from adapters.refunds.outcome import Refund, RefundStatus
 from adapters.refunds.request import RefundRequest, refund_request
+from adapters.refunds.settle import settle_by_hand
 
 __all__ = [
     "Refund",
@@ -41,4 +46,5 @@ __all__ = [
     "committed",
     "paid_at",
     "refund_request",
+    "settle_by_hand",
 ]

@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from adapters.reconcile.journal import CallIntent
-from adapters.reconcile.refund_repair import LOST_AFTER_REPAIR, TAKEN
+from adapters.reconcile.refund_repair import ACCEPTED, IN_DOUBT, TAKEN
 
-ACCEPTED = TAKEN - {LOST_AFTER_REPAIR}
-"""Intent outcomes whose amount NICEPAY took."""
 RESERVED = TAKEN
 """Intent outcomes whose amount counts against what is left to refund: taken, or perhaps
 taken, with nothing left to find out whether."""
@@ -27,7 +25,7 @@ class RefundStatus(StrEnum):
     DECLINED = "declined"
     """NICEPAY refused it (``provider_code`` says why); nothing was refunded."""
     FAILED = "failed"
-    """The reconciler's inquiry found that it never took effect."""
+    """The reconciler's inquiry (or a person) found that it never took effect."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def refund_status(intent: CallIntent, *, in_doubt: bool) -> tuple[RefundStatus, 
     outcome = intent.outcome
     if outcome is None:
         return (RefundStatus.IN_DOUBT if in_doubt else RefundStatus.PENDING), None
-    if outcome == LOST_AFTER_REPAIR:
+    if outcome in IN_DOUBT:  # closed, with nothing left to find out: a person settles it
         return RefundStatus.IN_DOUBT, None
     if outcome in ACCEPTED:
         return RefundStatus.SUCCEEDED, None

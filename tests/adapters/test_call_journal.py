@@ -151,7 +151,7 @@ def test_a_held_call_keeps_reconcilers_off_its_instance_until_it_finishes(
     leases = Leases(store)
     intent_id = calls.record(pid, "cancel", at=T0, exclusive=True, hold=HOLD)
     assert not leases.claim(pid, owner="reconciler", now=T0 + timedelta(minutes=9), lease=LEASE)
-    assert calls.finish(intent_id, outcome="answered", at=T0, hold=HOLD)
+    assert calls.finish(intent_id, outcome="answered", at=T0, held=(pid, HOLD))
     assert leases.claim(pid, owner="reconciler", now=T0, lease=LEASE)
 
 
@@ -193,3 +193,25 @@ def test_a_repairs_outcome_is_overruled_only_as_it_stands(
     calls.record(pid, "cancel", at=T0, exclusive=True)  # open: the second may not open again
     assert not calls.overrule(second, closed_as="repaired:not_refunded", outcome=None, at=T0)
     assert [i.outcome for i in calls.of_instance(pid)] == ["late", "repaired:not_refunded", None]
+
+
+def test_intents_closed_alone_skip_those_beside_an_open_or_alike_one(
+    engine: Engine, calls: CallJournal
+) -> None:
+    lonely, paired, beside_open = due_payments(engine, 3)
+
+    def closed(pid: str, outcome: str) -> int:
+        intent_id = calls.record(pid, "cancel", at=T0, exclusive=True)
+        calls.finish(intent_id, outcome=outcome, at=T0)
+        return intent_id
+
+    alone = closed(lonely, "doubt:a")
+    closed(lonely, "answered")  # settled: no bar
+    calls.record(lonely, "inquiry", at=T0)  # open, but another call
+    closed(paired, "doubt:a")
+    closed(paired, "doubt:b")  # in doubt beside it: neither is alone
+    closed(beside_open, "doubt:a")
+    calls.record(beside_open, "cancel", at=T0, exclusive=True)  # open beside it
+    assert [i.id for i in calls.closed_alone({"doubt:a", "doubt:b"})] == [alone]
+    assert calls.closed_alone({"doubt:a"}, limit=1)[0].id == alone
+    assert calls.closed_alone({"answered"})[0].instance_id == lonely

@@ -115,6 +115,11 @@ def test_a_late_lost_cancel_is_not_failed_while_another_request_is_open(db_url: 
         with pytest.raises(RefundExceedsPayment) as over:
             rig.service.cancel(payment.id, request_id="rf-3", amount="150000")
         assert over.value.refundable == "50000"
+        # No other cancel is open now: the next pass opens rf-1 again and settles it.
+        Reconciler(rig.service).repair_open_intents()
+        assert cancel_outcomes(rig, payment) == [REPAIRED_REFUNDED, REPAIRED_REFUNDED]
+        assert rig.service.cancel(payment.id, request_id="rf-1").status is RefundStatus.SUCCEEDED
+        assert rig.cancels_sent(payment) == 2
 
 
 class LateToTakeIn(Gate):
