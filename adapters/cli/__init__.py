@@ -20,6 +20,7 @@ from adapters.cli import (
     _resolve,
     _serve,
     _simulator,
+    _unconfirmed,
     _verify,
 )
 from adapters.cli._arguments import OneLineParser
@@ -40,6 +41,7 @@ _COMMANDS = (
     _diagrams,
     _serve,
     _reconcile,
+    _unconfirmed,
     _events,
     _simulator,
 )

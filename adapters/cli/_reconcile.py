@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -24,6 +24,7 @@ from adapters.cli._catalog import catalog
 from adapters.cli._events import add_sink_arguments, relay_for, report_round
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
+from adapters.cli._unconfirmed import add_window_argument
 from adapters.events import Relay
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH
 from adapters.nicepay.client import NicepayClient
@@ -31,6 +32,7 @@ from adapters.nicepay.config import Environment
 from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.recovery import ReconcilePass, Reconciler
+from adapters.reconcile.unconfirmed import UnconfirmedWatch
 from adapters.service import PaymentService
 from fsm.engine import Engine
 from fsm.flows import EVENT_TYPES
@@ -72,6 +74,8 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument(
         "--json", action="store_true", help="print each pass as one line of JSON"
     )
+    # outcomes the merchant left unconfirmed are logged as a warning, every ten minutes at most
+    add_window_argument(reconcile, "--unconfirmed-after")
     add_sink_arguments(reconcile, required=False)  # with --sink, each pass also relays events
     reconcile.set_defaults(handler=_reconcile)
 
@@ -97,9 +101,13 @@ def _reconcile(args: argparse.Namespace) -> int:
             lease=timedelta(seconds=args.lease),
             limit=args.limit,
         )
+        watch = UnconfirmedWatch(
+            store, catalog(), older_than=timedelta(minutes=args.unconfirmed_after)
+        )
         while True:
             try:
                 done = reconciler.run_once()
+                watch.check(datetime.now(UTC))
             except Exception:  # a database outage must not end the loop; --once reports it
                 if not args.loop:
                     raise
