@@ -359,7 +359,8 @@ class PaymentService:
         if link.flow != ACCOUNT_LINK.flow:
             raise InvalidInstanceData(f"{order.link_id!r} is not an AstraPay account link")
         # Only a linked account's mandate is usable: after an unlink it stays stored, revoked.
-        return link.mandate if link.state == LinkState.LINKED else None
+        usable = link.state in (LinkState.LINKED, LinkState.REGISTRATION_CONFIRMED)
+        return link.mandate if usable else None
 
 
 __all__ = ["LinkOrder", "PaymentOrder", "PaymentService", "Started"]

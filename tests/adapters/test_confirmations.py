@@ -8,11 +8,13 @@ their timer until migrated. On SQLite and PostgreSQL, NICEPAY being the simulato
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 
 import pytest
 
+from adapters.cli import main
 from adapters.errors import NotConfirmable
 from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.unconfirmed import UnconfirmedWatch, awaiting, unconfirmed
@@ -188,3 +190,21 @@ def test_confirm_link_after_the_account_is_linked(rig: ServiceRig, store: SqlSto
     with pytest.raises(NotConfirmable, match="link_requested"):
         rig.service.confirm_link("link-2")
     assert rig.engine.get("link-2").version == 0
+
+
+def test_the_command_lists_what_is_unconfirmed(
+    rig: ServiceRig, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pid = settled(rig, "approve")  # on the tests' clock, long before the command's now
+    rig.service.confirm_order(settled(rig, "decline", "ORD-2"))
+    capsys.readouterr()
+    assert main(["unconfirmed", "--db", db_url, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["unconfirmed"]
+    assert [(entry["id"], entry["state"]) for entry in listed] == [(pid, "paid")]
+    rig.service.confirm_order(pid)
+    assert main(["unconfirmed", "--db", db_url]) == 0
+    assert capsys.readouterr().out == "every outcome is confirmed\n"
+    with pytest.raises(SystemExit) as refused:
+        main(["unconfirmed", "--db", db_url, "--after", "-1"])
+    assert refused.value.code == 2
+    assert "--after: -1 is not a number of minutes" in capsys.readouterr().err
