@@ -4,7 +4,8 @@ On ``payment.paid`` (and ``payment.failed``, ``payment.expired``) the merchant's
 customer, then calls :meth:`~adapters.service.PaymentService.confirm_order`; after
 ``link.linked``, :meth:`~adapters.service.PaymentService.confirm_link`. Each fires its flow's
 confirmation event (:data:`fsm.flows.CONFIRMATIONS`) as the merchant, under one key per
-instance, so asking again returns the first step marked ``duplicate``. Nothing fires it on the
+instance, so asking again returns the first step marked ``duplicate`` (as it does when an
+operator, or a version 1 timer, recorded the confirmation first). Nothing fires it on the
 merchant's behalf: an outcome left unconfirmed is reported (:mod:`adapters.reconcile.unconfirmed`).
 """
 
@@ -16,7 +17,7 @@ from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import InvalidInstanceData, TransitionNotAllowed
 from fsm.flows import CONFIRMATIONS
-from fsm.model import Instance, TransitionResult
+from fsm.model import Instance, TransitionRecord, TransitionResult
 
 PAYMENT_FLOWS = frozenset(adapter.flow for adapter in ADAPTERS.values())
 """The flows whose outcome :meth:`~adapters.service.PaymentService.confirm_order` confirms."""
@@ -43,8 +44,11 @@ def confirm(
             f"{instance_id!r} is a {instance.flow}, not one of {sorted(flows)}"
         )
     event = CONFIRMATIONS[instance.flow]
-    if not _may_confirm(engine, instance, event, actor) and not _confirmed(engine, instance_id):
-        raise _not_confirmable(instance)
+    if not _may_confirm(engine, instance, event, actor):
+        earlier = _confirmation(engine, instance_id, event)
+        if earlier is None:
+            raise _not_confirmable(instance)
+        return TransitionResult(earlier, instance, duplicate=True)
     try:
         return engine.fire_with_retry(
             instance_id, event, actor=actor, idempotency_key=CONFIRM_KEY, payload={}
@@ -58,9 +62,10 @@ def _may_confirm(engine: Engine, instance: Instance, event: str, actor: Actor) -
     return any(actor in spec.actors for spec in flow.candidates(instance.state, event))
 
 
-def _confirmed(engine: Engine, instance_id: str) -> bool:
-    """Whether the confirmation was recorded already (a repeat returns it as a duplicate)."""
-    return any(step.idempotency_key == CONFIRM_KEY for step in engine.history(instance_id))
+def _confirmation(engine: Engine, instance_id: str, event: str) -> TransitionRecord | None:
+    """The confirmation recorded already, by whoever took it (the merchant, an operator, or a
+    version 1 timer): asking again returns it as a duplicate, whatever happened since."""
+    return next((step for step in engine.history(instance_id) if step.event == event), None)
 
 
 def _not_confirmable(instance: Instance) -> NotConfirmable:

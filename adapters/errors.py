@@ -243,8 +243,9 @@ class CallKeyTaken(FsmError):
 
 class NotConfirmable(FsmError):
     """The merchant asked to record that it told the customer an outcome the payment or link
-    does not have (still pending, reversed, or an outcome its flow version confirms by timer);
-    nothing was recorded. ``state`` is where it is."""
+    does not have (still pending, reversed before any confirmation, or an outcome its flow
+    version has no confirmation for: a version 1 failure or link); nothing was recorded.
+    ``state`` is where it is."""
 
     def __init__(self, instance_id: str, *, flow: str, flow_version: int, state: str) -> None:
         super().__init__(

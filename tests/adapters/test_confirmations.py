@@ -79,6 +79,11 @@ def test_confirming_twice_is_a_duplicate(rig: ServiceRig, store: SqlStore) -> No
     assert (again.duplicate, again.record) == (True, first.record)
     assert [r.event for r in rig.engine.history(pid)].count("confirm_order") == 1
     assert len(Outbox(store).events(payment_id=pid)) == 2
+    # a person who told the customer by hand records it first: the merchant's call repeats it
+    by_hand = settled(rig, "approve", "ORD-2")
+    first = rig.service.confirm_order(by_hand, actor=Actor.OPERATOR)
+    again = rig.service.confirm_order(by_hand)
+    assert (again.duplicate, again.record.actor, again.state) == (True, "operator", first.state)
 
 
 @pytest.mark.parametrize(
@@ -162,6 +167,8 @@ def test_version_1_keeps_its_timer_until_migrated_then_the_merchant_confirms(
     (run,) = run_due(old.service)
     assert (run.instance_id, run.event, run.after) == (kept, "confirm_order", "order_confirmed")
     assert old.engine.history(kept)[-1].actor == "timer"
+    told = old.service.confirm_order(kept)  # the merchant's call after the timer: a repeat
+    assert (told.duplicate, told.record.actor) == (True, "timer")
     # the migrated ones wait for the merchant, however late
     new.clock.advance(LATE)
     assert run_due(new.service) == []
