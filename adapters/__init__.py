@@ -1,20 +1,24 @@
 """E-wallet payments through NICEPAY V2 Direct, on the engine of :mod:`fsm`.
 
 A backend holds one :class:`PaymentService`: it starts payments and account links, checks their
-status, and refunds them. :class:`NotificationHandler` (served by :class:`NotificationApp`, or
-from any framework) takes NICEPAY's notifications and the customer's browser returns and asks
-for the status checks they call for, which a :class:`StatusWorker` runs off the request path;
-a :class:`Reconciler` acts on passed deadlines and repairs calls a stopped process left open.
+status, refunds them, and records that the customer was told an outcome (``confirm_order``,
+``confirm_link``: no timer does it for the merchant). :class:`NotificationHandler` (served by
+:class:`NotificationApp`, or from any framework) takes NICEPAY's notifications and the
+customer's browser returns and asks for the status checks they call for, which a
+:class:`StatusWorker` runs off the request path; a :class:`Reconciler` acts on passed deadlines
+and repairs calls a stopped process left open (``reconcile`` also reports outcomes left
+unconfirmed).
 
 The package is in layers, each importing only from the ones below it::
 
     errors          every error of the adapters, one tree
     nicepay/        the V2 wire: client, one exchange boundary, signing, messages, result codes
     wallets/        what each wallet does, answered without I/O where it can; the registry
-    reconcile/      the call journal, status checks, repair and deadlines
+    reconcile/      the call journal, status checks, repair, deadlines, unconfirmed outcomes
     inbound/        parsing and verification, the journal, the handler, the ASGI app
-    refunds         cancel requests, keyed and recorded (a layer with inbound/, neither imports
-                    the other)
+    refunds         cancel requests, keyed and recorded (a layer with inbound/ and
+                    confirmations, the merchant's confirmations to the customer; none imports
+                    another)
     service         the one place where the adapters meet the engine
     cli/            the ``ewallet-fsm`` command; the simulator is a tool beside the layers
 """
@@ -37,6 +41,7 @@ from adapters.errors import (
     MerchantNotAllowed,
     MissingFields,
     NicepayUnavailable,
+    NotConfirmable,
     NotificationError,
     NotificationPayloadError,
     NotificationSignatureError,
@@ -108,6 +113,7 @@ __all__ = [
     "NicepayClient",
     "NicepayCredentials",
     "NicepayUnavailable",
+    "NotConfirmable",
     "NotificationApp",
     "NotificationError",
     "NotificationHandler",

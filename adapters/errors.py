@@ -34,6 +34,7 @@ same call can succeed later::
     ├── CallInDoubt                     an exclusive provider call has no stored answer yet
     ├── InstanceBusy                    a reconciler is acting on the payment; retryable
     ├── CallKeyTaken                    a provider call with this key was already recorded
+    ├── NotConfirmable                  no outcome to confirm to the customer; nothing recorded
     ├── RefundError                     .payment_id, .request_id; nothing was sent
     │   ├── InvalidRefundRequest        a malformed request id, amount, reason or requester
     │   ├── RefundRequestConflict       the request id was used with another amount
@@ -240,6 +241,23 @@ class CallKeyTaken(FsmError):
         self.intent_id = intent_id
 
 
+class NotConfirmable(FsmError):
+    """The merchant asked to record that it told the customer an outcome the payment or link
+    does not have (still pending, reversed before any confirmation, or an outcome its flow
+    version has no confirmation for: a version 1 failure or link); nothing was recorded.
+    ``state`` is where it is."""
+
+    def __init__(self, instance_id: str, *, flow: str, flow_version: int, state: str) -> None:
+        super().__init__(
+            f"{flow} {instance_id!r} (v{flow_version}) is {state!r}: no outcome the merchant "
+            "confirms to the customer there"
+        )
+        self.instance_id = instance_id
+        self.flow = flow
+        self.flow_version = flow_version
+        self.state = state
+
+
 class RefundError(FsmError):
     """A refund request was refused before anything was sent to NICEPAY."""
 
@@ -343,6 +361,7 @@ __all__ = [
     "MerchantNotAllowed",
     "MissingFields",
     "NicepayUnavailable",
+    "NotConfirmable",
     "NotificationError",
     "NotificationPayloadError",
     "NotificationSignatureError",

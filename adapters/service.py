@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from adapters.confirmations import LINK_FLOWS, PAYMENT_FLOWS, confirm
 from adapters.inbound.journal import InboundJournal
 from adapters.nicepay.client import Call, NicepayClient
 from adapters.reconcile.intents import CALL_LEASE, checked_lease, recorded_call
@@ -298,6 +299,47 @@ class PaymentService:
         except TransitionNotAllowed:
             return None
 
+    def confirm_order(self, payment_id: str, *, actor: Actor = Actor.MERCHANT) -> TransitionResult:
+        """Record that the merchant told the customer the payment's outcome.
+
+        Call it once the customer has been told, on ``payment.paid``, ``payment.failed`` or
+        ``payment.expired``: the payment moves to ``order_confirmed`` (AstraPay:
+        ``customer_updated``), ``failure_confirmed`` or ``expiry_confirmed``, and
+        ``payment.confirmed`` is emitted. No timer does it on the merchant's behalf; an outcome
+        left unconfirmed is reported (:func:`adapters.reconcile.unconfirmed.unconfirmed`).
+
+        Args:
+            payment_id: the payment.
+            actor: ``merchant``, or ``operator`` for a customer told by hand.
+
+        Returns:
+            The recorded step; asking again returns it with ``duplicate`` set.
+
+        Raises:
+            InstanceNotFound: no such payment.
+            InvalidInstanceData: ``payment_id`` is an account link; nothing was recorded.
+            NotConfirmable: the payment has no outcome to confirm (still pending, reversed, or
+                a version 1 failure); nothing was recorded.
+        """
+        return confirm(self.engine, payment_id, PAYMENT_FLOWS, actor=actor)
+
+    def confirm_link(self, link_id: str, *, actor: Actor = Actor.MERCHANT) -> TransitionResult:
+        """Record that the merchant told the customer the AstraPay account has been registered.
+
+        Call it on ``link.linked``, once the customer has been told: the link moves to
+        ``registration_confirmed`` and ``link.confirmed`` is emitted; it may still be unlinked.
+
+        Returns:
+            The recorded step; asking again returns it with ``duplicate`` set.
+
+        Raises:
+            InstanceNotFound: no such link.
+            InvalidInstanceData: ``link_id`` is a payment; nothing was recorded.
+            NotConfirmable: the link is not linked (or was linked under version 1); nothing
+                was recorded.
+        """
+        return confirm(self.engine, link_id, LINK_FLOWS, actor=actor)
+
     def record_hint(
         self, instance: Instance, event: str, key: str, params: Mapping[str, Any]
     ) -> None:
@@ -321,7 +363,8 @@ class PaymentService:
         if link.flow != ACCOUNT_LINK.flow:
             raise InvalidInstanceData(f"{order.link_id!r} is not an AstraPay account link")
         # Only a linked account's mandate is usable: after an unlink it stays stored, revoked.
-        return link.mandate if link.state == LinkState.LINKED else None
+        usable = link.state in (LinkState.LINKED, LinkState.REGISTRATION_CONFIRMED)
+        return link.mandate if usable else None
 
 
 __all__ = ["LinkOrder", "PaymentOrder", "PaymentService", "Started"]

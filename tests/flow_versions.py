@@ -1,5 +1,8 @@
 """A second version of the e-wallet payment flow, shipped as a service would ship one.
 
+It is built on the first versions of the built-in flows alone (:data:`FIRST_VERSIONS`), as if
+the library's own second versions had not shipped, so the tests see one step from v1 to v2.
+
 Version 2 gives the customer longer at checkout (a changed deadline) and adds a state: a
 reminder sent while the checkout waits. :data:`TO_V2` moves in-flight version 1 payments to the
 same state in version 2. :data:`CATALOG` is every built-in flow plus this version, for
@@ -21,7 +24,12 @@ from fsm.definition import (
     TransitionSpec,
     transition,
 )
-from fsm.flows import EWALLET_PAYMENT, MIGRATIONS, RELEASED
+from fsm.flows import EWALLET_PAYMENT, RELEASED
+
+FIRST_VERSIONS = tuple(flow for flow in RELEASED if flow.version == 1)
+"""Version 1 of every built-in flow."""
+FIRST = FlowCatalog(FIRST_VERSIONS)
+"""The built-in flows before any second version shipped."""
 
 REMINDED = "checkout_reminded"
 CHECKOUT_WINDOW_V2 = timedelta(minutes=20)
@@ -64,9 +72,12 @@ TO_V2 = FlowMigration(
     {state.name: state.name for state in EWALLET_PAYMENT.states if not state.final},
 )
 
-CATALOG = FlowCatalog((*RELEASED, EWALLET_PAYMENT_V2), (*MIGRATIONS, TO_V2))
+CATALOG = FlowCatalog((*FIRST_VERSIONS, EWALLET_PAYMENT_V2), (TO_V2,))
 
 EDITED = FlowCatalog(
-    (replace(EWALLET_PAYMENT, states=tuple(map(_state, EWALLET_PAYMENT.states))), *RELEASED[1:])
+    (
+        replace(EWALLET_PAYMENT, states=tuple(map(_state, EWALLET_PAYMENT.states))),
+        *FIRST_VERSIONS[1:],
+    )
 )
 """The built-in flows with v1's checkout window changed in place, without a new version."""

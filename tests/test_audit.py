@@ -146,8 +146,10 @@ def test_flow_against_the_previous_release_export(tmp_path: Path) -> None:
     assert "nicepay_response" in old_file.read_text(encoding="utf-8")  # the names it was made with
     target = tmp_path / "diff.dot"
     argv = ("diagram", "ewallet_payment", "--against", str(old_file), "-o", str(target))
-    assert run_cli(*argv)[0] == 0
+    assert run_cli(*argv, "--to", "1")[0] == 0  # the release before version 2
     assert "states: +0 -0; transitions: +0 -0 ~0" in target.read_text(encoding="utf-8")
+    assert run_cli(*argv)[0] == 0  # version 2: the merchant confirms failures and expiries too
+    assert "states: +2 -0" in target.read_text(encoding="utf-8")
 
 
 # --- ewallet-fsm audit ---------------------------------------------------------------------
@@ -216,7 +218,7 @@ def parse(html: str) -> Page:
 def assert_report_shows_the_hostile_payment(page: Page, html: str) -> None:
     transitions = [row for row in page.tables["transitions"] if row]
     assert [row[0] for row in transitions] == [str(n) for n in range(1, len(transitions) + 1)]
-    assert transitions[0][3:5] == ["v1", "send_registration"]  # each step names its version
+    assert transitions[0][3:5] == ["v2", "send_registration"]  # each step names its version
     assert transitions[0][1].endswith("Z")
     assert transitions[0][2].endswith("+07:00")  # Asia/Jakarta
     reasons = {row[6] for row in page.tables["refused"] if row}

@@ -21,12 +21,12 @@ from tests.cli_run import EXECUTABLE, ewallet_fsm
 
 FINAL_STATES = {
     "ovo-paid": "order_confirmed",
-    "ovo-expired": "expired",
+    "ovo-expired": "expiry_confirmed",
     "dana-paid": "order_confirmed",
-    "linkaja-failed": "failed",
+    "linkaja-failed": "failure_confirmed",
     "shopeepay-app-paid": "order_confirmed",
     "dana-hostile": "order_confirmed",
-    "astrapay-link": "linked",
+    "astrapay-link": "registration_confirmed",
     "astrapay-pay": "customer_updated",
     "shopeepay-partial-refund": "refunded",
     "astrapay-forged-return": "customer_updated",
@@ -131,11 +131,12 @@ def test_check_lists_every_builtin_flow_as_valid(cli: Cli) -> None:
     lines = run.out.splitlines()
     head = ["flow", "version", "verdict", "states", "transitions", "fingerprint", "source"]
     assert lines[0].split() == head
-    for name, flow in FLOWS.items():
-        row = next(line.split() for line in lines if line.startswith(name + " "))
+    for flow in FLOWS.released():  # every version of each
+        name, version = flow.name, f"v{flow.version}"
+        row = next(line.split() for line in lines if line.split()[:2] == [name, version])
         assert row == [
             name,
-            "v1",
+            version,
             "valid",
             str(len(flow.states)),
             str(len(flow.transitions)),
@@ -198,8 +199,7 @@ BROKEN = [
         _drop_transition("confirm_order"),
         [
             "final state 'order_confirmed' cannot be reached from 'checkout_requested'",
-            "deadline of state 'paid' fires 'confirm_order', "
-            "which the timer may not fire from there",
+            "final state 'failure_confirmed' cannot be reached from 'checkout_requested'",
         ],
         id="final-state-unreachable",
     ),
@@ -257,7 +257,7 @@ def test_check_names_what_is_wrong_in_a_broken_flow_file(
     report = result.json()
     assert report["valid"] is False
     builtins = [entry for entry in report["flows"] if entry["source"] == "built-in"]
-    assert len(builtins) == len(FLOWS)
+    assert len(builtins) == len(list(FLOWS.released()))
     assert all(entry["valid"] for entry in builtins)
     (entry,) = [entry for entry in report["flows"] if entry["source"] == str(path)]
     assert entry["valid"] is False
@@ -419,7 +419,7 @@ def test_history_and_replay_agree_with_the_demo(
             "verdict": "consistent",
             "state": payment["state"],
             "applied": payment["transitions"],
-            "versions": [1],
+            "versions": [2],
             "divergence": None,
             "damaged": [],
             "chain": {
@@ -460,7 +460,7 @@ def test_replay_until_gives_the_state_after_n_steps(
         assert (data["state"], data["applied"], data["verdict"]) == (state, n, "consistent")
     text_run = cli("replay", payment["id"], "--db", demo_url, "--until", "3")
     assert text_run.out.splitlines() == [
-        f"{payment['id']}: consistent; state {states[3]} after 3 steps under ewallet_payment v1",
+        f"{payment['id']}: consistent; state {states[3]} after 3 steps under ewallet_payment v2",
         f"audit chain intact, {len(steps)} steps [SHA-256 hash chain (no audit key)]",
     ]
 
@@ -539,7 +539,7 @@ def test_human_readable_history_and_replay(
     steps = demo[HOSTILE]["transitions"]
     assert replay.out == (
         f"{hostile}: consistent; state order_confirmed after {steps} steps"
-        " under ewallet_payment v1\n"
+        " under ewallet_payment v2\n"
         f"audit chain intact, {steps} steps [SHA-256 hash chain (no audit key)]\n"
     )
 
@@ -589,7 +589,7 @@ def test_replay_reports_a_stored_row_that_disagrees_with_its_log(cli: Cli, sqlit
     text_run = cli("replay", "tampered", "--db", sqlite_url)
     assert text_run.code == 1
     assert text_run.out.startswith(
-        "tampered: tampered; state registration_sent after 1 steps under ewallet_payment v1\n"
+        "tampered: tampered; state registration_sent after 1 steps under ewallet_payment v2\n"
     )
     assert "audit chain tampered at the instance row" in text_run.out
     assert "first divergence" in text_run.out

@@ -83,7 +83,7 @@ def test_reconcile_with_a_sink_relays_after_its_pass(db_url: str, tmp_path: Path
     assert ran.code == 0, ran
     lines = ran.out.splitlines()
     printed = [json.loads(line) for line in lines if line.startswith("{")]
-    assert [event["type"] for event in printed] == ["payment.paid", "payment.order_confirmed"]
+    assert [event["type"] for event in printed] == ["payment.paid", "payment.confirmed"]
     assert {event["payment_id"] for event in printed} == {pid}
     assert "relay: 2 delivered, 0 to retry, 0 dead" in lines
     assert Outbox(store).count(Delivery.DELIVERED) == 2

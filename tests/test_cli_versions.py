@@ -18,7 +18,7 @@ from fsm.definition.release import check_lock, locked, read_lock
 from fsm.flows import FLOWS, RELEASE_LOCK
 from fsm.render.audit import audit_html
 from fsm.replay import replay_instance
-from tests.flow_versions import CATALOG, EDITED, EWALLET_PAYMENT_V2
+from tests.flow_versions import CATALOG, EDITED, EWALLET_PAYMENT_V2, FIRST
 from tests.fsm.conftest import T0
 
 V2 = ("--flows", "tests.flow_versions:CATALOG")
@@ -36,22 +36,32 @@ def test_the_committed_lock_holds_every_built_in_flow_version() -> None:
     assert (report.changed, report.unreleased) == ((), ())
 
 
+def first_versions_lock() -> dict[str, dict[str, str]]:
+    """The committed lock as it was before any second version shipped."""
+    return {name: {"1": versions["1"]} for name, versions in read_lock(RELEASE_LOCK).items()}
+
+
 def test_releasing_adds_new_versions_and_refuses_to_release_over_a_changed_one() -> None:
     committed = read_lock(RELEASE_LOCK)
     assert locked(FLOWS, committed) == committed
-    released = locked(CATALOG, committed)
+    first = first_versions_lock()
+    released = locked(CATALOG, first)
     assert released["ewallet_payment"] == {
-        "1": FLOWS["ewallet_payment"].fingerprint,
+        "1": FIRST["ewallet_payment"].fingerprint,
         "2": EWALLET_PAYMENT_V2.fingerprint,
     }
     with pytest.raises(ConfigurationError, match="ewallet_payment v1 changed since its release"):
-        locked(EDITED, committed)
+        locked(EDITED, first)
+    with pytest.raises(ConfigurationError, match="ewallet_payment v2 changed since its release"):
+        locked(CATALOG, committed)  # the library's own v2 holds that number
 
 
 def test_check_passes_while_every_released_version_is_unchanged(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    code, out, _ = run(capsys, *V2, "check", "--json")
+    lock = tmp_path / "released.json"
+    lock.write_text(json.dumps(first_versions_lock()))
+    code, out, _ = run(capsys, *V2, "check", "--json", "--lock", str(lock))
     report = json.loads(out)
     assert (code, report["valid"], report["lock"]["changed"]) == (0, True, [])
     assert report["lock"]["unreleased"] == [
@@ -77,15 +87,15 @@ def test_check_fails_when_a_released_version_is_dropped(
         json.dumps(
             {
                 "ewallet_payment": {
-                    "1": FLOWS["ewallet_payment"].fingerprint,
-                    "2": "sha256:0000000000000000",
+                    "1": FIRST["ewallet_payment"].fingerprint,
+                    "3": "sha256:0000000000000000",
                 }
             }
         )
     )
     code, out, _ = run(capsys, "check", "--lock", str(lock))
     assert code == 1
-    assert "ewallet_payment v2 was released but the code no longer has it" in out
+    assert "ewallet_payment v3 was released but the code no longer has it" in out
 
 
 def test_a_flows_option_that_does_not_load_is_one_line(
@@ -103,7 +113,7 @@ def v1_database(db_url: str) -> tuple[str, list[str]]:
     store = SqlStore(db_url)
     store.create_schema()
     clock = ManualClock(T0)
-    engine = Engine(store, flows=FLOWS, clock=clock)
+    engine = Engine(store, flows=FIRST, clock=clock)
     paid = engine.start("ewallet_payment", instance_id="pay-paid", wallet="ovo", amount=10).id
     for event, actor, payload in [
         ("send_registration", "merchant", {}),
@@ -167,10 +177,10 @@ def test_migrate_without_versions_is_refused(
     assert (code, out) == (2, "")
     assert "FLOW needs --from N and --to M" in err
     code, out, err = run(
-        capsys, "migrate", "ewallet_payment", "--from", "1", "--to", "2", "--db", url
+        capsys, "migrate", "ewallet_payment", "--from", "2", "--to", "3", "--db", url
     )
     assert (code, out) == (2, "")
-    assert "declares no migration from version 1 to 2" in err
+    assert "declares no migration from version 2 to 3" in err
 
 
 def test_diagram_draws_the_diff_between_two_versions(capsys: pytest.CaptureFixture[str]) -> None:

@@ -26,7 +26,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("adapters.nicepay", "adapters.events"),
     ("adapters.wallets",),
     ("adapters.reconcile",),
-    ("adapters.inbound", "adapters.refunds"),
+    ("adapters.inbound", "adapters.refunds", "adapters.confirmations"),
     ("adapters.service",),
     ("adapters", "adapters.cli", "adapters.simulator.demo"),
 )

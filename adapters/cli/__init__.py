@@ -23,6 +23,7 @@ from adapters.cli import (
     _serve,
     _settle,
     _simulator,
+    _unconfirmed,
     _verify,
 )
 from adapters.cli._arguments import OneLineParser
@@ -46,6 +47,7 @@ _COMMANDS = (
     _diagrams,
     _serve,
     _reconcile,
+    _unconfirmed,
     _events,
     _simulator,
 )

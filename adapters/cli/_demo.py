@@ -73,8 +73,10 @@ def _demo(args: argparse.Namespace) -> int:
         )
         write(table(headers, rows))
         write()
+        write("each outcome was confirmed to the customer by the merchant's code on its event")
         write(f"database: {args.db}")
         hostile = next((o for o in outcomes if o.scenario == "dana-hostile"), outcomes[-1])
         write(f"replay one:  ewallet-fsm replay {hostile.id} --db {args.db}")
         write(f"its history: ewallet-fsm history {hostile.id} --db {args.db}")
+        write(f"unconfirmed: ewallet-fsm unconfirmed --db {args.db}")
     return 0 if all(o.as_expected for o in outcomes) else 1

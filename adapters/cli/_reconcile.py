@@ -16,21 +16,24 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from adapters.cli._arguments import seconds
+from adapters.cli._catalog import catalog
 from adapters.cli._events import add_sink_arguments, relay_for, report_round
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.cli._status import report_checks, service_on
+from adapters.cli._unconfirmed import add_window_argument
 from adapters.events import Relay
 from adapters.nicepay.config import Environment
 from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import INTENT_GRACE
 from adapters.reconcile.recovery import LONGEST_HOLD, ReconcilePass, Reconciler
+from adapters.reconcile.unconfirmed import UnconfirmedWatch
 from adapters.reconcile.worker import StatusWorker, WorkRound
 from fsm.store.sql import SqlStore
 
@@ -77,6 +80,8 @@ def register(subparsers: Any) -> None:
     reconcile.add_argument(
         "--json", action="store_true", help="print each pass as one line of JSON"
     )
+    # outcomes the merchant left unconfirmed are logged as a warning, every ten minutes at most
+    add_window_argument(reconcile, "--unconfirmed-after")
     add_sink_arguments(reconcile, required=False)  # with --sink, each pass also relays events
     reconcile.set_defaults(handler=_reconcile)
 
@@ -97,10 +102,14 @@ def _reconcile(args: argparse.Namespace) -> int:
             longest_hold=timedelta(seconds=args.longest_hold),
         )
         worker = StatusWorker(service)
+        watch = UnconfirmedWatch(
+            store, catalog(), older_than=timedelta(minutes=args.unconfirmed_after)
+        )
         while True:
             try:
                 done = reconciler.run_once()
                 checked = worker.drain()
+                watch.check(datetime.now(UTC))
             except Exception:  # a database outage must not end the loop; --once reports it
                 if not args.loop:
                     raise

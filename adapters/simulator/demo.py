@@ -2,7 +2,8 @@
 
 The simulator plays NICEPAY and the wallets, a scripted browser plays the customer, and the
 merchant side is this library: the service registers and redirects, the ASGI app receives
-notifications and browser returns, and every status is settled by an inquiry. One payment also
+notifications and browser returns, and every status is settled by an inquiry; the merchant's
+code reacts to each outcome's event: it tells the customer, then records it. One payment also
 meets duplicate, reordered and forged notifications and still ends correctly, an AstraPay payment
 whose first return is forged still ends paid, one partial refund is requested twice and refunded
 once, and one cancel loses its answer and is settled by the reconciler.
@@ -10,6 +11,7 @@ once, and one cancel loses its answer and is settled by the reconciler.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +22,8 @@ from datetime import timedelta
 import httpx
 from pydantic import SecretStr
 
+from adapters.errors import NotConfirmable
+from adapters.events import CallableSink, Relay
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
 from adapters.nicepay.client import NicepayClient
@@ -36,7 +40,8 @@ from adapters.simulator._simulator import NicepaySimulator
 from fsm.chain.keys import AuditKeys
 from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.flows import EVENT_TYPES, FLOWS, AstrapayPaymentEvent, PaymentEvent, Wallet
+from fsm.events import Event
+from fsm.flows import EVENT_TYPES, FLOWS, Wallet
 from fsm.model import Instance
 from fsm.store.sql import SqlStore
 
@@ -57,13 +62,15 @@ class Scenario:
 
 SCENARIOS = (
     Scenario("ovo-paid", Wallet.OVO, CustomerAction.PAY, "order_confirmed"),
-    Scenario("ovo-expired", Wallet.OVO, CustomerAction.ABANDON, "expired"),
+    Scenario("ovo-expired", Wallet.OVO, CustomerAction.ABANDON, "expiry_confirmed"),
     Scenario("dana-paid", Wallet.DANA, CustomerAction.PAY, "order_confirmed"),
-    Scenario("linkaja-failed", Wallet.LINKAJA, CustomerAction.DECLINE, "failed"),
+    Scenario("linkaja-failed", Wallet.LINKAJA, CustomerAction.DECLINE, "failure_confirmed"),
     Scenario("shopeepay-app-paid", Wallet.SHOPEEPAY, CustomerAction.PAY, "order_confirmed"),
     Scenario("dana-hostile", Wallet.DANA, CustomerAction.PAY, "order_confirmed", hostile=True),
 )
-ASTRAPAY_EXPECTED = ("linked", "customer_updated")
+ASTRAPAY_EXPECTED = ("registration_confirmed", "customer_updated")
+# the payment events on which the merchant tells the customer, then confirms it
+TOLD_TO_CUSTOMER = frozenset({"payment.paid", "payment.failed", "payment.expired"})
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,25 @@ class MerchantRig:
     """A short random token, for unique references and payment ids."""
     app: NotificationApp
     """The merchant's served notification app (its handler may be replaced)."""
+    relay: Relay  # delivers the events to the merchant's code
+
+    def react(self) -> None:  # the merchant's code acts on every event so far
+        self.relay.drain()
+
+
+def merchant_reaction(service: PaymentService) -> Callable[[Event], None]:
+    """What a shop's event consumer does: tell the customer the outcome, then record it (a
+    redelivered event's confirmation is a duplicate; a payment refunded since has none)."""
+
+    def react(event: Event) -> None:
+        # Here a shop emails the customer or shows the order page; then it records the step.
+        with contextlib.suppress(NotConfirmable):
+            if event.type in TOLD_TO_CUSTOMER:
+                service.confirm_order(event.payment_id)
+            elif event.type == "link.linked":
+                service.confirm_link(event.payment_id)
+
+    return react
 
 
 def run_demo(db_url: str) -> list[Outcome]:
@@ -185,9 +211,10 @@ def merchant_rig(
             callback_url=merchant_url + CALLBACK_PATH,
         )
         app.handler = NotificationHandler(service)
+        relay = Relay(store, CallableSink(merchant_reaction(service), name="merchant"))
         worker = StatusWorker(service).running(interval=0.02) if status_worker else nullcontext()
         with worker:
-            yield MerchantRig(service, sim, browser_http, secrets.token_hex(3), app)
+            yield MerchantRig(service, sim, browser_http, secrets.token_hex(3), app, relay)
 
 
 DEMO_AMOUNT = "150000"
@@ -232,7 +259,7 @@ def _play(rig: MerchantRig, scenario: Scenario) -> Outcome:
     browser = ScriptedBrowser(rig.http, prefer="app")
     step = started.step
     browser.open(step.app_url or step.url)
-    final = _settle(rig, payment.id, PaymentEvent.CONFIRM_ORDER)
+    final = _settle(rig, payment.id)
     if scenario.hostile and final.tx_id:
         rig.sim.send_notification(final.tx_id)  # a late redelivery, after the order is confirmed
     return _outcome(rig, final, scenario.name, scenario.expected)
@@ -253,16 +280,15 @@ def _forge(rig: MerchantRig, payment: Instance) -> None:
     rig.http.get(rig.service.callback_url, params={**fake, "resultCd": "0000"})
 
 
-def _settle(rig: MerchantRig, payment_id: str, confirm_event: str) -> Instance:
+def _settle(rig: MerchantRig, payment_id: str) -> Instance:
     """Wait for the status check the notification asked for (the rig's worker runs it) to
-    settle the payment; then tell the customer."""
+    settle the payment; then the merchant reacts to its event."""
     engine = rig.service.engine
     payment = _wait(engine, payment_id, lambda p: engine.flow_of(p).state(p.state).kind.settled)
     if not engine.flow_of(payment).state(payment.state).kind.settled:
         # Nothing arrived in time: the deadline's status check, run now.
         payment = rig.service.check_status(payment_id, actor=Actor.TIMER)
-    if payment.state == "paid":
-        rig.service.fire(payment_id, confirm_event, Actor.MERCHANT, "confirm-to-customer")
+    rig.react()
     return engine.get(payment_id)
 
 
@@ -288,6 +314,8 @@ def _play_astrapay(rig: MerchantRig) -> list[Outcome]:
     ScriptedBrowser(rig.http).submit(started.step.url, started.step.fields)
     engine = rig.service.engine
     link = _wait(engine, started.instance.id, lambda i: i.state in {"linked", "mandate_missing"})
+    rig.react()
+    link = engine.get(link.id)
     return [
         _outcome(rig, link, "astrapay-link", ASTRAPAY_EXPECTED[0]),
         _pay_astrapay(rig, link, "astrapay-pay"),
@@ -311,7 +339,7 @@ def _pay_astrapay(
         bogus = {"tXid": f"{IMID}05{'0' * 14}9999", "referenceNo": order.reference_no}
         rig.http.get(rig.service.callback_url, params={**bogus, "resultCd": "0000"})
     ScriptedBrowser(rig.http).submit(paying.step.url, paying.step.fields)
-    final = _settle(rig, paying.instance.id, AstrapayPaymentEvent.UPDATE_CUSTOMER)
+    final = _settle(rig, paying.instance.id)
     return _outcome(rig, final, name, ASTRAPAY_EXPECTED[1])
 
 
@@ -321,7 +349,7 @@ def _paid_order(rig: MerchantRig, name: str, wallet: Wallet) -> Instance:
     rig.sim.script_customer(reference_no=order.reference_no, action=CustomerAction.PAY)
     started = rig.service.start_payment(order, payment_id=f"demo-{rig.run}-{name}")
     ScriptedBrowser(rig.http, prefer="app").open(started.step.app_url or started.step.url)
-    return _settle(rig, started.instance.id, PaymentEvent.CONFIRM_ORDER)
+    return _settle(rig, started.instance.id)
 
 
 def _play_partial_refund(rig: MerchantRig) -> Outcome:

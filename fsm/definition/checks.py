@@ -56,6 +56,7 @@ def graph_problems(flow: FlowParts, table: DecisionTable) -> list[str]:
         _reachability,
         _ways_out,
         _final_exits,
+        _follow_ups,
         _ambiguous_events,
         _settlements,
         _bindings,
@@ -192,13 +193,29 @@ def _final_exits(flow: FlowParts, graph: _Graph) -> Iterator[str]:
         # A self-loop (a refund requested of a settled payment) records a step and leaves
         # nothing: the state stays final, so it is no exit.
         for source in sorted(spec.sources & graph.finals - {spec.dest}):
-            if not spec.reversal:
+            if not (spec.reversal or spec.follow_up):
                 yield (
                     f"final state {source!r} has exit {spec.event!r} to {spec.dest!r}, "
-                    "which is not a declared reversal"
+                    "which is not a declared reversal or follow-up"
                 )
         if spec.reversal and not all(graph.states[s].kind.settled for s in spec.sources):
             yield f"reversal {spec.event!r} leaves a state that is not settled"
+
+
+def _follow_ups(flow: FlowParts, graph: _Graph) -> Iterator[str]:
+    for spec in (spec for spec in flow.transitions if spec.follow_up):
+        dest = graph.states[spec.dest]
+        where = f"follow-up {spec.event!r}"
+        if spec.reversal:
+            yield f"{where} is declared a reversal too: a follow-up moves no money"
+        if Actor.TIMER in spec.actors:
+            yield f"{where} may be fired by the timer: only someone who took the step records it"
+        if not dest.final or dest.settlement:
+            yield f"{where} enters {dest.name!r}, which is not a final, non-settling state"
+        for source in sorted(spec.sources):
+            state = graph.states[source]
+            if not state.final or state.kind != dest.kind:
+                yield f"{where} leaves {source!r}, not a final state of {dest.name!r}'s outcome"
 
 
 def _ambiguous_events(_flow: FlowParts, graph: _Graph) -> Iterator[str]:

@@ -166,7 +166,7 @@ def _seconds_by_wallet(values: Mapping[str, timedelta]) -> dict[str, float]:
 
 
 def _transition_to_dict(spec: TransitionSpec) -> dict[str, Any]:
-    return {
+    data: dict[str, Any] = {
         "event": spec.event,
         "sources": sorted(spec.sources),
         "dest": spec.dest,
@@ -176,3 +176,6 @@ def _transition_to_dict(spec: TransitionSpec) -> dict[str, Any]:
         "binds": list(spec.binds),
         "description": spec.description,
     }
+    if spec.follow_up:  # only when set, so the transitions before follow-ups keep fingerprints
+        data["follow_up"] = True
+    return data

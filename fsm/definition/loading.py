@@ -73,6 +73,7 @@ class _TransitionDoc(_Doc):
     actors: list[str]
     guard: str | None = None
     reversal: bool = False
+    follow_up: bool = False
     binds: list[str] = []
     description: str = ""
 
@@ -220,6 +221,7 @@ def _transition(doc: _TransitionDoc, guards: Mapping[str, Guard]) -> TransitionS
         actors=frozenset(doc.actors),
         guard=guards[doc.guard] if doc.guard else None,
         reversal=doc.reversal,
+        follow_up=doc.follow_up,
         binds=tuple(doc.binds),
         description=doc.description,
     )

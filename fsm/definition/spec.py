@@ -198,7 +198,11 @@ class TransitionSpec:
     """The names of the actors allowed to fire it; each must be one the flow declares."""
     guard: Guard | None = None
     reversal: bool = False
-    """A declared reversal (void, refund, unlink): the only way out of a final state."""
+    """A declared reversal (void, refund, unlink): it leaves a final state and moves money."""
+    follow_up: bool = False
+    """A step recorded once the outcome is final, e.g. the merchant telling the customer: it
+    leaves a final state for a final state of the same outcome, moves no money, and is never
+    fired by the timer (a follow-up nobody took is reported, never taken on someone's behalf)."""
     binds: tuple[str, ...] = ()
     """Instance fields (``tx_id``, ``mandate``, ``reference_no``, ``refunded_amount``) set from
     the payload; ``refunded_amount`` only from a digit string.
@@ -228,6 +232,7 @@ def transition(
     *actors: str,
     guard: Guard | None = None,
     reversal: bool = False,
+    follow_up: bool = False,
     binds: tuple[str, ...] = (),
     description: str = "",
 ) -> TransitionSpec:
@@ -240,6 +245,7 @@ def transition(
         actors=frozenset(actors),
         guard=guard,
         reversal=reversal,
+        follow_up=follow_up,
         binds=binds,
         description=description,
     )

@@ -24,6 +24,8 @@ class LinkState(StrEnum):
     CUSTOMER_REGISTERING = "customer_registering"
     MANDATE_MISSING = "mandate_missing"
     LINKED = "linked"
+    REGISTRATION_CONFIRMED = "registration_confirmed"
+    """From version 2: the merchant told the customer the account has been registered."""
     LINK_FAILED = "link_failed"
     LINK_EXPIRED = "link_expired"
     UNLINKED = "unlinked"
@@ -41,6 +43,8 @@ class LinkEvent(StrEnum):
     FAIL_LINK = "fail_link"
     EXPIRE_LINK = "expire_link"
     UNLINK = "unlink"
+    CONFIRM_REGISTRATION = "confirm_registration"
+    """From version 2: the merchant records that it told the customer."""
 
 
 S, E, A = LinkState, LinkEvent, Actor

@@ -196,6 +196,8 @@ class FlowEdge:
     """Guard names; empty when some transition on this arrow is unguarded."""
     reversal: bool
     binds: tuple[str, ...]
+    follow_up: bool = False
+    """The merchant's step after a final outcome (it told the customer)."""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -229,6 +231,7 @@ def _edge(flow: FlowDefinition, key: tuple[str, str, str], moves: Moves) -> Flow
         guards=guards,
         reversal=any(spec.reversal for spec in specs),
         binds=tuple(dict.fromkeys(name for spec in specs for name in spec.binds)),
+        follow_up=any(spec.follow_up for spec in specs),
     )
 
 
@@ -238,6 +241,8 @@ def edge_details(flow_edge: FlowEdge) -> list[str]:
     extras = [f"if {guard}" for guard in flow_edge.guards]
     if flow_edge.reversal:
         extras.append("reversal")
+    if flow_edge.follow_up:
+        extras.append("follow-up: no timer")
     if flow_edge.binds:
         extras.append("sets " + ", ".join(flow_edge.binds))
     if extras:

@@ -38,6 +38,10 @@ class InstanceFilter:
     """Only instances created at or after this aware time."""
     due_at: datetime | None = None
     """Only instances whose deadline has passed at this aware time."""
+    flow_version: int | None = None
+    """Only instances pinned to this version of their flow."""
+    updated_before: datetime | None = None
+    """Only instances whose last step is older than this aware time."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,10 @@ def page_query(where: InstanceFilter, *, limit: int, cursor: str | None) -> Sele
         query = query.where(_T.c.created_at >= require_aware(where.since))
     if where.due_at is not None:
         query = query.where(_T.c.deadline_at <= require_aware(where.due_at))
+    if where.flow_version is not None:
+        query = query.where(_T.c.flow_version == where.flow_version)
+    if where.updated_before is not None:
+        query = query.where(_T.c.updated_at < require_aware(where.updated_before))
     if cursor is not None:
         created, last_id = decode_cursor(cursor)
         # a row-value comparison, so both databases seek the index to the cursor

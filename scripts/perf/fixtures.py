@@ -24,7 +24,7 @@ CHUNK = 50_000
 
 INSTANCE_COLUMNS = (
     "id, flow, state, version, wallet, amount, currency, reference_no, tx_id, mandate, "
-    "deadline_at, created_at, updated_at, chain_link, chain_seal, chain_key"
+    "deadline_at, created_at, updated_at, chain_link, chain_seal, chain_key, flow_version"
 )
 LOG_COLUMNS = (
     "instance_id, seq, event, source, dest, actor, idempotency_key, payload, occurred_at, "
@@ -109,7 +109,8 @@ def instance_rows(
         sealed: tuple[Any, ...] = (pid, FLOW.name, state, version, WALLET, "150000", "IDR")
         sealed += (f"ORD-{number:08d}", f"TX{number:018d}", None, None, FLOW.version)
         latest = "" if links is None else links[pid]
-        yield (*sealed[:10], deadline, now, now, latest, CHAIN.seal(latest, sealed), CHAIN.key_id)
+        seal = CHAIN.seal(latest, sealed)
+        yield (*sealed[:10], deadline, now, now, latest, seal, CHAIN.key_id, FLOW.version)
 
 
 def log_rows(
@@ -184,7 +185,7 @@ def seeded_sqlite(
         if path_steps:  # logged first for their links; the instances go in first
             logged = list(log_rows(count, path_steps, links))
         rows = instance_rows(count, state=state, version=len(path_steps), links=links or None)
-        _insert_sqlite(conn, "flow_instance", INSTANCE_COLUMNS, 16, rows)
+        _insert_sqlite(conn, "flow_instance", INSTANCE_COLUMNS, 17, rows)
         if path_steps:
             _insert_sqlite(conn, "transition_log", LOG_COLUMNS, 13, iter(logged))
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

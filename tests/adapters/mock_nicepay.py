@@ -29,7 +29,7 @@ from adapters.service import PaymentService, Started
 from adapters.simulator import CustomerAction, NicepaySimulator, ScriptedBrowser, SimulatorConfig
 from adapters.wallets.base import CustomerStep
 from fsm.clock import ManualClock
-from fsm.definition import Actor
+from fsm.definition import Actor, FlowCatalog
 from fsm.engine import Engine
 from fsm.events import EventTypes
 from fsm.flows import FLOWS, Wallet
@@ -200,7 +200,11 @@ class ServiceRig:
 
 
 def service_rig(
-    store: SqlStore, nicepay: Nicepay, *, event_types: EventTypes | None = None
+    store: SqlStore,
+    nicepay: Nicepay,
+    *,
+    event_types: EventTypes | None = None,
+    flows: FlowCatalog = FLOWS,
 ) -> ServiceRig:
     """A service on ``store`` and ``nicepay``'s clock; inquiries try twice, no wait."""
     line = nicepay.line()
@@ -212,7 +216,7 @@ def service_rig(
         inquiry_retry=InquiryRetry(attempts=2, base_delay=0.0, max_delay=0.0),
         sleep=lambda _seconds: None,
     )
-    engine = Engine(store, flows=FLOWS, clock=nicepay.clock, event_types=event_types)
+    engine = Engine(store, flows=flows, clock=nicepay.clock, event_types=event_types)
     service = PaymentService(
         engine,
         client,

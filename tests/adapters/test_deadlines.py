@@ -18,17 +18,21 @@ from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH, REGISTRATION_PATH
 from adapters.reconcile.deadlines import run_due
 from adapters.service import PaymentOrder, PaymentService
 from fsm.clock import ManualClock
+from fsm.definition import FlowCatalog
 from fsm.engine import Engine
 from fsm.flows import FLOWS
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE
 from tests.adapters.mock_nicepay import Line, Nicepay, harness
 from tests.adapters.values import payment_order, refusal
+from tests.flow_versions import FIRST
 
 
-def _service(store: SqlStore, nicepay: Nicepay) -> tuple[PaymentService, Line]:
+def _service(
+    store: SqlStore, nicepay: Nicepay, flows: FlowCatalog = FLOWS
+) -> tuple[PaymentService, Line]:
     rig = harness(nicepay)
-    engine = Engine(store, flows=FLOWS, clock=rig.clock)
+    engine = Engine(store, flows=flows, clock=rig.clock)
     service = PaymentService(
         engine,
         rig.client,
@@ -40,13 +44,13 @@ def _service(store: SqlStore, nicepay: Nicepay) -> tuple[PaymentService, Line]:
 
 
 def _pushed(
-    store: SqlStore, nicepay: Nicepay, *, paid: bool = False
+    store: SqlStore, nicepay: Nicepay, *, paid: bool = False, flows: FlowCatalog = FLOWS
 ) -> tuple[PaymentService, Line, str, str]:
     """An OVO payment pushed to the customer's app (paid at NICEPAY, not yet asked, if ``paid``).
 
     Returns the service, the line its calls go down, the payment's id and NICEPAY's tXid.
     """
-    service, line = _service(store, nicepay)
+    service, line = _service(store, nicepay, flows)
     payment = service.start_payment(payment_order("ovo")).instance
     tx_id = nicepay.sim.transaction(reference_no="ORD-1").tx_id
     if paid:
@@ -123,7 +127,8 @@ def test_a_failed_inquiry_is_reported_and_retried_on_the_next_pass(
 
 
 def test_other_deadline_events_are_fired_by_the_timer(store: SqlStore, nicepay: Nicepay) -> None:
-    service, _line, payment_id, _tx_id = _pushed(store, nicepay, paid=True)
+    # version 1's paid confirmed the order on a timer; from version 2 the merchant does
+    service, _line, payment_id, _tx_id = _pushed(store, nicepay, paid=True, flows=FIRST)
     service.check_status(payment_id)
     assert service.engine.get(payment_id).state == "paid"
     _advance(service, 10 * 60 + 1)  # paid's deadline: confirm the order to the customer

@@ -1,6 +1,7 @@
 """The README's FastAPI service, run as written: the endpoints mounted under a prefix, a payment
 started over HTTP, NICEPAY's notification taken at the mounted URL, and the payment's event
-reaching the service's consumer through the relay thread."""
+reaching the service's consumer through the relay thread, which tells the customer and confirms
+the order."""
 
 from __future__ import annotations
 
@@ -59,19 +60,23 @@ def served(app: Any) -> Iterator[httpx.Client]:
         thread.join(timeout=30)
 
 
-def test_the_readme_fastapi_service_starts_pays_and_hears_of_the_payment(
+def test_the_readme_fastapi_service_starts_pays_hears_of_the_payment_and_confirms_it(
     store: SqlStore, nicepay: Nicepay
 ) -> None:
     rig = service_rig(store, nicepay, event_types=EVENT_TYPES)
+    example = readme_example()
     heard: list[Event] = []
-    paid = threading.Event()
+    told: list[Event] = []
+    confirmed = threading.Event()
+    consumer = example["on_outcome"](rig.service, told.append)
 
     def on_event(event: Event) -> None:
         heard.append(event)
-        if event.type == "payment.paid":
-            paid.set()
+        consumer(event)
+        if event.type == "payment.confirmed":
+            confirmed.set()
 
-    app = readme_example()["create_app"](rig.service, store, on_event)
+    app = example["create_app"](rig.service, store, on_event)
     order = payment_order("dana", "ORD-API")
     with served(app) as client:
         started = client.post("/orders/pay", json=order.model_dump(mode="json"))
@@ -86,14 +91,18 @@ def test_the_readme_fastapi_service_starts_pays_and_hears_of_the_payment(
             "/payments/nicepay/notification", content=body, headers={"content-type": FORM}
         )
         unmounted = client.post("/nicepay/notification", content=body)
-        assert paid.wait(timeout=30), heard
+        assert confirmed.wait(timeout=30), heard
 
     assert (health.status_code, notified.status_code) == (200, 200), notified.text
     assert unmounted.status_code == 404
-    assert rig.engine.get(payment.id).state == "paid"
+    assert rig.engine.get(payment.id).state == "order_confirmed"
     assert [(event.type, event.payment_id, event.amount) for event in heard] == [
-        ("payment.paid", payment.id, payment.amount)
+        ("payment.paid", payment.id, payment.amount),
+        ("payment.confirmed", payment.id, payment.amount),
     ]
+    assert [event.type for event in told] == ["payment.paid"]  # told before it was recorded
+    last = rig.engine.history(payment.id)[-1]
+    assert (last.event, last.actor) == ("confirm_order", "merchant")
 
 
 @pytest.mark.parametrize(

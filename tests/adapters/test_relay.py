@@ -37,7 +37,7 @@ def test_every_event_is_delivered_once_in_order_per_payment(store: SqlStore) -> 
     outbox = Outbox(store)
     for pid in ids:
         types = [event.type for event in recorder.events if event.payment_id == pid]
-        assert types == ["payment.paid", "payment.order_confirmed"]
+        assert types == ["payment.paid", "payment.confirmed"]
     assert Counter(event.id for event in recorder.events) == Counter(
         event.id for event in outbox.events()
     )
@@ -66,7 +66,7 @@ def test_a_failed_event_waits_its_backoff_and_holds_its_payments_next_one(store:
     clock.advance(timedelta(seconds=10))
     failing["on"] = False
     assert relay.drain().delivered == 2
-    assert [event.type for event in recorder.events] == ["payment.paid", "payment.order_confirmed"]
+    assert [event.type for event in recorder.events] == ["payment.paid", "payment.confirmed"]
 
 
 def test_an_event_is_dead_after_its_last_attempt_and_can_be_redelivered(store: SqlStore) -> None:
@@ -87,7 +87,7 @@ def test_an_event_is_dead_after_its_last_attempt_and_can_be_redelivered(store: S
     assert (paid.status, paid.attempts) == (Delivery.DEAD, NO_WAIT.max_attempts)
     assert waits[:2] == [timedelta(seconds=10), timedelta(seconds=20)]  # doubling
     assert relay.drain().delivered == 1  # a dead event no longer holds the next one back
-    assert [event.type for event in recorder.events] == ["payment.order_confirmed"]
+    assert [event.type for event in recorder.events] == ["payment.confirmed"]
 
     failing["on"] = False
     assert outbox.redeliver(paid.event.id, now=clock.now())

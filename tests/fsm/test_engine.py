@@ -283,8 +283,11 @@ def test_fire_sets_deadline_for_the_wallet(
 
 def test_fire_into_final_state_clears_deadline(engine: Engine) -> None:
     pid = start_ovo(engine)
-    drive(engine, pid, TO_PAID)
-    assert engine.get(pid).deadline_at is not None  # paid still waits for the order
+    drive(engine, pid, TO_PAID[:-1])
+    assert engine.get(pid).deadline_at is not None  # the status check is timed
+    drive(engine, pid, TO_PAID[-1:])
+    paid = engine.get(pid)
+    assert (paid.state, paid.deadline_at) == ("paid", None)  # no timer confirms the order
     engine.fire(pid, "confirm_order", actor="merchant", idempotency_key="order")
     stored = engine.get(pid)
     assert stored.state == "order_confirmed"

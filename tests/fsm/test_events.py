@@ -35,6 +35,7 @@ from fsm.store.outbox import Delivery, Outbox
 from fsm.store.tables import OUTBOX_TABLE
 from tests.conftest import AnyStore
 from tests.flow_versions import CATALOG as VERSIONED
+from tests.flow_versions import FIRST
 from tests.fsm.conftest import T0
 from tests.fsm.test_persistence import MINUTE, PATH, make_instance, record_for
 
@@ -81,7 +82,7 @@ def test_a_step_into_a_settled_state_stores_its_event_with_the_schema(
 
     paid, confirmed = stored_events(store)
     steps = engine.history(pid)
-    assert (paid.type, confirmed.type) == ("payment.paid", "payment.order_confirmed")
+    assert (paid.type, confirmed.type) == ("payment.paid", "payment.confirmed")
     assert paid.as_dict() == {
         "id": paid.id,
         "type": "payment.paid",
@@ -98,7 +99,7 @@ def test_a_step_into_a_settled_state_stores_its_event_with_the_schema(
         "occurred_at": steps[-2].occurred_at.isoformat(),
         "schema": SCHEMA_VERSION,
         "refunded_amount": None,
-        "flow_version": 1,
+        "flow_version": 2,
     }
     assert paid.occurred_at.utcoffset() == timedelta(0)
     assert confirmed.version == steps[-1].seq
@@ -319,7 +320,11 @@ def test_the_built_in_flows_name_the_events_a_service_acts_on() -> None:
         "link_failed": "link.failed",
         "link_expired": "link.expired",
         "unlinked": "link.unlinked",
+        "registration_confirmed": "link.confirmed",
     }
+    confirmed = ("order_confirmed", "failure_confirmed", "expiry_confirmed")
+    assert {payment[s] for s in confirmed} == {"payment.confirmed"}
+    assert EVENT_TYPES["astrapay_payment"]["customer_updated"] == "payment.confirmed"
 
 
 def test_text_that_is_not_an_event_is_refused_with_a_typed_error() -> None:
@@ -332,7 +337,7 @@ def test_text_that_is_not_an_event_is_refused_with_a_typed_error() -> None:
 def test_moving_a_payment_to_another_flow_version_stores_no_event(
     store: AnyStore, clock: ManualClock
 ) -> None:
-    old = Engine(store, flows=FLOWS, clock=clock, event_types=EVENT_TYPES)
+    old = Engine(store, flows=FIRST, clock=clock, event_types=EVENT_TYPES)
     pid = to_paid(old, clock)
     waiting = old.start("ewallet_payment", wallet="dana", amount=1000).id
     before = stored_events(store)

@@ -33,11 +33,19 @@ from fsm import (
     replay_instance,
     verify_stored,
 )
-from fsm.flows import EWALLET_PAYMENT, FLOWS, RELEASED
+from fsm.flows import EWALLET_PAYMENT
 from fsm.render.path_dot import path_to_dot
 from fsm.store.schema import alembic_config
 from tests.conftest import AnyStore
-from tests.flow_versions import CATALOG, CHECKOUT_WINDOW_V2, EWALLET_PAYMENT_V2, REMINDED, TO_V2
+from tests.flow_versions import (
+    CATALOG,
+    CHECKOUT_WINDOW_V2,
+    EWALLET_PAYMENT_V2,
+    FIRST,
+    FIRST_VERSIONS,
+    REMINDED,
+    TO_V2,
+)
 
 LINEAGE = CATALOG.lineage("ewallet_payment")
 TO_PAID = [
@@ -61,7 +69,7 @@ def fire_all(engine: Engine, pid: str, steps: list[tuple[str, str, dict[str, str
 
 def v1_payments(store: AnyStore, clock: ManualClock) -> tuple[str, str]:
     """A paid payment and one still at checkout, both written before v2 shipped."""
-    before = Engine(store, flows=FLOWS, clock=clock)
+    before = Engine(store, flows=FIRST, clock=clock)
     paid = before.start("ewallet_payment", wallet="ovo", amount=10000).id
     fire_all(before, paid, TO_PAID)
     waiting = before.start("ewallet_payment", wallet="dana", amount=20000).id
@@ -154,7 +162,7 @@ def test_migrate_moves_in_flight_v1_payments_as_recorded_operator_steps(
 
 
 def test_a_finished_payment_keeps_its_version(store: AnyStore, clock: ManualClock) -> None:
-    before = Engine(store, flows=FLOWS, clock=clock)
+    before = Engine(store, flows=FIRST, clock=clock)
     pid = before.start("ewallet_payment", wallet="ovo", amount=10000).id
     fire_all(before, pid, [("abandon_checkout", "merchant", {})])
     engine = Engine(store, flows=CATALOG, clock=clock)
@@ -218,7 +226,7 @@ def test_migrate_refuses_what_is_not_declared(store: AnyStore, clock: ManualCloc
     with pytest.raises(UnknownMigration, match="no migration from version 2 to 3"):
         engine.migrate("ewallet_payment", 2, 3, by="on-call")
     with pytest.raises(UnknownMigration):
-        Engine(store, flows=FLOWS, clock=clock).migrate("ewallet_payment", 1, 2, by="x")
+        Engine(store, flows=FIRST, clock=clock).migrate("ewallet_payment", 1, 2, by="x")
     with pytest.raises(InvalidInstanceData):
         engine.migrate("ewallet_payment", 1, 2, by="  ")
     with pytest.raises(UnknownFlowVersion, match="has no version 7; its versions: 1, 2"):
@@ -230,7 +238,7 @@ def test_migrate_refuses_what_is_not_declared(store: AnyStore, clock: ManualCloc
 def test_a_migration_is_validated_when_the_catalog_is_built() -> None:
     incomplete = FlowMigration("ewallet_payment", 1, {"checkout_requested": "checkout_requested"})
     with pytest.raises(FlowMigrationError, match="state 'paid' of v1 is not mapped"):
-        FlowCatalog((*RELEASED, EWALLET_PAYMENT_V2), (incomplete,))
+        FlowCatalog((*FIRST_VERSIONS, EWALLET_PAYMENT_V2), (incomplete,))
     states = dict(TO_V2.states)
     bad = FlowMigration(
         "ewallet_payment",
@@ -238,7 +246,7 @@ def test_a_migration_is_validated_when_the_catalog_is_built() -> None:
         {**states, "paid": "checkout_requested", "needs_review": "expired", "registered": "gone"},
     )
     with pytest.raises(FlowMigrationError) as caught:
-        FlowCatalog((*RELEASED, EWALLET_PAYMENT_V2), (bad,))
+        FlowCatalog((*FIRST_VERSIONS, EWALLET_PAYMENT_V2), (bad,))
     assert set(caught.value.problems) == {
         "'paid' goes to 'checkout_requested': a settled instance keeps its outcome (succeeded),"
         " not start",
@@ -246,9 +254,9 @@ def test_a_migration_is_validated_when_the_catalog_is_built() -> None:
         "'registered' goes to 'gone', which v2 does not have",
     }
     with pytest.raises(UnknownFlowVersion):
-        FlowCatalog(RELEASED, (TO_V2,))
+        FlowCatalog(FIRST_VERSIONS, (TO_V2,))
     with pytest.raises(FlowDefinitionError, match="version 1 is given twice"):
-        FlowCatalog((*RELEASED, EWALLET_PAYMENT))
+        FlowCatalog((*FIRST_VERSIONS, EWALLET_PAYMENT))
     with pytest.raises(FlowDefinitionError, match="version 0 is not a whole number"):
         replace(EWALLET_PAYMENT, version=0)
 
@@ -292,7 +300,7 @@ def test_the_path_diagram_checks_each_step_under_its_own_version(
 def test_two_operators_migrating_at_once_move_each_payment_once(
     store: AnyStore, clock: ManualClock
 ) -> None:
-    before = Engine(store, flows=FLOWS, clock=clock)
+    before = Engine(store, flows=FIRST, clock=clock)
     pids = [before.start("ewallet_payment", wallet="ovo", amount=n + 1).id for n in range(6)]
     engine = Engine(store, flows=CATALOG, clock=clock)
     barrier = threading.Barrier(2)

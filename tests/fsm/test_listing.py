@@ -102,6 +102,14 @@ def test_filters(
     assert every_page(store, where, limit=1) == expected
 
 
+def test_last_step_before_and_flow_version(store: SqlStore, stored: dict[str, Any]) -> None:
+    # e-ovo's last step was at T0+2m; the four before it took none since they started
+    before = InstanceFilter(updated_before=T0 + 2 * STEP)
+    assert every_page(store, before) == ["d-link", "c-dana", "b-dana", "a-ovo"]
+    assert every_page(store, InstanceFilter(flow_version=2)) == NEWEST_FIRST  # the newest
+    assert every_page(store, InstanceFilter(flow_version=1)) == []
+
+
 def test_since_and_due(store: SqlStore, clock: ManualClock, stored: dict[str, Any]) -> None:
     since = InstanceFilter(since=stored["same_time"])
     assert every_page(store, since) == NEWEST_FIRST[:-1]

@@ -28,10 +28,10 @@ from fsm import (
     verify_chains,
 )
 from fsm.errors import ConfigurationError
-from fsm.flows import FLOWS
 from fsm.replay import Verdict, replay_instance
 from fsm.store.schema import FIRST_REVISION, HEAD_REVISION, VERSION_TABLE, alembic_config
 from tests.conftest import SCHEMA_TABLES as TABLES
+from tests.flow_versions import FIRST as FLOWS
 from tests.fsm.conftest import T0
 
 RELEASED_EWALLET_FINGERPRINT = "sha256:1c7f6c76c11df6c4"
@@ -51,6 +51,7 @@ REVISIONS = [
 ]
 STEP = timedelta(minutes=1)
 FLOW = FLOWS["ewallet_payment"]
+"""Version 1: the releases before flow versions wrote no other."""
 FIRST_TABLES = {"flow_instance", "transition_log", "rejected_event"}
 PREVIOUS_TABLES = FIRST_TABLES | {"inbound_attempt"}
 ALL_TABLES = PREVIOUS_TABLES | {"call_intent", "outbox_event", "status_work"}

@@ -77,8 +77,9 @@ def test_a_refund_request_is_logged_on_a_settled_payment_and_moves_nothing(
     assert request_refund(engine, pid) == "paid"
     after = engine.get(pid)
     assert (after.version, after.refunded_amount) == (before.version + 1, None)
-    # paid's own deadline (confirm the order) runs again from the request
-    assert after.deadline_at == clock.now() + timedelta(minutes=10)
+    # paid waits for the merchant's confirmation, not a timer, before and after the request
+    assert before.deadline_at is None
+    assert after.deadline_at is None
     (step,) = refund_requests(engine.history(pid))
     assert (step.request_id, step.amount, step.reason, step.requested_by) == (
         "rf-1",
