@@ -25,6 +25,7 @@ from adapters.cli import (
 from adapters.cli._arguments import OneLineParser
 from adapters.cli._catalog import choose
 from adapters.cli._errors import report
+from adapters.cli._logs import TEXT, log_handler
 from fsm.errors import ConfigurationError
 
 DISTRIBUTION = "ewallet-fsm"
@@ -92,8 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(arguments)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if args.verbose else getattr(args, "log_level", logging.ERROR),
+        handlers=[log_handler(getattr(args, "log_format", TEXT))],
     )
     try:
         code: int = args.handler(args)

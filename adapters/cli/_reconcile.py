@@ -22,6 +22,7 @@ import httpx
 from adapters.cli._arguments import seconds
 from adapters.cli._catalog import catalog
 from adapters.cli._events import add_sink_arguments, relay_for, report_round
+from adapters.cli._logs import add_log_format
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.events import Relay
@@ -73,6 +74,7 @@ def register(subparsers: Any) -> None:
         "--json", action="store_true", help="print each pass as one line of JSON"
     )
     add_sink_arguments(reconcile, required=False)  # with --sink, each pass also relays events
+    add_log_format(reconcile)
     reconcile.set_defaults(handler=_reconcile)
 
 

@@ -47,6 +47,7 @@ from adapters.reconcile.refund_repair import (
     repair_outcome,
 )
 from adapters.reconcile.status import StatusChecks
+from adapters.telemetry import ServiceTelemetry, default_telemetry
 from fsm.definition import Actor
 from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
@@ -95,6 +96,8 @@ class Reconciler:
     lease: timedelta = DEFAULT_LEASE
     limit: int = 100
     """Intents, and due instances, per pass."""
+    telemetry: ServiceTelemetry | None = None
+    """Where each pass's outcomes are counted (by default the global OpenTelemetry providers)."""
 
     def __post_init__(self) -> None:
         # A grace of zero would "repair" calls other processes are still waiting on.
@@ -120,7 +123,9 @@ class Reconciler:
             lease=self.lease,
             grace=self.grace,
         )
-        return ReconcilePass(repairs, deadlines)
+        done = ReconcilePass(repairs, deadlines)
+        count_pass(self.telemetry or default_telemetry(), done)
+        return done
 
     def repair_open_intents(self, now: datetime | None = None) -> list[Repair]:
         """Repair the payment of every intent open for longer than ``grace``, oldest first.
@@ -153,6 +158,15 @@ class Reconciler:
                 if not kept:
                     leases.release([intent.instance_id], owner=self.owner)
         return repairs
+
+
+def count_pass(telemetry: ServiceTelemetry, done: ReconcilePass) -> None:
+    """Count each repair and deadline of a pass by its outcome (a repair's outcome up to any
+    ``:``, so that no payment's detail becomes a label)."""
+    for repair in done.repairs:
+        telemetry.reconciled("repair", "error" if repair.error else repair.outcome.split(":")[0])
+    for run in done.deadlines:
+        telemetry.reconciled("deadline", "error" if run.error else run.event or "skipped")
 
 
 _KEEP_CLAIM = frozenset({"skipped"})
