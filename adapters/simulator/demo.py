@@ -32,6 +32,7 @@ from adapters.simulator._browser import ScriptedBrowser
 from adapters.simulator._config import CustomerAction, SimulatorConfig
 from adapters.simulator._server import serve_app
 from adapters.simulator._simulator import NicepaySimulator
+from adapters.telemetry import ServiceTelemetry
 from fsm.chain.keys import AuditKeys
 from fsm.definition import Actor
 from fsm.engine import Engine
@@ -141,6 +142,7 @@ def merchant_rig(
     *,
     api_timeout: httpx.Timeout | None = None,
     inquiry_retry: InquiryRetry | None = None,
+    telemetry: ServiceTelemetry | None = None,
 ) -> Iterator[MerchantRig]:
     """Serve a simulator and the merchant's notification app on loopback, wired to ``engine``.
 
@@ -151,6 +153,8 @@ def merchant_rig(
             with its ``imid`` and ``merchant_key``.
         api_timeout: the merchant's NICEPAY client timeout (default 10 s).
         inquiry_retry: how the client retries inquiries (default 3 tries, 50-200 ms apart).
+        telemetry: where the client's and the endpoints' spans and metrics go (by default the
+            global OpenTelemetry providers).
     """
     if config is None:
         config = demo_config()
@@ -170,6 +174,7 @@ def merchant_rig(
             credentials,
             clock=engine.clock,
             inquiry_retry=inquiry_retry or InquiryRetry(attempts=3, base_delay=0.05, max_delay=0.2),
+            telemetry=telemetry,
         )
         service = PaymentService(
             engine,
@@ -178,7 +183,7 @@ def merchant_rig(
             notification_url=merchant_url + NOTIFICATION_PATH,
             callback_url=merchant_url + CALLBACK_PATH,
         )
-        app.handler = NotificationHandler(service)
+        app.handler = NotificationHandler(service, telemetry=telemetry)
         yield MerchantRig(service, sim, browser_http, secrets.token_hex(3))
 
 
