@@ -3,7 +3,8 @@
 A JSON line carries the record's time, level, logger and message, then every field the code
 passed as ``extra`` (flow, payment id, reference, wallet, event, from, to, actor, reason...).
 Secrets never reach a line: a field named like a secret is blanked whatever it holds, and every
-text is passed through the inbound redaction (token-shaped values, labelled tokens and keys).
+text is passed through the inbound redaction (token-shaped values, labelled tokens and keys), in
+text lines too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,18 @@ _STANDARD: Final = frozenset(
     {*vars(logging.LogRecord("", 0, "", 0, "", None, None)), "message", "asctime", "taskName"}
 )
 _SECRET_NAME: Final = re.compile(r"(?i)token|secret|password|merchant_?key|authorization")
+
+
+class TextFormatter(logging.Formatter):
+    """The usual text line, passed through the inbound redaction like a JSON line's texts."""
+
+    def __init__(self) -> None:
+        """Lines as :data:`TEXT_FORMAT`."""
+        super().__init__(TEXT_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The record as one redacted line."""
+        return redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -69,8 +82,16 @@ def add_log_format(parser: argparse.ArgumentParser) -> None:
 def log_handler(log_format: str) -> logging.Handler:
     """A standard-error handler writing ``log_format`` lines."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if log_format == JSON else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if log_format == JSON else TextFormatter())
     return handler
 
 
-__all__ = ["JSON", "TEXT", "TEXT_FORMAT", "JsonFormatter", "add_log_format", "log_handler"]
+__all__ = [
+    "JSON",
+    "TEXT",
+    "TEXT_FORMAT",
+    "JsonFormatter",
+    "TextFormatter",
+    "add_log_format",
+    "log_handler",
+]
