@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not report(exc, getattr(args, "db", None)):
             raise
-        logging.getLogger(__name__).info("the command stopped", exc_info=True)
+        if args.verbose:  # the traceback behind the one line, asked for
+            logging.getLogger(__name__).info("the command stopped", exc_info=True)
         return 2
     return code
