@@ -55,7 +55,7 @@ from fsm.model import (
 )
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 from fsm.store.protocol import Store
-from fsm.telemetry import EngineTelemetry
+from fsm.telemetry import EngineTelemetry, default_engine_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class Engine:
         """
         self._store = store
         self.catalog = FlowCatalog.of(flows)
-        self._telemetry = (telemetry or EngineTelemetry()).bound(self.catalog)
+        self._telemetry = (telemetry or default_engine_telemetry()).bound(self.catalog)
         self._tap = Tap(store, event_types, self._telemetry)
         self.listeners: Listeners = self._tap.listeners
         self.flows: Mapping[str, FlowDefinition] = self.catalog

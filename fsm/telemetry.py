@@ -1,11 +1,11 @@
 """The engine's metrics and spans through ``opentelemetry-api``: no-ops until a service sets an SDK.
 
-Instruments are made once, when an :class:`EngineTelemetry` is built (an engine builds one on the
-global providers unless given one), so a step only adds to instruments that already exist. While
+Instruments are made once, when an :class:`EngineTelemetry` is built (engines built without one
+share one on the global providers), so a step only adds to instruments that already exist. While
 the global providers are still the API's own (no SDK set), the engine skips measuring altogether,
-so an engine that nobody observes pays one check per step. Their
-attributes are few and bounded (flow, event, state, outcome, reason, wallet): never a payment's
-id, reference or provider transaction id, which would make one time series per payment.
+so an engine that nobody observes pays a flag check per step; a provider set later is seen within
+a second. Attributes are few and bounded (flow, event, state, outcome, reason, wallet): never a
+payment's id, reference or provider transaction id, which would make one time series per payment.
 
 - ``ewallet_fsm.transitions`` (counter): each event the engine handled, by ``flow``, ``event``
   and ``outcome`` (``applied``, ``duplicate``, ``refused`` with its ``reason``).
@@ -28,7 +28,9 @@ id, reference or provider transaction id, which would make one time series per p
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Final, Protocol
 
@@ -100,26 +102,40 @@ class EngineTelemetry:
         return StepTelemetry(self, state_kinds(catalog))
 
 
+_DEFAULT: list[EngineTelemetry] = []
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_engine_telemetry() -> EngineTelemetry:
+    """The engine's instruments on the global providers, made once per process (on first use),
+    so that engines built without ``telemetry=`` share them."""
+    if not _DEFAULT:
+        with _DEFAULT_LOCK:
+            if not _DEFAULT:
+                _DEFAULT.append(EngineTelemetry())
+    return _DEFAULT[0]
+
+
 class StepTelemetry:
     """What an engine records as it handles events: its telemetry and its flows' state kinds."""
 
-    __slots__ = ("_kinds", "telemetry")
+    __slots__ = ("_kinds", "_metered", "_traced", "telemetry")
 
     def __init__(self, telemetry: EngineTelemetry, kinds: Kinds) -> None:
         """Record on ``telemetry``; ``kinds`` says which states wait, settle or finish."""
         self.telemetry = telemetry
         self._kinds = kinds
+        self._metered = telemetry.meter_provider is not None
+        self._traced = telemetry.tracer_provider is not None
 
     @property
     def measuring(self) -> bool:
         """Whether metrics go anywhere: providers were given, or an SDK's are set globally."""
-        given = self.telemetry.meter_provider
-        return given is not None or configured(metrics.get_meter_provider())
+        return self._metered or _GLOBAL_METERS.set()
 
     def fire_span(self, event: str) -> FireSpan:
         """A span for one fire, ended when the block leaves (none while nothing traces)."""
-        given = self.telemetry.tracer_provider
-        if given is None and not configured(trace.get_tracer_provider()):
+        if not (self._traced or _GLOBAL_TRACERS.set()):
             return _NO_SPAN
         span = self.telemetry.tracer.start_span("fsm.fire", attributes={"fsm.event": event})
         return FireSpan(span)
@@ -182,6 +198,33 @@ def configured(provider: object) -> bool:
     provider is set) live in the API's ``opentelemetry.metrics`` and ``opentelemetry.trace``."""
     module = type(provider).__module__
     return not module.startswith(("opentelemetry.metrics", "opentelemetry.trace"))
+
+
+class GlobalProvider:
+    """Whether an SDK's provider is set globally, looked up at most once a second: the lookup
+    reads the environment, too slow for every step. Once set it stays set (OpenTelemetry lets a
+    process set its provider once), so a step then only reads a flag."""
+
+    __slots__ = ("_due", "_get", "_set")
+
+    def __init__(self, get: Callable[[], object]) -> None:
+        """Look the provider up with ``get``."""
+        self._get = get
+        self._set = False
+        self._due = 0.0
+
+    def set(self) -> bool:
+        """Whether an SDK's provider is set (as of the last look, at most a second ago)."""
+        if self._set:
+            return True
+        now = time.monotonic()
+        if now >= self._due:
+            self._set, self._due = configured(self._get()), now + 1.0
+        return self._set
+
+
+_GLOBAL_METERS = GlobalProvider(metrics.get_meter_provider)
+_GLOBAL_TRACERS = GlobalProvider(trace.get_tracer_provider)
 
 
 def outcome_attributes(
@@ -282,10 +325,12 @@ __all__ = [
     "SCOPE",
     "EngineTelemetry",
     "FireSpan",
+    "GlobalProvider",
     "Kinds",
     "StepTelemetry",
     "Watched",
     "configured",
+    "default_engine_telemetry",
     "outcome_attributes",
     "state_kinds",
     "watch_oldest_unsettled",

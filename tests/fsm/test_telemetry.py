@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from opentelemetry import metrics, trace
 
 from fsm import Actor, Engine, FireRequest, ManualClock, TransitionNotAllowed
 from fsm._tap import Tap, TappedUnit
 from fsm.flows import FLOWS
-from fsm.telemetry import EngineTelemetry, watch_oldest_unsettled
+from fsm.telemetry import EngineTelemetry, GlobalProvider, configured, watch_oldest_unsettled
 from tests.conftest import AnyStore
 from tests.fsm.test_events import to_paid
 from tests.fsm.test_persistence import MINUTE
@@ -174,3 +175,19 @@ def test_without_an_sdk_the_engine_measures_nothing_and_wraps_no_unit(store: Any
             assert not isinstance(unit, TappedUnit)
     pid = engine.start(FLOW, wallet="ovo", amount=1000).id
     assert engine.fire(pid, "send_registration", actor="merchant", idempotency_key="r").applied
+
+
+def test_only_an_sdk_provider_counts_as_set_and_once_set_it_stays() -> None:
+    collected = Collected()
+    assert not configured(metrics.get_meter_provider())  # the API's proxy, in tests
+    assert not configured(trace.get_tracer_provider())
+    assert not configured(metrics.NoOpMeterProvider())
+    assert configured(collected.meters)
+    assert configured(collected.tracers)
+    current: list[object] = [collected.meters]
+    lookup = GlobalProvider(lambda: current[0])
+    assert lookup.set()
+    current[0] = metrics.NoOpMeterProvider()  # a process sets its provider once: never unset
+    assert lookup.set()
+    assert not GlobalProvider(metrics.NoOpMeterProvider).set()
+    collected.close()
