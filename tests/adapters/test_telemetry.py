@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from adapters.nicepay.config import InquiryRetry
 from adapters.reconcile.recovery import Reconciler
 from adapters.simulator import CustomerAction
 from adapters.simulator.demo import merchant_rig
-from adapters.telemetry import current_trace_carrier, linked_span
+from adapters.telemetry import current_trace_carrier, linked_span, transaction_time
 from fsm import ManualClock, SqlStore
 from fsm.engine import Engine
 from fsm.flows import FLOWS
@@ -190,3 +190,12 @@ def test_a_span_carried_as_a_traceparent_is_linked_from_the_work_it_caused(
     assert linked.parent is None  # a root of its own, not a child of whatever ran it
     assert (linked.attributes or {})["operation"] == "x"
     assert (unlinked.links, garbled.links) == ((), ())
+
+
+def test_a_notification_time_is_read_in_jakarta_and_junk_is_no_time() -> None:
+    assert transaction_time({"transDt": "20261203", "transTm": "170000"}) == datetime(
+        2026, 12, 3, 10, 0, tzinfo=UTC
+    )
+    for junk in ({}, {"transDt": "20261203"}, {"transDt": "20261340", "transTm": "170000"}):
+        assert transaction_time(junk) is None
+    assert transaction_time({"transDt": "2026-12-", "transTm": "17:00:"}) is None
