@@ -14,10 +14,14 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from adapters.cli import build_parser
 from adapters.cli._logs import JsonFormatter, TextFormatter
+from adapters.inbound.asgi import NOTIFICATION_PATH
 from fsm import REDACTED
 from tests.adapters.e2e_rig import open_rig
+from tests.adapters.inbound_rig import serving
 from tests.cli_run import CREDENTIALS, engine_at, ewallet_fsm
 
 STEP_FIELDS = ("flow", "payment_id", "reference", "wallet", "event", "from", "to", "actor")
@@ -115,6 +119,26 @@ def test_a_text_line_is_redacted_too() -> None:
     assert TOKEN not in line
     assert " INFO httpx: GET /pay?merchantToken=" in line
     assert REDACTED in line
+
+
+def test_serve_logs_its_requests_as_json_lines_at_info_by_default(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'served.sqlite3'}"
+    forged = {"tXid": "TX-NOT-OURS", "merchantToken": TOKEN}
+    with serving("--db", db, "--log-format", "json", env=CREDENTIALS, verbose=False) as served:
+        answer = httpx.post(served.url + NOTIFICATION_PATH, data=forged, timeout=10.0)
+    assert 400 <= answer.status_code < 500  # refused: not a notification of ours
+    err = served.output[1]
+    lines = parsed(err)
+    [answered] = [line for line in lines if line["message"] == "inbound request answered"]
+    assert (answered["level"], answered["endpoint"], answered["status"]) == (
+        "INFO",
+        "notification",
+        answer.status_code,
+    )
+    assert answered["outcome"] == "refused"
+    assert TOKEN not in err
+    assert CREDENTIALS["EWALLET_FSM_MERCHANT_KEY"] not in err
+    assert not [line for line in lines if line["logger"].startswith("alembic")]  # theirs: ERROR
 
 
 def test_serve_logs_at_info_and_as_text_unless_told() -> None:

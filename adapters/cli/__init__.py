@@ -46,6 +46,11 @@ _COMMANDS = (
 )
 
 
+LOGGED_PACKAGES = ("fsm", "adapters")
+"""Whose records a command that logs by default (``serve``) writes at its level; other
+libraries' stay at ERROR unless ``-v``."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand registered."""
     parser = OneLineParser(
@@ -93,9 +98,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     args = parser.parse_args(arguments)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else getattr(args, "log_level", logging.ERROR),
+        level=logging.INFO if args.verbose else logging.ERROR,
         handlers=[log_handler(getattr(args, "log_format", TEXT))],
     )
+    if not args.verbose and hasattr(args, "log_level"):  # the library's own records only
+        for package in LOGGED_PACKAGES:
+            logging.getLogger(package).setLevel(args.log_level)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:  # a looping command stopped by hand: nothing went wrong
