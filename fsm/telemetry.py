@@ -10,16 +10,17 @@ payment's id, reference or provider transaction id, which would make one time se
 - ``ewallet_fsm.transitions`` (counter): each event the engine handled, by ``flow``, ``event``
   and ``outcome`` (``applied``, ``duplicate``, ``refused`` with its ``reason``).
 - ``ewallet_fsm.payments`` (up-down counter): payments entering (+1) and leaving (-1) each
-  unfinished state, by ``flow`` and ``state``, counted once the step committed; a final state is
-  not counted, so a payment that finished adds nothing. Each process counts the steps it made:
-  summed over a service's processes since they started, it is the number waiting in each state.
+  unsettled state, by ``flow`` and ``state``, counted once the step committed; a settled state
+  (paid, failed, refunded...) is not counted, so a payment that settled adds nothing. Each
+  process counts the steps it made: summed over a service's processes since they started, it is
+  the number waiting in each state.
 - ``ewallet_fsm.settle.duration`` (histogram, s): from a payment's start to the step that
   settled it (entering a state whose kind is settled), once per payment, by ``flow``, the
   settled ``state`` and ``wallet``.
 - ``ewallet_fsm.state.wait`` (histogram, s): how long a payment waited in a state of a waiting
   kind before a step took it on, by ``flow``, ``state`` and ``wallet``; measured from its step
   before, so a status check repeated in place closes one wait and opens the next.
-- ``ewallet_fsm.unsettled.oldest_age`` (observable gauge, s): the age of the oldest unfinished
+- ``ewallet_fsm.unsettled.oldest_age`` (observable gauge, s): the age of the oldest unsettled
   instance of each flow, read from the store when a reader collects
   (:func:`watch_oldest_unsettled`).
 - a span ``fsm.fire`` per :meth:`~fsm.Engine.fire`, with ``fsm.flow``, ``fsm.event``,
@@ -28,9 +29,11 @@ payment's id, reference or provider transaction id, which would make one time se
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Final, Protocol
 
@@ -44,6 +47,8 @@ from fsm.errors import FsmError, RejectReason, TransitionError
 from fsm.model import Instance, TransitionResult
 from fsm.store.oldest import oldest_unfinished
 from fsm.store.protocol import Store
+
+logger = logging.getLogger(__name__)
 
 SCOPE: Final = "ewallet_fsm"
 """The instrumentation scope of every instrument and span the library makes."""
@@ -88,7 +93,7 @@ class EngineTelemetry:
             "ewallet_fsm.transitions", unit="{event}", description="events the engine handled"
         )
         self.payments = meter.create_up_down_counter(
-            "ewallet_fsm.payments", unit="{payment}", description="payments per unfinished state"
+            "ewallet_fsm.payments", unit="{payment}", description="payments per unsettled state"
         )
         self.settle = meter.create_histogram(
             "ewallet_fsm.settle.duration", unit="s", description="from start to settled"
@@ -164,30 +169,39 @@ class StepTelemetry:
             )
 
     def applied(self, steps: Iterable[tuple[Instance, TransitionResult]]) -> None:
-        """Committed steps, each with the instance as it was before: states, waits, settling."""
-        for before, result in steps:
-            record, moved = result.record, result.instance
-            kinds = self._kinds.get((moved.flow, record.flow_version), {})
-            source, dest = kinds.get(record.source), kinds.get(record.dest)
-            if source is None or dest is None:
-                continue
-            flow, wallet = moved.flow, moved.wallet or ""
-            if source in _WAITING:
-                waited = (record.occurred_at - before.updated_at).total_seconds()
-                self.telemetry.wait.record(
-                    waited, {"flow": flow, "state": record.source, "wallet": wallet}
+        """Committed steps, each with the instance as it was before: states, waits, settling.
+
+        Like a listener's, a failure here is logged and swallowed: the steps have committed.
+        """
+        try:
+            for before, result in steps:
+                self._measure(before, result)
+        except Exception:  # measuring never fails a step that already committed
+            logger.exception("measuring committed steps failed")
+
+    def _measure(self, before: Instance, result: TransitionResult) -> None:
+        record, moved = result.record, result.instance
+        kinds = self._kinds.get((moved.flow, record.flow_version), {})
+        source, dest = kinds.get(record.source), kinds.get(record.dest)
+        if source is None or dest is None:  # a state no released version declares
+            return
+        flow, wallet = moved.flow, moved.wallet or ""
+        if source in _WAITING:
+            waited = (record.occurred_at - before.updated_at).total_seconds()
+            self.telemetry.wait.record(
+                waited, {"flow": flow, "state": record.source, "wallet": wallet}
+            )
+        if record.source == record.dest:  # a step in place enters and leaves nothing
+            return
+        if not source.settled:
+            self.telemetry.payments.add(-1, {"flow": flow, "state": record.source})
+            if dest.settled:
+                took = (record.occurred_at - moved.created_at).total_seconds()
+                self.telemetry.settle.record(
+                    took, {"flow": flow, "state": record.dest, "wallet": wallet}
                 )
-            if record.source == record.dest:
-                continue
-            if not source.settled:
-                self.telemetry.payments.add(-1, {"flow": flow, "state": record.source})
-                if dest.settled:
-                    took = (record.occurred_at - moved.created_at).total_seconds()
-                    self.telemetry.settle.record(
-                        took, {"flow": flow, "state": record.dest, "wallet": wallet}
-                    )
-            if not dest.settled:
-                self.telemetry.payments.add(1, {"flow": flow, "state": record.dest})
+        if not dest.settled:
+            self.telemetry.payments.add(1, {"flow": flow, "state": record.dest})
 
     def _kind(self, flow: str, version: int, state: str) -> StateKind | None:
         return self._kinds.get((flow, version), {}).get(state)
@@ -290,14 +304,21 @@ class Watched(Protocol):
 
 
 def watch_oldest_unsettled(engine: Watched, *, meter_provider: MeterProvider | None = None) -> None:
-    """Observe the age of the oldest unfinished instance of each of ``engine``'s flows.
+    """Observe the age of the oldest unsettled instance of each of ``engine``'s flows.
 
     The gauge ``ewallet_fsm.unsettled.oldest_age`` (seconds, by ``flow``; 0 when none waits) is
     read from the engine's store each time a reader collects, by one query over the unfinished
-    instances (those with a deadline, which an index keeps). A store that fails is skipped.
+    instances (those with a deadline, which an index keeps), leaving out those in a settled
+    state (paid, awaiting the merchant's confirmation). A store that fails is skipped.
     """
     meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
     names = sorted(engine.catalog)
+    settled = {
+        (flow, state)
+        for (flow, _), kinds in state_kinds(engine.catalog).items()
+        for state, kind in kinds.items()
+        if kind.settled
+    }
 
     def observe(_options: CallbackOptions) -> Iterator[Observation]:
         try:
@@ -305,16 +326,20 @@ def watch_oldest_unsettled(engine: Watched, *, meter_provider: MeterProvider | N
         except FsmError:
             return
         now = engine.clock.now()
+        by_flow: dict[str, datetime] = {}
+        for (flow, state), started in oldest.items():
+            if (flow, state) not in settled and (flow not in by_flow or started < by_flow[flow]):
+                by_flow[flow] = started
         for flow in names:
-            started = oldest.get(flow)
-            age = 0.0 if started is None else max(0.0, (now - started).total_seconds())
+            since = by_flow.get(flow)
+            age = 0.0 if since is None else max(0.0, (now - since).total_seconds())
             yield Observation(age, {"flow": flow})
 
     meter.create_observable_gauge(
         "ewallet_fsm.unsettled.oldest_age",
         callbacks=[observe],
         unit="s",
-        description="age of the oldest unfinished payment",
+        description="age of the oldest unsettled payment",
     )
 
 
