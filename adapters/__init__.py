@@ -12,6 +12,8 @@ unconfirmed).
 The package is in layers, each importing only from the ones below it::
 
     errors          every error of the adapters, one tree
+    telemetry       metrics and spans of NICEPAY calls, inbound requests, reconcilers, relays
+                    (a layer with errors; no-ops until the service sets an OpenTelemetry SDK)
     nicepay/        the V2 wire: client, one exchange boundary, signing, messages, result codes
     wallets/        what each wallet does, answered without I/O where it can; the registry
     reconcile/      the call journal, status checks, repair, deadlines, unconfirmed outcomes

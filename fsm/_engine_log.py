@@ -42,13 +42,16 @@ def log_outcome(flow: str | None, outcome: TransitionResult | FsmError, actor: s
 def _log_applied(flow: str | None, result: TransitionResult) -> None:
     if not logger.isEnabledFor(logging.INFO):  # spare building the fields on the hot path
         return
-    record = result.record
+    record, instance = result.record, result.instance
     message = "duplicate event absorbed" if result.duplicate else "transition applied"
     logger.info(
         message,
         extra={
             "flow": flow,
             "instance": record.instance_id,
+            "payment_id": record.instance_id,
+            "reference": instance.reference_no,
+            "wallet": instance.wallet,
             "event": record.event,
             "from": record.source,
             "to": record.dest,
@@ -66,6 +69,7 @@ def log_refusal(flow: str | None, error: TransitionError, actor: str) -> None:
         extra={
             "flow": flow,
             "instance": error.instance_id,
+            "payment_id": error.instance_id,
             "event": error.event,
             "from": error.state,
             "to": None,

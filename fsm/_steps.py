@@ -28,6 +28,7 @@ from fsm.errors import (
 )
 from fsm.model import Instance, MigratedInstance, TransitionRecord, TransitionResult
 from fsm.store.protocol import Unit
+from fsm.telemetry import StepTelemetry
 
 Written = tuple[str, TransitionResult | TransitionError]
 """The flow's name and what became of the event."""
@@ -72,7 +73,11 @@ def transact(
 
 
 def write_batch(
-    store: Units, catalog: FlowCatalog, events: list[CheckedRequest], now: datetime
+    store: Units,
+    catalog: FlowCatalog,
+    events: list[CheckedRequest],
+    now: datetime,
+    telemetry: StepTelemetry | None = None,
 ) -> list[TransitionResult | FsmError]:
     """Every event of a batch in one unit, its instances locked first (see ``Engine.fire_many``)."""
     written: list[tuple[str | None, TransitionResult | FsmError]] = []
@@ -89,6 +94,8 @@ def write_batch(
         raise ConcurrentTransition(first.instance_id, None, first.event, None) from None
     for (flow, outcome), event in zip(written, events, strict=True):  # once committed
         log_outcome(flow, outcome, event.actor)
+        if telemetry is not None:
+            telemetry.outcome(flow, event.event, outcome, None)
     return [outcome for _, outcome in written]
 
 

@@ -55,6 +55,7 @@ from fsm.model import (
 )
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 from fsm.store.protocol import Store
+from fsm.telemetry import EngineTelemetry, default_engine_telemetry
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class Engine:
         flows: Mapping[str, FlowDefinition],
         clock: Clock | None = None,
         event_types: EventTypes | None = None,
+        telemetry: EngineTelemetry | None = None,
     ) -> None:
         """Bind the engine to ``store`` and the ``flows`` it runs (:data:`fsm.flows.FLOWS`).
 
@@ -81,12 +83,14 @@ class Engine:
         of every released version; a plain mapping gives each flow as its only version. The
         actors the engine accepts are those its flows declare. Steps emit events of
         ``event_types`` (:data:`fsm.flows.EVENT_TYPES`, :mod:`fsm.events`); ``listeners``
-        (:mod:`fsm.listeners`) hear of each once committed.
+        (:mod:`fsm.listeners`) hear of each once committed. Metrics and spans go to
+        ``telemetry`` (:mod:`fsm.telemetry`; by default the global OpenTelemetry providers).
         """
         self._store = store
-        self._tap = Tap(store, event_types)
-        self.listeners: Listeners = self._tap.listeners
         self.catalog = FlowCatalog.of(flows)
+        self._telemetry = (telemetry or default_engine_telemetry()).bound(self.catalog)
+        self._tap = Tap(store, event_types, self._telemetry)
+        self.listeners: Listeners = self._tap.listeners
         self.flows: Mapping[str, FlowDefinition] = self.catalog
         self.clock: Clock = clock or SystemClock()
         self._actors = {str(a): str(a) for flow in self.catalog.released() for a in flow.actors}
@@ -212,6 +216,7 @@ class Engine:
             updated_at=now,
         )
         self._store.insert_instance(instance)
+        self._telemetry.started(instance)
         logger.info(
             "instance started",
             extra={"flow": flow, "instance": instance.id, "to": instance.state},
@@ -252,13 +257,15 @@ class Engine:
         key = checked_key(idempotency_key)
         clean = clean_payload(payload)
         now = require_aware(self.clock.now())
-        try:
-            flow, outcome = transact(
-                self._tap, self.catalog, instance_id, str(event), who, key, clean, now
-            )
-        except Contention:
-            raise ConcurrentTransition(instance_id, None, str(event), None) from None
-        log_outcome(flow, outcome, who)
+        with self._telemetry.fire_span(str(event)) as span:
+            try:
+                flow, outcome = transact(
+                    self._tap, self.catalog, instance_id, str(event), who, key, clean, now
+                )
+            except Contention:
+                raise ConcurrentTransition(instance_id, None, str(event), None) from None
+            log_outcome(flow, outcome, who)
+            self._telemetry.outcome(flow, str(event), outcome, span)
         if isinstance(outcome, TransitionError):
             raise outcome
         return outcome
@@ -281,7 +288,8 @@ class Engine:
         now = require_aware(self.clock.now())
         checked = [checked_request(request, self._actors) for request in requests]
         valid = [event for event in checked if isinstance(event, CheckedRequest)]
-        written = iter(write_batch(self._tap, self.catalog, valid, now) if valid else ())
+        batch = write_batch(self._tap, self.catalog, valid, now, self._telemetry) if valid else ()
+        written = iter(batch)
         return [next(written) if isinstance(event, CheckedRequest) else event for event in checked]
 
     def allowed_events(self, instance_id: str, actor: str | None = None) -> tuple[str, ...]:
@@ -321,6 +329,7 @@ class Engine:
             rejected = refusal(instance, str(event), who, key, clean, now, reason, detail)
             unit.reject(rejected)
         log_refusal(instance.flow, error, who)
+        self._telemetry.outcome(instance.flow, str(event), error, None)
         return rejected
 
     def get(self, instance_id: str) -> Instance:

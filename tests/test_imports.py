@@ -22,7 +22,7 @@ PACKAGES = ("fsm", "adapters")
 Graph = Mapping[str, frozenset[str]]
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("adapters.errors",),
+    ("adapters.errors", "adapters.telemetry"),
     ("adapters.nicepay", "adapters.events"),
     ("adapters.wallets",),
     ("adapters.reconcile",),

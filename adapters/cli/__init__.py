@@ -29,6 +29,7 @@ from adapters.cli import (
 from adapters.cli._arguments import OneLineParser
 from adapters.cli._catalog import choose
 from adapters.cli._errors import report
+from adapters.cli._logs import TEXT, log_handler
 from fsm.errors import ConfigurationError
 
 DISTRIBUTION = "ewallet-fsm"
@@ -51,6 +52,11 @@ _COMMANDS = (
     _events,
     _simulator,
 )
+
+
+LOGGED_PACKAGES = ("fsm", "adapters")
+"""Whose records a command that logs by default (``serve``) writes at its level; other
+libraries' stay at ERROR unless ``-v``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,8 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[log_handler(getattr(args, "log_format", TEXT))],
     )
+    if not args.verbose and hasattr(args, "log_level"):  # the library's own records only
+        for package in LOGGED_PACKAGES:
+            logging.getLogger(package).setLevel(args.log_level)
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:  # a looping command stopped by hand: nothing went wrong
@@ -110,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not report(exc, getattr(args, "db", None)):
             raise
-        logging.getLogger(__name__).info("the command stopped", exc_info=True)
+        if args.verbose:  # the traceback behind the one line, asked for
+            logging.getLogger(__name__).info("the command stopped", exc_info=True)
         return 2
     return code

@@ -24,6 +24,7 @@ import httpx
 from adapters.cli._arguments import seconds
 from adapters.cli._catalog import catalog
 from adapters.cli._events import add_sink_arguments, relay_for, report_round
+from adapters.cli._logs import add_log_format
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
 from adapters.cli._status import report_checks, service_on
@@ -83,6 +84,7 @@ def register(subparsers: Any) -> None:
     # outcomes the merchant left unconfirmed are logged as a warning, every ten minutes at most
     add_window_argument(reconcile, "--unconfirmed-after")
     add_sink_arguments(reconcile, required=False)  # with --sink, each pass also relays events
+    add_log_format(reconcile)
     reconcile.set_defaults(handler=_reconcile)
 
 

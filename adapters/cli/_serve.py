@@ -11,6 +11,7 @@ networks. It runs the status checks its requests ask for in a worker thread of i
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from adapters.cli._arguments import port_number
 from adapters.cli._catalog import catalog
 from adapters.cli._errors import check_can_listen
 from adapters.cli._extras import require_extra
+from adapters.cli._logs import add_log_format
 from adapters.cli._output import default_db, open_store, write
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
@@ -36,6 +38,7 @@ from fsm.engine import Engine
 from fsm.errors import ConfigurationError
 from fsm.flows import EVENT_TYPES
 from fsm.store.sql import SqlStore
+from fsm.telemetry import watch_oldest_unsettled
 
 KEY_ENV = "EWALLET_FSM_MERCHANT_KEY"
 IMID_ENV = "EWALLET_FSM_IMID"
@@ -93,7 +96,8 @@ def register(subparsers: Any) -> None:
         action="store_false",
         help="run no status checks here: reconcile or relay --status-checks runs them",
     )
-    serve.set_defaults(handler=_serve)
+    add_log_format(serve)
+    serve.set_defaults(handler=_serve, log_level=logging.INFO)  # a server says what it does
     prune = subparsers.add_parser(
         "prune-inbound",
         help="delete journalled inbound requests (inbound_attempt) older than the retention",
@@ -136,6 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
     public = f"http://{args.host}:{args.port}"
     with httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
         engine = Engine(store, flows=catalog(), event_types=EVENT_TYPES)
+        watch_oldest_unsettled(engine)  # read only when an SDK's reader collects
         service = PaymentService(
             engine,
             NicepayClient(http, credentials, clock=engine.clock),

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from adapters.events.sinks import Sink
+from adapters.telemetry import ServiceTelemetry, default_telemetry
 from fsm.clock import Clock, SystemClock
 from fsm.store.leases import claim_owner
 from fsm.store.outbox import Outbox, OutboxEntry
@@ -74,8 +75,10 @@ class Relay:
         batch: int = 100,
         lease: timedelta = timedelta(minutes=1),
         owner: str | None = None,
+        telemetry: ServiceTelemetry | None = None,
     ) -> None:
-        """Relay ``store``'s events to ``sink``.
+        """Relay ``store``'s events to ``sink``, counting outcomes on ``telemetry`` (by default
+        the global OpenTelemetry providers).
 
         A round sends only while less than half of ``lease`` has passed since its claim: the
         rest of a batch a slow sink held up is left to lapse, so that no event is sent on a
@@ -88,6 +91,7 @@ class Relay:
         self.batch = batch
         self.lease = lease
         self.owner = owner or claim_owner("relay")
+        self.telemetry = telemetry or default_telemetry()
 
     def run_once(self) -> RelayRound:
         """Claim one batch of due events and deliver each while the claim is young; what
@@ -101,6 +105,7 @@ class Relay:
                 # rather than from this one while another may have claimed it too.
                 break
             outcome = self._deliver(entry)
+            self.telemetry.relayed(self.sink.name, outcome)
             delivered += outcome == "delivered"
             retried += outcome == "retried"
             dead += outcome == "dead"

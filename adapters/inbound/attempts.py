@@ -118,6 +118,8 @@ class Attempts:
             "inbound request refused",
             extra={
                 "instance": instance.id if instance else None,
+                **payment_fields(instance),
+                "endpoint": endpoint,
                 "event": event,
                 "reason": message,
             },
@@ -172,6 +174,16 @@ class Attempts:
 
         ``also`` writes what it led to in the same transaction (:meth:`InboundJournal.record`).
         """
+        logger.info(
+            "inbound request answered",
+            extra={
+                **payment_fields(instance),
+                "endpoint": endpoint,
+                "status": status,
+                "outcome": str(outcome),
+                "reason": error,
+            },
+        )
         self._journal.record(
             received_at=self._engine.clock.now(),
             endpoint=endpoint,
@@ -187,4 +199,16 @@ class Attempts:
         )
 
 
-__all__ = ["CALLBACK", "NOTIFICATION", "Attempts", "Outcome"]
+def payment_fields(instance: Instance | None) -> dict[str, str | None]:
+    """What a log record says of the payment a request concerns: ids and wallet, no amounts."""
+    if instance is None:
+        return {"flow": None, "payment_id": None, "reference": None, "wallet": None}
+    return {
+        "flow": instance.flow,
+        "payment_id": instance.id,
+        "reference": instance.reference_no,
+        "wallet": instance.wallet,
+    }
+
+
+__all__ = ["CALLBACK", "NOTIFICATION", "Attempts", "Outcome", "payment_fields"]

@@ -61,6 +61,7 @@ from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.reconcile.status import StatusChecks
 from adapters.reconcile.work import CheckRequest, StatusWork
+from adapters.telemetry import ServiceTelemetry, default_telemetry
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
 from fsm.definition import Actor
@@ -124,6 +125,7 @@ class NotificationHandler:
         *,
         allowed_sources: Sequence[str] | None = None,
         return_url: str | None = None,
+        telemetry: ServiceTelemetry | None = None,
     ) -> None:
         """Handle requests for ``service``.
 
@@ -134,11 +136,14 @@ class NotificationHandler:
             return_url: where a browser coming back from the wallet is sent (``303``, with the
                 order's ``referenceNo`` and its ``outcome``); ``None`` answers a status page
                 (:mod:`adapters.inbound.return_page`).
+            telemetry: where each request's span and a notification's lag go
+                (:mod:`adapters.telemetry`; by default the global OpenTelemetry providers).
 
         Raises:
             ConfigurationError: ``return_url`` is not an absolute http(s) URL.
         """
         self._service = service
+        self._telemetry = telemetry or default_telemetry()
         self._page = ReturnPage(return_url)
         self._sources = (
             None
@@ -176,6 +181,14 @@ class NotificationHandler:
         return self._refuse_unread(error, endpoint, request)
 
     def _guarded(
+        self, endpoint: str, handle: Callable[[InboundRequest], Reply], request: InboundRequest
+    ) -> Reply:
+        with self._telemetry.inbound_span(endpoint, request.headers) as span:
+            reply = self._answered(endpoint, handle, request)
+            span.set_attribute("http.response.status_code", reply.status)
+            return reply
+
+    def _answered(
         self, endpoint: str, handle: Callable[[InboundRequest], Reply], request: InboundRequest
     ) -> Reply:
         try:
@@ -218,6 +231,7 @@ class NotificationHandler:
             verify_notification(adapter, instance, params, self._service.client.credentials)
         except NotificationError as error:
             return self._attempts.refuse(error, instance, request, params, NOTIFICATION)
+        self._telemetry.notified(params, engine.clock.now(), instance.wallet)
         outcome, check = self._accept_notification(adapter, instance, params, request)
         stored = compact(self._attempts.scrub(params), self._attempts.kept)
         also = self._asking(check)

@@ -48,6 +48,7 @@ from adapters.nicepay.signing import (
     registration_body,
 )
 from adapters.nicepay.tokens import nicepay_timestamp
+from adapters.telemetry import ServiceTelemetry, default_telemetry
 from fsm.clock import Clock
 from fsm.errors import ConfigurationError
 
@@ -97,6 +98,8 @@ class NicepayClient:
         clock: The source of every ``timeStamp`` (formatted in Asia/Jakarta).
         inquiry_retry: How inquiries are retried after a retryable failure.
         sleep: Waits between inquiry retries; injected so tests do not sleep.
+        telemetry: Where each call's span and duration go (:mod:`adapters.telemetry`; by
+            default the global OpenTelemetry providers).
 
     Raises:
         ConfigurationError: ``http`` has a timeout that is unset or partly unset.
@@ -110,6 +113,7 @@ class NicepayClient:
         clock: Clock,
         inquiry_retry: InquiryRetry | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        telemetry: ServiceTelemetry | None = None,
     ) -> None:
         timeout = http.timeout
         unset = [
@@ -125,6 +129,7 @@ class NicepayClient:
         self._clock = clock
         self._retry = inquiry_retry or InquiryRetry()
         self._sleep = sleep
+        self._telemetry = telemetry or default_telemetry()
 
     def __repr__(self) -> str:
         return f"NicepayClient(base_url={self._credentials.base_url!r}, imid={self.imid!r})"
@@ -337,17 +342,19 @@ class NicepayClient:
     def _logged(self, call: _Call, exchange: Callable[[], R]) -> R:
         # One record per call, whatever happens: ids, resultCd and time, never a body.
         started = time.perf_counter()
-        outcome, tx_id = "", call.tx_id
-        try:
-            parsed = exchange()
-        except ProviderError as exc:
-            outcome = exc.provider_code or type(exc).__name__
-            raise
-        else:
-            outcome, tx_id = SUCCESS, tx_id or str(getattr(parsed, "tx_id", "") or "")
-            return parsed
-        finally:
-            _log_call(call, tx_id, outcome, time.perf_counter() - started)
+        outcome, tx_id, status = "", call.tx_id, None
+        with self._telemetry.provider_call(call.operation) as measured:
+            try:
+                parsed = exchange()
+            except ProviderError as exc:
+                outcome, status = exc.provider_code or type(exc).__name__, exc.http_status
+                raise
+            else:
+                outcome, tx_id = SUCCESS, tx_id or str(getattr(parsed, "tx_id", "") or "")
+                return parsed
+            finally:
+                measured.finished(outcome, status)
+                _log_call(call, tx_id, outcome, time.perf_counter() - started)
 
     def _log_built(self, call: _Call) -> None:
         logger.debug(

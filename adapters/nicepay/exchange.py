@@ -36,6 +36,7 @@ from adapters.errors import (
 from adapters.nicepay.messages import PaymentStep
 from adapters.nicepay.responses import ResultBody, ShopeePayRedirect
 from adapters.nicepay.result_codes import PROVIDER, error_for_result
+from adapters.telemetry import note_http_status
 
 SUCCESS: Final = "0000"
 # A request timeout or rate limit is the server asking us to come back later.
@@ -57,15 +58,15 @@ def send_json(
         ProviderUnavailable: any other ``httpx.TransportError``.
     """
     try:
-        if form:
-            return http.post(url, data=dict(body))
-        return http.post(url, json=dict(body))
+        response = http.post(url, data=dict(body)) if form else http.post(url, json=dict(body))
     except httpx.TimeoutException as exc:
         message = f"nicepay {operation} timed out ({type(exc).__name__})"
         raise ProviderTimeout(message, provider=PROVIDER) from exc
     except httpx.TransportError as exc:
         message = f"nicepay {operation} could not be sent ({type(exc).__name__})"
         raise ProviderUnavailable(message, provider=PROVIDER) from exc
+    note_http_status(response.status_code)  # on the call's span
+    return response
 
 
 def parse_response(

@@ -56,6 +56,7 @@ from adapters.reconcile.refund_repair import (
     repair_outcome,
 )
 from adapters.reconcile.status import StatusChecks
+from adapters.telemetry import ServiceTelemetry, default_telemetry
 from fsm.definition import Actor
 from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
 from fsm.flows import PaymentEvent, PaymentState
@@ -112,6 +113,8 @@ class Reconciler:
     """The longest a cancel may hold its payment from its intent's record (its lease, renewed
     right before it is sent): the repair waits no longer for it, and reports a hold said to run
     past that (another replica's lease or clock) for a person instead."""
+    telemetry: ServiceTelemetry | None = None
+    """Where each pass's outcomes are counted (by default the global OpenTelemetry providers)."""
 
     def __post_init__(self) -> None:
         # A grace of zero would "repair" calls other processes are still waiting on.
@@ -138,7 +141,9 @@ class Reconciler:
             lease=self.lease,
             grace=self.grace,
         )
-        return ReconcilePass(repairs, deadlines)
+        done = ReconcilePass(repairs, deadlines)
+        count_pass(self.telemetry or default_telemetry(), done)
+        return done
 
     def repair_open_intents(self, now: datetime | None = None) -> list[Repair]:
         """Repair the payment of every intent open for longer than ``grace``, oldest first.
@@ -205,6 +210,15 @@ class Reconciler:
             recorded_before=recorded_before, held_after=moment, limit=self.limit
         )
         return [_suspect_hold(self.service, intent) for intent in held]
+
+
+def count_pass(telemetry: ServiceTelemetry, done: ReconcilePass) -> None:
+    """Count each repair and deadline of a pass by its outcome (a repair's outcome up to any
+    ``:``, so that no payment's detail becomes a label)."""
+    for repair in done.repairs:
+        telemetry.reconciled("repair", "error" if repair.error else repair.outcome.split(":")[0])
+    for run in done.deadlines:
+        telemetry.reconciled("deadline", "error" if run.error else run.event or "skipped")
 
 
 _KEEP_CLAIM = frozenset({"skipped"})

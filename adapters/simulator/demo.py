@@ -37,6 +37,7 @@ from adapters.simulator._browser import ScriptedBrowser
 from adapters.simulator._config import CustomerAction, SimulatorConfig
 from adapters.simulator._server import serve_app
 from adapters.simulator._simulator import NicepaySimulator
+from adapters.telemetry import ServiceTelemetry
 from fsm.chain.keys import AuditKeys
 from fsm.definition import Actor
 from fsm.engine import Engine
@@ -171,6 +172,7 @@ def merchant_rig(
     api_timeout: httpx.Timeout | None = None,
     inquiry_retry: InquiryRetry | None = None,
     status_worker: bool = True,
+    telemetry: ServiceTelemetry | None = None,
 ) -> Iterator[MerchantRig]:
     """Serve a simulator and the merchant's notification app on loopback, wired to ``engine``.
 
@@ -183,6 +185,8 @@ def merchant_rig(
         inquiry_retry: how the client retries inquiries (default 3 tries, 50-200 ms apart).
         status_worker: run the status checks notifications and returns ask for in a thread, as
             ``serve`` does; without it the caller runs a :class:`StatusWorker` itself.
+        telemetry: where the client's and the endpoints' spans and metrics go (by default the
+            global OpenTelemetry providers).
     """
     if config is None:
         config = demo_config()
@@ -202,6 +206,7 @@ def merchant_rig(
             credentials,
             clock=engine.clock,
             inquiry_retry=inquiry_retry or InquiryRetry(attempts=3, base_delay=0.05, max_delay=0.2),
+            telemetry=telemetry,
         )
         service = PaymentService(
             engine,
@@ -210,7 +215,7 @@ def merchant_rig(
             notification_url=merchant_url + NOTIFICATION_PATH,
             callback_url=merchant_url + CALLBACK_PATH,
         )
-        app.handler = NotificationHandler(service)
+        app.handler = NotificationHandler(service, telemetry=telemetry)
         relay = Relay(store, CallableSink(merchant_reaction(service), name="merchant"))
         worker = StatusWorker(service).running(interval=0.02) if status_worker else nullcontext()
         with worker:

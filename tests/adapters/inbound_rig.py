@@ -159,10 +159,11 @@ def run_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Comp
 
 
 @contextmanager
-def serving(*args: str, env: Mapping[str, str]) -> Iterator[Served]:
-    """``ewallet-fsm -v serve ARGS`` on a free port until the block ends (then SIGINT)."""
+def serving(*args: str, env: Mapping[str, str], verbose: bool = True) -> Iterator[Served]:
+    """``ewallet-fsm -v serve ARGS`` (without ``-v`` unless ``verbose``) on a free port until
+    the block ends (then SIGINT)."""
     port = free_port()
-    command = [*_COMMAND, "-v", "serve", "--port", str(port), *args]
+    command = [*_COMMAND, *(["-v"] if verbose else []), "serve", "--port", str(port), *args]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         command,
         env={**os.environ, **env},
