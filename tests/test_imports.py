@@ -28,11 +28,11 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("adapters.reconcile",),
     ("adapters.inbound", "adapters.refunds", "adapters.confirmations"),
     ("adapters.service",),
-    ("adapters", "adapters.cli", "adapters.simulator.demo"),
+    ("adapters", "adapters.cli", "adapters.simulator.demo", "adapters.simulator.rig"),
 )
 """The adapters' layers, lowest first: a module imports only from its own package or a lower
-layer. ``adapters`` is the package's ``__init__`` alone (its public API); it and the demo compose
-the layers, like the command."""
+layer. ``adapters`` is the package's ``__init__`` alone (its public API); it, the demo and its
+rig compose the layers, like the command."""
 TOOLS = {"adapters.simulator": ("adapters.nicepay",)}
 """Tools beside the layers, the only adapters packages each may import from; only the top layer
 may import a tool."""

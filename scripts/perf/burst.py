@@ -32,7 +32,7 @@ from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.nicepay.tokens import notification_token
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
-from adapters.simulator.demo import demo_order
+from adapters.simulator.rig import demo_order
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet
 from fsm.model import Instance

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from adapters.nicepay.client import INQUIRY_PATH, NicepayClient
 from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.simulator import NicepaySimulator, SimulatorConfig, serve_app
-from adapters.simulator.demo import IMID
+from adapters.simulator.rig import IMID
 from fsm.clock import ManualClock
 
 

@@ -43,7 +43,7 @@ from adapters.nicepay.config import InquiryRetry, NicepayCredentials
 from adapters.reconcile.intents import Call
 from adapters.reconcile.journal import CallJournal
 from adapters.service import PaymentService
-from adapters.simulator.demo import demo_order
+from adapters.simulator.rig import demo_order
 from fsm.clock import Clock
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet

@@ -1,6 +1,6 @@
 """The end-to-end rig: the demo's merchant and simulator on loopback, plus waiting and checking.
 
-:func:`open_rig` wires a fresh store to :func:`adapters.simulator.demo.merchant_rig` with compressed
+:func:`open_rig` wires a fresh store to :func:`adapters.simulator.rig.merchant_rig` with compressed
 expiries, and on the way out checks every payment and link it stored: the log replays
 consistently and nothing was settled except by a status inquiry right after a check.
 """
@@ -28,7 +28,7 @@ from adapters.simulator import (
     ScriptedBrowser,
     SimulatorConfig,
 )
-from adapters.simulator.demo import DEMO_AMOUNT, IMID, MerchantRig, demo_order, merchant_rig
+from adapters.simulator.rig import DEMO_AMOUNT, IMID, MerchantRig, demo_order, merchant_rig
 from adapters.wallets.status_codes import event_for_status
 from fsm.definition import Actor
 from fsm.engine import Engine

@@ -31,7 +31,7 @@ from adapters.inbound.handler import NotificationHandler
 from adapters.reconcile.worker import StatusWorker, WorkRound
 from adapters.service import PaymentService
 from adapters.simulator import serve_app
-from adapters.simulator.demo import demo_order
+from adapters.simulator.rig import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet

@@ -20,7 +20,7 @@ import httpx
 from adapters.nicepay.client import CANCEL_PATH, NicepayClient
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator
-from adapters.simulator.demo import demo_order
+from adapters.simulator.rig import demo_order
 from fsm.clock import ManualClock
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet

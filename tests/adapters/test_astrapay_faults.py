@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from adapters.nicepay.config import InquiryRetry
 from adapters.reconcile.recovery import Reconciler
 from adapters.simulator import CustomerAction
-from adapters.simulator.demo import IMID
+from adapters.simulator.rig import IMID
 from adapters.wallets.status_codes import event_for_status
 from fsm.flows import Wallet
 from fsm.model import Instance

@@ -38,8 +38,8 @@ from adapters.reconcile.recovery import ReconcilePass, Reconciler
 from adapters.refunds import RefundStatus
 from adapters.service import PaymentService
 from adapters.simulator import NicepaySimulator, serve_app
-from adapters.simulator.demo import demo_order
 from adapters.simulator.flow import NicepayEvent
+from adapters.simulator.rig import demo_order
 from adapters.wallets.status_codes import event_for_status
 from fsm.clock import ManualClock
 from fsm.engine import Engine

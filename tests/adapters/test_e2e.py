@@ -2,7 +2,7 @@
 
 Nothing is mocked. The simulator plays NICEPAY and the wallets over HTTP, a scripted browser plays
 the customer, and the merchant side is the library as the demo assembles it (see
-``adapters.simulator.demo.merchant_rig``): the service registers and redirects, the notification app
+``adapters.simulator.rig.merchant_rig``): the service registers and redirects, the notification app
 receives notifications and browser returns, and only status inquiries settle. Each test gets its
 own simulator, merchant server and database; on the way out every stored payment and link must
 replay consistently, and every settlement must be an inquiry's answer straight after a check

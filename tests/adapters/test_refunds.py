@@ -28,7 +28,7 @@ from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.recovery import Reconciler
 from adapters.refunds import Refund, RefundStatus
 from adapters.simulator import CancelRule
-from adapters.simulator.demo import demo_order
+from adapters.simulator.rig import demo_order
 from fsm.errors import InstanceNotFound
 from fsm.flows import Wallet
 from fsm.model import Instance
