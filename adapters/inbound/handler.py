@@ -61,7 +61,7 @@ from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.hints import is_tx_id, recorded_hints
 from adapters.reconcile.status import StatusChecks
 from adapters.reconcile.work import CheckRequest, StatusWork
-from adapters.telemetry import ServiceTelemetry, default_telemetry
+from adapters.telemetry import ServiceTelemetry, current_trace_carrier, default_telemetry
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
 from fsm.definition import Actor
@@ -374,7 +374,9 @@ class NotificationHandler:
         """What asks a worker for ``check`` in the transaction that journals its request."""
         if check is None:
             return None
-        return self._service.status_work.writer(check, self._service.engine.clock.now())
+        # Inside the request's span: the check's own span, when a worker runs it, links here.
+        linked = check._replace(trace_parent=current_trace_carrier())
+        return self._service.status_work.writer(linked, self._service.engine.clock.now())
 
 
 __all__ = ["OK", "RETRY_AFTER", "NotificationHandler", "Payments"]

@@ -89,6 +89,8 @@ class StatusWorkRow(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
+    trace_parent: str | None = Field(default=None, max_length=64)
+    """The first asking request's W3C ``traceparent`` (no payment data: trace and span ids)."""
 
 
 STATUS_WORK_TABLE = StatusWorkRow.__table__  # type: ignore[attr-defined]
@@ -104,6 +106,8 @@ class CheckRequest(NamedTuple):
     """The tXid a browser return named, asked about alone."""
     call_key: str | None = None
     """The key the inquiry is recorded under."""
+    trace_parent: str | None = None
+    """The W3C ``traceparent`` of the request's span, so the check's span links back to it."""
 
 
 class StatusWorkItem(NamedTuple):
@@ -117,6 +121,8 @@ class StatusWorkItem(NamedTuple):
     attempts: int
     next_attempt_at: datetime
     last_error: str | None
+    trace_parent: str | None = None
+    """The span of the request that asked first, which the check's span links to."""
 
 
 _COLUMNS = (
@@ -128,6 +134,7 @@ _COLUMNS = (
     _W.c.attempts,
     _W.c.next_attempt_at,
     _W.c.last_error,
+    _W.c.trace_parent,
 )
 _LAPSED = and_(_W.c.status == WorkStatus.RUNNING.value, _W.c.claimed_until < bindparam("now"))
 _DUE = or_(
@@ -167,9 +174,9 @@ class _PendingExists(Exception):
 
 
 def _item(row: Any) -> StatusWorkItem:
-    work_id, instance_id, status, hint, key, attempts, next_at, error = row[:8]
+    work_id, instance_id, status, hint, key, attempts, next_at, error, parent = row[:9]
     return StatusWorkItem(
-        work_id, instance_id, WorkStatus(status), hint, key, attempts, next_at, error
+        work_id, instance_id, WorkStatus(status), hint, key, attempts, next_at, error, parent
     )
 
 
@@ -206,6 +213,7 @@ class StatusWork:
             "status": WorkStatus.PENDING.value,
             "tx_id_hint": check.tx_id_hint,
             "call_key": check.call_key,
+            "trace_parent": check.trace_parent,
             "attempts": 0,
             "created_at": require_aware(now),
             "next_attempt_at": now,

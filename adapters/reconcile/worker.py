@@ -25,6 +25,7 @@ from adapters.errors import CallKeyTaken, ProviderError
 from adapters.events.relay import Backoff
 from adapters.reconcile.status import StatusChecks
 from adapters.reconcile.work import StatusWork, StatusWorkItem
+from adapters.telemetry import ServiceTelemetry, linked_span
 from fsm.errors import FsmError
 from fsm.store.leases import claim_owner
 
@@ -81,8 +82,12 @@ class StatusWorker:
         batch: int = 20,
         lease: timedelta = DEFAULT_LEASE,
         owner: str | None = None,
+        telemetry: ServiceTelemetry | None = None,
     ) -> None:
         """Run the checks requested of ``service`` (a :class:`~adapters.PaymentService`).
+
+        Each check runs in a span of its own linked to the span of the request that asked for
+        it, sent to ``telemetry`` (by default the global OpenTelemetry providers).
 
         A round starts a check only while less than half of ``lease`` has passed since its
         claim: the rest of a batch slow inquiries held up lapses to any worker, instead of being
@@ -94,6 +99,7 @@ class StatusWorker:
         self.batch = batch
         self.lease = lease
         self.owner = owner or claim_owner("status")
+        self.telemetry = telemetry
 
     def run_once(self) -> WorkRound:
         """Claim one batch of due checks and run each while the claim is young."""
@@ -145,9 +151,10 @@ class StatusWorker:
 
     def _run(self, item: StatusWorkItem) -> WorkRound:
         try:
-            self.service.check_status(
-                item.instance_id, tx_id_hint=item.tx_id_hint, call_key=item.call_key
-            )
+            with linked_span("status check", item.trace_parent, telemetry=self.telemetry):
+                self.service.check_status(
+                    item.instance_id, tx_id_hint=item.tx_id_hint, call_key=item.call_key
+                )
         except CallKeyTaken:  # another request, on any replica, asked under this key already
             logger.info(
                 "status check already asked",

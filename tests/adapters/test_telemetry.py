@@ -21,7 +21,7 @@ from adapters.events import Backoff, CallableSink, Relay
 from adapters.nicepay.config import InquiryRetry
 from adapters.reconcile.recovery import Reconciler
 from adapters.simulator import CustomerAction
-from adapters.simulator.demo import merchant_rig
+from adapters.simulator.rig import merchant_rig
 from adapters.telemetry import current_trace_carrier, linked_span, transaction_time
 from fsm import ManualClock, SqlStore
 from fsm.engine import Engine
@@ -105,6 +105,32 @@ def test_a_payment_paid_through_the_simulator_is_measured(
     ids = {payment.id, payment.reference_no, payment.tx_id}
     assert None not in ids
     assert not ids & set(collected.attribute_values())
+
+
+def test_each_status_check_links_back_to_the_request_that_asked_for_it(
+    tmp_path: Path, collected: Collected
+) -> None:
+    with measured_rig(tmp_path, collected) as rig:
+        started = rig.start("linked", "ovo")
+        rig.browse(started)
+        rig.deliveries(rig.ref("linked"), 1)
+        wait_for("paid", rig, started.instance.id)
+
+    requests = {
+        span.context.span_id: span for span in collected.spans() if span.name.startswith("inbound ")
+    }
+    checks = collected.spans("status check")
+    assert checks, sorted({s.name for s in collected.spans()})
+    for check in checks:
+        [link] = check.links
+        asked = requests[link.context.span_id]  # the notification's, or a browser return's
+        assert check.context.trace_id != asked.context.trace_id  # a root of its own
+    inquiries = [
+        span
+        for span in collected.spans("nicepay inquiry")
+        if span.parent is not None and span.parent.span_id in {c.context.span_id for c in checks}
+    ]
+    assert inquiries, "the inquiry runs inside its check's span"
 
 
 def test_a_refused_call_has_its_result_code_on_its_span_and_duration(

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("claimed_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("trace_parent", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["instance_id"], ["flow_instance.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
