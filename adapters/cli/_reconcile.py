@@ -40,6 +40,9 @@ from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
 
+LOOP_CHECK_ROUNDS = 5
+"""Rounds of status checks a looping reconciler runs per pass (a round claims a batch)."""
+
 
 def register(subparsers: Any) -> None:
     """Add the reconcile command."""
@@ -110,7 +113,9 @@ def _reconcile(args: argparse.Namespace) -> int:
         while True:
             try:
                 done = reconciler.run_once()
-                checked = worker.drain()
+                # A loop bounds the checks of one pass, so that requests keeping checks due
+                # cannot hold deadlines, repairs and the relay back.
+                checked = worker.drain(rounds=LOOP_CHECK_ROUNDS if args.loop else 1000)
                 watch.check(datetime.now(UTC))
             except Exception:  # a database outage must not end the loop; --once reports it
                 if not args.loop:

@@ -43,6 +43,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, SQLModel
 
+from adapters.reconcile.hints import is_tx_id
 from fsm.clock import require_aware
 from fsm.errors import InvalidInstanceData
 from fsm.store.sql import SqlStore
@@ -169,8 +170,38 @@ _NO_OTHER_PENDING = ~exists().where(
 )
 
 
+def _inherit_attempts(greatest: Any) -> Any:
+    failed = select(_OTHER.c.instance_id, _OTHER.c.attempts).where(
+        _OTHER.c.id == bindparam("work_id")
+    )
+    return (
+        update(_W)
+        .where(
+            _W.c.status == WorkStatus.PENDING.value,
+            _W.c.instance_id == failed.with_only_columns(_OTHER.c.instance_id).scalar_subquery(),
+        )
+        .values(
+            attempts=greatest(
+                _W.c.attempts,
+                failed.with_only_columns(_OTHER.c.attempts + 1).scalar_subquery(),
+            )
+        )
+    )
+
+
+_INHERIT_ATTEMPTS = {False: _inherit_attempts(func.max), True: _inherit_attempts(func.greatest)}
+"""A pending check takes on a superseded one's attempts (SQLite's scalar ``max``, else
+``greatest``), keyed by whether the database is PostgreSQL."""
+
+
 class _PendingExists(Exception):
     """A request's pending row for the payment committed before a retry's."""
+
+
+def _earlier(dialect: str, kept: Any, asked: Any) -> Any:
+    """The earlier of two times, in the database (SQLite's scalar ``min``, PostgreSQL's
+    ``least``; SQLite keeps them as text in one sortable form)."""
+    return func.least(kept, asked) if dialect == "postgresql" else func.min(kept, asked)
 
 
 def _item(row: Any) -> StatusWorkItem:
@@ -199,10 +230,14 @@ class StatusWork:
     def writer(self, check: CheckRequest, now: datetime) -> Callable[[Connection], None]:
         """What asks for ``check``, due at ``now``, in the caller's transaction on a connection.
 
-        Where a check already waits for the payment, it is kept and made due at ``now`` (a new
-        request is a reason to ask now, not after a failed attempt's backoff), asking about the
-        new ``tx_id_hint`` if given (the newest return's; older ones stay recorded,
-        :mod:`adapters.reconcile.hints`), under the key it had, or else the new ``call_key``.
+        Where a check already waits for the payment, it is kept and made due at ``now`` if it
+        was due later (a new request is a reason to ask now, not after a failed attempt's
+        backoff; one due earlier keeps its place in the queue), under the key it had, or else
+        the new ``call_key``. It keeps the ``tx_id_hint`` it was asked about first: a later
+        return (a forged one, perhaps) cannot take a waiting genuine one's place, and each return
+        still buys one inquiry at most; the hints it did not ask about stay recorded for the
+        payment's next checks (:mod:`adapters.reconcile.hints`). A hint that is not a
+        well-formed tXid is never stored.
 
         Raises:
             InvalidInstanceData: ``now`` is naive.
@@ -211,7 +246,7 @@ class StatusWork:
             "id": str(uuid.uuid4()),
             "instance_id": check.instance_id,
             "status": WorkStatus.PENDING.value,
-            "tx_id_hint": check.tx_id_hint,
+            "tx_id_hint": check.tx_id_hint if is_tx_id(check.tx_id_hint) else None,
             "call_key": check.call_key,
             "trace_parent": check.trace_parent,
             "attempts": 0,
@@ -224,8 +259,10 @@ class StatusWork:
             index_elements=[_W.c.instance_id],
             index_where=_W.c.status == WorkStatus.PENDING.value,
             set_={
-                "next_attempt_at": insert.excluded.next_attempt_at,
-                "tx_id_hint": func.coalesce(insert.excluded.tx_id_hint, _W.c.tx_id_hint),
+                "next_attempt_at": _earlier(
+                    self._store.dialect, _W.c.next_attempt_at, insert.excluded.next_attempt_at
+                ),
+                "tx_id_hint": func.coalesce(_W.c.tx_id_hint, insert.excluded.tx_id_hint),
                 "call_key": func.coalesce(_W.c.call_key, insert.excluded.call_key),
             },
         )
@@ -315,6 +352,11 @@ class StatusWork:
             pass
         superseded = {**base, "status": WorkStatus.DONE.value, "finished_at": now}
         with self._store.transaction() as conn:
+            # The newer check inherits the attempts made, so that requests arriving while
+            # NICEPAY fails cannot keep a payment's checks from ever being given up.
+            conn.execute(
+                _INHERIT_ATTEMPTS[self._store.dialect == "postgresql"], {"work_id": work_id}
+            )
             return _settle(conn, work_id, owner, superseded)
 
 
