@@ -31,6 +31,7 @@ from adapters.inbound.handler import NotificationHandler
 from adapters.inbound.journal import DEFAULT_RETENTION, InboundJournal
 from adapters.nicepay.client import NicepayClient
 from adapters.nicepay.config import Environment, NicepayCredentials
+from adapters.reconcile.retention import prune_finished
 from adapters.reconcile.worker import StatusWorker
 from adapters.service import PaymentService
 from fsm.chain.keys import AuditKeys
@@ -100,7 +101,8 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(handler=_serve, log_level=logging.INFO)  # a server says what it does
     prune = subparsers.add_parser(
         "prune-inbound",
-        help="delete journalled inbound requests (inbound_attempt) older than the retention",
+        help="delete journalled inbound requests (inbound_attempt), and the status checks they "
+        "asked for that finished (status_work), older than the retention",
     )
     prune.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     prune.add_argument(
@@ -189,5 +191,7 @@ def _prune(args: argparse.Namespace) -> int:
     before = datetime.now(UTC) - timedelta(days=args.days)
     with open_store(args.db) as store:
         pruned = InboundJournal(store).prune(before)
+        finished = prune_finished(store, before)
     write(f"pruned {pruned} inbound requests received before {before.isoformat()}")
+    write(f"pruned {finished} status checks finished before {before.isoformat()}")
     return 0

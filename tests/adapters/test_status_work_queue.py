@@ -8,8 +8,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from adapters.inbound.handler import NotificationHandler
+from adapters.reconcile.retention import prune_finished
 from adapters.reconcile.work import CheckRequest, WorkStatus
 from adapters.reconcile.worker import StatusWorker
+from fsm.store.sql import SqlStore
 from tests.adapters.mock_nicepay import ServiceRig
 from tests.adapters.test_astrapay_hints import at_nicepay, returned, submitted
 from tests.adapters.values import new_tx_id
@@ -71,3 +73,21 @@ def test_a_check_superseded_while_it_failed_hands_its_attempts_on(rig: ServiceRi
     work.failed(again.id, owner="w", error="ProviderUnavailable", now=now, retry_at=retry_at)
     [retried] = work.items(instance_id=payment.id, status=WorkStatus.PENDING)
     assert retried.attempts == 2
+
+
+def test_finished_checks_are_pruned_after_their_time_and_waiting_ones_never(
+    rig: ServiceRig, store: SqlStore
+) -> None:
+    done, given_up, waiting = (submitted(rig, f"ORD-{n}") for n in (1, 2, 3))
+    work, now = rig.service.status_work, rig.clock.now()
+    for payment in (done, given_up):
+        work.request(CheckRequest(payment.id), now)
+    claimed = {item.instance_id: item for item in work.claim(now, owner="w", lease=LEASE)}
+    work.done(claimed[done.id].id, owner="w", now=now)
+    work.failed(claimed[given_up.id].id, owner="w", error="ProviderError", now=now, retry_at=None)
+    work.request(CheckRequest(waiting.id), now)
+
+    assert prune_finished(store, now) == 0  # nothing finished before the cut-off
+    assert prune_finished(store, now + timedelta(seconds=1)) == 2
+
+    assert [item.instance_id for item in work.items()] == [waiting.id]
