@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from fsm import AuditKeys, Engine, ManualClock, SqlStore
 from fsm.flows import FLOWS
 from tests.fsm.conftest import T0
@@ -17,10 +19,16 @@ from tests.test_tamper import EDITS, KEY, Filled, apply, audit_key, verify
 from tests.test_tamper import copy as copy  # the fixtures, used by name
 from tests.test_tamper import filled as filled
 
+KEY_SET = "2100-01-01T00:00:00+00:00"
+"""The cutoff: when the key was set, after everything the demo and the tests write."""
 
-def reseal(url: str, *argv: str, key: str | None) -> tuple[int, dict[str, Any], str]:
+
+def reseal(
+    url: str, *argv: str, key: str | None, before: str = KEY_SET
+) -> tuple[int, dict[str, Any], str]:
+    argv = (*(argv or ("--all",)), "--before", before)
     with audit_key(key):
-        code, out, err = run_cli("reseal", *(argv or ("--all",)), "--db", url, "--json")
+        code, out, err = run_cli("reseal", *argv, "--db", url, "--json")
     assert "Traceback" not in err
     return code, json.loads(out) if out else {}, err
 
@@ -60,7 +68,7 @@ def test_a_broken_plain_chain_is_refused_and_left_as_it_is(filled: Filled, copy:
     assert chain["key_ids"][0] == ("audit-1" if filled.keyed else "sha256")
 
 
-def test_a_chain_begun_without_the_key_and_continued_with_it_is_sealed_whole(
+def test_a_chain_begun_without_the_key_and_continued_with_it_is_refused(
     filled: Filled, copy: str
 ) -> None:
     plain = SqlStore(copy)
@@ -78,21 +86,50 @@ def test_a_chain_begun_without_the_key_and_continued_with_it_is_sealed_whole(
     chain = before["instances"][0]["chain"]
     assert (chain["status"], chain["key_ids"]) == ("unverified", ["sha256", "audit-1"])
     code, report, _ = reseal(copy, pid, key=KEY)
-    assert (code, outcomes(report)) == (0, {pid: "resealed"})
+    assert (code, outcomes(report)) == (1, {pid: "refused"})
+    assert "only partly hash-only (keys sha256, audit-1)" in report["instances"][0]["reason"]
     code, after = verify(copy, pid, key=KEY)
-    chain = after["instances"][0]["chain"]
-    assert (code, chain["status"], chain["key_ids"], chain["steps"]) == (
-        0,
-        "intact",
-        ["audit-1"],
-        2,
-    )
+    assert after["instances"][0]["chain"] == chain  # left as it was
+    code, _ = verify(copy, pid, "--accept-unkeyed", key=KEY)
+    assert code == 0
 
 
-def test_resealing_needs_a_key(copy: str) -> None:
+def test_only_chains_last_moved_before_the_cutoff_are_resealed(filled: Filled, copy: str) -> None:
+    code, report, _ = reseal(copy, key=KEY, before="2000-01-01T00:00:00+00:00")
+    if filled.keyed:
+        assert (code, set(outcomes(report).values())) == (0, {"already keyed"})
+        return
+    assert (code, set(outcomes(report).values())) == (1, {"refused"})
+    reasons = {item["reason"].split(", is not", 1)[-1] for item in report["instances"]}
+    assert reasons == {
+        " before the cutoff 2000-01-01T00:00:00+00:00: rows hashed after the key was set"
+        " were written without it"
+    }
+    code, unchanged = verify(copy, "--all", key=None)
+    assert code == 0
+    assert {tuple(i["chain"]["key_ids"]) for i in unchanged["instances"]} == {("sha256",)}
+    code, _, err = reseal(copy, key=KEY, before="2000-01-01T00:00:00")
+    assert code == 2
+    assert "--before '2000-01-01T00:00:00' has no timezone" in err
+
+
+def test_resealing_needs_a_key_and_a_cutoff(copy: str) -> None:
     code, report, err = reseal(copy, key=None)
     assert (code, report) == (2, {})
     assert "resealing needs an audit key" in err
     code, _, err = reseal(copy, "some-id", "--all", key=KEY)
     assert code == 2
     assert "ewallet-fsm reseal: error: give either ID or --all" in err
+    with audit_key(KEY), pytest.raises(SystemExit) as refused:  # argparse: a required option
+        run_cli("reseal", "--all", "--db", copy)
+    assert refused.value.code == 2
+
+
+def test_chains_signed_with_a_key_not_given_are_refused(filled: Filled, copy: str) -> None:
+    if not filled.keyed:
+        pytest.skip("only a keyed database names a key")
+    code, report, _ = reseal(copy, key="audit-2:another-long-enough-secret")
+    assert (code, set(outcomes(report).values())) == (1, {"refused"})
+    assert {i["reason"] for i in report["instances"]} == {
+        "rows are signed with key 'audit-1', not given"
+    }

@@ -1,10 +1,13 @@
-"""``ewallet-fsm reseal``: seal with the audit key the chains stored without one.
+"""``ewallet-fsm reseal --before TIME``: seal with the audit key the chains stored without one.
 
 Rows from before the audit chain, or written while no key was set, are only hash-chained, and a
 key holder's ``verify`` fails on them (see :mod:`fsm.store.reseal`). ``reseal`` checks each such
-chain and, when it is intact, links and seals it again under the first key in
-``$EWALLET_FSM_AUDIT_KEY``; a chain found tampered is left as it is. Exit 1 when any payment was
-refused, 2 without a key. Take a new checkpoint after resealing: the old ones hold the old links.
+chain and, when it is hash-only throughout, intact and last moved before ``--before`` (the
+moment the key was set), links and seals it again under the first key in
+``$EWALLET_FSM_AUDIT_KEY``. Any other chain is left as it is: one signed throughout is ``already
+keyed`` (so a second run changes nothing), the rest are refused with the reason. Run it once,
+right after setting the key. Exit 1 when any payment was refused, 2 without a key or cutoff.
+Take a new checkpoint after resealing: the old ones hold the old links.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from adapters.cli._output import default_db, open_existing, write, write_json
+from adapters.cli._output import aware_time, default_db, open_existing, write, write_json
 from adapters.cli._verify import add_selection, selection_refused
 from fsm.store.reseal import Outcome, reseal
 
@@ -24,6 +27,13 @@ def register(subparsers: Any) -> None:
         help="seal hash-only audit chains with the audit key, once found intact (exit 1: refused)",
     )
     add_selection(command)
+    command.add_argument(
+        "--before",
+        required=True,
+        metavar="TIME",
+        help="when the audit key was set (ISO 8601 with a timezone): a chain whose last step is"
+        " at or after it is refused",
+    )
     command.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
     command.add_argument("--json", action="store_true", help="print JSON")
     command.set_defaults(handler=_reseal)
@@ -32,8 +42,12 @@ def register(subparsers: Any) -> None:
 def _reseal(args: argparse.Namespace) -> int:
     if selection_refused(args):
         return 2
+    cutoff = aware_time(args.before, "--before")
+    if cutoff is None:  # argparse requires it: never here
+        return 2
     with open_existing(args.db) as store:
-        done = list(reseal(store, store.instance_ids() if args.all else [args.id]))
+        ids = store.instance_ids() if args.all else [args.id]
+        done = list(reseal(store, ids, before=cutoff))
     counts = {str(outcome): sum(r.outcome is outcome for r in done) for outcome in Outcome}
     if args.json:
         write_json(

@@ -6,7 +6,9 @@ written (an unknown flow or state, a payload that is not JSON) is reported, neve
 Exit 1 when any payment is tampered or its replay is not consistent, and also when its chain
 could not be checked under a key while one is given (or ``--require-key``): rows rewritten and
 hashed again by someone without the key read as unverified. ``--accept-unkeyed`` accepts such
-chains, for rows stored before the key was set (``ewallet-fsm reseal`` signs them). 0 otherwise.
+chains, for rows stored before the key was set (``ewallet-fsm reseal`` signs them), but never a
+hash-only step or seal after signed steps: that is tampered (see :mod:`fsm.chain.verify`). 0
+otherwise.
 
 ``--against CHECKPOINT`` holds every chain against the heads a checkpoint signed
 (``ewallet-fsm checkpoint``): a payment missing, or shorter than or departing from its head

@@ -111,7 +111,8 @@ def take(
     one its chain really had (a step taken meanwhile makes a later head, which still extends).
 
     Raises:
-        CheckpointRefused: a chain is tampered; a checkpoint would vouch for it.
+        CheckpointRefused: a chain is tampered, a signed one continued hash-only among them
+            (:mod:`fsm.chain.verify`); a checkpoint would vouch for it.
     """
     heads = []
     for start in range(0, len(instance_ids), batch):

@@ -6,6 +6,12 @@ nothing was found wrong but a link could not be trusted: its key was not given, 
 only hashed while a key is held or required (anyone can recompute a hash chain). It says which
 protection applied: the key ids the rows name, ``sha256`` for the plain hash chain. A history the
 flow's rules refuse is replay's ``diverged``, not this.
+
+A chain may begin hash-only and go on signed (a key set on a running database), never the other
+way: a store holding a key signs every row it writes, and one without a key refuses to extend a
+signed chain. So a hash-only step after a signed one, or a hash-only seal over signed steps, is
+``tampered`` whoever checks, key or not: it was written by someone with the database but not
+the key, who could rewrite everything from there on.
 """
 
 from __future__ import annotations
@@ -167,6 +173,8 @@ class _Check:
         self.chain = chain
         self.key_ids: dict[str, None] = {}
         self.unchecked: list[str] = []
+        self.signed = ""
+        """The key id of the last signed step, once the steps are checked ("": none signed)."""
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -174,7 +182,7 @@ class _Check:
 
     def steps(self, rows: Sequence[Sequence[Any]]) -> str:
         """The last step's link, once every step's position and link is checked."""
-        previous = ""
+        previous, signed = "", ""
         for expected, row in enumerate(rows, start=1):
             seq, link, key_id = row[_SEQ], row[_LINKED], row[_LINKED + 1]
             if seq != expected:
@@ -185,6 +193,10 @@ class _Check:
                 )
             if not link or not key_id:
                 raise _Tampered(seq, "the step carries no chain link")
+            if key_id == HASH_ONLY and signed:
+                self.key_ids.setdefault(HASH_ONLY)
+                raise _Tampered(seq, _downgraded(f"step {seq}", signed))
+            signed = signed if key_id == HASH_ONLY else key_id
             self._mac(
                 self.chain.link,
                 (previous, row[:_LINKED], key_id, link),
@@ -193,6 +205,7 @@ class _Check:
                 "its content or place does not match its link: rewritten, inserted or moved",
             )
             previous = link
+        self.signed = signed
         return previous
 
     def instance(self, row: Sequence[Any] | None, latest: str, steps: int) -> None:
@@ -202,6 +215,9 @@ class _Check:
         link, seal, key_id = row[_SEALED], row[_SEALED + 1], row[_SEALED + 2]
         if not seal or not key_id or link is None:
             raise _Tampered(None, "the instance row carries no seal")
+        if key_id == HASH_ONLY and self.signed:
+            self.key_ids.setdefault(HASH_ONLY)
+            raise _Tampered(None, _downgraded("the instance row's seal", self.signed))
         if link != latest:
             raise _Tampered(
                 None,
@@ -233,6 +249,13 @@ class _Check:
             self.unchecked.append(f"{what} is signed with key {key_id!r}, which was not given")
         elif not _matches(compute, *made):
             raise _Tampered(seq, broken)
+
+
+def _downgraded(what: str, signed: str) -> str:
+    return (
+        f"{what} is only hashed (no audit key) after steps signed with key {signed!r}: a writer"
+        " holding the key signs every row, so it was written or rewritten without the key"
+    )
 
 
 def _matches(compute: Any, previous: str, values: Sequence[Any], key_id: str, stored: str) -> bool:

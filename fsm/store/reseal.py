@@ -3,20 +3,27 @@
 Rows stored before the audit chain (hash-chained by migration 0010) or while no key was set
 carry the plain SHA-256 chain (key id ``sha256``), which anyone can recompute: a key holder's
 ``verify`` cannot tell them from rows rewritten and hashed again. Whoever holds the key checks
-each such chain and, only when every link and the seal are intact, links it again from its
-first step and seals it under the signing key, whose id every row then records. A chain found
-tampered, or naming a key not given, is left as it is and reported. Each instance is resealed in
-one transaction that holds its row, so no step is appended meanwhile.
+each such chain and, only when it is hash-only from its first step to its seal, every link and
+the seal are intact, and its last step is before the cutoff (the moment the key was set), links
+it again from its first step and seals it under the signing key, whose id every row then
+records. Every other chain is left as it is: one already signed throughout is reported so (a
+second run changes nothing); one tampered, naming a key not given, partly signed, or moved at or
+after the cutoff is refused, with the reason. Each instance is resealed in one transaction that
+holds its row, so no step is appended meanwhile.
 
-Resealing vouches for the rows as they are: run it once, right after the key is set, on a
-database whose hash chains nobody but the service could have touched. A checkpoint taken before
-a reseal holds the old links: take a new one after it.
+Resealing vouches for the rows as they are: run it once, right after the key is set, with the
+moment it was set as the cutoff, on a database whose hash chains nobody but the service could
+have touched. A hash-only row written after that moment was written without the key, which the
+service no longer does. Later runs are for the same rows only: a signed chain rewritten whole
+as a hash chain cannot be told from one never signed (a checkpoint can tell). A checkpoint taken
+before a reseal holds the old links: take a new one after it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -25,7 +32,8 @@ from sqlalchemy import Connection, select
 from fsm.chain.content import LINK_FIELDS, SEAL_FIELDS
 from fsm.chain.keys import HASH_ONLY
 from fsm.chain.link import Chain
-from fsm.chain.verify import ChainedRows, ChainStatus, verify_chain
+from fsm.chain.verify import ChainedRows, ChainStatus, ChainVerdict, verify_chain
+from fsm.clock import as_utc, require_aware
 from fsm.errors import ConfigurationError
 from fsm.store.sql import SqlStore
 from fsm.store.tables import INSTANCE_TABLE, LOG_TABLE
@@ -34,6 +42,7 @@ _LOG = LOG_TABLE.c
 _INSTANCE = INSTANCE_TABLE.c
 _LINKED = len(LINK_FIELDS)
 _SEQ = LINK_FIELDS.index("seq")
+_TIME = LINK_FIELDS.index("occurred_at")
 _SEALED = len(SEAL_FIELDS)
 
 
@@ -57,21 +66,29 @@ class Resealed:
     reason: str | None = None
 
 
-def reseal(store: SqlStore, instance_ids: Iterable[str]) -> Iterator[Resealed]:
+def reseal(store: SqlStore, instance_ids: Iterable[str], *, before: datetime) -> Iterator[Resealed]:
     """Seal each instance's hash-only chain with ``store``'s signing key, one by one.
+
+    Args:
+        store: the database, opened with the audit key.
+        instance_ids: the instances to reseal.
+        before: the cutoff, when the key was set: a chain whose last step is at or after it is
+            refused.
 
     Raises:
         ConfigurationError: ``store`` holds no audit key.
+        InvalidInstanceData: ``before`` is naive.
     """
     chain = store.chain
     if chain.keys is None:
         raise ConfigurationError("resealing needs an audit key ($EWALLET_FSM_AUDIT_KEY)")
+    cutoff = require_aware(before)
     for instance_id in dict.fromkeys(instance_ids):
         with store.transaction() as conn:
-            yield _reseal_one(conn, chain, instance_id)
+            yield _reseal_one(conn, chain, instance_id, cutoff)
 
 
-def _reseal_one(conn: Connection, chain: Chain, instance_id: str) -> Resealed:
+def _reseal_one(conn: Connection, chain: Chain, instance_id: str, cutoff: datetime) -> Resealed:
     # A write first: it holds the row (PostgreSQL) or the database (SQLite) until the end, so
     # the rows checked are the rows rewritten.
     touched = conn.execute(
@@ -79,35 +96,61 @@ def _reseal_one(conn: Connection, chain: Chain, instance_id: str) -> Resealed:
         .where(_INSTANCE.id == instance_id)
         .values(chain_key=_INSTANCE.chain_key)
     )
-    rows = _rows(conn, instance_id, locked=touched.rowcount > 0)
+    rows, moved = _rows(conn, instance_id, locked=touched.rowcount > 0)
     verdict = verify_chain(chain, *rows)
     steps, keys = len(rows.step_rows), verdict.key_ids
-
-    def done(outcome: Outcome, key_id: str, reason: str | None = None) -> Resealed:
-        return Resealed(instance_id, outcome, steps, key_id, reason)
-
-    if verdict.status is ChainStatus.TAMPERED:
-        return done(Outcome.REFUSED, keys[0] if keys else HASH_ONLY, verdict.describe())
-    unknown = [key_id for key_id in keys if not chain.can_check(key_id)]
-    if unknown:
-        return done(
-            Outcome.REFUSED, unknown[0], f"rows are signed with key {unknown[0]!r}, not given"
+    if verdict.status is ChainStatus.INTACT and HASH_ONLY not in keys:
+        return Resealed(instance_id, Outcome.ALREADY_KEYED, steps, keys[-1])
+    refused = _refusal(verdict, chain, moved, cutoff)
+    if refused is not None:
+        return Resealed(
+            instance_id, Outcome.REFUSED, steps, keys[0] if keys else HASH_ONLY, refused
         )
-    if HASH_ONLY not in keys:
-        return done(Outcome.ALREADY_KEYED, keys[-1])
     _relink(conn, chain, rows)
-    return done(Outcome.RESEALED, chain.key_id)
+    return Resealed(instance_id, Outcome.RESEALED, steps, chain.key_id)
 
 
-def _rows(conn: Connection, instance_id: str, *, locked: bool) -> ChainedRows:
+def _refusal(
+    verdict: ChainVerdict, chain: Chain, moved: datetime | None, cutoff: datetime
+) -> str | None:
+    """Why the chain is not resealed; ``None`` when it is hash-only, intact and before the
+    cutoff."""
+    if verdict.status is ChainStatus.TAMPERED:
+        return verdict.describe()
+    unknown = [key_id for key_id in verdict.key_ids if not chain.can_check(key_id)]
+    if unknown:
+        return f"rows are signed with key {unknown[0]!r}, not given"
+    if verdict.key_ids != (HASH_ONLY,):
+        return (
+            f"the chain is only partly hash-only (keys {', '.join(verdict.key_ids)}): only a chain"
+            " hash-only from its first step to its seal is resealed"
+        )
+    if moved is None or moved >= cutoff:
+        return (
+            f"its last step, at {moved and moved.isoformat()}, is not before the cutoff"
+            f" {cutoff.isoformat()}: rows hashed after the key was set were written without it"
+        )
+    return None
+
+
+def _rows(
+    conn: Connection, instance_id: str, *, locked: bool
+) -> tuple[ChainedRows, datetime | None]:
+    """The instance's chained rows, and when it last moved (its last step, else its update)."""
     log = select(*(_LOG[name] for name in LINK_FIELDS), _LOG.chain_link, _LOG.chain_key)
-    steps = conn.execute(log.where(_LOG.instance_id == instance_id).order_by(_LOG.seq)).all()
-    instance = None
+    steps = [
+        tuple(step)
+        for step in conn.execute(log.where(_LOG.instance_id == instance_id).order_by(_LOG.seq))
+    ]
+    instance: tuple[Any, ...] | None = None
+    moved = steps[-1][_TIME] if steps else None
     if locked:
         columns = (*(_INSTANCE[name] for name in SEAL_FIELDS), _INSTANCE.chain_link)
-        found = select(*columns, _INSTANCE.chain_seal, _INSTANCE.chain_key)
-        instance = tuple(conn.execute(found.where(_INSTANCE.id == instance_id)).one())
-    return ChainedRows(instance_id, instance, [tuple(step) for step in steps])
+        found = select(*columns, _INSTANCE.chain_seal, _INSTANCE.chain_key, _INSTANCE.updated_at)
+        *sealed, updated = conn.execute(found.where(_INSTANCE.id == instance_id)).one()
+        instance, moved = tuple(sealed), moved if steps else updated
+    rows = ChainedRows(instance_id, instance, steps)
+    return rows, as_utc(moved) if isinstance(moved, datetime) else None
 
 
 def _relink(conn: Connection, chain: Chain, rows: ChainedRows) -> None:

@@ -63,7 +63,7 @@ _BOUND_SETS = tuple(
 REPLAY_CHUNK = 512
 """Instance ids per bulk replay query on SQLite, well under its limit on bound parameters."""
 
-_LOAD = select(*INSTANCE_COLUMNS, INSTANCE_TABLE.c.chain_link).where(
+_LOAD = select(*INSTANCE_COLUMNS, INSTANCE_TABLE.c.chain_link, INSTANCE_TABLE.c.chain_key).where(
     INSTANCE_TABLE.c.id == bindparam("instance_id")
 )
 _FIND_KEY = select(*(LOG_TABLE.c[name] for name in _RECORD_FIELDS)).where(
@@ -226,8 +226,8 @@ class UnitSql:
 
     def instance(self, row: Sequence[Any]) -> Instance:
         """An instance from a row of :data:`~fsm.store.tables.INSTANCE_COLUMNS`: ten plain columns,
-        three times, then the refunded total and the flow version (a column after them, the
-        chain link, is left)."""
+        three times, then the refunded total and the flow version (columns after them, the
+        chain link and key, are left)."""
         read = self.read_time
         return Instance(*row[:10], *[read(value) for value in row[10:13]], *row[13:15])
 

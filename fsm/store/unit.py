@@ -29,9 +29,15 @@ from types import TracebackType
 from typing import Any, cast
 
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
+from fsm.chain.keys import HASH_ONLY
 from fsm.chain.link import Chain, instance_values, record_values
 from fsm.definition import BINDABLE_FIELDS
-from fsm.errors import ConcurrentTransition, InstanceNotFound, InvalidInstanceData
+from fsm.errors import (
+    ConcurrentTransition,
+    ConfigurationError,
+    InstanceNotFound,
+    InvalidInstanceData,
+)
 from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store.chained import INSTANCE_ID, LOG_ID, instance_rows, log_rows, with_times
@@ -76,8 +82,9 @@ class Unit:
         self._database = database
         self._sql = sql
         self._chain = chain
-        self._seen: dict[str, tuple[Instance, str]] = {}
-        """Each instance as this unit last loaded or moved it, with its latest chain link."""
+        self._seen: dict[str, tuple[Instance, str, str]] = {}
+        """Each instance as this unit last loaded or moved it, with its latest chain link and the
+        id of the key that sealed it."""
         self._fresh = True
         self._broken = False
 
@@ -119,7 +126,8 @@ class Unit:
         if not rows:
             raise InstanceNotFound(instance_id)
         instance = self._sql.instance(rows[0])
-        self._seen[instance_id] = (instance, rows[0][-1] or "")
+        *_, link, key_id = rows[0]
+        self._seen[instance_id] = (instance, link or "", key_id or HASH_ONLY)
         return instance
 
     def find_key(self, instance_id: str, key: str) -> TransitionRecord | None:
@@ -152,9 +160,11 @@ class Unit:
             raise InvalidInstanceData(f"only {sorted(BINDABLE_FIELDS)} may be bound, not {names}")
         stamp = sql.write_time(record.occurred_at)
         due = None if deadline_at is None else sql.write_time(deadline_at)
-        current, previous = self._seen.get(record.instance_id) or self._reload(record.instance_id)
-        payload = dump_payload(record.payload)
+        seen = self._seen.get(record.instance_id) or self._reload(record.instance_id)
+        current, previous, sealed_by = seen
         chain = self._chain
+        _refuse_downgrade(chain, record.instance_id, sealed_by)
+        payload = dump_payload(record.payload)
         link = chain.link(previous, record_values(record, payload))
         moved = current.advanced(record, deadline_at, bound)
         seal = chain.seal(link, instance_values(moved))
@@ -182,9 +192,9 @@ class Unit:
         self._execute(
             sql.insert_log, log_args(record, stamp, payload, link, chain.key_id), refused=KeyTaken
         )
-        self._seen[record.instance_id] = (moved, link)
+        self._seen[record.instance_id] = (moved, link, chain.key_id)
 
-    def _reload(self, instance_id: str) -> tuple[Instance, str]:
+    def _reload(self, instance_id: str) -> tuple[Instance, str, str]:
         self.load(instance_id)
         return self._seen[instance_id]
 
@@ -329,6 +339,16 @@ class Unit:
             pooled.invalidate()  # closed and checked in: its slot reconnects when next used
         else:
             pooled.close()
+
+
+def _refuse_downgrade(chain: Chain, instance_id: str, sealed_by: str) -> None:
+    """Refuse to extend a signed chain without a key: the step would only be hashed, which
+    :mod:`fsm.chain.verify` rightly reads as tampered (a service whose key went missing)."""
+    if chain.keys is None and sealed_by != HASH_ONLY:
+        raise ConfigurationError(
+            f"{instance_id}'s audit chain is signed with key {sealed_by!r} and this store holds"
+            " no audit key: set $EWALLET_FSM_AUDIT_KEY; nothing was stored"
+        )
 
 
 __all__ = ["Unit"]
