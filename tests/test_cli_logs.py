@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from adapters.cli import build_parser
-from adapters.cli._logs import JsonFormatter, TextFormatter
+from adapters.cli._events import hide_sink_secrets
+from adapters.cli._logs import JsonFormatter, TextFormatter, log_handler
+from adapters.cli._serve import hide_configured_secrets
 from adapters.inbound.asgi import NOTIFICATION_PATH
 from fsm import REDACTED
 from tests.adapters.e2e_rig import open_rig
@@ -148,3 +151,63 @@ def test_serve_logs_at_info_and_as_text_unless_told() -> None:
     reconcile = parser.parse_args(["reconcile", "--log-format", "json"])
     assert reconcile.log_format == "json"
     assert not hasattr(reconcile, "log_level")  # quiet unless -v
+
+
+@contextmanager
+def command_lines(log_format: str) -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger with the handler a command gets, writing to a string instead of stderr."""
+    handler = log_handler(log_format)
+    stream = io.StringIO()
+    assert isinstance(handler, logging.StreamHandler)
+    handler.setStream(stream)
+    logger = logging.getLogger(f"adapters.example.{log_format}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield logger, stream
+    finally:
+        logger.removeHandler(handler)
+
+
+def test_the_configured_secrets_are_blanked_by_value_and_secret_fields_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    audit = "audit-secret-0123456789"
+    monkeypatch.setenv("EWALLET_FSM_MERCHANT_KEY", "merchant-key-0123456789")
+    monkeypatch.setenv("EWALLET_FSM_AUDIT_KEY", f"k1:{audit},k0:older-audit-secret-0123")
+    for log_format in ("json", "text"):
+        with command_lines(log_format) as (logger, stream):
+            hide_configured_secrets(logger=logger)
+            logger.warning(
+                "NICEPAY said merchant-key-0123456789 and audit-secret-01 (cut short)",
+                extra={
+                    "audit_key": "k1",
+                    "signature": "abcdef",
+                    "api_key": "plain",
+                    "webhook_secret": "s",
+                    "call_key": "status:pay-1:3",
+                    "reason": "older-audit-secret-0123 rotated",
+                },
+            )
+        text = stream.getvalue()
+        for secret in ("merchant-key-0123456789", "audit-secret-01", "older-audit-secret"):
+            assert secret not in text, (log_format, text)
+        assert text.count(REDACTED) >= 2  # the message's two; a JSON line's fields as well
+        if log_format == "json":
+            [line] = parsed(text)
+            for name in ("audit_key", "signature", "api_key", "webhook_secret"):
+                assert line[name] == REDACTED, name
+            assert line["call_key"] == "status:pay-1:3"  # names a call, hides nothing
+            assert line["message"] == f"NICEPAY said {REDACTED} and {REDACTED} (cut short)"
+
+
+def test_the_webhook_secret_and_the_broker_password_are_blanked_by_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("EWALLET_FSM_WEBHOOK_SECRET", "webhook-secret-0123456789")
+    monkeypatch.setenv("EWALLET_FSM_AMQP_URL", "amqp://guest:broker-password-01@127.0.0.1/")
+    with command_lines("json") as (logger, stream):
+        hide_sink_secrets(logger=logger)
+        logger.error("signing with webhook-secret-0123456789 for broker-password-01")
+    [line] = parsed(stream.getvalue())
+    assert line["message"] == f"signing with {REDACTED} for {REDACTED}"

@@ -15,16 +15,18 @@ credentials from the environment, as ``reconcile`` does.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
+from urllib.parse import urlsplit
 
 from adapters.cli._arguments import seconds
 from adapters.cli._output import default_db, iso, open_store, table, write, write_json
-from adapters.cli._serve import NICEPAY_URL_ENV, credentials_from_env
+from adapters.cli._serve import NICEPAY_URL_ENV, credentials_from_env, hide_configured_secrets
 from adapters.cli._status import WORKER_INTERVAL, report_checks, status_worker
 from adapters.events import (
     DEFAULT_QUEUE,
@@ -140,7 +142,15 @@ def _print_event(event: Event) -> None:
     write(event.to_json())
 
 
+def hide_sink_secrets(logger: logging.Logger | None = None) -> None:
+    """Blank in every log line (of ``logger``'s handlers, the root's by default) the configured
+    secrets: the merchant's, the audit keys, the webhook's secret and the broker's password."""
+    broker = urlsplit(os.environ.get(AMQP_URL_ENV, "")).password or ""
+    hide_configured_secrets(os.environ.get(WEBHOOK_SECRET_ENV, ""), broker, logger=logger)
+
+
 def _relay(args: argparse.Namespace) -> int:
+    hide_sink_secrets()
     if args.status_checks:
         credentials_from_env(args.nicepay_url)  # reported before anything opens
     with (

@@ -23,7 +23,7 @@ import httpx
 
 from adapters.cli._arguments import seconds
 from adapters.cli._catalog import catalog
-from adapters.cli._events import add_sink_arguments, relay_for, report_round
+from adapters.cli._events import add_sink_arguments, hide_sink_secrets, relay_for, report_round
 from adapters.cli._logs import add_log_format
 from adapters.cli._output import default_db, open_store, table, write
 from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV, credentials_from_env
@@ -93,6 +93,7 @@ def register(subparsers: Any) -> None:
 
 def _reconcile(args: argparse.Namespace) -> int:
     credentials_from_env(args.nicepay_url)  # missing ones are reported before anything opens
+    hide_sink_secrets()
     with (
         open_store(args.db) as store,
         httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http,

@@ -24,7 +24,7 @@ from adapters.cli._arguments import port_number
 from adapters.cli._catalog import catalog
 from adapters.cli._errors import check_can_listen
 from adapters.cli._extras import require_extra
-from adapters.cli._logs import add_log_format
+from adapters.cli._logs import add_log_format, hide_in_logs
 from adapters.cli._output import default_db, open_store, write
 from adapters.inbound.asgi import CALLBACK_PATH, NOTIFICATION_PATH, NotificationApp
 from adapters.inbound.handler import NotificationHandler
@@ -34,6 +34,7 @@ from adapters.nicepay.config import Environment, NicepayCredentials
 from adapters.reconcile.retention import prune_finished
 from adapters.reconcile.worker import StatusWorker
 from adapters.service import PaymentService
+from fsm.chain.keys import ENV_VAR as AUDIT_KEY_ENV
 from fsm.chain.keys import AuditKeys
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
@@ -128,11 +129,21 @@ def credentials_from_env(nicepay_url: str) -> NicepayCredentials:
     return NicepayCredentials(imid=imid, merchant_key=SecretStr(key), base_url=nicepay_url)
 
 
+def hide_configured_secrets(*more: str, logger: logging.Logger | None = None) -> None:
+    """Blank in every log line (of ``logger``'s handlers, the root's by default) the merchant
+    key and audit keys set in the environment, and ``more``: a message may carry one without
+    any label that would give it away."""
+    audit = os.environ.get(AUDIT_KEY_ENV, "")
+    audit_secrets = [part.strip().partition(":")[2] for part in audit.split(",")]
+    hide_in_logs([os.environ.get(KEY_ENV, ""), *audit_secrets, *more], logger)
+
+
 def _serve(args: argparse.Namespace) -> int:
     require_extra("serve", "server", "uvicorn")
     import uvicorn  # the server extra, present: checked above
 
     credentials = credentials_from_env(args.nicepay_url)
+    hide_configured_secrets()
     check_can_listen(args.host, args.port)
     try:
         app = NotificationApp(trusted_proxies=args.trusted_proxy)
