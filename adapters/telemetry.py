@@ -14,8 +14,10 @@ Instruments (their attributes stay few and bounded: never a payment's id, refere
 
 Spans: ``nicepay <operation>`` per call (``nicepay.operation``, ``nicepay.result_code``,
 ``http.response.status_code``), and ``inbound <endpoint>`` per notification or browser return
-(``ewallet_fsm.endpoint``, ``http.response.status_code``), a child of the caller's
-``traceparent`` when the request carries one. :func:`current_trace_carrier` and
+(``ewallet_fsm.endpoint``, ``http.response.status_code``). An inbound span is a root of its
+own, linked to the caller's ``traceparent`` when the request carries one, never its child: the
+endpoints are public, and a child would let anyone join our traces and force them sampled.
+:func:`current_trace_carrier` and
 :func:`linked_span` carry a span's identity across a queue, so that work a request leaves
 behind starts a span linked to it.
 """
@@ -40,6 +42,8 @@ from fsm.telemetry import SCOPE
 _WIB: Final = ZoneInfo("Asia/Jakarta")  # NICEPAY's times are local to Jakarta
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
 _TRACEPARENT: Final = "traceparent"
+_NO_PARENT: Final = trace.set_span_in_context(trace.INVALID_SPAN)
+"""A context with no span in it: a span started in it is a root, whatever span is current."""
 
 
 class ServiceTelemetry:
@@ -86,13 +90,16 @@ class ServiceTelemetry:
 
     @contextmanager
     def inbound_span(self, endpoint: str, headers: Mapping[str, str]) -> Iterator[Span]:
-        """The span of one inbound request, a child of its ``traceparent`` when it has one."""
-        parent = _PROPAGATOR.extract(_traceparent_only(headers))
+        """The span of one inbound request: a new root, linked to its ``traceparent`` if any.
+
+        The caller's context is only linked, so its sampled flag decides nothing here.
+        """
         with self.tracer.start_as_current_span(
             f"inbound {endpoint}",
-            context=parent,
+            context=_NO_PARENT,
             kind=SpanKind.SERVER,
             attributes={"ewallet_fsm.endpoint": endpoint},
+            links=_links_to(headers.get(_TRACEPARENT)),
         ) as span:
             yield span
 
@@ -176,24 +183,20 @@ def linked_span(
     For work a request left behind, e.g. the inquiry a notification caused: its span starts
     when the work runs, and the link leads back to the request that asked for it.
     """
-    links = []
-    if carrier:
-        context = trace.get_current_span(_PROPAGATOR.extract({_TRACEPARENT: carrier}))
-        linked = context.get_span_context()
-        if linked.is_valid:
-            links.append(Link(linked))
     tracer = (telemetry or default_telemetry()).tracer
-    with tracer.start_as_current_span(
-        name, context=trace.set_span_in_context(trace.INVALID_SPAN), links=links
-    ) as span:
+    with tracer.start_as_current_span(name, context=_NO_PARENT, links=_links_to(carrier)) as span:
         if attributes:
             span.set_attributes(dict(attributes))
         yield span
 
 
-def _traceparent_only(headers: Mapping[str, str]) -> dict[str, str]:
-    value = headers.get(_TRACEPARENT)
-    return {} if not value else {_TRACEPARENT: value}
+def _links_to(carrier: str | None) -> list[Link]:
+    """A link to the span the ``traceparent`` ``carrier`` names; none when it names none."""
+    if not carrier:
+        return []
+    context = trace.get_current_span(_PROPAGATOR.extract({_TRACEPARENT: carrier}))
+    linked = context.get_span_context()
+    return [Link(linked)] if linked.is_valid else []
 
 
 _DEFAULT: list[ServiceTelemetry] = []

@@ -3,7 +3,8 @@ through the simulator on loopback gives NICEPAY call spans and durations by resu
 inbound span and a lag per notification, payments per state back to zero and one time to
 settle, and no payment id, reference or tXid among the metric attributes; the reconciler and
 the relay count their outcomes; a span's identity carried as a ``traceparent`` links the work
-it caused."""
+it caused; an inbound span is a root linked to its caller's ``traceparent``, whose sampled flag
+decides nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import StatusCode
 
 from adapters.errors import ProviderError
@@ -22,7 +27,12 @@ from adapters.nicepay.config import InquiryRetry
 from adapters.reconcile.recovery import Reconciler
 from adapters.simulator import CustomerAction
 from adapters.simulator.rig import merchant_rig
-from adapters.telemetry import current_trace_carrier, linked_span, transaction_time
+from adapters.telemetry import (
+    ServiceTelemetry,
+    current_trace_carrier,
+    linked_span,
+    transaction_time,
+)
 from fsm import ManualClock, SqlStore
 from fsm.engine import Engine
 from fsm.flows import FLOWS
@@ -225,3 +235,40 @@ def test_a_notification_time_is_read_in_jakarta_and_junk_is_no_time() -> None:
     for junk in ({}, {"transDt": "20261203"}, {"transDt": "20261340", "transTm": "170000"}):
         assert transaction_time(junk) is None
     assert transaction_time({"transDt": "2026-12-", "transTm": "17:00:"}) is None
+
+
+CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"  # sampled
+"""A caller's ``traceparent``: trace 0af7..., span b7ad..., its sampled flag set."""
+
+
+def test_an_inbound_span_is_a_root_linked_to_the_callers_traceparent(
+    collected: Collected,
+) -> None:
+    telemetry = collected.service()
+    with telemetry.inbound_span("notification", {"traceparent": CALLER}):
+        pass
+    with telemetry.inbound_span("callback", {"traceparent": "garbled"}):
+        pass
+
+    [linked] = collected.spans("inbound notification")
+    [link] = linked.links
+    assert (f"{link.context.trace_id:032x}", f"{link.context.span_id:016x}") == (
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+    )
+    assert linked.parent is None  # not the caller's child
+    assert linked.context is not None
+    assert linked.context.trace_id != link.context.trace_id  # a trace of our own
+    [garbled] = collected.spans("inbound callback")
+    assert (garbled.parent, garbled.links) == (None, ())
+
+
+def test_a_callers_sampled_flag_does_not_force_an_inbound_span_to_be_recorded() -> None:
+    exporter = InMemorySpanExporter()
+    tracers = TracerProvider(sampler=ParentBased(ALWAYS_OFF))  # samples what its parent did
+    tracers.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry = ServiceTelemetry(tracer_provider=tracers)
+    with telemetry.inbound_span("notification", {"traceparent": CALLER}) as span:
+        assert not span.is_recording()
+    tracers.shutdown()
+    assert exporter.get_finished_spans() == ()
