@@ -15,7 +15,7 @@ from adapters.errors import NotConfirmable
 from adapters.wallets.registry import ACCOUNT_LINK, ADAPTERS
 from fsm.definition import Actor
 from fsm.engine import Engine
-from fsm.errors import InvalidInstanceData, TransitionNotAllowed
+from fsm.errors import ActorNotAllowed, InvalidInstanceData, TransitionNotAllowed
 from fsm.flows import CONFIRMATIONS
 from fsm.model import Instance, TransitionRecord, TransitionResult
 
@@ -37,6 +37,7 @@ def confirm(
         InstanceNotFound: no such instance.
         InvalidInstanceData: the instance is not of one of ``flows``; nothing was recorded.
         NotConfirmable: the instance has no outcome to confirm; nothing was recorded.
+        ActorNotAllowed: it has one, but ``actor`` may not confirm it; nothing was recorded.
     """
     instance = engine.get(instance_id)
     if instance.flow not in flows:
@@ -44,7 +45,12 @@ def confirm(
             f"{instance_id!r} is a {instance.flow}, not one of {sorted(flows)}"
         )
     event = CONFIRMATIONS[instance.flow]
-    if not _may_confirm(engine, instance, event, actor):
+    allowed = _confirming_actors(engine, instance, event)
+    if allowed and actor not in allowed:  # the outcome is there, but not for this actor
+        raise ActorNotAllowed(
+            instance_id, instance.state, event, detail=f"{actor} may not; allowed: {allowed}"
+        )
+    if not allowed:
         earlier = _confirmation(engine, instance_id, event)
         if earlier is None:
             raise _not_confirmable(instance)
@@ -57,9 +63,11 @@ def confirm(
         raise _not_confirmable(engine.get(instance_id)) from None
 
 
-def _may_confirm(engine: Engine, instance: Instance, event: str, actor: Actor) -> bool:
+def _confirming_actors(engine: Engine, instance: Instance, event: str) -> list[str]:
+    """Who may fire the confirmation in the instance's state: none when it has no outcome."""
     flow = engine.flow_of(instance)
-    return any(actor in spec.actors for spec in flow.candidates(instance.state, event))
+    candidates = flow.candidates(instance.state, event)
+    return sorted({str(actor) for spec in candidates for actor in spec.actors})
 
 
 def _confirmation(engine: Engine, instance_id: str, event: str) -> TransitionRecord | None:

@@ -320,6 +320,8 @@ class PaymentService:
             InvalidInstanceData: ``payment_id`` is an account link; nothing was recorded.
             NotConfirmable: the payment has no outcome to confirm (still pending, reversed, or
                 a version 1 failure); nothing was recorded.
+            ActorNotAllowed: ``actor`` may not confirm it (only the merchant or an operator
+                may); nothing was recorded.
         """
         return confirm(self.engine, payment_id, PAYMENT_FLOWS, actor=actor)
 
@@ -337,6 +339,7 @@ class PaymentService:
             InvalidInstanceData: ``link_id`` is a payment; nothing was recorded.
             NotConfirmable: the link is not linked (or was linked under version 1); nothing
                 was recorded.
+            ActorNotAllowed: ``actor`` may not confirm it; nothing was recorded.
         """
         return confirm(self.engine, link_id, LINK_FLOWS, actor=actor)
 

@@ -1,9 +1,10 @@
 """The merchant confirms outcomes to the customer: ``confirm_order`` and ``confirm_link``.
 
 From version 2 of the built-in flows no timer confirms an order: the merchant's step is recorded
-(with its event), a repeat is a duplicate, a payment without an outcome is refused with a typed
-error and left as it was, an outcome nobody confirmed is reported, and version 1 payments keep
-their timer until migrated. On SQLite and PostgreSQL, NICEPAY being the simulator in-process.
+(with its event), a repeat is a duplicate, a payment without an outcome or an actor the flow does
+not allow is refused with a typed error and left as it was, an outcome nobody confirmed is
+reported, and version 1 payments keep their timer until migrated. On SQLite and PostgreSQL,
+NICEPAY being the simulator in-process.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from adapters.errors import NotConfirmable
 from adapters.reconcile.deadlines import run_due
 from adapters.reconcile.unconfirmed import UnconfirmedWatch, awaiting, unconfirmed
 from fsm.definition import Actor
-from fsm.errors import InstanceNotFound, InvalidInstanceData
+from fsm.errors import ActorNotAllowed, InstanceNotFound, InvalidInstanceData, RejectReason
 from fsm.flows import EVENT_TYPES, FLOWS
 from fsm.replay import Verdict, replay_instance
 from fsm.store.outbox import Outbox
@@ -84,6 +85,23 @@ def test_confirming_twice_is_a_duplicate(rig: ServiceRig, store: SqlStore) -> No
     first = rig.service.confirm_order(by_hand, actor=Actor.OPERATOR)
     again = rig.service.confirm_order(by_hand)
     assert (again.duplicate, again.record.actor, again.state) == (True, "operator", first.state)
+
+
+def test_an_actor_the_flow_does_not_allow_is_refused_as_such_and_changes_nothing(
+    rig: ServiceRig,
+) -> None:
+    pid = settled(rig, "approve")
+    before = rig.engine.get(pid)
+    with pytest.raises(ActorNotAllowed) as caught:
+        rig.service.confirm_order(pid, actor=Actor.PROVIDER_NOTIFICATION)
+    assert (caught.value.reason, caught.value.state) == (RejectReason.WRONG_ACTOR, "paid")
+    assert "allowed: ['merchant', 'operator']" in str(caught.value)
+    assert rig.engine.get(pid) == before
+    assert rig.engine.rejections(pid) == []
+    link_id = linked(rig)
+    with pytest.raises(ActorNotAllowed):
+        rig.service.confirm_link(link_id, actor=Actor.TIMER)
+    assert rig.service.confirm_order(pid).instance.state == "order_confirmed"  # key unspent
 
 
 @pytest.mark.parametrize(
