@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import update
+
 from adapters.events import SIGNATURE_HEADER, verify_webhook
 from fsm import ManualClock, SqlStore, SystemClock
 from fsm.store.outbox import Delivery, Outbox
+from fsm.store.tables import OUTBOX_TABLE
 from tests.adapters.events_rig import event_engine, settle, webhook_receiver
 from tests.cli_run import CREDENTIALS, ewallet_fsm
 from tests.fsm.conftest import T0
@@ -98,3 +101,30 @@ def test_relay_refuses_an_unknown_sink_or_a_missing_secret(tmp_path: Path) -> No
         "relay", "--db", db, "--sink", "webhook=http://127.0.0.1:9/", cwd=tmp_path
     )
     assert "EWALLET_FSM_WEBHOOK_SECRET" in secretless.assert_one_line_error()
+
+
+def test_outbox_lists_an_unreadable_event_as_dead_and_will_not_redeliver_it(
+    db_url: str, tmp_path: Path
+) -> None:
+    store, [pid] = settled_store(db_url)
+    [paid, _] = Outbox(store).entries(payment_id=pid)
+    with store.transaction() as conn:
+        conn.execute(
+            update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.id == paid.event_id).values(body="{not json")
+        )
+    relayed = ewallet_fsm("relay", "--db", db_url, "--sink", "log", cwd=tmp_path)
+    assert relayed.out.endswith("relay: 1 delivered, 0 to retry, 1 dead\n"), relayed
+
+    [dead] = ewallet_fsm("outbox", "--db", db_url, "--json", cwd=tmp_path).json()
+    assert (dead["event_id"], dead["event"], dead["status"]) == (paid.event_id, None, "dead")
+    assert dead["last_error"] == "unreadable: the stored body is not an event"
+    table = ewallet_fsm("outbox", "--db", db_url, cwd=tmp_path).out.splitlines()
+    [row] = [line for line in table if paid.event_id in line]
+    assert "(unreadable)" in row
+    assert "dead" in row
+    assert "unreadable: the stored body is not an event" in row
+
+    again = ewallet_fsm("outbox", "--db", db_url, "--redeliver", paid.event_id, cwd=tmp_path)
+    assert "cannot be redelivered: its stored body is not an event" in again.assert_one_line_error()
+    assert Outbox(store).entries(payment_id=pid)[0].status == Delivery.DEAD
+    store.dispose()

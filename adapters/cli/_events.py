@@ -84,7 +84,11 @@ def register(subparsers: Any) -> None:
         help="only events in this state (repeatable; default: pending and dead)",
     )
     outbox.add_argument("--limit", type=int, default=100, help="events per state listed")
-    outbox.add_argument("--redeliver", metavar="EVENT_ID", help="make this event pending again")
+    outbox.add_argument(
+        "--redeliver",
+        metavar="EVENT_ID",
+        help="make this event pending again (refused for an unreadable one)",
+    )
     outbox.add_argument("--json", action="store_true", help="print JSON")
     outbox.set_defaults(handler=_outbox)
 
@@ -211,16 +215,28 @@ def _outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+UNREADABLE = "(unreadable)"
+"""The type and payment shown for a row whose stored body is not an event."""
+
+
 def _rows(entries: list[OutboxEntry]) -> list[tuple[Any, ...]]:
     return [
-        (e.event.id, e.event.type, e.event.payment_id, e.status, e.attempts, e.last_error or "")
+        (
+            e.event_id,
+            e.event.type if e.event else UNREADABLE,
+            e.event.payment_id if e.event else UNREADABLE,
+            e.status,
+            e.attempts,
+            e.last_error or "",
+        )
         for e in entries
     ]
 
 
 def _entry_json(entry: OutboxEntry) -> dict[str, Any]:
     return {
-        "event": entry.event.as_dict(),
+        "event_id": entry.event_id,
+        "event": entry.event.as_dict() if entry.event else None,  # None: unreadable
         "status": str(entry.status),
         "attempts": entry.attempts,
         "next_attempt_at": iso(entry.next_attempt_at),

@@ -138,6 +138,8 @@ class Relay:
 
     def _deliver(self, entry: OutboxEntry) -> str:
         event = entry.event
+        if event is None:  # unreadable: the claim marked it dead, listed for a person
+            return "dead"
         try:
             self.sink.deliver(event)
         except Exception as error:  # any failure of the sink is a failed attempt
@@ -153,12 +155,12 @@ class Relay:
         attempts = entry.attempts + 1
         retry_at = self.backoff.retry_at(self.clock.now(), attempts)
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-        self.outbox.failed(entry.event.id, owner=self.owner, error=reason, retry_at=retry_at)
+        self.outbox.failed(entry.event_id, owner=self.owner, error=reason, retry_at=retry_at)
         outcome = "retried" if retry_at is not None else "dead"
         logger.warning(
             "event not delivered",
             extra={
-                "event_id": entry.event.id,
+                "event_id": entry.event_id,
                 "sink": self.sink.name,
                 "attempts": attempts,
                 "outcome": outcome,

@@ -11,7 +11,9 @@ PostgreSQL claims a batch with ``FOR UPDATE SKIP LOCKED``, so replicas take diff
 never wait on each other; SQLite claims each row with a compare-and-set, behind the file's one
 writer. An event is only claimable while no earlier event of the same payment is pending: each
 payment's events go out in order, one at a time (a dead one no longer holds the next back). A row
-whose stored body is not an event is marked dead when claimed, with ``last_error`` saying so.
+whose stored body is not an event is marked dead when claimed, with ``last_error`` saying so,
+and listed (:meth:`Outbox.entries`, its ``event`` ``None``) for a person; it cannot be made
+pending again (:meth:`Outbox.redeliver` refuses it).
 """
 
 from __future__ import annotations
@@ -44,9 +46,14 @@ class Delivery(StrEnum):
 
 
 class OutboxEntry(NamedTuple):
-    """A stored event and its delivery."""
+    """A stored event and its delivery.
 
-    event: Event
+    ``event`` is ``None`` when the stored body is not an event (``last_error`` says so once a
+    relay has claimed it and marked it dead): listed for a person, never delivered.
+    """
+
+    event_id: str
+    event: Event | None
     status: Delivery
     attempts: int
     next_attempt_at: datetime
@@ -106,19 +113,16 @@ def _due(limit: int) -> Select[Any]:
 
 
 def _entry(row: Any) -> OutboxEntry:
-    body, status, attempts, next_at, error, delivered_at = row[:6]
-    return OutboxEntry(
-        Event.from_json(body), Delivery(status), attempts, next_at, error, delivered_at
-    )
-
-
-def _readable(row: Any) -> OutboxEntry | None:
-    """The row's entry, or ``None`` (logged) when its stored body is not an event."""
+    """The row's entry; its ``event`` is ``None`` (logged) when its stored body is not one."""
+    body, status, attempts, next_at, error, delivered_at, event_id = row[:7]
     try:
-        return _entry(row)
-    except InvalidInstanceData as error:
-        logger.warning("outbox row unreadable", extra={"event_id": row[6], "reason": str(error)})
-        return None
+        event: Event | None = Event.from_json(body)
+    except InvalidInstanceData as unreadable:
+        logger.warning(
+            "outbox row unreadable", extra={"event_id": event_id, "reason": str(unreadable)}
+        )
+        event = None
+    return OutboxEntry(event_id, event, Delivery(status), attempts, next_at, error, delivered_at)
 
 
 class Outbox:
@@ -131,7 +135,10 @@ class Outbox:
     def entries(
         self, *, status: Delivery | None = None, payment_id: str | None = None, limit: int = 100
     ) -> list[OutboxEntry]:
-        """Stored events with their delivery, oldest first; of one status or payment if given."""
+        """Stored events with their delivery, oldest first; of one status or payment if given.
+
+        A row whose stored body is not an event is listed too, its ``event`` ``None``.
+        """
         where: list[ColumnElement[bool]] = []
         if status is not None:
             where.append(_O.c.status == Delivery(status).value)
@@ -139,12 +146,12 @@ class Outbox:
             where.append(_O.c.instance_id == payment_id)
         query = select(*_ENTRY_COLUMNS, _O.c.id).where(*where).order_by(*_ORDER).limit(limit)
         with self._store.connection() as conn:
-            readable = (_readable(row) for row in conn.execute(query))
-            return [entry for entry in readable if entry is not None]
+            return [_entry(row) for row in conn.execute(query)]
 
     def events(self, *, payment_id: str | None = None, limit: int = 10_000) -> list[Event]:
-        """The stored events, oldest first, whatever their delivery."""
-        return [entry.event for entry in self.entries(payment_id=payment_id, limit=limit)]
+        """The stored events that read as events, oldest first, whatever their delivery."""
+        entries = self.entries(payment_id=payment_id, limit=limit)
+        return [entry.event for entry in entries if entry.event is not None]
 
     def count(self, status: Delivery) -> int:
         """How many events have ``status``."""
@@ -158,7 +165,8 @@ class Outbox:
         """Claim up to ``limit`` due events, at most one per payment (its earliest pending one).
 
         Each stays ``owner``'s until it is settled (:meth:`delivered`, :meth:`failed`) or
-        ``lease`` has passed.
+        ``lease`` has passed. One whose stored body is not an event comes back dead already, its
+        ``event`` ``None``: nothing is left to do with it.
 
         Raises:
             InvalidInstanceData: ``now`` is naive or ``lease`` is not positive.
@@ -206,6 +214,10 @@ class Outbox:
         """Make an event pending again, due at ``now`` with its attempts reset; false if unknown.
 
         For an operator: a dead event once its consumer is repaired, or a delivered one again.
+
+        Raises:
+            InvalidInstanceData: its stored body is not an event, which no delivery can mend;
+                nothing changed.
         """
         again = (
             update(_O)
@@ -219,12 +231,25 @@ class Outbox:
             )
         )
         with self._store.transaction() as conn:
+            body = conn.execute(select(_O.c.body).where(_O.c.id == event_id)).scalar_one_or_none()
+            if body is None:
+                return False
+            _readable_body(event_id, body)
             return bool(conn.execute(again, {"event_id": event_id}).rowcount == 1)
 
     def _settle(self, statement: Any, event_id: str, owner: str) -> bool:
         with self._store.transaction() as conn:
             moved = conn.execute(statement, {"event_id": event_id, "owner": owner})
             return bool(moved.rowcount == 1)
+
+
+def _readable_body(event_id: str, body: str) -> None:
+    try:
+        Event.from_json(body)
+    except InvalidInstanceData as error:
+        raise InvalidInstanceData(
+            f"event {event_id!r} cannot be redelivered: its stored body is not an event ({error})"
+        ) from None
 
 
 def _claim_skipping_locked(
@@ -252,14 +277,12 @@ def _readable_or_dead(conn: Connection, rows: Sequence[Any]) -> list[OutboxEntry
 
     Retrying cannot mend a stored body, and left pending it would fail every round's claim and
     hold its payment's later events back; dead, it is listed for a person and lets them pass.
+    It is returned (its ``event`` ``None``) so the claimer counts it dead, as it now is.
     """
-    entries = []
-    for row in rows:
-        entry = _readable(row)
-        if entry is None:
-            conn.execute(_BURY, {"event_id": row[6]})
-        else:
-            entries.append(entry)
+    entries = [_entry(row) for row in rows]
+    for entry in entries:
+        if entry.event is None:
+            conn.execute(_BURY, {"event_id": entry.event_id})
     return entries
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import update
 
 from adapters.events import Backoff, CallableSink, Relay
 from fsm import ManualClock, SqlStore
+from fsm.errors import InvalidInstanceData
 from fsm.events import Event
 from fsm.store.outbox import Delivery, Outbox
 from fsm.store.tables import OUTBOX_TABLE
@@ -90,7 +91,7 @@ def test_an_event_is_dead_after_its_last_attempt_and_can_be_redelivered(store: S
     assert [event.type for event in recorder.events] == ["payment.confirmed"]
 
     failing["on"] = False
-    assert outbox.redeliver(paid.event.id, now=clock.now())
+    assert outbox.redeliver(paid.event_id, now=clock.now())
     assert not outbox.redeliver("no-such-event", now=clock.now())
     assert relay.drain().delivered == 1
     assert outbox.entries(payment_id=pid)[0].status == Delivery.DELIVERED
@@ -108,7 +109,7 @@ def test_a_claim_that_lapsed_goes_to_another_relay(store: SqlStore) -> None:
     assert relay.run_once().claimed == 0
     clock.advance(timedelta(minutes=1, seconds=1))
     assert relay.drain().delivered == 2
-    assert not outbox.delivered(claimed[0].event.id, owner="dead-relay", now=clock.now())
+    assert not outbox.delivered(claimed[0].event_id, owner="dead-relay", now=clock.now())
 
 
 def test_an_unreadable_event_is_dead_at_once_and_holds_nothing_back(store: SqlStore) -> None:
@@ -118,17 +119,24 @@ def test_an_unreadable_event_is_dead_at_once_and_holds_nothing_back(store: SqlSt
     [paid, confirmed] = outbox.entries(payment_id=broken_pid)
     with store.transaction() as conn:
         conn.execute(
-            update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.id == paid.event.id).values(body="{not json")
+            update(OUTBOX_TABLE).where(OUTBOX_TABLE.c.id == paid.event_id).values(body="{not json")
         )
     recorder = Recorder()
 
     done = Relay(store, CallableSink(recorder), clock=clock).drain()
 
-    assert done.delivered == 3  # the other payment's two events, and the broken one's next
-    assert [e.id for e in recorder.events if e.payment_id == broken_pid] == [confirmed.event.id]
+    assert (done.delivered, done.dead) == (3, 1)  # the other payment's two, the broken one's next
+    assert [e.id for e in recorder.events if e.payment_id == broken_pid] == [confirmed.event_id]
     assert {e.payment_id for e in recorder.events} == {broken_pid, other_pid}
     assert outbox.count(Delivery.DEAD) == 1
-    assert [e.event.id for e in outbox.entries(payment_id=broken_pid)] == [confirmed.event.id]
+    [dead, delivered] = outbox.entries(payment_id=broken_pid)  # listed for a person
+    assert (dead.event_id, dead.event, dead.status) == (paid.event_id, None, Delivery.DEAD)
+    assert dead.last_error == "unreadable: the stored body is not an event"
+    assert (delivered.event, delivered.status) == (confirmed.event, Delivery.DELIVERED)
+    assert [e.id for e in outbox.events(payment_id=broken_pid)] == [confirmed.event_id]
+    with pytest.raises(InvalidInstanceData, match="cannot be redelivered"):
+        outbox.redeliver(paid.event_id, now=clock.now())
+    assert outbox.entries(payment_id=broken_pid)[0] == dead  # left as it was
 
 
 @pytest.mark.parametrize("replicas", [2, 4])
