@@ -30,6 +30,7 @@ import logging
 from adapters.errors import (
     BodyTimeout,
     BodyTooLarge,
+    CallKeyTaken,
     CancelNotAllowed,
     CancelRefused,
     ConfigurationError,
@@ -53,6 +54,7 @@ from adapters.errors import (
     ProviderUnavailable,
     RefundError,
     RefundExceedsPayment,
+    RefundNotSettleable,
     RefundRequestConflict,
     SourceNotAllowed,
     TokenInQuery,
@@ -71,10 +73,11 @@ from adapters.nicepay.messages import Billing, CartItem, Delivery
 from adapters.reconcile.deadlines import DeadlineRun
 from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.recovery import ReconcilePass, Reconciler, Repair
-from adapters.reconcile.work import StatusWork, StatusWorkItem, WorkStatus
+from adapters.reconcile.work import CheckRequest, StatusWork, StatusWorkItem, WorkStatus
 from adapters.reconcile.worker import StatusWorker, WorkRound
-from adapters.refunds import Refund, RefundStatus
+from adapters.refunds import Refund, RefundStatus, settle_by_hand
 from adapters.service import PaymentService, Started
+from adapters.telemetry import ServiceTelemetry
 from adapters.wallets.base import CustomerStep, WalletAdapter
 from adapters.wallets.orders import LinkOrder, PaymentOrder
 from adapters.wallets.registry import ADAPTERS, adapter_for
@@ -90,9 +93,11 @@ __all__ = [
     "BodyTooLarge",
     "CallIntent",
     "CallJournal",
+    "CallKeyTaken",
     "CancelNotAllowed",
     "CancelRefused",
     "CartItem",
+    "CheckRequest",
     "ConfigurationError",
     "CustomerStep",
     "DeadlineRun",
@@ -132,10 +137,12 @@ __all__ = [
     "Refund",
     "RefundError",
     "RefundExceedsPayment",
+    "RefundNotSettleable",
     "RefundRequestConflict",
     "RefundStatus",
     "Repair",
     "Reply",
+    "ServiceTelemetry",
     "SourceNotAllowed",
     "Started",
     "StatusWork",
@@ -150,4 +157,5 @@ __all__ = [
     "WorkRound",
     "WorkStatus",
     "adapter_for",
+    "settle_by_hand",
 ]

@@ -5,6 +5,11 @@ every released version of each), :class:`Engine` is the only way to move an inst
 is stored with its actor, idempotency key and flow version, and :func:`replay` rebuilds and
 verifies an instance's state from its log, each step under the version it ran on; every log row
 is chained to the one before it (:mod:`fsm.chain`), so an edit shows as tampered.
+A :class:`Checkpoint` (:func:`take_checkpoint`, :func:`load_checkpoint`,
+:func:`verify_against_checkpoint`), kept outside the database, shows a whole instance deleted or
+rolled back; :func:`reseal` seals hash-only chains under the audit key once found intact.
+:class:`EngineTelemetry` gives the engine's metrics and spans through ``opentelemetry-api``
+(no-ops without an SDK), and :func:`watch_oldest_unsettled` the age of the oldest open payment.
 This package does no network I/O and never imports adapters.
 """
 
@@ -12,6 +17,10 @@ import logging
 
 from fsm._payload import REDACTED
 from fsm.chain import AuditKeys, ChainStatus, ChainVerdict, verify_chains
+from fsm.chain.checkpoint import Checkpoint
+from fsm.chain.checkpoint import load as load_checkpoint
+from fsm.chain.checkpoint import take as take_checkpoint
+from fsm.chain.checkpoint import verify_against as verify_against_checkpoint
 from fsm.clock import Clock, ManualClock, SystemClock
 from fsm.definition import (
     Actor,
@@ -68,7 +77,9 @@ from fsm.replay import Divergence, ReplayResult, Verdict, replay, replay_instanc
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
 from fsm.store.memory import MemoryStore
 from fsm.store.protocol import Store
+from fsm.store.reseal import Resealed, reseal
 from fsm.store.sql import DEFAULT_DB_URL, SqlStore
+from fsm.telemetry import EngineTelemetry, watch_oldest_unsettled
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
@@ -81,6 +92,7 @@ __all__ = [
     "AuditKeys",
     "ChainStatus",
     "ChainVerdict",
+    "Checkpoint",
     "CheckpointRefused",
     "Clock",
     "ConcurrentTransition",
@@ -89,6 +101,7 @@ __all__ = [
     "DiagramBackendUnavailable",
     "Divergence",
     "Engine",
+    "EngineTelemetry",
     "Event",
     "FireRequest",
     "FlowCatalog",
@@ -116,6 +129,7 @@ __all__ = [
     "RejectReason",
     "RejectedEvent",
     "ReplayResult",
+    "Resealed",
     "RetryPolicy",
     "SqlStore",
     "StaleEvent",
@@ -135,9 +149,14 @@ __all__ = [
     "UnknownFlowVersion",
     "UnknownMigration",
     "Verdict",
+    "load_checkpoint",
     "replay",
     "replay_instance",
+    "reseal",
     "retry_concurrent",
+    "take_checkpoint",
+    "verify_against_checkpoint",
     "verify_chains",
     "verify_stored",
+    "watch_oldest_unsettled",
 ]

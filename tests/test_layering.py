@@ -307,3 +307,27 @@ def test_no_adapter_reaches_the_store_behind_an_engine() -> None:
     ]
     assert len(modules_under(ADAPTERS_DIR)) >= 20, "the scan found too few modules to mean anything"
     assert found == []
+
+
+def test_the_checkpoint_reseal_telemetry_and_settlement_api_is_public() -> None:
+    from adapters.errors import CallKeyTaken, RefundNotSettleable
+    from adapters.reconcile.work import CheckRequest
+    from adapters.refunds.settle import settle_by_hand
+    from adapters.telemetry import ServiceTelemetry
+    from fsm.chain import checkpoint
+    from fsm.store.reseal import reseal
+    from fsm.telemetry import EngineTelemetry
+
+    assert (fsm.Checkpoint, fsm.take_checkpoint, fsm.load_checkpoint) == (
+        checkpoint.Checkpoint,
+        checkpoint.take,
+        checkpoint.load,
+    )
+    assert fsm.verify_against_checkpoint is checkpoint.verify_against
+    assert (fsm.reseal, fsm.EngineTelemetry) == (reseal, EngineTelemetry)
+    assert (adapters.CheckRequest, adapters.ServiceTelemetry) == (CheckRequest, ServiceTelemetry)
+    assert (adapters.CallKeyTaken, adapters.RefundNotSettleable) == (
+        CallKeyTaken,
+        RefundNotSettleable,
+    )
+    assert adapters.settle_by_hand is settle_by_hand
