@@ -1,7 +1,8 @@
 """The README's FastAPI service, run as written: the endpoints mounted under a prefix, a payment
 started over HTTP, NICEPAY's notification taken at the mounted URL, and the payment's event
 reaching the service's consumer through the relay thread, which tells the customer and confirms
-the order."""
+the order; the consumer skips an event delivered again, and takes an outcome left with nothing
+to confirm without an error the relay would retry."""
 
 from __future__ import annotations
 
@@ -103,6 +104,42 @@ def test_the_readme_fastapi_service_starts_pays_hears_of_the_payment_and_confirm
     assert [event.type for event in told] == ["payment.paid"]  # told before it was recorded
     last = rig.engine.history(payment.id)[-1]
     assert (last.event, last.actor) == ("confirm_order", "merchant")
+
+    consumer(heard[0])  # delivered again (a relay that stopped before recording it)
+    assert [event.type for event in told] == ["payment.paid"]  # nobody told twice
+    assert rig.engine.history(payment.id)[-1] == last
+
+
+def test_the_readme_consumer_takes_an_outcome_left_with_nothing_to_confirm(
+    store: SqlStore, nicepay: Nicepay
+) -> None:
+    """An outcome's event consumed after the payment moved off it (reversed meanwhile; here,
+    one not paid at all): the customer is told, no error reaches the relay, nothing changes."""
+    rig = service_rig(store, nicepay, event_types=EVENT_TYPES)
+    told: list[Event] = []
+    consumer = readme_example()["on_outcome"](rig.service, told.append)
+    pending = rig.service.start_payment(payment_order("dana", "ORD-LATE")).instance
+    stale = Event(
+        id="evt-late",
+        type="payment.paid",
+        flow=pending.flow,
+        payment_id=pending.id,
+        reference=pending.reference_no,
+        amount=pending.amount,
+        currency="IDR",
+        wallet="dana",
+        state="paid",
+        previous_state=pending.state,
+        transition="settle",
+        version=pending.version + 1,
+        occurred_at=rig.engine.clock.now(),
+    )
+    before = rig.engine.get(pending.id)
+    consumer(stale)
+    assert told == [stale]
+    assert rig.engine.get(pending.id) == before
+    consumer(stale)  # and it is not taken twice
+    assert told == [stale]
 
 
 @pytest.mark.parametrize(
