@@ -158,7 +158,7 @@ class StatusWorker:
         except CallKeyTaken:  # another request, on any replica, asked under this key already
             logger.info(
                 "status check already asked",
-                extra={"instance": item.instance_id, "key": item.call_key},
+                extra={"instance": item.instance_id, "call_key": item.call_key},
             )
         except (ProviderError, FsmError) as error:  # NICEPAY, or the database, failed it
             return self._failed(item, error)
