@@ -1,0 +1,100 @@
+"""Attacks on the refund repair and its settlement by hand (findings, expected to fail today)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from adapters.errors import RefundNotSettleable
+from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH
+from adapters.reconcile.recovery import Reconciler
+from adapters.reconcile.refund_repair import (
+    LOST_AFTER_REPAIR,
+    REPAIRED_NOT_REFUNDED,
+    SETTLED_REFUNDED,
+)
+from adapters.refunds import RefundStatus, refund_request, settle_by_hand
+from adapters.service import PaymentService
+from fsm.clock import ManualClock
+from fsm.definition import Actor
+from fsm.engine import Engine
+from fsm.flows import FLOWS
+from tests.adapters.counted_nicepay import GATE_LIMIT
+from tests.adapters.refund_rig import UNUSED_URL, refund_rig
+from tests.adapters.test_refund_claims import PAST_THE_CLAIM, cancel_outcomes, gated_rig
+from tests.adapters.test_refund_doubt import lost_after_repair_then_second
+from tests.adapters.test_refund_races import taken_then
+from tests.conftest import database
+
+
+def test_a_repair_on_an_answer_it_could_not_verify_does_not_call_a_taken_refund_failed(
+    db_url: str,
+) -> None:
+    # NICEPAY took rf-1 (50000), its answer was lost; the repair's inquiry echoes another amt
+    # (the amount left after the partial refund, say): the answer is recorded unverified and
+    # nothing is applied, yet the repair closes rf-1 on the stored total of 0.
+    with refund_rig(db_url) as rig:
+        payment = rig.paid("unverified")
+        assert taken_then(rig, payment, status=503).status is RefundStatus.IN_DOUBT
+        rig.clock.advance(PAST_THE_CLAIM)
+        rig.sim.faults.response(INQUIRY_PATH, fields={"amt": "100000"})
+        Reconciler(rig.service).repair_open_intents()
+        assert rig.refunded_at_nicepay(payment) == "50000"
+        assert cancel_outcomes(rig, payment) != [REPAIRED_NOT_REFUNDED]
+        again = rig.service.cancel(payment.id, request_id="rf-1")
+        assert again.status is not RefundStatus.FAILED, again
+
+
+def test_a_settlement_by_hand_follows_nicepays_total_not_the_stored_one(db_url: str) -> None:
+    # rf-1 reached NICEPAY, its answer lost while rf-2 was open: lost:after_repair. NICEPAY
+    # declines rf-2 (9314), so no inquiry ran since rf-1 landed: the stored total is still 0.
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
+        payment = rig.paid("stale-settle")
+        declined = {"body": {"resultCd": "9314", "resultMsg": "cannot cancel"}, "process": False}
+        second = lost_after_repair_then_second(
+            rig, payment, gate, first_taken=True, second=declined
+        )
+        assert second.result(GATE_LIMIT).status is RefundStatus.DECLINED
+        assert rig.refunded_at_nicepay(payment) == "50000"
+        assert cancel_outcomes(rig, payment)[0] == LOST_AFTER_REPAIR
+        ask = refund_request(payment.id, request_id="rf-1", actor=Actor.OPERATOR)
+        calls = rig.service.calls
+        # A person who believes a stale screen must not free money NICEPAY took.
+        with pytest.raises(RefundNotSettleable):
+            settle_by_hand(rig.engine, calls, ask, refunded=False, reason="r", by="mallory")
+        # The person who read NICEPAY's records right is not refused.
+        settled = settle_by_hand(rig.engine, calls, ask, refunded=True, reason="portal", by="b")
+        assert settled.outcome == SETTLED_REFUNDED
+
+
+SKEW = timedelta(minutes=25)
+"""A replica whose clock is behind by more than the grace."""
+
+
+def test_a_replica_whose_clock_is_behind_cannot_get_its_cancel_in_flight_called_failed(
+    db_url: str,
+) -> None:
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
+        payment = rig.paid("skew")
+        behind = ManualClock(rig.clock.now() - SKEW)
+        engine = Engine(database(rig.engine), flows=FLOWS, clock=behind)
+        replica = PaymentService(
+            engine,
+            rig.service.client,
+            store=database(rig.engine),
+            notification_url=UNUSED_URL,
+            callback_url=UNUSED_URL,
+        )
+        gate.close()
+        with ThreadPoolExecutor(1) as pool:
+            cancelling = pool.submit(replica.cancel, payment.id, request_id="rf-1", amount="50000")
+            gate.wait_for_call()  # sent this very moment, not yet carried out by NICEPAY
+            Reconciler(rig.service).repair_open_intents()  # on the right clock
+            outcomes = cancel_outcomes(rig, payment)
+            status = rig.service.cancel(payment.id, request_id="rf-1").status
+            gate.open()
+            cancelling.result(GATE_LIMIT)
+        assert outcomes == [None], "closed while its cancel was on its way"
+        assert status is not RefundStatus.FAILED
