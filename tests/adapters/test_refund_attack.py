@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -98,3 +99,48 @@ def test_a_replica_whose_clock_is_behind_cannot_get_its_cancel_in_flight_called_
             cancelling.result(GATE_LIMIT)
         assert outcomes == [None], "closed while its cancel was on its way"
         assert status is not RefundStatus.FAILED
+
+
+def test_a_refund_answer_without_its_total_does_not_call_a_second_taken_refund_failed(
+    db_url: str,
+) -> None:
+    # rf-1 (50000) answered: the stored total is 50000. NICEPAY takes rf-2 (50000) too, its
+    # answer lost; the repair's inquiry says "refund" (status 2) with no cancelAmt: the stored
+    # 50000 is kept, and rf-2 is judged from it.
+    with refund_rig(db_url) as rig:
+        payment = rig.paid("no-total")
+        first = rig.service.cancel(payment.id, request_id="rf-1", amount="50000")
+        assert (first.status, first.refunded_amount) == (RefundStatus.SUCCEEDED, "50000")
+        rig.sim.faults.response(CANCEL_PATH, status=503, process=True)
+        second = rig.service.cancel(payment.id, request_id="rf-2", amount="50000")
+        assert second.status is RefundStatus.IN_DOUBT
+        assert rig.refunded_at_nicepay(payment) == "100000"
+        rig.clock.advance(PAST_THE_CLAIM)
+        rig.sim.faults.response(INQUIRY_PATH, fields={"cancelAmt": None})
+        Reconciler(rig.service).repair_open_intents()
+        assert cancel_outcomes(rig, payment) != ["answered", REPAIRED_NOT_REFUNDED]
+
+
+def test_a_settlement_whose_log_entry_was_lost_can_be_completed(db_url: str) -> None:
+    # The process stops between the journal's settlement and the log entry; the person runs
+    # the command again: the settlement must end on the record, with who and why.
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate):
+        payment = rig.paid("settle-crash")
+        second = lost_after_repair_then_second(rig, payment, gate, first_taken=True, second={})
+        assert second.result(GATE_LIMIT).status is RefundStatus.SUCCEEDED
+        ask = refund_request(payment.id, request_id="rf-1", actor=Actor.OPERATOR)
+        calls = rig.service.calls
+        record = rig.engine.record_refused
+
+        def stop(*args: object, **kwargs: object) -> None:
+            raise KeyboardInterrupt
+
+        rig.engine.record_refused = stop  # type: ignore[method-assign]
+        with pytest.raises(KeyboardInterrupt):
+            settle_by_hand(rig.engine, calls, ask, refunded=True, reason="portal", by="carol")
+        rig.engine.record_refused = record  # type: ignore[method-assign]
+        assert cancel_outcomes(rig, payment)[0] == SETTLED_REFUNDED
+        with contextlib.suppress(RefundNotSettleable):
+            settle_by_hand(rig.engine, calls, ask, refunded=True, reason="portal", by="carol")
+        notes = [r for r in rig.engine.rejections(payment.id) if r.actor == Actor.OPERATOR]
+        assert len(notes) == 1, "a settlement with nobody's name on the record"
