@@ -144,3 +144,21 @@ def test_a_settlement_whose_log_entry_was_lost_can_be_completed(db_url: str) -> 
             settle_by_hand(rig.engine, calls, ask, refunded=True, reason="portal", by="carol")
         notes = [r for r in rig.engine.rejections(payment.id) if r.actor == Actor.OPERATOR]
         assert len(notes) == 1, "a settlement with nobody's name on the record"
+
+
+def test_one_passing_outage_does_not_keep_an_old_lost_refund_in_doubt_for_an_hour(
+    db_url: str,
+) -> None:
+    # NICEPAY's inquiry was down for four hours; the first pass after it comes back still meets
+    # one 503, and the next pass (a lease later) finds the inquiry working.
+    with refund_rig(db_url) as rig:
+        payment = rig.paid("outage")
+        assert taken_then(rig, payment, status=503).status is RefundStatus.IN_DOUBT
+        rig.clock.advance(timedelta(hours=4))
+        rig.sim.faults.response(INQUIRY_PATH, status=503, times=3)  # the client's retries too
+        reconciler = Reconciler(rig.service)
+        (failed,) = reconciler.repair_open_intents()
+        assert failed.error
+        rig.clock.advance(reconciler.lease + timedelta(seconds=1))
+        reconciler.repair_open_intents()
+        assert cancel_outcomes(rig, payment) != [None], "in doubt for up to an hour more"
