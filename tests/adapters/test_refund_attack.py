@@ -61,12 +61,11 @@ def test_a_settlement_by_hand_follows_nicepays_total_not_the_stored_one(db_url: 
         assert rig.refunded_at_nicepay(payment) == "50000"
         assert cancel_outcomes(rig, payment)[0] == LOST_AFTER_REPAIR
         ask = refund_request(payment.id, request_id="rf-1", actor=Actor.OPERATOR)
-        calls = rig.service.calls
         # A person who believes a stale screen must not free money NICEPAY took.
         with pytest.raises(RefundNotSettleable):
-            settle_by_hand(rig.engine, calls, ask, refunded=False, reason="r", by="mallory")
+            settle_by_hand(rig.service, ask, refunded=False, reason="r", by="mallory")
         # The person who read NICEPAY's records right is not refused.
-        settled = settle_by_hand(rig.engine, calls, ask, refunded=True, reason="portal", by="b")
+        settled = settle_by_hand(rig.service, ask, refunded=True, reason="portal", by="b")
         assert settled.outcome == SETTLED_REFUNDED
 
 
@@ -129,19 +128,18 @@ def test_a_settlement_whose_log_entry_was_lost_can_be_completed(db_url: str) -> 
         second = lost_after_repair_then_second(rig, payment, gate, first_taken=True, second={})
         assert second.result(GATE_LIMIT).status is RefundStatus.SUCCEEDED
         ask = refund_request(payment.id, request_id="rf-1", actor=Actor.OPERATOR)
-        calls = rig.service.calls
         record = rig.engine.record_refused
 
         def stop(*args: object, **kwargs: object) -> None:
             raise KeyboardInterrupt
 
-        rig.engine.record_refused = stop  # type: ignore[method-assign]
+        rig.engine.record_refused = stop  # type: ignore[method-assign,assignment]
         with pytest.raises(KeyboardInterrupt):
-            settle_by_hand(rig.engine, calls, ask, refunded=True, reason="portal", by="carol")
+            settle_by_hand(rig.service, ask, refunded=True, reason="portal", by="carol")
         rig.engine.record_refused = record  # type: ignore[method-assign]
         assert cancel_outcomes(rig, payment)[0] == SETTLED_REFUNDED
         with contextlib.suppress(RefundNotSettleable):
-            settle_by_hand(rig.engine, calls, ask, refunded=True, reason="portal", by="carol")
+            settle_by_hand(rig.service, ask, refunded=True, reason="portal", by="carol")
         notes = [r for r in rig.engine.rejections(payment.id) if r.actor == Actor.OPERATOR]
         assert len(notes) == 1, "a settlement with nobody's name on the record"
 
