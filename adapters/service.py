@@ -24,7 +24,7 @@ from adapters.inbound.journal import InboundJournal
 from adapters.nicepay.client import Call, NicepayClient
 from adapters.reconcile.intents import CALL_LEASE, checked_lease, recorded_call
 from adapters.reconcile.journal import CallJournal
-from adapters.reconcile.status import check_status
+from adapters.reconcile.status import HeardAnswer, check_status
 from adapters.reconcile.work import StatusWork
 from adapters.refunds import Refund, Refunds, refund_request
 from adapters.wallets.astrapay import MANDATE_FIELDS
@@ -271,6 +271,7 @@ class PaymentService:
         actor: Actor = Actor.MERCHANT,
         tx_id_hint: str | None = None,
         call_key: str | None = None,
+        heard: list[HeardAnswer] | None = None,
     ) -> Instance:
         """Ask NICEPAY for the payment's status and apply the answer (see ``check_status``)."""
         return check_status(
@@ -281,6 +282,7 @@ class PaymentService:
             actor=actor,
             tx_id_hint=tx_id_hint,
             call_key=call_key,
+            heard=heard,
         )
 
     def fire(

@@ -13,19 +13,21 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from adapters.cli._serve import IMID_ENV, KEY_ENV
 from adapters.reconcile.intents import Call
-from adapters.reconcile.journal import CallJournal
 from adapters.reconcile.refund_repair import (
     LOST_AFTER_REPAIR,
     REPAIRED_NOT_REFUNDED,
     SETTLED_NOT_REFUNDED,
 )
-from fsm import Actor, Engine, SqlStore
+from fsm import Actor
 from fsm.errors import RejectReason
 from fsm.refunds import REQUEST_REFUND
+from tests.adapters.refund_rig import RefundRig, refund_rig
 from tests.cli_run import (
     CREDENTIALS,
     EXECUTABLE,
+    Ran,
     awaiting_check,
     engine_at,
     ewallet_fsm,
@@ -307,58 +309,59 @@ def test_resolve_settles_a_void_and_a_refund_with_the_refunded_total(
     store.dispose()
 
 
-def lost_refund(db_url: str) -> tuple[SqlStore, Engine, CallJournal, str]:
-    """A paid payment whose refund request ``rf-1`` (400) a repair left in doubt: its cancel's
-    answer was lost after the repair closed it, while another cancel was open."""
-    store, engine, clock = engine_at(db_url)
-    pid = awaiting_check(engine, clock)
-    engine.fire(pid, "confirm_payment", actor=Actor.OPERATOR, idempotency_key="paid")
+def lost_refund(rig: RefundRig) -> str:
+    """A payment NICEPAY holds as paid, nothing refunded, whose refund request ``rf-1`` (400)
+    a repair left in doubt: its cancel's answer was lost after the repair closed it, while
+    another cancel was open."""
+    pid = rig.paid("cli-settle").id
     payload = {"amount": "400", "request_id": "rf-1", "reason": "", "refunded_before": "0"}
-    engine.fire(
+    rig.engine.fire(
         pid, REQUEST_REFUND, actor=Actor.MERCHANT, idempotency_key="refund:rf-1", payload=payload
     )
-    calls = CallJournal(store, clock=clock)
-    at = clock.now()
+    calls, at = rig.service.calls, rig.clock.now()
     intent = calls.record(
         pid, Call.CANCEL, at=at, amount="400", exclusive=True, call_key="refund:rf-1"
     )
     calls.finish(intent, outcome=REPAIRED_NOT_REFUNDED, at=at)
     assert calls.overrule(intent, closed_as=REPAIRED_NOT_REFUNDED, outcome=LOST_AFTER_REPAIR, at=at)
-    return store, engine, calls, pid
+    return pid
 
 
 def test_settle_refund_settles_a_refund_left_in_doubt_recorded_with_who_and_why(
     db_url: str, tmp_path: Path
 ) -> None:
-    store, engine, calls, pid = lost_refund(db_url)
-    base = ("--reason", REASON, "--by", "alice", "--db", db_url)
-    # NICEPAY's total (nothing refunded) cannot hold it: a person may not call it refunded.
-    refunded = ewallet_fsm("settle-refund", pid, "rf-1", "--as", "refunded", *base, cwd=tmp_path)
-    assert "NICEPAY's refunded total says it is repaired:not_refunded" in (
-        refunded.assert_one_line_error()
-    )
-    unknown = ewallet_fsm("settle-refund", pid, "rf-9", "--as", "refunded", *base, cwd=tmp_path)
-    assert "there is no such refund request" in unknown.assert_one_line_error()
-    assert [i.outcome for i in calls.of_instance(pid) if i.call == Call.CANCEL] == [
-        LOST_AFTER_REPAIR
-    ]
-    argv = ("settle-refund", pid, "rf-1", "--as", "not_refunded", *base, "--json")
-    done = ewallet_fsm(*argv, cwd=tmp_path)
-    assert done.code == 0, done.err
-    assert done.json() == {
-        "instance": pid,
-        "request_id": "rf-1",
-        "amount": "400",
-        "outcome": SETTLED_NOT_REFUNDED,
-    }
-    (note,) = engine.rejections(pid)
-    assert (note.event, note.actor, note.reason) == (
-        "settle_refund",
-        Actor.OPERATOR,
-        RejectReason.SETTLED_BY_HAND,
-    )
-    assert (note.payload["operator"], note.payload["reason"]) == ("alice", REASON)
-    again = ewallet_fsm(*argv, cwd=tmp_path)
-    assert "it is closed settled:not_refunded" in again.assert_one_line_error()
-    assert len(engine.rejections(pid)) == 1
-    store.dispose()
+    with refund_rig(db_url) as rig:
+        pid = lost_refund(rig)
+        engine, calls = rig.engine, rig.service.calls
+        config = rig.nicepay.config
+        env = {IMID_ENV: config.imid, KEY_ENV: config.merchant_key.get_secret_value()}
+        base = ("--reason", REASON, "--by", "alice", "--db", db_url, "--nicepay-url")
+
+        def settle(*argv: str) -> Ran:
+            return ewallet_fsm(
+                "settle-refund", pid, *argv, *base, rig.nicepay.url, cwd=tmp_path, env=env
+            )
+
+        # NICEPAY's fresh total (nothing refunded) cannot hold it: nobody may call it refunded.
+        assert "NICEPAY's refunded total says it is repaired:not_refunded" in (
+            settle("rf-1", "--as", "refunded").assert_one_line_error()
+        )
+        unknown = settle("rf-9", "--as", "refunded")
+        assert "there is no such refund request" in unknown.assert_one_line_error()
+        assert [i.outcome for i in calls.of_instance(pid) if i.call == Call.CANCEL] == [
+            LOST_AFTER_REPAIR
+        ]
+        done = settle("rf-1", "--as", "not_refunded", "--json")
+        assert done.code == 0, done.err
+        assert done.json() == {
+            "instance": pid,
+            "request_id": "rf-1",
+            "amount": "400",
+            "outcome": SETTLED_NOT_REFUNDED,
+        }
+        (note,) = [r for r in engine.rejections(pid) if r.actor == Actor.OPERATOR]
+        assert (note.event, note.reason) == ("settle_refund", RejectReason.SETTLED_BY_HAND)
+        assert (note.payload["operator"], note.payload["reason"]) == ("alice", REASON)
+        again = settle("rf-1", "--as", "not_refunded", "--json")
+        assert "it is closed settled:not_refunded" in again.assert_one_line_error()
+        assert len([r for r in engine.rejections(pid) if r.actor == Actor.OPERATOR]) == 1

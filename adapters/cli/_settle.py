@@ -2,25 +2,29 @@
 
 The repair leaves a request in doubt, its amount reserved, when NICEPAY's cumulative refunded
 total cannot say whether its cancel took effect. A person who has looked at the payment's
-cancels at NICEPAY says which it was; the settlement is recorded with who and why, and anything
-else (a request not in doubt, one the total already settles otherwise) is refused before
-anything changes (:func:`~adapters.refunds.settle.settle_by_hand`).
+cancels at NICEPAY says which it was; the command asks NICEPAY afresh (``$EWALLET_FSM_IMID``,
+``$EWALLET_FSM_MERCHANT_KEY``) and the settlement is recorded with who and why. Anything else (a
+request not in doubt, another cancel open, an inquiry that fails, one whose total already
+settles the request otherwise) is refused before anything is settled
+(:func:`~adapters.refunds.settle.settle_by_hand`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
+import httpx
+
 from adapters.cli._arguments import bounded_text
-from adapters.cli._catalog import catalog
 from adapters.cli._output import default_db, open_existing, write, write_json
 from adapters.cli._resolve import MAX_NAME, MAX_REASON
-from adapters.reconcile.journal import CallJournal
+from adapters.cli._serve import IMID_ENV, KEY_ENV, NICEPAY_URL_ENV
+from adapters.cli._status import service_on
+from adapters.nicepay.config import Environment
 from adapters.refunds import refund_request, settle_by_hand
 from fsm.definition import Actor
-from fsm.engine import Engine
-from fsm.flows import EVENT_TYPES
 
 FOUND = {"refunded": True, "not_refunded": False}
 
@@ -47,17 +51,25 @@ def register(subparsers: Any) -> None:
         "--by", required=True, type=bounded_text("--by", MAX_NAME), help="who settles it"
     )
     settle.add_argument("--db", default=default_db(), help="database URL (default: %(default)s)")
+    settle.add_argument(
+        "--nicepay-url",
+        default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
+        help=f"NICEPAY base URL, asked afresh before settling (${IMID_ENV}, ${KEY_ENV}; "
+        f"default: ${NICEPAY_URL_ENV} or the sandbox)",
+    )
     settle.add_argument("--json", action="store_true", help="print JSON")
     settle.set_defaults(handler=_settle)
 
 
 def _settle(args: argparse.Namespace) -> int:
     request = refund_request(args.id, request_id=args.request_id, actor=Actor.OPERATOR)
-    with open_existing(args.db) as store:
-        engine = Engine(store, flows=catalog(), event_types=EVENT_TYPES)
-        calls = CallJournal(store, clock=engine.clock)
+    with (
+        open_existing(args.db) as store,
+        httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0)) as http,
+    ):
+        service = service_on(store, http, args.nicepay_url)
         intent = settle_by_hand(
-            engine, calls, request, refunded=FOUND[args.found], reason=args.reason, by=args.by
+            service, request, refunded=FOUND[args.found], reason=args.reason, by=args.by
         )
     if args.json:
         write_json(

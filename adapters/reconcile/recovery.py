@@ -26,10 +26,12 @@ The repair waits for a cancel's hold no longer than :attr:`Reconciler.longest_ho
 record; a hold said to run past that is reported for a person, never closed on.
 
 A refund request a repair left in doubt (:func:`reopen_in_doubt`) is opened again, and repaired
-as any other, once NICEPAY's total may settle it. A call that moves money whose repair failed
-keeps its payment claimed for a while that grows with its age (at most
-:data:`LONGEST_BACKOFF`): NICEPAY refusing its inquiry for good must not keep the newer ones
-from their repair.
+as any other, once NICEPAY's total may settle it. A refund request is judged only from its
+repair's own inquiry answer, verified and stating ``cancelAmt`` exactly; without one it stays
+open, reported for a person. A call that moves money whose repair failed for good keeps its
+payment claimed for a while that grows with its age (at most :data:`LONGEST_BACKOFF`): NICEPAY
+refusing its inquiry for good must not keep the newer ones from their repair. A failure that
+may pass by itself does not back off.
 """
 
 from __future__ import annotations
@@ -41,13 +43,14 @@ from datetime import datetime, timedelta
 from adapters.errors import ProviderError
 from adapters.reconcile.deadlines import (
     DEFAULT_LEASE,
-    DeadlineRun,
     report_skipped,
     run_due,
     unfit,
 )
 from adapters.reconcile.intents import CALL_LEASE, INTENT_GRACE, MONEY_MOVING, Call
 from adapters.reconcile.journal import CallIntent, CallJournal
+from adapters.reconcile.lost_registration import fail_lost_registration
+from adapters.reconcile.passes import ReconcilePass, Repair, count_pass
 from adapters.reconcile.refund_repair import (
     AWAITING_CANCEL,
     LEFT_OPEN,
@@ -55,12 +58,10 @@ from adapters.reconcile.refund_repair import (
     reopen_in_doubt,
     repair_outcome,
 )
-from adapters.reconcile.status import StatusChecks
+from adapters.reconcile.status import HeardAnswer, StatusChecks
 from adapters.telemetry import ServiceTelemetry, default_telemetry
 from fsm.definition import Actor
-from fsm.errors import ConfigurationError, FsmError, TransitionNotAllowed
-from fsm.flows import PaymentEvent, PaymentState
-from fsm.model import Instance
+from fsm.errors import ConfigurationError, FsmError
 from fsm.store.leases import claim_owner
 
 logger = logging.getLogger(__name__)
@@ -68,31 +69,6 @@ logger = logging.getLogger(__name__)
 LONGEST_HOLD = CALL_LEASE + INTENT_GRACE
 """How long a cancel may hold its payment from its intent's record, by default: its lease,
 renewed right before it is sent, which is at most a call's time after the record."""
-
-
-@dataclass(frozen=True)
-class Repair:
-    """What one abandoned call's payment became."""
-
-    instance_id: str
-    call: str
-    before: str
-    after: str
-    outcome: str
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class ReconcilePass:
-    """One reconciler pass: the repaired calls, then the passed deadlines acted on."""
-
-    repairs: list[Repair]
-    deadlines: list[DeadlineRun]
-
-    @property
-    def failed(self) -> bool:
-        """Whether any repair or deadline action ended in an error."""
-        return any(r.error for r in self.repairs) or any(r.error for r in self.deadlines)
 
 
 @dataclass(frozen=True)
@@ -191,11 +167,13 @@ class Reconciler:
     def _keep_claim(self, intent: CallIntent, repair: Repair, moment: datetime) -> bool:
         """Whether the payment stays claimed after its repair, keeping it out of the next passes:
         for the lease when nobody can act on it, and for a time that grows with the intent's
-        age when the repair of a call that moves money failed (NICEPAY refusing its inquiry
-        for good, say), so that such intents do not take every pass's places."""
+        age when the repair of a call that moves money failed for good (NICEPAY refusing its
+        inquiry, say), so that such intents do not take every pass's places. A failure that may
+        pass by itself (an outage) backs off not at all: an old lost refund must not stay in
+        doubt for the backoff's hour after one passing error."""
         if repair.outcome in _KEEP_CLAIM:
             return True
-        if not (repair.error and intent.call in MONEY_MOVING):
+        if not (repair.error and intent.call in MONEY_MOVING) or repair.retryable:
             return False
         pause = min(max(self.lease, (moment - intent.recorded_at) / 4), LONGEST_BACKOFF)
         leases = self.service.leases
@@ -210,15 +188,6 @@ class Reconciler:
             recorded_before=recorded_before, held_after=moment, limit=self.limit
         )
         return [_suspect_hold(self.service, intent) for intent in held]
-
-
-def count_pass(telemetry: ServiceTelemetry, done: ReconcilePass) -> None:
-    """Count each repair and deadline of a pass by its outcome (a repair's outcome up to any
-    ``:``, so that no payment's detail becomes a label)."""
-    for repair in done.repairs:
-        telemetry.reconciled("repair", "error" if repair.error else repair.outcome.split(":")[0])
-    for run in done.deadlines:
-        telemetry.reconciled("deadline", "error" if run.error else run.event or "skipped")
 
 
 _KEEP_CLAIM = frozenset({"skipped"})
@@ -268,11 +237,14 @@ def _repair(
     if problem is not None:  # the intent stays open for when the row is put right
         error = report_skipped(before, problem)
         return Repair(before.id, intent.call, before.state, before.state, "skipped", error)
+    heard: list[HeardAnswer] = []
     try:
         if intent.call == Call.REGISTRATION and not before.tx_id:
-            outcome, repaired = _fail_lost_registration(service, intent, before)
+            outcome, repaired = fail_lost_registration(service, intent, before)
         elif before.tx_id or intent.tx_id:
-            repaired = service.check_status(before.id, actor=Actor.TIMER, tx_id_hint=intent.tx_id)
+            repaired = service.check_status(
+                before.id, actor=Actor.TIMER, tx_id_hint=intent.tx_id, heard=heard
+            )
             outcome = "inquired"
         else:
             outcome, repaired = "nothing to ask: no tXid", before
@@ -283,11 +255,12 @@ def _repair(
     after = repaired.state
     closed = f"repaired:{after}"
     if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
-        closed = repair_outcome(engine, service.calls, intent)
-        if closed != REPAIRED_REFUNDED and now < _honoured(intent, longest_hold) + grace:
-            return _left_waiting(intent, before.state, after)
-        if closed != REPAIRED_REFUNDED and now < intent.last_sent_by + grace:
-            return _suspect_hold(service, intent)  # it says it may still go out: a person looks
+        total = heard[-1].exact_total if heard else None  # this repair's own answer, and only it
+        states, waits = (before.state, after), (grace, longest_hold)
+        judged = _refund_closed(service, intent, total, states, now=now, waits=waits)
+        if isinstance(judged, Repair):
+            return judged
+        closed = judged
     if not service.calls.close_repaired(intent, outcome=closed, at=engine.clock.now()):
         return _overtaken(intent, before.state, after)
     logger.info(
@@ -295,6 +268,30 @@ def _repair(
         extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
     )
     return Repair(before.id, intent.call, before.state, after, outcome)
+
+
+def _refund_closed(
+    service: StatusChecks,
+    intent: CallIntent,
+    total: int | None,
+    states: tuple[str, str],
+    *,
+    now: datetime,
+    waits: tuple[timedelta, timedelta],
+) -> str | Repair:
+    """How a refund request's intent closes on NICEPAY's refunded ``total`` (as this repair's
+    inquiry stated it, verified and exact), or the repair that leaves it open: without such a
+    total, and, unless it covers the request, while its cancel may still go out (``waits``:
+    the reconciler's grace and longest hold)."""
+    grace, longest_hold = waits
+    if total is None:
+        return _unheard(intent, *states)
+    closed = repair_outcome(service.engine, service.calls, intent, refunded=total)
+    if closed != REPAIRED_REFUNDED and now < _honoured(intent, longest_hold) + grace:
+        return _left_waiting(intent, *states)
+    if closed != REPAIRED_REFUNDED and now < intent.last_sent_by + grace:
+        return _suspect_hold(service, intent)  # it says it may still go out: a person looks
+    return closed
 
 
 def _honoured(intent: CallIntent, longest_hold: timedelta) -> datetime:
@@ -314,6 +311,17 @@ def _left_waiting(intent: CallIntent, before: str, after: str) -> Repair:
         extra={"instance": intent.instance_id, "call": intent.call, "intent": intent.id},
     )
     return Repair(intent.instance_id, intent.call, before, after, AWAITING_CANCEL)
+
+
+def _unheard(intent: CallIntent, before: str, after: str) -> Repair:
+    """A refund request's repair whose inquiry gave no verified, exact refunded total: nothing
+    tells whether its cancel took effect, so its intent stays open, for a person to look at."""
+    error = (
+        f"intent {intent.id}: NICEPAY's inquiry gave no verified answer with an exact refunded "
+        f"total (cancelAmt); the refund request stays open"
+    )
+    logger.error("refund repair without a usable answer", extra={"instance": intent.instance_id})
+    return Repair(intent.instance_id, intent.call, before, after, "open", error)
 
 
 def _overtaken(intent: CallIntent, before: str, after: str) -> Repair:
@@ -352,32 +360,7 @@ def _unrepaired(
     )
     after = engine.get(intent.instance_id).state
     outcome = "unrepaired" if closes else "open"
-    return Repair(intent.instance_id, intent.call, before, after, outcome, str(error))
-
-
-def _fail_lost_registration(
-    service: StatusChecks, intent: CallIntent, payment: Instance
-) -> tuple[str, Instance]:
-    """Fail a payment whose registration's answer was lost; what became of it, and the payment."""
-    if payment.state != PaymentState.REGISTRATION_SENT:
-        return f"registration already ended in {payment.state}", payment
-    payload = {
-        "error": "AnswerLost",
-        "referenceNo": intent.reference_no,
-        "detail": "the registration's answer was lost with the process that sent it; without "
-        "its tXid the transaction can never be paid, so it is abandoned",
-    }
-    try:
-        result = service.engine.fire_with_retry(
-            intent.instance_id,
-            PaymentEvent.FAIL_REGISTRATION,
-            actor=Actor.TIMER,
-            idempotency_key=f"intent:{intent.id}",
-            payload=payload,
-        )
-    except TransitionNotAllowed:  # recorded by the engine; the payment moved on meanwhile
-        return "registration moved on", service.engine.get(intent.instance_id)
-    return "registration answer lost: failed", result.instance
+    return Repair(intent.instance_id, intent.call, before, after, outcome, str(error), not gives_up)
 
 
 __all__ = [

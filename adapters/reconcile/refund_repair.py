@@ -11,7 +11,6 @@ repair can tell (:func:`reopen_in_doubt`) or a person settles it.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Final
 
 from adapters.reconcile.intents import Call, OpenCall
@@ -63,7 +62,7 @@ while the repair was asking NICEPAY: what the repair learnt may predate the call
 pass asks again."""
 
 
-def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent) -> str:
+def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent, *, refunded: int) -> str:
     """After the reconciler's inquiry, whether a refund request's cancel took effect.
 
     NICEPAY's refunded total is what every cancel it took adds up to. The request's step holds
@@ -73,9 +72,10 @@ def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent) -> st
     taken plus its amount, and took nothing when it falls short of the least plus its amount;
     in between the total cannot tell this cancel from one in doubt, and it is left in doubt
     (:data:`REPAIRED_IN_DOUBT`). Counting the others keeps a cancel that landed late, after
-    this request began, from being taken for this one. The total is the stored one, or a larger
-    one an inquiry reported without it being applied (:func:`reported_total`). Without the step
-    the cancel was never sent: the request is recorded after its intent and before the call.
+    this request began, from being taken for this one. ``refunded`` is NICEPAY's total as the
+    caller's own inquiry, verified, stated it exactly (never the stored total, which a lost or
+    unverified answer leaves behind). Without the step the cancel was never sent: the request
+    is recorded after its intent and before the call.
     """
     history = engine.history(intent.instance_id)
     step = next(
@@ -93,27 +93,11 @@ def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent) -> st
     # The total before may have counted the ones in doubt, which are only reserved.
     least, most = max(before - maybe, took), max(before, took) + maybe
     amount = int(intent.amount or 0)
-    stored = int(engine.get(intent.instance_id).refunded_amount or 0)
-    refunded = max(stored, reported_total(engine, intent.instance_id, since=step.occurred_at))
-    # Every void or refund binds a total (the whole amount when NICEPAY gave none), so a
-    # total short of the least the others took plus this amount means this cancel took nothing.
+    # NICEPAY's total counts every cancel it took, so a total short of the least the others
+    # took plus this amount means this cancel took nothing.
     if refunded >= most + amount:
         return REPAIRED_REFUNDED
     return REPAIRED_NOT_REFUNDED if refunded < least + amount else REPAIRED_IN_DOUBT
-
-
-def reported_total(engine: Engine, instance_id: str, *, since: datetime) -> int:
-    """The largest refunded total (``cancelAmt``) NICEPAY's inquiries reported since ``since``,
-    in answers that were recorded without being applied: a status no table maps, or one the
-    payment's state did not take. Answers about another payment do not count."""
-    totals = [
-        str(refused.payload.get("cancelAmt") or "")
-        for refused in engine.rejections(instance_id)
-        if refused.actor == Actor.STATUS_INQUIRY
-        and refused.reason is not RejectReason.UNVERIFIED
-        and refused.occurred_at >= since
-    ]
-    return max((int(total) for total in totals if total.isdigit()), default=0)
 
 
 def keep_late_answer(
@@ -203,5 +187,4 @@ __all__ = [
     "keep_late_answer",
     "reopen_in_doubt",
     "repair_outcome",
-    "reported_total",
 ]

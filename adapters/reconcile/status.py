@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.errors import ProviderError
@@ -72,6 +73,25 @@ class InquiryAnswer(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class HeardAnswer:
+    """One inquiry answer as a status check heard it: whether it was about the payment, and
+    the refunded total (``cancelAmt``) it stated."""
+
+    verified: bool
+    """The answer's tXid, referenceNo and amount agree with the payment's."""
+    cancel_amount: str | None
+    """``cancelAmt`` as NICEPAY sent it (absent, or anything at all)."""
+
+    @property
+    def exact_total(self) -> int | None:
+        """NICEPAY's cumulative refunded total, when the answer is verified and states it
+        exactly; else ``None``: such an answer is no evidence of what was refunded."""
+        if self.verified and _AMOUNT.fullmatch(self.cancel_amount or ""):
+            return int(self.cancel_amount or 0)
+        return None
+
+
 class Inquirer(Protocol):
     """Anything that can ask NICEPAY for a transaction's status."""
 
@@ -108,6 +128,7 @@ class StatusChecks(Protocol):
         actor: Actor = Actor.MERCHANT,
         tx_id_hint: str | None = None,
         call_key: str | None = None,
+        heard: list[HeardAnswer] | None = None,
     ) -> Instance:
         """Ask NICEPAY for the payment's status and apply the answer (:func:`check_status`)."""
         ...
@@ -131,13 +152,19 @@ def request_check(engine: Engine, payment: Instance, actor: Actor) -> Instance:
 
 
 def apply_answer(
-    engine: Engine, payment: Instance, answer: InquiryAnswer, *, asked_tx_id: str | None = None
+    engine: Engine,
+    payment: Instance,
+    answer: InquiryAnswer,
+    *,
+    asked_tx_id: str | None = None,
+    heard: list[HeardAnswer] | None = None,
 ) -> Instance:
     """Fire the event ``answer`` maps to for ``payment``'s wallet (or record why not).
 
     ``asked_tx_id`` is the tXid the inquiry was made with, when the payment has none stored yet
     (an AstraPay payment whose notification is missing); an answer that agrees with the stored
-    referenceNo and amount then binds it.
+    referenceNo and amount then binds it. ``heard``, when given, gets the answer as heard, so
+    that a caller deciding from this very answer need not read it back from the payment.
     """
     tx_id, status = payment.tx_id or asked_tx_id or "", answer.status or ""
     payload = {
@@ -148,6 +175,8 @@ def apply_answer(
         "resultMsg": answer.result_msg,
     }
     mismatch = _mismatch(payment, answer, tx_id)
+    if heard is not None:
+        heard.append(HeardAnswer(verified=not mismatch, cancel_amount=answer.cancel_amount))
     if mismatch:
         engine.record_refused(
             payment.id,
@@ -240,6 +269,7 @@ def check_status(
     actor: Actor = Actor.MERCHANT,
     tx_id_hint: str | None = None,
     call_key: str | None = None,
+    heard: list[HeardAnswer] | None = None,
 ) -> Instance:
     """Run one status check for the payment and apply its answer.
 
@@ -251,6 +281,7 @@ def check_status(
     nothing to ask, the payment is returned unchanged; only the timer's check is still recorded,
     so that the state's deadline schedules the next one. Each inquiry is recorded in ``calls``,
     and ``call_key`` names the (first) one (see :func:`~adapters.reconcile.intents.recorded_call`).
+    Each answer heard is appended to ``heard``, when given (:func:`apply_answer`).
 
     Raises:
         ProviderError: the inquiry failed (for hints: none was confirmed and one could not be
@@ -267,8 +298,8 @@ def check_status(
         return request_check(engine, payment, actor) if actor == Actor.TIMER else payment
     payment = request_check(engine, payment, actor)
     if payment.tx_id:  # also when a notification bound it meanwhile
-        return _inquire(engine, calls, inquirer, payment, payment.tx_id, call_key)
-    return _ask_hints(engine, calls, inquirer, payment, asked, call_key)
+        return _inquire(engine, calls, inquirer, payment, payment.tx_id, call_key, heard)
+    return _ask_hints(engine, calls, inquirer, payment, asked, call_key, heard)
 
 
 def _inquire(
@@ -278,11 +309,13 @@ def _inquire(
     payment: Instance,
     tx_id: str,
     call_key: str | None,
+    heard: list[HeardAnswer] | None = None,
 ) -> Instance:
     asked = {"tXid": tx_id, "referenceNo": payment.reference_no, "amt": payment.amount}
     with recorded_call(calls, payment, Call.INQUIRY, request=asked, tx_id=tx_id, call_key=call_key):
         answer = inquirer.inquiry(tx_id, payment.reference_no or "", payment.amount or "")
-        return apply_answer(engine, engine.get(payment.id), answer, asked_tx_id=tx_id)
+        payment = engine.get(payment.id)
+        return apply_answer(engine, payment, answer, asked_tx_id=tx_id, heard=heard)
 
 
 def _ask_hints(
@@ -292,6 +325,7 @@ def _ask_hints(
     payment: Instance,
     hints: list[str],
     call_key: str | None,
+    heard: list[HeardAnswer] | None,
 ) -> Instance:
     """Ask about each hint until NICEPAY confirms one (and the answer binds it).
 
@@ -301,7 +335,7 @@ def _ask_hints(
     for number, tx_id in enumerate(hints):
         try:
             key = call_key if number == 0 else None
-            payment = _inquire(engine, calls, inquirer, payment, tx_id, key)
+            payment = _inquire(engine, calls, inquirer, payment, tx_id, key, heard)
         except ProviderError as error:  # the call intent keeps the outcome
             logger.info(
                 "tXid hint not confirmed",

@@ -4,9 +4,10 @@ A repair leaves a request in doubt when NICEPAY's cumulative refunded total cann
 its cancel took effect: its answer was lost while another cancel of the payment was open
 (``lost:after_repair``), or the total fits this cancel as well as another in doubt
 (``repaired:in_doubt``). Its amount stays reserved until a person, who can see each cancel in
-NICEPAY's own records, says which it was. The settlement closes the request's intent
-``settled:refunded`` or ``settled:not_refunded`` and is recorded in the payment's log, with who
-settled it and why.
+NICEPAY's own records, says which it was. The settlement asks NICEPAY afresh first and is judged
+against that answer, never against the stored total (which a lost answer leaves behind); it
+closes the request's intent ``settled:refunded`` or ``settled:not_refunded`` and is recorded in
+the payment's log, with who settled it and why.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from adapters.errors import RefundNotSettleable
+from adapters.errors import ProviderError, RefundNotSettleable
+from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import Call
-from adapters.reconcile.journal import CallIntent, CallJournal
+from adapters.reconcile.journal import CallIntent
 from adapters.reconcile.refund_repair import (
     IN_DOUBT,
     REPAIRED_NOT_REFUNDED,
@@ -25,10 +27,11 @@ from adapters.reconcile.refund_repair import (
     SETTLED_REFUNDED,
     repair_outcome,
 )
+from adapters.reconcile.status import HeardAnswer, StatusChecks
 from adapters.refunds.request import RefundRequest
 from fsm.definition import Actor
-from fsm.engine import Engine
 from fsm.errors import RejectReason
+from fsm.store.leases import claim_owner
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +40,7 @@ SETTLE_REFUND: Final = "settle_refund"
 
 
 def settle_by_hand(
-    engine: Engine,
-    calls: CallJournal,
+    service: StatusChecks,
     request: RefundRequest,
     *,
     refunded: bool,
@@ -48,53 +50,105 @@ def settle_by_hand(
     """Settle ``request``, left in doubt, as ``refunded`` or not, as the person ``by`` found it
     at NICEPAY, for ``reason``; its intent as settled.
 
-    A settlement the refunded total contradicts is refused: not refunded, when the total
-    covers this cancel whatever the others in doubt took; refunded, when it falls short of
-    this cancel whatever they took.
+    The payment is claimed as a reconciler claims it (no cancel or repair runs meanwhile), and
+    NICEPAY is asked afresh; its answer is applied as any status check's (a refund it reports
+    moves the payment's refunded total). A settlement that answer contradicts is refused: not
+    refunded, when the total covers this cancel whatever the others in doubt took; refunded,
+    when it falls short of this cancel whatever they took. Settling again as before completes
+    a settlement whose log entry was lost (the process stopped in between).
 
     Raises:
         InstanceNotFound: no such payment.
         RefundNotSettleable: the payment has no such request, or it is not in doubt (still
-            open for a repair, or settled), or the total contradicts the settlement; nothing
-            was changed.
+            open for a repair, or settled), or another cancel of the payment is open or under
+            way, or NICEPAY's inquiry failed or gave no verified, exact refunded total, or that
+            total contradicts the settlement; nothing was settled.
     """
+    engine, calls = service.engine, service.calls
     engine.get(request.payment_id)
     intent = calls.by_key(request.payment_id, request.key)
     if intent is None or intent.call != Call.CANCEL:
         raise _refused(request, "there is no such refund request")
+    outcome = SETTLED_REFUNDED if refunded else SETTLED_NOT_REFUNDED
+    if intent.outcome == outcome and not engine.has_rejection(intent.instance_id, _key(intent)):
+        return _record(service, request, intent, was=None, reason=reason, by=by)
     if intent.outcome not in IN_DOUBT:
         found = "open, for a repair" if intent.outcome is None else f"closed {intent.outcome}"
         raise _refused(request, f"only a request left in doubt is settled by hand; it is {found}")
-    total_says = repair_outcome(engine, calls, intent)
+    owner, leases = claim_owner(), service.leases
+    if not leases.claim(
+        request.payment_id, owner=owner, now=engine.clock.now(), lease=DEFAULT_LEASE
+    ):
+        raise _refused(request, "a cancel or a reconciler holds the payment; try again shortly")
+    try:
+        _judge(service, request, intent, refunded=refunded)
+        at = engine.clock.now()
+        if not calls.overrule(intent.id, closed_as=intent.outcome or "", outcome=outcome, at=at):
+            raise _refused(request, "it changed meanwhile; look at it again")
+    finally:
+        leases.release([request.payment_id], owner=owner)
+    return _record(service, request, intent, was=intent.outcome, reason=reason, by=by)
+
+
+def _judge(
+    service: StatusChecks, request: RefundRequest, intent: CallIntent, *, refunded: bool
+) -> None:
+    """Refuse the settlement unless NICEPAY's fresh answer leaves it to the person."""
+    cancels = service.calls.still_open(instance_id=request.payment_id)
+    if any(i.call == Call.CANCEL for i in cancels):
+        raise _refused(request, "another cancel of the payment is open; its repair comes first")
+    heard: list[HeardAnswer] = []
+    try:
+        service.check_status(request.payment_id, actor=Actor.OPERATOR, heard=heard)
+    except ProviderError as error:
+        raise _refused(request, f"NICEPAY's inquiry failed ({type(error).__name__})") from error
+    total = heard[-1].exact_total if heard else None
+    if total is None:
+        raise _refused(request, "NICEPAY's inquiry gave no verified, exact refunded total")
+    total_says = repair_outcome(service.engine, service.calls, intent, refunded=total)
     if total_says == (REPAIRED_NOT_REFUNDED if refunded else REPAIRED_REFUNDED):
         raise _refused(request, f"NICEPAY's refunded total says it is {total_says}")
-    outcome = SETTLED_REFUNDED if refunded else SETTLED_NOT_REFUNDED
-    at = engine.clock.now()
-    if not calls.overrule(intent.id, closed_as=intent.outcome or "", outcome=outcome, at=at):
-        raise _refused(request, "it changed meanwhile; look at it again")
+
+
+def _record(
+    service: StatusChecks,
+    request: RefundRequest,
+    intent: CallIntent,
+    *,
+    was: str | None,
+    reason: str,
+    by: str,
+) -> CallIntent:
+    """Log the settlement of ``intent`` (``was`` ``None``: the entry of an earlier settlement,
+    whose process stopped before it was written); the intent as it stands."""
+    settled = service.calls.by_key(request.payment_id, request.key)
+    if settled is None:  # the key's intent is never deleted
+        raise RuntimeError(f"the intent of {request.key!r} of {request.payment_id!r} vanished")
     facts = {
         "operator": by,
         "reason": reason,
         "request_id": request.request_id,
         "intent": intent.id,
         "amount": intent.amount,
-        "was": intent.outcome,
-        "settled_as": outcome,
+        "was": was or "unrecorded",
+        "settled_as": settled.outcome,
     }
     logger.warning("refund settled by hand", extra={"instance": request.payment_id, **facts})
-    engine.record_refused(
+    service.engine.record_refused(
         request.payment_id,
         SETTLE_REFUND,
         actor=Actor.OPERATOR,
-        idempotency_key=f"settle:{intent.id}",
+        idempotency_key=_key(intent),
         reason=RejectReason.SETTLED_BY_HAND,
-        detail=f"{request.key}: settled {outcome} by {by}: {reason}",
+        detail=f"{request.key}: settled {settled.outcome} by {by}: {reason}",
         payload=facts,
     )
-    settled = calls.by_key(request.payment_id, request.key)
-    if settled is None:  # the key's intent is never deleted
-        raise RuntimeError(f"the intent of {request.key!r} of {request.payment_id!r} vanished")
     return settled
+
+
+def _key(intent: CallIntent) -> str:
+    """The idempotency key of the intent's settlement in the payment's log."""
+    return f"settle:{intent.id}"
 
 
 def _refused(request: RefundRequest, why: str) -> RefundNotSettleable:

@@ -337,8 +337,8 @@ class PausedRepair:
         self._asked = threading.Event()
         self._resume = threading.Event()
 
-        def asked_then_wait(engine: Any, calls: Any, intent: Any) -> str:
-            found = repair_outcome(engine, calls, intent)
+        def asked_then_wait(engine: Any, calls: Any, intent: Any, *, refunded: int) -> str:
+            found = repair_outcome(engine, calls, intent, refunded=refunded)
             if not self._asked.is_set():
                 self._asked.set()
                 assert self._resume.wait(GATE_LIMIT), "the paused repair was never resumed"

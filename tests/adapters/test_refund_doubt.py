@@ -136,19 +136,17 @@ def test_a_total_that_fits_either_of_two_cancels_leaves_both_in_doubt(db_url: st
         assert statuses(rig, payment, "rf-1", "rf-2") == [RefundStatus.IN_DOUBT] * 2
         assert refundable(rig, payment) == "50000"  # both reserved: nothing refunded twice
         # A person who looked at NICEPAY's records settles rf-1; a repair then settles rf-2.
-        calls = rig.service.calls
         ask = refund_request(payment.id, request_id="rf-1", actor=Actor.OPERATOR)
         with pytest.raises(RefundNotSettleable):  # no such request
             settle_by_hand(
-                rig.engine,
-                calls,
+                rig.service,
                 refund_request(payment.id, request_id="rf-3"),
                 refunded=True,
                 reason="r",
                 by="b",
             )
         settled = settle_by_hand(
-            rig.engine, calls, ask, refunded=False, reason="portal: one cancel", by="alice"
+            rig.service, ask, refunded=False, reason="portal: one cancel", by="alice"
         )
         assert settled.outcome == SETTLED_NOT_REFUNDED
         (note,) = [r for r in rig.engine.rejections(payment.id) if r.actor == Actor.OPERATOR]
@@ -158,7 +156,7 @@ def test_a_total_that_fits_either_of_two_cancels_leaves_both_in_doubt(db_url: st
             "portal: one cancel",
         )
         with pytest.raises(RefundNotSettleable):  # settled already
-            settle_by_hand(rig.engine, calls, ask, refunded=True, reason="again", by="bob")
+            settle_by_hand(rig.service, ask, refunded=True, reason="again", by="bob")
         Reconciler(rig.service).repair_open_intents()
         assert cancel_outcomes(rig, payment) == [SETTLED_NOT_REFUNDED, REPAIRED_REFUNDED]
         assert statuses(rig, payment, "rf-1", "rf-2") == [
@@ -197,12 +195,10 @@ def test_a_person_may_not_settle_against_nicepays_total(db_url: str) -> None:
         assert rig.refunded_at_nicepay(payment) == "100000"
         ask = refund_request(payment.id, request_id="rf-1", actor=Actor.OPERATOR)
         with pytest.raises(RefundNotSettleable) as refused:
-            settle_by_hand(rig.engine, rig.service.calls, ask, refunded=False, reason="r", by="b")
+            settle_by_hand(rig.service, ask, refunded=False, reason="r", by="b")
         assert "repaired:refunded" in str(refused.value)
         assert cancel_outcomes(rig, payment) == [LOST_AFTER_REPAIR, "answered"]
-        settled = settle_by_hand(
-            rig.engine, rig.service.calls, ask, refunded=True, reason="portal", by="carol"
-        )
+        settled = settle_by_hand(rig.service, ask, refunded=True, reason="portal", by="carol")
         assert settled.outcome == SETTLED_REFUNDED
         assert statuses(rig, payment, "rf-1") == [RefundStatus.SUCCEEDED]
         assert refundable(rig, payment) == "50000"
