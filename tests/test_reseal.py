@@ -7,6 +7,7 @@ database migrated from before the audit chain, or written with no key, holds.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -68,7 +69,7 @@ def test_a_broken_plain_chain_is_refused_and_left_as_it_is(filled: Filled, copy:
     assert chain["key_ids"][0] == ("audit-1" if filled.keyed else "sha256")
 
 
-def test_a_chain_begun_without_the_key_and_continued_with_it_is_refused(
+def test_a_payment_in_flight_when_the_key_was_set_is_resealed_whole(
     filled: Filled, copy: str
 ) -> None:
     plain = SqlStore(copy)
@@ -78,20 +79,23 @@ def test_a_chain_begun_without_the_key_and_continued_with_it_is_refused(
     plain.dispose()
     keyed = SqlStore(copy, audit_keys=AuditKeys.parse(KEY))
     reply = {"tx_id": f"TX-{pid}", "reference_no": pid}
-    Engine(keyed, flows=FLOWS, clock=ManualClock(T0)).fire(
+    Engine(keyed, flows=FLOWS, clock=ManualClock(T0 + timedelta(hours=1))).fire(
         pid, "accept_registration", actor="provider_response", idempotency_key="ok", payload=reply
     )
     keyed.dispose()
     code, before = verify(copy, pid, key=KEY)
     chain = before["instances"][0]["chain"]
-    assert (chain["status"], chain["key_ids"]) == ("unverified", ["sha256", "audit-1"])
-    code, report, _ = reseal(copy, pid, key=KEY)
-    assert (code, outcomes(report)) == (1, {pid: "refused"})
-    assert "only partly hash-only (keys sha256, audit-1)" in report["instances"][0]["reason"]
+    assert (code, chain["status"], chain["key_ids"]) == (1, "unverified", ["sha256", "audit-1"])
+
+    # The key was set between its hash-only step and its signed one.
+    set_at = (T0 + timedelta(minutes=30)).isoformat()
+    code, report, _ = reseal(copy, pid, key=KEY, before=T0.isoformat())
+    assert (code, outcomes(report)) == (1, {pid: "refused"})  # a hash-only step after the cutoff
+    code, report, _ = reseal(copy, pid, key=KEY, before=set_at)
+    assert (code, outcomes(report)) == (0, {pid: "resealed"})
+
     code, after = verify(copy, pid, key=KEY)
-    assert after["instances"][0]["chain"] == chain  # left as it was
-    code, _ = verify(copy, pid, "--accept-unkeyed", key=KEY)
-    assert code == 0
+    assert (code, after["instances"][0]["chain"]["key_ids"]) == (0, ["audit-1"])
 
 
 def test_only_chains_last_moved_before_the_cutoff_are_resealed(filled: Filled, copy: str) -> None:

@@ -3,13 +3,15 @@
 Rows stored before the audit chain (hash-chained by migration 0010) or while no key was set
 carry the plain SHA-256 chain (key id ``sha256``), which anyone can recompute: a key holder's
 ``verify`` cannot tell them from rows rewritten and hashed again. Whoever holds the key checks
-each such chain and, only when it is hash-only from its first step to its seal, every link and
-the seal are intact, and its last step is before the cutoff (the moment the key was set), links
-it again from its first step and seals it under the signing key, whose id every row then
-records. Every other chain is left as it is: one already signed throughout is reported so (a
-second run changes nothing); one tampered, naming a key not given, partly signed, or moved at or
-after the cutoff is refused, with the reason. Each instance is resealed in one transaction that
-holds its row, so no step is appended meanwhile.
+each such chain and, only when every link and the seal are intact and its last hash-only step
+is before the cutoff (the moment the key was set), links it again from its first step and seals
+it under the signing key, whose id every row then records. A payment in flight when the key was
+set has hash-only steps and signed ones after them: the first signed link pins the steps before
+it, so it is resealed like a chain hash-only throughout. Every other chain is left as it is: one
+already signed throughout is reported so (a second run changes nothing); one tampered, naming a
+key not given, or with a hash-only step at or after the cutoff is refused, with the reason.
+Each instance is resealed in one transaction that holds its row, so no step is appended
+meanwhile.
 
 Resealing vouches for the rows as they are: run it once, right after the key is set, with the
 moment it was set as the cutoff, on a database whose hash chains nobody but the service could
@@ -113,21 +115,16 @@ def _reseal_one(conn: Connection, chain: Chain, instance_id: str, cutoff: dateti
 def _refusal(
     verdict: ChainVerdict, chain: Chain, moved: datetime | None, cutoff: datetime
 ) -> str | None:
-    """Why the chain is not resealed; ``None`` when it is hash-only, intact and before the
-    cutoff."""
+    """Why the chain is not resealed; ``None`` when it is intact and its hash-only rows (all of
+    them, or the steps before the key signed the rest) were written before the cutoff."""
     if verdict.status is ChainStatus.TAMPERED:
         return verdict.describe()
     unknown = [key_id for key_id in verdict.key_ids if not chain.can_check(key_id)]
     if unknown:
         return f"rows are signed with key {unknown[0]!r}, not given"
-    if verdict.key_ids != (HASH_ONLY,):
-        return (
-            f"the chain is only partly hash-only (keys {', '.join(verdict.key_ids)}): only a chain"
-            " hash-only from its first step to its seal is resealed"
-        )
     if moved is None or moved >= cutoff:
         return (
-            f"its last step, at {moved and moved.isoformat()}, is not before the cutoff"
+            f"its last hash-only step, at {moved and moved.isoformat()}, is not before the cutoff"
             f" {cutoff.isoformat()}: rows hashed after the key was set were written without it"
         )
     return None
@@ -136,19 +133,22 @@ def _refusal(
 def _rows(
     conn: Connection, instance_id: str, *, locked: bool
 ) -> tuple[ChainedRows, datetime | None]:
-    """The instance's chained rows, and when it last moved (its last step, else its update)."""
+    """The instance's chained rows, and when its last hash-only step was written (else its
+    update): a chain begun before the key was set and signed since (payments in flight then)
+    is judged by its hash-only steps, which the first signed link pins."""
     log = select(*(_LOG[name] for name in LINK_FIELDS), _LOG.chain_link, _LOG.chain_key)
     steps = [
         tuple(step)
         for step in conn.execute(log.where(_LOG.instance_id == instance_id).order_by(_LOG.seq))
     ]
     instance: tuple[Any, ...] | None = None
-    moved = steps[-1][_TIME] if steps else None
+    hashed = [step for step in steps if step[-1] == HASH_ONLY]
+    moved = hashed[-1][_TIME] if hashed else None
     if locked:
         columns = (*(_INSTANCE[name] for name in SEAL_FIELDS), _INSTANCE.chain_link)
         found = select(*columns, _INSTANCE.chain_seal, _INSTANCE.chain_key, _INSTANCE.updated_at)
         *sealed, updated = conn.execute(found.where(_INSTANCE.id == instance_id)).one()
-        instance, moved = tuple(sealed), moved if steps else updated
+        instance, moved = tuple(sealed), moved if hashed else updated
     rows = ChainedRows(instance_id, instance, steps)
     return rows, as_utc(moved) if isinstance(moved, datetime) else None
 
