@@ -91,6 +91,10 @@ class Reconciler:
     past that (another replica's lease or clock) for a person instead."""
     telemetry: ServiceTelemetry | None = None
     """Where each pass's outcomes are counted (by default the global OpenTelemetry providers)."""
+    _failed_in_a_row: dict[int, int] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """Passing failures in a row of each intent's repair here (none once it succeeds)."""
 
     def __post_init__(self) -> None:
         # A grace of zero would "repair" calls other processes are still waiting on.
@@ -169,13 +173,24 @@ class Reconciler:
         for the lease when nobody can act on it, and for a time that grows with the intent's
         age when the repair of a call that moves money failed for good (NICEPAY refusing its
         inquiry, say), so that such intents do not take every pass's places. A failure that may
-        pass by itself (an outage) backs off not at all: an old lost refund must not stay in
-        doubt for the backoff's hour after one passing error."""
+        pass by itself (an outage) is tried again at the next pass, so that an old lost refund
+        does not stay in doubt for the backoff's hour after one passing error; the next ones in
+        a row pause for a time that doubles (at most :data:`LONGEST_RETRY_PAUSE`), so that one
+        lasting for good (a body that is never JSON) cannot take every pass either."""
         if repair.outcome in _KEEP_CLAIM:
             return True
-        if not (repair.error and intent.call in MONEY_MOVING) or repair.retryable:
+        if not (repair.error and intent.call in MONEY_MOVING):
+            self._failed_in_a_row.pop(intent.id, None)
             return False
-        pause = min(max(self.lease, (moment - intent.recorded_at) / 4), LONGEST_BACKOFF)
+        if repair.retryable:
+            in_a_row = self._failed_in_a_row[intent.id] = (
+                self._failed_in_a_row.get(intent.id, 0) + 1
+            )
+            if in_a_row == 1:
+                return False
+            pause = min(self.lease * 2 ** (in_a_row - 2), LONGEST_RETRY_PAUSE)
+        else:
+            pause = min(max(self.lease, (moment - intent.recorded_at) / 4), LONGEST_BACKOFF)
         leases = self.service.leases
         return leases.claim(intent.instance_id, owner=self.owner, now=moment, lease=pause)
 
@@ -195,6 +210,8 @@ _KEEP_CLAIM = frozenset({"skipped"})
 the same. (A refund waited for is asked about again: its wait ends by itself, and its claim
 would refuse the payment's next refund.)"""
 LONGEST_BACKOFF = timedelta(hours=1)
+LONGEST_RETRY_PAUSE = timedelta(minutes=15)
+"""The longest a repair pauses after passing failures in a row (an outage that lasts)."""
 """The longest a reconciler leaves a call that moves money, whose repair failed, before it
 tries again."""
 SUSPECT_HOLD = "left open: its hold runs past the longest"
@@ -367,6 +384,7 @@ __all__ = [
     "INTENT_GRACE",
     "LONGEST_BACKOFF",
     "LONGEST_HOLD",
+    "LONGEST_RETRY_PAUSE",
     "SUSPECT_HOLD",
     "ReconcilePass",
     "Reconciler",

@@ -75,20 +75,34 @@ class InquiryAnswer(Protocol):
 
 @dataclass(frozen=True)
 class HeardAnswer:
-    """One inquiry answer as a status check heard it: whether it was about the payment, and
-    the refunded total (``cancelAmt``) it stated."""
+    """One inquiry answer as a status check heard it: whether it was about the payment, what
+    it meant, and the refunded total (``cancelAmt``) it stated."""
 
     verified: bool
     """The answer's tXid, referenceNo and amount agree with the payment's."""
     cancel_amount: str | None
     """``cancelAmt`` as NICEPAY sent it (absent, or anything at all)."""
+    event: str | None = None
+    """The event its status maps to for the payment (``None``: a status the table lacks)."""
+    amount: str | None = None
+    """The payment's amount."""
 
     @property
     def exact_total(self) -> int | None:
-        """NICEPAY's cumulative refunded total, when the answer is verified and states it
-        exactly; else ``None``: such an answer is no evidence of what was refunded."""
-        if self.verified and _AMOUNT.fullmatch(self.cancel_amount or ""):
-            return int(self.cancel_amount or 0)
+        """NICEPAY's cumulative refunded total, as far as the answer tells it exactly; else
+        ``None``: such an answer is no evidence of what was refunded.
+
+        A verified void returned the whole amount, whatever ``cancelAmt`` says (§10 promises it
+        only with a refund). Otherwise the answer's own ``cancelAmt``, when exact and within the
+        payment's amount. An unknown status tells nothing.
+        """
+        if not self.verified or self.event is None:
+            return None
+        if self.event == PaymentEvent.VOID_PAYMENT and _AMOUNT.fullmatch(self.amount or ""):
+            return int(self.amount or 0)
+        stated = self.cancel_amount or ""
+        if _AMOUNT.fullmatch(stated) and int(stated) <= int(self.amount or 0):
+            return int(stated)
         return None
 
 
@@ -175,8 +189,10 @@ def apply_answer(
         "resultMsg": answer.result_msg,
     }
     mismatch = _mismatch(payment, answer, tx_id)
+    event = None if mismatch else adapter_of(payment).inquiry_event(status, payment.state)
     if heard is not None:
-        heard.append(HeardAnswer(verified=not mismatch, cancel_amount=answer.cancel_amount))
+        said = HeardAnswer(not mismatch, answer.cancel_amount, event, payment.amount)
+        heard.append(said)
     if mismatch:
         engine.record_refused(
             payment.id,
@@ -188,7 +204,6 @@ def apply_answer(
             payload=payload,
         )
         return payment
-    event = adapter_of(payment).inquiry_event(status, payment.state)
     if event is None:
         logger.warning(
             "unknown inquiry status",
