@@ -169,6 +169,20 @@ _NO_OTHER_PENDING = ~exists().where(
 )
 
 
+_ASKED = (
+    "id",
+    "instance_id",
+    "status",
+    "tx_id_hint",
+    "call_key",
+    "trace_parent",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+)
+"""The columns a request asking for a check writes."""
+
+
 class _PendingExists(Exception):
     """A request's pending row for the payment committed before a retry's."""
 
@@ -186,6 +200,7 @@ class StatusWork:
     def __init__(self, store: SqlStore) -> None:
         """Keep the work in ``store``'s database, beside the payments it concerns."""
         self._store = store
+        self._ask = _asking(postgresql if store.dialect == "postgresql" else sqlite)
 
     def request(self, check: CheckRequest, now: datetime) -> None:
         """Ask for ``check``, due at ``now``, in a transaction of its own (see :meth:`writer`).
@@ -218,20 +233,10 @@ class StatusWork:
             "created_at": require_aware(now),
             "next_attempt_at": now,
         }
-        dialect = postgresql if self._store.dialect == "postgresql" else sqlite
-        insert = dialect.insert(_W).values(values)
-        statement = insert.on_conflict_do_update(
-            index_elements=[_W.c.instance_id],
-            index_where=_W.c.status == WorkStatus.PENDING.value,
-            set_={
-                "next_attempt_at": insert.excluded.next_attempt_at,
-                "tx_id_hint": func.coalesce(insert.excluded.tx_id_hint, _W.c.tx_id_hint),
-                "call_key": func.coalesce(_W.c.call_key, insert.excluded.call_key),
-            },
-        )
+        statement = self._ask
 
         def write(conn: Connection) -> None:
-            conn.execute(statement)
+            conn.execute(statement, values)
 
         return write
 
@@ -316,6 +321,21 @@ class StatusWork:
         superseded = {**base, "status": WorkStatus.DONE.value, "finished_at": now}
         with self._store.transaction() as conn:
             return _settle(conn, work_id, owner, superseded)
+
+
+def _asking(dialect: Any) -> Any:
+    """The insert that asks for a check, or makes the payment's waiting one due (see
+    :meth:`StatusWork.writer`); built once, since every request that asks runs it."""
+    insert = dialect.insert(_W).values({name: bindparam(name) for name in _ASKED})
+    return insert.on_conflict_do_update(
+        index_elements=[_W.c.instance_id],
+        index_where=_W.c.status == WorkStatus.PENDING.value,
+        set_={
+            "next_attempt_at": insert.excluded.next_attempt_at,
+            "tx_id_hint": func.coalesce(insert.excluded.tx_id_hint, _W.c.tx_id_hint),
+            "call_key": func.coalesce(_W.c.call_key, insert.excluded.call_key),
+        },
+    )
 
 
 def _settle(
