@@ -220,7 +220,8 @@ class NotificationHandler:
         key = callback_key(service.engine.clock.now())
         stored = compact(scrubbed, self._attempts.kept)
         if returned.checks_status:
-            current = self._returned(instance, returned, key, stored, request)
+            hint = scrubbed.get("tXid")
+            current = self._returned(instance, returned, key, stored, hint, request)
         else:
             service.record_hint(instance, returned.event, key, stored)  # moves nothing
             self._journal(CALLBACK, request, Outcome.ACCEPTED, instance, stored)
@@ -233,17 +234,16 @@ class NotificationHandler:
         returned: BrowserReturn,
         key: str,
         stored: Mapping[str, Any],
+        hint: str | None,
         request: InboundRequest,
     ) -> Instance:
         """Fire and journal a payment's browser return, once per throttle slot; the payment as
         it left it."""
         engine, event = self._service.engine, returned.event
-        hint = stored.get("tXid")
         skipped: Outcome | None = None
         if not engine.flow_of(instance).candidates(instance.state, event):
-            skipped = (
-                Outcome.NOT_APPLIED
-            )  # the flow takes no return here: only the journal keeps it
+            # the flow takes no return here: only the journal keeps it
+            skipped = Outcome.NOT_APPLIED
         elif self._service.calls.by_key(instance.id, key) is not None:
             skipped = Outcome.DUPLICATE  # this slot's check was asked already
         if skipped is not None:
