@@ -291,14 +291,9 @@ class MemoryUnit:
         self._remember_key(record)
 
     def along(self, write: Along) -> None:
-        """Refuse: a memory store has no database connection for writes to ride along on.
-
-        Raises:
-            ConfigurationError: always; the unit rolls back whole.
-        """
-        raise ConfigurationError(
-            "writes that ride along with a step need a database store (SqlStore), not a MemoryStore"
-        )
+        """Refuse (:class:`~fsm.errors.ConfigurationError`, the unit rolls back): a memory store
+        has no database connection for writes to ride along on."""
+        raise ConfigurationError("writes riding along with a step need a SqlStore, not memory")
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied.

@@ -124,7 +124,7 @@ def test_a_memory_store_refuses_writes_along_and_applies_nothing(clock: ManualCl
     engine = Engine(MemoryStore(), flows=FLOWS, clock=clock)
     pid = start_ovo(engine)
     before = engine.get(pid)
-    with pytest.raises(ConfigurationError, match="database store"):
+    with pytest.raises(ConfigurationError, match="need a SqlStore"):
         engine.fire(
             pid,
             "send_registration",
