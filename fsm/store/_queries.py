@@ -58,7 +58,7 @@ def _finding(by_tx_id: bool, by_reference: bool) -> Any:
 
 
 _FIND = {(tx, ref): _finding(tx, ref) for tx in (False, True) for ref in (False, True)}
-"""The instance lookups by tXid and/or reference, built once: every inbound request makes one."""
+"""The lookups by provider transaction id and/or reference, built once: each request makes one."""
 
 
 def find(conn: Connection, *, tx_id: str | None, reference_no: str | None) -> list[Instance]:
