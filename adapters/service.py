@@ -37,6 +37,7 @@ from fsm.errors import ConfigurationError, InvalidInstanceData, RejectReason, Tr
 from fsm.flows import LinkEvent, LinkState, Wallet
 from fsm.model import Instance, TransitionResult
 from fsm.store.leases import Leases
+from fsm.store.protocol import Along
 from fsm.store.sql import SqlStore
 
 logger = logging.getLogger(__name__)
@@ -292,11 +293,15 @@ class PaymentService:
         actor: Actor,
         key: str,
         payload: Mapping[str, Any] | None = None,
+        along: Along | None = None,
     ) -> TransitionResult | None:
-        """Fire ``event``; a refusal is recorded by the engine and returns ``None``."""
+        """Fire ``event``; a refusal is recorded by the engine and returns ``None``.
+
+        ``along`` commits with the step, and only when it is applied (:meth:`Engine.fire`).
+        """
         try:
             return self.engine.fire_with_retry(
-                instance_id, event, actor=actor, idempotency_key=key, payload=payload
+                instance_id, event, actor=actor, idempotency_key=key, payload=payload, along=along
             )
         except TransitionNotAllowed:
             return None

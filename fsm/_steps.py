@@ -27,7 +27,7 @@ from fsm.errors import (
     TransitionNotAllowed,
 )
 from fsm.model import Instance, MigratedInstance, TransitionRecord, TransitionResult
-from fsm.store.protocol import Unit
+from fsm.store.protocol import Along, Unit
 from fsm.telemetry import StepTelemetry
 
 Written = tuple[str, TransitionResult | TransitionError]
@@ -56,20 +56,22 @@ def transact(
     key: str,
     payload: Mapping[str, Any],
     now: datetime,
+    along: Along | None = None,
 ) -> Written:
     """One unit for the event, and a second one when the log already holds its key.
 
     A step the flow allows is applied without looking its key up first: the log's unique
     ``(instance_id, idempotency_key)`` refuses a repeat, the unit rolls back whole, and the
-    second unit answers from the logged record (a duplicate, or a reused key).
+    second unit answers from the logged record (a duplicate, or a reused key). ``along`` runs
+    in whichever unit applies the step, so once at most, and only if it commits.
     """
     args = (instance_id, event, actor, key, payload, now)
     try:
         with store.unit() as unit:
-            return write(unit, catalog, *args, key_first=False)
+            return write(unit, catalog, *args, key_first=False, along=along)
     except KeyTaken:
         with store.unit() as unit:
-            return write(unit, catalog, *args, key_first=True)
+            return write(unit, catalog, *args, key_first=True, along=along)
 
 
 def write_batch(
@@ -110,8 +112,10 @@ def write(
     now: datetime,
     *,
     key_first: bool,
+    along: Along | None = None,
 ) -> Written:
-    """Decide the event with the instance's pinned version and write the outcome in ``unit``."""
+    """Decide the event with the instance's pinned version and write the outcome in ``unit``;
+    ``along`` too when the step is applied (not for a refusal or a repeated key)."""
     instance = unit.load(instance_id)
     flow = flow_of(catalog, instance)
     stamp = step_time(now, instance, event)
@@ -152,6 +156,8 @@ def write(
         )
     except ReferenceTaken:
         raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
+    if along is not None:  # raising, it rolls the step back with it
+        unit.along(along)
     return flow.name, TransitionResult(record, instance.advanced(record, due, bound))
 
 

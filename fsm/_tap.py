@@ -17,7 +17,7 @@ from typing import Self
 from fsm.events import Event, EventTypes, event_of
 from fsm.listeners import Listeners
 from fsm.model import Instance, RejectedEvent, TransitionRecord, TransitionResult
-from fsm.store.protocol import Store, Unit
+from fsm.store.protocol import Along, Store, Unit
 from fsm.telemetry import StepTelemetry
 
 
@@ -126,6 +126,10 @@ class TappedUnit:
     def emit(self, event: Event) -> None:
         """As the inner unit."""
         self._inner.emit(event)
+
+    def along(self, write: Along) -> None:
+        """As the inner unit."""
+        self._inner.along(write)
 
 
 __all__ = ["Tap", "TappedUnit"]

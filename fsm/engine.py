@@ -54,7 +54,7 @@ from fsm.model import (
     TransitionResult,
 )
 from fsm.retry import DEFAULT_RETRY, RetryPolicy, retry_concurrent
-from fsm.store.protocol import Store
+from fsm.store.protocol import Along, Store
 from fsm.telemetry import EngineTelemetry, default_engine_telemetry
 
 logger = logging.getLogger(__name__)
@@ -231,6 +231,7 @@ class Engine:
         actor: str,
         idempotency_key: str,
         payload: Mapping[str, Any] | None = None,
+        along: Along | None = None,
     ) -> TransitionResult:
         """Apply ``event`` to the instance, exactly once per ``idempotency_key``.
 
@@ -240,6 +241,10 @@ class Engine:
             actor: who fires it; must be one of the transition's allowed actors.
             idempotency_key: repeats of this key return the first outcome and apply nothing.
             payload: JSON-ready data recorded with the step; secret-looking fields are redacted.
+            along: the caller's writes that ride along with the step
+                (:data:`~fsm.store.protocol.Along`), run in its transaction only when it is
+                applied: not for a repeated key nor a refusal. Should they raise, the step
+                rolls back with them and their error is raised.
 
         Returns:
             The applied transition and the instance it left; for a repeated key, the first one.
@@ -252,6 +257,7 @@ class Engine:
             ConcurrentTransition: another writer won the race; retry (see ``fire_with_retry``).
             ReferenceInUse: the step binds a reference another live instance of the flow has;
                 nothing was recorded.
+            ConfigurationError: ``along`` was given to a store without a database connection.
         """
         who = checked_actor(actor, self._actors)
         key = checked_key(idempotency_key)
@@ -260,7 +266,7 @@ class Engine:
         with self._telemetry.fire_span(str(event)) as span:
             try:
                 flow, outcome = transact(
-                    self._tap, self.catalog, instance_id, str(event), who, key, clean, now
+                    self._tap, self.catalog, instance_id, str(event), who, key, clean, now, along
                 )
             except Contention:
                 raise ConcurrentTransition(instance_id, None, str(event), None) from None
@@ -361,11 +367,17 @@ class Engine:
         idempotency_key: str,
         payload: Mapping[str, Any] | None = None,
         policy: RetryPolicy | None = None,
+        along: Along | None = None,
     ) -> TransitionResult:
         """:meth:`fire`, retried on :class:`ConcurrentTransition` under ``policy``."""
         return retry_concurrent(
             lambda: self.fire(
-                instance_id, event, actor=actor, idempotency_key=idempotency_key, payload=payload
+                instance_id,
+                event,
+                actor=actor,
+                idempotency_key=idempotency_key,
+                payload=payload,
+                along=along,
             ),
             policy or DEFAULT_RETRY,
         )

@@ -12,12 +12,11 @@ merchant key and tokens are blanked wherever they appear in what is stored, logg
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import SecretStr
-from sqlalchemy import Connection
 
 from adapters.errors import (
     BodyTimeout,
@@ -36,6 +35,7 @@ from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import RejectReason
 from fsm.model import Instance
+from fsm.store.protocol import Along
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,17 @@ _REASONS = {
     Outcome.NOT_APPLIED: "the flow does not take the event now; nothing applied",
 }
 _MESSAGE_LIMIT = 300
+
+
+class Entry(NamedTuple):
+    """A request's journal entry: what writes it, and what its log record says."""
+
+    write: Along
+    endpoint: str
+    status: int
+    outcome: Outcome
+    instance: Instance | None
+    error: str | None
 
 
 class Attempts:
@@ -128,7 +139,8 @@ class Attempts:
         if instance is not None:
             self._note_refusal(instance, endpoint, event, message, stored)
         name = type(error).__name__
-        self.record(endpoint, request, status, Outcome.REFUSED, instance, stored, name, message)
+        args = (endpoint, request, status, Outcome.REFUSED, instance, stored, name, message)
+        self.record(self.entry(*args))
         return Reply(status, {"error": name, "message": message})
 
     def _note_refusal(
@@ -158,7 +170,7 @@ class Attempts:
             payload=stored,
         )
 
-    def record(
+    def entry(
         self,
         endpoint: str,
         request: InboundRequest,
@@ -168,23 +180,15 @@ class Attempts:
         parameters: Mapping[str, Any],
         error: str | None = None,
         reason: str = "",
-        also: Callable[[Connection], None] | None = None,
-    ) -> None:
-        """Append the request to ``inbound_attempt``; ``parameters`` are already scrubbed.
+        also: Along | None = None,
+    ) -> Entry:
+        """The request's row in ``inbound_attempt``; ``parameters`` are already scrubbed.
 
-        ``also`` writes what it led to in the same transaction (:meth:`InboundJournal.record`).
+        Its writer appends the row, and ``also`` what the request led to, in the caller's
+        transaction (:meth:`InboundJournal.writer`): :meth:`record`'s own, or the step the
+        request fires (then :meth:`answered` logs it once committed).
         """
-        logger.info(
-            "inbound request answered",
-            extra={
-                **payment_fields(instance),
-                "endpoint": endpoint,
-                "status": status,
-                "outcome": str(outcome),
-                "reason": error,
-            },
-        )
-        self._journal.record(
+        write = self._journal.writer(
             received_at=self._engine.clock.now(),
             endpoint=endpoint,
             outcome=outcome,
@@ -196,6 +200,25 @@ class Attempts:
             body_bytes=len(request.body),
             client_ip=request.client_ip,
             also=also,
+        )
+        return Entry(write, endpoint, status, outcome, instance, error)
+
+    def record(self, entry: Entry) -> None:
+        """Journal ``entry`` in a transaction of its own, and log it."""
+        self._journal.commit(entry.write)
+        self.answered(entry)
+
+    def answered(self, entry: Entry) -> None:
+        """Log a journalled request's answer."""
+        logger.info(
+            "inbound request answered",
+            extra={
+                **payment_fields(entry.instance),
+                "endpoint": entry.endpoint,
+                "status": entry.status,
+                "outcome": str(entry.outcome),
+                "reason": entry.error,
+            },
         )
 
 
@@ -211,4 +234,4 @@ def payment_fields(instance: Instance | None) -> dict[str, str | None]:
     }
 
 
-__all__ = ["CALLBACK", "NOTIFICATION", "Attempts", "Outcome", "payment_fields"]
+__all__ = ["CALLBACK", "NOTIFICATION", "Attempts", "Entry", "Outcome", "payment_fields"]

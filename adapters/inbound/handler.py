@@ -9,12 +9,13 @@ event; for a payment, a status check decides what it meant, since the token does
 more. The handler dispatches through the wallet registry and never on a flow's name.
 
 The handler never calls NICEPAY: it verifies, records and answers. A status check is asked for
-as work in the database (:mod:`adapters.reconcile.work`), written in the transaction that
-journals the request, and a worker runs it (:class:`~adapters.reconcile.worker.StatusWorker`),
-so a request is answered whatever NICEPAY is doing. While a payment's check waits, further
-requests for it add no work. Should the process stop between the step and its journal entry,
-the sender, unanswered, sends again (a redelivery asks for nothing) and the step's status-check
-deadline asks instead.
+as work in the database (:mod:`adapters.reconcile.work`), and a worker runs it
+(:class:`~adapters.reconcile.worker.StatusWorker`), so a request is answered whatever NICEPAY is
+doing. A request whose step is applied is journalled, and its check asked for, in the step's own
+transaction (writes riding along with it, :meth:`fsm.engine.Engine.fire`): the step is never
+stored without them, so a process stopping at any moment leaves either all three, or nothing
+and an unanswered sender who sends again. A repeated or refused step is journalled in a
+transaction of its own. While a payment's check waits, further requests for it add no work.
 
 Duplicates are absorbed by keys built only from what a token verified or what the server knows,
 and still answered with success, so added or varied parameters buy nothing. A payment's browser
@@ -32,14 +33,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
-
-from sqlalchemy import Connection
+from typing import Any, NamedTuple
 
 from adapters.errors import BodyTimeout, BodyTooLarge, NotificationError
 from adapters.inbound.asgi import Reply
 from adapters.inbound.attempts import CALLBACK, NOTIFICATION, Attempts, Outcome
-from adapters.inbound.journal import InboundJournal
 from adapters.inbound.keys import callback_key
 from adapters.inbound.matching import (
     answering_adapter,
@@ -55,18 +53,18 @@ from adapters.inbound.parsing import (
     raw_record,
     refuse_token_in_query,
 )
+from adapters.inbound.payments import Payments
 from adapters.inbound.redact import DOCUMENTED_FIELDS, compact, fit, redact
 from adapters.inbound.return_page import ReturnPage
-from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.hints import is_tx_id, recorded_hints
-from adapters.reconcile.status import StatusChecks
-from adapters.reconcile.work import CheckRequest, StatusWork
+from adapters.reconcile.work import CheckRequest
 from adapters.telemetry import ServiceTelemetry, current_trace_carrier, default_telemetry
 from adapters.wallets.answers import BrowserReturn, Notified
 from adapters.wallets.base import FlowAdapter
 from fsm.definition import Actor
 from fsm.errors import ConcurrentTransition, StorageError, StorageUnavailable
 from fsm.model import Instance, TransitionResult
+from fsm.store.protocol import Along
 
 logger = logging.getLogger(__name__)
 
@@ -75,45 +73,13 @@ RETRY_AFTER = 30
 """Seconds a sender is asked to wait (``Retry-After``) when the database failed."""
 
 
-class Payments(StatusChecks, Protocol):
-    """What the handler needs of the payment service (:class:`~adapters.service.PaymentService`)."""
+class _Step(NamedTuple):
+    """The step a request fires, as :meth:`Payments.fire` takes it after the payment's id."""
 
-    @property
-    def client(self) -> NicepayClient:
-        """The NICEPAY client, whose credentials verify notifications."""
-        ...
-
-    @property
-    def mandate_fields(self) -> tuple[str, ...]:
-        """Where an account link's notification carries the mandate."""
-        ...
-
-    @property
-    def inbound(self) -> InboundJournal:
-        """The journal every inbound request is appended to."""
-        ...
-
-    @property
-    def status_work(self) -> StatusWork:
-        """Where the status checks requests call for are asked of a worker."""
-        ...
-
-    def fire(
-        self,
-        instance_id: str,
-        event: str,
-        actor: Actor,
-        key: str,
-        payload: Mapping[str, Any] | None = None,
-    ) -> TransitionResult | None:
-        """Fire ``event``; a refusal is recorded and returns ``None``."""
-        ...
-
-    def record_hint(
-        self, instance: Instance, event: str, key: str, params: Mapping[str, Any]
-    ) -> None:
-        """Record an unauthenticated browser return that moves nothing."""
-        ...
+    event: str
+    actor: Actor
+    key: str
+    payload: Mapping[str, Any]
 
 
 class NotificationHandler:
@@ -232,12 +198,8 @@ class NotificationHandler:
         except NotificationError as error:
             return self._attempts.refuse(error, instance, request, params, NOTIFICATION)
         self._telemetry.notified(params, engine.clock.now(), instance.wallet)
-        outcome, check = self._accept_notification(adapter, instance, params, request)
         stored = compact(self._attempts.scrub(params), self._attempts.kept)
-        also = self._asking(check)
-        self._attempts.record(
-            NOTIFICATION, request, OK.status, outcome, instance, stored, also=also
-        )
+        self._accept_notification(adapter, instance, params, request, stored)
         return OK
 
     def _callback(self, request: InboundRequest) -> Reply:
@@ -257,15 +219,13 @@ class NotificationHandler:
         service, scrubbed = self._service, self._attempts.scrub(params)
         key = callback_key(service.engine.clock.now())
         stored = compact(scrubbed, self._attempts.kept)
-        check: CheckRequest | None = None
         if returned.checks_status:
             hint = scrubbed.get("tXid")
-            outcome, current, check = self._returned(instance, returned, key, stored, hint)
+            current = self._returned(instance, returned, key, stored, hint, request)
         else:
             service.record_hint(instance, returned.event, key, stored)  # moves nothing
-            outcome, current = Outcome.ACCEPTED, instance
-        also = self._asking(check)
-        self._attempts.record(CALLBACK, request, 200, outcome, instance, stored, also=also)
+            self._journal(CALLBACK, request, Outcome.ACCEPTED, instance, stored)
+            current = instance
         return self._page.reply(service.engine.flow_of(current), current)
 
     def _returned(
@@ -274,28 +234,74 @@ class NotificationHandler:
         returned: BrowserReturn,
         key: str,
         stored: Mapping[str, Any],
-        tx_id_hint: str | None,
-    ) -> tuple[Outcome, Instance, CheckRequest | None]:
-        """Fire a payment's browser return, once per throttle slot; what came of it, the payment
-        as it left it, and the status check it calls for."""
+        hint: str | None,
+        request: InboundRequest,
+    ) -> Instance:
+        """Fire and journal a payment's browser return, once per throttle slot; the payment as
+        it left it."""
         engine, event = self._service.engine, returned.event
+        skipped: Outcome | None = None
         if not engine.flow_of(instance).candidates(instance.state, event):
-            self._keep_hint(instance, returned, stored, tx_id_hint)
             # the flow takes no return here: only the journal keeps it
-            return Outcome.NOT_APPLIED, instance, None
-        if self._service.calls.by_key(instance.id, key) is not None:
-            self._keep_hint(instance, returned, stored, tx_id_hint)
-            return Outcome.DUPLICATE, instance, None  # this slot's check was asked already
-        result = self._service.fire(instance.id, event, Actor.BROWSER_CALLBACK, key, stored)
+            skipped = Outcome.NOT_APPLIED
+        elif self._service.calls.by_key(instance.id, key) is not None:
+            skipped = Outcome.DUPLICATE  # this slot's check was asked already
+        if skipped is not None:
+            self._keep_hint(instance, returned, stored, hint)
+            self._journal(CALLBACK, request, skipped, instance, stored)
+            return instance
+        # The tXid it names is only a hint: the inquiry's answer must confirm it.
+        check = CheckRequest(instance.id, tx_id_hint=hint, call_key=key)
+        step = _Step(event, Actor.BROWSER_CALLBACK, key, stored)
+        result = self._fire_journalled(CALLBACK, request, instance, stored, step, check)
         if result is None:
             # Refused where the state as read allowed it: the payment moved on meanwhile, and
             # where to is only in the store.
-            return Outcome.NOT_APPLIED, engine.get(instance.id), None
+            self._journal(CALLBACK, request, Outcome.NOT_APPLIED, instance, stored)
+            return engine.get(instance.id)
         if result.duplicate:
-            return Outcome.DUPLICATE, result.instance, None
-        # The tXid it names is only a hint: the inquiry's answer must confirm it.
-        check = CheckRequest(instance.id, tx_id_hint=tx_id_hint, call_key=key)
-        return Outcome.ACCEPTED, result.instance, check
+            self._journal(CALLBACK, request, Outcome.DUPLICATE, instance, stored)
+        return result.instance
+
+    def _fire_journalled(
+        self,
+        endpoint: str,
+        request: InboundRequest,
+        instance: Instance,
+        stored: Mapping[str, Any],
+        step: _Step,
+        check: CheckRequest | None,
+    ) -> TransitionResult | None:
+        """Fire a request's step with its journal entry and the status check it calls for
+        riding along: one transaction when the step is applied.
+
+        A repeated or refused step writes neither: the caller journals it as what it was.
+        """
+        also = self._asking(check)
+        entry = self._attempts.entry(
+            endpoint, request, OK.status, Outcome.ACCEPTED, instance, stored, also=also
+        )
+        result = self._service.fire(instance.id, *step, along=entry.write)
+        if result is not None and not result.duplicate:
+            self._attempts.answered(entry)
+        return result
+
+    def _journal(
+        self,
+        endpoint: str,
+        request: InboundRequest,
+        outcome: Outcome,
+        instance: Instance,
+        stored: Mapping[str, Any],
+        check: CheckRequest | None = None,
+    ) -> None:
+        """Journal a request answered 200 in a transaction of its own, with the status check
+        it calls for, if any."""
+        also = self._asking(check)
+        entry = self._attempts.entry(
+            endpoint, request, OK.status, outcome, instance, stored, also=also
+        )
+        self._attempts.record(entry)
 
     def _keep_hint(
         self,
@@ -322,28 +328,27 @@ class NotificationHandler:
         instance: Instance,
         params: Mapping[str, str],
         request: InboundRequest,
-    ) -> tuple[Outcome, CheckRequest | None]:
-        """Record a verified notification as its event; what came of it, and the status check
+        stored: Mapping[str, Any],
+    ) -> None:
+        """Record a verified notification as its event, and journal it with the status check
         it calls for."""
         imid = self._service.client.credentials.imid
         mandate_fields = self._service.mandate_fields
         notified = adapter.on_notification(
             instance, params, imid=imid, mandate_fields=mandate_fields
         )
-        result = self._service.fire(
-            instance.id,
-            notified.event,
-            Actor.PROVIDER_NOTIFICATION,
-            notified.key,
-            self._payload(notified, params, request),
-        )
-        if result is not None and result.duplicate:
-            return Outcome.DUPLICATE, None  # a redelivery: its check was asked for already
-        if result is not None:
-            return Outcome.ACCEPTED, CheckRequest(instance.id) if notified.inquire else None
-        if notified.inquire:
-            return Outcome.NOT_APPLIED, self._refused_check(instance.id, notified)
-        return Outcome.NOT_APPLIED, None
+        payload = self._payload(notified, params, request)
+        step = _Step(notified.event, Actor.PROVIDER_NOTIFICATION, notified.key, payload)
+        check = CheckRequest(instance.id) if notified.inquire else None
+        result = self._fire_journalled(NOTIFICATION, request, instance, stored, step, check)
+        if result is not None and not result.duplicate:
+            return
+        if result is not None:  # a redelivery: its check was asked for with its step
+            outcome, check = Outcome.DUPLICATE, None
+        else:
+            outcome = Outcome.NOT_APPLIED
+            check = self._refused_check(instance.id, notified) if notified.inquire else None
+        self._journal(NOTIFICATION, request, outcome, instance, stored, check)
 
     def _payload(
         self, notified: Notified, params: Mapping[str, str], request: InboundRequest
@@ -370,7 +375,7 @@ class NotificationHandler:
             return None  # asked under its key already
         return CheckRequest(instance_id, call_key=notified.key)
 
-    def _asking(self, check: CheckRequest | None) -> Callable[[Connection], None] | None:
+    def _asking(self, check: CheckRequest | None) -> Along | None:
         """What asks a worker for ``check`` in the transaction that journals its request."""
         if check is None:
             return None

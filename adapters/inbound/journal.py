@@ -12,7 +12,7 @@ sqlmodel metadata, and the schema's migrations create it with the engine's table
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from sqlmodel import Field, SQLModel
 from fsm._payload import clean_payload, read_payload
 from fsm.clock import require_aware
 from fsm.errors import InvalidInstanceData
+from fsm.store.protocol import Along
 from fsm.store.sql import SqlStore
 from fsm.store.tables import UtcDateTime
 
@@ -63,6 +64,7 @@ _OLDEST = (
     .order_by(_T.c.received_at)
     .limit(PRUNE_BATCH)
 )
+_INSERT = insert(_T)
 _DELETE_BATCH = delete(_T).where(_T.c.id.in_(_OLDEST.scalar_subquery()))
 
 
@@ -90,7 +92,17 @@ class InboundJournal:
         """Keep requests in ``store``'s database."""
         self._store = store
 
-    def record(
+    def record(self, **entry: Any) -> None:
+        """Append one inbound request in a transaction of its own; takes what :meth:`writer`
+        takes."""
+        self.commit(self.writer(**entry))
+
+    def commit(self, write: Along) -> None:
+        """Run ``write`` (a :meth:`writer`'s) in a transaction of its own."""
+        with self._store.transaction() as conn:
+            write(conn)
+
+    def writer(
         self,
         *,
         received_at: datetime,
@@ -103,12 +115,14 @@ class InboundJournal:
         parameters: Mapping[str, Any] | None = None,
         body_bytes: int = 0,
         client_ip: str | None = None,
-        also: Callable[[Connection], None] | None = None,
-    ) -> None:
-        """Append one inbound request; whatever it held, it is stored.
+        also: Along | None = None,
+    ) -> Along:
+        """What appends one inbound request in the caller's transaction; whatever it held, it is
+        stored.
 
         ``also`` writes what the request led to (a status check asked for) in the same
-        transaction, so the request is journalled if and only if that is written too.
+        transaction, so the request is journalled if and only if that is written too. The
+        writer may ride along with the step the request fires (:meth:`fsm.engine.Engine.fire`).
 
         Secret-looking parameters (``merchantToken``, ...) are stored as ``[redacted]``; the
         caller leaves out what it must not keep (an oversized body: its size only). Text is
@@ -130,10 +144,13 @@ class InboundJournal:
             "body_bytes": int(body_bytes),
             "client_ip": _storable(client_ip, 64),
         }
-        with self._store.transaction() as conn:
-            conn.execute(insert(_T), values)
+
+        def write(conn: Connection) -> None:
+            conn.execute(_INSERT, values)
             if also is not None:
                 also(conn)
+
+        return write
 
     def latest(self, *, limit: int = 100, instance_id: str | None = None) -> list[InboundAttempt]:
         """The latest stored requests, newest first (only ``instance_id``'s, if given)."""

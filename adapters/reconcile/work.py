@@ -194,6 +194,20 @@ _INHERIT_ATTEMPTS = {False: _inherit_attempts(func.max), True: _inherit_attempts
 ``greatest``), keyed by whether the database is PostgreSQL."""
 
 
+_ASKED = (
+    "id",
+    "instance_id",
+    "status",
+    "tx_id_hint",
+    "call_key",
+    "trace_parent",
+    "attempts",
+    "created_at",
+    "next_attempt_at",
+)
+"""The columns a request asking for a check writes."""
+
+
 class _PendingExists(Exception):
     """A request's pending row for the payment committed before a retry's."""
 
@@ -217,6 +231,7 @@ class StatusWork:
     def __init__(self, store: SqlStore) -> None:
         """Keep the work in ``store``'s database, beside the payments it concerns."""
         self._store = store
+        self._ask = _asking(postgresql if store.dialect == "postgresql" else sqlite)
 
     def request(self, check: CheckRequest, now: datetime) -> None:
         """Ask for ``check``, due at ``now``, in a transaction of its own (see :meth:`writer`).
@@ -253,22 +268,10 @@ class StatusWork:
             "created_at": require_aware(now),
             "next_attempt_at": now,
         }
-        dialect = postgresql if self._store.dialect == "postgresql" else sqlite
-        insert = dialect.insert(_W).values(values)
-        statement = insert.on_conflict_do_update(
-            index_elements=[_W.c.instance_id],
-            index_where=_W.c.status == WorkStatus.PENDING.value,
-            set_={
-                "next_attempt_at": _earlier(
-                    self._store.dialect, _W.c.next_attempt_at, insert.excluded.next_attempt_at
-                ),
-                "tx_id_hint": func.coalesce(_W.c.tx_id_hint, insert.excluded.tx_id_hint),
-                "call_key": func.coalesce(_W.c.call_key, insert.excluded.call_key),
-            },
-        )
+        statement = self._ask
 
         def write(conn: Connection) -> None:
-            conn.execute(statement)
+            conn.execute(statement, values)
 
         return write
 
@@ -358,6 +361,25 @@ class StatusWork:
                 _INHERIT_ATTEMPTS[self._store.dialect == "postgresql"], {"work_id": work_id}
             )
             return _settle(conn, work_id, owner, superseded)
+
+
+def _asking(dialect: Any) -> Any:
+    """The insert that asks for a check, or makes the payment's waiting one due (see
+    :meth:`StatusWork.writer`); built once, since every request that asks runs it."""
+    insert = dialect.insert(_W).values({name: bindparam(name) for name in _ASKED})
+    return insert.on_conflict_do_update(
+        index_elements=[_W.c.instance_id],
+        index_where=_W.c.status == WorkStatus.PENDING.value,
+        set_={
+            "next_attempt_at": _earlier(
+                "postgresql" if dialect is postgresql else "sqlite",
+                _W.c.next_attempt_at,
+                insert.excluded.next_attempt_at,
+            ),
+            "tx_id_hint": func.coalesce(_W.c.tx_id_hint, insert.excluded.tx_id_hint),
+            "call_key": func.coalesce(_W.c.call_key, insert.excluded.call_key),
+        },
+    )
 
 
 def _settle(

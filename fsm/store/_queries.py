@@ -48,14 +48,24 @@ def live_with_reference(conn: Connection, flow: str, reference_no: str) -> str |
     return conn.execute(query).scalar()
 
 
+def _finding(by_tx_id: bool, by_reference: bool) -> Any:
+    query = select(*INSTANCE_COLUMNS)
+    if by_tx_id:
+        query = query.where(_I.c.tx_id == bindparam("tx_id"))
+    if by_reference:
+        query = query.where(_I.c.reference_no == bindparam("reference_no"))
+    return query.order_by(_I.c.id)
+
+
+_FIND = {(tx, ref): _finding(tx, ref) for tx in (False, True) for ref in (False, True)}
+"""The lookups by provider transaction id and/or reference, built once: each request makes one."""
+
+
 def find(conn: Connection, *, tx_id: str | None, reference_no: str | None) -> list[Instance]:
     """Instances with the given provider transaction id and/or reference, by id."""
-    query = select(*INSTANCE_COLUMNS)
-    if tx_id is not None:
-        query = query.where(_I.c.tx_id == tx_id)
-    if reference_no is not None:
-        query = query.where(_I.c.reference_no == reference_no)
-    return [instance(row._asdict()) for row in conn.execute(query.order_by(_I.c.id))]
+    query = _FIND[tx_id is not None, reference_no is not None]
+    rows = conn.execute(query, {"tx_id": tx_id, "reference_no": reference_no})
+    return [instance(row._asdict()) for row in rows]
 
 
 def live_ids(conn: Connection, flow: str, flow_version: int) -> list[str]:

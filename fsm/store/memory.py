@@ -33,6 +33,7 @@ from fsm.clock import require_aware
 from fsm.definition import BINDABLE_FIELDS
 from fsm.errors import (
     ConcurrentTransition,
+    ConfigurationError,
     InstanceExists,
     InstanceNotFound,
     InvalidInstanceData,
@@ -40,7 +41,7 @@ from fsm.errors import (
 )
 from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
-from fsm.store.protocol import StoredStep
+from fsm.store.protocol import Along, StoredStep
 
 _Slot = tuple[str, str]
 """A live instance's flow and reference: at most one instance holds each."""
@@ -288,6 +289,11 @@ class MemoryUnit:
         self._put_instance(current, moved)
         self._append(store._logs, record.instance_id, record)
         self._remember_key(record)
+
+    def along(self, write: Along) -> None:
+        """Refuse (:class:`~fsm.errors.ConfigurationError`, the unit rolls back): a memory store
+        has no database connection for writes to ride along on."""
+        raise ConfigurationError("writes riding along with a step need a SqlStore, not memory")
 
     def reject(self, rejected: RejectedEvent) -> None:
         """Record an event that was not applied.

@@ -16,17 +16,27 @@ engine relies on instead of checking them itself:
   :class:`~fsm.errors.ReferenceInUse`;
 - a time without a zone is refused with :class:`~fsm.errors.InvalidInstanceData`;
 - lock contention the store gave up on raises :class:`Contention`, and the unit rolls back.
+
+A caller may have writes of its own ride along with a step (:data:`Along`): the engine runs
+them in the step's unit once the step is applied, so they commit if and only if it does. Only a
+store with a database connection runs them; :class:`~fsm.store.memory.MemoryStore` refuses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import NamedTuple, Protocol, Self
 
+from sqlalchemy import Connection
+
 from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
+
+Along = Callable[[Connection], None]
+"""Writes of the caller's that ride along with a step, on the step's connection and in its
+transaction (the rows of an adapter's tables beside the engine's, such as a journal entry)."""
 
 
 class StoredStep(NamedTuple):
@@ -117,6 +127,15 @@ class Unit(Protocol):
         """
         ...
 
+    def along(self, write: Along) -> None:
+        """Run ``write`` on this unit's connection, committed or rolled back with the unit.
+
+        Raises:
+            StorageError: the database failed; the unit rolls back whole.
+            ConfigurationError: the store has no database connection (a memory store).
+        """
+        ...
+
 
 class Store(Protocol):
     """Flow instances, their logs and their refused events: what the engine stores and reads."""
@@ -165,6 +184,7 @@ class Store(Protocol):
 
 
 __all__ = [
+    "Along",
     "Store",
     "StoredStep",
     "Unit",

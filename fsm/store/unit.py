@@ -28,6 +28,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, cast
 
+from sqlalchemy import Connection
+
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.chain.keys import HASH_ONLY
 from fsm.chain.link import Chain, instance_values, record_values
@@ -42,6 +44,7 @@ from fsm.events import Event
 from fsm.model import Instance, RejectedEvent, TransitionRecord
 from fsm.store.chained import INSTANCE_ID, LOG_ID, instance_rows, log_rows, with_times
 from fsm.store.connect import Database
+from fsm.store.protocol import Along
 from fsm.store.statements import (
     REPLAY_CHUNK,
     UnitSql,
@@ -212,6 +215,16 @@ class Unit:
         self._execute(
             self._sql.insert_outbox, outbox_args(event, self._sql.write_time(event.occurred_at))
         )
+
+    def along(self, write: Along) -> None:
+        """Run ``write`` through SQLAlchemy on this unit's connection, in its transaction.
+
+        The SQLAlchemy connection wraps the unit's pooled one and is never closed: the unit
+        commits or rolls back and checks the connection in, as for its own statements.
+        """
+        self._fresh = False  # a statement sent now is part of the transaction: never resent
+        with self._database.translated():
+            write(Connection(self._database.engine, connection=self._pooled))
 
     def lock_all(self, instance_ids: Iterable[str]) -> None:
         """Hold every given instance until the unit ends, before anything else is read.

@@ -5,7 +5,7 @@ The rig is the demo's: the loopback NICEPAY simulator, ``NotificationApp`` serve
 file (synchronous=FULL, the default). DANA payments are registered at the simulator first; a burst
 then sends one correctly signed notification per payment from several client threads at once.
 Each notification is verified, recorded (``receive_notification``) and journalled with the
-status check it asks for: two commits, and no call to NICEPAY, which a status worker makes
+status check it asks for, in one commit, and no call to NICEPAY, which a status worker makes
 later (the ``settle`` comparison measures that; none runs here). The floor is the same server
 answering 200 without doing anything. Everything, the simulator and the clients included,
 shares this one process, so the numbers are a lower bound.

@@ -11,10 +11,13 @@ import statistics
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from typing import cast
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from adapters.events.relay import Backoff
 from adapters.inbound.asgi import CALLBACK_PATH, HEALTH_PATH, NOTIFICATION_PATH
@@ -33,7 +36,7 @@ from tests.adapters.test_inbound_amplification import BURST, burst, forged_retur
 
 ANSWER_BOUND = 0.1
 """Seconds a notification may take to be answered (the bound the issue demands), met by the
-median of several: generous for a request that writes two short transactions on loopback, and
+median of several: generous for a request that writes one short transaction on loopback, and
 the median keeps one request the shared machine stalled from failing the test."""
 NEVER_WAITED = 2.0
 """Seconds no notification may reach: an inquiry on the request path would wait 10 s here."""
@@ -198,3 +201,58 @@ def test_a_check_nicepay_keeps_failing_is_abandoned_to_the_payments_deadline(
     assert waiting.deadline_at is not None
     shop.nicepay.sim.faults.clear()
     assert shop.service.leases.due(waiting.deadline_at) != []
+
+
+@contextmanager
+def journal_away(store: SqlStore) -> Iterator[None]:
+    """The inbound journal's table renamed away, so that journalling a request fails."""
+    with store.transaction() as conn:
+        conn.execute(text("ALTER TABLE inbound_attempt RENAME TO inbound_attempt_away"))
+    try:
+        yield
+    finally:
+        with store.transaction() as conn:
+            conn.execute(text("ALTER TABLE inbound_attempt_away RENAME TO inbound_attempt"))
+
+
+def unmoved(shop: Replicas, before: Instance) -> None:
+    """Nothing of a request whose journal entry failed is stored: no step, entry or check."""
+    assert shop.engine.get(before.id) == before
+    assert len(shop.engine.history(before.id)) == before.version
+    assert shop.service.status_work.items(instance_id=before.id) == []
+    assert shop.service.inbound.latest(instance_id=before.id) == []
+
+
+def test_a_step_is_never_stored_without_its_journal_entry_and_its_check(shop: Replicas) -> None:
+    payment, notice = paid_at_nicepay(shop, "ONE-WRITE")
+    store, work = cast(SqlStore, shop.engine.store), shop.service.status_work
+
+    # The journal entry fails: the step it rides with is rolled back, and no check is asked.
+    with journal_away(store):
+        assert shop.post(NOTIFICATION_PATH, data=notice).status_code == 503
+    unmoved(shop, payment)
+
+    # NICEPAY, answered 503, sends it again: not a duplicate, so it applies and asks.
+    assert shop.post(NOTIFICATION_PATH, data=notice).status_code == 200
+    (asked,) = work.items(instance_id=payment.id)
+    assert asked.status == WorkStatus.PENDING
+    (journalled,) = shop.service.inbound.latest(instance_id=payment.id)
+    assert journalled.outcome == "accepted"
+    assert shop.work().done == 1
+    assert (shop.inquiries(payment), shop.engine.get(payment.id).state) == (1, "paid")
+
+
+def test_a_browser_return_is_never_stored_without_its_journal_entry_and_its_check(
+    shop: Replicas,
+) -> None:
+    payment = shop.start("ONE-RETURN")
+    with journal_away(cast(SqlStore, shop.engine.store)):
+        assert shop.get(CALLBACK_PATH, params=forged_return(payment, 1)).status_code == 503
+    unmoved(shop, payment)
+
+    assert shop.get(CALLBACK_PATH, params=forged_return(payment, 1)).status_code == 200
+    assert shop.engine.get(payment.id).state == "status_check_requested"
+    (asked,) = shop.service.status_work.items(instance_id=payment.id)
+    assert (asked.status, asked.tx_id_hint) == (WorkStatus.PENDING, payment.tx_id)
+    (journalled,) = shop.service.inbound.latest(instance_id=payment.id)
+    assert (journalled.endpoint, journalled.outcome) == ("callback", "accepted")
