@@ -244,7 +244,9 @@ class Engine:
             along: the caller's writes that ride along with the step
                 (:data:`~fsm.store.protocol.Along`), run in its transaction only when it is
                 applied: not for a repeated key nor a refusal. Should they raise, the step
-                rolls back with them and their error is raised.
+                rolls back with them and their error is raised (a database failure as
+                ``StorageError``, lock contention as ``ConcurrentTransition``); they must not
+                commit, roll back or close the transaction themselves.
 
         Returns:
             The applied transition and the instance it left; for a repeated key, the first one.

@@ -231,7 +231,7 @@ class StatusWork:
     def __init__(self, store: SqlStore) -> None:
         """Keep the work in ``store``'s database, beside the payments it concerns."""
         self._store = store
-        self._ask = _asking(postgresql if store.dialect == "postgresql" else sqlite)
+        self._ask = _ask_statement(postgresql if store.dialect == "postgresql" else sqlite)
 
     def request(self, check: CheckRequest, now: datetime) -> None:
         """Ask for ``check``, due at ``now``, in a transaction of its own (see :meth:`writer`).
@@ -363,7 +363,7 @@ class StatusWork:
             return _settle(conn, work_id, owner, superseded)
 
 
-def _asking(dialect: Any) -> Any:
+def _ask_statement(dialect: Any) -> Any:
     """The insert that asks for a check, or makes the payment's waiting one due (see
     :meth:`StatusWork.writer`); built once, since every request that asks runs it."""
     insert = dialect.insert(_W).values({name: bindparam(name) for name in _ASKED})

@@ -36,7 +36,8 @@ from fsm.model import Instance, RejectedEvent, TransitionRecord
 
 Along = Callable[[Connection], None]
 """Writes of the caller's that ride along with a step, on the step's connection and in its
-transaction (the rows of an adapter's tables beside the engine's, such as a journal entry)."""
+transaction (the rows of an adapter's tables beside the engine's, such as a journal entry); they
+must not commit, roll back or close it."""
 
 
 class StoredStep(NamedTuple):

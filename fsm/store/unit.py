@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from fsm._signals import Contention, KeyTaken, ReferenceTaken
 from fsm.chain.keys import HASH_ONLY
@@ -220,11 +221,28 @@ class Unit:
         """Run ``write`` through SQLAlchemy on this unit's connection, in its transaction.
 
         The SQLAlchemy connection wraps the unit's pooled one and is never closed: the unit
-        commits or rolls back and checks the connection in, as for its own statements.
+        commits or rolls back and checks the connection in, as for its own statements. Lock
+        contention in ``write`` means what it means in the unit's own statements.
+
+        Raises:
+            ConfigurationError: ``write`` committed, rolled back or closed the transaction,
+                which would part the step from its writes; the unit rolls back.
         """
         self._fresh = False  # a statement sent now is part of the transaction: never resent
+        conn = Connection(self._database.engine, connection=self._pooled)
         with self._database.translated():
-            write(Connection(self._database.engine, connection=self._pooled))
+            try:
+                write(conn)
+            except DBAPIError as error:
+                if isinstance(error.orig, self._database.driver_error):
+                    raise self._failure(error.orig) from error
+                raise
+        if conn.closed or not _in_transaction(self._pooled.dbapi_connection):
+            self._broken = True
+            raise ConfigurationError(
+                "writes riding along with a step must not commit, roll back or close its "
+                "transaction"
+            )
 
     def lock_all(self, instance_ids: Iterable[str]) -> None:
         """Hold every given instance until the unit ends, before anything else is read.
@@ -362,6 +380,17 @@ def _refuse_downgrade(chain: Chain, instance_id: str, sealed_by: str) -> None:
             f"{instance_id}'s audit chain is signed with key {sealed_by!r} and this store holds"
             " no audit key: set $EWALLET_FSM_AUDIT_KEY; nothing was stored"
         )
+
+
+def _in_transaction(raw: Any) -> bool:
+    """Whether the driver's connection is still inside a transaction (sqlite3's flag, else
+    psycopg's transaction status, where 0 is idle)."""
+    if raw is None:
+        return False
+    flag = getattr(raw, "in_transaction", None)
+    if isinstance(flag, bool):
+        return flag
+    return bool(raw.info.transaction_status != 0)
 
 
 __all__ = ["Unit"]

@@ -120,6 +120,26 @@ def test_a_failing_write_takes_the_step_and_its_event_with_it(
     assert (outbox_size(store), notes(store)) == (events + 1, [("paid", "paid")])
 
 
+def test_a_write_that_ends_the_steps_transaction_is_refused(noted: Engine, store: SqlStore) -> None:
+    pid = start_ovo(noted)
+
+    def commits(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO along_note VALUES ('early', 'x')"))
+        conn.commit()
+
+    with pytest.raises(ConfigurationError, match="must not commit, roll back or close"):
+        noted.fire(
+            pid, "send_registration", actor=Actor.MERCHANT, idempotency_key="r", along=commits
+        )
+
+    # The engine stays usable: another payment's step and its write commit together.
+    other = start_ovo(noted, "pay-2")
+    runs, write = note("later", other)
+    noted.fire(other, "send_registration", actor=Actor.MERCHANT, idempotency_key="r", along=write)
+    assert runs == ["later"]
+    assert ("later", "registration_sent") in notes(store)
+
+
 def test_a_memory_store_refuses_writes_along_and_applies_nothing(clock: ManualClock) -> None:
     engine = Engine(MemoryStore(), flows=FLOWS, clock=clock)
     pid = start_ovo(engine)
