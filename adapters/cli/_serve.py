@@ -35,7 +35,7 @@ from adapters.reconcile.retention import prune_finished
 from adapters.reconcile.worker import StatusWorker
 from adapters.service import PaymentService
 from fsm.chain.keys import ENV_VAR as AUDIT_KEY_ENV
-from fsm.chain.keys import AuditKeys
+from fsm.chain.keys import AuditKeys, written_keys
 from fsm.engine import Engine
 from fsm.errors import ConfigurationError
 from fsm.flows import EVENT_TYPES
@@ -133,8 +133,7 @@ def hide_configured_secrets(*more: str, logger: logging.Logger | None = None) ->
     """Blank in every log line (of ``logger``'s handlers, the root's by default) the merchant
     key and audit keys set in the environment, and ``more``: a message may carry one without
     any label that would give it away."""
-    audit = os.environ.get(AUDIT_KEY_ENV, "")
-    audit_secrets = [part.strip().partition(":")[2] for part in audit.split(",")]
+    audit_secrets = [secret for _, _, secret in written_keys(os.environ.get(AUDIT_KEY_ENV, ""))]
     hide_in_logs([os.environ.get(KEY_ENV, ""), *audit_secrets, *more], logger)
 
 

@@ -213,8 +213,7 @@ class _PendingExists(Exception):
 
 
 def _earlier(dialect: str, kept: Any, asked: Any) -> Any:
-    """The earlier of two times, in the database (SQLite's scalar ``min``, PostgreSQL's
-    ``least``; SQLite keeps them as text in one sortable form)."""
+    """The earlier of two times (SQLite's scalar ``min``: it keeps them as sortable text)."""
     return func.least(kept, asked) if dialect == "postgresql" else func.min(kept, asked)
 
 
@@ -231,7 +230,7 @@ class StatusWork:
     def __init__(self, store: SqlStore) -> None:
         """Keep the work in ``store``'s database, beside the payments it concerns."""
         self._store = store
-        self._ask = _ask_statement(postgresql if store.dialect == "postgresql" else sqlite)
+        self._ask = _ask_statement(store.dialect)
 
     def request(self, check: CheckRequest, now: datetime) -> None:
         """Ask for ``check``, due at ``now``, in a transaction of its own (see :meth:`writer`).
@@ -363,18 +362,20 @@ class StatusWork:
             return _settle(conn, work_id, owner, superseded)
 
 
-def _ask_statement(dialect: Any) -> Any:
+def _ask_statement(dialect: str) -> Any:
     """The insert that asks for a check, or makes the payment's waiting one due (see
     :meth:`StatusWork.writer`); built once, since every request that asks runs it."""
-    insert = dialect.insert(_W).values({name: bindparam(name) for name in _ASKED})
+    insert = (
+        (postgresql if dialect == "postgresql" else sqlite)
+        .insert(_W)
+        .values({name: bindparam(name) for name in _ASKED})
+    )
     return insert.on_conflict_do_update(
         index_elements=[_W.c.instance_id],
         index_where=_W.c.status == WorkStatus.PENDING.value,
         set_={
             "next_attempt_at": _earlier(
-                "postgresql" if dialect is postgresql else "sqlite",
-                _W.c.next_attempt_at,
-                insert.excluded.next_attempt_at,
+                dialect, _W.c.next_attempt_at, insert.excluded.next_attempt_at
             ),
             "tx_id_hint": func.coalesce(_W.c.tx_id_hint, insert.excluded.tx_id_hint),
             "call_key": func.coalesce(_W.c.call_key, insert.excluded.call_key),

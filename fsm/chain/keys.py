@@ -26,6 +26,13 @@ _KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 _MIN_SECRET = 16
 
 
+def written_keys(text: str) -> list[tuple[str, str, str]]:
+    """The parts of ``id:secret[,id:secret...]`` as written, unchecked: ``(id, ":", secret)``
+    each (the separator empty where a part has none); for :meth:`AuditKeys.parse`, and for
+    blanking the secrets in log lines whatever the text holds."""
+    return [part.strip().partition(":") for part in text.split(",")]
+
+
 class AuditKeys:
     """The audit keys by id; the first signs, every one verifies. Its repr shows ids only."""
 
@@ -55,8 +62,7 @@ class AuditKeys:
             ConfigurationError: the text is malformed (the message never repeats a secret).
         """
         pairs = []
-        for number, part in enumerate(text.split(","), start=1):
-            key_id, colon, secret = part.strip().partition(":")
+        for number, (key_id, colon, secret) in enumerate(written_keys(text), start=1):
             if not colon or not secret:
                 raise ConfigurationError(f"audit key {number} is not written id:secret")
             pairs.append((key_id, secret))
@@ -106,4 +112,4 @@ def _checked_secret(key_id: str, secret: bytes) -> bytes:
     return secret
 
 
-__all__ = ["ENV_VAR", "HASH_ONLY", "AuditKeys", "hash_only"]
+__all__ = ["ENV_VAR", "HASH_ONLY", "AuditKeys", "hash_only", "written_keys"]
