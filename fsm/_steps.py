@@ -151,14 +151,13 @@ def write(
     bound = bound_fields(decision, payload)
     due = deadline_at(flow, decision.dest, instance.wallet, now, instance.created_at)
     try:
-        unit.apply(  # raises ConcurrentTransition, rolling the whole unit back, on a lost race
-            record, expected_version=instance.version, deadline_at=due, bound=bound
-        )
+        # raises ConcurrentTransition on a lost race, rolling the whole unit back
+        moved = unit.apply(record, expected_version=instance.version, deadline_at=due, bound=bound)
     except ReferenceTaken:
         raise ReferenceInUse(flow.name, bound.get("reference_no", ""), None) from None
     if along is not None:  # raising, it rolls the step back with it
         unit.along(along)
-    return flow.name, TransitionResult(record, instance.advanced(record, due, bound))
+    return flow.name, TransitionResult(record, moved)
 
 
 def migrate_one(

@@ -101,19 +101,19 @@ class TappedUnit:
         expected_version: int,
         deadline_at: datetime | None,
         bound: Mapping[str, str],
-    ) -> None:
+    ) -> Instance:
         """Apply the step, then write its event in the same transaction."""
-        self._inner.apply(
+        moved = self._inner.apply(
             record, expected_version=expected_version, deadline_at=deadline_at, bound=bound
         )
         before = self._seen[record.instance_id]
-        moved = before.advanced(record, deadline_at, bound)
         self._seen[moved.id] = moved
         event = event_of(self._types, before, moved, record)
         if event is not None:
             self._inner.emit(event)
         self._applied.append((TransitionResult(record, moved), event))
         self._before.append(before)
+        return moved
 
     def reject(self, rejected: RejectedEvent) -> None:
         """As the inner unit."""

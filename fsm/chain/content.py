@@ -55,7 +55,11 @@ def canonical(values: Sequence[Any]) -> bytes:
     Raises:
         TypeError: a value is neither text, an integer, an aware time nor ``None``.
     """
-    return _encode([_plain(value) for value in values]).encode()
+    return _encode([v if type(v) in _AS_IS else _plain(v) for v in values]).encode()
+
+
+_AS_IS = frozenset({str, int, type(None)})
+"""Types encoded as they are, checked before the call a time or a subclass needs."""
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,7 @@ MAC is HMAC-SHA256 under the key the row names, or plain SHA-256 for key id ``sh
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 from fsm.chain.content import LINK_FIELDS, SEAL_FIELDS, canonical
@@ -60,14 +61,21 @@ class Chain:
         return f"Chain(key_id={self.key_id!r})"
 
 
+_LINKED = attrgetter(*LINK_FIELDS)
+_PAYLOAD_AT = LINK_FIELDS.index("payload")
+_SEALED = attrgetter(*SEAL_FIELDS)
+
+
 def record_values(record: TransitionRecord, payload: str) -> tuple[Any, ...]:
     """A record's :data:`LINK_FIELDS`, its payload as the text stored for it."""
-    return tuple(payload if name == "payload" else getattr(record, name) for name in LINK_FIELDS)
+    values: tuple[Any, ...] = _LINKED(record)
+    return (*values[:_PAYLOAD_AT], payload, *values[_PAYLOAD_AT + 1 :])
 
 
 def instance_values(instance: Instance) -> tuple[Any, ...]:
     """An instance's :data:`SEAL_FIELDS`."""
-    return tuple(getattr(instance, name) for name in SEAL_FIELDS)
+    values: tuple[Any, ...] = _SEALED(instance)
+    return values
 
 
 __all__ = ["Chain", "instance_values", "record_values"]

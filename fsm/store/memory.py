@@ -266,8 +266,9 @@ class MemoryUnit:
         expected_version: int,
         deadline_at: datetime | None,
         bound: Mapping[str, str],
-    ) -> None:
-        """Compare-and-set the instance and append ``record`` (see :class:`fsm.store.Unit`)."""
+    ) -> Instance:
+        """Compare-and-set the instance and append ``record``; the instance as moved (see
+        :class:`fsm.store.Unit`)."""
         if not BINDABLE_FIELDS.issuperset(bound):
             names = tuple(sorted(bound))
             raise InvalidInstanceData(f"only {sorted(BINDABLE_FIELDS)} may be bound, not {names}")
@@ -289,6 +290,7 @@ class MemoryUnit:
         self._put_instance(current, moved)
         self._append(store._logs, record.instance_id, record)
         self._remember_key(record)
+        return moved
 
     def along(self, write: Along) -> None:
         """Refuse (:class:`~fsm.errors.ConfigurationError`, the unit rolls back): a memory store

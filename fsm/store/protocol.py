@@ -95,8 +95,9 @@ class Unit(Protocol):
         expected_version: int,
         deadline_at: datetime | None,
         bound: Mapping[str, str],
-    ) -> None:
-        """Move the instance to ``record.dest`` at version ``record.seq`` and log ``record``.
+    ) -> Instance:
+        """Move the instance to ``record.dest`` at version ``record.seq`` and log ``record``;
+        returns the instance as moved.
 
         ``bound`` sets instance fields from the payload (see ``TransitionSpec.binds``).
 

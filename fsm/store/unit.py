@@ -146,8 +146,8 @@ class Unit:
         expected_version: int,
         deadline_at: datetime | None,
         bound: Mapping[str, str],
-    ) -> None:
-        """Compare-and-set the instance and append ``record``.
+    ) -> Instance:
+        """Compare-and-set the instance and append ``record``; returns the instance as moved.
 
         Raises:
             ConcurrentTransition: the version moved. The exception leaves the unit's ``with``
@@ -197,6 +197,7 @@ class Unit:
             sql.insert_log, log_args(record, stamp, payload, link, chain.key_id), refused=KeyTaken
         )
         self._seen[record.instance_id] = (moved, link, chain.key_id)
+        return moved
 
     def _reload(self, instance_id: str) -> tuple[Instance, str, str]:
         self.load(instance_id)

@@ -47,6 +47,7 @@ from adapters.simulator.rig import demo_order
 from fsm.clock import Clock
 from fsm.engine import Engine
 from fsm.flows import FLOWS, Wallet
+from fsm.model import Instance
 from fsm.store.sql import SqlStore
 
 CHILD_LIMIT = 20
@@ -188,9 +189,10 @@ class _WatchedUnit:
             self._fuse.transition_applied()  # the commit is sent only by the inner unit's exit
         return self._unit.__exit__(*raised)
 
-    def apply(self, *args: Any, **kwargs: Any) -> None:
-        self._inner.apply(*args, **kwargs)
+    def apply(self, *args: Any, **kwargs: Any) -> Instance:
+        moved: Instance = self._inner.apply(*args, **kwargs)
         self._applied = True
+        return moved
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
