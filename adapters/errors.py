@@ -39,7 +39,9 @@ same call can succeed later::
     │   ├── InvalidRefundRequest        a malformed request id, amount, reason or requester
     │   ├── RefundRequestConflict       the request id was used with another amount
     │   ├── RefundExceedsPayment        more than is left to refund; .amount, .refundable
-    │   └── CancelNotAllowed            a documented cancel rule, or the state, says no; .rule
+    │   ├── CancelNotAllowed            a documented cancel rule, or the state, says no; .rule
+    │   ├── RefundNotSettleable         a settlement by hand the request or NICEPAY refuses
+    │   └── RefundTotalsDisagree        NICEPAY refunded more than the call journal accounts for
     ├── DeliveryFailed                  a sink could not take an outbox event; retryable
     ├── WebhookSignatureError           a webhook's signature is missing, wrong or too old
     └── ConfigurationError (fsm.errors) missing or wrong settings
@@ -311,6 +313,21 @@ class CancelNotAllowed(RefundError):
 class RefundNotSettleable(RefundError):
     """A person asked to settle a refund request by hand that is not in doubt, or that
     NICEPAY's refunded total already settles otherwise; nothing was changed."""
+
+
+class RefundTotalsDisagree(RefundError):
+    """NICEPAY's refunded total, asked right before the cancel, is above what the payment's
+    recorded cancels can account for: one the journal counts as not refunded took effect after
+    all (its repair came too early), or someone refunded outside the library. Nothing was sent;
+    ``nicepay_total`` and ``accounted`` say by how much they differ. A repair, or a person,
+    reconciles the journal first (:func:`~adapters.refunds.settle.settle_by_hand`)."""
+
+    def __init__(
+        self, message: str, *, payment_id: str, request_id: str, nicepay_total: int, accounted: int
+    ) -> None:
+        super().__init__(message, payment_id=payment_id, request_id=request_id)
+        self.nicepay_total = nicepay_total
+        self.accounted = accounted
 
 
 class DeliveryFailed(FsmError):

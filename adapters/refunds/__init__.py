@@ -16,12 +16,15 @@ A new request goes through, in order:
    repairing it until the cancel is done (a reconciler holding it refuses the request:
    ``InstanceBusy``); what is left is checked again against the requests that finished
    meanwhile, and a request that no longer fits closes its intent ``refused:exceeds_payment``;
-3. the ``request_refund`` step in the payment's log (amount, request id, reason, who asked);
-4. the cancel, once its claim is renewed (a process that stalled past it sends nothing and
+3. an inquiry: NICEPAY's refunded total must be one the payment's recorded cancels account for
+   (:mod:`adapters.refunds.total_check`), else nothing is sent (``RefundTotalsDisagree``), and
+   a failed inquiry sends nothing either (``unsent:inquiry_failed``);
+4. the ``request_refund`` step in the payment's log (amount, request id, reason, who asked);
+5. the cancel, once its claim is renewed (a process that stalled past it sends nothing and
    closes the intent ``unsent:hold_lost``): NICEPAY's documented refusal ends the request
    declined (``refused:<code>``, its amount no longer reserved); a lost answer, or one that is
    no documented refusal, leaves it in doubt, for the reconciler's inquiry;
-5. a status check, whose void or refund binds the payment's refunded total.
+6. a status check, whose void or refund binds the payment's refunded total.
 
 A repair closes a cancel's intent as not refunded only once the cancel can no longer reach
 NICEPAY (a grace after it gave up or its claim ran out). A cancel that outlasts even that may

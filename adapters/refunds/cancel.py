@@ -12,6 +12,7 @@ from adapters.errors import (
     ProviderError,
     RefundExceedsPayment,
     RefundRequestConflict,
+    RefundTotalsDisagree,
 )
 from adapters.nicepay.client import NicepayClient
 from adapters.reconcile.intents import (
@@ -26,6 +27,7 @@ from adapters.reconcile.refund_repair import keep_late_answer
 from adapters.reconcile.status import check_status
 from adapters.refunds.outcome import RESERVED, Refund, refund_status
 from adapters.refunds.request import RefundRequest
+from adapters.refunds.total_check import INQUIRY_FAILED, TOTALS_DISAGREE, accounted_for, check_total
 from adapters.wallets.cancel_rules import cancel_refusal
 from fsm.definition import FlowVersions
 from fsm.engine import Engine
@@ -143,8 +145,18 @@ class Refunds:
     def _carry_out(
         self, call: OpenCall, req: RefundRequest, amount: str, partial: bool
     ) -> Instance:
-        """Inside the recorded intent: check again, record the request, send, then inquire;
-        the payment as it left it."""
+        """Inside the recorded intent: ask NICEPAY's total, check again, record the request,
+        send, then inquire; the payment as it left it."""
+        try:
+            disagreement = check_total(
+                self.engine, self.calls, self.client, req.payment_id, intent_id=call.intent_id
+            )
+        except ProviderError:
+            call.give_up(INQUIRY_FAILED)
+            return self.engine.get(req.payment_id)
+        if disagreement is not None:
+            call.refuse(TOTALS_DISAGREE)
+            return self.engine.get(req.payment_id)
         payment = self.engine.get(req.payment_id)
         others = [i for i in self.calls.of_instance(payment.id) if i.id != call.intent_id]
         before = committed(payment, others)
@@ -200,6 +212,8 @@ class Refunds:
             raise _exceeds(req, recorded, self._left(payment))
         if intent.outcome == f"refused:{NOT_REFUNDABLE}":
             raise self._not_refundable(req, payment.state)
+        if intent.outcome == f"refused:{TOTALS_DISAGREE}":
+            raise self._disagree(req, payment)
         given_up = lost or intent.left_open_at is not None
         overdue = self.calls.age(intent) >= self.lease
         status, code = refund_status(intent, in_doubt=given_up or overdue)
@@ -216,6 +230,20 @@ class Refunds:
     def _left(self, payment: Instance) -> int:
         """What is left to refund of the payment (negative if NICEPAY refunded too much)."""
         return int(payment.amount or 0) - committed(payment, self.calls.of_instance(payment.id))
+
+    def _disagree(self, req: RefundRequest, payment: Instance) -> RefundTotalsDisagree:
+        accounted = accounted_for(self.calls.of_instance(payment.id))
+        total = int(payment.refunded_amount or 0)
+        return RefundTotalsDisagree(
+            f"refund request {req.request_id!r} of {payment.id!r} was not sent: NICEPAY's refunded "
+            "total was above what the payment's recorded cancels accounted for (now "
+            f"{total} refunded, {accounted} accounted for); a repair or a person settles them "
+            "first, then ask under a new request id",
+            payment_id=payment.id,
+            request_id=req.request_id,
+            nicepay_total=total,
+            accounted=accounted,
+        )
 
     @staticmethod
     def _not_refundable(req: RefundRequest, state: str) -> CancelNotAllowed:

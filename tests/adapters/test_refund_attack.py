@@ -1,4 +1,4 @@
-"""Attacks on the refund repair and its settlement by hand (findings, expected to fail today)."""
+"""Attacks on the refund repair and its settlement by hand."""
 
 from __future__ import annotations
 
@@ -75,10 +75,13 @@ SKEW = timedelta(minutes=25)
 
 @pytest.mark.xfail(
     strict=True,
-    reason="known gap: a cancel's claim and hold are stamped with its replica's clock and "
-    "compared with the reconciler's, so a replica whose clock is behind by more than the grace "
-    "has its cancel in flight look abandoned; closing it needs database time for claims and "
-    "holds, or an inquiry before each cancel refusing a total above the journal's",
+    reason="known gap: a cancel's hold is stamped with its replica's clock and compared with the "
+    "reconciler's, so a replica whose clock is behind by more than the grace has its cancel in "
+    "flight look abandoned, and a repair may close it while it is on its way; the cancel's late "
+    "answer corrects it, and the next cancel's check of NICEPAY's total refuses to send when "
+    "the journal fell short (tests/adapters/test_refund_total_check.py), but a request sent in "
+    "that window before the first lands is not stopped: replicas' clocks must agree within the "
+    "grace",
 )
 def test_a_replica_whose_clock_is_behind_cannot_get_its_cancel_in_flight_called_failed(
     db_url: str,

@@ -65,9 +65,11 @@ def refundable(rig: RefundRig, payment: Instance) -> str:
 
 
 @contextmanager
-def stalled_before_sending(rig: RefundRig, request_id: str) -> Iterator[Callable[[], None]]:
-    """The request's process stops after its intent and its step, before its cancel, until the
-    block calls the function it is given."""
+def stalled_before_sending(
+    rig: RefundRig, request_id: str
+) -> Iterator[tuple[threading.Event, Callable[[], None]]]:
+    """The request's process stops after its intent, its inquiry and its step, before its
+    cancel, until the block calls the function it is given; the event is set once it stops."""
     stepped, go = threading.Event(), threading.Event()
     fire = rig.engine.fire_with_retry
 
@@ -81,7 +83,7 @@ def stalled_before_sending(rig: RefundRig, request_id: str) -> Iterator[Callable
     rig.engine.fire_with_retry = stall  # type: ignore[method-assign]
     assert not stepped.is_set()
     try:
-        yield go.set
+        yield stepped, go.set
     finally:
         go.set()
         rig.engine.fire_with_retry = fire  # type: ignore[method-assign]
@@ -100,12 +102,12 @@ def lost_after_repair_then_second(
         rig.clock.advance(PAST_THE_WAIT)
         Reconciler(rig.service).repair_open_intents()
         assert cancel_outcomes(rig, payment) == [REPAIRED_NOT_REFUNDED]
-        with stalled_before_sending(rig, "rf-2") as send_second:
+        with stalled_before_sending(rig, "rf-2") as (stepped, send_second):
             requested = pool.submit(
                 rig.service.cancel, payment.id, request_id="rf-2", amount="50000"
             )
-            while len(cancel_outcomes(rig, payment)) < 2:  # rf-2's intent is recorded
-                threading.Event().wait(0.01)
+            # rf-2's intent is recorded and NICEPAY's total asked, before rf-1 lands
+            assert stepped.wait(GATE_LIMIT)
             rig.sim.faults.response(CANCEL_PATH, status=503, process=first_taken)
             gate.open()
             assert first.result(GATE_LIMIT).status is RefundStatus.IN_DOUBT

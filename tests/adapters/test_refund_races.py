@@ -30,8 +30,7 @@ import pytest
 from sqlalchemy import text
 
 from adapters.errors import InvalidRefundRequest, RefundExceedsPayment
-from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH, NicepayClient
-from adapters.nicepay.config import NicepayCredentials
+from adapters.nicepay.client import CANCEL_PATH, INQUIRY_PATH
 from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import Call
 from adapters.reconcile.recovery import Reconciler
@@ -49,7 +48,7 @@ from fsm.model import Instance
 from fsm.refunds import REQUEST_REFUND
 from fsm.store.sql import SqlStore
 from tests.adapters.counted_nicepay import GATE_LIMIT, Gate
-from tests.adapters.refund_rig import UNUSED_URL, RefundRig, merchant, refund_rig
+from tests.adapters.refund_rig import RefundRig, merchant, refund_rig
 from tests.adapters.test_refund_claims import (
     PAST_THE_CLAIM,
     PAST_THE_WAIT,
@@ -70,16 +69,25 @@ def succeeded_total(rig: RefundRig, payment: Instance, request_ids: list[str]) -
     return sum(int(a.amount) for a in answers if a.status is RefundStatus.SUCCEEDED)
 
 
+class _CancelsGoNowhere(httpx.BaseTransport):
+    """Loopback HTTP on which a cancel never arrives: the connection for it is refused."""
+
+    def __init__(self) -> None:
+        self._through = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(CANCEL_PATH):
+            raise httpx.ConnectError("cancel cut off", request=request)
+        return self._through.handle_request(request)
+
+    def close(self) -> None:
+        self._through.close()
+
+
 def cut_off(rig: RefundRig, http: httpx.Client) -> PaymentService:
-    """A merchant process that cannot reach NICEPAY: its cancels never arrive, and it cannot
-    tell that from an answer lost on the way back."""
-    config = rig.nicepay.config
-    nowhere = f"{UNUSED_URL.rsplit('/', 1)[0]}/nicepay"
-    credentials = NicepayCredentials(
-        imid=config.imid, merchant_key=config.merchant_key, base_url=nowhere
-    )
-    client = NicepayClient(http, credentials, clock=rig.clock)
-    return merchant(rig.engine, database(rig.engine), client)
+    """A merchant process on ``http`` (over :class:`_CancelsGoNowhere`): its cancels never reach
+    NICEPAY (its inquiries do), and it cannot tell that from an answer lost on the way back."""
+    return merchant(rig.engine, database(rig.engine), rig.nicepay.client(http, rig.clock))
 
 
 def test_a_late_lost_cancel_is_not_failed_while_another_request_is_open(db_url: str) -> None:
@@ -172,7 +180,8 @@ def test_a_cancel_nicepay_carries_out_after_its_caller_gave_up_is_not_failed(db_
 def test_a_request_that_never_reached_nicepay_is_not_told_refunded_by_anothers_late_cancel(
     db_url: str,
 ) -> None:
-    with gated_rig(db_url, CANCEL_PATH) as (rig, gate), httpx.Client(timeout=10.0) as http:
+    cancels_cut = httpx.Client(timeout=10.0, transport=_CancelsGoNowhere())
+    with gated_rig(db_url, CANCEL_PATH) as (rig, gate), cancels_cut as http:
         payment = rig.paid("late-other-counted")
         with cancel_in_background(rig, payment, gate) as first:
             rig.clock.advance(PAST_THE_WAIT)  # rf-1 is still held on its way to NICEPAY
