@@ -163,7 +163,7 @@ def test_a_cancel_is_followed_by_the_inquiry_that_moves_the_payment(
     service.check_status(payment_id)
     refund = service.cancel(payment_id, request_id="rf-1", reason="out of stock")
     assert (refund.state, refund.refunded_amount, refund.status) == ("voided", "12000", "succeeded")
-    cancel_body = line.bodies()[2]
+    [cancel_body] = [body for body in line.bodies() if "cancelType" in body]
     assert (cancel_body["cancelType"], cancel_body["amt"]) == ("1", "12000")
     assert nicepay.sim.transaction(tx_id).state == "voided"  # OVO voids on the day of payment
     assert service.engine.history(payment_id)[-1].actor == "status_inquiry"
@@ -180,7 +180,8 @@ def test_a_refused_cancel_moves_no_money(store: SqlStore, nicepay: Nicepay) -> N
     assert (refund.status, refund.provider_code) == ("declined", "9314")
     after = service.engine.get(payment_id)
     assert (after.state, after.refunded_amount) == ("paid", None)
-    assert line.bodies()[2]["cancelType"] == "1"
+    [cancel_body] = [body for body in line.bodies() if "cancelType" in body]
+    assert cancel_body["cancelType"] == "1"
 
 
 @pytest.mark.parametrize(
