@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Text, text
+from sqlalchemy import Index, Text
 from sqlmodel import Field, SQLModel
 
-from fsm.store.tables import UtcDateTime
+from fsm.store.tables import UtcDateTime, partial_unique_index
 
 
 class CallIntentRow(SQLModel, table=True):
@@ -23,23 +23,16 @@ class CallIntentRow(SQLModel, table=True):
         Index("ix_call_intent_open", "finished_at", "recorded_at"),
         # The database, not a read before the insert, keeps a second exclusive call (a cancel)
         # out while the first has no stored answer: two racing callers cannot both pass.
-        Index(
+        partial_unique_index(
             "ux_call_intent_exclusive_open",
             "instance_id",
             "call",
-            unique=True,
-            sqlite_where=text("exclusive AND finished_at IS NULL"),
-            postgresql_where=text("exclusive AND finished_at IS NULL"),
+            where="exclusive AND finished_at IS NULL",
         ),
         # A caller's key for one call (a refund request's id): a second caller with the same
         # key finds the first call instead of sending another, whichever replica it runs on.
-        Index(
-            "ux_call_intent_key",
-            "instance_id",
-            "call_key",
-            unique=True,
-            sqlite_where=text("call_key IS NOT NULL"),
-            postgresql_where=text("call_key IS NOT NULL"),
+        partial_unique_index(
+            "ux_call_intent_key", "instance_id", "call_key", where="call_key IS NOT NULL"
         ),
     )
 
