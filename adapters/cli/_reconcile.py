@@ -33,7 +33,7 @@ from adapters.events import Relay
 from adapters.nicepay.config import Environment
 from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import INTENT_GRACE
-from adapters.reconcile.recovery import LONGEST_HOLD, ReconcilePass, Reconciler
+from adapters.reconcile.recovery import LONGEST_HOLD, LONGEST_UNHEARD, ReconcilePass, Reconciler
 from adapters.reconcile.unconfirmed import UnconfirmedWatch
 from adapters.reconcile.worker import StatusWorker, WorkRound
 from fsm.store.sql import SqlStore
@@ -77,6 +77,13 @@ def register(subparsers: Any) -> None:
         "for a person (default: %(default)s)",
     )
     reconcile.add_argument(
+        "--longest-unheard",
+        type=seconds,
+        default=LONGEST_UNHEARD.total_seconds(),
+        help="seconds from its record a refund's repair asks for a total NICEPAY never states, "
+        "then closes it in doubt for settle-refund (default: %(default)s)",
+    )
+    reconcile.add_argument(
         "--nicepay-url",
         default=os.environ.get(NICEPAY_URL_ENV, Environment.SANDBOX.value),
         help=f"NICEPAY base URL (default: ${NICEPAY_URL_ENV} or the sandbox)",
@@ -106,6 +113,7 @@ def _reconcile(args: argparse.Namespace) -> int:
             lease=timedelta(seconds=args.lease),
             limit=args.limit,
             longest_hold=timedelta(seconds=args.longest_hold),
+            longest_unheard=timedelta(seconds=args.longest_unheard),
         )
         worker = StatusWorker(service)
         watch = UnconfirmedWatch(

@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from sqlalchemy import Connection, Text, bindparam, delete, insert, select
 from sqlmodel import Field, SQLModel
@@ -85,6 +85,21 @@ class InboundAttempt:
     client_ip: str | None
 
 
+class InboundEntry(TypedDict, total=False):
+    """One inbound request, as :meth:`InboundJournal.writer` takes it."""
+
+    received_at: Required[datetime]
+    endpoint: Required[str]
+    outcome: Required[str]
+    status_code: Required[int]
+    error: str | None
+    reason: str
+    instance_id: str | None
+    parameters: Mapping[str, Any] | None
+    body_bytes: int
+    client_ip: str | None
+
+
 class InboundJournal:
     """The inbound requests kept in the database of one :class:`~fsm.store.sql.SqlStore`."""
 
@@ -92,7 +107,7 @@ class InboundJournal:
         """Keep requests in ``store``'s database."""
         self._store = store
 
-    def record(self, **entry: Any) -> None:
+    def record(self, **entry: Unpack[InboundEntry]) -> None:
         """Append one inbound request in a transaction of its own; takes what :meth:`writer`
         takes."""
         self.commit(self.writer(**entry))
@@ -102,21 +117,7 @@ class InboundJournal:
         with self._store.transaction() as conn:
             write(conn)
 
-    def writer(
-        self,
-        *,
-        received_at: datetime,
-        endpoint: str,
-        outcome: str,
-        status_code: int,
-        error: str | None = None,
-        reason: str = "",
-        instance_id: str | None = None,
-        parameters: Mapping[str, Any] | None = None,
-        body_bytes: int = 0,
-        client_ip: str | None = None,
-        also: Along | None = None,
-    ) -> Along:
+    def writer(self, *, also: Along | None = None, **entry: Unpack[InboundEntry]) -> Along:
         """What appends one inbound request in the caller's transaction; whatever it held, it is
         stored.
 
@@ -133,16 +134,16 @@ class InboundJournal:
             InvalidInstanceData: ``received_at`` is naive; nothing was stored.
         """
         values = {
-            "received_at": require_aware(received_at),
-            "endpoint": _storable(endpoint, 32) or "",
-            "outcome": _storable(outcome, 16) or "",
-            "status_code": int(status_code),
-            "error": _storable(error, 64),
-            "reason": _storable(reason, 2000) or "",
-            "instance_id": _storable(instance_id, 64),
-            "parameters": _parameters(parameters),
-            "body_bytes": int(body_bytes),
-            "client_ip": _storable(client_ip, 64),
+            "received_at": require_aware(entry["received_at"]),
+            "endpoint": _storable(entry["endpoint"], 32) or "",
+            "outcome": _storable(entry["outcome"], 16) or "",
+            "status_code": int(entry["status_code"]),
+            "error": _storable(entry.get("error"), 64),
+            "reason": _storable(entry.get("reason", ""), 2000) or "",
+            "instance_id": _storable(entry.get("instance_id"), 64),
+            "parameters": _parameters(entry.get("parameters")),
+            "body_bytes": int(entry.get("body_bytes", 0)),
+            "client_ip": _storable(entry.get("client_ip"), 64),
         }
 
         def write(conn: Connection) -> None:
@@ -210,5 +211,6 @@ __all__ = [
     "PRUNE_BATCH",
     "InboundAttempt",
     "InboundAttemptRow",
+    "InboundEntry",
     "InboundJournal",
 ]

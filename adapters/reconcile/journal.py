@@ -13,8 +13,8 @@ a reconciler takes before it repairs an intent is taken in the same transaction 
 and given back in the one that finishes it, so no repair can close the intent of a call whose
 answer is still to come.
 
-The journal keeps its ``call_intent`` table in the engine's database, declared on the same
-sqlmodel metadata, and the schema's migrations create it with the engine's tables.
+The journal keeps its ``call_intent`` table (:mod:`adapters.reconcile.intent_table`) in the
+engine's database, on the same sqlmodel metadata; the schema's migrations create it.
 """
 
 from __future__ import annotations
@@ -25,71 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Index, Text, bindparam, exists, func, insert, select, text, update
-from sqlmodel import Field, SQLModel
+from sqlalchemy import bindparam, exists, func, insert, select, update
 
 from adapters.errors import CallInDoubt, CallKeyTaken, InstanceBusy
+from adapters.reconcile.intent_table import CALL_INTENT_TABLE, CallIntentRow
 from fsm._payload import clean_payload, read_payload
 from fsm.clock import Clock, require_aware
 from fsm.store.leases import claim_within, release_within, unclaimed
 from fsm.store.sql import SqlStore
 from fsm.store.tables import UtcDateTime
-
-
-class CallIntentRow(SQLModel, table=True):
-    """One call to the provider, recorded before it is sent and finished once its answer is stored.
-
-    An intent still open long after it was recorded marks a process that stopped between sending
-    and storing the answer; the reconciler repairs its instance (:mod:`adapters.reconcile`).
-    """
-
-    __tablename__ = "call_intent"
-    __table_args__ = (
-        Index("ix_call_intent_open", "finished_at", "recorded_at"),
-        # The database, not a read before the insert, keeps a second exclusive call (a cancel)
-        # out while the first has no stored answer: two racing callers cannot both pass.
-        Index(
-            "ux_call_intent_exclusive_open",
-            "instance_id",
-            "call",
-            unique=True,
-            sqlite_where=text("exclusive AND finished_at IS NULL"),
-            postgresql_where=text("exclusive AND finished_at IS NULL"),
-        ),
-        # A caller's key for one call (a refund request's id): a second caller with the same
-        # key finds the first call instead of sending another, whichever replica it runs on.
-        Index(
-            "ux_call_intent_key",
-            "instance_id",
-            "call_key",
-            unique=True,
-            sqlite_where=text("call_key IS NOT NULL"),
-            postgresql_where=text("call_key IS NOT NULL"),
-        ),
-    )
-
-    id: int | None = Field(default=None, primary_key=True)
-    instance_id: str = Field(foreign_key="flow_instance.id", max_length=64, index=True)
-    call: str = Field(max_length=32)
-    reference_no: str | None = Field(default=None, max_length=64)
-    amount: str | None = Field(default=None, max_length=24)
-    tx_id: str | None = Field(default=None, max_length=64)
-    exclusive: bool = False
-    """At most one exclusive call per instance and kind may be open at a time."""
-    request: str = Field(sa_type=Text)
-    """The identifying fields of what was sent, as JSON with secrets redacted."""
-    recorded_at: datetime = Field(sa_type=UtcDateTime)
-    finished_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    outcome: str | None = Field(default=None, max_length=32)
-    call_key: str | None = Field(default=None, max_length=200)
-    """The caller's idempotency key for this call, unique per instance when given."""
-    held_until: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    """Until when the call holds its instance (:class:`Hold`), as last renewed; none without one."""
-    left_open_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-    """When the call gave its hold back with no stored answer, leaving the intent to a repair."""
-
-
-CALL_INTENT_TABLE = CallIntentRow.__table__  # type: ignore[attr-defined]
 
 _T = CALL_INTENT_TABLE
 _INSERT = insert(_T)
@@ -371,13 +315,15 @@ class CallJournal:
         with self._store.connection() as conn:
             return [_intent(row._asdict()) for row in conn.execute(query)]
 
-    def closed_alone(self, outcomes: Iterable[str], *, limit: int = 100) -> list[CallIntent]:
+    def closed_alone(
+        self, outcomes: Iterable[str], *, beside: Iterable[str] = (), limit: int = 100
+    ) -> list[CallIntent]:
         """Intents closed with one of ``outcomes`` whose instance has no other call of theirs
-        open or closed so, earliest closed first."""
+        open or closed with one of ``outcomes`` or ``beside``, earliest closed first."""
         chosen, other = sorted(outcomes), _T.alias("other")
-        beside = (other.c.instance_id == _T.c.instance_id) & (other.c.call == _T.c.call)
-        alone = ~exists().where(beside, other.c.id != _T.c.id).where(
-            other.c.finished_at.is_(None) | other.c.outcome.in_(chosen)
+        near = (other.c.instance_id == _T.c.instance_id) & (other.c.call == _T.c.call)
+        alone = ~exists().where(near, other.c.id != _T.c.id).where(
+            other.c.finished_at.is_(None) | other.c.outcome.in_(sorted({*chosen, *beside}))
         )
         query = select(_T).where(_T.c.outcome.in_(chosen), alone).limit(limit)
         with self._store.connection() as conn:

@@ -28,10 +28,11 @@ record; a hold said to run past that is reported for a person, never closed on.
 A refund request a repair left in doubt (:func:`reopen_in_doubt`) is opened again, and repaired
 as any other, once NICEPAY's total may settle it. A refund request is judged only from its
 repair's own inquiry answer, verified and stating ``cancelAmt`` exactly; without one it stays
-open, reported for a person. A call that moves money whose repair failed for good keeps its
-payment claimed for a while that grows with its age (at most :data:`LONGEST_BACKOFF`): NICEPAY
-refusing its inquiry for good must not keep the newer ones from their repair. A failure that
-may pass by itself does not back off.
+open, reported every pass, until :attr:`Reconciler.longest_unheard` has passed since its record,
+then closes in doubt for a person (:mod:`adapters.reconcile.cancel_repair`). A call that moves
+money whose repair failed for good keeps its payment claimed for a while that grows with its age
+(at most :data:`LONGEST_BACKOFF`): NICEPAY refusing its inquiry for good must not keep the newer
+ones from their repair. A failure that may pass by itself does not back off.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from adapters.errors import ProviderError
+from adapters.reconcile.cancel_repair import (
+    SUSPECT_HOLD,
+    Waits,
+    refund_closed,
+    suspect_hold,
+    unheard,
+)
 from adapters.reconcile.deadlines import (
     DEFAULT_LEASE,
     report_skipped,
@@ -51,13 +59,7 @@ from adapters.reconcile.intents import CALL_LEASE, INTENT_GRACE, MONEY_MOVING, C
 from adapters.reconcile.journal import CallIntent, CallJournal
 from adapters.reconcile.lost_registration import fail_lost_registration
 from adapters.reconcile.passes import ReconcilePass, Repair, count_pass
-from adapters.reconcile.refund_repair import (
-    AWAITING_CANCEL,
-    LEFT_OPEN,
-    REPAIRED_REFUNDED,
-    reopen_in_doubt,
-    repair_outcome,
-)
+from adapters.reconcile.refund_repair import LEFT_OPEN, reopen_in_doubt
 from adapters.reconcile.status import HeardAnswer, StatusChecks
 from adapters.telemetry import ServiceTelemetry, default_telemetry
 from fsm.definition import Actor
@@ -69,6 +71,9 @@ logger = logging.getLogger(__name__)
 LONGEST_HOLD = CALL_LEASE + INTENT_GRACE
 """How long a cancel may hold its payment from its intent's record, by default: its lease,
 renewed right before it is sent, which is at most a call's time after the record."""
+LONGEST_UNHEARD = timedelta(hours=6)
+"""How long from its record a refund request's repair asks, by default, for a refunded total
+NICEPAY never states before it closes the request in doubt for a person."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,10 @@ class Reconciler:
     """The longest a cancel may hold its payment from its intent's record (its lease, renewed
     right before it is sent): the repair waits no longer for it, and reports a hold said to run
     past that (another replica's lease or clock) for a person instead."""
+    longest_unheard: timedelta = LONGEST_UNHEARD
+    """How long from its record a refund request's repair keeps asking NICEPAY for a refunded
+    total it never states (or an inquiry it refuses for good) before it closes the request
+    ``repaired:no_total``, its amount reserved, for a person to settle."""
     telemetry: ServiceTelemetry | None = None
     """Where each pass's outcomes are counted (by default the global OpenTelemetry providers)."""
     _failed_in_a_row: dict[int, int] = field(
@@ -98,11 +107,12 @@ class Reconciler:
 
     def __post_init__(self) -> None:
         # A grace of zero would "repair" calls other processes are still waiting on.
-        times = (self.grace, self.lease, self.longest_hold)
+        times = (self.grace, self.lease, self.longest_hold, self.longest_unheard)
         if min(times) <= timedelta(0) or self.limit < 1:
             raise ConfigurationError(
-                f"a reconciler needs a positive grace, lease, longest hold and limit, not "
-                f"{self.grace}, {self.lease}, {self.longest_hold} and {self.limit}"
+                f"a reconciler needs a positive grace, lease, longest hold, longest unheard and "
+                f"limit, not {self.grace}, {self.lease}, {self.longest_hold}, "
+                f"{self.longest_unheard} and {self.limit}"
             )
 
     def run_once(self, now: datetime | None = None) -> ReconcilePass:
@@ -164,9 +174,8 @@ class Reconciler:
         return repairs + self._suspect_holds(moment)
 
     def _repair(self, intent: CallIntent, moment: datetime) -> Repair:
-        return _repair(
-            self.service, intent, now=moment, grace=self.grace, longest_hold=self.longest_hold
-        )
+        waits = Waits(self.grace, self.longest_hold, self.longest_unheard)
+        return _repair(self.service, intent, now=moment, waits=waits)
 
     def _keep_claim(self, intent: CallIntent, repair: Repair, moment: datetime) -> bool:
         """Whether the payment stays claimed after its repair, keeping it out of the next passes:
@@ -202,7 +211,7 @@ class Reconciler:
         held = self.service.calls.still_open(
             recorded_before=recorded_before, held_after=moment, limit=self.limit
         )
-        return [_suspect_hold(self.service, intent) for intent in held]
+        return [suspect_hold(self.service, intent) for intent in held]
 
 
 _KEEP_CLAIM = frozenset({"skipped"})
@@ -214,9 +223,6 @@ LONGEST_RETRY_PAUSE = timedelta(minutes=15)
 """The longest a repair pauses after passing failures in a row (an outage that lasts)."""
 """The longest a reconciler leaves a call that moves money, whose repair failed, before it
 tries again."""
-SUSPECT_HOLD = "left open: its hold runs past the longest"
-"""A repair's outcome for a cancel whose hold runs past the longest a reconciler waits for
-(:attr:`Reconciler.longest_hold`): reported as failed, for a person, and never closed on it."""
 
 
 def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
@@ -226,28 +232,7 @@ def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
     )
 
 
-def _suspect_hold(service: StatusChecks, intent: CallIntent) -> Repair:
-    error = (
-        f"intent {intent.id}: its call holds the payment until {intent.held_until}, past the "
-        f"longest hold from its record at {intent.recorded_at}: a replica's lease or clock is "
-        f"off; the payment stays claimed and in doubt until a person looks"
-    )
-    logger.error(
-        "a call holds its payment past the longest hold",
-        extra={"instance": intent.instance_id, "call": intent.call, "intent": intent.id},
-    )
-    state = service.engine.get(intent.instance_id).state
-    return Repair(intent.instance_id, intent.call, state, state, SUSPECT_HOLD, error)
-
-
-def _repair(
-    service: StatusChecks,
-    intent: CallIntent,
-    *,
-    now: datetime,
-    grace: timedelta,
-    longest_hold: timedelta,
-) -> Repair:
+def _repair(service: StatusChecks, intent: CallIntent, *, now: datetime, waits: Waits) -> Repair:
     engine = service.engine
     before = engine.get(intent.instance_id)
     problem = unfit(engine, before)
@@ -266,6 +251,12 @@ def _repair(
         else:
             outcome, repaired = "nothing to ask: no tXid", before
     except ProviderError as error:
+        if intent.call == Call.CANCEL and intent.call_key and not error.retryable:
+            why = f"NICEPAY refused the inquiry ({type(error).__name__})"
+            states = (before.state, before.state)
+            judged = unheard(service, intent, states, now=now, waits=waits, why=why)
+            if isinstance(judged, str):
+                return _close(service, intent, judged, before.state, before.state)
         return _unrepaired(service, intent, before.state, error, gives_up=not error.retryable)
     except FsmError as error:  # e.g. contention outlasting the retries: the next pass tries again
         return _unrepaired(service, intent, before.state, error, gives_up=False)
@@ -273,72 +264,35 @@ def _repair(
     closed = f"repaired:{after}"
     if intent.call == Call.CANCEL and intent.call_key:  # a refund request: did it take effect?
         total = heard[-1].exact_total if heard else None  # this repair's own answer, and only it
-        states, waits = (before.state, after), (grace, longest_hold)
-        judged = _refund_closed(service, intent, total, states, now=now, waits=waits)
+        states = (before.state, after)
+        judged = refund_closed(service, intent, total, states, now=now, waits=waits)
         if isinstance(judged, Repair):
             return judged
         closed = judged
-    if not service.calls.close_repaired(intent, outcome=closed, at=engine.clock.now()):
-        return _overtaken(intent, before.state, after)
-    logger.info(
-        "abandoned call repaired",
-        extra={"instance": before.id, "call": intent.call, "before": before.state, "after": after},
-    )
-    return Repair(before.id, intent.call, before.state, after, outcome)
+    return _close(service, intent, closed, before.state, after, outcome)
 
 
-def _refund_closed(
+def _close(
     service: StatusChecks,
     intent: CallIntent,
-    total: int | None,
-    states: tuple[str, str],
-    *,
-    now: datetime,
-    waits: tuple[timedelta, timedelta],
-) -> str | Repair:
-    """How a refund request's intent closes on NICEPAY's refunded ``total`` (as this repair's
-    inquiry stated it, verified and exact), or the repair that leaves it open: without such a
-    total, and, unless it covers the request, while its cancel may still go out (``waits``:
-    the reconciler's grace and longest hold)."""
-    grace, longest_hold = waits
-    if total is None:
-        return _unheard(intent, *states)
-    closed = repair_outcome(service.engine, service.calls, intent, refunded=total)
-    if closed != REPAIRED_REFUNDED and now < _honoured(intent, longest_hold) + grace:
-        return _left_waiting(intent, *states)
-    if closed != REPAIRED_REFUNDED and now < intent.last_sent_by + grace:
-        return _suspect_hold(service, intent)  # it says it may still go out: a person looks
-    return closed
-
-
-def _honoured(intent: CallIntent, longest_hold: timedelta) -> datetime:
-    """The latest a repair takes the call to have gone out: :attr:`CallIntent.last_sent_by`,
-    but a hold no later than ``longest_hold`` from the intent's record (a call that left its
-    intent open said when itself)."""
-    if intent.left_open_at is None and intent.held_until is not None:
-        return min(intent.held_until, intent.recorded_at + longest_hold)
-    return intent.last_sent_by
-
-
-def _left_waiting(intent: CallIntent, before: str, after: str) -> Repair:
-    """A refund NICEPAY does not show yet, whose cancel may still reach it: the intent stays
-    open (and the payment's other refunds wait) until a grace after the cancel's last chance."""
+    closed: str,
+    before: str,
+    after: str,
+    outcome: str | None = None,
+) -> Repair:
+    """Close the repaired intent as ``closed``, unless its call or another repair came first."""
+    if not service.calls.close_repaired(intent, outcome=closed, at=service.engine.clock.now()):
+        return _overtaken(intent, before, after)
     logger.info(
-        "refund not taken yet; its cancel may still arrive",
-        extra={"instance": intent.instance_id, "call": intent.call, "intent": intent.id},
+        "abandoned call repaired",
+        extra={
+            "instance": intent.instance_id,
+            "call": intent.call,
+            "before": before,
+            "after": after,
+        },
     )
-    return Repair(intent.instance_id, intent.call, before, after, AWAITING_CANCEL)
-
-
-def _unheard(intent: CallIntent, before: str, after: str) -> Repair:
-    """A refund request's repair whose inquiry gave no verified, exact refunded total: nothing
-    tells whether its cancel took effect, so its intent stays open, for a person to look at."""
-    error = (
-        f"intent {intent.id}: NICEPAY's inquiry gave no verified answer with an exact refunded "
-        f"total (cancelAmt); the refund request stays open"
-    )
-    logger.error("refund repair without a usable answer", extra={"instance": intent.instance_id})
-    return Repair(intent.instance_id, intent.call, before, after, "open", error)
+    return Repair(intent.instance_id, intent.call, before, after, outcome or closed)
 
 
 def _overtaken(intent: CallIntent, before: str, after: str) -> Repair:
@@ -385,6 +339,7 @@ __all__ = [
     "LONGEST_BACKOFF",
     "LONGEST_HOLD",
     "LONGEST_RETRY_PAUSE",
+    "LONGEST_UNHEARD",
     "SUSPECT_HOLD",
     "ReconcilePass",
     "Reconciler",

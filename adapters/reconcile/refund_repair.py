@@ -39,6 +39,11 @@ NICEPAY's cumulative total fits its cancel having taken the money as well as ano
 cancel of the payment having taken it. Its amount stays reserved, for a person
 (:func:`~adapters.refunds.settle.settle_by_hand`), or for a repair once no other cancel of the
 payment is in doubt."""
+REPAIRED_NO_TOTAL: Final = "repaired:no_total"
+"""A refund request's intent, closed by a repair that asked NICEPAY long enough (the
+reconciler's ``longest_unheard``) for a refunded total it never stated, verified and exact (or
+whose inquiry NICEPAY refused for good): its amount stays reserved, for a person
+(:func:`~adapters.refunds.settle.settle_by_hand`); no repair opens it again."""
 SETTLED_REFUNDED: Final = "settled:refunded"
 """A refund request's intent a person settled as refunded, from NICEPAY's own records."""
 SETTLED_NOT_REFUNDED: Final = "settled:not_refunded"
@@ -47,9 +52,12 @@ ACCEPTED: Final = frozenset(
     {"answered", REPAIRED_REFUNDED, ANSWERED_AFTER_REPAIR, SETTLED_REFUNDED}
 )
 """A refund request's intent outcomes whose amount NICEPAY took."""
-IN_DOUBT: Final = frozenset({LOST_AFTER_REPAIR, REPAIRED_IN_DOUBT})
+IN_DOUBT: Final = frozenset({LOST_AFTER_REPAIR, REPAIRED_IN_DOUBT, REPAIRED_NO_TOTAL})
 """A refund request's intent outcomes whose amount NICEPAY may have taken: closed, reserved,
 and settled only by a later repair or a person."""
+REOPENED: Final = IN_DOUBT - {REPAIRED_NO_TOTAL}
+"""The outcomes in doubt a repair opens again once NICEPAY's total may settle them: not a
+request whose repair never heard a total, which a person settles."""
 TAKEN: Final = ACCEPTED | IN_DOUBT
 """A refund request's intent outcomes whose amount NICEPAY took, or may have taken with
 nothing left to find out whether: they count against what is left to refund."""
@@ -159,7 +167,7 @@ def reopen_in_doubt(calls: CallJournal, *, limit: int) -> list[CallIntent]:
     total could not tell them apart, and only a person can.
     """
     opened = []
-    for intent in calls.closed_alone(IN_DOUBT, limit=limit):
+    for intent in calls.closed_alone(REOPENED, beside=IN_DOUBT, limit=limit):
         closed_at = intent.finished_at or calls.clock.now()
         # The database refuses a second open cancel, should one have been recorded meanwhile.
         if calls.overrule(intent.id, closed_as=intent.outcome or "", outcome=None, at=closed_at):
@@ -178,8 +186,10 @@ __all__ = [
     "IN_DOUBT",
     "LEFT_OPEN",
     "LOST_AFTER_REPAIR",
+    "REOPENED",
     "REPAIRED_IN_DOUBT",
     "REPAIRED_NOT_REFUNDED",
+    "REPAIRED_NO_TOTAL",
     "REPAIRED_REFUNDED",
     "SETTLED_NOT_REFUNDED",
     "SETTLED_REFUNDED",

@@ -37,7 +37,6 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,7 +46,7 @@ from adapters.reconcile.hints import is_tx_id
 from fsm.clock import require_aware
 from fsm.errors import InvalidInstanceData
 from fsm.store.sql import SqlStore
-from fsm.store.tables import UtcDateTime
+from fsm.store.tables import UtcDateTime, partial_unique_index
 
 
 class WorkStatus(StrEnum):
@@ -66,13 +65,7 @@ class StatusWorkRow(SQLModel, table=True):
     __table_args__ = (
         # One waiting check per payment: the database, not a read before the insert, absorbs
         # the requests of every replica while it waits.
-        Index(
-            "ux_status_work_pending",
-            "instance_id",
-            unique=True,
-            sqlite_where=text("status = 'pending'"),
-            postgresql_where=text("status = 'pending'"),
-        ),
+        partial_unique_index("ux_status_work_pending", "instance_id", where="status = 'pending'"),
         Index("ix_status_work_due", "status", "next_attempt_at"),
     )
 

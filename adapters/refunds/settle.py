@@ -2,8 +2,9 @@
 
 A repair leaves a request in doubt when NICEPAY's cumulative refunded total cannot say whether
 its cancel took effect: its answer was lost while another cancel of the payment was open
-(``lost:after_repair``), or the total fits this cancel as well as another in doubt
-(``repaired:in_doubt``). Its amount stays reserved until a person, who can see each cancel in
+(``lost:after_repair``), the total fits this cancel as well as another in doubt
+(``repaired:in_doubt``), or NICEPAY never stated a total its repair could use
+(``repaired:no_total``). Its amount stays reserved until a person, who can see each cancel in
 NICEPAY's own records, says which it was. The settlement asks NICEPAY afresh first and is judged
 against that answer, never against the stored total (which a lost answer leaves behind); it
 closes the request's intent ``settled:refunded`` or ``settled:not_refunded`` and is recorded in
@@ -54,15 +55,17 @@ def settle_by_hand(
     NICEPAY is asked afresh; its answer is applied as any status check's (a refund it reports
     moves the payment's refunded total). A settlement that answer contradicts is refused: not
     refunded, when the total covers this cancel whatever the others in doubt took; refunded,
-    when it falls short of this cancel whatever they took. Settling again as before completes
-    a settlement whose log entry was lost (the process stopped in between).
+    when it falls short of this cancel whatever they took. An answer that states no verified,
+    exact total, or NICEPAY refusing the inquiry for good, contradicts nothing: the person's
+    word stands, and the log says what NICEPAY said. Settling again as before completes a
+    settlement whose log entry was lost (the process stopped in between).
 
     Raises:
         InstanceNotFound: no such payment.
         RefundNotSettleable: the payment has no such request, or it is not in doubt (still
             open for a repair, or settled), or another cancel of the payment is open or under
-            way, or NICEPAY's inquiry failed or gave no verified, exact refunded total, or that
-            total contradicts the settlement; nothing was settled.
+            way, or NICEPAY's inquiry failed in a way that may pass (try again), or its exact
+            refunded total contradicts the settlement; nothing was settled.
     """
     engine, calls = service.engine, service.calls
     engine.get(request.payment_id)
@@ -81,19 +84,21 @@ def settle_by_hand(
     ):
         raise _refused(request, "a cancel or a reconciler holds the payment; try again shortly")
     try:
-        _judge(service, request, intent, refunded=refunded)
+        nicepay_said = _judge(service, request, intent, refunded=refunded)
         at = engine.clock.now()
         if not calls.overrule(intent.id, closed_as=intent.outcome or "", outcome=outcome, at=at):
             raise _refused(request, "it changed meanwhile; look at it again")
     finally:
         leases.release([request.payment_id], owner=owner)
-    return _record(service, request, intent, was=intent.outcome, reason=reason, by=by)
+    was = intent.outcome
+    return _record(service, request, intent, was=was, reason=reason, by=by, said=nicepay_said)
 
 
 def _judge(
     service: StatusChecks, request: RefundRequest, intent: CallIntent, *, refunded: bool
-) -> None:
-    """Refuse the settlement unless NICEPAY's fresh answer leaves it to the person."""
+) -> str:
+    """Refuse the settlement unless NICEPAY's fresh answer leaves it to the person; what that
+    answer said, for the record."""
     cancels = service.calls.still_open(instance_id=request.payment_id)
     if any(i.call == Call.CANCEL for i in cancels):
         raise _refused(request, "another cancel of the payment is open; its repair comes first")
@@ -101,13 +106,17 @@ def _judge(
     try:
         service.check_status(request.payment_id, actor=Actor.OPERATOR, heard=heard)
     except ProviderError as error:
-        raise _refused(request, f"NICEPAY's inquiry failed ({type(error).__name__})") from error
+        name = type(error).__name__
+        if error.retryable:  # it may answer shortly, and its answer may contradict the person
+            raise _refused(request, f"NICEPAY's inquiry failed ({name}); try again") from error
+        return f"inquiry refused ({name})"  # for good: nothing will contradict the person
     total = heard[-1].exact_total if heard else None
     if total is None:
-        raise _refused(request, "NICEPAY's inquiry gave no verified, exact refunded total")
+        return "no exact total"
     total_says = repair_outcome(service.engine, service.calls, intent, refunded=total)
     if total_says == (REPAIRED_NOT_REFUNDED if refunded else REPAIRED_REFUNDED):
         raise _refused(request, f"NICEPAY's refunded total says it is {total_says}")
+    return str(total)
 
 
 def _record(
@@ -118,6 +127,7 @@ def _record(
     was: str | None,
     reason: str,
     by: str,
+    said: str | None = None,
 ) -> CallIntent:
     """Log the settlement of ``intent`` (``was`` ``None``: the entry of an earlier settlement,
     whose process stopped before it was written); the intent as it stands."""
@@ -132,6 +142,7 @@ def _record(
         "amount": intent.amount,
         "was": was or "unrecorded",
         "settled_as": settled.outcome,
+        "nicepay_total": said or "unrecorded",
     }
     logger.warning("refund settled by hand", extra={"instance": request.payment_id, **facts})
     service.engine.record_refused(

@@ -31,6 +31,12 @@ class UtcDateTime(TypeDecorator[datetime]):
         return as_utc(value)
 
 
+def partial_unique_index(name: str, *columns: str, where: str) -> Index:
+    """A unique index over the rows ``where`` (SQL) holds, on SQLite and PostgreSQL alike."""
+    condition = text(where)
+    return Index(name, *columns, unique=True, sqlite_where=condition, postgresql_where=condition)
+
+
 class FlowInstanceRow(SQLModel, table=True):
     """One flow instance: a payment or an account link."""
 
@@ -39,13 +45,11 @@ class FlowInstanceRow(SQLModel, table=True):
         # At most one live (not final) instance per flow and reference: a notification that
         # names only the reference must find one payment. Non-final states always have a
         # deadline and final ones never do (the flow checks say so), hence the condition.
-        Index(
+        partial_unique_index(
             "ux_flow_instance_live_reference",
             "flow",
             "reference_no",
-            unique=True,
-            sqlite_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
-            postgresql_where=text("deadline_at IS NOT NULL AND reference_no IS NOT NULL"),
+            where="deadline_at IS NOT NULL AND reference_no IS NOT NULL",
         ),
         # Listings run newest first with a keyset cursor on (created_at, id) (fsm.store.listing).
         Index("ix_flow_instance_created", "created_at", "id"),
@@ -175,4 +179,5 @@ __all__ = [
     "RejectedEventRow",
     "TransitionLogRow",
     "UtcDateTime",
+    "partial_unique_index",
 ]

@@ -35,6 +35,12 @@ def closed_too_early(rig: RefundRig, payment: Instance) -> None:
     assert cancel_outcomes(rig, payment) == [REPAIRED_NOT_REFUNDED]
 
 
+def succeeds(rig: RefundRig, payment: Instance, request_id: str, amount: str, total: str) -> None:
+    """Refund request ``request_id`` of ``amount`` goes through, NICEPAY's total then ``total``."""
+    refund = rig.service.cancel(payment.id, request_id=request_id, amount=amount)
+    assert (refund.status, refund.refunded_amount) == (RefundStatus.SUCCEEDED, total), refund
+
+
 def test_a_refund_the_journal_wrongly_counts_as_failed_is_not_paid_out_again(db_url: str) -> None:
     with refund_rig(db_url) as rig:
         payment = rig.paid("closed-too-early")
@@ -56,8 +62,7 @@ def test_a_refund_the_journal_wrongly_counts_as_failed_is_not_paid_out_again(db_
         Reconciler(rig.service).run_once()
         assert cancel_outcomes(rig, payment)[0] == REPAIRED_REFUNDED
         assert rig.service.cancel(payment.id, request_id="rf-1").status is RefundStatus.SUCCEEDED
-        rest = rig.service.cancel(payment.id, request_id="rf-3", amount="100000")
-        assert (rest.status, rest.refunded_amount) == (RefundStatus.SUCCEEDED, "150000")
+        succeeds(rig, payment, "rf-3", "100000", "150000")
         assert rig.cancels_sent(payment) == 2
 
 
@@ -86,8 +91,7 @@ def test_a_failed_inquiry_before_the_cancel_sends_nothing(db_url: str) -> None:
         assert (rig.cancels_sent(payment), rig.refunded_at_nicepay(payment)) == (0, "0")
         assert rig.service.calls.still_open(instance_id=payment.id) == []
         rig.sim.faults.clear()
-        again = rig.service.cancel(payment.id, request_id="rf-2", amount="50000")
-        assert (again.status, again.refunded_amount) == (RefundStatus.SUCCEEDED, "50000")
+        succeeds(rig, payment, "rf-2", "50000", "50000")
 
 
 def test_a_total_nicepay_does_not_state_lets_the_cancel_go(db_url: str) -> None:
@@ -95,16 +99,13 @@ def test_a_total_nicepay_does_not_state_lets_the_cancel_go(db_url: str) -> None:
         payment = rig.paid("no-total")
         # A paid answer without cancelAmt: no evidence of a refund either way.
         rig.sim.faults.response(INQUIRY_PATH, fields={"cancelAmt": None})
-        refund = rig.service.cancel(payment.id, request_id="rf-1", amount="50000")
-        assert (refund.status, refund.refunded_amount) == (RefundStatus.SUCCEEDED, "50000")
+        succeeds(rig, payment, "rf-1", "50000", "50000")
         assert rig.cancels_sent(payment) == 1
 
 
 def test_a_total_within_what_the_journal_reserves_lets_the_cancel_go(db_url: str) -> None:
     with refund_rig(db_url) as rig:
         payment = rig.paid("reserved")
-        first = rig.service.cancel(payment.id, request_id="rf-1", amount="50000")
-        assert first.status is RefundStatus.SUCCEEDED
-        second = rig.service.cancel(payment.id, request_id="rf-2", amount="50000")
-        assert (second.status, second.refunded_amount) == (RefundStatus.SUCCEEDED, "100000")
+        succeeds(rig, payment, "rf-1", "50000", "50000")
+        succeeds(rig, payment, "rf-2", "50000", "100000")
         assert rig.cancels_sent(payment) == 2
