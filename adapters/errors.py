@@ -317,10 +317,10 @@ class RefundNotSettleable(RefundError):
 
 class RefundTotalsDisagree(RefundError):
     """NICEPAY's refunded total, asked right before the cancel, is above what the payment's
-    recorded cancels can account for: one the journal counts as not refunded took effect after
-    all (its repair came too early), or someone refunded outside the library. Nothing was sent;
-    ``nicepay_total`` and ``accounted`` say by how much they differ. A repair, or a person,
-    reconciles the journal first (:func:`~adapters.refunds.settle.settle_by_hand`)."""
+    recorded cancels account for, and a cancel closed as not refunded (by a repair that came too
+    early, or a person) may explain it: those went back in doubt, and nothing was sent.
+    ``nicepay_total`` and ``accounted`` are the two as they stand now; the reconciler or a
+    person settles the cancels in doubt (:func:`~adapters.refunds.settle.settle_by_hand`)."""
 
     def __init__(
         self, message: str, *, payment_id: str, request_id: str, nicepay_total: int, accounted: int

@@ -252,6 +252,8 @@ class PaymentService:
             InstanceBusy: a reconciler is acting on the payment; nothing was stored or sent.
                 Ask again shortly. The cancel, in turn, holds the payment against the
                 reconcilers while it is under way (for at most ``cancel_lease``).
+            RefundTotalsDisagree: NICEPAY had refunded more than the recorded cancels
+                accounted for; nothing was sent, and a person settles them first.
             InvalidInstanceData: the payment has no tXid yet.
         """
         request = refund_request(

@@ -1,11 +1,13 @@
 """``ewallet-fsm settle-refund``: a person settles a refund request a repair left in doubt.
 
 The repair leaves a request in doubt, its amount reserved, when NICEPAY's cumulative refunded
-total cannot say whether its cancel took effect. A person who has looked at the payment's
-cancels at NICEPAY says which it was; the command asks NICEPAY afresh (``$EWALLET_FSM_IMID``,
-``$EWALLET_FSM_MERCHANT_KEY``) and the settlement is recorded with who and why. Anything else (a
-request not in doubt, another cancel open, an inquiry that fails, one whose total already
-settles the request otherwise) is refused before anything is settled
+total cannot say whether its cancel took effect, or when NICEPAY never stated a total its repair
+could use (``repaired:no_total``). A person who has looked at the payment's cancels at NICEPAY
+says which it was; the command asks NICEPAY afresh (``$EWALLET_FSM_IMID``,
+``$EWALLET_FSM_MERCHANT_KEY``) and the settlement is recorded with who and why, and with what
+NICEPAY said. Refused before anything is settled: a request not in doubt, another cancel open,
+an inquiry that may answer shortly (an outage) or that NICEPAY refuses for our own credentials,
+a total that already settles the request otherwise, and "refunded" for a cancel never sent
 (:func:`~adapters.refunds.settle.settle_by_hand`).
 """
 

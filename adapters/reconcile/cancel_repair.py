@@ -21,8 +21,10 @@ from adapters.reconcile.passes import Repair
 from adapters.reconcile.refund_repair import (
     AWAITING_CANCEL,
     REPAIRED_NO_TOTAL,
+    REPAIRED_NOT_REFUNDED,
     REPAIRED_REFUNDED,
     repair_outcome,
+    request_step,
 )
 from adapters.reconcile.status import StatusChecks
 
@@ -80,8 +82,10 @@ def unheard(
     """A refund request's repair that got no verified, exact refunded total (``why``): the
     intent stays open and the error is reported, until :attr:`Waits.unheard` has passed since
     its record and its cancel can no longer go out; then it closes :data:`REPAIRED_NO_TOTAL`."""
-    past_asking = now >= intent.recorded_at + waits.unheard
     gone_out = now >= honoured(intent, waits.longest_hold) + waits.grace
+    if gone_out and request_step(service.engine, intent) is None:
+        return REPAIRED_NOT_REFUNDED  # it stopped before its step: its cancel never went out
+    past_asking = now >= intent.recorded_at + waits.unheard
     if past_asking and gone_out:
         logger.error(
             "refund request closed in doubt: NICEPAY never stated its refunded total",

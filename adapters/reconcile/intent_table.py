@@ -59,7 +59,4 @@ class CallIntentRow(SQLModel, table=True):
 
 CALL_INTENT_TABLE = CallIntentRow.__table__  # type: ignore[attr-defined]
 
-
-CALL_INTENT_TABLE = CallIntentRow.__table__  # type: ignore[attr-defined]
-
 __all__ = ["CALL_INTENT_TABLE", "CallIntentRow"]

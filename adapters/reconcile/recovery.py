@@ -219,10 +219,10 @@ _KEEP_CLAIM = frozenset({"skipped"})
 the same. (A refund waited for is asked about again: its wait ends by itself, and its claim
 would refuse the payment's next refund.)"""
 LONGEST_BACKOFF = timedelta(hours=1)
-LONGEST_RETRY_PAUSE = timedelta(minutes=15)
-"""The longest a repair pauses after passing failures in a row (an outage that lasts)."""
 """The longest a reconciler leaves a call that moves money, whose repair failed, before it
 tries again."""
+LONGEST_RETRY_PAUSE = timedelta(minutes=15)
+"""The longest a repair pauses after passing failures in a row (an outage that lasts)."""
 
 
 def _still_open(calls: CallJournal, intent: CallIntent) -> CallIntent | None:
@@ -251,8 +251,8 @@ def _repair(service: StatusChecks, intent: CallIntent, *, now: datetime, waits: 
         else:
             outcome, repaired = "nothing to ask: no tXid", before
     except ProviderError as error:
-        if intent.call == Call.CANCEL and intent.call_key and not error.retryable:
-            why = f"NICEPAY refused the inquiry ({type(error).__name__})"
+        if intent.call == Call.CANCEL and intent.call_key:
+            why = f"the inquiry failed ({type(error).__name__})"
             states = (before.state, before.state)
             judged = unheard(service, intent, states, now=now, waits=waits, why=why)
             if isinstance(judged, str):

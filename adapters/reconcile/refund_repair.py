@@ -18,6 +18,7 @@ from adapters.reconcile.journal import CallIntent, CallJournal
 from fsm.definition import Actor
 from fsm.engine import Engine
 from fsm.errors import RejectReason
+from fsm.model import TransitionRecord
 from fsm.refunds import REQUEST_REFUND
 
 logger = logging.getLogger(__name__)
@@ -85,11 +86,7 @@ def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent, *, re
     unverified answer leaves behind). Without the step the cancel was never sent: the request
     is recorded after its intent and before the call.
     """
-    history = engine.history(intent.instance_id)
-    step = next(
-        (r for r in history if r.event == REQUEST_REFUND and r.idempotency_key == intent.call_key),
-        None,
-    )
+    step = request_step(engine, intent)
     if step is None:
         return REPAIRED_NOT_REFUNDED
     text = str(step.payload.get("refunded_before") or "0")
@@ -108,6 +105,16 @@ def repair_outcome(engine: Engine, calls: CallJournal, intent: CallIntent, *, re
     return REPAIRED_NOT_REFUNDED if refunded < least + amount else REPAIRED_IN_DOUBT
 
 
+def request_step(engine: Engine, intent: CallIntent) -> TransitionRecord | None:
+    """The ``request_refund`` step of the refund request whose cancel ``intent`` records; none
+    when its process stopped before it: the cancel, sent only after it, never went out."""
+    history = engine.history(intent.instance_id)
+    return next(
+        (r for r in history if r.event == REQUEST_REFUND and r.idempotency_key == intent.call_key),
+        None,
+    )
+
+
 def keep_late_answer(
     engine: Engine, calls: CallJournal, call: OpenCall, instance_id: str, call_key: str
 ) -> None:
@@ -123,7 +130,7 @@ def keep_late_answer(
     if intent is None or intent.outcome is None:  # opened again meanwhile: a repair settles it
         return
     answer = "answered" if call.answered else call.outcome  # None: the answer was lost
-    if intent.outcome == REPAIRED_IN_DOUBT and call.answered:  # in doubt no longer: it took
+    if intent.outcome in _TAKEN_IF_ANSWERED and call.answered:  # in doubt no longer: it took
         calls.overrule(
             intent.id, closed_as=intent.outcome, outcome=ANSWERED_AFTER_REPAIR, at=calls.clock.now()
         )
@@ -155,6 +162,10 @@ def keep_late_answer(
         f"intent as {intent.outcome}",
         payload=facts,
     )
+
+
+_TAKEN_IF_ANSWERED = frozenset({REPAIRED_IN_DOUBT, REPAIRED_NO_TOTAL, SETTLED_NOT_REFUNDED})
+"""Outcomes a cancel's own late acceptance overrules: NICEPAY took it, whatever was concluded."""
 
 
 def reopen_in_doubt(calls: CallJournal, *, limit: int) -> list[CallIntent]:
@@ -197,4 +208,5 @@ __all__ = [
     "keep_late_answer",
     "reopen_in_doubt",
     "repair_outcome",
+    "request_step",
 ]

@@ -14,11 +14,14 @@ A new request goes through, in order:
 2. the intent, exclusive per payment, so two cancels of one payment never overlap, recorded
    with a claim on the payment (as a reconciler claims one) that keeps every reconciler from
    repairing it until the cancel is done (a reconciler holding it refuses the request:
-   ``InstanceBusy``); what is left is checked again against the requests that finished
-   meanwhile, and a request that no longer fits closes its intent ``refused:exceeds_payment``;
+   ``InstanceBusy``);
 3. an inquiry: NICEPAY's refunded total must be one the payment's recorded cancels account for
-   (:mod:`adapters.refunds.total_check`), else nothing is sent (``RefundTotalsDisagree``), and
-   a failed inquiry sends nothing either (``unsent:inquiry_failed``);
+   (:mod:`adapters.refunds.total_check`), else those closed as not refunded go back in doubt
+   and nothing is sent (``RefundTotalsDisagree``); a total no cancel of the library explains
+   was refunded outside it and counts against what is left; an inquiry that fails, or answers
+   about another transaction, sends nothing (``unsent:inquiry_failed``); then what is left is
+   checked again against the requests that finished meanwhile, and a request that no longer
+   fits closes its intent ``refused:exceeds_payment``;
 4. the ``request_refund`` step in the payment's log (amount, request id, reason, who asked);
 5. the cancel, once its claim is renewed (a process that stalled past it sends nothing and
    closes the intent ``unsent:hold_lost``): NICEPAY's documented refusal ends the request
@@ -33,7 +36,8 @@ find its intent closed; what it learnt still counts
 
 A request NICEPAY's cumulative total cannot settle (its cancel and another in doubt each fit it)
 stays in doubt, its amount reserved, until a later repair can tell, or a person settles it by
-hand (:func:`settle_by_hand`, ``ewallet-fsm settle-refund``).
+hand (:func:`settle_by_hand`, ``ewallet-fsm settle-refund``); so does one NICEPAY never states
+a total for, closed ``repaired:no_total`` after the reconciler's ``longest_unheard``.
 """
 
 from adapters.refunds.cancel import Refunds, committed, paid_at

@@ -27,11 +27,17 @@ from adapters.reconcile.refund_repair import keep_late_answer
 from adapters.reconcile.status import check_status
 from adapters.refunds.outcome import RESERVED, Refund, refund_status
 from adapters.refunds.request import RefundRequest
-from adapters.refunds.total_check import INQUIRY_FAILED, TOTALS_DISAGREE, accounted_for, check_total
+from adapters.refunds.total_check import (
+    INQUIRY_FAILED,
+    TOTALS_DISAGREE,
+    UnverifiedAnswer,
+    accounted_for,
+    check_total,
+)
 from adapters.wallets.cancel_rules import cancel_refusal
 from fsm.definition import FlowVersions
 from fsm.engine import Engine
-from fsm.errors import InvalidInstanceData, TransitionNotAllowed
+from fsm.errors import FsmError, InvalidInstanceData, TransitionNotAllowed
 from fsm.model import Instance, TransitionRecord
 from fsm.refunds import REQUEST_REFUND
 from fsm.store.leases import claim_owner
@@ -78,6 +84,9 @@ class Refunds:
                 sent. Ask again once the reconciler has settled it.
             InstanceBusy: a reconciler is acting on the payment; nothing was stored or sent.
                 Ask again shortly.
+            RefundTotalsDisagree: NICEPAY had refunded more than the payment's recorded cancels
+                accounted for, one closed as not refunded having taken effect after all;
+                nothing was sent (:mod:`adapters.refunds.total_check`).
         """
         # The intent first, then the payment: an intent is finished only after its answer's
         # transition is committed, so the payment read after it is at least as new.
@@ -151,15 +160,17 @@ class Refunds:
             disagreement = check_total(
                 self.engine, self.calls, self.client, req.payment_id, intent_id=call.intent_id
             )
-        except ProviderError:
+        except (FsmError, UnverifiedAnswer):  # NICEPAY's, or a store's: nothing is sent
             call.give_up(INQUIRY_FAILED)
             return self.engine.get(req.payment_id)
-        if disagreement is not None:
+        if disagreement is not None and disagreement.put_in_doubt:
             call.refuse(TOTALS_DISAGREE)
             return self.engine.get(req.payment_id)
         payment = self.engine.get(req.payment_id)
         others = [i for i in self.calls.of_instance(payment.id) if i.id != call.intent_id]
         before = committed(payment, others)
+        if disagreement is not None:  # refunded outside the library: it counts all the same
+            before = max(before, disagreement.nicepay_total)
         if int(amount) > int(payment.amount or 0) - before:  # a request that finished meanwhile
             call.refuse(EXCEEDS_PAYMENT)
             return payment
@@ -235,10 +246,11 @@ class Refunds:
         accounted = accounted_for(self.calls.of_instance(payment.id))
         total = int(payment.refunded_amount or 0)
         return RefundTotalsDisagree(
-            f"refund request {req.request_id!r} of {payment.id!r} was not sent: NICEPAY's refunded "
-            "total was above what the payment's recorded cancels accounted for (now "
-            f"{total} refunded, {accounted} accounted for); a repair or a person settles them "
-            "first, then ask under a new request id",
+            f"refund request {req.request_id!r} of {payment.id!r} was not sent: NICEPAY had "
+            "refunded more than the payment's recorded cancels accounted for, and those closed "
+            f"as not refunded went back in doubt (now NICEPAY's total is {total}, and the "
+            f"recorded cancels take or may take {accounted}); the reconciler or a person "
+            "settles them (settle-refund), then ask under a new request id",
             payment_id=payment.id,
             request_id=req.request_id,
             nicepay_total=total,

@@ -25,7 +25,9 @@ class RefundStatus(StrEnum):
     DECLINED = "declined"
     """NICEPAY refused it (``provider_code`` says why); nothing was refunded."""
     FAILED = "failed"
-    """The reconciler's inquiry (or a person) found that it never took effect."""
+    """It never took effect: the reconciler's inquiry or a person found so, or it was never
+    sent (``provider_code`` then says why: ``hold_lost``, ``inquiry_failed``; ask again under a
+    new request id)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,8 @@ def refund_status(intent: CallIntent, *, in_doubt: bool) -> tuple[RefundStatus, 
     kind, _, code = outcome.partition(":")
     if kind in ("refused", "failed"):
         return RefundStatus.DECLINED, code or None
+    if kind == "unsent":  # never sent: why (hold_lost, inquiry_failed) says whether to ask again
+        return RefundStatus.FAILED, code or None
     return RefundStatus.FAILED, None
 
 

@@ -16,7 +16,14 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-from adapters.errors import ProviderError, RefundNotSettleable
+from adapters.errors import (
+    FieldUndefined,
+    InvalidRequest,
+    InvalidToken,
+    MerchantNotAllowed,
+    ProviderError,
+    RefundNotSettleable,
+)
 from adapters.reconcile.deadlines import DEFAULT_LEASE
 from adapters.reconcile.intents import Call
 from adapters.reconcile.journal import CallIntent
@@ -27,11 +34,13 @@ from adapters.reconcile.refund_repair import (
     SETTLED_NOT_REFUNDED,
     SETTLED_REFUNDED,
     repair_outcome,
+    request_step,
 )
 from adapters.reconcile.status import HeardAnswer, StatusChecks
 from adapters.refunds.request import RefundRequest
 from fsm.definition import Actor
 from fsm.errors import RejectReason
+from fsm.model import RejectedEvent
 from fsm.store.leases import claim_owner
 
 logger = logging.getLogger(__name__)
@@ -73,7 +82,7 @@ def settle_by_hand(
     if intent is None or intent.call != Call.CANCEL:
         raise _refused(request, "there is no such refund request")
     outcome = SETTLED_REFUNDED if refunded else SETTLED_NOT_REFUNDED
-    if intent.outcome == outcome and not engine.has_rejection(intent.instance_id, _key(intent)):
+    if intent.outcome == outcome and _last_settled_as(service, intent) != outcome:
         return _record(service, request, intent, was=None, reason=reason, by=by)
     if intent.outcome not in IN_DOUBT:
         found = "open, for a repair" if intent.outcome is None else f"closed {intent.outcome}"
@@ -102,6 +111,8 @@ def _judge(
     cancels = service.calls.still_open(instance_id=request.payment_id)
     if any(i.call == Call.CANCEL for i in cancels):
         raise _refused(request, "another cancel of the payment is open; its repair comes first")
+    if refunded and request_step(service.engine, intent) is None:
+        raise _refused(request, "its cancel was never sent (no request_refund step)")
     heard: list[HeardAnswer] = []
     try:
         service.check_status(request.payment_id, actor=Actor.OPERATOR, heard=heard)
@@ -109,6 +120,11 @@ def _judge(
         name = type(error).__name__
         if error.retryable:  # it may answer shortly, and its answer may contradict the person
             raise _refused(request, f"NICEPAY's inquiry failed ({name}); try again") from error
+        if isinstance(error, _OUR_SETUP):  # a wrong key or URL must not silence NICEPAY
+            raise _refused(
+                request,
+                f"NICEPAY refused our inquiry ({name}): check the merchant key and NICEPAY's URL",
+            ) from error
         return f"inquiry refused ({name})"  # for good: nothing will contradict the person
     total = heard[-1].exact_total if heard else None
     if total is None:
@@ -117,6 +133,10 @@ def _judge(
     if total_says == (REPAIRED_NOT_REFUNDED if refunded else REPAIRED_REFUNDED):
         raise _refused(request, f"NICEPAY's refunded total says it is {total_says}")
     return str(total)
+
+
+_OUR_SETUP = (InvalidToken, MerchantNotAllowed, InvalidRequest, FieldUndefined)
+"""Refusals of the inquiry that are about our own credentials or request, not the payment."""
 
 
 def _record(
@@ -149,7 +169,7 @@ def _record(
         request.payment_id,
         SETTLE_REFUND,
         actor=Actor.OPERATOR,
-        idempotency_key=_key(intent),
+        idempotency_key=f"settle:{intent.id}:{len(_notes(service, intent)) + 1}",
         reason=RejectReason.SETTLED_BY_HAND,
         detail=f"{request.key}: settled {settled.outcome} by {by}: {reason}",
         payload=facts,
@@ -157,9 +177,21 @@ def _record(
     return settled
 
 
-def _key(intent: CallIntent) -> str:
-    """The idempotency key of the intent's settlement in the payment's log."""
-    return f"settle:{intent.id}"
+def _notes(service: StatusChecks, intent: CallIntent) -> list[RejectedEvent]:
+    """The intent's settlements in the payment's log, in order: one each time it was settled
+    (NICEPAY's total may put a settled request back in doubt, for another)."""
+    mine = f"settle:{intent.id}"
+    return [
+        r
+        for r in service.engine.rejections(intent.instance_id)
+        if r.idempotency_key == mine or r.idempotency_key.startswith(mine + ":")
+    ]
+
+
+def _last_settled_as(service: StatusChecks, intent: CallIntent) -> str | None:
+    """What the intent's latest settlement in the log settled it as, if any."""
+    notes = _notes(service, intent)
+    return str(notes[-1].payload.get("settled_as")) if notes else None
 
 
 def _refused(request: RefundRequest, why: str) -> RefundNotSettleable:

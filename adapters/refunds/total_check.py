@@ -10,10 +10,13 @@ again, and a second request for it would refund it twice.
 So each cancel asks NICEPAY first, inside its recorded intent and under its hold (no other
 cancel of the payment is open, no repair runs): the total it reports is at most what the
 payment's other cancels took or may have taken (:data:`~adapters.reconcile.refund_repair.TAKEN`).
-A total above that is refused, nothing is sent, and every cancel of the payment a repair closed
-as not refunded is put back in doubt, its amount reserved again, for a repair or a person to
-settle. A total NICEPAY does not state exactly proves nothing either way and lets the cancel go
-(the reference promises ``cancelAmt`` only with a refund); an inquiry that fails sends nothing.
+Above that, every cancel of the payment closed as not refunded, by a repair or by a person, is
+put back in doubt, its amount reserved again, and the cancel is not sent: a repair or a person
+settles them first. When none was closed so, the excess was refunded outside the library (at
+NICEPAY's dashboard, say): it is counted against what is left, and the cancel may go. A total
+NICEPAY does not state exactly proves nothing either way and lets the cancel go (the reference
+promises ``cancelAmt`` only with a refund); an answer about another transaction, or an inquiry
+that fails, sends nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ from typing import Final
 
 from adapters.reconcile.intents import Call
 from adapters.reconcile.journal import CallIntent, CallJournal
-from adapters.reconcile.refund_repair import REPAIRED_IN_DOUBT, REPAIRED_NOT_REFUNDED, TAKEN
+from adapters.reconcile.refund_repair import (
+    REPAIRED_IN_DOUBT,
+    REPAIRED_NOT_REFUNDED,
+    SETTLED_NOT_REFUNDED,
+    TAKEN,
+)
 from adapters.reconcile.status import HeardAnswer, Inquirer, check_status
 from fsm.engine import Engine
 
@@ -37,12 +45,22 @@ TOTALS_DISAGREE: Final = "totals_disagree"
 """Why a cancel closed ``refused``: NICEPAY's total was above what the journal accounts for."""
 
 
+FREED: Final = (REPAIRED_NOT_REFUNDED, SETTLED_NOT_REFUNDED)
+"""The outcomes that free a cancel's amount without NICEPAY's answer to the cancel itself."""
+
+
+class UnverifiedAnswer(Exception):
+    """NICEPAY's answer was not about the payment: it proves nothing, so nothing is sent."""
+
+
 @dataclass(frozen=True)
 class Disagreement:
-    """NICEPAY's refunded total, and the most the payment's recorded cancels account for."""
+    """NICEPAY's refunded total, the most the payment's recorded cancels accounted for, and
+    the intents put back in doubt (none: the excess was refunded outside the library)."""
 
     nicepay_total: int
     accounted: int
+    put_in_doubt: tuple[int, ...]
 
 
 def accounted_for(cancels: Sequence[CallIntent]) -> int:
@@ -61,9 +79,12 @@ def check_total(
 
     Raises:
         ProviderError: the inquiry failed; nothing may be sent.
+        UnverifiedAnswer: the answer's tXid, referenceNo or amount disagree with the payment's.
     """
     heard: list[HeardAnswer] = []
     check_status(engine, calls, inquirer, payment_id, heard=heard)
+    if heard and not heard[-1].verified:
+        raise UnverifiedAnswer(payment_id)
     total = heard[-1].exact_total if heard else None
     others = [i for i in calls.of_instance(payment_id) if i.id != intent_id]
     accounted = accounted_for(others)
@@ -71,14 +92,13 @@ def check_total(
         return None
     doubted = []
     for intent in others:
-        if intent.call == Call.CANCEL and intent.outcome == REPAIRED_NOT_REFUNDED:
+        if intent.call == Call.CANCEL and intent.outcome in FREED:
             at = calls.clock.now()
-            if calls.overrule(
-                intent.id, closed_as=REPAIRED_NOT_REFUNDED, outcome=REPAIRED_IN_DOUBT, at=at
-            ):
+            closed_as = intent.outcome or ""
+            if calls.overrule(intent.id, closed_as=closed_as, outcome=REPAIRED_IN_DOUBT, at=at):
                 doubted.append(intent.id)
     logger.error(
-        "NICEPAY refunded more than the call journal accounts for; the cancel was not sent",
+        "NICEPAY refunded more than the call journal accounts for",
         extra={
             "instance": payment_id,
             "nicepay_total": total,
@@ -86,13 +106,15 @@ def check_total(
             "put_in_doubt": doubted,
         },
     )
-    return Disagreement(total, accounted)
+    return Disagreement(total, accounted, tuple(doubted))
 
 
 __all__ = [
+    "FREED",
     "INQUIRY_FAILED",
     "TOTALS_DISAGREE",
     "Disagreement",
+    "UnverifiedAnswer",
     "accounted_for",
     "check_total",
 ]

@@ -344,7 +344,7 @@ class PausedRepair:
                 assert self._resume.wait(GATE_LIMIT), "the paused repair was never resumed"
             return found
 
-        monkeypatch.setattr("adapters.reconcile.recovery.repair_outcome", asked_then_wait)
+        monkeypatch.setattr("adapters.reconcile.cancel_repair.repair_outcome", asked_then_wait)
         later = rig.clock.now() + after
         self._pool = ThreadPoolExecutor(1)
         self._done = self._pool.submit(Reconciler(rig.service).repair_open_intents, now=later)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.errors import RefundTotalsDisagree
+from adapters.errors import RefundExceedsPayment, RefundTotalsDisagree
 from adapters.nicepay.client import INQUIRY_PATH
 from adapters.reconcile.recovery import Reconciler
 from adapters.reconcile.refund_repair import (
@@ -14,6 +14,7 @@ from adapters.reconcile.refund_repair import (
     REPAIRED_REFUNDED,
 )
 from adapters.refunds import RefundStatus
+from adapters.refunds.cancel import EXCEEDS_PAYMENT
 from adapters.refunds.total_check import INQUIRY_FAILED, TOTALS_DISAGREE
 from fsm.model import Instance
 from tests.adapters.refund_rig import RefundRig, refund_rig
@@ -66,19 +67,27 @@ def test_a_refund_the_journal_wrongly_counts_as_failed_is_not_paid_out_again(db_
         assert rig.cancels_sent(payment) == 2
 
 
-def test_a_refund_made_outside_the_library_stops_the_next_one(db_url: str) -> None:
+def test_a_refund_made_outside_the_library_counts_against_what_is_left(db_url: str) -> None:
     with refund_rig(db_url) as rig:
         payment = rig.paid("outside")
         # Someone refunds 30000 at NICEPAY directly (its dashboard, another system).
         tx_id, reference_no = payment.tx_id or "", payment.reference_no or ""
         rig.service.client.cancel(tx_id, reference_no, "30000", partial=True, reason="desk")
-        with pytest.raises(RefundTotalsDisagree) as refused:
-            rig.service.cancel(payment.id, request_id="rf-1", amount="20000")
-        assert (refused.value.nicepay_total, refused.value.accounted) == (30000, 0)
-        assert rig.refunded_at_nicepay(payment) == "30000"
-        assert rig.cancels_sent(payment) == 1
-        # The payment learnt NICEPAY's total from the inquiry all the same.
-        assert rig.engine.get(payment.id).refunded_amount == "30000"
+        # No cancel of the library's explains it: nothing is put in doubt, and it counts.
+        with pytest.raises(RefundExceedsPayment) as over:
+            rig.service.cancel(payment.id, request_id="rf-1", amount="130000")
+        assert over.value.refundable == "120000"
+        succeeds(rig, payment, "rf-2", "120000", "150000")
+        assert cancel_outcomes(rig, payment) == [f"refused:{EXCEEDS_PAYMENT}", "answered"]
+
+
+def test_an_answer_about_another_transaction_sends_nothing(db_url: str) -> None:
+    with refund_rig(db_url) as rig:
+        payment = rig.paid("echo")
+        rig.sim.faults.response(INQUIRY_PATH, fields={"amt": "1"})
+        refund = rig.service.cancel(payment.id, request_id="rf-1", amount="50000")
+        assert (refund.status, refund.provider_code) == (RefundStatus.FAILED, INQUIRY_FAILED)
+        assert rig.cancels_sent(payment) == 0
 
 
 def test_a_failed_inquiry_before_the_cancel_sends_nothing(db_url: str) -> None:
@@ -86,7 +95,7 @@ def test_a_failed_inquiry_before_the_cancel_sends_nothing(db_url: str) -> None:
         payment = rig.paid("no-inquiry")
         rig.sim.faults.response(INQUIRY_PATH, status=503, times=None)
         refund = rig.service.cancel(payment.id, request_id="rf-1", amount="50000")
-        assert refund.status is RefundStatus.FAILED
+        assert (refund.status, refund.provider_code) == (RefundStatus.FAILED, INQUIRY_FAILED)
         assert cancel_outcomes(rig, payment) == [f"unsent:{INQUIRY_FAILED}"]
         assert (rig.cancels_sent(payment), rig.refunded_at_nicepay(payment)) == (0, "0")
         assert rig.service.calls.still_open(instance_id=payment.id) == []

@@ -24,8 +24,8 @@ from tests.adapters.test_refund_claims import cancel_outcomes
 
 NO_TOTAL = {"fields": {"cancelAmt": None}}
 """NICEPAY's answer says "refund" or "paid" and no cancelAmt."""
-REFUSED_FOR_GOOD = {"body": {"resultCd": "9010", "resultMsg": "invalid merchantToken"}}
-"""NICEPAY refuses the inquiry, and will next time too."""
+REFUSED_FOR_GOOD = {"body": {"resultCd": "9998", "resultMsg": "transaction unavailable"}}
+"""NICEPAY refuses the inquiry about this payment (a code of no table), and will next time too."""
 PASS = LONGEST_BACKOFF + timedelta(minutes=1)
 """Longer than any pause a failed repair keeps its payment for."""
 
@@ -52,6 +52,13 @@ def passes_until_closed(rig: RefundRig, payment: Instance, answer: dict[str, Any
             return count
         assert [r.error is not None for r in repairs] == [True], repairs
     raise AssertionError("never closed")
+
+
+def closed_unheard(rig: RefundRig, name: str, answer: dict[str, Any], *, taken: bool) -> Instance:
+    """A payment whose rf-1 lost its answer and closed after NICEPAY answered so long enough."""
+    payment = lost(rig, name, taken=taken)
+    passes_until_closed(rig, payment, answer)
+    return payment
 
 
 def settle(rig: RefundRig, payment: Instance, *, refunded: bool) -> str | None:
@@ -81,7 +88,7 @@ def test_a_refund_nicepay_never_states_a_total_for_is_closed_in_doubt_for_a_pers
         (note,) = [r for r in rig.engine.rejections(payment.id) if r.actor == Actor.OPERATOR]
         said = note.payload["nicepay_total"]
         assert said == (
-            "no exact total" if answer is NO_TOTAL else "inquiry refused (InvalidToken)"
+            "no exact total" if answer is NO_TOTAL else "inquiry refused (ProviderRejected)"
         )
 
 
@@ -89,8 +96,7 @@ def test_a_person_who_says_a_refund_nicepay_never_got_failed_frees_its_amount(
     db_url: str,
 ) -> None:
     with refund_rig(db_url) as rig:
-        payment = lost(rig, "never-got", taken=False)
-        passes_until_closed(rig, payment, REFUSED_FOR_GOOD)
+        payment = closed_unheard(rig, "never-got", REFUSED_FOR_GOOD, taken=False)
         assert settle(rig, payment, refunded=False) == SETTLED_NOT_REFUNDED
         assert rig.service.cancel(payment.id, request_id="rf-1").status is RefundStatus.FAILED
         rig.sim.faults.clear()
@@ -100,8 +106,7 @@ def test_a_person_who_says_a_refund_nicepay_never_got_failed_frees_its_amount(
 
 def test_a_total_nicepay_states_again_overrules_a_person_it_contradicts(db_url: str) -> None:
     with refund_rig(db_url) as rig:
-        payment = lost(rig, "contradicted", taken=True)
-        passes_until_closed(rig, payment, NO_TOTAL)
+        payment = closed_unheard(rig, "contradicted", NO_TOTAL, taken=True)
         rig.sim.faults.clear()  # NICEPAY states its total (50000) again
         with pytest.raises(RefundNotSettleable, match="repaired:refunded"):
             settle(rig, payment, refunded=False)
@@ -111,11 +116,23 @@ def test_a_total_nicepay_states_again_overrules_a_person_it_contradicts(db_url: 
 
 def test_an_inquiry_that_may_answer_shortly_holds_the_settlement_back(db_url: str) -> None:
     with refund_rig(db_url) as rig:
-        payment = lost(rig, "outage", taken=True)
-        passes_until_closed(rig, payment, NO_TOTAL)
+        payment = closed_unheard(rig, "outage", NO_TOTAL, taken=True)
         rig.sim.faults.clear()
         rig.sim.faults.response(INQUIRY_PATH, status=503, times=None)
         with pytest.raises(RefundNotSettleable, match="try again"):
+            settle(rig, payment, refunded=False)
+        assert cancel_outcomes(rig, payment) == [REPAIRED_NO_TOTAL]
+
+
+def test_a_refused_inquiry_about_our_own_credentials_does_not_silence_nicepay(
+    db_url: str,
+) -> None:
+    with refund_rig(db_url) as rig:
+        payment = closed_unheard(rig, "wrong-key", NO_TOTAL, taken=True)
+        rig.sim.faults.clear()
+        wrong_key = {"resultCd": "9010", "resultMsg": "invalid merchantToken"}
+        rig.sim.faults.response(INQUIRY_PATH, body=wrong_key, times=None)
+        with pytest.raises(RefundNotSettleable, match="merchant key"):
             settle(rig, payment, refunded=False)
         assert cancel_outcomes(rig, payment) == [REPAIRED_NO_TOTAL]
 
