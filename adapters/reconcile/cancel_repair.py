@@ -79,25 +79,37 @@ def unheard(
     waits: Waits,
     why: str,
 ) -> str | Repair:
-    """A refund request's repair that got no verified, exact refunded total (``why``): the
-    intent stays open and the error is reported, until :attr:`Waits.unheard` has passed since
-    its record and its cancel can no longer go out; then it closes :data:`REPAIRED_NO_TOTAL`."""
-    gone_out = now >= honoured(intent, waits.longest_hold) + waits.grace
-    if gone_out and request_step(service.engine, intent) is None:
-        return REPAIRED_NOT_REFUNDED  # it stopped before its step: its cancel never went out
-    past_asking = now >= intent.recorded_at + waits.unheard
-    if past_asking and gone_out:
-        logger.error(
-            "refund request closed in doubt: NICEPAY never stated its refunded total",
-            extra={"instance": intent.instance_id, "intent": intent.id, "why": why},
-        )
-        return REPAIRED_NO_TOTAL
+    """A refund request's repair that got no verified, exact refunded total (``why``): how it
+    closes (:func:`closing_unheard`), else the repair that leaves it open, its error reported."""
+    closed = closing_unheard(service, intent, now=now, waits=waits, why=why)
+    if closed is not None:
+        return closed
     error = (
         f"intent {intent.id}: NICEPAY's inquiry gave no verified answer with an exact refunded "
         f"total (cancelAmt): {why}; the refund request stays open"
     )
     logger.error("refund repair without a usable answer", extra={"instance": intent.instance_id})
     return Repair(intent.instance_id, intent.call, *states, "open", error)
+
+
+def closing_unheard(
+    service: StatusChecks, intent: CallIntent, *, now: datetime, waits: Waits, why: str
+) -> str | None:
+    """How a refund request closes without a total, once its cancel can no longer go out:
+    :data:`REPAIRED_NOT_REFUNDED` when it stopped before its step (the cancel was never sent),
+    :data:`REPAIRED_NO_TOTAL` once :attr:`Waits.unheard` has passed since its record; ``None``
+    while it stays open."""
+    if now < honoured(intent, waits.longest_hold) + waits.grace:
+        return None
+    if request_step(service.engine, intent) is None:
+        return REPAIRED_NOT_REFUNDED  # it stopped before its step: its cancel never went out
+    if now < intent.recorded_at + waits.unheard:
+        return None
+    logger.error(
+        "refund request closed in doubt: NICEPAY never stated its refunded total",
+        extra={"instance": intent.instance_id, "intent": intent.id, "why": why},
+    )
+    return REPAIRED_NO_TOTAL
 
 
 def honoured(intent: CallIntent, longest_hold: timedelta) -> datetime:
@@ -134,4 +146,12 @@ def _left_waiting(intent: CallIntent, before: str, after: str) -> Repair:
     return Repair(intent.instance_id, intent.call, before, after, AWAITING_CANCEL)
 
 
-__all__ = ["SUSPECT_HOLD", "Waits", "honoured", "refund_closed", "suspect_hold", "unheard"]
+__all__ = [
+    "SUSPECT_HOLD",
+    "Waits",
+    "closing_unheard",
+    "honoured",
+    "refund_closed",
+    "suspect_hold",
+    "unheard",
+]

@@ -45,9 +45,9 @@ from adapters.errors import ProviderError
 from adapters.reconcile.cancel_repair import (
     SUSPECT_HOLD,
     Waits,
+    closing_unheard,
     refund_closed,
     suspect_hold,
-    unheard,
 )
 from adapters.reconcile.deadlines import (
     DEFAULT_LEASE,
@@ -253,10 +253,9 @@ def _repair(service: StatusChecks, intent: CallIntent, *, now: datetime, waits: 
     except ProviderError as error:
         if intent.call == Call.CANCEL and intent.call_key:
             why = f"the inquiry failed ({type(error).__name__})"
-            states = (before.state, before.state)
-            judged = unheard(service, intent, states, now=now, waits=waits, why=why)
-            if isinstance(judged, str):
-                return _close(service, intent, judged, before.state, before.state)
+            closed = closing_unheard(service, intent, now=now, waits=waits, why=why)
+            if closed is not None:
+                return _close(service, intent, closed, before.state, before.state)
         return _unrepaired(service, intent, before.state, error, gives_up=not error.retryable)
     except FsmError as error:  # e.g. contention outlasting the retries: the next pass tries again
         return _unrepaired(service, intent, before.state, error, gives_up=False)

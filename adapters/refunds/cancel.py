@@ -25,7 +25,7 @@ from adapters.reconcile.intents import (
 from adapters.reconcile.journal import CallIntent, CallJournal, Hold
 from adapters.reconcile.refund_repair import keep_late_answer
 from adapters.reconcile.status import check_status
-from adapters.refunds.outcome import RESERVED, Refund, refund_status
+from adapters.refunds.outcome import Refund, refund_status
 from adapters.refunds.request import RefundRequest
 from adapters.refunds.total_check import (
     INQUIRY_FAILED,
@@ -269,11 +269,9 @@ class Refunds:
 
 def committed(payment: Instance, intents: Sequence[CallIntent]) -> int:
     """What no further refund may take again: the larger of the refunded total NICEPAY
-    confirmed and the amounts of the cancels it accepted (open ones are not counted)."""
-    accepted = sum(
-        int(i.amount or 0) for i in intents if i.call == Call.CANCEL and i.outcome in RESERVED
-    )
-    return max(int(payment.refunded_amount or 0), accepted)
+    confirmed and the amounts of the cancels it took or may have taken (open ones are not
+    counted)."""
+    return max(int(payment.refunded_amount or 0), accounted_for(intents))
 
 
 def paid_at(flow: FlowVersions, history: Sequence[TransitionRecord]) -> datetime | None:
